@@ -1,0 +1,22 @@
+// One measured row of `npm run bench`. Figures are printed, never asserted.
+export interface BenchRow {
+  name: string; // e.g. "fp32 gemv"
+  shape: string; // e.g. "M=1 K=2048 N=2048"
+  ms: number; // median wall time per call, GPU-synchronised
+  gflops?: number;
+  gbps?: number;
+  note?: string;
+}
+
+/** Median time of fn() in ms over `iters` runs after `warmup` runs; fn must await GPU completion. */
+export async function timeIt(fn: () => Promise<void>, iters = 10, warmup = 2): Promise<number> {
+  for (let i = 0; i < warmup; i++) await fn();
+  const ts: number[] = [];
+  for (let i = 0; i < iters; i++) {
+    const t0 = performance.now();
+    await fn();
+    ts.push(performance.now() - t0);
+  }
+  ts.sort((a, b) => a - b);
+  return ts[Math.floor(ts.length / 2)];
+}

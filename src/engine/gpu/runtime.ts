@@ -1,0 +1,479 @@
+// The GPU runtime: one GPUDevice wrapped with labelled, byte-accounted tensors, a pipeline cache,
+// many dispatches per command encoder, readback, optional timestamp profiling, and error reports
+// that name the kernel. Knows nothing of the browser or Node (see browser.ts / node.ts).
+import { loadShader } from './shaders';
+
+export type DType = 'f32' | 'u32' | 'i32';
+
+/** A GPU storage buffer with its logical shape. Row-major; shape comments use B, T, C, NH, ... */
+export interface Tensor {
+  readonly buffer: GPUBuffer;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly label: string;
+  readonly bytes: number;
+  readonly numel: number;
+}
+
+export type TypedArray = Float32Array | Uint32Array | Int32Array;
+
+/** Builds a uniform block of 4-byte scalars in WGSL struct order (pad to 16 bytes). */
+export class Params {
+  private readonly view: DataView;
+  private readonly data: ArrayBuffer;
+  private n = 0;
+  constructor(capacity = 32) {
+    this.data = new ArrayBuffer(capacity * 4);
+    this.view = new DataView(this.data);
+  }
+  u32(...xs: number[]): this {
+    for (const x of xs) this.view.setUint32(4 * this.n++, x >>> 0, true);
+    return this;
+  }
+  i32(...xs: number[]): this {
+    for (const x of xs) this.view.setInt32(4 * this.n++, x | 0, true);
+    return this;
+  }
+  f32(...xs: number[]): this {
+    for (const x of xs) this.view.setFloat32(4 * this.n++, x, true);
+    return this;
+  }
+  bytes(): ArrayBuffer {
+    const len = Math.max(16, Math.ceil((this.n * 4) / 16) * 16);
+    return this.data.slice(0, len);
+  }
+}
+
+export interface KernelSpec {
+  /** shader file stem in shaders/ */
+  shader: string;
+  /** entry point, default "main" */
+  entry?: string;
+  /** WGSL override constants (workgroup sizes, tiles, group sizes) */
+  constants?: Record<string, number>;
+}
+
+export interface RunArgs {
+  /** storage buffers: an array binds @binding(1), @binding(2), ... in order; an object names the
+   *  binding numbers ({ 1: a, 3: out }) for entries that share one file's declarations */
+  bindings: (Tensor | GPUBuffer)[] | Record<number, Tensor | GPUBuffer>;
+  /** uniform block bound at @binding(0), when the kernel declares one */
+  params?: Params;
+  /** workgroup counts; use gpu.grid() to fold large 1-D counts into 2-D */
+  workgroups: readonly [number, number?, number?];
+}
+
+export interface GpuInfo {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  features: string[];
+  limits: Record<string, number>;
+  backend: string;
+}
+
+export type GpuErrorHandler = (message: string) => void;
+
+/** Node's event loop does not see Dawn's pending callbacks and would exit (and crash Dawn's
+ *  threads) while a mapAsync is in flight; node.ts installs a keep-alive around GPU waits. */
+let pendingGpuWaits = 0;
+let keepAliveTimer: ReturnType<typeof setInterval> | null = null;
+export let needsKeepAlive = false;
+export function setNeedsKeepAlive(v: boolean): void {
+  needsKeepAlive = v;
+}
+export async function gpuWait<T>(p: Promise<T>): Promise<T> {
+  if (!needsKeepAlive) return p;
+  if (pendingGpuWaits++ === 0) keepAliveTimer = setInterval(() => {}, 1);
+  try {
+    return await p;
+  } finally {
+    if (--pendingGpuWaits === 0 && keepAliveTimer) {
+      clearInterval(keepAliveTimer);
+      keepAliveTimer = null;
+    }
+  }
+}
+
+const UNIFORM_CHUNK = 64 * 1024;
+
+function bufferOf(b: Tensor | GPUBuffer): GPUBuffer {
+  return 'buffer' in b && (b as Tensor).buffer !== undefined ? (b as Tensor).buffer : (b as GPUBuffer);
+}
+
+export function numelOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+export class Gpu {
+  readonly device: GPUDevice;
+  readonly info: GpuInfo;
+  readonly hasTimestamps: boolean;
+  readonly hasF16: boolean;
+  /** bytes of live tensors, and the most ever live at once */
+  liveBytes = 0;
+  peakBytes = 0;
+  private readonly live = new Map<GPUBuffer, { label: string; bytes: number }>();
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly modules = new Map<string, GPUShaderModule>();
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private batchKernels: string[] = [];
+  private uniformChunks: GPUBuffer[] = [];
+  private uniformChunk = 0;
+  private uniformOffset = 0;
+  private readonly uniformAlign: number;
+  private pendingError: Error | null = null;
+  private errorHandlers: GpuErrorHandler[] = [];
+  /** per-kernel GPU time in ns, when profiling with timestamp queries */
+  profile: Map<string, { ns: number; count: number }> | null = null;
+  private querySet: GPUQuerySet | null = null;
+  private queryKernels: string[] = [];
+  private querySlots = 0;
+  lost = false;
+
+  constructor(device: GPUDevice, info: GpuInfo) {
+    this.device = device;
+    this.info = info;
+    this.hasTimestamps = device.features.has('timestamp-query');
+    this.hasF16 = device.features.has('shader-f16');
+    this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
+    device.addEventListener('uncapturederror', (ev: Event) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.report(`uncaptured GPU error (recent kernels: ${this.batchKernels.slice(-4).join(', ') || 'none'}): ${e.message}`);
+    });
+    void device.lost.then((info) => {
+      this.lost = true;
+      if (info.reason !== 'destroyed') this.report(`GPU device lost (${info.reason}): ${info.message}`);
+    });
+  }
+
+  /** Ask an adapter for a device with the largest buffer limits it offers. */
+  static async fromAdapter(adapter: GPUAdapter, backend: string): Promise<Gpu> {
+    const want: (keyof GPUSupportedLimits)[] = [
+      'maxStorageBufferBindingSize',
+      'maxBufferSize',
+      'maxComputeWorkgroupStorageSize',
+      'maxComputeInvocationsPerWorkgroup',
+      'maxComputeWorkgroupSizeX',
+      'maxComputeWorkgroupSizeY',
+      'maxStorageBuffersPerShaderStage',
+      'maxComputeWorkgroupsPerDimension',
+    ];
+    const requiredLimits: Record<string, number> = {};
+    for (const k of want) requiredLimits[k] = adapter.limits[k] as number;
+    const features: GPUFeatureName[] = [];
+    for (const f of ['timestamp-query', 'shader-f16'] as GPUFeatureName[]) if (adapter.features.has(f)) features.push(f);
+    const device = await gpuWait(adapter.requestDevice({ requiredLimits, requiredFeatures: features, label: 'quench' }));
+    const ai = adapter.info;
+    const limits: Record<string, number> = {};
+    for (const k in device.limits) {
+      const v = (device.limits as unknown as Record<string, unknown>)[k];
+      if (typeof v === 'number') limits[k] = v;
+    }
+    // Dawn's limits object keeps its fields on the prototype; read the ones we care about explicitly.
+    for (const k of want) limits[k] = device.limits[k] as number;
+    const info: GpuInfo = {
+      vendor: ai?.vendor ?? '',
+      architecture: ai?.architecture ?? '',
+      device: ai?.device ?? '',
+      description: ai?.description ?? '',
+      features: [...adapter.features].map(String).sort(),
+      limits,
+      backend,
+    };
+    return new Gpu(device, info);
+  }
+
+  onError(fn: GpuErrorHandler): void {
+    this.errorHandlers.push(fn);
+  }
+
+  private report(message: string): void {
+    const err = new Error(message);
+    if (!this.pendingError) this.pendingError = err;
+    if (this.errorHandlers.length === 0) console.error(`[quench gpu] ${message}`);
+    for (const h of this.errorHandlers) h(message);
+  }
+
+  // ---------------------------------------------------------------- tensors
+
+  tensor(label: string, shape: readonly number[], dtype: DType = 'f32', data?: TypedArray | number[]): Tensor {
+    const numel = numelOf(shape);
+    const bytes = Math.max(4, numel * 4);
+    const maxBinding = this.device.limits.maxStorageBufferBindingSize;
+    if (bytes > maxBinding) {
+      throw new Error(`tensor "${label}" [${shape.join('x')}] needs ${bytes} bytes, more than this adapter's maxStorageBufferBindingSize (${maxBinding} bytes); the model is too large for this GPU as one binding`);
+    }
+    // Round up to 4 bytes; WebGPU zero-initialises new buffers.
+    const buffer = this.device.createBuffer({
+      label,
+      size: Math.ceil(bytes / 4) * 4,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+    });
+    this.live.set(buffer, { label, bytes });
+    this.liveBytes += bytes;
+    if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
+    const t: Tensor = { buffer, shape: [...shape], dtype, label, bytes, numel };
+    if (data) this.write(t, data);
+    return t;
+  }
+
+  /** Write host data into a tensor (queued; ordered before later submits). */
+  write(t: Tensor, data: TypedArray | number[], offsetElems = 0): void {
+    let arr: TypedArray;
+    if (Array.isArray(data)) arr = t.dtype === 'f32' ? new Float32Array(data) : t.dtype === 'u32' ? new Uint32Array(data) : new Int32Array(data);
+    else arr = data;
+    if (arr.length + offsetElems > t.numel) throw new Error(`write to "${t.label}": ${arr.length} elements at ${offsetElems} exceed ${t.numel}`);
+    this.device.queue.writeBuffer(t.buffer, offsetElems * 4, arr.buffer, arr.byteOffset, arr.byteLength);
+  }
+
+  free(t: Tensor | null | undefined): void {
+    if (!t) return;
+    const rec = this.live.get(t.buffer);
+    if (!rec) return;
+    this.flush(); // recorded work may still reference it
+    this.live.delete(t.buffer);
+    this.liveBytes -= rec.bytes;
+    t.buffer.destroy();
+  }
+
+  /** Live tensors grouped by the label's first path segment ("model.layers.0.wq" -> "model"). */
+  memoryReport(): { label: string; bytes: number }[] {
+    return [...this.live.values()].map((r) => ({ label: r.label, bytes: r.bytes })).sort((a, b) => b.bytes - a.bytes);
+  }
+
+  async read(t: Tensor): Promise<TypedArray> {
+    const buf = await this.readBytes(t.buffer, t.bytes);
+    return t.dtype === 'f32' ? new Float32Array(buf) : t.dtype === 'u32' ? new Uint32Array(buf) : new Int32Array(buf);
+  }
+
+  async readF32(t: Tensor): Promise<Float32Array> {
+    if (t.dtype !== 'f32') throw new Error(`readF32 of ${t.dtype} tensor "${t.label}"`);
+    return (await this.read(t)) as Float32Array;
+  }
+
+  async readBytes(src: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({ label: 'readback', size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.endPass();
+    this.enc().copyBufferToBuffer(src, offset, staging, 0, size);
+    this.flush();
+    await gpuWait(staging.mapAsync(GPUMapMode.READ));
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    this.throwPending();
+    return out;
+  }
+
+  copy(src: Tensor, dst: Tensor, bytes = Math.min(src.bytes, dst.bytes), srcOffset = 0, dstOffset = 0): void {
+    this.endPass();
+    this.enc().copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, Math.ceil(bytes / 4) * 4);
+  }
+
+  zero(t: Tensor): void {
+    this.endPass();
+    this.enc().clearBuffer(t.buffer, 0, Math.ceil(t.bytes / 4) * 4);
+  }
+
+  // ---------------------------------------------------------------- kernels
+
+  private module(shader: string): GPUShaderModule {
+    let m = this.modules.get(shader);
+    if (!m) {
+      const code = loadShader(shader);
+      this.device.pushErrorScope('validation');
+      m = this.device.createShaderModule({ label: shader, code });
+      const mod = m;
+      void this.device.popErrorScope().then(async (err) => {
+        if (!err) return;
+        const info = await mod.getCompilationInfo();
+        const msgs = info.messages.filter((x) => x.type === 'error').map((x) => `${shader}.wgsl:${x.lineNum}:${x.linePos}: ${x.message}`);
+        this.report(`WGSL compile error in shaders/${shader}.wgsl: ${msgs.join('; ') || err.message}`);
+      });
+      this.modules.set(shader, m);
+    }
+    return m;
+  }
+
+  /** Cached compute pipeline; key = shader + entry + override constants. */
+  pipeline(spec: KernelSpec): GPUComputePipeline {
+    const entry = spec.entry ?? 'main';
+    const consts = spec.constants ?? {};
+    const key = `${spec.shader}:${entry}:${Object.keys(consts).sort().map((k) => `${k}=${consts[k]}`).join(',')}`;
+    let p = this.pipelines.get(key);
+    if (!p) {
+      const module = this.module(spec.shader);
+      this.device.pushErrorScope('validation');
+      p = this.device.createComputePipeline({
+        label: key,
+        layout: 'auto',
+        compute: { module, entryPoint: entry, constants: consts },
+      });
+      void this.device.popErrorScope().then((err) => {
+        if (err) this.report(`pipeline ${key}: ${err.message}`);
+      });
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  private enc(): GPUCommandEncoder {
+    if (!this.encoder) {
+      this.encoder = this.device.createCommandEncoder({ label: 'quench' });
+      this.device.pushErrorScope('validation');
+    }
+    return this.encoder;
+  }
+
+  private endPass(): void {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+  }
+
+  private uniform(p: Params): { buffer: GPUBuffer; offset: number; size: number } {
+    const data = p.bytes();
+    if (this.uniformOffset + data.byteLength > UNIFORM_CHUNK) {
+      this.uniformChunk++;
+      this.uniformOffset = 0;
+    }
+    if (this.uniformChunk >= this.uniformChunks.length) {
+      this.uniformChunks.push(this.device.createBuffer({ label: 'uniform-ring', size: UNIFORM_CHUNK, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }));
+    }
+    const buffer = this.uniformChunks[this.uniformChunk];
+    const offset = this.uniformOffset;
+    // Queue writes are ordered before the submit that reads them, and after earlier submits,
+    // so the ring is reused from the start after every flush.
+    this.device.queue.writeBuffer(buffer, offset, data);
+    this.uniformOffset += Math.ceil(data.byteLength / this.uniformAlign) * this.uniformAlign;
+    return { buffer, offset, size: data.byteLength };
+  }
+
+  /** Record one dispatch. Nothing runs until flush()/sync()/read(). */
+  run(spec: KernelSpec, args: RunArgs): void {
+    if (this.lost) throw new Error(`kernel ${spec.shader}:${spec.entry ?? 'main'}: the GPU device was lost`);
+    const pipeline = this.pipeline(spec);
+    const entries: GPUBindGroupEntry[] = [];
+    if (args.params) entries.push({ binding: 0, resource: this.uniform(args.params) });
+    if (Array.isArray(args.bindings)) args.bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: bufferOf(b) } }));
+    else for (const [k, b] of Object.entries(args.bindings)) entries.push({ binding: Number(k), resource: { buffer: bufferOf(b) } });
+    const name = `${spec.shader}:${spec.entry ?? 'main'}`;
+    const bindGroup = this.device.createBindGroup({ label: name, layout: pipeline.getBindGroupLayout(0), entries });
+    const [x, y = 1, z = 1] = args.workgroups;
+    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxDim || y > maxDim || z > maxDim) throw new Error(`kernel ${name}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension (use gpu.grid)`);
+    if (x === 0 || y === 0 || z === 0) return;
+    this.batchKernels.push(name);
+    const encoder = this.enc();
+    if (this.profile && this.hasTimestamps) {
+      this.endPass();
+      const slot = this.timestampSlot(name);
+      const pass = encoder.beginComputePass({ label: name, timestampWrites: { querySet: this.querySet!, beginningOfPassWriteIndex: slot, endOfPassWriteIndex: slot + 1 } });
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bindGroup);
+      pass.dispatchWorkgroups(x, y, z);
+      pass.end();
+    } else {
+      if (!this.pass) this.pass = encoder.beginComputePass({ label: 'quench' });
+      this.pass.setPipeline(pipeline);
+      this.pass.setBindGroup(0, bindGroup);
+      this.pass.dispatchWorkgroups(x, y, z);
+    }
+  }
+
+  /** Fold a 1-D workgroup count into 2-D under the per-dimension limit. WGSL side:
+   *  let wg = gid.x + gid.y * nwg.x  (nwg from @builtin(num_workgroups)). */
+  grid(workgroups: number): [number, number] {
+    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (workgroups <= maxDim) return [Math.max(1, workgroups), 1];
+    const y = Math.ceil(workgroups / maxDim);
+    return [Math.ceil(workgroups / y), y];
+  }
+
+  /** Submit what was recorded. */
+  flush(): void {
+    this.endPass();
+    if (!this.encoder) return;
+    const kernels = this.batchKernels;
+    this.batchKernels = [];
+    let resolveQueries: (() => void) | null = null;
+    if (this.profile && this.querySet && this.querySlots > 0) resolveQueries = this.resolveTimestamps(this.encoder);
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    void gpuWait(this.device.popErrorScope()).then((err) => {
+      if (err) this.report(`GPU validation error in a batch of ${kernels.length} dispatches (${[...new Set(kernels)].join(', ')}): ${err.message}`);
+    });
+    this.uniformChunk = 0;
+    this.uniformOffset = 0;
+    if (resolveQueries) resolveQueries();
+  }
+
+  /** Submit and wait for the GPU to finish; rethrows the first GPU error since the last sync. */
+  async sync(): Promise<void> {
+    this.flush();
+    await gpuWait(this.device.queue.onSubmittedWorkDone());
+    this.throwPending();
+  }
+
+  private throwPending(): void {
+    if (this.pendingError) {
+      const e = this.pendingError;
+      this.pendingError = null;
+      throw e;
+    }
+  }
+
+  // ---------------------------------------------------------------- timing
+
+  /** Start collecting per-kernel GPU time (timestamp queries; no-op without the feature). */
+  startProfile(): void {
+    this.profile = new Map();
+    if (this.hasTimestamps && !this.querySet) this.querySet = this.device.createQuerySet({ type: 'timestamp', count: 2048 });
+  }
+
+  private timestampSlot(name: string): number {
+    if (this.querySlots + 2 > 2048) this.flush();
+    const slot = this.querySlots;
+    this.querySlots += 2;
+    this.queryKernels.push(name);
+    return slot;
+  }
+
+  private resolveTimestamps(encoder: GPUCommandEncoder): () => void {
+    const n = this.querySlots;
+    const names = this.queryKernels;
+    this.querySlots = 0;
+    this.queryKernels = [];
+    const resolve = this.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const staging = this.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    encoder.resolveQuerySet(this.querySet!, 0, n, resolve, 0);
+    encoder.copyBufferToBuffer(resolve, 0, staging, 0, n * 8);
+    return () => {
+      void gpuWait(staging.mapAsync(GPUMapMode.READ)).then(() => {
+        const ts = new BigInt64Array(staging.getMappedRange());
+        for (let i = 0; i < names.length; i++) {
+          const ns = Number(ts[2 * i + 1] - ts[2 * i]);
+          const rec = this.profile?.get(names[i]) ?? { ns: 0, count: 0 };
+          rec.ns += ns;
+          rec.count++;
+          this.profile?.set(names[i], rec);
+        }
+        staging.unmap();
+        staging.destroy();
+        resolve.destroy();
+      });
+    };
+  }
+
+  destroy(): void {
+    this.flush();
+    for (const b of this.live.keys()) b.destroy();
+    this.live.clear();
+    this.liveBytes = 0;
+    this.device.destroy();
+  }
+}

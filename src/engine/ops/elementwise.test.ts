@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { testGpu, randn, expectClose } from '../testing';
+import { addForward, axpy, scaleInPlace } from './elementwise';
+import { addRef, axpyRef } from '../ref/elementwise';
+
+describe('elementwise', () => {
+  for (const n of [1, 255, 257, 4099]) {
+    it(`add and axpy, n=${n}`, async () => {
+      const gpu = await testGpu();
+      const a = randn(n, 1), b = randn(n, 2);
+      const ta = gpu.tensor('a', [n], 'f32', a), tb = gpu.tensor('b', [n], 'f32', b), out = gpu.tensor('out', [n]);
+      addForward(gpu, out, ta, tb);
+      expectClose('add', await gpu.readF32(out), addRef(a, b), { atol: 1e-6, rtol: 1e-6 });
+      axpy(gpu, out, -0.5, ta);
+      expectClose('axpy', await gpu.readF32(out), axpyRef(addRef(a, b), -0.5, a), { atol: 1e-6, rtol: 1e-6 });
+      scaleInPlace(gpu, out, 2);
+      const want = axpyRef(addRef(a, b), -0.5, a).map((x) => 2 * x);
+      expectClose('scale', await gpu.readF32(out), want, { atol: 1e-6, rtol: 1e-6 });
+      for (const t of [ta, tb, out]) gpu.free(t);
+      expect(gpu.liveBytes).toBe(0);
+    });
+  }
+  it('names the kernel when a dispatch is invalid', async () => {
+    const gpu = await testGpu();
+    const t = gpu.tensor('x', [4]);
+    // wrong binding count for "add": a validation error that must name the kernel
+    gpu.run({ shader: 'elementwise', entry: 'add', constants: { WG } as Record<string, number> }, { bindings: [t], workgroups: [1] });
+    await expect(gpu.sync()).rejects.toThrow(/elementwise:add/);
+    gpu.free(t);
+  });
+});
+const WG = 256;

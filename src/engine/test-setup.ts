@@ -1,0 +1,6 @@
+import { afterAll } from 'vitest';
+import { releaseTestGpu } from './testing';
+
+afterAll(async () => {
+  await releaseTestGpu();
+});
