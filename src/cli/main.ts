@@ -1,0 +1,42 @@
+// The `quench` command line. Each subcommand lives in its own module and is loaded on demand.
+// Dawn must be torn down before the process exits (see gpu/node.ts), so every command returns and
+// main() exits explicitly.
+
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
+  info: { summary: 'show the WebGPU adapter Dawn finds here', load: () => import('./info') },
+  bench: { summary: 'kernel benchmarks (same as npm run bench)', load: () => import('../../bench/bench') },
+};
+
+export function registerCommand(name: string, summary: string, load: () => Promise<{ run(argv: string[]): Promise<number> }>): void {
+  COMMANDS[name] = { summary, load };
+}
+
+function usage(): string {
+  const lines = Object.entries(COMMANDS).map(([k, v]) => `  ${k.padEnd(10)} ${v.summary}`);
+  return `usage: quench <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun \`quench <command> --help\` for a command's options.`;
+}
+
+async function main(): Promise<number> {
+  const [cmd, ...rest] = process.argv.slice(2);
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    console.log(usage());
+    return cmd ? 0 : 1;
+  }
+  const entry = COMMANDS[cmd];
+  if (!entry) {
+    console.error(`quench: unknown command "${cmd}"\n\n${usage()}`);
+    return 2;
+  }
+  const mod = await entry.load();
+  return mod.run(rest);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    const msg = err instanceof Error ? err.message : String(err);
+    console.error(`quench: ${msg}`);
+    if (process.env.QUENCH_DEBUG && err instanceof Error) console.error(err.stack);
+    process.exit(1);
+  },
+);
