@@ -1,0 +1,402 @@
+// The LLaMA model on the GPU: forward for B×T tokens, the full backward to every weight (llm.c
+// style, written out layer by layer in reverse), and a KV-cached decode path for generation.
+// Per layer it keeps what distillation and the plots need: the residual stream (hidden states),
+// the attention probabilities, the attention sub-layer output, and each projection's gradient.
+import type { Gpu, Tensor } from '../gpu/runtime';
+import { addForward } from '../ops/elementwise';
+import { embeddingBackward, embeddingForward } from '../ops/embedding';
+import { rmsnormBackward, rmsnormForward } from '../ops/rmsnorm';
+import { swigluBackward, swigluForward } from '../ops/swiglu';
+import { ropeBackward, ropeForward } from '../ops/rope';
+import { attentionBackward, attentionForward } from '../ops/attention';
+import { headSize, type LlamaConfig, type LlamaWeights, PROJECTIONS, type Projection } from './config';
+import type { Linear } from './linear';
+import { DenseLinear } from './dense';
+
+export interface LayerParams {
+  attnNorm: Tensor; // (C)
+  mlpNorm: Tensor; // (C)
+  attnNormGrad: Tensor | null;
+  mlpNormGrad: Tensor | null;
+  proj: Record<Projection, Linear>;
+}
+
+/** Activations of one forward pass over B×T tokens; reused across steps of the same shape. */
+export interface LayerActs {
+  xn1: Tensor; // (B*T, C)    rmsnorm(x) before attention
+  rstd1: Tensor; // (B*T)
+  q: Tensor; // (B*T, NH*HS) after RoPE
+  k: Tensor; // (B*T, NKV*HS) after RoPE
+  v: Tensor; // (B*T, NKV*HS)
+  probs: Tensor; // (B, NH, T, T) attention probabilities
+  att: Tensor; // (B*T, NH*HS) attention output before Wo
+  attnOut: Tensor; // (B*T, C)  Wo·att: the attention sub-layer output
+  h: Tensor; // (B*T, C)      x + attnOut
+  xn2: Tensor; // (B*T, C)
+  rstd2: Tensor; // (B*T)
+  gate: Tensor; // (B*T, H)
+  up: Tensor; // (B*T, H)
+  act: Tensor; // (B*T, H)    silu(gate)*up
+  mlpOut: Tensor; // (B*T, C)
+}
+
+export class Activations {
+  readonly x: Tensor[]; // L+1 residual streams (B*T, C): x[0] embeddings, x[l+1] output of layer l
+  readonly layers: LayerActs[];
+  readonly xnf: Tensor; // (B*T, C)
+  readonly rstdf: Tensor; // (B*T)
+  readonly logits: Tensor; // (B*T, V)
+  readonly tokens: Tensor; // (B*T) u32
+  constructor(gpu: Gpu, readonly cfg: LlamaConfig, readonly B: number, readonly T: number, withProbs: boolean) {
+    const BT = B * T;
+    const { dim: C, hiddenDim: H, nHeads: NH, nKvHeads: NKV, vocabSize: V } = cfg;
+    const HS = headSize(cfg);
+    const t = (name: string, shape: number[]) => gpu.tensor(`acts.${name}`, shape);
+    this.tokens = gpu.tensor('acts.tokens', [BT], 'u32');
+    this.x = Array.from({ length: cfg.nLayers + 1 }, (_, l) => t(`x${l}`, [BT, C]));
+    this.layers = Array.from({ length: cfg.nLayers }, (_, l) => ({
+      xn1: t(`${l}.xn1`, [BT, C]),
+      rstd1: t(`${l}.rstd1`, [BT]),
+      q: t(`${l}.q`, [BT, NH * HS]),
+      k: t(`${l}.k`, [BT, NKV * HS]),
+      v: t(`${l}.v`, [BT, NKV * HS]),
+      probs: t(`${l}.probs`, withProbs ? [B, NH, T, T] : [1]),
+      att: t(`${l}.att`, [BT, NH * HS]),
+      attnOut: t(`${l}.attnOut`, [BT, C]),
+      h: t(`${l}.h`, [BT, C]),
+      xn2: t(`${l}.xn2`, [BT, C]),
+      rstd2: t(`${l}.rstd2`, [BT]),
+      gate: t(`${l}.gate`, [BT, H]),
+      up: t(`${l}.up`, [BT, H]),
+      act: t(`${l}.act`, [BT, H]),
+      mlpOut: t(`${l}.mlpOut`, [BT, C]),
+    }));
+    this.xnf = t('xnf', [BT, C]);
+    this.rstdf = t('rstdf', [BT]);
+    this.logits = t('logits', [BT, V]);
+    this.withProbs = withProbs;
+  }
+  readonly withProbs: boolean;
+  free(gpu: Gpu): void {
+    const all: Tensor[] = [this.tokens, ...this.x, this.xnf, this.rstdf, this.logits];
+    for (const l of this.layers) all.push(...Object.values(l));
+    for (const t of all) gpu.free(t);
+  }
+}
+
+/** Scratch gradients of the activations for one B×T shape. */
+class ActGrads {
+  readonly dresid: [Tensor, Tensor]; // (B*T, C) ping-pong d(residual stream)
+  readonly dxn: Tensor; // (B*T, C)
+  readonly dtmp: Tensor; // (B*T, C)
+  readonly dh: Tensor; // (B*T, C)
+  readonly dact: Tensor; // (B*T, H)
+  readonly dgate: Tensor; // (B*T, H)
+  readonly dup: Tensor; // (B*T, H)
+  readonly datt: Tensor; // (B*T, NH*HS)
+  readonly dq: Tensor; // (B*T, NH*HS)
+  readonly dk: Tensor; // (B*T, NKV*HS)
+  readonly dv: Tensor; // (B*T, NKV*HS)
+  constructor(gpu: Gpu, cfg: LlamaConfig, B: number, T: number) {
+    const BT = B * T;
+    const HS = headSize(cfg);
+    const t = (name: string, shape: number[]) => gpu.tensor(`grads.${name}`, shape);
+    this.dresid = [t('dresid0', [BT, cfg.dim]), t('dresid1', [BT, cfg.dim])];
+    this.dxn = t('dxn', [BT, cfg.dim]);
+    this.dtmp = t('dtmp', [BT, cfg.dim]);
+    this.dh = t('dh', [BT, cfg.dim]);
+    this.dact = t('dact', [BT, cfg.hiddenDim]);
+    this.dgate = t('dgate', [BT, cfg.hiddenDim]);
+    this.dup = t('dup', [BT, cfg.hiddenDim]);
+    this.datt = t('datt', [BT, cfg.nHeads * HS]);
+    this.dq = t('dq', [BT, cfg.nHeads * HS]);
+    this.dk = t('dk', [BT, cfg.nKvHeads * HS]);
+    this.dv = t('dv', [BT, cfg.nKvHeads * HS]);
+  }
+  free(gpu: Gpu): void {
+    for (const t of [...this.dresid, this.dxn, this.dtmp, this.dh, this.dact, this.dgate, this.dup, this.datt, this.dq, this.dk, this.dv]) gpu.free(t);
+  }
+}
+
+export interface KvCache {
+  k: Tensor[]; // per layer (maxT, NKV*HS)
+  v: Tensor[];
+  maxT: number;
+}
+
+export interface LlamaModelOptions {
+  /** allocate weight gradients (fine-tuning, pretraining) */
+  trainable?: boolean;
+  label?: string;
+}
+
+export class LlamaModel {
+  readonly cfg: LlamaConfig;
+  readonly gpu: Gpu;
+  readonly label: string;
+  tokEmbed!: Tensor; // (V, C)
+  tokEmbedGrad: Tensor | null = null;
+  lmHead!: Linear; // (V, C): tokEmbed itself when tied
+  finalNorm!: Tensor; // (C)
+  finalNormGrad: Tensor | null = null;
+  layers: LayerParams[] = [];
+  private actsCache = new Map<string, Activations>();
+  private gradsCache = new Map<string, ActGrads>();
+
+  private constructor(gpu: Gpu, cfg: LlamaConfig, label: string) {
+    this.gpu = gpu;
+    this.cfg = cfg;
+    this.label = label;
+  }
+
+  /** Upload fp32 weights. Projections are DenseLinear; the quantizer swaps in packed ones. */
+  static fromWeights(gpu: Gpu, cfg: LlamaConfig, w: LlamaWeights, opts: LlamaModelOptions = {}): LlamaModel {
+    const m = new LlamaModel(gpu, cfg, opts.label ?? 'model');
+    const tr = !!opts.trainable;
+    const L = m.label;
+    const { dim: C, vocabSize: V } = cfg;
+    m.tokEmbed = gpu.tensor(`${L}.tok_embeddings`, [V, C], 'f32', w.tokEmbed);
+    if (tr) m.tokEmbedGrad = gpu.tensor(`${L}.tok_embeddings.grad`, [V, C]);
+    if (w.lmHead) m.lmHead = new DenseLinear(gpu, gpu.tensor(`${L}.lm_head`, [V, C], 'f32', w.lmHead), V, C, tr);
+    else m.lmHead = new DenseLinear(gpu, m.tokEmbed, V, C, m.tokEmbedGrad ?? false, false);
+    m.finalNorm = gpu.tensor(`${L}.norm`, [C], 'f32', w.finalNorm);
+    if (tr) m.finalNormGrad = gpu.tensor(`${L}.norm.grad`, [C]);
+    const HS = headSize(cfg);
+    const shapes: Record<Projection, [number, number]> = {
+      q: [cfg.nHeads * HS, C], k: [cfg.nKvHeads * HS, C], v: [cfg.nKvHeads * HS, C], o: [C, cfg.nHeads * HS],
+      gate: [cfg.hiddenDim, C], up: [cfg.hiddenDim, C], down: [C, cfg.hiddenDim],
+    };
+    const key: Record<Projection, keyof LlamaWeights['layers'][number]> = { q: 'wq', k: 'wk', v: 'wv', o: 'wo', gate: 'wGate', up: 'wUp', down: 'wDown' };
+    w.layers.forEach((lw, l) => {
+      const proj = {} as Record<Projection, Linear>;
+      for (const p of PROJECTIONS) {
+        const [N, K] = shapes[p];
+        proj[p] = new DenseLinear(gpu, gpu.tensor(`${L}.layers.${l}.${p}_proj`, [N, K], 'f32', lw[key[p]]), N, K, tr);
+      }
+      m.layers.push({
+        attnNorm: gpu.tensor(`${L}.layers.${l}.attention_norm`, [C], 'f32', lw.attnNorm),
+        mlpNorm: gpu.tensor(`${L}.layers.${l}.ffn_norm`, [C], 'f32', lw.mlpNorm),
+        attnNormGrad: tr ? gpu.tensor(`${L}.layers.${l}.attention_norm.grad`, [C]) : null,
+        mlpNormGrad: tr ? gpu.tensor(`${L}.layers.${l}.ffn_norm.grad`, [C]) : null,
+        proj,
+      });
+    });
+    return m;
+  }
+
+  /** Bytes the weights take on the GPU (packed projections count their packed size). */
+  weightBytes(): number {
+    let b = this.tokEmbed.bytes + this.finalNorm.bytes;
+    if (this.lmHead instanceof DenseLinear && this.lmHead.w !== this.tokEmbed) b += this.lmHead.bytes;
+    else if (!(this.lmHead instanceof DenseLinear)) b += this.lmHead.bytes;
+    for (const l of this.layers) {
+      b += l.attnNorm.bytes + l.mlpNorm.bytes;
+      for (const p of PROJECTIONS) b += l.proj[p].bytes;
+    }
+    return b;
+  }
+
+  /** All parameter gradients, for zeroing, norms and the optimizer. */
+  gradTensors(): Tensor[] {
+    const out: Tensor[] = [];
+    const push = (t: Tensor | null) => t && !out.includes(t) && out.push(t);
+    push(this.tokEmbedGrad);
+    push(this.lmHead.grad);
+    push(this.finalNormGrad);
+    for (const l of this.layers) {
+      push(l.attnNormGrad);
+      push(l.mlpNormGrad);
+      for (const p of PROJECTIONS) push(l.proj[p].grad);
+    }
+    return out;
+  }
+
+  zeroGrads(): void {
+    for (const g of this.gradTensors()) this.gpu.zero(g);
+  }
+
+  activations(B: number, T: number, withProbs = true): Activations {
+    const key = `${B}x${T}:${withProbs}`;
+    let a = this.actsCache.get(key);
+    if (!a) {
+      a = new Activations(this.gpu, this.cfg, B, T, withProbs);
+      this.actsCache.set(key, a);
+    }
+    return a;
+  }
+
+  private actGrads(B: number, T: number): ActGrads {
+    const key = `${B}x${T}`;
+    let g = this.gradsCache.get(key);
+    if (!g) {
+      g = new ActGrads(this.gpu, this.cfg, B, T);
+      this.gradsCache.set(key, g);
+    }
+    return g;
+  }
+
+  /** Drop cached activations (after a shape change, to give memory back). */
+  releaseActivations(): void {
+    for (const a of this.actsCache.values()) a.free(this.gpu);
+    for (const g of this.gradsCache.values()) g.free(this.gpu);
+    this.actsCache.clear();
+    this.gradsCache.clear();
+  }
+
+  /** Forward over acts.tokens (already written); fills acts, logits at acts.logits (B*T, V). */
+  forward(acts: Activations): void {
+    const { gpu, cfg } = this;
+    const { B, T } = acts;
+    const BT = B * T;
+    const { dim: C, hiddenDim: H, nHeads: NH, nKvHeads: NKV } = cfg;
+    const HS = headSize(cfg);
+    embeddingForward(gpu, acts.x[0], acts.tokens, this.tokEmbed, BT, C);
+    this.layers.forEach((L, l) => {
+      const a = acts.layers[l];
+      const x = acts.x[l];
+      rmsnormForward(gpu, a.xn1, a.rstd1, x, L.attnNorm, BT, C, cfg.normEps);
+      L.proj.q.forward(a.q, a.xn1, BT);
+      L.proj.k.forward(a.k, a.xn1, BT);
+      L.proj.v.forward(a.v, a.xn1, BT);
+      ropeForward(gpu, a.q, a.q, B, T, NH, HS, cfg.ropeTheta, 0);
+      ropeForward(gpu, a.k, a.k, B, T, NKV, HS, cfg.ropeTheta, 0);
+      attentionForward(gpu, { out: a.att, probs: acts.withProbs ? a.probs : undefined, q: a.q, k: a.k, v: a.v, B, Tq: T, Tk: T, TkMax: T, NH, NKV, HS, pos0: 0 });
+      L.proj.o.forward(a.attnOut, a.att, BT);
+      addForward(gpu, a.h, x, a.attnOut);
+      rmsnormForward(gpu, a.xn2, a.rstd2, a.h, L.mlpNorm, BT, C, cfg.normEps);
+      L.proj.gate.forward(a.gate, a.xn2, BT);
+      L.proj.up.forward(a.up, a.xn2, BT);
+      swigluForward(gpu, a.act, a.gate, a.up, BT * H);
+      L.proj.down.forward(a.mlpOut, a.act, BT);
+      addForward(gpu, acts.x[l + 1], a.h, a.mlpOut);
+    });
+    rmsnormForward(gpu, acts.xnf, acts.rstdf, acts.x[cfg.nLayers], this.finalNorm, BT, C, cfg.normEps);
+    this.lmHead.forward(acts.logits, acts.xnf, BT);
+  }
+
+  /**
+   * Backward from dlogits (B*T, V) through the whole model. Parameter gradients accumulate (+=):
+   * call zeroGrads() first. `dprobsExtra[l]` (B, NH, T, T) adds an attention-map loss gradient;
+   * `dattnOutExtra[l]` and `dhiddenExtra[l]` (B*T, C) add attention-output and hidden-state loss
+   * gradients (hidden l = output of layer l). Frozen projections (no grad) skip their weight gradient.
+   */
+  backward(acts: Activations, dlogits: Tensor, extra: { dprobs?: (Tensor | null)[]; dattnOut?: (Tensor | null)[]; dhidden?: (Tensor | null)[] } = {}): void {
+    const { gpu, cfg } = this;
+    const { B, T } = acts;
+    const BT = B * T;
+    const { dim: C, hiddenDim: H, nHeads: NH, nKvHeads: NKV, vocabSize: V } = cfg;
+    const HS = headSize(cfg);
+    const g = this.actGrads(B, T);
+    let cur = 0; // g.dresid[cur] holds d x[l+1]
+    this.lmHead.backwardWeight(dlogits, acts.xnf, BT);
+    this.lmHead.backwardInput(g.dxn, dlogits, BT, false);
+    rmsnormBackward(gpu, g.dresid[cur], this.finalNormGrad, g.dxn, acts.x[cfg.nLayers], this.finalNorm, acts.rstdf, BT, C);
+    for (let l = cfg.nLayers - 1; l >= 0; l--) {
+      const L = this.layers[l];
+      const a = acts.layers[l];
+      const dres = g.dresid[cur];
+      const dh1 = extra.dhidden?.[l];
+      if (dh1) addForward(gpu, g.dtmp, dres, dh1), gpu.copy(g.dtmp, dres);
+      // x[l+1] = h + mlpOut
+      L.proj.down.backwardWeight(dres, a.act, BT);
+      L.proj.down.backwardInput(g.dact, dres, BT, false);
+      swigluBackward(gpu, g.dgate, g.dup, g.dact, a.gate, a.up, BT * H);
+      L.proj.gate.backwardWeight(g.dgate, a.xn2, BT);
+      L.proj.up.backwardWeight(g.dup, a.xn2, BT);
+      L.proj.gate.backwardInput(g.dxn, g.dgate, BT, false);
+      L.proj.up.backwardInput(g.dxn, g.dup, BT, true);
+      rmsnormBackward(gpu, g.dtmp, L.mlpNormGrad, g.dxn, a.h, L.mlpNorm, a.rstd2, BT, C);
+      addForward(gpu, g.dh, g.dtmp, dres); // d h
+      // h = x[l] + attnOut
+      let dAttnOut = g.dh;
+      const dao = extra.dattnOut?.[l];
+      if (dao) {
+        addForward(gpu, g.dtmp, g.dh, dao);
+        dAttnOut = g.dtmp;
+      }
+      L.proj.o.backwardWeight(dAttnOut, a.att, BT);
+      L.proj.o.backwardInput(g.datt, dAttnOut, BT, false);
+      attentionBackward(gpu, { dq: g.dq, dk: g.dk, dv: g.dv, dout: g.datt, q: a.q, k: a.k, v: a.v, probs: a.probs, dprobsExtra: extra.dprobs?.[l] ?? undefined, B, T, NH, NKV, HS });
+      ropeBackward(gpu, g.dq, g.dq, B, T, NH, HS, cfg.ropeTheta, 0);
+      ropeBackward(gpu, g.dk, g.dk, B, T, NKV, HS, cfg.ropeTheta, 0);
+      L.proj.q.backwardWeight(g.dq, a.xn1, BT);
+      L.proj.k.backwardWeight(g.dk, a.xn1, BT);
+      L.proj.v.backwardWeight(g.dv, a.xn1, BT);
+      L.proj.q.backwardInput(g.dxn, g.dq, BT, false);
+      L.proj.k.backwardInput(g.dxn, g.dk, BT, true);
+      L.proj.v.backwardInput(g.dxn, g.dv, BT, true);
+      rmsnormBackward(gpu, g.dtmp, L.attnNormGrad, g.dxn, acts.x[l], L.attnNorm, a.rstd1, BT, C);
+      addForward(gpu, g.dresid[1 - cur], g.dtmp, g.dh); // d x[l]
+      cur = 1 - cur;
+    }
+    if (this.tokEmbedGrad) embeddingBackward(gpu, this.tokEmbedGrad, g.dresid[cur], acts.tokens, BT, V, C);
+  }
+
+  // ------------------------------------------------------------------ decoding with a KV cache
+
+  createKvCache(maxT = this.cfg.maxSeqLen): KvCache {
+    const HS = headSize(this.cfg);
+    const n = this.cfg.nKvHeads * HS;
+    return {
+      k: this.layers.map((_, l) => this.gpu.tensor(`kv.${l}.k`, [maxT, n])),
+      v: this.layers.map((_, l) => this.gpu.tensor(`kv.${l}.v`, [maxT, n])),
+      maxT,
+    };
+  }
+
+  freeKvCache(c: KvCache): void {
+    for (const t of [...c.k, ...c.v]) this.gpu.free(t);
+  }
+
+  /**
+   * Forward T new tokens of one sequence at positions pos0..pos0+T-1, attending to the cache, and
+   * append their keys/values to it. Logits land in acts.logits (T, V).
+   */
+  forwardCached(acts: Activations, cache: KvCache, pos0: number): void {
+    const { gpu, cfg } = this;
+    const { T } = acts;
+    if (acts.B !== 1) throw new Error('forwardCached: batch size must be 1');
+    if (pos0 + T > cache.maxT) throw new Error(`sequence of ${pos0 + T} tokens exceeds the KV cache (${cache.maxT}); the model's maximum is ${cfg.maxSeqLen}`);
+    const { dim: C, hiddenDim: H, nHeads: NH, nKvHeads: NKV } = cfg;
+    const HS = headSize(cfg);
+    const rowBytes = NKV * HS * 4;
+    embeddingForward(gpu, acts.x[0], acts.tokens, this.tokEmbed, T, C);
+    this.layers.forEach((L, l) => {
+      const a = acts.layers[l];
+      const x = acts.x[l];
+      rmsnormForward(gpu, a.xn1, a.rstd1, x, L.attnNorm, T, C, cfg.normEps);
+      L.proj.q.forward(a.q, a.xn1, T);
+      L.proj.k.forward(a.k, a.xn1, T);
+      L.proj.v.forward(a.v, a.xn1, T);
+      ropeForward(gpu, a.q, a.q, 1, T, NH, HS, cfg.ropeTheta, pos0);
+      ropeForward(gpu, a.k, a.k, 1, T, NKV, HS, cfg.ropeTheta, pos0);
+      gpu.copy(a.k, cache.k[l], T * rowBytes, 0, pos0 * rowBytes);
+      gpu.copy(a.v, cache.v[l], T * rowBytes, 0, pos0 * rowBytes);
+      attentionForward(gpu, { out: a.att, q: a.q, k: cache.k[l], v: cache.v[l], B: 1, Tq: T, Tk: pos0 + T, TkMax: cache.maxT, NH, NKV, HS, pos0 });
+      L.proj.o.forward(a.attnOut, a.att, T);
+      addForward(gpu, a.h, x, a.attnOut);
+      rmsnormForward(gpu, a.xn2, a.rstd2, a.h, L.mlpNorm, T, C, cfg.normEps);
+      L.proj.gate.forward(a.gate, a.xn2, T);
+      L.proj.up.forward(a.up, a.xn2, T);
+      swigluForward(gpu, a.act, a.gate, a.up, T * H);
+      L.proj.down.forward(a.mlpOut, a.act, T);
+      addForward(gpu, acts.x[l + 1], a.h, a.mlpOut);
+    });
+    rmsnormForward(gpu, acts.xnf, acts.rstdf, acts.x[cfg.nLayers], this.finalNorm, T, C, cfg.normEps);
+    this.lmHead.forward(acts.logits, acts.xnf, T);
+  }
+
+  free(): void {
+    this.releaseActivations();
+    const { gpu } = this;
+    gpu.free(this.tokEmbed);
+    gpu.free(this.tokEmbedGrad);
+    this.lmHead.free(gpu);
+    gpu.free(this.finalNorm);
+    gpu.free(this.finalNormGrad);
+    for (const l of this.layers) {
+      for (const t of [l.attnNorm, l.mlpNorm, l.attnNormGrad, l.mlpNormGrad]) gpu.free(t);
+      for (const p of PROJECTIONS) l.proj[p].free(gpu);
+    }
+  }
+}

@@ -1,0 +1,118 @@
+// High-level use of a LlamaModel: perplexity of token sequences and generation with a KV cache
+// (greedy, temperature, top-p), streaming tokens to a callback.
+import type { LlamaModel } from './llama';
+
+/** Summed NLL (nats) of tokens[1..] given their prefixes, computed on the GPU in one forward. */
+export async function sequenceNll(model: LlamaModel, tokens: number[]): Promise<number> {
+  const T = tokens.length;
+  const acts = model.activations(1, T, false);
+  model.gpu.write(acts.tokens, new Uint32Array(tokens));
+  model.forward(acts);
+  const logits = await model.gpu.readF32(acts.logits); // (T, V)
+  const V = model.cfg.vocabSize;
+  let nll = 0;
+  for (let t = 0; t + 1 < T; t++) {
+    const row = logits.subarray(t * V, (t + 1) * V);
+    let max = -Infinity;
+    for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
+    let s = 0;
+    for (let i = 0; i < V; i++) s += Math.exp(row[i] - max);
+    nll += Math.log(s) + max - row[tokens[t + 1]];
+  }
+  return nll;
+}
+
+export interface GenerateOptions {
+  maxTokens: number;
+  /** 0 = greedy */
+  temperature?: number;
+  topP?: number;
+  seed?: number;
+  /** stop at this token (EOS); not emitted */
+  stopToken?: number;
+  onToken?: (id: number) => void;
+}
+
+function mulberry(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Pick the next token from logits: argmax when temperature is 0, else nucleus sampling. */
+export function sampleToken(logits: Float32Array, temperature: number, topP: number, rand: () => number): number {
+  const V = logits.length;
+  if (!(temperature > 0)) {
+    let best = 0;
+    for (let i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+  let max = -Infinity;
+  for (let i = 0; i < V; i++) if (logits[i] > max) max = logits[i];
+  const p = new Float64Array(V);
+  let s = 0;
+  for (let i = 0; i < V; i++) s += p[i] = Math.exp((logits[i] - max) / temperature);
+  for (let i = 0; i < V; i++) p[i] /= s;
+  const order = Array.from({ length: V }, (_, i) => i);
+  let cut = V;
+  if (topP > 0 && topP < 1) {
+    order.sort((a, b) => p[b] - p[a]);
+    let cum = 0;
+    for (let i = 0; i < V; i++) {
+      cum += p[order[i]];
+      if (cum >= topP) {
+        cut = i + 1;
+        break;
+      }
+    }
+  }
+  let mass = 0;
+  for (let i = 0; i < cut; i++) mass += p[order[i]];
+  let r = rand() * mass;
+  for (let i = 0; i < cut; i++) {
+    r -= p[order[i]];
+    if (r <= 0) return order[i];
+  }
+  return order[cut - 1];
+}
+
+/** Generate after `prompt` (which should start with BOS). Returns the new tokens. */
+export async function generate(model: LlamaModel, prompt: number[], o: GenerateOptions): Promise<number[]> {
+  if (prompt.length === 0) throw new Error('generate: empty prompt (start with BOS)');
+  const maxT = Math.min(model.cfg.maxSeqLen, prompt.length + o.maxTokens);
+  if (prompt.length > maxT) throw new Error(`prompt of ${prompt.length} tokens exceeds the model's ${model.cfg.maxSeqLen}`);
+  const cache = model.createKvCache(maxT);
+  const rand = mulberry(o.seed ?? 1);
+  const V = model.cfg.vocabSize;
+  const out: number[] = [];
+  try {
+    // Prefill the prompt in one pass, then one token per step.
+    let acts = model.activations(1, prompt.length, false);
+    model.gpu.write(acts.tokens, new Uint32Array(prompt));
+    model.forwardCached(acts, cache, 0);
+    let pos = prompt.length;
+    let lastRow = prompt.length - 1;
+    const step = model.activations(1, 1, false);
+    while (out.length < o.maxTokens && pos < maxT + 0) {
+      const all = await model.gpu.readBytes(acts.logits.buffer, V * 4, lastRow * V * 4);
+      const next = sampleToken(new Float32Array(all), o.temperature ?? 0, o.topP ?? 1, rand);
+      if (o.stopToken !== undefined && next === o.stopToken) break;
+      out.push(next);
+      o.onToken?.(next);
+      if (out.length >= o.maxTokens || pos >= maxT) break;
+      acts = step;
+      model.gpu.write(acts.tokens, new Uint32Array([next]));
+      model.forwardCached(acts, cache, pos);
+      pos++;
+      lastRow = 0;
+    }
+  } finally {
+    model.freeKvCache(cache);
+  }
+  return out;
+}
