@@ -1,0 +1,33 @@
+// SwiGLU: out = silu(gate) * up, element-wise over n = rows*H.
+// backward: dgate = dout*up*σ(g)*(1 + g*(1-σ(g))), dup = dout*silu(g) (both assign).
+// Dispatch: ceil(n/WG) folded 2-D. CPU reference: src/engine/ref/swiglu.ts
+override WG: u32 = 256;
+struct Params { n: u32, _a: u32, _b: u32, _c: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> gate: array<f32>;
+@group(0) @binding(2) var<storage, read> up: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(4) var<storage, read> dout: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dgate: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dup: array<f32>;
+
+fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+
+@compute @workgroup_size(WG)
+fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= p.n) { return; }
+  let g = gate[i];
+  out[i] = g * sigmoid(g) * up[i];
+}
+
+@compute @workgroup_size(WG)
+fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= p.n) { return; }
+  let g = gate[i];
+  let s = sigmoid(g);
+  let d = dout[i];
+  dgate[i] = d * up[i] * s * (1.0 + g * (1.0 - s));
+  dup[i] = d * g * s;
+}

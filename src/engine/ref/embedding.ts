@@ -1,0 +1,12 @@
+// float64 reference for shaders/embedding.wgsl
+export function embeddingForwardRef(tokens: ArrayLike<number>, table: ArrayLike<number>, C: number): Float64Array {
+  const out = new Float64Array(tokens.length * C);
+  for (let t = 0; t < tokens.length; t++) for (let c = 0; c < C; c++) out[t * C + c] = table[tokens[t] * C + c];
+  return out;
+}
+/** dtable contribution (the kernel adds it) */
+export function embeddingBackwardRef(dout: ArrayLike<number>, tokens: ArrayLike<number>, V: number, C: number): Float64Array {
+  const d = new Float64Array(V * C);
+  for (let t = 0; t < tokens.length; t++) for (let c = 0; c < C; c++) d[tokens[t] * C + c] += dout[t * C + c];
+  return d;
+}
