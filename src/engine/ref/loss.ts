@@ -1,0 +1,63 @@
+// float64 references for shaders/loss.wgsl (per-row losses and their gradients).
+export const IGNORE = 0xffffffff;
+
+function logSoftmax(row: ArrayLike<number>, temp = 1): Float64Array {
+  let m = -Infinity;
+  for (let i = 0; i < row.length; i++) m = Math.max(m, row[i] / temp);
+  let s = 0;
+  for (let i = 0; i < row.length; i++) s += Math.exp(row[i] / temp - m);
+  const l = Math.log(s) + m;
+  return Float64Array.from({ length: row.length }, (_, i) => row[i] / temp - l);
+}
+
+const rowOf = (a: ArrayLike<number>, r: number, V: number) => Array.prototype.slice.call(a, r * V, (r + 1) * V) as number[];
+
+export function crossEntropyRef(z: ArrayLike<number>, targets: ArrayLike<number>, rows: number, V: number, scale: number): { losses: Float64Array; dz: Float64Array } {
+  const losses = new Float64Array(rows), dz = new Float64Array(rows * V);
+  for (let r = 0; r < rows; r++) {
+    if (targets[r] === IGNORE) continue;
+    const ls = logSoftmax(rowOf(z, r, V));
+    losses[r] = -ls[targets[r]];
+    for (let i = 0; i < V; i++) dz[r * V + i] = scale * (Math.exp(ls[i]) - (i === targets[r] ? 1 : 0));
+  }
+  return { losses, dz };
+}
+
+export function klRef(zs: ArrayLike<number>, zt: ArrayLike<number>, rows: number, V: number, temp: number, scale: number): { losses: Float64Array; dz: Float64Array } {
+  const losses = new Float64Array(rows), dz = new Float64Array(rows * V);
+  for (let r = 0; r < rows; r++) {
+    const ls = logSoftmax(rowOf(zs, r, V), temp), lt = logSoftmax(rowOf(zt, r, V), temp);
+    let kl = 0;
+    for (let i = 0; i < V; i++) kl += Math.exp(lt[i]) * (lt[i] - ls[i]);
+    losses[r] = temp * temp * kl;
+    for (let i = 0; i < V; i++) dz[r * V + i] = scale * temp * (Math.exp(ls[i]) - Math.exp(lt[i]));
+  }
+  return { losses, dz };
+}
+
+/** rows = B*NH*T rows of T keys; row r is query r % T (causal). */
+export function attnKlRef(ps: ArrayLike<number>, pt: ArrayLike<number>, rows: number, T: number, scale: number): { losses: Float64Array; dz: Float64Array } {
+  const losses = new Float64Array(rows), dz = new Float64Array(rows * T);
+  for (let r = 0; r < rows; r++) {
+    const t = r % T;
+    for (let j = 0; j <= t; j++) {
+      const a = pt[r * T + j], b = Math.max(ps[r * T + j], 1e-12);
+      if (a > 0) {
+        losses[r] += a * (Math.log(a) - Math.log(b));
+        dz[r * T + j] = (-scale * a) / b;
+      }
+    }
+  }
+  return { losses, dz };
+}
+
+export function mseRef(a: ArrayLike<number>, b: ArrayLike<number>, rows: number, C: number, scale: number): { losses: Float64Array; dz: Float64Array } {
+  const losses = new Float64Array(rows), dz = new Float64Array(rows * C);
+  for (let r = 0; r < rows; r++)
+    for (let i = 0; i < C; i++) {
+      const d = a[r * C + i] - b[r * C + i];
+      losses[r] += (d * d) / C;
+      dz[r * C + i] = (scale * 2 * d) / C;
+    }
+  return { losses, dz };
+}
