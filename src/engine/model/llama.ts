@@ -97,6 +97,7 @@ class ActGrads {
   readonly dq: Tensor; // (B*T, NH*HS)
   readonly dk: Tensor; // (B*T, NKV*HS)
   readonly dv: Tensor; // (B*T, NKV*HS)
+  readonly dscores: Tensor; // (B, NH, T, T) attention backward scratch
   constructor(gpu: Gpu, cfg: LlamaConfig, B: number, T: number) {
     const BT = B * T;
     const HS = headSize(cfg);
@@ -112,9 +113,10 @@ class ActGrads {
     this.dq = t('dq', [BT, cfg.nHeads * HS]);
     this.dk = t('dk', [BT, cfg.nKvHeads * HS]);
     this.dv = t('dv', [BT, cfg.nKvHeads * HS]);
+    this.dscores = t('dscores', [B, cfg.nHeads, T, T]);
   }
   free(gpu: Gpu): void {
-    for (const t of [...this.dresid, this.dxn, this.dtmp, this.dh, this.dact, this.dgate, this.dup, this.datt, this.dq, this.dk, this.dv]) gpu.free(t);
+    for (const t of [...this.dresid, this.dxn, this.dtmp, this.dh, this.dact, this.dgate, this.dup, this.datt, this.dq, this.dk, this.dv, this.dscores]) gpu.free(t);
   }
 }
 
@@ -258,8 +260,8 @@ export class LlamaModel {
       L.proj.q.forward(a.q, a.xn1, BT);
       L.proj.k.forward(a.k, a.xn1, BT);
       L.proj.v.forward(a.v, a.xn1, BT);
-      ropeForward(gpu, a.q, a.q, B, T, NH, HS, cfg.ropeTheta, 0);
-      ropeForward(gpu, a.k, a.k, B, T, NKV, HS, cfg.ropeTheta, 0);
+      ropeForward(gpu, a.q, B, T, NH, HS, cfg.ropeTheta, 0);
+      ropeForward(gpu, a.k, B, T, NKV, HS, cfg.ropeTheta, 0);
       attentionForward(gpu, { out: a.att, probs: acts.withProbs ? a.probs : undefined, q: a.q, k: a.k, v: a.v, B, Tq: T, Tk: T, TkMax: T, NH, NKV, HS, pos0: 0 });
       L.proj.o.forward(a.attnOut, a.att, BT);
       addForward(gpu, a.h, x, a.attnOut);
@@ -316,9 +318,9 @@ export class LlamaModel {
       }
       L.proj.o.backwardWeight(dAttnOut, a.att, BT);
       L.proj.o.backwardInput(g.datt, dAttnOut, BT, false);
-      attentionBackward(gpu, { dq: g.dq, dk: g.dk, dv: g.dv, dout: g.datt, q: a.q, k: a.k, v: a.v, probs: a.probs, dprobsExtra: extra.dprobs?.[l] ?? undefined, B, T, NH, NKV, HS });
-      ropeBackward(gpu, g.dq, g.dq, B, T, NH, HS, cfg.ropeTheta, 0);
-      ropeBackward(gpu, g.dk, g.dk, B, T, NKV, HS, cfg.ropeTheta, 0);
+      attentionBackward(gpu, { dq: g.dq, dk: g.dk, dv: g.dv, dscores: g.dscores, dout: g.datt, q: a.q, k: a.k, v: a.v, probs: a.probs, dprobsExtra: extra.dprobs?.[l] ?? undefined, B, T, NH, NKV, HS });
+      ropeBackward(gpu, g.dq, B, T, NH, HS, cfg.ropeTheta, 0);
+      ropeBackward(gpu, g.dk, B, T, NKV, HS, cfg.ropeTheta, 0);
       L.proj.q.backwardWeight(g.dq, a.xn1, BT);
       L.proj.k.backwardWeight(g.dk, a.xn1, BT);
       L.proj.v.backwardWeight(g.dv, a.xn1, BT);
@@ -368,8 +370,8 @@ export class LlamaModel {
       L.proj.q.forward(a.q, a.xn1, T);
       L.proj.k.forward(a.k, a.xn1, T);
       L.proj.v.forward(a.v, a.xn1, T);
-      ropeForward(gpu, a.q, a.q, 1, T, NH, HS, cfg.ropeTheta, pos0);
-      ropeForward(gpu, a.k, a.k, 1, T, NKV, HS, cfg.ropeTheta, pos0);
+      ropeForward(gpu, a.q, 1, T, NH, HS, cfg.ropeTheta, pos0);
+      ropeForward(gpu, a.k, 1, T, NKV, HS, cfg.ropeTheta, pos0);
       gpu.copy(a.k, cache.k[l], T * rowBytes, 0, pos0 * rowBytes);
       gpu.copy(a.v, cache.v[l], T * rowBytes, 0, pos0 * rowBytes);
       attentionForward(gpu, { out: a.att, q: a.q, k: cache.k[l], v: cache.v[l], B: 1, Tq: T, Tk: pos0 + T, TkMax: cache.maxT, NH, NKV, HS, pos0 });

@@ -4,7 +4,7 @@ import * as L from './loss';
 import { attnKlRef, crossEntropyRef, IGNORE, klRef, mseRef } from '../ref/loss';
 import { attentionForwardRef } from '../ref/attention';
 
-const sum = (a: ArrayLike<number>) => Array.prototype.reduce.call(a, (s: number, x: number) => s + x, 0) as number;
+const sum = (a: ArrayLike<number>): number => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]; return s; };
 const FD = { atol: 1e-8, rtol: 1e-6 };
 
 describe('loss references vs finite differences', () => {
