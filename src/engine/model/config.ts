@@ -124,3 +124,8 @@ export function randomWeights(c: LlamaConfig, seed: number, scale = 0.2): LlamaW
     lmHead: c.tiedEmbeddings ? null : normal(c.vocabSize * c.dim, scale),
   };
 }
+
+/** A tiny config for tests: 2 layers, GQA 4/2, C=16, H=24, V=11. */
+export function tinyConfig(over: Partial<LlamaConfig> = {}): LlamaConfig {
+  return { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 11, maxSeqLen: 32, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false, ...over };
+}

@@ -1,11 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { randomWeights, type LlamaConfig, type LlamaWeights } from '../model/config';
+import { randomWeights, tinyConfig, type LlamaConfig, type LlamaWeights } from '../model/config';
 import { namedGrads, namedWeights, refBackward, refForward, refLoss } from './llama';
 import { rng, sampleIndices } from '../testing';
 
-export function tinyConfig(over: Partial<LlamaConfig> = {}): LlamaConfig {
-  return { dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 11, maxSeqLen: 32, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false, ...over };
-}
 
 /** Float64 copy of the weights so finite differences are not limited by float32. */
 function toF64Weights(w: LlamaWeights): LlamaWeights {
