@@ -1,0 +1,137 @@
+// llama2.c checkpoints and tokenizer.bin.
+// - version 0 (legacy): 7 × int32 header (dim, hidden_dim, n_layers, n_heads, n_kv_heads,
+//   vocab_size — negative means an unshared classifier — and seq_len), then float32 tensors:
+//   token_embedding (V,C), rms_att (L,C), wq (L,C,C), wk (L,KV,C), wv (L,KV,C), wo (L,C,C),
+//   rms_ffn (L,C), w1 (L,H,C) = gate, w2 (L,C,H) = down, w3 (L,H,C) = up, rms_final (C),
+//   freq_cis_real/imag (seq_len·HS/2 each, skipped), then wcls (V,C) when unshared.
+// - version 2 ("ak42", Q8_0): magic 0x616b3432, int32 version 2, the 7 ints, uint8
+//   shared_classifier, int32 group_size, zero padding to 256 bytes; fp32 norms (all rms_att, all
+//   rms_ffn, rms_final); then each Q8_0 tensor as int8 codes followed by fp32 per-group scales, in
+//   the order token_embedding, wq, wk, wv, wo, w1, w2, w3, [wcls]. Dequantized to fp32 here.
+// llama2.c rotates interleaved pairs (2i, 2i+1) in RoPE; the engine uses the HF rotate_half
+// convention, so the rows of wq and wk are permuted per head as HF's convert_llama_weights_to_hf.py
+// does: view (heads, HS/2, 2, C) → transpose(1, 2) → reshape. norm eps 1e-5, theta 10000.
+import type { LlamaConfig, LlamaLayerWeights, LlamaWeights } from '../model/config';
+import { validateConfig } from '../model/config';
+
+const MAGIC_V2 = 0x616b3432;
+
+/** Permute the rows of a (heads·HS, C) projection from interleaved-pair RoPE to rotate_half. */
+export function permuteInterleavedToHalf(w: Float32Array, heads: number, HS: number, C: number): Float32Array {
+  const out = new Float32Array(w.length);
+  const half = HS / 2;
+  for (let h = 0; h < heads; h++)
+    for (let i = 0; i < half; i++)
+      for (let r = 0; r < 2; r++) {
+        const src = (h * HS + 2 * i + r) * C; // interleaved row (i, r)
+        const dst = (h * HS + r * half + i) * C; // rotate_half row
+        out.set(w.subarray(src, src + C), dst);
+      }
+  return out;
+}
+
+export interface Llama2cModel {
+  config: LlamaConfig;
+  weights: LlamaWeights;
+  version: 0 | 2;
+}
+
+export function readLlama2cCheckpoint(bytes: Uint8Array, name = 'checkpoint'): Llama2cModel {
+  if (bytes.byteLength < 28) throw new Error(`${name}: file is ${bytes.byteLength} bytes, too short for a llama2.c header`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = dv.getUint32(0, true);
+  if (magic === MAGIC_V2) return readV2(bytes, dv, name);
+  const h = Array.from({ length: 7 }, (_, i) => dv.getInt32(4 * i, true));
+  const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabRaw, seqLen] = h;
+  const config = makeConfig(name, dim, hiddenDim, nLayers, nHeads, nKvHeads, Math.abs(vocabRaw), seqLen, vocabRaw > 0);
+  const HS = dim / nHeads;
+  const kv = nKvHeads * HS;
+  const L = nLayers, C = dim, H = hiddenDim, V = config.vocabSize;
+  const floats = V * C + L * C + L * C * C + 2 * L * kv * C + L * C * C + L * C + 3 * L * H * C + C + seqLen * HS + (config.tiedEmbeddings ? 0 : V * C);
+  const expected = 28 + floats * 4;
+  if (bytes.byteLength !== expected) {
+    throw new Error(`${name}: llama2.c v0 header says dim=${dim} hidden=${hiddenDim} layers=${nLayers} heads=${nHeads} kv=${nKvHeads} vocab=${vocabRaw} seq_len=${seqLen}, which needs ${expected} bytes, but the file has ${bytes.byteLength} (truncated, or not a llama2.c checkpoint)`);
+  }
+  // Copy into an aligned buffer once; tensors are views of it.
+  const all = new Float32Array(floats);
+  new Uint8Array(all.buffer).set(bytes.subarray(28, 28 + floats * 4));
+  let off = 0;
+  const take = (n: number) => {
+    const t = all.subarray(off, off + n);
+    off += n;
+    return t;
+  };
+  const per = (n: number) => Array.from({ length: L }, () => take(n));
+  const tokEmbed = take(V * C);
+  const rmsAtt = per(C), wq = per(C * C), wk = per(kv * C), wv = per(kv * C), wo = per(C * C);
+  const rmsFfn = per(C), w1 = per(H * C), w2 = per(C * H), w3 = per(H * C);
+  const finalNorm = take(C);
+  take(seqLen * HS); // freq_cis_real + freq_cis_imag (seq_len·HS/2 each)
+  const lmHead = config.tiedEmbeddings ? null : take(V * C);
+  return { config, weights: assemble(config, tokEmbed, rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3, finalNorm, lmHead), version: 0 };
+}
+
+function readV2(bytes: Uint8Array, dv: DataView, name: string): Llama2cModel {
+  const version = dv.getInt32(4, true);
+  if (version !== 2) throw new Error(`${name}: llama2.c "ak42" file of version ${version}; only version 2 (Q8_0) is supported`);
+  const h = Array.from({ length: 7 }, (_, i) => dv.getInt32(8 + 4 * i, true));
+  const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen] = h;
+  const shared = bytes[36] !== 0;
+  const gs = dv.getInt32(37, true);
+  const config = makeConfig(name, dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen, shared);
+  const HS = dim / nHeads, kv = nKvHeads * HS, L = nLayers, C = dim, H = hiddenDim, V = vocab;
+  let off = 256;
+  const need = (n: number) => {
+    if (off + n > bytes.byteLength) throw new Error(`${name}: truncated llama2.c v2 file (needs more than ${bytes.byteLength} bytes at offset ${off})`);
+  };
+  const f32 = (n: number) => {
+    need(n * 4);
+    const t = new Float32Array(n);
+    new Uint8Array(t.buffer).set(bytes.subarray(off, off + n * 4));
+    off += n * 4;
+    return t;
+  };
+  const q80 = (n: number) => {
+    if (n % gs !== 0) throw new Error(`${name}: tensor of ${n} elements is not a multiple of the Q8_0 group size ${gs}`);
+    need(n + (n / gs) * 4);
+    const q = new Int8Array(bytes.buffer, bytes.byteOffset + off, n);
+    off += n;
+    const s = f32(n / gs);
+    const t = new Float32Array(n);
+    for (let i = 0; i < n; i++) t[i] = q[i] * s[Math.floor(i / gs)];
+    return t;
+  };
+  const per = (fn: (n: number) => Float32Array, n: number) => Array.from({ length: L }, () => fn(n));
+  const rmsAtt = per(f32, C), rmsFfn = per(f32, C);
+  const finalNorm = f32(C);
+  const tokEmbed = q80(V * C);
+  const wq = per(q80, C * C), wk = per(q80, kv * C), wv = per(q80, kv * C), wo = per(q80, C * C);
+  const w1 = per(q80, H * C), w2 = per(q80, C * H), w3 = per(q80, H * C);
+  const lmHead = shared ? null : q80(V * C);
+  return { config, weights: assemble(config, tokEmbed, rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3, finalNorm, lmHead), version: 2 };
+}
+
+function makeConfig(name: string, dim: number, hiddenDim: number, nLayers: number, nHeads: number, nKvHeads: number, vocab: number, seqLen: number, tied: boolean): LlamaConfig {
+  const config: LlamaConfig = { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize: vocab, maxSeqLen: seqLen, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: tied };
+  validateConfig(config, `${name} (llama2.c header)`);
+  return config;
+}
+
+function assemble(cfg: LlamaConfig, tokEmbed: Float32Array, rmsAtt: Float32Array[], wq: Float32Array[], wk: Float32Array[], wv: Float32Array[], wo: Float32Array[], rmsFfn: Float32Array[], w1: Float32Array[], w2: Float32Array[], w3: Float32Array[], finalNorm: Float32Array, lmHead: Float32Array | null): LlamaWeights {
+  const HS = cfg.dim / cfg.nHeads;
+  const layers: LlamaLayerWeights[] = [];
+  for (let l = 0; l < cfg.nLayers; l++) {
+    layers.push({
+      attnNorm: rmsAtt[l],
+      wq: permuteInterleavedToHalf(wq[l], cfg.nHeads, HS, cfg.dim),
+      wk: permuteInterleavedToHalf(wk[l], cfg.nKvHeads, HS, cfg.dim),
+      wv: wv[l],
+      wo: wo[l],
+      mlpNorm: rmsFfn[l],
+      wGate: w1[l],
+      wUp: w3[l],
+      wDown: w2[l],
+    });
+  }
+  return { tokEmbed, layers, finalNorm, lmHead };
+}
