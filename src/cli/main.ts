@@ -5,6 +5,9 @@
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   info: { summary: 'show the WebGPU adapter Dawn finds here', load: () => import('./info') },
   bench: { summary: 'kernel benchmarks (same as npm run bench)', load: () => import('../../bench/bench') },
+  generate: { summary: 'generate text from a model (greedy, temperature, top-p)', load: () => import('./generate') },
+  eval: { summary: 'perplexity of a model on a text file', load: () => import('./eval') },
+  convert: { summary: 'convert a llama2.c checkpoint to the Hugging Face layout', load: () => import('./convert') },
 };
 
 export function registerCommand(name: string, summary: string, load: () => Promise<{ run(argv: string[]): Promise<number> }>): void {
