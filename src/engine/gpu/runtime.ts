@@ -192,7 +192,8 @@ export class Gpu {
 
   private report(message: string): void {
     const err = new Error(message);
-    if (!this.pendingError) this.pendingError = err;
+    // Keep the root cause: a WGSL compile error outranks the "invalid due to a previous error" it causes.
+    if (!this.pendingError || /due to a previous error/.test(this.pendingError.message)) this.pendingError = err;
     if (this.errorHandlers.length === 0) console.error(`[quench gpu] ${message}`);
     for (const h of this.errorHandlers) h(message);
   }
