@@ -227,6 +227,9 @@ export class Gpu {
     if (Array.isArray(data)) arr = t.dtype === 'f32' ? new Float32Array(data) : t.dtype === 'u32' ? new Uint32Array(data) : new Int32Array(data);
     else arr = data;
     if (arr.length + offsetElems > t.numel) throw new Error(`write to "${t.label}": ${arr.length} elements at ${offsetElems} exceed ${t.numel}`);
+    // Queue writes run before the next submit: submit what was recorded first, so work recorded
+    // earlier sees the old contents.
+    this.flush();
     this.device.queue.writeBuffer(t.buffer, offsetElems * 4, arr.buffer, arr.byteOffset, arr.byteLength);
   }
 
