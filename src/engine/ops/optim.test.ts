@@ -36,7 +36,7 @@ describe('reductions and AdamW', () => {
     const gpu = await testGpu();
     const n = 1001;
     const h = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
-    let P = Float64Array.from(randn(n, 1)), M = new Float64Array(n), V = new Float64Array(n);
+    let P: Float64Array<ArrayBufferLike> = Float64Array.from(randn(n, 1)), M: Float64Array<ArrayBufferLike> = new Float64Array(n), V: Float64Array<ArrayBufferLike> = new Float64Array(n);
     const tp = gpu.tensor('p', [n], 'f32', Float32Array.from(P)), tm = gpu.tensor('m', [n]), tv = gpu.tensor('v', [n]), tg = gpu.tensor('g', [n]), ts = gpu.tensor('s', [2], 'f32', [0.5, 0]);
     for (let t = 1; t <= 4; t++) {
       const g = randn(n, 10 + t);

@@ -1,0 +1,53 @@
+import { useEffect } from 'react';
+import { useStudio, type Tab } from './store';
+import { engine } from '../worker/bridge';
+import { GpuPanel } from './GpuPanel';
+
+const TABS: { id: Tab; label: string }[] = [
+  { id: 'gpu', label: 'GPU' },
+  { id: 'model', label: 'Model' },
+  { id: 'quantize', label: 'Quantize' },
+  { id: 'distill', label: 'Distill' },
+  { id: 'compare', label: 'Compare' },
+  { id: 'playground', label: 'Playground' },
+];
+
+function NotYet({ what }: { what: string }) {
+  return (
+    <section className="panel">
+      <h2>{what}</h2>
+      <p className="muted">Not yet available in the studio. The engine and the command line (<code>npx quench --help</code>) are ahead of the UI; see the README for what works today.</p>
+    </section>
+  );
+}
+
+export function App() {
+  const tab = useStudio((s) => s.tab);
+  const setTab = useStudio((s) => s.setTab);
+  useEffect(() => {
+    void engine().init();
+  }, []);
+  return (
+    <div className="app">
+      <header>
+        <h1>Quench</h1>
+        <span className="muted">quantization-aware distillation of LLaMA models, in your browser</span>
+      </header>
+      <nav role="tablist" aria-label="Studio sections">
+        {TABS.map((t) => (
+          <button key={t.id} role="tab" aria-selected={tab === t.id} className={tab === t.id ? 'active' : ''} onClick={() => setTab(t.id)}>
+            {t.label}
+          </button>
+        ))}
+      </nav>
+      <main role="tabpanel">
+        {tab === 'gpu' && <GpuPanel />}
+        {tab === 'model' && <NotYet what="Model" />}
+        {tab === 'quantize' && <NotYet what="Quantize" />}
+        {tab === 'distill' && <NotYet what="Distill" />}
+        {tab === 'compare' && <NotYet what="Compare" />}
+        {tab === 'playground' && <NotYet what="Playground" />}
+      </main>
+    </div>
+  );
+}

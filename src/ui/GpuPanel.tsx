@@ -1,0 +1,53 @@
+import { useStudio } from './store';
+import { engine } from '../worker/bridge';
+
+const LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension'];
+
+const fmtBytes = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : n >= 2 ** 20 ? `${(n / 2 ** 20).toFixed(0)} MiB` : `${n}`);
+
+export function GpuPanel() {
+  const gpu = useStudio((s) => s.gpu);
+  const error = useStudio((s) => s.gpuError);
+  const selfTest = useStudio((s) => s.selfTest);
+  if (error && !gpu) {
+    return (
+      <section className="panel error" data-testid="gpu-error">
+        <h2>WebGPU is not available</h2>
+        <p>{error}</p>
+        <p className="muted">Quench needs WebGPU: a recent Chrome or Edge, on https or http://localhost.</p>
+      </section>
+    );
+  }
+  if (!gpu) return <section className="panel"><p>Looking for a WebGPU adapter…</p></section>;
+  return (
+    <section className="panel" data-testid="gpu-panel">
+      <h2>GPU adapter</h2>
+      <dl className="kv">
+        <dt>vendor</dt><dd data-testid="gpu-vendor">{gpu.vendor || '(not reported)'}</dd>
+        <dt>architecture</dt><dd>{gpu.architecture || '(not reported)'}</dd>
+        <dt>description</dt><dd>{gpu.description || '(not reported)'}</dd>
+        <dt>backend</dt><dd>{gpu.backend}</dd>
+        {LIMITS.map((k) => (
+          <div key={k} className="kvrow"><dt>{k}</dt><dd>{gpu.limits[k] !== undefined ? (k.includes('Size') && gpu.limits[k] > 65536 ? fmtBytes(gpu.limits[k]) : gpu.limits[k]) : '?'}</dd></div>
+        ))}
+        <dt>features</dt><dd className="features">{gpu.features.join(', ') || 'none'}</dd>
+      </dl>
+      {error && <p className="error" role="alert">{error}</p>}
+      <h3>Kernel self-test</h3>
+      <button onClick={() => void engine().selfTest()} disabled={selfTest.status === 'running'} data-testid="selftest-run">
+        {selfTest.status === 'running' ? 'Running…' : 'Run self-test'}
+      </button>
+      {selfTest.status === 'done' && (
+        <table className="results" data-testid="selftest-result">
+          <thead><tr><th>kernel</th><th>max |error| vs CPU</th><th>result</th></tr></thead>
+          <tbody>
+            {selfTest.result.kernels.map((k) => (
+              <tr key={k.name}><td>{k.name}</td><td>{k.maxAbsError.toExponential(2)}</td><td className={k.ok ? 'ok' : 'bad'}>{k.ok ? 'pass' : 'FAIL'}</td></tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {selfTest.status === 'failed' && <p className="error" role="alert">{selfTest.message}</p>}
+    </section>
+  );
+}

@@ -1,0 +1,68 @@
+// The engine in a Web Worker: the page never blocks on GPU work. Only this file touches the Gpu.
+/// <reference lib="webworker" />
+import { createBrowserGpu } from '../engine/gpu/browser';
+import type { Gpu } from '../engine/gpu/runtime';
+import { addForward } from '../engine/ops/elementwise';
+import { matmulForward } from '../engine/ops/matmul';
+import type { Request, SelfTestResult, WorkerEvent } from './protocol';
+
+let gpu: Gpu | null = null;
+const post = (e: WorkerEvent) => (self as unknown as Worker).postMessage(e);
+
+async function selfTest(g: Gpu): Promise<SelfTestResult> {
+  const t0 = performance.now();
+  const n = 1000;
+  const a = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+  const b = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.3));
+  const ta = g.tensor('selftest.a', [n], 'f32', a), tb = g.tensor('selftest.b', [n], 'f32', b), to = g.tensor('selftest.out', [n]);
+  addForward(g, to, ta, tb);
+  const sum = await g.readF32(to);
+  let errAdd = 0;
+  for (let i = 0; i < n; i++) errAdd = Math.max(errAdd, Math.abs(sum[i] - (a[i] + b[i])));
+  // a 7x33 by 33x5 matmul (awkward shapes) against a float64 loop
+  const M = 7, K = 33, N = 5;
+  const x = Float32Array.from({ length: M * K }, (_, i) => Math.sin(i * 0.7));
+  const w = Float32Array.from({ length: N * K }, (_, i) => Math.cos(i * 1.3));
+  const tx = g.tensor('selftest.x', [M, K], 'f32', x), tw = g.tensor('selftest.w', [N, K], 'f32', w), ty = g.tensor('selftest.y', [M, N]);
+  matmulForward(g, ty, tx, tw, M, K, N);
+  const y = await g.readF32(ty);
+  let errMm = 0;
+  for (let m = 0; m < M; m++)
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let k = 0; k < K; k++) s += x[m * K + k] * w[j * K + k];
+      errMm = Math.max(errMm, Math.abs(y[m * N + j] - s));
+    }
+  for (const t of [ta, tb, to, tx, tw, ty]) g.free(t);
+  return {
+    kernels: [
+      { name: 'elementwise add', maxAbsError: errAdd, ok: errAdd <= 1e-6 },
+      { name: 'fp32 matmul 7×33·33×5', maxAbsError: errMm, ok: errMm <= 1e-4 },
+    ],
+    ms: performance.now() - t0,
+  };
+}
+
+async function handle(req: Request): Promise<unknown> {
+  switch (req.type) {
+    case 'init': {
+      if (!gpu) {
+        gpu = await createBrowserGpu();
+        gpu.onError((message) => post({ type: 'gpuError', message }));
+      }
+      return gpu.info;
+    }
+    case 'selfTest': {
+      if (!gpu) throw new Error('the GPU is not initialised yet');
+      return selfTest(gpu);
+    }
+  }
+}
+
+self.onmessage = (ev: MessageEvent<Request>) => {
+  const req = ev.data;
+  handle(req).then(
+    (result) => post({ type: 'result', id: req.id, result }),
+    (err: unknown) => post({ type: 'error', id: req.id, message: err instanceof Error ? err.message : String(err) }),
+  );
+};

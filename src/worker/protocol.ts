@@ -1,0 +1,23 @@
+// The typed message protocol between the studio page and the engine worker. Requests carry an id;
+// the worker answers each with exactly one 'result' or 'error' event of the same id, and may send
+// any number of 'progress' events for it (rate-limited by the worker) plus unsolicited events
+// ('gpuError', 'log').
+import type { GpuInfo } from '../engine/gpu/runtime';
+
+export type Request =
+  | { id: number; type: 'init' }
+  | { id: number; type: 'selfTest' };
+
+export interface SelfTestResult {
+  kernels: { name: string; maxAbsError: number; ok: boolean }[];
+  ms: number;
+}
+
+export type ResultOf<R extends Request['type']> = R extends 'init' ? GpuInfo : R extends 'selfTest' ? SelfTestResult : never;
+
+export type WorkerEvent =
+  | { type: 'result'; id: number; result: unknown }
+  | { type: 'error'; id: number; message: string }
+  | { type: 'progress'; id: number; done: number; total: number; label: string }
+  | { type: 'gpuError'; message: string }
+  | { type: 'log'; message: string };
