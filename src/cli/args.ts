@@ -29,14 +29,18 @@ export function int(v: unknown, name: string, dflt: number): number {
   return x;
 }
 
-/** Progress on stderr, at most every 200 ms, only when stderr is a terminal or QUENCH_PROGRESS=1. */
+/** Progress on stderr: a live line on a terminal, else a line every ~10 s; QUENCH_PROGRESS=0 mutes it. */
 export function progress(label: string): (done: number, total: number) => void {
   let last = 0;
-  const show = process.stderr.isTTY || process.env.QUENCH_PROGRESS === '1';
+  const tty = !!process.stderr.isTTY;
+  const off = process.env.QUENCH_PROGRESS === '0';
+  const t0 = Date.now();
   return (done, total) => {
     const now = Date.now();
-    if (!show || (now - last < 200 && done < total)) return;
+    if (off || (now - last < (tty ? 200 : 10_000) && done < total)) return;
+    if (!tty && done === total && now - t0 < 10_000) return; // short runs stay quiet in logs
     last = now;
-    process.stderr.write(`\r${label} ${done}/${total}${done === total ? '\n' : ''}`);
+    const eta = done > 0 && done < total ? `, ETA ${(((now - t0) / done) * (total - done) / 1000).toFixed(0)} s` : '';
+    process.stderr.write(`${tty ? '\r' : ''}${label} ${done}/${total}${eta}${tty && done < total ? '' : '\n'}`);
   };
 }

@@ -43,6 +43,8 @@ export function readLlama2cCheckpoint(bytes: Uint8Array, name = 'checkpoint'): L
   if (magic === MAGIC_V2) return readV2(bytes, dv, name);
   const h = Array.from({ length: 7 }, (_, i) => dv.getInt32(4 * i, true));
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabRaw, seqLen] = h;
+  const plausible = dim > 0 && dim <= 65536 && hiddenDim > 0 && hiddenDim <= 262144 && nLayers > 0 && nLayers <= 1024 && nHeads > 0 && nHeads <= dim && nKvHeads > 0 && nKvHeads <= nHeads && vocabRaw !== 0 && Math.abs(vocabRaw) <= 1 << 20 && seqLen > 0 && seqLen <= 1 << 20;
+  if (!plausible) throw new Error(`${name}: not a llama2.c checkpoint (its header reads dim=${dim} hidden=${hiddenDim} layers=${nLayers} heads=${nHeads} kv_heads=${nKvHeads} vocab=${vocabRaw} seq_len=${seqLen}); expected a llama2.c .bin, an HF folder or a .safetensors file`);
   const config = makeConfig(name, dim, hiddenDim, nLayers, nHeads, nKvHeads, Math.abs(vocabRaw), seqLen, vocabRaw > 0);
   const HS = dim / nHeads;
   const kv = nKvHeads * HS;

@@ -1,0 +1,32 @@
+// The CLI as a user runs it (a real process), on the shared stories260K model.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { hasSharedData, sharedPath, SKIP_MESSAGE } from '../engine/io/data';
+
+if (!hasSharedData) console.warn(SKIP_MESSAGE);
+const quench = (args: string[]) => execFileSync('node', ['bin/quench.mjs', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QUENCH_PROGRESS: '0' } });
+
+describe.skipIf(!hasSharedData)('quench CLI', () => {
+  const S = sharedPath('models/stories260K');
+  it('eval --json prints documents, tokens, nll, ppl; convert writes a folder eval reads the same', () => {
+    const args = ['--text', sharedPath('text/tinystories_val_800.txt'), '--sep', '<|endoftext|>', '--limit', '3', '--json'];
+    const a = JSON.parse(quench(['eval', '--model', join(S, 'stories260K.bin'), '--tokenizer', join(S, 'tok512.bin'), ...args]).trim().split('\n').at(-1)!);
+    expect(a.documents).toBe(3);
+    expect(a.tokens).toBeGreaterThan(100);
+    expect(Math.exp(a.nll)).toBeCloseTo(a.ppl, 10);
+    expect(a.ppl).toBeGreaterThan(1.5);
+    expect(a.ppl).toBeLessThan(10);
+    const out = mkdtempSync(join(tmpdir(), 'quench-convert-'));
+    quench(['convert', '--model', join(S, 'stories260K.bin'), '--tokenizer', join(S, 'tok512.bin'), '--out', out]);
+    const b = JSON.parse(quench(['eval', '--model', out, ...args]).trim().split('\n').at(-1)!);
+    expect(b.tokens).toBe(a.tokens);
+    expect(Math.abs(b.ppl - a.ppl) / a.ppl).toBeLessThan(1e-6);
+  });
+  it('clear errors: missing file, not a model', () => {
+    expect(() => quench(['eval', '--model', '/nonexistent/model.bin', '--text', 'x'])).toThrow(/\/nonexistent\/model\.bin: no such file or folder/);
+    expect(() => quench(['generate', '--model', sharedPath('text/tinyshakespeare.txt')])).toThrow(/tinyshakespeare\.txt: not a llama2\.c checkpoint \(its header reads dim=/);
+  });
+});
