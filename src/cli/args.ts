@@ -31,10 +31,10 @@ export function int(v: unknown, name: string, dflt: number): number {
 
 /** Progress on stderr: a live line on a terminal, else a line every ~10 s; QUENCH_PROGRESS=0 mutes it. */
 export function progress(label: string): (done: number, total: number) => void {
-  let last = 0;
   const tty = !!process.stderr.isTTY;
   const off = process.env.QUENCH_PROGRESS === '0';
   const t0 = Date.now();
+  let last = tty ? 0 : t0;
   return (done, total) => {
     const now = Date.now();
     if (off || (now - last < (tty ? 200 : 10_000) && done < total)) return;

@@ -6,8 +6,13 @@ import { LlamaModel } from '../engine/model/llama';
 import { sequenceNll } from '../engine/model/runner';
 import { encodeDocuments, perplexity, splitDocuments } from '../engine/eval/perplexity';
 import { int, parse, progress } from './args';
+import { describePtq, ptqFromArgs, QUANT_OPTIONS } from './quant-args';
+import { quantizeWeights } from '../engine/quant/ptq';
 
 const HELP = `usage: quench eval --model PATH [--tokenizer PATH] --text FILE [--sep '<|endoftext|>'] [--limit N] [--json]
+                   [--bits 2|3|4|8 --group N [--sym] [--clip-search]]
+A quantized folder (from quench quantize) runs through the packed kernels; --bits etc. quantize an
+FP model on the fly first (PTQ) and evaluate that.
 Perplexity (README "Perplexity protocol"): documents split at --sep (whole file when absent),
 trimmed, empty ones skipped, each encoded with BOS, truncated to the model's maximum sequence
 length; every token after BOS is predicted; ppl = exp(total NLL / predicted tokens).
@@ -15,7 +20,7 @@ length; every token after BOS is predicted; ppl = exp(total NLL / predicted toke
 {documents, tokens, nll, ppl, ...}. Progress goes to stderr.`;
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parse(argv, { model: { type: 'string' }, tokenizer: { type: 'string' }, text: { type: 'string' }, sep: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } }, HELP);
+  const a = parse(argv, { model: { type: 'string' }, tokenizer: { type: 'string' }, text: { type: 'string' }, sep: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, ...QUANT_OPTIONS }, HELP);
   if (!a) return 0;
   if (!a.model || !a.text) throw new Error(`--model and --text are required\n\n${HELP}`);
   const m = await loadModelFromPath(a.model as string, a.tokenizer as string | undefined);
@@ -32,13 +37,17 @@ export async function run(argv: string[]): Promise<number> {
   const seqs = encodeDocuments(docs, (s) => tok.encode(s, { bos: true }), m.config.maxSeqLen);
   const gpu = await createNodeGpu();
   try {
-    const model = LlamaModel.fromWeights(gpu, m.config, m.weights);
+    const ptq = ptqFromArgs(a);
+    if (ptq && m.quantized) throw new Error(`${m.path} is already quantized; drop --bits`);
+    const quantized = ptq ? quantizeWeights(m.config, m.weights, ptq) : m.quantized;
+    const model = LlamaModel.fromWeights(gpu, m.config, m.weights, { quantized });
     const t0 = performance.now();
     const r = await perplexity(seqs, (ids) => sequenceNll(model, ids), progress('eval: documents'));
     const seconds = (performance.now() - t0) / 1000;
-    const out = { model: m.path, text: a.text, ...r, seconds: +seconds.toFixed(2), weightBytes: model.weightBytes() };
+    const q = quantized?.ptq;
+    const out = { model: m.path, text: a.text, quant: q ? describePtq(q) : 'fp32', ...r, seconds: +seconds.toFixed(2), weightBytes: model.weightBytes() };
     if (a.json) console.log(JSON.stringify(out));
-    else console.log(`${m.path}: perplexity ${r.ppl.toFixed(4)} (mean NLL ${r.nll.toFixed(5)} nats) over ${r.tokens} tokens in ${r.documents} documents, ${seconds.toFixed(1)} s`);
+    else console.log(`${m.path}${q ? ` (${describePtq(q)})` : ''}: perplexity ${r.ppl.toFixed(4)} (mean NLL ${r.nll.toFixed(5)} nats) over ${r.tokens} tokens in ${r.documents} documents, ${seconds.toFixed(1)} s`);
     model.free();
   } finally {
     gpu.destroy();

@@ -7,6 +7,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   bench: { summary: 'kernel benchmarks (same as npm run bench)', load: () => import('../../bench/bench') },
   generate: { summary: 'generate text from a model (greedy, temperature, top-p)', load: () => import('./generate') },
   eval: { summary: 'perplexity of a model on a text file', load: () => import('./eval') },
+  quantize: { summary: 'post-training quantization to 2/3/4/8 bits; safetensors or ONNX export', load: () => import('./quantize') },
   convert: { summary: 'convert a llama2.c checkpoint to the Hugging Face layout', load: () => import('./convert') },
 };
 

@@ -6,6 +6,10 @@ import { headSize, layerShapes, validateConfig } from '../model/config';
 import { encodeFloats, readSafetensorsHeader, readTensorF32, writeSafetensors, type SafetensorsHeader, type TensorToWrite } from './safetensors';
 import type { ByteSource } from './source';
 import { readText } from './source';
+import { readTensorBytes } from './safetensors';
+import { dequantizeHost, layoutOf, type Bits, type PackedWeight } from '../quant/pack';
+import type { QuantizedModel } from '../quant/ptq';
+import type { Projection } from '../model/config';
 
 const LLAMA_ARCHS = ['LlamaForCausalLM', 'LLaMAForCausalLM', 'MistralForCausalLM'];
 
@@ -127,6 +131,21 @@ export interface HfModel {
   tokenizerJson: string | null;
   dtypes: string[];
   quantization?: Record<string, unknown>;
+  /** packed projections of a Quench-quantized folder (weights then hold their dequantized values) */
+  quantized?: QuantizedModel;
+}
+
+const PROJ_OF: Record<string, Projection> = { wq: 'q', wk: 'k', wv: 'v', wo: 'o', wGate: 'gate', wUp: 'up', wDown: 'down' };
+
+/** quantization_config of a Quench-quantized folder: packing described in src/engine/quant/pack.ts. */
+export interface QuenchQuantConfig {
+  quant_method: 'quench';
+  bits: Bits;
+  group_size: number; // 0 = per channel
+  sym: boolean;
+  clip_search: boolean;
+  modules: Projection[];
+  format: string;
 }
 
 export async function loadHfModel(files: HfFiles): Promise<HfModel> {
@@ -143,14 +162,55 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
       where.set(n, i);
     }
   });
+  const qc = quantization?.quant_method === 'quench' ? (quantization as unknown as QuenchQuantConfig) : undefined;
+  if (quantization && !qc) throw new Error(`${cfgSrc.name}: quantization_config with quant_method "${String(quantization.quant_method)}" is not supported (Quench reads its own "quench" packing)`);
   const expected = hfTensorShapes(config);
+  const packedShapes = new Map<string, { layout: ReturnType<typeof layoutOf>; base: string }>();
+  if (qc) {
+    for (const [name, shape] of [...expected]) {
+      const m = /^model\.layers\.\d+\.(?:self_attn|mlp)\.(\w+)_proj\.weight$/.exec(name);
+      if (!m || !qc.modules.includes(m[1] as Projection)) continue;
+      const L = layoutOf(shape[0], shape[1], qc.bits, qc.group_size);
+      const base = name.slice(0, -'.weight'.length);
+      expected.delete(name);
+      expected.set(`${base}.qweight`, [L.N, L.wordsPerRow]);
+      expected.set(`${base}.scales`, [L.N, L.nBlocks]);
+      expected.set(`${base}.zeros`, [L.N, L.nBlocks]);
+      packedShapes.set(name, { layout: L, base });
+    }
+  }
   // A tied model may still carry lm_head.weight; accept it when it equals the embedding shape.
   const missing = [...expected.keys()].filter((n) => !where.has(n));
   if (missing.length) throw new Error(`${headers.map((h) => h.file).join(', ')}: missing tensors ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} (config.json: ${config.nLayers} layers, tie_word_embeddings=${config.tiedEmbeddings})`);
-  const isQuantAux = (n: string) => /\.(qweight|scales|qzeros|g_idx|codes|zeros)$/.test(n);
-  const extra = [...where.keys()].filter((n) => !expected.has(n) && !(config.tiedEmbeddings && n === 'lm_head.weight') && !n.endsWith('rotary_emb.inv_freq') && !isQuantAux(n));
+  const extra = [...where.keys()].filter((n) => !expected.has(n) && !(config.tiedEmbeddings && n === 'lm_head.weight') && !n.endsWith('rotary_emb.inv_freq'));
   if (extra.length) throw new Error(`${headers[where.get(extra[0])!].file}: unexpected tensors ${extra.slice(0, 5).join(', ')} (not part of a LLaMA model with this config.json)`);
   const dtypes = new Set<string>();
+  const checkShape = (name: string) => {
+    const h = headers[where.get(name)!];
+    const info = h.tensors.get(name)!;
+    const want = expected.get(name)!;
+    if (info.shape.length !== want.length || info.shape.some((d, k) => d !== want[k])) {
+      throw new Error(`${h.file}: tensor "${name}" has shape [${info.shape.join(', ')}] but config.json implies [${want.join(', ')}]`);
+    }
+    return { h, info, src: sources[where.get(name)!] };
+  };
+  const packedOut: Partial<Record<Projection, PackedWeight>>[] = Array.from({ length: config.nLayers }, () => ({}));
+  const readPacked = async (name: string, layer: number, proj: Projection): Promise<Float32Array> => {
+    const { layout: L, base } = packedShapes.get(name)!;
+    const q = checkShape(`${base}.qweight`), sc = checkShape(`${base}.scales`), z = checkShape(`${base}.zeros`);
+    if (q.info.dtype !== 'U32' && q.info.dtype !== 'I32') throw new Error(`${q.h.file}: tensor "${base}.qweight" must be U32, is ${q.info.dtype}`);
+    if (z.info.dtype !== 'U8') throw new Error(`${z.h.file}: tensor "${base}.zeros" must be U8, is ${z.info.dtype}`);
+    const qb = await readTensorBytes(q.src, q.h, `${base}.qweight`);
+    const codes = new Uint32Array(qb.buffer, qb.byteOffset, qb.byteLength / 4);
+    const scales = await readTensorF32(sc.src, sc.h, `${base}.scales`);
+    for (let k = 0; k < scales.length; k++) if (!Number.isFinite(scales[k]) || scales[k] <= 0) throw new Error(`${sc.h.file}: tensor "${base}.scales" has an invalid scale (${scales[k]}) at index ${k}`);
+    const zeros = Float32Array.from(await readTensorBytes(z.src, z.h, `${base}.zeros`));
+    for (let k = 0; k < zeros.length; k++) if (zeros[k] > L.qmax) throw new Error(`${z.h.file}: tensor "${base}.zeros" has zero point ${zeros[k]} above ${L.qmax} at index ${k}`);
+    dtypes.add(`${qc!.bits}-bit`);
+    const pw: PackedWeight = { ...L, codes, scales, zeros };
+    packedOut[layer][proj] = pw;
+    return dequantizeHost(pw);
+  };
   const read = async (name: string): Promise<Float32Array> => {
     const i = where.get(name)!;
     const h = headers[i];
@@ -167,7 +227,10 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
   const layers: LlamaLayerWeights[] = [];
   for (let l = 0; l < config.nLayers; l++) {
     const lw = {} as LlamaLayerWeights;
-    for (const [k, n] of Object.entries(LAYER_NAMES)) lw[k as keyof LlamaLayerWeights] = await read(`model.layers.${l}.${n}`);
+    for (const [k, n] of Object.entries(LAYER_NAMES)) {
+      const name = `model.layers.${l}.${n}`;
+      lw[k as keyof LlamaLayerWeights] = packedShapes.has(name) ? await readPacked(name, l, PROJ_OF[k]) : await read(name);
+    }
     layers.push(lw);
   }
   const weights: LlamaWeights = {
@@ -177,7 +240,10 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
     lmHead: config.tiedEmbeddings ? null : await read('lm_head.weight'),
   };
   const tok = files['tokenizer.json'];
-  return { config, weights, tokenizerJson: tok ? await readText(tok) : null, dtypes: [...dtypes], quantization };
+  const quantized: QuantizedModel | undefined = qc
+    ? { config, ptq: { bits: qc.bits, group: qc.group_size, sym: qc.sym, clipSearch: qc.clip_search, projections: qc.modules }, packed: packedOut, report: [] }
+    : undefined;
+  return { config, weights, tokenizerJson: tok ? await readText(tok) : null, dtypes: [...dtypes], quantization, quantized };
 }
 
 /** The files of an HF model folder: config.json, model.safetensors, tokenizer.json (if given). */
@@ -198,5 +264,43 @@ export function writeHfModel(config: LlamaConfig, w: LlamaWeights, opts: { dtype
   };
   if (opts.tokenizerJson) files['tokenizer.json'] = new TextEncoder().encode(opts.tokenizerJson);
   void headSize;
+  return files;
+}
+
+/** A Quench-quantized HF folder: packed projections (qweight U32, scales F32, zeros U8), the rest F32. */
+export function writeQuantizedHfModel(config: LlamaConfig, w: LlamaWeights, qm: QuantizedModel, opts: { tokenizerJson?: string } = {}): Record<string, Uint8Array> {
+  const shapes = hfTensorShapes(config);
+  const tensors: TensorToWrite[] = [];
+  const modules = qm.ptq.projections ?? (['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as Projection[]);
+  const push = (name: string, data: Float32Array) => tensors.push({ name, dtype: 'F32', shape: shapes.get(name)!, data });
+  push('model.embed_tokens.weight', w.tokEmbed);
+  w.layers.forEach((lw, l) => {
+    for (const [k, n] of Object.entries(LAYER_NAMES)) {
+      const proj = PROJ_OF[k];
+      const pw = proj ? qm.packed[l][proj] : undefined;
+      if (pw) {
+        const base = `model.layers.${l}.${n.slice(0, -'.weight'.length)}`;
+        tensors.push({ name: `${base}.qweight`, dtype: 'U32', shape: [pw.N, pw.wordsPerRow], data: pw.codes });
+        tensors.push({ name: `${base}.scales`, dtype: 'F32', shape: [pw.N, pw.nBlocks], data: pw.scales });
+        tensors.push({ name: `${base}.zeros`, dtype: 'U8', shape: [pw.N, pw.nBlocks], data: Uint8Array.from(pw.zeros) });
+      } else push(`model.layers.${l}.${n}`, lw[k as keyof LlamaLayerWeights]);
+    }
+  });
+  push('model.norm.weight', w.finalNorm);
+  if (!config.tiedEmbeddings && w.lmHead) push('lm_head.weight', w.lmHead);
+  const q: QuenchQuantConfig = {
+    quant_method: 'quench',
+    bits: qm.ptq.bits,
+    group_size: qm.ptq.group,
+    sym: qm.ptq.sym,
+    clip_search: qm.ptq.clipSearch,
+    modules,
+    format: 'per output row, groups of group_size input columns (ragged last group padded with the zero point); qweight u32 (N, ceil(nBlocks*group/floor(32/bits))) with code j at bit (j % floor(32/bits))*bits of word j / floor(32/bits); w = (code - zero) * scale; scales f32 (N, nBlocks); zeros u8 (N, nBlocks). For bits=4 and K % group == 0, qweight is the transpose of AutoGPTQ qweight (which packs along K per output column) and byte-identical to onnxruntime MatMulNBits B.',
+  };
+  const files: Record<string, Uint8Array> = {
+    'config.json': new TextEncoder().encode(hfConfigJson(config, { quantization_config: q })),
+    'model.safetensors': writeSafetensors(tensors, { format: 'pt', quantizer: 'quench' }),
+  };
+  if (opts.tokenizerJson) files['tokenizer.json'] = new TextEncoder().encode(opts.tokenizerJson);
   return files;
 }

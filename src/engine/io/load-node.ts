@@ -9,6 +9,7 @@ import { loadHfModel, type HfFiles } from './hf';
 import { fileSource } from './node-source';
 import { Llama2cTokenizer, type Tokenizer } from './tokenizer';
 import { parseTokenizerJson } from './hf-tokenizer';
+import type { QuantizedModel } from '../quant/ptq';
 
 export interface LoadedModel {
   config: LlamaConfig;
@@ -20,6 +21,8 @@ export interface LoadedModel {
   quantization?: Record<string, unknown>;
   /** tokenizer.json text, when the model came with one (to write it back out) */
   tokenizerJson?: string;
+  /** packed projections, for a Quench-quantized folder */
+  quantized?: QuantizedModel;
 }
 
 export function loadTokenizerFile(path: string, vocabSize?: number): Tokenizer {
@@ -59,7 +62,7 @@ export async function loadModelFromPath(modelPath: string, tokenizerPath?: strin
     let tok: Tokenizer | null = null;
     if (tokenizerPath) tok = loadTokenizerFile(tokenizerPath, m.config.vocabSize);
     else if (m.tokenizerJson) tok = parseTokenizerJson(m.tokenizerJson, join(dir, 'tokenizer.json'));
-    return { config: m.config, weights: m.weights, tokenizer: tok, format: 'hf', path: dir, dtypes: m.dtypes, quantization: m.quantization, tokenizerJson: m.tokenizerJson ?? undefined };
+    return { config: m.config, weights: m.weights, tokenizer: tok, format: 'hf', path: dir, dtypes: m.dtypes, quantization: m.quantization, tokenizerJson: m.tokenizerJson ?? undefined, quantized: m.quantized };
   } finally {
     for (const s of opened) await s.close?.();
   }

@@ -12,6 +12,8 @@ import { attentionBackward, attentionForward } from '../ops/attention';
 import { headSize, type LlamaConfig, type LlamaWeights, PROJECTIONS, type Projection } from './config';
 import type { Linear } from './linear';
 import { DenseLinear } from './dense';
+import { PackedLinear, uploadPacked } from './packed';
+import type { QuantizedModel } from '../quant/ptq';
 
 export interface LayerParams {
   attnNorm: Tensor; // (C)
@@ -130,6 +132,8 @@ export interface LlamaModelOptions {
   /** allocate weight gradients (fine-tuning, pretraining) */
   trainable?: boolean;
   label?: string;
+  /** packed low-bit projections to use instead of the fp32 ones (inference) */
+  quantized?: QuantizedModel;
 }
 
 export class LlamaModel {
@@ -173,7 +177,9 @@ export class LlamaModel {
       const proj = {} as Record<Projection, Linear>;
       for (const p of PROJECTIONS) {
         const [N, K] = shapes[p];
-        proj[p] = new DenseLinear(gpu, gpu.tensor(`${L}.layers.${l}.${p}_proj`, [N, K], 'f32', lw[key[p]]), N, K, tr);
+        const packed = opts.quantized?.packed[l]?.[p];
+        if (packed) proj[p] = new PackedLinear(gpu, uploadPacked(gpu, `${L}.layers.${l}.${p}_proj`, packed));
+        else proj[p] = new DenseLinear(gpu, gpu.tensor(`${L}.layers.${l}.${p}_proj`, [N, K], 'f32', lw[key[p]]), N, K, tr);
       }
       m.layers.push({
         attnNorm: gpu.tensor(`${L}.layers.${l}.attention_norm`, [C], 'f32', lw.attnNorm),
