@@ -1,1 +1,189 @@
-export function exportOnnx(..._a: unknown[]): Uint8Array { throw new Error('ONNX export is not built yet'); }
+// ONNX export of the whole LLaMA graph in standard ops (opset 17), with the quantized projections
+// as com.microsoft MatMulNBits (bits 4, block_size = group, uint8 zero points). The packed codes
+// are copied as they are: our 4-bit layout is MatMulNBits' B (src/engine/quant/pack.ts).
+// Input: input_ids int64 (B, T); output: logits float (B, T, V). RoPE tables and the causal mask
+// are initializers sliced to T at run time, so any T up to max_position_embeddings works.
+import { headSize, PROJECTIONS, PROJECTION_KEY, type LlamaConfig, type LlamaWeights } from '../model/config';
+import { toMatMulNBits } from './pack';
+import type { QuantizedModel } from './ptq';
+import { PbWriter } from './protobuf';
+
+const FLOAT = 1, UINT8 = 2, INT64 = 7;
+
+interface Init {
+  name: string;
+  dims: number[];
+  type: number;
+  raw: Uint8Array;
+}
+
+class Graph {
+  nodes: PbWriter[] = [];
+  inits: Init[] = [];
+  private n = 0;
+  tmp(prefix: string): string {
+    return `${prefix}_${this.n++}`;
+  }
+  f32(name: string, dims: number[], data: Float32Array): string {
+    this.inits.push({ name, dims, type: FLOAT, raw: new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) });
+    return name;
+  }
+  u8(name: string, dims: number[], data: Uint8Array): string {
+    this.inits.push({ name, dims, type: UINT8, raw: data.slice() });
+    return name;
+  }
+  i64(name: string, values: number[]): string {
+    const b = new BigInt64Array(values.map((v) => BigInt(v)));
+    this.inits.push({ name, dims: [values.length], type: INT64, raw: new Uint8Array(b.buffer) });
+    return name;
+  }
+  scalar(name: string, v: number): string {
+    this.inits.push({ name, dims: [], type: FLOAT, raw: new Uint8Array(Float32Array.of(v).buffer) });
+    return name;
+  }
+  node(op: string, inputs: string[], attrs: Record<string, number | number[] | string> = {}, domain = '', outName?: string): string {
+    const out = outName ?? this.tmp(op.toLowerCase());
+    const w = new PbWriter();
+    for (const i of inputs) w.string(1, i);
+    w.string(2, out).string(3, `${op}_${this.n++}`).string(4, op);
+    if (domain) w.string(7, domain);
+    for (const [k, v] of Object.entries(attrs)) {
+      const a = new PbWriter().string(1, k);
+      if (typeof v === 'string') a.bytes(4, new TextEncoder().encode(v)).int(20, 3);
+      else if (Array.isArray(v)) {
+        for (const x of v) a.int(8, x);
+        a.int(20, 7);
+      } else if (Number.isInteger(v) && !(k === 'epsilon' || k === 'alpha')) a.int(3, v).int(20, 2);
+      else a.float(2, v).int(20, 1);
+      w.message(5, a);
+    }
+    this.nodes.push(w);
+    return out;
+  }
+}
+
+function valueInfo(name: string, elemType: number, dims: (number | string)[]): PbWriter {
+  const shape = new PbWriter();
+  for (const d of dims) shape.message(1, typeof d === 'number' ? new PbWriter().int(1, d) : new PbWriter().string(2, d));
+  const tensor = new PbWriter().int(1, elemType).message(2, shape);
+  return new PbWriter().string(1, name).message(2, new PbWriter().message(1, tensor));
+}
+
+function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
+  const t = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) t[c * rows + r] = w[r * cols + c];
+  return t;
+}
+
+export function exportOnnx(cfg: LlamaConfig, w: LlamaWeights, qm: QuantizedModel | null): Uint8Array {
+  const g = new Graph();
+  const { dim: C, nHeads: NH, nKvHeads: NKV, vocabSize: V, maxSeqLen: S } = cfg;
+  const HS = headSize(cfg);
+  const half = HS / 2;
+  // RoPE tables (S, HS): cos/sin of pos·theta^(-2i/HS), repeated for both halves (rotate_half form)
+  const cos = new Float32Array(S * HS), sin = new Float32Array(S * HS);
+  for (let p = 0; p < S; p++)
+    for (let i = 0; i < half; i++) {
+      const a = p / Math.pow(cfg.ropeTheta, (2 * i) / HS);
+      cos[p * HS + i] = cos[p * HS + i + half] = Math.cos(a);
+      sin[p * HS + i] = sin[p * HS + i + half] = Math.sin(a);
+    }
+  const mask = new Float32Array(S * S);
+  for (let i = 0; i < S; i++) for (let j = i + 1; j < S; j++) mask[i * S + j] = -1e9;
+  g.f32('rope_cos', [S, HS], cos);
+  g.f32('rope_sin', [S, HS], sin);
+  g.f32('causal_mask', [S, S], mask);
+  g.i64('zero1', [0]);
+  g.i64('axis0', [0]);
+  g.i64('axes01', [0, 1]);
+  g.i64('zero2', [0, 0]);
+  g.i64('half_start', [half]);
+  g.i64('half_end', [HS]);
+  g.i64('first_end', [half]);
+  g.i64('axis3', [3]);
+  g.i64('shape_q', [0, 0, NH, HS]);
+  g.i64('shape_kv', [0, 0, NKV, HS]);
+  g.i64('shape_bt_c', [0, 0, C]);
+  g.i64('shape_rep', [1, 1, NH / NKV, 1, 1]);
+  g.i64('shape_heads', [0, NH, -1, HS]);
+  g.scalar('eps', cfg.normEps);
+  g.scalar('attn_scale', 1 / Math.sqrt(HS));
+
+  const T = g.node('Shape', ['input_ids'], { start: 1, end: 2 }); // [T]
+  const TT = g.node('Concat', [T, T], { axis: 0 });
+  const cosT = g.node('Slice', ['rope_cos', 'zero1', T, 'axis0']);
+  const sinT = g.node('Slice', ['rope_sin', 'zero1', T, 'axis0']);
+  const maskT = g.node('Slice', ['causal_mask', 'zero2', TT, 'axes01']);
+
+  const rms = (x: string, weight: string) => {
+    const sq = g.node('Mul', [x, x]);
+    const ms = g.node('ReduceMean', [sq], { axes: [-1], keepdims: 1 });
+    const r = g.node('Reciprocal', [g.node('Sqrt', [g.node('Add', [ms, 'eps'])])]);
+    return g.node('Mul', [g.node('Mul', [x, r]), weight]);
+  };
+  const rope = (x: string) => {
+    const x1 = g.node('Slice', [x, 'zero1', 'first_end', 'axis3']);
+    const x2 = g.node('Slice', [x, 'half_start', 'half_end', 'axis3']);
+    const rot = g.node('Concat', [g.node('Neg', [x2]), x1], { axis: 3 });
+    return g.node('Add', [g.node('Mul', [x, cosT]), g.node('Mul', [rot, sinT])]);
+  };
+  const linear = (x: string, l: number, p: (typeof PROJECTIONS)[number]) => {
+    const packed = qm?.packed[l]?.[p];
+    const W = w.layers[l][PROJECTION_KEY[p]];
+    const K = p === 'down' ? cfg.hiddenDim : C;
+    const N = W.length / K;
+    const base = `layers.${l}.${p}_proj`;
+    if (packed) {
+      const m = toMatMulNBits(packed);
+      g.u8(`${base}.B`, [N, packed.nBlocks, packed.group / 2], m.B);
+      g.f32(`${base}.scales`, [N * packed.nBlocks], m.scales);
+      g.u8(`${base}.zero_points`, [m.zeroPoints.length], m.zeroPoints);
+      return g.node('MatMulNBits', [x, `${base}.B`, `${base}.scales`, `${base}.zero_points`], { K, N, bits: 4, block_size: packed.group }, 'com.microsoft');
+    }
+    g.f32(`${base}.weightT`, [K, N], transpose(W, N, K));
+    return g.node('MatMul', [x, `${base}.weightT`]);
+  };
+
+  let x = g.node('Gather', [g.f32('embed_tokens', [V, C], w.tokEmbed), 'input_ids'], { axis: 0 });
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const lw = w.layers[l];
+    const xn = rms(x, g.f32(`layers.${l}.input_layernorm`, [C], lw.attnNorm));
+    const heads = (t: string, shape: string) => g.node('Transpose', [g.node('Reshape', [t, shape])], { perm: [0, 2, 1, 3] });
+    const q = rope(heads(linear(xn, l, 'q'), 'shape_q'));
+    let k = rope(heads(linear(xn, l, 'k'), 'shape_kv'));
+    let v = heads(linear(xn, l, 'v'), 'shape_kv');
+    if (NKV !== NH) {
+      const rep = (t: string) => g.node('Reshape', [g.node('Expand', [g.node('Unsqueeze', [t, g.i64(g.tmp('ax'), [2])]), 'shape_rep']), 'shape_heads']);
+      k = rep(k);
+      v = rep(v);
+    }
+    const scores = g.node('Add', [g.node('Mul', [g.node('MatMul', [q, g.node('Transpose', [k], { perm: [0, 1, 3, 2] })]), 'attn_scale']), maskT]);
+    const att = g.node('MatMul', [g.node('Softmax', [scores], { axis: -1 }), v]);
+    const merged = g.node('Reshape', [g.node('Transpose', [att], { perm: [0, 2, 1, 3] }), 'shape_bt_c']);
+    const h = g.node('Add', [x, linear(merged, l, 'o')]);
+    const hn = rms(h, g.f32(`layers.${l}.post_attention_layernorm`, [C], lw.mlpNorm));
+    const gate = linear(hn, l, 'gate');
+    const act = g.node('Mul', [g.node('Mul', [gate, g.node('Sigmoid', [gate])]), linear(hn, l, 'up')]);
+    x = g.node('Add', [h, linear(act, l, 'down')]);
+  }
+  const xf = rms(x, g.f32('norm', [C], w.finalNorm));
+  g.f32('lm_headT', [C, V], transpose(w.lmHead ?? w.tokEmbed, V, C));
+  g.node('MatMul', [xf, 'lm_headT'], {}, '', 'logits');
+
+  const graph = new PbWriter();
+  for (const n of g.nodes) graph.message(1, n);
+  graph.string(2, 'quench_llama');
+  for (const t of g.inits) {
+    const tp = new PbWriter();
+    for (const d of t.dims) tp.int(1, d);
+    tp.int(2, t.type).string(8, t.name).bytes(9, t.raw);
+    graph.message(5, tp);
+  }
+  graph.message(11, valueInfo('input_ids', INT64, ['batch', 'sequence']));
+  graph.message(12, valueInfo('logits', FLOAT, ['batch', 'sequence', V]));
+  const model = new PbWriter().int(1, 8).string(2, 'quench').string(3, '0.1.0');
+  model.message(8, new PbWriter().string(1, '').int(2, 17));
+  model.message(8, new PbWriter().string(1, 'com.microsoft').int(2, 1));
+  model.message(7, graph);
+  return model.finish();
+}
