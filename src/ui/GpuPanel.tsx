@@ -1,5 +1,5 @@
 import { useStudio } from './store';
-import { engine } from '../worker/bridge';
+import { engine, runOnnxCheck } from '../worker/bridge';
 
 const LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension'];
 
@@ -9,6 +9,7 @@ export function GpuPanel() {
   const gpu = useStudio((s) => s.gpu);
   const error = useStudio((s) => s.gpuError);
   const selfTest = useStudio((s) => s.selfTest);
+  const onnx = useStudio((s) => s.onnxCheck);
   if (error && !gpu) {
     return (
       <section className="panel error" data-testid="gpu-error">
@@ -48,6 +49,22 @@ export function GpuPanel() {
         </table>
       )}
       {selfTest.status === 'failed' && <p className="error" role="alert">{selfTest.message}</p>}
+      <h3>ONNX export check</h3>
+      <p className="muted">Quantizes a small random LLaMA (GQA, hidden size 172) to int4, exports it as ONNX with MatMulNBits, runs it in onnxruntime-web and compares its logits with Quench's own int4 forward.</p>
+      <button onClick={() => void runOnnxCheck(['wasm', 'webgpu'])} disabled={onnx.status === 'running'} data-testid="onnx-run">
+        {onnx.status === 'running' ? 'Running…' : 'Run ONNX check (wasm, webgpu)'}
+      </button>
+      {onnx.status === 'done' && (
+        <table className="results" data-testid="onnx-result">
+          <thead><tr><th>provider</th><th>max |Δ logit|</th><th>max |logit|</th><th>ms</th><th>result</th></tr></thead>
+          <tbody>
+            {onnx.result.map((r) => (
+              <tr key={r.provider}><td>{r.provider}</td><td>{Number.isFinite(r.maxAbsDiff) ? r.maxAbsDiff.toExponential(2) : '—'}</td><td>{Number.isFinite(r.maxAbsLogit) ? r.maxAbsLogit.toFixed(2) : '—'}</td><td>{r.ms.toFixed(0)}</td><td className={r.ok ? 'ok' : 'bad'} title={r.error}>{r.ok ? 'pass' : `FAIL${r.error ? `: ${r.error}` : ''}`}</td></tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {onnx.status === 'failed' && <p className="error" role="alert">{onnx.message}</p>}
     </section>
   );
 }

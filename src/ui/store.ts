@@ -2,10 +2,11 @@
 // engine events here.
 import { create } from 'zustand';
 import type { GpuInfo } from '../engine/gpu/runtime';
-import type { SelfTestResult } from '../worker/protocol';
+import type { OnnxCheckResult, SelfTestResult } from '../worker/protocol';
 
 export type Tab = 'model' | 'quantize' | 'distill' | 'compare' | 'playground' | 'gpu';
 
+export type OnnxCheckState = { status: 'idle' } | { status: 'running' } | { status: 'done'; result: OnnxCheckResult[] } | { status: 'failed'; message: string };
 export type SelfTestState = { status: 'idle' } | { status: 'running' } | { status: 'done'; result: SelfTestResult } | { status: 'failed'; message: string };
 
 interface StudioState {
@@ -13,12 +14,14 @@ interface StudioState {
   gpu: GpuInfo | null;
   gpuError: string | null;
   selfTest: SelfTestState;
+  onnxCheck: OnnxCheckState;
   progress: { label: string; done: number; total: number } | null;
   logs: string[];
   setTab(t: Tab): void;
   setGpu(g: GpuInfo): void;
   setGpuError(m: string): void;
   setSelfTest(s: SelfTestState): void;
+  setOnnxCheck(s: OnnxCheckState): void;
   setProgress(p: StudioState['progress']): void;
   log(m: string): void;
 }
@@ -28,12 +31,14 @@ export const useStudio = create<StudioState>((set) => ({
   gpu: null,
   gpuError: null,
   selfTest: { status: 'idle' },
+  onnxCheck: { status: 'idle' },
   progress: null,
   logs: [],
   setTab: (tab) => set({ tab }),
   setGpu: (gpu) => set({ gpu, gpuError: null }),
   setGpuError: (gpuError) => set({ gpuError }),
   setSelfTest: (selfTest) => set({ selfTest }),
+  setOnnxCheck: (onnxCheck) => set({ onnxCheck }),
   setProgress: (progress) => set({ progress }),
   log: (m) => set((s) => ({ logs: [...s.logs.slice(-199), m] })),
 }));

@@ -67,6 +67,16 @@ export class EngineBridge {
   }
 }
 
+export async function runOnnxCheck(providers: string[]): Promise<void> {
+  const s = useStudio.getState();
+  s.setOnnxCheck({ status: 'running' });
+  try {
+    s.setOnnxCheck({ status: 'done', result: await engine().request('onnxCheck', { providers }) });
+  } catch (e) {
+    s.setOnnxCheck({ status: 'failed', message: (e as Error).message });
+  }
+}
+
 let bridge: EngineBridge | null = null;
 export function engine(): EngineBridge {
   if (!bridge) bridge = new EngineBridge();

@@ -56,6 +56,15 @@ async function handle(req: Request): Promise<unknown> {
       if (!gpu) throw new Error('the GPU is not initialised yet');
       return selfTest(gpu);
     }
+    case 'onnxCheck': {
+      if (!gpu) throw new Error('the GPU is not initialised yet');
+      // onnxruntime-web loads on demand (its wasm is large); single-threaded: the page is not
+      // cross-origin isolated.
+      const ort = await import('onnxruntime-web/webgpu');
+      ort.env.wasm.numThreads = 1;
+      const { onnxSelfCheck } = await import('../engine/quant/onnx-check');
+      return onnxSelfCheck(gpu, ort, req.providers);
+    }
   }
 }
 

@@ -3,17 +3,20 @@
 // any number of 'progress' events for it (rate-limited by the worker) plus unsolicited events
 // ('gpuError', 'log').
 import type { GpuInfo } from '../engine/gpu/runtime';
+import type { OnnxCheckResult } from '../engine/quant/onnx-check';
+export type { OnnxCheckResult };
 
 export type Request =
   | { id: number; type: 'init' }
-  | { id: number; type: 'selfTest' };
+  | { id: number; type: 'selfTest' }
+  | { id: number; type: 'onnxCheck'; providers: string[] };
 
 export interface SelfTestResult {
   kernels: { name: string; maxAbsError: number; ok: boolean }[];
   ms: number;
 }
 
-export type ResultOf<R extends Request['type']> = R extends 'init' ? GpuInfo : R extends 'selfTest' ? SelfTestResult : never;
+export type ResultOf<R extends Request['type']> = R extends 'init' ? GpuInfo : R extends 'selfTest' ? SelfTestResult : R extends 'onnxCheck' ? OnnxCheckResult[] : never;
 
 export type WorkerEvent =
   | { type: 'result'; id: number; result: unknown }
