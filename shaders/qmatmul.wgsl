@@ -4,11 +4,11 @@
 //   gemm:  one thread per 4 (m) × 4 (n) tile, no workgroup memory (CPU Vulkan friendly).
 //   gemv:  M = 1, one workgroup per output row, threads stride over groups, tree reduction in
 //          workgroup memory (what real GPUs want for decoding).
-//   dx:    dX (M, K) = dY (M, N) · dequant(W) (N, K), one thread per 4 (m) × 4 (k) tile (assigns).
+//   dx:    dX (M, K) (=, or += with accumulate) dY (M, N) · dequant(W) (N, K), one thread per 4 (m) × 4 (k) tile.
 // Bindings: 0 params, 1 x / dY (read), 2 codes u32, 3 scales, 4 zeros, 5 y / dX (read_write).
 // CPU reference: src/engine/ref/quant.ts
 override WG: u32 = 64;
-struct Params { M: u32, N: u32, K: u32, group: u32, nBlocks: u32, wordsPerRow: u32, bits: u32, cpw: u32 }
+struct Params { M: u32, N: u32, K: u32, group: u32, nBlocks: u32, wordsPerRow: u32, bits: u32, cpw: u32, accumulate: u32, _a: u32, _b: u32, _c: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> codes: array<u32>;
@@ -121,7 +121,8 @@ fn dx(@builtin(global_invocation_id) gid: vec3u) {
     if (m0 + a >= p.M) { break; }
     for (var b = 0u; b < 4u; b++) {
       if (k0 + b >= p.K) { break; }
-      y[(m0 + a) * p.K + k0 + b] = acc[a][b];
+      let idx = (m0 + a) * p.K + k0 + b;
+      if (p.accumulate != 0u) { y[idx] = y[idx] + acc[a][b]; } else { y[idx] = acc[a][b]; }
     }
   }
 }

@@ -134,6 +134,10 @@ export interface LlamaModelOptions {
   label?: string;
   /** packed low-bit projections to use instead of the fp32 ones (inference) */
   quantized?: QuantizedModel;
+  /** train the token embedding (and tied classifier); default = trainable */
+  trainEmbeddings?: boolean;
+  /** build each projection yourself (the QAT student) */
+  makeProjection?: (layer: number, proj: Projection, w: Float32Array, N: number, K: number) => Linear;
 }
 
 export class LlamaModel {
@@ -162,8 +166,9 @@ export class LlamaModel {
     const L = m.label;
     const { dim: C, vocabSize: V } = cfg;
     m.tokEmbed = gpu.tensor(`${L}.tok_embeddings`, [V, C], 'f32', w.tokEmbed);
-    if (tr) m.tokEmbedGrad = gpu.tensor(`${L}.tok_embeddings.grad`, [V, C]);
-    if (w.lmHead) m.lmHead = new DenseLinear(gpu, gpu.tensor(`${L}.lm_head`, [V, C], 'f32', w.lmHead), V, C, tr);
+    const trEmb = opts.trainEmbeddings ?? tr;
+    if (trEmb) m.tokEmbedGrad = gpu.tensor(`${L}.tok_embeddings.grad`, [V, C]);
+    if (w.lmHead) m.lmHead = new DenseLinear(gpu, gpu.tensor(`${L}.lm_head`, [V, C], 'f32', w.lmHead), V, C, trEmb);
     else m.lmHead = new DenseLinear(gpu, m.tokEmbed, V, C, m.tokEmbedGrad ?? false, false);
     m.finalNorm = gpu.tensor(`${L}.norm`, [C], 'f32', w.finalNorm);
     if (tr) m.finalNormGrad = gpu.tensor(`${L}.norm.grad`, [C]);
@@ -178,7 +183,8 @@ export class LlamaModel {
       for (const p of PROJECTIONS) {
         const [N, K] = shapes[p];
         const packed = opts.quantized?.packed[l]?.[p];
-        if (packed) proj[p] = new PackedLinear(gpu, uploadPacked(gpu, `${L}.layers.${l}.${p}_proj`, packed));
+        if (opts.makeProjection) proj[p] = opts.makeProjection(l, p, lw[key[p]], N, K);
+        else if (packed) proj[p] = new PackedLinear(gpu, uploadPacked(gpu, `${L}.layers.${l}.${p}_proj`, packed));
         else proj[p] = new DenseLinear(gpu, gpu.tensor(`${L}.layers.${l}.${p}_proj`, [N, K], 'f32', lw[key[p]]), N, K, tr);
       }
       m.layers.push({

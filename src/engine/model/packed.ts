@@ -30,8 +30,7 @@ export class PackedLinear implements Linear {
     qmatmulForward(this.gpu, out, x, this.w, M);
   }
   backwardInput(dx: Tensor, dout: Tensor, M: number, accumulate: boolean): void {
-    if (accumulate) throw new Error('PackedLinear.backwardInput: accumulate is not supported (use a scratch and add)');
-    qmatmulBackwardInput(this.gpu, dx, dout, this.w, M);
+    qmatmulBackwardInput(this.gpu, dx, dout, this.w, M, accumulate);
   }
   backwardWeight(): void {
     // frozen

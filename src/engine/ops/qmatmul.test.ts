@@ -35,7 +35,10 @@ describe('packed low-bit matmul vs float64 reference on the same codes', () => {
         expectClose('gemv', await gpu.readF32(ty), ref, tol);
       }
       qmatmulBackwardInput(gpu, tdx, tdy, w, M);
-      expectClose('dx', await gpu.readF32(tdx), qmatmulDxRef(dy, p, M), tol);
+      const dxRef = qmatmulDxRef(dy, p, M);
+      expectClose('dx', await gpu.readF32(tdx), dxRef, tol);
+      qmatmulBackwardInput(gpu, tdx, tdy, w, M, true);
+      expectClose('dx accumulated', await gpu.readF32(tdx), dxRef.map((v) => 2 * v), tol);
       for (const t of [tx, ty, tdy, tdx, w.codes, w.scales, w.zeros]) gpu.free(t);
     });
   }

@@ -12,8 +12,8 @@ export interface GpuPacked {
 
 export type QmatmulVariant = 'auto' | 'gemm' | 'gemv';
 
-function params(L: QuantLayout, M: number): Params {
-  return new Params().u32(M, L.N, L.K, L.group, L.nBlocks, L.wordsPerRow, L.bits, L.cpw);
+function params(L: QuantLayout, M: number, accumulate = false): Params {
+  return new Params().u32(M, L.N, L.K, L.group, L.nBlocks, L.wordsPerRow, L.bits, L.cpw, accumulate ? 1 : 0, 0, 0, 0);
 }
 
 /** y (M, N) = x (M, K) · dequant(W)ᵀ (assigns). 'auto' uses GEMV for M = 1. */
@@ -28,8 +28,8 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
   gpu.run({ shader: 'qmatmul', entry: 'gemm' }, { params: params(L, M), bindings: [x, w.codes, w.scales, w.zeros, y], workgroups: [Math.ceil(L.N / 32), Math.ceil(M / 32)] });
 }
 
-/** dX (M, K) = dY (M, N) · dequant(W) (assigns). */
-export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPacked, M: number): void {
+/** dX (M, K) = dY (M, N) · dequant(W) (assigns, or += with accumulate). */
+export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPacked, M: number, accumulate = false): void {
   const L = w.layout;
-  gpu.run({ shader: 'qmatmul', entry: 'dx' }, { params: params(L, M), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 32), Math.ceil(M / 32)] });
+  gpu.run({ shader: 'qmatmul', entry: 'dx' }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 32), Math.ceil(M / 32)] });
 }

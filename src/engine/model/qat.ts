@@ -1,0 +1,65 @@
+// The QAT student's projection: fp32 latent weights; its forward is the packed low-bit matmul on
+// the weights quantized from the latents (requantize() each step, so the forward we train is the
+// inference we ship); its backward passes dX through the quantized weights and the weight gradient
+// through the straight-through estimator into the latents. A frozen projection is quantized once,
+// keeps those codes for the whole run, and never computes a weight gradient.
+import type { Gpu, Tensor } from '../gpu/runtime';
+import { matmulBackwardWeight } from '../ops/matmul';
+import { qmatmulBackwardInput, qmatmulForward, type GpuPacked } from '../ops/qmatmul';
+import { allocPacked, freePacked, quantizePack, steBackward } from '../ops/fakequant';
+import { layoutOf, type Bits } from '../quant/pack';
+import type { Linear } from './linear';
+
+export interface QatOptions {
+  bits: Bits;
+  group: number;
+  sym: boolean;
+  /** clip ratio for the min/max scales (1 = plain min/max) */
+  clip?: number;
+  frozen: boolean;
+}
+
+export class QatLinear implements Linear {
+  readonly latent: Tensor; // (N, K) f32
+  readonly grad: Tensor | null; // (N, K) latent gradient (accumulates)
+  readonly packed: GpuPacked;
+  private readonly dwq: Tensor | null; // (N, K) scratch: gradient wrt the quantized weight
+  constructor(private readonly gpu: Gpu, label: string, w: Float32Array, readonly N: number, readonly K: number, readonly opts: QatOptions) {
+    this.latent = gpu.tensor(`${label}.latent`, [N, K], 'f32', w);
+    this.packed = allocPacked(gpu, label, layoutOf(N, K, opts.bits, opts.group));
+    this.grad = opts.frozen ? null : gpu.tensor(`${label}.grad`, [N, K]);
+    this.dwq = opts.frozen ? null : gpu.tensor(`${label}.dwq`, [N, K]);
+    this.quantize();
+  }
+  get frozen(): boolean {
+    return this.opts.frozen;
+  }
+  get bytes(): number {
+    return this.latent.bytes + this.packed.codes.bytes + this.packed.scales.bytes + this.packed.zeros.bytes;
+  }
+  /** Recompute scales and codes from the latents (skipped for frozen projections). */
+  requantize(): void {
+    if (!this.opts.frozen) this.quantize();
+  }
+  private quantize(): void {
+    quantizePack(this.gpu, this.packed, this.latent, { sym: this.opts.sym, clip: this.opts.clip ?? 1 });
+  }
+  forward(out: Tensor, x: Tensor, M: number): void {
+    qmatmulForward(this.gpu, out, x, this.packed, M);
+  }
+  backwardInput(dx: Tensor, dout: Tensor, M: number, accumulate: boolean): void {
+    qmatmulBackwardInput(this.gpu, dx, dout, this.packed, M, accumulate);
+  }
+  backwardWeight(dout: Tensor, x: Tensor, M: number): void {
+    if (!this.grad || !this.dwq) return;
+    this.gpu.zero(this.dwq);
+    matmulBackwardWeight(this.gpu, this.dwq, dout, x, M, this.K, this.N);
+    steBackward(this.gpu, this.grad, this.dwq, this.latent, this.packed);
+  }
+  free(gpu: Gpu): void {
+    gpu.free(this.latent);
+    gpu.free(this.grad);
+    gpu.free(this.dwq);
+    freePacked(gpu, this.packed);
+  }
+}

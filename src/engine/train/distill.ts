@@ -1,0 +1,377 @@
+// KD-QAT: the FP teacher (forward only) distils into its quantized student (fp32 latents, packed
+// low-bit forward, STE backward). Losses: KL(teacher‖student) on logits with temperature (×T²),
+// next-token CE, attention-map KL (mean over query rows and heads, summed over layers),
+// attention-output MSE and hidden-state MSE per layer. AdamW with warm-up + cosine decay, global
+// norm clipping, gradient accumulation, a seed that fixes data order. Per-step metrics: loss
+// components, lr, global grad norm, tokens/s; every `metricsEvery` steps: per layer × projection
+// squared gradient norms, per-layer forward error against the teacher, code-flip fractions.
+import type { Gpu, Tensor } from '../gpu/runtime';
+import { PROJECTIONS, headSize, type LlamaConfig, type LlamaWeights, type Projection } from '../model/config';
+import { LlamaModel, type Activations } from '../model/llama';
+import { DenseLinear } from '../model/dense';
+import { QatLinear } from '../model/qat';
+import { addForward } from '../ops/elementwise';
+import { attnKlBackward, attnKlForward, crossEntropyBackward, crossEntropyForward, klBackward, klForward, mseBackward, mseForward } from '../ops/loss';
+import { adamwStep, clipScale, sum, sumSquares } from '../ops/optim';
+import { getCode, type Bits, type PackedWeight } from '../quant/pack';
+import type { QuantizedModel } from '../quant/ptq';
+import { sequenceNll } from '../model/runner';
+import { perplexity } from '../eval/perplexity';
+import { Rng, sampleBatch } from './data';
+import type { FreezeMask } from './freeze';
+
+export interface LossWeights {
+  kl: number;
+  ce: number;
+  attnMap: number;
+  attnOut: number;
+  hidden: number;
+}
+
+export interface DistillConfig {
+  bits: Bits;
+  group: number;
+  sym: boolean;
+  clip: number; // min/max clip ratio of the student's scales
+  freeze: FreezeMask;
+  loss: LossWeights;
+  temperature: number;
+  steps: number;
+  batch: number;
+  seq: number;
+  accum: number;
+  lr: number;
+  minLrRatio: number;
+  warmup: number;
+  weightDecay: number;
+  gradClip: number;
+  beta1: number;
+  beta2: number;
+  seed: number;
+  metricsEvery: number;
+  trainNorms: boolean;
+  /** the paper's reference run: FP fine-tuning with the same recipe, no quantization */
+  fpReference: boolean;
+}
+
+export const DEFAULT_DISTILL: Omit<DistillConfig, 'freeze'> = {
+  bits: 4, group: 32, sym: false, clip: 1, loss: { kl: 1, ce: 0, attnMap: 0, attnOut: 0, hidden: 0 }, temperature: 1,
+  steps: 300, batch: 8, seq: 128, accum: 1, lr: 1e-3, minLrRatio: 0.1, warmup: 20, weightDecay: 0, gradClip: 1,
+  beta1: 0.9, beta2: 0.95, seed: 1, metricsEvery: 10, trainNorms: true, fpReference: false,
+};
+
+export interface StepMetrics {
+  step: number;
+  lr: number;
+  loss: number;
+  losses: LossWeights; // unweighted components
+  gradNorm: number;
+  tokensPerSec: number;
+  /** every metricsEvery steps: */
+  gradSq?: Record<Projection, number>[]; // [layer][proj] squared Frobenius norm of the latent gradient
+  hiddenRelErr?: number[]; // per layer ‖h_s − h_t‖² / ‖h_t‖²
+  attnOutRelErr?: number[];
+  codeFlips?: Partial<Record<Projection, number>>; // fraction of codes changed since the start
+}
+
+interface Param {
+  name: string;
+  param: Tensor;
+  grad: Tensor;
+  m: Tensor;
+  v: Tensor;
+  layer?: number;
+  proj?: Projection;
+}
+
+export function lrAt(step: number, c: Pick<DistillConfig, 'lr' | 'warmup' | 'steps' | 'minLrRatio'>): number {
+  if (step < c.warmup) return (c.lr * (step + 1)) / c.warmup;
+  const t = (step - c.warmup) / Math.max(1, c.steps - c.warmup);
+  return c.lr * (c.minLrRatio + (1 - c.minLrRatio) * 0.5 * (1 + Math.cos(Math.PI * Math.min(1, t))));
+}
+
+const LOSS_SLOTS = ['kl', 'ce', 'attnMap', 'attnOut', 'hidden'] as const;
+
+export class Distiller {
+  readonly teacher: LlamaModel;
+  readonly student: LlamaModel;
+  readonly params: Param[] = [];
+  readonly rng: Rng;
+  step = 0;
+  readonly history: StepMetrics[] = [];
+  private readonly initialCodes = new Map<string, Uint32Array>();
+  private readonly lossBuf: Tensor; // (5) summed losses of the last step
+  private readonly metricBuf: Tensor; // (2·L) hidden / attnOut squared errors; (2·L) teacher norms
+  private readonly sumsq: Tensor; // (nParams) per-parameter squared grad norms
+  private readonly clipBuf: Tensor; // (2) clip scale, global norm
+  private readonly scratch: Record<string, Tensor> = {};
+
+  constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, weights: LlamaWeights, readonly dc: DistillConfig, readonly stream: Uint32Array) {
+    if (dc.freeze.length !== cfg.nLayers) throw new Error(`freeze mask has ${dc.freeze.length} layers, the model ${cfg.nLayers}`);
+    this.rng = new Rng(dc.seed >>> 0);
+    this.teacher = LlamaModel.fromWeights(gpu, cfg, weights, { label: 'teacher' });
+    this.student = LlamaModel.fromWeights(gpu, cfg, weights, {
+      label: 'student',
+      trainable: dc.trainNorms,
+      trainEmbeddings: false,
+      makeProjection: (l, p, w, N, K) =>
+        dc.fpReference
+          ? new DenseLinear(gpu, gpu.tensor(`student.layers.${l}.${p}.w`, [N, K], 'f32', w), N, K, !dc.freeze[l][p])
+          : new QatLinear(gpu, `student.layers.${l}.${p}`, w, N, K, { bits: dc.bits, group: dc.group, sym: dc.sym, clip: dc.clip, frozen: dc.freeze[l][p] }),
+    });
+    const addParam = (name: string, param: Tensor, grad: Tensor | null, layer?: number, proj?: Projection) => {
+      if (!grad) return;
+      this.params.push({ name, param, grad, m: gpu.tensor(`${name}.adam_m`, [...param.shape]), v: gpu.tensor(`${name}.adam_v`, [...param.shape]), layer, proj });
+    };
+    this.student.layers.forEach((L, l) => {
+      for (const p of PROJECTIONS) {
+        const lin = L.proj[p];
+        if (lin instanceof QatLinear) addParam(`layers.${l}.${p}`, lin.latent, lin.grad, l, p);
+        else if (lin instanceof DenseLinear) addParam(`layers.${l}.${p}`, lin.w, lin.grad, l, p);
+      }
+      addParam(`layers.${l}.attnNorm`, L.attnNorm, L.attnNormGrad, l);
+      addParam(`layers.${l}.mlpNorm`, L.mlpNorm, L.mlpNormGrad, l);
+    });
+    addParam('finalNorm', this.student.finalNorm, this.student.finalNormGrad);
+    this.lossBuf = gpu.tensor('distill.losses', [LOSS_SLOTS.length]);
+    this.metricBuf = gpu.tensor('distill.metrics', [4 * cfg.nLayers]);
+    this.sumsq = gpu.tensor('distill.sumsq', [Math.max(1, this.params.length)]);
+    this.clipBuf = gpu.tensor('distill.clip', [2]);
+  }
+
+  private t(name: string, shape: number[], dtype: 'f32' | 'u32' = 'f32'): Tensor {
+    const key = `${name}:${shape.join('x')}:${dtype}`;
+    return (this.scratch[key] ??= this.gpu.tensor(`distill.${name}`, shape, dtype));
+  }
+
+  /** Remember the starting codes, for code-flip fractions. */
+  async snapshotCodes(): Promise<void> {
+    for (const [name, p] of this.qatProjections()) this.initialCodes.set(name, (await this.gpu.read(p.packed.codes)) as Uint32Array);
+  }
+
+  private *qatProjections(): Generator<[string, QatLinear, Projection]> {
+    for (let l = 0; l < this.cfg.nLayers; l++)
+      for (const p of PROJECTIONS) {
+        const lin = this.student.layers[l].proj[p];
+        if (lin instanceof QatLinear) yield [`layers.${l}.${p}`, lin, p];
+      }
+  }
+
+  requantize(): void {
+    for (const [, q] of this.qatProjections()) q.requantize();
+  }
+
+  /** One optimizer step (accum micro-batches). */
+  async trainStep(): Promise<StepMetrics> {
+    const { gpu, cfg, dc } = this;
+    const B = dc.batch, T = dc.seq, BT = B * T, V = cfg.vocabSize, C = cfg.dim, L = cfg.nLayers, NH = cfg.nHeads;
+    const t0 = performance.now();
+    const withProbs = dc.loss.attnMap > 0;
+    const ta = this.teacher.activations(B, T, withProbs);
+    const sa = this.student.activations(B, T, true);
+    const rows = this.t('rows', [Math.max(BT, B * NH * T)]);
+    const targets = this.t('targets', [BT], 'u32');
+    const dlogits = this.t('dlogits', [BT, V]);
+    const dtmp = this.t('dlogits2', [BT, V]);
+    const dlog3 = this.t('dlogits3', [BT, V]);
+    const dprobs = withProbs ? Array.from({ length: L }, (_, l) => this.t(`dprobs${l}`, [B, NH, T, T])) : [];
+    const dattn = dc.loss.attnOut > 0 ? Array.from({ length: L }, (_, l) => this.t(`dattn${l}`, [BT, C])) : [];
+    const dhid = dc.loss.hidden > 0 ? Array.from({ length: L }, (_, l) => this.t(`dhid${l}`, [BT, C])) : [];
+    this.requantize();
+    this.student.zeroGrads();
+    gpu.zero(this.lossBuf);
+    const losses = this.t('lossacc', [LOSS_SLOTS.length]);
+    gpu.zero(losses);
+    for (let micro = 0; micro < dc.accum; micro++) {
+      const { inputs, targets: tg } = sampleBatch(this.stream, B, T, this.rng);
+      gpu.write(ta.tokens, inputs);
+      gpu.write(sa.tokens, inputs);
+      gpu.write(targets, tg);
+      this.teacher.forward(ta);
+      this.student.forward(sa);
+      const a = 1 / dc.accum;
+      // logits: KL with temperature and/or CE; d(loss)/d(logits) accumulates across terms
+      let haveD = false;
+      const addD = (src: Tensor) => {
+        if (!haveD) {
+          gpu.copy(src, dlogits);
+          haveD = true;
+        } else {
+          addForward(gpu, dlog3, dlogits, src);
+          gpu.copy(dlog3, dlogits);
+        }
+      };
+      if (dc.loss.kl > 0) {
+        klForward(gpu, rows, sa.logits, ta.logits, BT, V, dc.temperature);
+        sum(gpu, this.t('tmp1', [1]), 0, rows, BT);
+        this.accumSlot(losses, 0, this.t('tmp1', [1]));
+        klBackward(gpu, dtmp, sa.logits, ta.logits, BT, V, dc.temperature, (dc.loss.kl * a) / BT);
+        addD(dtmp);
+      }
+      if (dc.loss.ce > 0) {
+        crossEntropyForward(gpu, rows, sa.logits, targets, BT, V);
+        sum(gpu, this.t('tmp1', [1]), 0, rows, BT);
+        this.accumSlot(losses, 1, this.t('tmp1', [1]));
+        crossEntropyBackward(gpu, dtmp, sa.logits, targets, BT, V, (dc.loss.ce * a) / BT);
+        addD(dtmp);
+      }
+      if (!haveD) gpu.zero(dlogits);
+      for (let l = 0; l < L; l++) {
+        if (withProbs) {
+          const n = B * NH * T;
+          attnKlForward(gpu, rows, sa.layers[l].probs, ta.layers[l].probs, n, T);
+          sum(gpu, this.t('tmp1', [1]), 0, rows, n);
+          this.accumSlot(losses, 2, this.t('tmp1', [1]));
+          attnKlBackward(gpu, dprobs[l], sa.layers[l].probs, ta.layers[l].probs, n, T, (dc.loss.attnMap * a) / n);
+        }
+        if (dc.loss.attnOut > 0) {
+          mseForward(gpu, rows, sa.layers[l].attnOut, ta.layers[l].attnOut, BT, C);
+          sum(gpu, this.t('tmp1', [1]), 0, rows, BT);
+          this.accumSlot(losses, 3, this.t('tmp1', [1]));
+          mseBackward(gpu, dattn[l], sa.layers[l].attnOut, ta.layers[l].attnOut, BT, C, (dc.loss.attnOut * a) / BT);
+        }
+        if (dc.loss.hidden > 0) {
+          mseForward(gpu, rows, sa.x[l + 1], ta.x[l + 1], BT, C);
+          sum(gpu, this.t('tmp1', [1]), 0, rows, BT);
+          this.accumSlot(losses, 4, this.t('tmp1', [1]));
+          mseBackward(gpu, dhid[l], sa.x[l + 1], ta.x[l + 1], BT, C, (dc.loss.hidden * a) / BT);
+        }
+      }
+      this.student.backward(sa, dlogits, { dprobs: withProbs ? dprobs : undefined, dattnOut: dattn.length ? dattn : undefined, dhidden: dhid.length ? dhid : undefined });
+    }
+    // gradient norms, clipping, AdamW
+    this.params.forEach((p, i) => sumSquares(gpu, this.sumsq, i, p.grad));
+    clipScale(gpu, this.clipBuf, this.sumsq, this.params.length, dc.gradClip);
+    const lr = lrAt(this.step, dc);
+    const h = { lr, beta1: dc.beta1, beta2: dc.beta2, eps: 1e-8, weightDecay: dc.weightDecay };
+    for (const p of this.params) adamwStep(gpu, p.param, p.grad, p.m, p.v, this.clipBuf, this.step + 1, h);
+    const lossVals = await gpu.readF32(losses);
+    const clip = await gpu.readF32(this.clipBuf);
+    const comp = {} as LossWeights;
+    const denom = [BT, BT, B * NH * T * L, BT * L, BT * L];
+    LOSS_SLOTS.forEach((k, i) => (comp[k] = lossVals[i] / denom[i] / dc.accum));
+    comp.attnMap *= L; // mean over rows and heads, summed over layers
+    comp.attnOut *= L;
+    comp.hidden *= L;
+    const loss = LOSS_SLOTS.reduce((s, k) => s + dc.loss[k] * comp[k], 0);
+    const m: StepMetrics = { step: this.step, lr, loss, losses: comp, gradNorm: clip[1], tokensPerSec: (BT * dc.accum) / ((performance.now() - t0) / 1000) };
+    if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${this.step} (components ${JSON.stringify(comp)}); stopping — lower the learning rate`);
+    if (dc.metricsEvery > 0 && (this.step % dc.metricsEvery === 0 || this.step === dc.steps - 1)) Object.assign(m, await this.detailedMetrics(ta, sa));
+    this.step++;
+    this.history.push(m);
+    return m;
+  }
+
+  private accumSlot(losses: Tensor, slot: number, one: Tensor): void {
+    // losses[slot] += one[0]  (tiny: two-element add through the elementwise kernel)
+    const tmp = this.t('slot', [1]);
+    this.gpu.copy(losses, tmp, 4, slot * 4, 0);
+    addForward(this.gpu, this.t('slot2', [1]), tmp, one);
+    this.gpu.copy(this.t('slot2', [1]), losses, 4, 0, slot * 4);
+  }
+
+  private async detailedMetrics(ta: Activations, sa: Activations): Promise<Partial<StepMetrics>> {
+    const { gpu, cfg } = this;
+    const L = cfg.nLayers, BT = ta.B * ta.T, C = cfg.dim;
+    const rows = this.t('rows2', [BT]);
+    for (let l = 0; l < L; l++) {
+      mseForward(gpu, rows, sa.x[l + 1], ta.x[l + 1], BT, C);
+      sum(gpu, this.metricBuf, l, rows, BT);
+      sumSquares(gpu, this.metricBuf, 2 * L + l, ta.x[l + 1]);
+      mseForward(gpu, rows, sa.layers[l].attnOut, ta.layers[l].attnOut, BT, C);
+      sum(gpu, this.metricBuf, L + l, rows, BT);
+      sumSquares(gpu, this.metricBuf, 3 * L + l, ta.layers[l].attnOut);
+    }
+    const mb = await gpu.readF32(this.metricBuf);
+    const sq = await gpu.readF32(this.sumsq);
+    const gradSq = Array.from({ length: L }, () => Object.fromEntries(PROJECTIONS.map((p) => [p, 0])) as Record<Projection, number>);
+    this.params.forEach((p, i) => {
+      if (p.layer !== undefined && p.proj) gradSq[p.layer][p.proj] = sq[i];
+    });
+    // mse rows are Σ/C, so Σ rows · C = Σ squared error
+    const hiddenRelErr = Array.from({ length: L }, (_, l) => (mb[l] * C) / Math.max(mb[2 * L + l], 1e-30));
+    const attnOutRelErr = Array.from({ length: L }, (_, l) => (mb[L + l] * C) / Math.max(mb[3 * L + l], 1e-30));
+    const codeFlips: Partial<Record<Projection, number>> = {};
+    if (this.initialCodes.size) {
+      const changed: Partial<Record<Projection, [number, number]>> = {};
+      for (const [name, q, p] of this.qatProjections()) {
+        if (q.frozen) continue;
+        const now = (await gpu.read(q.packed.codes)) as Uint32Array;
+        const before = this.initialCodes.get(name)!;
+        const lay = { ...q.packed.layout, codes: now };
+        const lay0 = { ...q.packed.layout, codes: before };
+        let c = 0;
+        for (let n = 0; n < lay.N; n++) for (let k = 0; k < lay.K; k++) if (getCode(lay, n, k) !== getCode(lay0, n, k)) c++;
+        const acc = changed[p] ?? [0, 0];
+        changed[p] = [acc[0] + c, acc[1] + lay.N * lay.K];
+      }
+      for (const [p, [c, n]] of Object.entries(changed) as [Projection, [number, number]][]) codeFlips[p] = c / n;
+    }
+    return { gradSq, hiddenRelErr, attnOutRelErr, codeFlips };
+  }
+
+  /** Held-out perplexity of the student as it would ship (packed weights from the latents now). */
+  async evaluate(seqs: number[][]): Promise<number> {
+    this.requantize();
+    return (await perplexity(seqs, (ids) => sequenceNll(this.student, ids))).ppl;
+  }
+
+  /** The student as a quantized model: packed projections read back, norms updated. */
+  async exportStudent(base: LlamaWeights): Promise<{ weights: LlamaWeights; quantized: QuantizedModel }> {
+    this.requantize();
+    const { gpu, cfg, dc } = this;
+    const packed: Partial<Record<Projection, PackedWeight>>[] = [];
+    const layers = [];
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const L = this.student.layers[l];
+      const entry: Partial<Record<Projection, PackedWeight>> = {};
+      for (const p of PROJECTIONS) {
+        const q = L.proj[p];
+        if (q instanceof QatLinear) entry[p] = { ...q.packed.layout, codes: (await gpu.read(q.packed.codes)) as Uint32Array, scales: await gpu.readF32(q.packed.scales), zeros: await gpu.readF32(q.packed.zeros) };
+      }
+      packed.push(entry);
+      layers.push({ ...base.layers[l], attnNorm: await gpu.readF32(L.attnNorm), mlpNorm: await gpu.readF32(L.mlpNorm) });
+    }
+    const weights: LlamaWeights = { ...base, layers, finalNorm: await gpu.readF32(this.student.finalNorm) };
+    return { weights, quantized: { config: cfg, ptq: { bits: dc.bits, group: dc.group, sym: dc.sym, clipSearch: false }, packed, report: [] } };
+  }
+
+  /** Everything needed to resume: parameters, optimizer state, step, RNG state. */
+  async checkpointTensors(): Promise<{ name: string; data: Float32Array; shape: number[] }[]> {
+    const out: { name: string; data: Float32Array; shape: number[] }[] = [];
+    for (const p of this.params) {
+      out.push({ name: `${p.name}.param`, data: await this.gpu.readF32(p.param), shape: [...p.param.shape] });
+      out.push({ name: `${p.name}.adam_m`, data: await this.gpu.readF32(p.m), shape: [...p.m.shape] });
+      out.push({ name: `${p.name}.adam_v`, data: await this.gpu.readF32(p.v), shape: [...p.v.shape] });
+    }
+    return out;
+  }
+
+  restore(tensors: Map<string, Float32Array>, step: number, rngState: number): void {
+    for (const p of this.params) {
+      for (const [suffix, t] of [['param', p.param], ['adam_m', p.m], ['adam_v', p.v]] as const) {
+        const d = tensors.get(`${p.name}.${suffix}`);
+        if (!d || d.length !== t.numel) throw new Error(`checkpoint: tensor ${p.name}.${suffix} is missing or has the wrong size`);
+        this.gpu.write(t, d);
+      }
+    }
+    // frozen projections were quantized once from the teacher's weights at construction, as in the original run
+    this.step = step;
+    this.rng.state = rngState >>> 0;
+  }
+
+  free(): void {
+    this.teacher.free();
+    this.student.free();
+    for (const p of this.params) {
+      this.gpu.free(p.m);
+      this.gpu.free(p.v);
+    }
+    for (const t of Object.values(this.scratch)) this.gpu.free(t);
+    for (const t of [this.lossBuf, this.metricBuf, this.sumsq, this.clipBuf]) this.gpu.free(t);
+  }
+}
+
+export function headSizeOf(cfg: LlamaConfig): number {
+  return headSize(cfg);
+}
