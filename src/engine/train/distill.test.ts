@@ -1,0 +1,138 @@
+// KD-QAT student: gradient check against the CPU reference (STE by its definition), frozen
+// projections, determinism, and resume = uninterrupted.
+import { describe, expect, it } from 'vitest';
+import { PROJECTIONS, PROJECTION_KEY, randomWeights, tinyConfig, type LlamaWeights } from '../model/config';
+import { LlamaModel } from '../model/llama';
+import { QatLinear } from '../model/qat';
+import { crossEntropyBackward } from '../ops/loss';
+import { namedGrads, refBackward, refForward, refLoss } from '../ref/llama';
+import { steRef } from '../ref/quant';
+import { dequantizeHost, type PackedWeight } from '../quant/pack';
+import { expectClose, rng, testGpu } from '../testing';
+import { DEFAULT_DISTILL, Distiller, lrAt, type DistillConfig } from './distill';
+import { parseFreeze } from './freeze';
+import type { Gpu } from '../gpu/runtime';
+
+const cfg = tinyConfig({ dim: 32, hiddenDim: 44, nHeads: 4, nKvHeads: 2, vocabSize: 29, maxSeqLen: 32 });
+const stream = (() => {
+  const r = rng(9);
+  return Uint32Array.from({ length: 600 }, () => Math.floor(r() * cfg.vocabSize));
+})();
+const dcOf = (over: Partial<DistillConfig> = {}): DistillConfig => ({ ...DEFAULT_DISTILL, freeze: parseFreeze('none', cfg.nLayers), steps: 6, batch: 2, seq: 8, warmup: 2, lr: 5e-3, metricsEvery: 0, ...over });
+
+async function packedOf(gpu: Gpu, q: QatLinear): Promise<PackedWeight> {
+  return { ...q.packed.layout, codes: (await gpu.read(q.packed.codes)) as Uint32Array, scales: await gpu.readF32(q.packed.scales), zeros: await gpu.readF32(q.packed.zeros) };
+}
+
+describe('KD-QAT student', () => {
+  it('student gradients = reference gradients at the quantized weights, passed through the STE (clip 0.8)', async () => {
+    const gpu = await testGpu();
+    const w = randomWeights(cfg, 4, 0.5);
+    const student = LlamaModel.fromWeights(gpu, cfg, w, {
+      trainable: true, trainEmbeddings: false,
+      makeProjection: (l, p, W, N, K) => new QatLinear(gpu, `s.${l}.${p}`, W, N, K, { bits: 4, group: 16, sym: false, clip: 0.8, frozen: false }),
+    });
+    const B = 2, T = 6;
+    const r = rng(2);
+    const tokens = Array.from({ length: B * T }, () => Math.floor(r() * cfg.vocabSize));
+    const targets = tokens.map((_, i) => (i % T === T - 1 ? 0xffffffff : tokens[i + 1]));
+    const acts = student.activations(B, T);
+    gpu.write(acts.tokens, new Uint32Array(tokens));
+    student.forward(acts);
+    const tt = gpu.tensor('t', [B * T], 'u32', targets), dl = gpu.tensor('dl', [B * T, cfg.vocabSize]);
+    crossEntropyBackward(gpu, dl, acts.logits, tt, B * T, cfg.vocabSize, 1 / targets.filter((t) => t !== 0xffffffff).length);
+    student.zeroGrads();
+    student.backward(acts, dl);
+    // reference: the model at the dequantized weights
+    const packed: PackedWeight[][] = [];
+    const wq: LlamaWeights = { ...w, layers: [] };
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const lw = { ...w.layers[l] };
+      packed.push([]);
+      for (const p of PROJECTIONS) {
+        const pw = await packedOf(gpu, student.layers[l].proj[p] as QatLinear);
+        packed[l].push(pw);
+        lw[PROJECTION_KEY[p]] = dequantizeHost(pw);
+      }
+      wq.layers.push(lw);
+    }
+    const f = refForward(cfg, wq, tokens, B, T);
+    const g = namedGrads(refBackward(cfg, wq, tokens, B, T, f, refLoss(f.logits, targets, cfg.vocabSize).dlogits));
+    let blocked = 0;
+    for (let l = 0; l < cfg.nLayers; l++)
+      for (const [i, p] of PROJECTIONS.entries()) {
+        const dWq = g.get(`layers.${l}.${PROJECTION_KEY[p]}`)!;
+        const want = steRef(dWq, w.layers[l][PROJECTION_KEY[p]], packed[l][i]);
+        blocked += want.filter((x, j) => x === 0 && dWq[j] !== 0).length;
+        expectClose(`latent grad layer ${l} ${p}`, await gpu.readF32((student.layers[l].proj[p] as QatLinear).grad!), want, { atol: 2e-5, rtol: 2e-3 });
+      }
+    expect(blocked).toBeGreaterThan(0); // the clip made the STE mask non-trivial
+    expectClose('attnNorm grad', await gpu.readF32(student.layers[0].attnNormGrad!), g.get('layers.0.attnNorm')!, { atol: 2e-5, rtol: 2e-3 });
+    student.free();
+    gpu.free(tt);
+    gpu.free(dl);
+  });
+
+  it('frozen projections keep their codes and latents and never get a gradient', async () => {
+    const gpu = await testGpu();
+    const w = randomWeights(cfg, 5, 0.5);
+    const d = new Distiller(gpu, cfg, w, dcOf({ freeze: parseFreeze('ov', cfg.nLayers), steps: 3 }), stream);
+    const before = new Map<string, Uint32Array>();
+    for (let l = 0; l < cfg.nLayers; l++) for (const p of PROJECTIONS) before.set(`${l}.${p}`, (await gpu.read((d.student.layers[l].proj[p] as QatLinear).packed.codes)) as Uint32Array);
+    for (let i = 0; i < 3; i++) await d.trainStep();
+    d.requantize();
+    for (let l = 0; l < cfg.nLayers; l++)
+      for (const p of PROJECTIONS) {
+        const q = d.student.layers[l].proj[p] as QatLinear;
+        const codes = (await gpu.read(q.packed.codes)) as Uint32Array;
+        if (p === 'o' || p === 'v') {
+          expect(q.grad).toBeNull();
+          expect(d.params.some((x) => x.param === q.latent)).toBe(false);
+          expect([...(await gpu.readF32(q.latent))]).toEqual([...w.layers[l][PROJECTION_KEY[p]]]);
+          expect([...codes]).toEqual([...before.get(`${l}.${p}`)!]);
+        } else {
+          expect(q.grad).not.toBeNull();
+          expect([...(await gpu.readF32(q.latent))]).not.toEqual([...w.layers[l][PROJECTION_KEY[p]]]);
+        }
+      }
+    d.free();
+  });
+
+  it('same seed gives the same loss curve; resume equals an uninterrupted run', async () => {
+    const gpu = await testGpu();
+    const w = randomWeights(cfg, 6, 0.5);
+    const dc = dcOf({ loss: { kl: 1, ce: 0.5, attnMap: 0.1, attnOut: 0.1, hidden: 0.1 }, steps: 4, accum: 2 });
+    const runAll = async () => {
+      const d = new Distiller(gpu, cfg, w, dc, stream);
+      const losses: number[] = [];
+      for (let i = 0; i < 4; i++) losses.push((await d.trainStep()).loss);
+      const params = await d.checkpointTensors();
+      d.free();
+      return { losses, params };
+    };
+    const a = await runAll();
+    const b = await runAll();
+    expect(b.losses).toEqual(a.losses);
+    // interrupted after 2 steps, restored into a fresh trainer
+    const d1 = new Distiller(gpu, cfg, w, dc, stream);
+    const first = [(await d1.trainStep()).loss, (await d1.trainStep()).loss];
+    const ck = new Map((await d1.checkpointTensors()).map((t) => [t.name, t.data]));
+    const state = { step: d1.step, rng: d1.rng.state };
+    d1.free();
+    const d2 = new Distiller(gpu, cfg, w, dc, stream);
+    d2.restore(ck, state.step, state.rng);
+    const rest = [(await d2.trainStep()).loss, (await d2.trainStep()).loss];
+    expect([...first, ...rest]).toEqual(a.losses);
+    const final = await d2.checkpointTensors();
+    final.forEach((t, i) => expect([...t.data]).toEqual([...a.params[i].data]));
+    d2.free();
+  });
+
+  it('learning rate: linear warm-up then cosine to minLrRatio', () => {
+    const c = { lr: 1, warmup: 10, steps: 110, minLrRatio: 0.1 };
+    expect(lrAt(0, c)).toBeCloseTo(0.1);
+    expect(lrAt(9, c)).toBeCloseTo(1);
+    expect(lrAt(60, c)).toBeCloseTo(0.55);
+    expect(lrAt(110, c)).toBeCloseTo(0.1);
+  });
+});
