@@ -20,7 +20,7 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048]): Pr
     for (const M of [1, 256]) {
       const x = gpu.tensor('bench.x', [M, K], 'f32', randn(M * K, 2));
       const y = gpu.tensor('bench.y', [M, N]);
-      const variants = M === 1 ? (['gemm', 'gemv'] as const) : (['gemm'] as const);
+      const variants = M === 1 ? (['gemm', 'gemv', 'gemv_rows'] as const) : (['gemm'] as const);
       for (const v of variants) {
         const reps = M === 1 ? 20 : 2;
         const ms =

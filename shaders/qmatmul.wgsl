@@ -92,6 +92,41 @@ fn gemv(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if (lid.x == 0u && n < p.N) { y[n] = part[0]; }
 }
 
+// GEMV, one thread per output row walking the packed words (no per-element division; the group
+// boundary is tracked incrementally). No workgroup memory: the variant CPU Vulkan prefers.
+@compute @workgroup_size(WG)
+fn gemv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let n = gid.x + gid.y * nwg.x * WG;
+  if (n >= p.N) { return; }
+  let mask = (1u << p.bits) - 1u;
+  let rowW = n * p.wordsPerRow;
+  let rowS = n * p.nBlocks;
+  var g = 0u;
+  var nextB = p.group;
+  var s = scales[rowS];
+  var z = zeros[rowS];
+  var acc = 0.0;
+  var part = 0.0;
+  var k = 0u;
+  for (var wi = 0u; wi < p.wordsPerRow; wi++) {
+    let word = codes[rowW + wi];
+    for (var t = 0u; t < p.cpw; t++) {
+      if (k >= p.K) { break; }
+      if (k == nextB) {
+        acc += s * part;
+        part = 0.0;
+        g++;
+        nextB += p.group;
+        s = scales[rowS + g];
+        z = zeros[rowS + g];
+      }
+      part += x[k] * (f32((word >> (t * p.bits)) & mask) - z);
+      k++;
+    }
+  }
+  y[n] = acc + s * part;
+}
+
 // dX (M, K) = dY (M, N) · dequant(W): x holds dY here, y receives dX.
 @compute @workgroup_size(8, 8)
 fn dx(@builtin(global_invocation_id) gid: vec3u) {

@@ -232,10 +232,20 @@ export class LlamaModel {
   activations(B: number, T: number, withProbs = true): Activations {
     const key = `${B}x${T}:${withProbs}`;
     let a = this.actsCache.get(key);
-    if (!a) {
-      a = new Activations(this.gpu, this.cfg, B, T, withProbs);
+    if (a) {
+      // most recently used last
+      this.actsCache.delete(key);
       this.actsCache.set(key, a);
+      return a;
     }
+    // Evaluation visits many sequence lengths: keep only a few shapes alive.
+    while (this.actsCache.size >= 4) {
+      const [oldKey, old] = this.actsCache.entries().next().value as [string, Activations];
+      old.free(this.gpu);
+      this.actsCache.delete(oldKey);
+    }
+    a = new Activations(this.gpu, this.cfg, B, T, withProbs);
+    this.actsCache.set(key, a);
     return a;
   }
 

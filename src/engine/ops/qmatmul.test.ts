@@ -33,6 +33,8 @@ describe('packed low-bit matmul vs float64 reference on the same codes', () => {
       if (M === 1) {
         qmatmulForward(gpu, ty, tx, w, M, 'gemv');
         expectClose('gemv', await gpu.readF32(ty), ref, tol);
+        qmatmulForward(gpu, ty, tx, w, M, 'gemv_rows');
+        expectClose('gemv_rows', await gpu.readF32(ty), ref, tol);
       }
       qmatmulBackwardInput(gpu, tdx, tdy, w, M);
       const dxRef = qmatmulDxRef(dy, p, M);

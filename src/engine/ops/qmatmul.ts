@@ -10,7 +10,12 @@ export interface GpuPacked {
   zeros: Tensor; // (N, nBlocks) f32
 }
 
-export type QmatmulVariant = 'auto' | 'gemm' | 'gemv';
+export type QmatmulVariant = 'auto' | 'gemm' | 'gemv' | 'gemv_rows';
+
+export function isSoftwareAdapter(gpu: Gpu): boolean {
+  const i = gpu.info;
+  return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description}`);
+}
 
 function params(L: QuantLayout, M: number, accumulate = false): Params {
   return new Params().u32(M, L.N, L.K, L.group, L.nBlocks, L.wordsPerRow, L.bits, L.cpw, accumulate ? 1 : 0, 0, 0, 0);
@@ -19,7 +24,14 @@ function params(L: QuantLayout, M: number, accumulate = false): Params {
 /** y (M, N) = x (M, K) · dequant(W)ᵀ (assigns). 'auto' uses GEMV for M = 1. */
 export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: number, variant: QmatmulVariant = 'auto'): void {
   const L = w.layout;
-  const v = variant === 'auto' ? (M === 1 ? 'gemv' : 'gemm') : variant;
+  // Software adapters (lavapipe, SwiftShader) run barrier-free kernels best; real GPUs the
+  // workgroup-reduction GEMV.
+  const v = variant === 'auto' ? (M === 1 ? (isSoftwareAdapter(gpu) ? 'gemv_rows' : 'gemv') : 'gemm') : variant;
+  if (v === 'gemv_rows') {
+    if (M !== 1) throw new Error('qmatmul gemv_rows needs M = 1');
+    gpu.run({ shader: 'qmatmul', entry: 'gemv_rows', constants: { WG: 64 } }, { params: params(L, 1), bindings: [x, w.codes, w.scales, w.zeros, y], workgroups: gpu.grid(Math.ceil(L.N / 64)) });
+    return;
+  }
   if (v === 'gemv') {
     if (M !== 1) throw new Error('qmatmul gemv needs M = 1');
     gpu.run({ shader: 'qmatmul', entry: 'gemv', constants: { WG: 64 } }, { params: params(L, 1), bindings: [x, w.codes, w.scales, w.zeros, y], workgroups: gpu.grid(L.N) });
