@@ -1,5 +1,5 @@
 import { useStudio } from './store';
-import { engine, runOnnxCheck } from '../worker/bridge';
+import { engine, runKernelBench, runOnnxCheck } from '../worker/bridge';
 
 const LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension'];
 
@@ -10,6 +10,7 @@ export function GpuPanel() {
   const error = useStudio((s) => s.gpuError);
   const selfTest = useStudio((s) => s.selfTest);
   const onnx = useStudio((s) => s.onnxCheck);
+  const bench = useStudio((s) => s.kernelBench);
   if (error && !gpu) {
     return (
       <section className="panel error" data-testid="gpu-error">
@@ -65,6 +66,22 @@ export function GpuPanel() {
         </table>
       )}
       {onnx.status === 'failed' && <p className="error" role="alert">{onnx.message}</p>}
+      <h3>Kernel benchmark</h3>
+      <p className="muted">Quench's int4 matmul (group 32) against onnxruntime-web's MatMulNBits on the webgpu provider and against Quench's fp32 matmul; each timed as upload, run, read back; median of 7.</p>
+      <button onClick={() => void runKernelBench()} disabled={bench.status === 'running'} data-testid="bench-run">
+        {bench.status === 'running' ? 'Running…' : 'Run kernel benchmark'}
+      </button>
+      {bench.status === 'done' && (
+        <table className="results" data-testid="bench-result">
+          <thead><tr><th>shape</th><th>Quench int4 ms</th><th>ORT MatMulNBits ms</th><th>Quench fp32 ms</th><th>ORT / Quench int4</th><th>int4 / fp32</th></tr></thead>
+          <tbody>
+            {bench.result.map((r) => (
+              <tr key={r.shape}><td>{r.shape}</td><td>{r.oursInt4Ms.toFixed(2)}</td><td>{r.ortInt4Ms.toFixed(2)}</td><td>{r.oursFp32Ms.toFixed(2)}</td><td>{r.ortOverOurs.toFixed(2)}</td><td>{r.int4OverFp32.toFixed(2)}</td></tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {bench.status === 'failed' && <p className="error" role="alert">{bench.message}</p>}
     </section>
   );
 }

@@ -77,6 +77,16 @@ export async function runOnnxCheck(providers: string[]): Promise<void> {
   }
 }
 
+export async function runKernelBench(): Promise<void> {
+  const s = useStudio.getState();
+  s.setKernelBench({ status: 'running' });
+  try {
+    s.setKernelBench({ status: 'done', result: await engine().request('benchKernels') });
+  } catch (e) {
+    s.setKernelBench({ status: 'failed', message: (e as Error).message });
+  }
+}
+
 let bridge: EngineBridge | null = null;
 export function engine(): EngineBridge {
   if (!bridge) bridge = new EngineBridge();

@@ -65,6 +65,13 @@ async function handle(req: Request): Promise<unknown> {
       const { onnxSelfCheck } = await import('../engine/quant/onnx-check');
       return onnxSelfCheck(gpu, ort, req.providers);
     }
+    case 'benchKernels': {
+      if (!gpu) throw new Error('the GPU is not initialised yet');
+      const ort = await import('onnxruntime-web/webgpu');
+      ort.env.wasm.numThreads = 1;
+      const { benchKernels } = await import('../engine/quant/kernel-bench');
+      return benchKernels(gpu, ort);
+    }
   }
 }
 

@@ -4,19 +4,21 @@
 // ('gpuError', 'log').
 import type { GpuInfo } from '../engine/gpu/runtime';
 import type { OnnxCheckResult } from '../engine/quant/onnx-check';
-export type { OnnxCheckResult };
+import type { KernelBenchRow } from '../engine/quant/kernel-bench';
+export type { OnnxCheckResult, KernelBenchRow };
 
 export type Request =
   | { id: number; type: 'init' }
   | { id: number; type: 'selfTest' }
-  | { id: number; type: 'onnxCheck'; providers: string[] };
+  | { id: number; type: 'onnxCheck'; providers: string[] }
+  | { id: number; type: 'benchKernels' };
 
 export interface SelfTestResult {
   kernels: { name: string; maxAbsError: number; ok: boolean }[];
   ms: number;
 }
 
-export type ResultOf<R extends Request['type']> = R extends 'init' ? GpuInfo : R extends 'selfTest' ? SelfTestResult : R extends 'onnxCheck' ? OnnxCheckResult[] : never;
+export type ResultOf<R extends Request['type']> = R extends 'init' ? GpuInfo : R extends 'selfTest' ? SelfTestResult : R extends 'onnxCheck' ? OnnxCheckResult[] : R extends 'benchKernels' ? KernelBenchRow[] : never;
 
 export type WorkerEvent =
   | { type: 'result'; id: number; result: unknown }

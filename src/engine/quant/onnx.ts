@@ -187,3 +187,29 @@ export function exportOnnx(cfg: LlamaConfig, w: LlamaWeights, qm: QuantizedModel
   model.message(7, graph);
   return model.finish();
 }
+
+/** A one-node model Y (M, N) = A (M, K) · dequant(B)ᵀ with com.microsoft MatMulNBits, for benchmarks. */
+export function exportMatMulNBitsOnly(packed: import('./pack').PackedWeight, M: number): Uint8Array {
+  const g = new Graph();
+  const m = toMatMulNBits(packed);
+  g.u8('B', [packed.N, packed.nBlocks, packed.group / 2], m.B);
+  g.f32('scales', [packed.N * packed.nBlocks], m.scales);
+  g.u8('zero_points', [m.zeroPoints.length], m.zeroPoints);
+  g.node('MatMulNBits', ['A', 'B', 'scales', 'zero_points'], { K: packed.K, N: packed.N, bits: 4, block_size: packed.group }, 'com.microsoft', 'Y');
+  const graph = new PbWriter();
+  for (const n of g.nodes) graph.message(1, n);
+  graph.string(2, 'matmulnbits');
+  for (const t of g.inits) {
+    const tp = new PbWriter();
+    for (const d of t.dims) tp.int(1, d);
+    tp.int(2, t.type).string(8, t.name).bytes(9, t.raw);
+    graph.message(5, tp);
+  }
+  graph.message(11, valueInfo('A', FLOAT, [M, packed.K]));
+  graph.message(12, valueInfo('Y', FLOAT, [M, packed.N]));
+  const model = new PbWriter().int(1, 8).string(2, 'quench');
+  model.message(8, new PbWriter().string(1, '').int(2, 17));
+  model.message(8, new PbWriter().string(1, 'com.microsoft').int(2, 1));
+  model.message(7, graph);
+  return model.finish();
+}
