@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   quantize: { summary: 'post-training quantization to 2/3/4/8 bits; safetensors or ONNX export', load: () => import('./quantize') },
   distill: { summary: 'KD-QAT: distil the FP teacher into its quantized student', load: () => import('./distill') },
   compare: { summary: 'run several freeze schemes with identical seed and data, plus FP and PTQ baselines', load: () => import('./compare') },
+  evals: { summary: 'zero-shot commonsense multiple choice (ARC, PIQA, BoolQ, COPA, SIQA)', load: () => import('./evals') },
   convert: { summary: 'convert a llama2.c checkpoint to the Hugging Face layout', load: () => import('./convert') },
 };
 

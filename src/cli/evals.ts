@@ -1,0 +1,55 @@
+// quench evals --model PATH [--tokenizer PATH] --tasks arc_easy,arc_challenge,piqa,boolq,copa,siqa
+//              --data-dir DIR [--limit N] [--json] [--out FILE]
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createNodeGpu } from '../engine/gpu/node';
+import { loadModelFromPath } from '../engine/io/load-node';
+import { LlamaModel } from '../engine/model/llama';
+import { tokenLogprobs } from '../engine/model/runner';
+import { evaluateTask, type McResult } from '../engine/eval/multiple-choice';
+import { parseTask, TASK_FILES, TASKS, type TaskName } from '../engine/eval/tasks';
+import { int, parse, progress } from './args';
+import { ptqFromArgs, QUANT_OPTIONS } from './quant-args';
+import { quantizeWeights } from '../engine/quant/ptq';
+
+const HELP = `usage: quench evals --model PATH [--tokenizer PATH] --tasks ${TASKS.join(',')}
+                    --data-dir DIR [--limit N] [--json] [--out FILE] [--bits B --group G ...]
+Zero-shot multiple choice by log-likelihood (lm-evaluation-harness style): acc and acc_norm (by
+continuation byte length) with standard errors. DIR holds the task files as in ../shared/data/evals
+(${Object.values(TASK_FILES).map((f) => f.docs).join(', ')}). --json makes the last line one JSON
+object {task: {acc, acc_stderr, acc_norm, acc_norm_stderr, n}}; --out also writes it to FILE.`;
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parse(argv, { model: { type: 'string' }, tokenizer: { type: 'string' }, tasks: { type: 'string' }, 'data-dir': { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, ...QUANT_OPTIONS }, HELP);
+  if (!a) return 0;
+  if (!a.model || !a['data-dir']) throw new Error(`--model and --data-dir are required\n\n${HELP}`);
+  const tasks = ((a.tasks as string | undefined) ?? TASKS.join(',')).split(',').map((t) => t.trim()) as TaskName[];
+  for (const t of tasks) if (!TASKS.includes(t)) throw new Error(`--tasks: unknown task "${t}" (${TASKS.join(', ')})`);
+  const dir = a['data-dir'] as string;
+  const m = await loadModelFromPath(a.model as string, a.tokenizer as string | undefined);
+  if (!m.tokenizer) throw new Error(`${m.path}: no tokenizer found; pass --tokenizer`);
+  const tok = m.tokenizer;
+  const gpu = await createNodeGpu();
+  const results: Record<string, McResult> = {};
+  try {
+    const ptq = ptqFromArgs(a);
+    const model = LlamaModel.fromWeights(gpu, m.config, m.weights, { quantized: ptq ? quantizeWeights(m.config, m.weights, ptq) : m.quantized });
+    for (const t of tasks) {
+      const f = TASK_FILES[t];
+      const docsPath = join(dir, f.docs);
+      if (!existsSync(docsPath)) throw new Error(`${docsPath}: task file for ${t} not found`);
+      let docs = parseTask(t, readFileSync(docsPath, 'utf8'), f.labels ? readFileSync(join(dir, f.labels), 'utf8') : undefined, docsPath);
+      if (a.limit) docs = docs.slice(0, int(a.limit, 'limit', docs.length));
+      results[t] = await evaluateTask(docs, (s) => tok.encode(s, { bos: true }), (ids) => tokenLogprobs(model, ids), progress(`evals: ${t}`));
+    }
+    model.free();
+  } finally {
+    gpu.destroy();
+  }
+  const rows = Object.entries(results).map(([t, r]) => `${t.padEnd(14)} n=${String(r.n).padEnd(5)} acc ${r.acc.toFixed(4)} ± ${r.acc_stderr.toFixed(4)}   acc_norm ${r.acc_norm.toFixed(4)} ± ${r.acc_norm_stderr.toFixed(4)}`);
+  console.log(rows.join('\n'));
+  const json = JSON.stringify(results);
+  if (a.out) writeFileSync(a.out as string, json);
+  if (a.json) console.log(json);
+  return 0;
+}
