@@ -15,6 +15,7 @@ const browser = await chromium.launch({
 });
 const page = await browser.newPage();
 await page.goto(baseUrl);
+await page.getByRole('tab', { name: 'GPU' }).click();
 await page.getByTestId('gpu-panel').waitFor({ timeout: 60_000 });
 const adapter = await page.getByTestId('gpu-vendor').innerText();
 await page.getByTestId('bench-run').click();

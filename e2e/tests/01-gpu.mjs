@@ -3,6 +3,7 @@ export const name = 'studio boots, shows the adapter, kernels pass the self-test
 
 export async function run({ page, baseUrl, screenshot, expect }) {
   await page.goto(baseUrl);
+  await page.getByRole('tab', { name: 'GPU' }).click();
   await page.getByTestId('gpu-panel').waitFor({ timeout: 60_000 });
   const text = await page.getByTestId('gpu-panel').innerText();
   expect(/maxStorageBufferBindingSize/.test(text), 'adapter limits are shown');

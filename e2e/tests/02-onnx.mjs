@@ -4,6 +4,7 @@ export const name = 'ONNX export runs in onnxruntime-web (wasm and webgpu) and m
 
 export async function run({ page, baseUrl, screenshot, expect }) {
   await page.goto(baseUrl);
+  await page.getByRole('tab', { name: 'GPU' }).click();
   await page.getByTestId('gpu-panel').waitFor({ timeout: 60_000 });
   await page.getByTestId('onnx-run').click();
   await page.getByTestId('onnx-result').waitFor({ timeout: 180_000 });

@@ -2,14 +2,17 @@ import { useEffect } from 'react';
 import { useStudio, type Tab } from './store';
 import { engine } from '../worker/bridge';
 import { GpuPanel } from './GpuPanel';
+import { ModelPanel } from './ModelPanel';
+import { QuantizePanel } from './QuantizePanel';
+import { ComparePanel, DistillPanel } from './TrainPanels';
 
 const TABS: { id: Tab; label: string }[] = [
-  { id: 'gpu', label: 'GPU' },
   { id: 'model', label: 'Model' },
   { id: 'quantize', label: 'Quantize' },
   { id: 'distill', label: 'Distill' },
   { id: 'compare', label: 'Compare' },
   { id: 'playground', label: 'Playground' },
+  { id: 'gpu', label: 'GPU' },
 ];
 
 function NotYet({ what }: { what: string }) {
@@ -42,10 +45,10 @@ export function App() {
       </nav>
       <main role="tabpanel">
         {tab === 'gpu' && <GpuPanel />}
-        {tab === 'model' && <NotYet what="Model" />}
-        {tab === 'quantize' && <NotYet what="Quantize" />}
-        {tab === 'distill' && <NotYet what="Distill" />}
-        {tab === 'compare' && <NotYet what="Compare" />}
+        {tab === 'model' && <ModelPanel />}
+        {tab === 'quantize' && <QuantizePanel />}
+        {tab === 'distill' && <DistillPanel />}
+        {tab === 'compare' && <ComparePanel />}
         {tab === 'playground' && <NotYet what="Playground" />}
       </main>
     </div>

@@ -2,13 +2,16 @@
 // engine events here.
 import { create } from 'zustand';
 import type { GpuInfo } from '../engine/gpu/runtime';
-import type { KernelBenchRow, OnnxCheckResult, SelfTestResult } from '../worker/protocol';
+import type { KernelBenchRow, ModelCard, OnnxCheckResult, QuantReport, SelfTestResult } from '../worker/protocol';
+import type { StoredRun } from './db';
 
 export type Tab = 'model' | 'quantize' | 'distill' | 'compare' | 'playground' | 'gpu';
 
-export type OnnxCheckState = { status: 'idle' } | { status: 'running' } | { status: 'done'; result: OnnxCheckResult[] } | { status: 'failed'; message: string };
-export type KernelBenchState = { status: 'idle' } | { status: 'running' } | { status: 'done'; result: KernelBenchRow[] } | { status: 'failed'; message: string };
-export type SelfTestState = { status: 'idle' } | { status: 'running' } | { status: 'done'; result: SelfTestResult } | { status: 'failed'; message: string };
+type Job<T> = { status: 'idle' } | { status: 'running' } | { status: 'done'; result: T } | { status: 'failed'; message: string };
+export type SelfTestState = Job<SelfTestResult>;
+export type OnnxCheckState = Job<OnnxCheckResult[]>;
+export type KernelBenchState = Job<KernelBenchRow[]>;
+export type QuantState = Job<QuantReport>;
 
 interface StudioState {
   tab: Tab;
@@ -17,6 +20,11 @@ interface StudioState {
   selfTest: SelfTestState;
   onnxCheck: OnnxCheckState;
   kernelBench: KernelBenchState;
+  model: ModelCard | null;
+  modelError: string | null;
+  modelLoading: boolean;
+  quant: QuantState;
+  runs: StoredRun[];
   progress: { label: string; done: number; total: number } | null;
   logs: string[];
   setTab(t: Tab): void;
@@ -25,17 +33,27 @@ interface StudioState {
   setSelfTest(s: SelfTestState): void;
   setOnnxCheck(s: OnnxCheckState): void;
   setKernelBench(s: KernelBenchState): void;
+  setModel(m: ModelCard | null, error?: string | null): void;
+  setModelLoading(b: boolean): void;
+  setQuant(q: QuantState): void;
+  setRuns(r: StoredRun[]): void;
+  upsertRun(r: StoredRun): void;
   setProgress(p: StudioState['progress']): void;
   log(m: string): void;
 }
 
 export const useStudio = create<StudioState>((set) => ({
-  tab: 'gpu',
+  tab: 'model',
   gpu: null,
   gpuError: null,
   selfTest: { status: 'idle' },
   onnxCheck: { status: 'idle' },
   kernelBench: { status: 'idle' },
+  model: null,
+  modelError: null,
+  modelLoading: false,
+  quant: { status: 'idle' },
+  runs: [],
   progress: null,
   logs: [],
   setTab: (tab) => set({ tab }),
@@ -44,6 +62,11 @@ export const useStudio = create<StudioState>((set) => ({
   setSelfTest: (selfTest) => set({ selfTest }),
   setOnnxCheck: (onnxCheck) => set({ onnxCheck }),
   setKernelBench: (kernelBench) => set({ kernelBench }),
+  setModel: (model, modelError = null) => set(model ? { model, modelError, quant: { status: 'idle' } } : { modelError }),
+  setModelLoading: (modelLoading) => set({ modelLoading }),
+  setQuant: (quant) => set({ quant }),
+  setRuns: (runs) => set({ runs }),
+  upsertRun: (r) => set((s) => ({ runs: s.runs.some((x) => x.id === r.id) ? s.runs.map((x) => (x.id === r.id ? r : x)) : [...s.runs, r] })),
   setProgress: (progress) => set({ progress }),
   log: (m) => set((s) => ({ logs: [...s.logs.slice(-199), m] })),
 }));

@@ -1,7 +1,9 @@
 // The page side of the worker protocol: typed requests returning promises. The bridge is the only
-// code that writes engine events into the zustand store.
-import type { Request, ResultOf, WorkerEvent } from './protocol';
+// code that writes engine events into the zustand store (and persists runs).
+import type { Request, ResultOf, RunSpec, WorkerEvent } from './protocol';
 import { useStudio } from '../ui/store';
+import { loadRuns, saveRun, type StoredRun } from '../ui/db';
+import type { PtqConfig } from '../engine/quant/ptq';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 
@@ -9,6 +11,7 @@ export class EngineBridge {
   private worker: Worker;
   private nextId = 1;
   private pending = new Map<number, Pending>();
+  private lastSave = 0;
 
   constructor() {
     this.worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
@@ -30,6 +33,19 @@ export class EngineBridge {
       case 'progress':
         s.setProgress({ label: e.label, done: e.done, total: e.total });
         break;
+      case 'step': {
+        const run = s.runs.find((r) => r.id === e.runId);
+        if (!run) break;
+        const next: StoredRun = { ...run, status: 'running', metrics: [...run.metrics, e.metrics] };
+        s.upsertRun(next);
+        s.setProgress({ label: `training ${run.scheme}`, done: e.metrics.step + 1, total: run.spec.steps });
+        const now = Date.now();
+        if (now - this.lastSave > 2000) {
+          this.lastSave = now;
+          void saveRun(next);
+        }
+        break;
+      }
       case 'gpuError':
         s.setGpuError(e.message);
         break;
@@ -50,9 +66,18 @@ export class EngineBridge {
   async init(): Promise<void> {
     const s = useStudio.getState();
     try {
-      s.setGpu(await this.request('init'));
+      const sampleText = await fetch('/sample.txt').then((r) => r.text());
+      s.setGpu(await this.request('init', { sampleText }));
+      s.setModel(await this.request('createTiny'));
     } catch (e) {
       s.setGpuError((e as Error).message);
+    }
+    try {
+      // runs interrupted by a reload are marked stopped; their metrics so far are kept
+      const runs = (await loadRuns()).map((r) => (r.status === 'running' || r.status === 'queued' ? { ...r, status: 'stopped' as const } : r));
+      s.setRuns(runs);
+    } catch (e) {
+      s.log(`could not read saved runs: ${(e as Error).message}`);
     }
   }
 
@@ -65,6 +90,12 @@ export class EngineBridge {
       s.setSelfTest({ status: 'failed', message: (e as Error).message });
     }
   }
+}
+
+let bridge: EngineBridge | null = null;
+export function engine(): EngineBridge {
+  if (!bridge) bridge = new EngineBridge();
+  return bridge;
 }
 
 export async function runOnnxCheck(providers: string[]): Promise<void> {
@@ -87,8 +118,67 @@ export async function runKernelBench(): Promise<void> {
   }
 }
 
-let bridge: EngineBridge | null = null;
-export function engine(): EngineBridge {
-  if (!bridge) bridge = new EngineBridge();
-  return bridge;
+export async function loadModelFiles(files: File[]): Promise<void> {
+  const s = useStudio.getState();
+  s.setModelLoading(true);
+  try {
+    s.setModel(await engine().request('loadFiles', { files }));
+  } catch (e) {
+    s.setModel(null, (e as Error).message);
+  } finally {
+    s.setModelLoading(false);
+  }
+}
+
+export async function quantizeModel(ptq: PtqConfig): Promise<void> {
+  const s = useStudio.getState();
+  s.setQuant({ status: 'running' });
+  try {
+    s.setQuant({ status: 'done', result: await engine().request('quantize', { ptq }) });
+  } catch (e) {
+    s.setQuant({ status: 'failed', message: (e as Error).message });
+  } finally {
+    s.setProgress(null);
+  }
+}
+
+export async function downloadExport(format: 'safetensors' | 'onnx'): Promise<void> {
+  const files = await engine().request('export', { format });
+  for (const [name, bytes] of Object.entries(files)) {
+    const url = URL.createObjectURL(new Blob([bytes as BlobPart]));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = name;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }
+}
+
+/** Queue runs and execute them in turn (identical seed and data; they differ in their spec). */
+export async function runQueue(specs: { spec: RunSpec; scheme: string }[]): Promise<void> {
+  const s = useStudio.getState();
+  const runs: StoredRun[] = specs.map(({ spec, scheme }) => ({ id: spec.id, spec, scheme, status: 'queued', metrics: [], createdAt: Date.now() }));
+  for (const r of runs) {
+    s.upsertRun(r);
+    await saveRun(r);
+  }
+  for (const r of runs) {
+    const cur = () => useStudio.getState().runs.find((x) => x.id === r.id)!;
+    useStudio.getState().upsertRun({ ...cur(), status: 'running' });
+    try {
+      const summary = await engine().request('train', { spec: r.spec });
+      const done: StoredRun = { ...cur(), status: cur().metrics.length < r.spec.steps ? 'stopped' : 'done', summary };
+      useStudio.getState().upsertRun(done);
+      await saveRun(done);
+    } catch (e) {
+      const failed: StoredRun = { ...cur(), status: 'failed', error: (e as Error).message };
+      useStudio.getState().upsertRun(failed);
+      await saveRun(failed);
+    }
+  }
+  useStudio.getState().setProgress(null);
+}
+
+export function stopTraining(): void {
+  void engine().request('stop');
 }

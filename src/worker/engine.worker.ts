@@ -5,8 +5,15 @@ import type { Gpu } from '../engine/gpu/runtime';
 import { addForward } from '../engine/ops/elementwise';
 import { matmulForward } from '../engine/ops/matmul';
 import type { Request, SelfTestResult, WorkerEvent } from './protocol';
+import { StudioEngine } from './studio-engine';
 
 let gpu: Gpu | null = null;
+let studio: StudioEngine | null = null;
+let stopRequested = false;
+const need = () => {
+  if (!studio) throw new Error('the GPU is not initialised yet');
+  return studio;
+};
 const post = (e: WorkerEvent) => (self as unknown as Worker).postMessage(e);
 
 async function selfTest(g: Gpu): Promise<SelfTestResult> {
@@ -49,9 +56,33 @@ async function handle(req: Request): Promise<unknown> {
       if (!gpu) {
         gpu = await createBrowserGpu();
         gpu.onError((message) => post({ type: 'gpuError', message }));
+        studio = new StudioEngine(gpu);
       }
+      need().sampleText = req.sampleText;
       return gpu.info;
     }
+    case 'createTiny':
+      return need().createTiny();
+    case 'loadFiles':
+      return need().loadFiles(req.files);
+    case 'quantize': {
+      let last = 0;
+      return need().quantize(req.ptq, (done, total) => {
+        const now = performance.now();
+        if (now - last > 100 || done === total) {
+          last = now;
+          post({ type: 'progress', id: req.id, done, total, label: 'quantizing tensors' });
+        }
+      });
+    }
+    case 'export':
+      return need().exportQuantized(req.format);
+    case 'train':
+      stopRequested = false;
+      return need().train(req.spec, (metrics) => post({ type: 'step', id: req.id, runId: req.spec.id, metrics }), () => stopRequested);
+    case 'stop':
+      stopRequested = true;
+      return null;
     case 'selfTest': {
       if (!gpu) throw new Error('the GPU is not initialised yet');
       return selfTest(gpu);
@@ -75,10 +106,21 @@ async function handle(req: Request): Promise<unknown> {
   }
 }
 
+// Requests run one at a time in arrival order, except 'stop', which must reach a running train.
+let queue: Promise<unknown> = Promise.resolve();
 self.onmessage = (ev: MessageEvent<Request>) => {
   const req = ev.data;
-  handle(req).then(
+  if (req.type === 'stop') {
+    stopRequested = true;
+    post({ type: 'result', id: req.id, result: null });
+    return;
+  }
+  queue = queue.then(() => run(req));
+};
+
+function run(req: Request): Promise<void> {
+  return handle(req).then(
     (result) => post({ type: 'result', id: req.id, result }),
     (err: unknown) => post({ type: 'error', id: req.id, message: err instanceof Error ? err.message : String(err) }),
   );
-};
+}

@@ -1,28 +1,50 @@
 // The typed message protocol between the studio page and the engine worker. Requests carry an id;
 // the worker answers each with exactly one 'result' or 'error' event of the same id, and may send
-// any number of 'progress' events for it (rate-limited by the worker) plus unsolicited events
-// ('gpuError', 'log').
+// 'progress' and 'step' events for it (bounded: at most one per step or ~10 per second), plus
+// unsolicited 'gpuError' / 'log' events.
 import type { GpuInfo } from '../engine/gpu/runtime';
 import type { OnnxCheckResult } from '../engine/quant/onnx-check';
 import type { KernelBenchRow } from '../engine/quant/kernel-bench';
-export type { OnnxCheckResult, KernelBenchRow };
+import type { ModelCard, QuantReport, RunSpec, RunSummary } from './studio-engine';
+import type { PtqConfig } from '../engine/quant/ptq';
+import type { StepMetrics } from '../engine/train/distill';
+export type { OnnxCheckResult, KernelBenchRow, ModelCard, QuantReport, RunSpec, RunSummary, StepMetrics };
 
 export type Request =
-  | { id: number; type: 'init' }
+  | { id: number; type: 'init'; sampleText: string }
   | { id: number; type: 'selfTest' }
   | { id: number; type: 'onnxCheck'; providers: string[] }
-  | { id: number; type: 'benchKernels' };
+  | { id: number; type: 'benchKernels' }
+  | { id: number; type: 'createTiny' }
+  | { id: number; type: 'loadFiles'; files: File[] }
+  | { id: number; type: 'quantize'; ptq: PtqConfig }
+  | { id: number; type: 'export'; format: 'safetensors' | 'onnx' }
+  | { id: number; type: 'train'; spec: RunSpec }
+  | { id: number; type: 'stop' };
 
 export interface SelfTestResult {
   kernels: { name: string; maxAbsError: number; ok: boolean }[];
   ms: number;
 }
 
-export type ResultOf<R extends Request['type']> = R extends 'init' ? GpuInfo : R extends 'selfTest' ? SelfTestResult : R extends 'onnxCheck' ? OnnxCheckResult[] : R extends 'benchKernels' ? KernelBenchRow[] : never;
+export interface ResultMap {
+  init: GpuInfo;
+  selfTest: SelfTestResult;
+  onnxCheck: OnnxCheckResult[];
+  benchKernels: KernelBenchRow[];
+  createTiny: ModelCard;
+  loadFiles: ModelCard;
+  quantize: QuantReport;
+  export: Record<string, Uint8Array>;
+  train: RunSummary;
+  stop: null;
+}
+export type ResultOf<R extends Request['type']> = ResultMap[R];
 
 export type WorkerEvent =
   | { type: 'result'; id: number; result: unknown }
   | { type: 'error'; id: number; message: string }
   | { type: 'progress'; id: number; done: number; total: number; label: string }
+  | { type: 'step'; id: number; runId: string; metrics: StepMetrics }
   | { type: 'gpuError'; message: string }
   | { type: 'log'; message: string };

@@ -1,0 +1,56 @@
+// The studio as a user drives it: load a safetensors model made here, see a clear error for a
+// broken one, quantize, compare two freeze schemes for a few steps, see the gradient-norm chart and
+// two result rows, reload and find the runs still there.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomWeights } from '../../src/engine/model/config.ts';
+import { writeHfModel } from '../../src/engine/io/hf.ts';
+
+export const name = 'studio: drop a safetensors model, quantize, compare none vs ov, runs survive a reload';
+
+export async function run({ page, baseUrl, screenshot, expect }) {
+  const cfg = { dim: 32, hiddenDim: 44, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, maxSeqLen: 64, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
+  const dir = mkdtempSync(join(tmpdir(), 'quench-e2e-'));
+  for (const [f, bytes] of Object.entries(writeHfModel(cfg, randomWeights(cfg, 3, 0.5)))) writeFileSync(join(dir, f), bytes);
+  const broken = mkdtempSync(join(tmpdir(), 'quench-e2e-bad-'));
+  writeFileSync(join(broken, 'config.json'), JSON.stringify({ architectures: ['LlamaForCausalLM'], hidden_size: 32, intermediate_size: 44, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 259 }));
+  writeFileSync(join(broken, 'model.safetensors'), new Uint8Array([200, 0, 0, 0, 0, 0, 0, 0, 123]));
+
+  await page.goto(baseUrl);
+  await page.getByTestId('model-card').waitFor({ timeout: 60_000 });
+  await page.getByTestId('file-input').setInputFiles([join(broken, 'config.json'), join(broken, 'model.safetensors')]);
+  await page.getByTestId('model-error').waitFor({ timeout: 30_000 });
+  const err = await page.getByTestId('model-error').innerText();
+  expect(/model\.safetensors/.test(err) && /header length/.test(err), `error names the file and the problem: ${err}`);
+  await screenshot('model-error');
+  await page.getByTestId('file-input').setInputFiles([join(dir, 'config.json'), join(dir, 'model.safetensors')]);
+  await page.waitForFunction(() => document.querySelector('[data-testid=model-name]')?.textContent === 'model.safetensors', null, { timeout: 30_000 });
+  await screenshot('model');
+
+  await page.getByRole('tab', { name: 'Quantize' }).click();
+  await page.getByTestId('q-run').click();
+  await page.getByTestId('q-result').waitFor({ timeout: 120_000 });
+  await screenshot('quantize');
+
+  await page.getByRole('tab', { name: 'Distill' }).click();
+  await page.getByTestId('freeze-matrix').waitFor();
+  await screenshot('distill');
+
+  await page.getByRole('tab', { name: 'Compare' }).click();
+  await page.getByTestId('set-steps').fill('3');
+  await page.getByTestId('set-seq').fill('32');
+  await page.getByTestId('set-batch').fill('2');
+  await page.getByTestId('compare-start').click();
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=result-row]')].filter((r) => r.textContent?.includes('done')).length === 2, null, { timeout: 300_000 });
+  const chart = await page.getByTestId('gradnorm-chart').locator('svg path.recharts-line-curve').count();
+  expect(chart >= 2, `gradient-norm chart has lines per layer (found ${chart})`);
+  await screenshot('compare');
+
+  await page.reload();
+  await page.getByRole('tab', { name: 'Compare' }).click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=result-row]').length === 2, null, { timeout: 60_000 });
+  const rows = await page.getByTestId('result-row').allInnerTexts();
+  expect(rows.every((r) => /done/.test(r)) && rows.some((r) => /\bov\b/.test(r)) && rows.some((r) => /\bnone\b/.test(r)), `runs persisted: ${rows.join(' | ')}`);
+  await screenshot('after-reload');
+}

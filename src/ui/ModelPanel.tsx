@@ -1,0 +1,73 @@
+import { useRef, useState } from 'react';
+import { useStudio } from './store';
+import { loadModelFiles } from '../worker/bridge';
+
+const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : String(n));
+
+async function filesFromDrop(dt: DataTransfer): Promise<File[]> {
+  const out: File[] = [];
+  const walk = async (entry: FileSystemEntry): Promise<void> => {
+    if (entry.isFile) out.push(await new Promise<File>((res, rej) => (entry as FileSystemFileEntry).file(res, rej)));
+    else if (entry.isDirectory) {
+      const reader = (entry as FileSystemDirectoryEntry).createReader();
+      const entries = await new Promise<FileSystemEntry[]>((res, rej) => reader.readEntries(res, rej));
+      for (const e of entries) await walk(e);
+    }
+  };
+  const items = [...dt.items].map((i) => i.webkitGetAsEntry()).filter((e): e is FileSystemEntry => !!e);
+  if (items.length) for (const e of items) await walk(e);
+  else out.push(...dt.files);
+  return out;
+}
+
+export function ModelPanel() {
+  const model = useStudio((s) => s.model);
+  const error = useStudio((s) => s.modelError);
+  const loading = useStudio((s) => s.modelLoading);
+  const gpu = useStudio((s) => s.gpu);
+  const [over, setOver] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  return (
+    <section className="panel">
+      <h2>Model</h2>
+      <div
+        className={`dropzone ${over ? 'over' : ''}`}
+        data-testid="dropzone"
+        tabIndex={0}
+        role="button"
+        aria-label="Drop a model here or press Enter to choose files"
+        onKeyDown={(e) => e.key === 'Enter' && input.current?.click()}
+        onClick={() => input.current?.click()}
+        onDragOver={(e) => {
+          e.preventDefault();
+          setOver(true);
+        }}
+        onDragLeave={() => setOver(false)}
+        onDrop={(e) => {
+          e.preventDefault();
+          setOver(false);
+          void filesFromDrop(e.dataTransfer).then((f) => loadModelFiles(f));
+        }}
+      >
+        {loading ? 'Loading…' : 'Drop a Hugging Face LLaMA folder (config.json, *.safetensors, tokenizer.json) or a llama2.c .bin with its tokenizer.bin — or click to choose files'}
+        <input ref={input} type="file" multiple hidden data-testid="file-input" onChange={(e) => e.target.files && void loadModelFiles([...e.target.files])} />
+      </div>
+      {error && <p className="error" role="alert" data-testid="model-error">{error}</p>}
+      {model && (
+        <dl className="kv" data-testid="model-card">
+          <dt>name</dt><dd data-testid="model-name">{model.name}</dd>
+          <dt>format</dt><dd>{model.format}</dd>
+          <dt>architecture</dt><dd>LLaMA: RMSNorm, RoPE, {model.kvHeads < model.heads ? `GQA ${model.heads}/${model.kvHeads}` : 'MHA'}, SwiGLU, {model.tied ? 'tied' : 'separate'} classifier</dd>
+          <dt>layers</dt><dd>{model.layers}</dd>
+          <dt>heads / KV heads</dt><dd>{model.heads} / {model.kvHeads}</dd>
+          <dt>hidden sizes</dt><dd>{model.dim} (model), {model.hidden} (MLP)</dd>
+          <dt>vocabulary</dt><dd>{model.vocab}{model.hasTokenizer ? '' : ' (byte tokenizer)'}</dd>
+          <dt>max sequence</dt><dd>{model.maxSeq}</dd>
+          <dt>parameters</dt><dd data-testid="model-params">{fmt(model.params)}</dd>
+          <dt>dtypes</dt><dd>{model.dtypes.join(', ')}</dd>
+          <dt>bytes on GPU (fp32)</dt><dd>{(model.gpuBytes / 2 ** 20).toFixed(2)} MiB{gpu ? ` of ${(gpu.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB per binding` : ''}</dd>
+        </dl>
+      )}
+    </section>
+  );
+}

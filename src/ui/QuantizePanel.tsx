@@ -1,0 +1,55 @@
+import { useState } from 'react';
+import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from 'recharts';
+import { useStudio } from './store';
+import { downloadExport, quantizeModel } from '../worker/bridge';
+import type { Bits } from '../engine/quant/pack';
+
+const PROJS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+const COLORS = ['#0969da', '#1a7f37', '#9a6700', '#cf222e', '#8250df', '#bf3989', '#57606a'];
+
+export function QuantizePanel() {
+  const model = useStudio((s) => s.model);
+  const quant = useStudio((s) => s.quant);
+  const progress = useStudio((s) => s.progress);
+  const [bits, setBits] = useState<Bits>(4);
+  const [group, setGroup] = useState(32);
+  const [sym, setSym] = useState(false);
+  const [clip, setClip] = useState(false);
+  if (!model) return <section className="panel"><p>Load a model first.</p></section>;
+  const r = quant.status === 'done' ? quant.result : null;
+  const data = r ? [...new Set(r.tensors.map((t) => t.layer))].map((l) => ({ layer: `L${l}`, ...Object.fromEntries(r.tensors.filter((t) => t.layer === l).map((t) => [t.proj, +(t.relError * 100).toFixed(3)])) })) : [];
+  return (
+    <section className="panel">
+      <h2>Quantize</h2>
+      <div className="form">
+        <label>bits <select value={bits} onChange={(e) => setBits(Number(e.target.value) as Bits)} data-testid="q-bits">{[2, 3, 4, 8].map((b) => <option key={b}>{b}</option>)}</select></label>
+        <label>group <select value={group} onChange={(e) => setGroup(Number(e.target.value))}>{[32, 64, 128, 0].map((g) => <option key={g} value={g}>{g || 'per channel'}</option>)}</select></label>
+        <label><input type="checkbox" checked={sym} onChange={(e) => setSym(e.target.checked)} /> symmetric</label>
+        <label><input type="checkbox" checked={clip} onChange={(e) => setClip(e.target.checked)} /> clipping search</label>
+        <button data-testid="q-run" disabled={quant.status === 'running'} onClick={() => void quantizeModel({ bits, group, sym, clipSearch: clip })}>{quant.status === 'running' ? 'Quantizing…' : 'Quantize'}</button>
+      </div>
+      {quant.status === 'running' && progress && <progress max={progress.total} value={progress.done} aria-label={progress.label} />}
+      {quant.status === 'failed' && <p className="error" role="alert">{quant.message}</p>}
+      {r && (
+        <div data-testid="q-result">
+          <p>
+            Perplexity on held-out sample text: <b>{r.pplBefore.toFixed(3)}</b> (FP32) → <b data-testid="q-ppl-after">{r.pplAfter.toFixed(3)}</b> (w{r.ptq.bits}{r.ptq.group ? `g${r.ptq.group}` : ''}); projections {(r.bytesBefore / 1024).toFixed(1)} KiB → {(r.bytesAfter / 1024).toFixed(1)} KiB ({(r.bytesBefore / r.bytesAfter).toFixed(2)}×).
+          </p>
+          <h3>Relative reconstruction error per layer and projection (%)</h3>
+          <BarChart width={900} height={260} data={data} margin={{ left: 20, bottom: 20 }}>
+            <CartesianGrid strokeDasharray="3 3" />
+            <XAxis dataKey="layer" label={{ value: 'layer', position: 'insideBottom', offset: -10 }} />
+            <YAxis label={{ value: '‖W−Ŵ‖/‖W‖ (%)', angle: -90, position: 'insideLeft' }} />
+            <Tooltip />
+            <Legend verticalAlign="top" />
+            {PROJS.map((p, i) => <Bar key={p} dataKey={p} fill={COLORS[i]} isAnimationActive={false} />)}
+          </BarChart>
+          <div className="form">
+            <button onClick={() => void downloadExport('safetensors')}>Download quantized safetensors</button>
+            <button onClick={() => void downloadExport('onnx')} disabled={r.ptq.bits !== 4}>Download ONNX (MatMulNBits, 4-bit)</button>
+          </div>
+        </div>
+      )}
+    </section>
+  );
+}

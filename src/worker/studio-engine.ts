@@ -1,0 +1,182 @@
+// The studio's engine state, behind the worker: the loaded model, its quantized copy, and
+// distillation runs. No DOM, no React.
+import type { Gpu } from '../engine/gpu/runtime';
+import { paramCount, randomWeights, type LlamaConfig, type LlamaWeights } from '../engine/model/config';
+import { LlamaModel } from '../engine/model/llama';
+import { sequenceNll } from '../engine/model/runner';
+import { encodeDocuments, perplexity, splitDocuments } from '../engine/eval/perplexity';
+import { loadHfModel, writeQuantizedHfModel, type HfFiles } from '../engine/io/hf';
+import { readLlama2cCheckpoint } from '../engine/io/llama2c';
+import { blobSource } from '../engine/io/source';
+import { Llama2cTokenizer, type Tokenizer } from '../engine/io/tokenizer';
+import { parseTokenizerJson, tokenizerJsonFromPieces } from '../engine/io/hf-tokenizer';
+import { ByteTokenizer } from '../engine/io/byte-tokenizer';
+import { quantizeWeights, type PtqConfig, type QuantizedModel, type TensorReport } from '../engine/quant/ptq';
+import { exportOnnx } from '../engine/quant/onnx';
+import { DEFAULT_DISTILL, Distiller, type LossWeights, type StepMetrics } from '../engine/train/distill';
+import { parseFreeze, type FreezeMask } from '../engine/train/freeze';
+import { tokenStream } from '../engine/train/data';
+import type { Bits } from '../engine/quant/pack';
+
+export interface ModelCard {
+  name: string;
+  format: string;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  dim: number;
+  hidden: number;
+  vocab: number;
+  maxSeq: number;
+  params: number;
+  tied: boolean;
+  dtypes: string[];
+  gpuBytes: number;
+  hasTokenizer: boolean;
+}
+
+export interface QuantReport {
+  ptq: PtqConfig;
+  tensors: TensorReport[];
+  pplBefore: number;
+  pplAfter: number;
+  bytesBefore: number;
+  bytesAfter: number;
+}
+
+export interface RunSpec {
+  id: string;
+  label: string;
+  bits: Bits;
+  group: number;
+  freeze: FreezeMask;
+  steps: number;
+  batch: number;
+  seq: number;
+  lr: number;
+  seed: number;
+  temperature: number;
+  loss: LossWeights;
+}
+
+export interface RunSummary {
+  finalLoss: number;
+  finalKl: number;
+  evalPpl: number;
+  wallSeconds: number;
+}
+
+export class StudioEngine {
+  model: { name: string; format: string; config: LlamaConfig; weights: LlamaWeights; tokenizer: Tokenizer; tokenizerJson?: string; dtypes: string[] } | null = null;
+  quantized: QuantizedModel | null = null;
+  sampleText = '';
+  constructor(readonly gpu: Gpu) {}
+
+  card(): ModelCard {
+    const m = this.model!;
+    const c = m.config;
+    return {
+      name: m.name, format: m.format, layers: c.nLayers, heads: c.nHeads, kvHeads: c.nKvHeads, dim: c.dim, hidden: c.hiddenDim, vocab: c.vocabSize,
+      maxSeq: c.maxSeqLen, params: paramCount(c), tied: c.tiedEmbeddings, dtypes: m.dtypes, gpuBytes: paramCount(c) * 4, hasTokenizer: !(m.tokenizer instanceof ByteTokenizer),
+    };
+  }
+
+  /** A small random LLaMA with a byte tokenizer, so the studio has something to work on. */
+  createTiny(): ModelCard {
+    const config: LlamaConfig = { dim: 64, hiddenDim: 172, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, maxSeqLen: 128, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
+    this.model = { name: 'tiny random LLaMA (built in)', format: 'random', config, weights: randomWeights(config, 1, 0.5), tokenizer: new ByteTokenizer(), dtypes: ['F32'] };
+    this.quantized = null;
+    return this.card();
+  }
+
+  /** Dropped files: an HF folder's files, or a llama2.c .bin (+ tokenizer.bin). */
+  async loadFiles(files: File[]): Promise<ModelCard> {
+    const byName = new Map(files.map((f) => [f.name, f]));
+    const bin = files.find((f) => f.name.endsWith('.bin') && !/tok/i.test(f.name));
+    if (bin && !byName.has('config.json')) {
+      const { config, weights, version } = readLlama2cCheckpoint(new Uint8Array(await bin.arrayBuffer()), bin.name);
+      const tokFile = files.find((f) => f !== bin && f.name.endsWith('.bin'));
+      const tokenizer = tokFile ? new Llama2cTokenizer(new Uint8Array(await tokFile.arrayBuffer()), tokFile.name, config.vocabSize) : new ByteTokenizer();
+      if (!tokFile && config.vocabSize < 259) throw new Error(`${bin.name}: no tokenizer.bin dropped with it (drop both files together)`);
+      this.model = { name: bin.name, format: `llama2.c v${version}`, config, weights, tokenizer, dtypes: [version === 2 ? 'Q8_0' : 'F32'] };
+    } else {
+      if (!byName.has('config.json')) throw new Error(`no config.json among the dropped files (${files.map((f) => f.name).join(', ')}); drop a whole Hugging Face model folder, or a llama2.c .bin with its tokenizer.bin`);
+      const hf: HfFiles = {};
+      for (const f of files) hf[f.name] = blobSource(f);
+      const m = await loadHfModel(hf);
+      const tokenizer = m.tokenizerJson ? parseTokenizerJson(m.tokenizerJson) : new ByteTokenizer();
+      if (!m.tokenizerJson && m.config.vocabSize < 259) throw new Error('no tokenizer.json among the dropped files, and the model is too small for the byte tokenizer');
+      this.model = { name: files.find((f) => f.name.endsWith('.safetensors'))?.name ?? 'model', format: m.quantized ? 'HF (Quench-quantized)' : 'Hugging Face', config: m.config, weights: m.weights, tokenizer, tokenizerJson: m.tokenizerJson ?? undefined, dtypes: m.dtypes };
+    }
+    this.quantized = null;
+    return this.card();
+  }
+
+  private evalSeqs(): number[][] {
+    const m = this.model!;
+    const docs = splitDocuments(this.sampleText, '<|endoftext|>');
+    const held = docs.slice(Math.max(1, docs.length - 2));
+    return encodeDocuments(held, (s) => m.tokenizer.encode(s), Math.min(m.config.maxSeqLen, 256));
+  }
+
+  private trainDocs(): string[] {
+    const docs = splitDocuments(this.sampleText, '<|endoftext|>');
+    return docs.slice(0, Math.max(1, docs.length - 2));
+  }
+
+  async ppl(quantized: QuantizedModel | null): Promise<number> {
+    const m = this.model!;
+    const model = LlamaModel.fromWeights(this.gpu, m.config, m.weights, { quantized: quantized ?? undefined });
+    try {
+      return (await perplexity(this.evalSeqs(), (ids) => sequenceNll(model, ids))).ppl;
+    } finally {
+      model.free();
+    }
+  }
+
+  async quantize(ptq: PtqConfig, onProgress: (d: number, t: number) => void): Promise<QuantReport> {
+    const m = this.model;
+    if (!m) throw new Error('load a model first');
+    const q = quantizeWeights(m.config, m.weights, ptq, onProgress);
+    this.quantized = q;
+    const pplBefore = await this.ppl(null);
+    const pplAfter = await this.ppl(q);
+    return { ptq, tensors: q.report, pplBefore, pplAfter, bytesBefore: q.report.reduce((s, r) => s + r.bytesFp32, 0), bytesAfter: q.report.reduce((s, r) => s + r.bytesPacked, 0) };
+  }
+
+  exportQuantized(format: 'safetensors' | 'onnx'): Record<string, Uint8Array> {
+    const m = this.model, q = this.quantized;
+    if (!m || !q) throw new Error('quantize the model first');
+    if (format === 'onnx') return { 'model.onnx': exportOnnx(m.config, m.weights, q) };
+    let tj = m.tokenizerJson;
+    if (!tj && m.tokenizer instanceof Llama2cTokenizer) tj = JSON.stringify(tokenizerJsonFromPieces(m.tokenizer.vocab, m.tokenizer.scores));
+    return writeQuantizedHfModel(m.config, m.weights, q, { tokenizerJson: tj });
+  }
+
+  async train(spec: RunSpec, onStep: (m: StepMetrics) => void, shouldStop: () => boolean): Promise<RunSummary> {
+    const m = this.model;
+    if (!m) throw new Error('load a model first');
+    const stream = tokenStream(this.trainDocs(), (s) => m.tokenizer.encode(s, { bos: true }));
+    const seq = Math.min(spec.seq, m.config.maxSeqLen, Math.max(8, stream.length - 1));
+    const d = new Distiller(this.gpu, m.config, m.weights, {
+      ...DEFAULT_DISTILL, bits: spec.bits, group: spec.group, freeze: spec.freeze, steps: spec.steps, batch: spec.batch, seq, lr: spec.lr, seed: spec.seed,
+      temperature: spec.temperature, loss: spec.loss, warmup: Math.max(1, Math.floor(spec.steps / 10)), metricsEvery: 1,
+    }, stream);
+    const t0 = performance.now();
+    try {
+      await d.snapshotCodes();
+      while (d.step < spec.steps && !shouldStop()) onStep(await d.trainStep());
+      const last = d.history.slice(-5);
+      return {
+        finalLoss: last.reduce((s, x) => s + x.loss, 0) / Math.max(1, last.length),
+        finalKl: last.reduce((s, x) => s + x.losses.kl, 0) / Math.max(1, last.length),
+        evalPpl: await d.evaluate(this.evalSeqs()),
+        wallSeconds: (performance.now() - t0) / 1000,
+      };
+    } finally {
+      d.free();
+    }
+  }
+}
+
+export { parseFreeze };
