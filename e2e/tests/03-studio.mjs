@@ -47,6 +47,15 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   expect(chart >= 2, `gradient-norm chart has lines per layer (found ${chart})`);
   await screenshot('compare');
 
+  await page.getByRole('tab', { name: 'Playground' }).click();
+  await page.getByTestId('generate').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=generate]')?.textContent === 'Generate', null, { timeout: 120_000 });
+  for (const w of ['teacher', 'ptq', 'student']) {
+    const t = await page.getByTestId(`gen-${w}`).innerText();
+    expect(t.length > 'Once upon a time'.length, `${w} generated text`);
+  }
+  await screenshot('playground');
+
   await page.reload();
   await page.getByRole('tab', { name: 'Compare' }).click();
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=result-row]').length === 2, null, { timeout: 60_000 });

@@ -5,6 +5,7 @@ import { GpuPanel } from './GpuPanel';
 import { ModelPanel } from './ModelPanel';
 import { QuantizePanel } from './QuantizePanel';
 import { ComparePanel, DistillPanel } from './TrainPanels';
+import { Playground } from './Playground';
 
 const TABS: { id: Tab; label: string }[] = [
   { id: 'model', label: 'Model' },
@@ -14,15 +15,6 @@ const TABS: { id: Tab; label: string }[] = [
   { id: 'playground', label: 'Playground' },
   { id: 'gpu', label: 'GPU' },
 ];
-
-function NotYet({ what }: { what: string }) {
-  return (
-    <section className="panel">
-      <h2>{what}</h2>
-      <p className="muted">Not yet available in the studio. The engine and the command line (<code>npx quench --help</code>) are ahead of the UI; see the README for what works today.</p>
-    </section>
-  );
-}
 
 export function App() {
   const tab = useStudio((s) => s.tab);
@@ -49,7 +41,7 @@ export function App() {
         {tab === 'quantize' && <QuantizePanel />}
         {tab === 'distill' && <DistillPanel />}
         {tab === 'compare' && <ComparePanel />}
-        {tab === 'playground' && <NotYet what="Playground" />}
+        {tab === 'playground' && <Playground />}
       </main>
     </div>
   );

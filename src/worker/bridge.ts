@@ -12,6 +12,8 @@ export class EngineBridge {
   private nextId = 1;
   private pending = new Map<number, Pending>();
   private lastSave = 0;
+  /** per-request text stream listeners (generation) */
+  readonly textListeners = new Map<number, (t: string) => void>();
 
   constructor() {
     this.worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
@@ -26,6 +28,7 @@ export class EngineBridge {
       case 'error': {
         const p = this.pending.get(e.id);
         this.pending.delete(e.id);
+        this.textListeners.delete(e.id);
         if (e.type === 'result') p?.resolve(e.result);
         else p?.reject(new Error(e.message));
         break;
@@ -46,6 +49,9 @@ export class EngineBridge {
         }
         break;
       }
+      case 'text':
+        this.textListeners.get(e.id)?.(e.text);
+        break;
       case 'gpuError':
         s.setGpuError(e.message);
         break;
@@ -55,8 +61,9 @@ export class EngineBridge {
     }
   }
 
-  request<T extends Request['type']>(type: T, body: Omit<Extract<Request, { type: T }>, 'id' | 'type'> = {} as never): Promise<ResultOf<T>> {
+  request<T extends Request['type']>(type: T, body: Omit<Extract<Request, { type: T }>, 'id' | 'type'> = {} as never, onText?: (t: string) => void): Promise<ResultOf<T>> {
     const id = this.nextId++;
+    if (onText) this.textListeners.set(id, onText);
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.worker.postMessage({ ...body, id, type } as Request);

@@ -83,6 +83,8 @@ async function handle(req: Request): Promise<unknown> {
     case 'stop':
       stopRequested = true;
       return null;
+    case 'generate':
+      return need().generate(req.which, req.prompt, req.maxTokens, req.temperature, (text) => post({ type: 'text', id: req.id, text }));
     case 'selfTest': {
       if (!gpu) throw new Error('the GPU is not initialised yet');
       return selfTest(gpu);

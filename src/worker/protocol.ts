@@ -20,7 +20,8 @@ export type Request =
   | { id: number; type: 'quantize'; ptq: PtqConfig }
   | { id: number; type: 'export'; format: 'safetensors' | 'onnx' }
   | { id: number; type: 'train'; spec: RunSpec }
-  | { id: number; type: 'stop' };
+  | { id: number; type: 'stop' }
+  | { id: number; type: 'generate'; which: 'teacher' | 'ptq' | 'student'; prompt: string; maxTokens: number; temperature: number };
 
 export interface SelfTestResult {
   kernels: { name: string; maxAbsError: number; ok: boolean }[];
@@ -38,6 +39,7 @@ export interface ResultMap {
   export: Record<string, Uint8Array>;
   train: RunSummary;
   stop: null;
+  generate: { tokens: number; tokensPerSec: number; available: boolean };
 }
 export type ResultOf<R extends Request['type']> = ResultMap[R];
 
@@ -46,5 +48,6 @@ export type WorkerEvent =
   | { type: 'error'; id: number; message: string }
   | { type: 'progress'; id: number; done: number; total: number; label: string }
   | { type: 'step'; id: number; runId: string; metrics: StepMetrics }
+  | { type: 'text'; id: number; text: string }
   | { type: 'gpuError'; message: string }
   | { type: 'log'; message: string };

@@ -3,7 +3,7 @@
 import type { Gpu } from '../engine/gpu/runtime';
 import { paramCount, randomWeights, type LlamaConfig, type LlamaWeights } from '../engine/model/config';
 import { LlamaModel } from '../engine/model/llama';
-import { sequenceNll } from '../engine/model/runner';
+import { generate, sequenceNll } from '../engine/model/runner';
 import { encodeDocuments, perplexity, splitDocuments } from '../engine/eval/perplexity';
 import { loadHfModel, writeQuantizedHfModel, type HfFiles } from '../engine/io/hf';
 import { readLlama2cCheckpoint } from '../engine/io/llama2c';
@@ -69,6 +69,8 @@ export interface RunSummary {
 export class StudioEngine {
   model: { name: string; format: string; config: LlamaConfig; weights: LlamaWeights; tokenizer: Tokenizer; tokenizerJson?: string; dtypes: string[] } | null = null;
   quantized: QuantizedModel | null = null;
+  /** the most recent distilled student (weights with updated norms, packed projections) */
+  student: { label: string; weights: LlamaWeights; quantized: QuantizedModel } | null = null;
   sampleText = '';
   constructor(readonly gpu: Gpu) {}
 
@@ -86,7 +88,31 @@ export class StudioEngine {
     const config: LlamaConfig = { dim: 64, hiddenDim: 172, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, maxSeqLen: 128, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
     this.model = { name: 'tiny random LLaMA (built in)', format: 'random', config, weights: randomWeights(config, 1, 0.5), tokenizer: new ByteTokenizer(), dtypes: ['F32'] };
     this.quantized = null;
+    this.student = null;
     return this.card();
+  }
+
+  /** Generate from the teacher, the PTQ model or the last distilled student, streaming tokens. */
+  async generate(which: 'teacher' | 'ptq' | 'student', prompt: string, maxTokens: number, temperature: number, onText: (s: string) => void): Promise<{ tokens: number; tokensPerSec: number; available: boolean }> {
+    const m = this.model;
+    if (!m) throw new Error('load a model first');
+    const src = which === 'teacher' ? { weights: m.weights, quantized: undefined } : which === 'ptq' ? (this.quantized ? { weights: m.weights, quantized: this.quantized } : null) : this.student;
+    if (!src) return { tokens: 0, tokensPerSec: 0, available: false };
+    const model = LlamaModel.fromWeights(this.gpu, m.config, src.weights, { quantized: src.quantized });
+    const dec = new TextDecoder();
+    try {
+      const ids = m.tokenizer.encode(prompt, { bos: true });
+      let prev = ids[ids.length - 1];
+      const t0 = performance.now();
+      const out = await generate(model, ids, { maxTokens: Math.max(1, Math.min(maxTokens, m.config.maxSeqLen - ids.length)), temperature, topP: 0.9, seed: 1, stopToken: m.tokenizer.eosId, onToken: (id) => {
+        const t = dec.decode(m.tokenizer.tokenBytes(prev, id), { stream: true });
+        prev = id;
+        if (t) onText(t);
+      } });
+      return { tokens: out.length, tokensPerSec: out.length / ((performance.now() - t0) / 1000), available: true };
+    } finally {
+      model.free();
+    }
   }
 
   /** Dropped files: an HF folder's files, or a llama2.c .bin (+ tokenizer.bin). */
@@ -109,6 +135,7 @@ export class StudioEngine {
       this.model = { name: files.find((f) => f.name.endsWith('.safetensors'))?.name ?? 'model', format: m.quantized ? 'HF (Quench-quantized)' : 'Hugging Face', config: m.config, weights: m.weights, tokenizer, tokenizerJson: m.tokenizerJson ?? undefined, dtypes: m.dtypes };
     }
     this.quantized = null;
+    this.student = null;
     return this.card();
   }
 
@@ -167,6 +194,7 @@ export class StudioEngine {
       await d.snapshotCodes();
       while (d.step < spec.steps && !shouldStop()) onStep(await d.trainStep());
       const last = d.history.slice(-5);
+      this.student = { label: spec.label, ...(await d.exportStudent(m.weights)) };
       return {
         finalLoss: last.reduce((s, x) => s + x.loss, 0) / Math.max(1, last.length),
         finalKl: last.reduce((s, x) => s + x.losses.kl, 0) / Math.max(1, last.length),
