@@ -13,6 +13,7 @@
 // does: view (heads, HS/2, 2, C) → transpose(1, 2) → reshape. norm eps 1e-5, theta 10000.
 import type { LlamaConfig, LlamaLayerWeights, LlamaWeights } from '../model/config';
 import { validateConfig } from '../model/config';
+import { Llama2cTokenizer } from './tokenizer';
 
 const MAGIC_V2 = 0x616b3432;
 
@@ -30,10 +31,26 @@ export function permuteInterleavedToHalf(w: Float32Array, heads: number, HS: num
   return out;
 }
 
+/** Inverse of permuteInterleavedToHalf: rotate_half rows back to llama2.c's interleaved pairs. */
+export function permuteHalfToInterleaved(w: Float32Array, heads: number, HS: number, C: number): Float32Array {
+  const out = new Float32Array(w.length);
+  const half = HS / 2;
+  for (let h = 0; h < heads; h++)
+    for (let i = 0; i < half; i++)
+      for (let r = 0; r < 2; r++) {
+        const src = (h * HS + r * half + i) * C;
+        const dst = (h * HS + 2 * i + r) * C;
+        out.set(w.subarray(src, src + C), dst);
+      }
+  return out;
+}
+
 export interface Llama2cModel {
   config: LlamaConfig;
   weights: LlamaWeights;
   version: 0 | 2;
+  /** Q8_0 group size of a version 2 file */
+  groupSize?: number;
 }
 
 export function readLlama2cCheckpoint(bytes: Uint8Array, name = 'checkpoint'): Llama2cModel {
@@ -74,28 +91,31 @@ export function readLlama2cCheckpoint(bytes: Uint8Array, name = 'checkpoint'): L
 }
 
 function readV2(bytes: Uint8Array, dv: DataView, name: string): Llama2cModel {
+  if (bytes.byteLength < 256) throw new Error(`${name}: llama2.c "ak42" file of ${bytes.byteLength} bytes is shorter than its 256-byte header (truncated)`);
   const version = dv.getInt32(4, true);
-  if (version !== 2) throw new Error(`${name}: llama2.c "ak42" file of version ${version}; only version 2 (Q8_0) is supported`);
+  if (version !== 2) throw new Error(`${name}: llama2.c "ak42" file of version ${version}; only version 2 (Q8_0) is supported (version 1 is fp32: re-export with legacy_export or version 2)`);
   const h = Array.from({ length: 7 }, (_, i) => dv.getInt32(8 + 4 * i, true));
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen] = h;
   const shared = bytes[36] !== 0;
   const gs = dv.getInt32(37, true);
   const config = makeConfig(name, dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen, shared);
+  if (!(gs > 0)) throw new Error(`${name}: Q8_0 group size ${gs} must be positive`);
   const HS = dim / nHeads, kv = nKvHeads * HS, L = nLayers, C = dim, H = hiddenDim, V = vocab;
+  // Exact size: header, fp32 norms, then per Q8_0 tensor n int8 codes + n/gs fp32 scales.
+  const qSizes = [V * C, ...Array(L).fill(C * C), ...Array(L).fill(kv * C), ...Array(L).fill(kv * C), ...Array(L).fill(C * C), ...Array(L).fill(H * C), ...Array(L).fill(C * H), ...Array(L).fill(H * C), ...(shared ? [] : [V * C])];
+  for (const n of qSizes) if (n % gs !== 0) throw new Error(`${name}: a tensor of ${n} elements is not a multiple of the Q8_0 group size ${gs}`);
+  const expected = 256 + (2 * L * C + C) * 4 + qSizes.reduce((s, n) => s + n + (n / gs) * 4, 0);
+  if (bytes.byteLength !== expected) {
+    throw new Error(`${name}: llama2.c v2 (Q8_0) header says dim=${dim} hidden=${hiddenDim} layers=${nLayers} heads=${nHeads} kv=${nKvHeads} vocab=${vocab} seq_len=${seqLen} shared_classifier=${shared ? 1 : 0} group_size=${gs}, which needs ${expected} bytes, but the file has ${bytes.byteLength} (${bytes.byteLength < expected ? 'truncated' : 'trailing bytes'})`);
+  }
   let off = 256;
-  const need = (n: number) => {
-    if (off + n > bytes.byteLength) throw new Error(`${name}: truncated llama2.c v2 file (needs more than ${bytes.byteLength} bytes at offset ${off})`);
-  };
   const f32 = (n: number) => {
-    need(n * 4);
     const t = new Float32Array(n);
     new Uint8Array(t.buffer).set(bytes.subarray(off, off + n * 4));
     off += n * 4;
     return t;
   };
   const q80 = (n: number) => {
-    if (n % gs !== 0) throw new Error(`${name}: tensor of ${n} elements is not a multiple of the Q8_0 group size ${gs}`);
-    need(n + (n / gs) * 4);
     const q = new Int8Array(bytes.buffer, bytes.byteOffset + off, n);
     off += n;
     const s = f32(n / gs);
@@ -110,7 +130,7 @@ function readV2(bytes: Uint8Array, dv: DataView, name: string): Llama2cModel {
   const wq = per(q80, C * C), wk = per(q80, kv * C), wv = per(q80, kv * C), wo = per(q80, C * C);
   const w1 = per(q80, H * C), w2 = per(q80, C * H), w3 = per(q80, H * C);
   const lmHead = shared ? null : q80(V * C);
-  return { config, weights: assemble(config, tokEmbed, rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3, finalNorm, lmHead), version: 2 };
+  return { config, weights: assemble(config, tokEmbed, rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3, finalNorm, lmHead), version: 2, groupSize: gs };
 }
 
 function makeConfig(name: string, dim: number, hiddenDim: number, nLayers: number, nHeads: number, nKvHeads: number, vocab: number, seqLen: number, tied: boolean): LlamaConfig {
@@ -136,4 +156,110 @@ function assemble(cfg: LlamaConfig, tokEmbed: Float32Array, rmsAtt: Float32Array
     });
   }
   return { tokEmbed, layers, finalNorm, lmHead };
+}
+
+/** llama2.c tokenizer.bin (int32 max_token_length, then per token: float32 score, int32 length,
+ *  bytes). Reads every token to the end of the file, or exactly `vocabSize` when given (as run.c,
+ *  which takes the count from the model). */
+export function readLlama2cTokenizer(bytes: Uint8Array, name = 'tokenizer.bin', vocabSize?: number): Llama2cTokenizer {
+  return new Llama2cTokenizer(bytes, name, vocabSize);
+}
+
+/** llama2.c tokenizer.bin bytes from pieces (as llama2.c stores them: ' ' for '▁') and scores. */
+export function writeLlama2cTokenizer(pieces: string[], scores: ArrayLike<number>): Uint8Array {
+  const enc = new TextEncoder();
+  const raw = pieces.map((p) => enc.encode(p));
+  const out = new Uint8Array(4 + raw.reduce((s, b) => s + 8 + b.length, 0));
+  const dv = new DataView(out.buffer);
+  dv.setInt32(0, raw.reduce((m, b) => Math.max(m, b.length), 0), true);
+  let off = 4;
+  raw.forEach((b, i) => {
+    dv.setFloat32(off, scores[i], true);
+    dv.setInt32(off + 4, b.length, true);
+    out.set(b, off + 8);
+    off += 8 + b.length;
+  });
+  return out;
+}
+
+/** Serialise a model as a llama2.c checkpoint: version 0 (legacy fp32, what run.c reads) or
+ *  version 2 (Q8_0 with `groupSize`, what runq.c reads; quantized as export.py's quantize_q80:
+ *  scale = max|w| / 127 per group, code = round(w / scale)). wq and wk are permuted back to the
+ *  interleaved RoPE layout; version 0 also carries llama2.c's freq_cis tables for maxSeqLen. */
+export function writeLlama2cCheckpoint(config: LlamaConfig, w: LlamaWeights, opts: { version?: 0 | 2; groupSize?: number } = {}): Uint8Array {
+  validateConfig(config, 'writeLlama2cCheckpoint');
+  const { dim: C, hiddenDim: H, nLayers: L, nHeads, nKvHeads, vocabSize: V, maxSeqLen: T } = config;
+  const HS = C / nHeads;
+  if (config.normEps !== 1e-5 || config.ropeTheta !== 10000) {
+    // llama2.c hard-codes both; a different model would silently run wrong there.
+    throw new Error(`writeLlama2cCheckpoint: llama2.c hard-codes norm eps 1e-5 and rope theta 10000; this model has eps ${config.normEps}, theta ${config.ropeTheta}`);
+  }
+  const tied = config.tiedEmbeddings || w.lmHead === null;
+  const wq = w.layers.map((l) => permuteHalfToInterleaved(l.wq, nHeads, HS, C));
+  const wk = w.layers.map((l) => permuteHalfToInterleaved(l.wk, nKvHeads, HS, C));
+  const g = (k: keyof LlamaLayerWeights) => w.layers.map((l) => l[k]);
+  const parts: Uint8Array[] = [];
+  const f32 = (a: Float32Array) => parts.push(new Uint8Array(a.buffer.slice(a.byteOffset, a.byteOffset + a.byteLength)));
+  const hdr = (n: number) => {
+    const b = new Uint8Array(n);
+    parts.push(b);
+    return new DataView(b.buffer);
+  };
+  if ((opts.version ?? 0) === 0) {
+    const dv = hdr(28);
+    [C, H, L, nHeads, nKvHeads, tied ? V : -V, T].forEach((v, i) => dv.setInt32(4 * i, v, true));
+    f32(w.tokEmbed);
+    for (const t of [g('attnNorm'), wq, wk, g('wv'), g('wo'), g('mlpNorm'), g('wGate'), g('wDown'), g('wUp')]) t.forEach(f32);
+    f32(w.finalNorm);
+    const half = HS / 2;
+    const cos = new Float32Array(T * half), sin = new Float32Array(T * half);
+    for (let t = 0; t < T; t++)
+      for (let i = 0; i < half; i++) {
+        const a = t * Math.fround(1 / Math.pow(10000, (2 * i) / HS));
+        cos[t * half + i] = Math.cos(a);
+        sin[t * half + i] = Math.sin(a);
+      }
+    f32(cos);
+    f32(sin);
+    if (!tied) f32(w.lmHead!);
+  } else {
+    let gs = opts.groupSize ?? 64;
+    while (C % gs !== 0) gs = Math.floor(gs / 2); // as export.py
+    const dv = hdr(256);
+    dv.setUint32(0, MAGIC_V2, true);
+    dv.setInt32(4, 2, true);
+    [C, H, L, nHeads, nKvHeads, V, T].forEach((v, i) => dv.setInt32(8 + 4 * i, v, true));
+    dv.setUint8(36, tied ? 1 : 0);
+    dv.setInt32(37, gs, true);
+    for (const t of [g('attnNorm'), g('mlpNorm')]) t.forEach(f32);
+    f32(w.finalNorm);
+    const q80 = (a: Float32Array) => {
+      if (a.length % gs !== 0) throw new Error(`writeLlama2cCheckpoint: a tensor of ${a.length} elements is not a multiple of the group size ${gs}`);
+      const codes = new Int8Array(a.length), scales = new Float32Array(a.length / gs);
+      for (let b = 0; b < scales.length; b++) {
+        let m = 0;
+        for (let i = b * gs; i < (b + 1) * gs; i++) m = Math.max(m, Math.abs(a[i]));
+        const s = Math.fround(m / 127);
+        scales[b] = s;
+        for (let i = b * gs; i < (b + 1) * gs; i++) codes[i] = s > 0 ? roundHalfEven(Math.fround(a[i] / s)) : 0;
+      }
+      parts.push(new Uint8Array(codes.buffer));
+      f32(scales);
+    };
+    q80(w.tokEmbed);
+    for (const t of [wq, wk, g('wv'), g('wo'), g('wGate'), g('wDown'), g('wUp')]) t.forEach(q80);
+    if (!tied) q80(w.lmHead!);
+  }
+  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

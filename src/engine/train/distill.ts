@@ -56,7 +56,7 @@ export interface DistillConfig {
 
 export const DEFAULT_DISTILL: Omit<DistillConfig, 'freeze'> = {
   bits: 4, group: 32, sym: false, clip: 1, loss: { kl: 1, ce: 0, attnMap: 0, attnOut: 0, hidden: 0 }, temperature: 1,
-  steps: 300, batch: 8, seq: 128, accum: 1, lr: 1e-3, minLrRatio: 0.1, warmup: 20, weightDecay: 0, gradClip: 1,
+  steps: 300, batch: 8, seq: 128, accum: 1, lr: 5e-4, minLrRatio: 0.1, warmup: 20, weightDecay: 0, gradClip: 1,
   beta1: 0.9, beta2: 0.95, seed: 1, metricsEvery: 10, trainNorms: true, fpReference: false,
 };
 
