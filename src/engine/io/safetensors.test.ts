@@ -102,3 +102,35 @@ describe('HF model folder validation', () => {
     await expect(loadHfModel(f)).rejects.toThrow(/config\.json is missing/);
   });
 });
+
+describe('sharded HF checkpoints and GPU limits', () => {
+  it('loads model-0000k-of-0000n shards through model.safetensors.index.json, and names a missing shard', async () => {
+    const cfg = tinyConfig();
+    const w = randomWeights(cfg, 8);
+    const one = writeHfModel(cfg, w);
+    const src = bytesSource('model.safetensors', one['model.safetensors']);
+    const h = await readSafetensorsHeader(src);
+    const names = [...h.tensors.keys()];
+    const half = Math.ceil(names.length / 2);
+    const shardOf = async (ns: string[]) => writeSafetensors(await Promise.all(ns.map(async (n) => ({ name: n, dtype: 'F32' as const, shape: h.tensors.get(n)!.shape, data: await readTensorF32(src, h, n) }))));
+    const s1 = 'model-00001-of-00002.safetensors', s2 = 'model-00002-of-00002.safetensors';
+    const index = { metadata: {}, weight_map: Object.fromEntries(names.map((n, i) => [n, i < half ? s1 : s2])) };
+    const files: HfFiles = {
+      'config.json': bytesSource('config.json', one['config.json']),
+      'model.safetensors.index.json': bytesSource('model.safetensors.index.json', new TextEncoder().encode(JSON.stringify(index))),
+      [s1]: bytesSource(s1, await shardOf(names.slice(0, half))),
+      [s2]: bytesSource(s2, await shardOf(names.slice(half))),
+    };
+    const m = await loadHfModel(files);
+    expect([...m.weights.layers[1].wDown]).toEqual([...w.layers[1].wDown]);
+    delete files[s2];
+    await expect(loadHfModel(files)).rejects.toThrow(/model\.safetensors\.index\.json names shard "model-00002-of-00002\.safetensors", which is missing/);
+  });
+  it('a tensor larger than the storage binding limit is refused with its name, not a crash', async () => {
+    const { testGpu } = await import('../testing');
+    const gpu = await testGpu();
+    const limit = gpu.device.limits.maxStorageBufferBindingSize;
+    expect(() => gpu.tensor('model.embed_tokens', [Math.ceil(limit / 4) + 16])).toThrow(/tensor "model\.embed_tokens" .* needs \d+ bytes, more than this adapter's maxStorageBufferBindingSize/);
+    expect(gpu.liveBytes).toBe(0);
+  });
+});
