@@ -269,11 +269,21 @@ export class LlamaModel {
 
   /** Forward over acts.tokens (already written); fills acts, logits at acts.logits (B*T, V). */
   forward(acts: Activations): void {
+    this.run(acts, null, 0);
+  }
+
+  /**
+   * The forward written out once for both uses: training/eval (no cache: keys are this pass's own,
+   * positions from 0) and decoding (keys/values appended to the cache at pos0, queries attend to
+   * the whole cache).
+   */
+  private run(acts: Activations, cache: KvCache | null, pos0: number): void {
     const { gpu, cfg } = this;
     const { B, T } = acts;
     const BT = B * T;
     const { dim: C, hiddenDim: H, nHeads: NH, nKvHeads: NKV } = cfg;
     const HS = headSize(cfg);
+    const rowBytes = NKV * HS * 4;
     embeddingForward(gpu, acts.x[0], acts.tokens, this.tokEmbed, BT, C);
     this.layers.forEach((L, l) => {
       const a = acts.layers[l];
@@ -282,9 +292,15 @@ export class LlamaModel {
       L.proj.q.forward(a.q, a.xn1, BT);
       L.proj.k.forward(a.k, a.xn1, BT);
       L.proj.v.forward(a.v, a.xn1, BT);
-      ropeForward(gpu, a.q, B, T, NH, HS, cfg.ropeTheta, 0);
-      ropeForward(gpu, a.k, B, T, NKV, HS, cfg.ropeTheta, 0);
-      attentionForward(gpu, { out: a.att, probs: acts.withProbs ? a.probs : undefined, q: a.q, k: a.k, v: a.v, B, Tq: T, Tk: T, TkMax: T, NH, NKV, HS, pos0: 0 });
+      ropeForward(gpu, a.q, B, T, NH, HS, cfg.ropeTheta, pos0);
+      ropeForward(gpu, a.k, B, T, NKV, HS, cfg.ropeTheta, pos0);
+      if (cache) {
+        gpu.copy(a.k, cache.k[l], T * rowBytes, 0, pos0 * rowBytes);
+        gpu.copy(a.v, cache.v[l], T * rowBytes, 0, pos0 * rowBytes);
+        attentionForward(gpu, { out: a.att, q: a.q, k: cache.k[l], v: cache.v[l], B: 1, Tq: T, Tk: pos0 + T, TkMax: cache.maxT, NH, NKV, HS, pos0 });
+      } else {
+        attentionForward(gpu, { out: a.att, probs: acts.withProbs ? a.probs : undefined, q: a.q, k: a.k, v: a.v, B, Tq: T, Tk: T, TkMax: T, NH, NKV, HS, pos0: 0 });
+      }
       L.proj.o.forward(a.attnOut, a.att, BT);
       addForward(gpu, a.h, x, a.attnOut);
       rmsnormForward(gpu, a.xn2, a.rstd2, a.h, L.mlpNorm, BT, C, cfg.normEps);
@@ -377,37 +393,9 @@ export class LlamaModel {
    * append their keys/values to it. Logits land in acts.logits (T, V).
    */
   forwardCached(acts: Activations, cache: KvCache, pos0: number): void {
-    const { gpu, cfg } = this;
-    const { T } = acts;
     if (acts.B !== 1) throw new Error('forwardCached: batch size must be 1');
-    if (pos0 + T > cache.maxT) throw new Error(`sequence of ${pos0 + T} tokens exceeds the KV cache (${cache.maxT}); the model's maximum is ${cfg.maxSeqLen}`);
-    const { dim: C, hiddenDim: H, nHeads: NH, nKvHeads: NKV } = cfg;
-    const HS = headSize(cfg);
-    const rowBytes = NKV * HS * 4;
-    embeddingForward(gpu, acts.x[0], acts.tokens, this.tokEmbed, T, C);
-    this.layers.forEach((L, l) => {
-      const a = acts.layers[l];
-      const x = acts.x[l];
-      rmsnormForward(gpu, a.xn1, a.rstd1, x, L.attnNorm, T, C, cfg.normEps);
-      L.proj.q.forward(a.q, a.xn1, T);
-      L.proj.k.forward(a.k, a.xn1, T);
-      L.proj.v.forward(a.v, a.xn1, T);
-      ropeForward(gpu, a.q, 1, T, NH, HS, cfg.ropeTheta, pos0);
-      ropeForward(gpu, a.k, 1, T, NKV, HS, cfg.ropeTheta, pos0);
-      gpu.copy(a.k, cache.k[l], T * rowBytes, 0, pos0 * rowBytes);
-      gpu.copy(a.v, cache.v[l], T * rowBytes, 0, pos0 * rowBytes);
-      attentionForward(gpu, { out: a.att, q: a.q, k: cache.k[l], v: cache.v[l], B: 1, Tq: T, Tk: pos0 + T, TkMax: cache.maxT, NH, NKV, HS, pos0 });
-      L.proj.o.forward(a.attnOut, a.att, T);
-      addForward(gpu, a.h, x, a.attnOut);
-      rmsnormForward(gpu, a.xn2, a.rstd2, a.h, L.mlpNorm, T, C, cfg.normEps);
-      L.proj.gate.forward(a.gate, a.xn2, T);
-      L.proj.up.forward(a.up, a.xn2, T);
-      swigluForward(gpu, a.act, a.gate, a.up, T * H);
-      L.proj.down.forward(a.mlpOut, a.act, T);
-      addForward(gpu, acts.x[l + 1], a.h, a.mlpOut);
-    });
-    rmsnormForward(gpu, acts.xnf, acts.rstdf, acts.x[cfg.nLayers], this.finalNorm, T, C, cfg.normEps);
-    this.lmHead.forward(acts.logits, acts.xnf, T);
+    if (pos0 + acts.T > cache.maxT) throw new Error(`sequence of ${pos0 + acts.T} tokens exceeds the KV cache (${cache.maxT}); the model's maximum is ${this.cfg.maxSeqLen}`);
+    this.run(acts, cache, pos0);
   }
 
   free(): void {

@@ -1,26 +1,7 @@
 // High-level use of a LlamaModel: perplexity of token sequences and generation with a KV cache
 // (greedy, temperature, top-p), streaming tokens to a callback.
 import type { LlamaModel } from './llama';
-
-/** Summed NLL (nats) of tokens[1..] given their prefixes, computed on the GPU in one forward. */
-export async function sequenceNll(model: LlamaModel, tokens: number[]): Promise<number> {
-  const T = tokens.length;
-  const acts = model.activations(1, T, false);
-  model.gpu.write(acts.tokens, new Uint32Array(tokens));
-  model.forward(acts);
-  const logits = await model.gpu.readF32(acts.logits); // (T, V)
-  const V = model.cfg.vocabSize;
-  let nll = 0;
-  for (let t = 0; t + 1 < T; t++) {
-    const row = logits.subarray(t * V, (t + 1) * V);
-    let max = -Infinity;
-    for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
-    let s = 0;
-    for (let i = 0; i < V; i++) s += Math.exp(row[i] - max);
-    nll += Math.log(s) + max - row[tokens[t + 1]];
-  }
-  return nll;
-}
+import { Rng } from '../train/data';
 
 /** log p(tokens[i] | tokens[<i]) for i = 1..T-1, from one GPU forward (float64 log-softmax on the host). */
 export async function tokenLogprobs(model: LlamaModel, tokens: number[]): Promise<Float64Array> {
@@ -44,6 +25,13 @@ export async function tokenLogprobs(model: LlamaModel, tokens: number[]): Promis
   return out;
 }
 
+/** Summed NLL (nats) of tokens[1..] given their prefixes, computed on the GPU in one forward. */
+export async function sequenceNll(model: LlamaModel, tokens: number[]): Promise<number> {
+  let nll = 0;
+  for (const lp of await tokenLogprobs(model, tokens)) nll -= lp;
+  return nll;
+}
+
 export interface GenerateOptions {
   maxTokens: number;
   /** 0 = greedy */
@@ -55,16 +43,6 @@ export interface GenerateOptions {
   onToken?: (id: number) => void;
 }
 
-function mulberry(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Pick the next token from logits: argmax when temperature is 0, else nucleus sampling. */
 export function sampleToken(logits: Float32Array, temperature: number, topP: number, rand: () => number): number {
@@ -109,7 +87,8 @@ export async function generate(model: LlamaModel, prompt: number[], o: GenerateO
   const maxT = Math.min(model.cfg.maxSeqLen, prompt.length + o.maxTokens);
   if (prompt.length > maxT) throw new Error(`prompt of ${prompt.length} tokens exceeds the model's ${model.cfg.maxSeqLen}`);
   const cache = model.createKvCache(maxT);
-  const rand = mulberry(o.seed ?? 1);
+  const r = new Rng(o.seed ?? 1);
+  const rand = () => r.next();
   const V = model.cfg.vocabSize;
   const out: number[] = [];
   try {
