@@ -11,7 +11,9 @@ import { sequenceNll } from '../src/engine/model/runner';
 import { encodeDocuments, perplexity, splitDocuments } from '../src/engine/eval/perplexity';
 import { quantizeWeights, type PtqConfig } from '../src/engine/quant/ptq';
 
+// usage: tsx bench/ptq-table.ts [documents=200] [only=w2g32,...]
 const limit = Number(process.argv[2] ?? 200);
+const only = process.argv[3]?.split(',');
 const gpu = await createNodeGpu();
 const { config, weights } = readLlama2cCheckpoint(readFileSync(sharedPath('models/stories260K/stories260K.bin')), 'stories260K.bin');
 const tok = new Llama2cTokenizer(readFileSync(sharedPath('models/stories260K/tok512.bin')), 'tok512.bin', config.vocabSize);
@@ -23,12 +25,13 @@ async function ppl(q?: PtqConfig): Promise<number> {
   m.free();
   return r.ppl;
 }
-const fp = await ppl();
+const fp = only ? NaN : await ppl();
 console.log(`held-out: ${seqs.length} documents, ${seqs.reduce((s, x) => s + x.length - 1, 0)} predicted tokens\n`);
 console.log('| weights | RTN (min/max) ppl | clip-search ppl | RTN Δ vs FP | clip Δ vs FP |');
 console.log('|---|---|---|---|---|');
 console.log(`| FP32 | ${fp.toFixed(4)} | | | |`);
 for (const [bits, group] of [[8, 0], [4, 32], [4, 64], [3, 32], [2, 32]] as const) {
+  if (only && !only.includes(`w${bits}g${group}`)) continue;
   const rtn = await ppl({ bits, group, sym: false, clipSearch: false });
   const cs = await ppl({ bits, group, sym: false, clipSearch: true });
   const pct = (x: number) => `${x >= fp ? '+' : ''}${(((x - fp) / fp) * 100).toFixed(1)}%`;
