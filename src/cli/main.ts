@@ -11,6 +11,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   distill: { summary: 'KD-QAT: distil the FP teacher into its quantized student', load: () => import('./distill') },
   compare: { summary: 'run several freeze schemes with identical seed and data, plus FP and PTQ baselines', load: () => import('./compare') },
   evals: { summary: 'zero-shot commonsense multiple choice (ARC, PIQA, BoolQ, COPA, SIQA)', load: () => import('./evals') },
+  pretrain: { summary: 'train a LLaMA from random initialisation (next-token CE)', load: () => import('./pretrain') },
   convert: { summary: 'convert a llama2.c checkpoint to the Hugging Face layout', load: () => import('./convert') },
 };
 

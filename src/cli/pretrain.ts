@@ -1,0 +1,51 @@
+// quench pretrain --text FILE... --config tiny|small --steps N --out DIR [--tokenizer PATH]
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createNodeGpu } from '../engine/gpu/node';
+import { loadTokenizerFile } from '../engine/io/load-node';
+import { writeHfModel } from '../engine/io/hf';
+import { ByteTokenizer } from '../engine/io/byte-tokenizer';
+import { tokenStream } from '../engine/train/data';
+import { PRETRAIN_CONFIGS, Pretrainer } from '../engine/train/pretrain';
+import { int, num, parse } from './args';
+import { loadDocs } from './distill';
+
+const HELP = `usage: quench pretrain --text FILE[,FILE...] [--sep S] --config ${Object.keys(PRETRAIN_CONFIGS).join('|')} --steps N --out DIR
+                       [--tokenizer tokenizer.json|tokenizer.bin] [--batch B] [--seq T] [--lr X] [--seed S]
+Trains a LLaMA (GQA, SwiGLU, RoPE) from random initialisation with next-token cross-entropy and
+AdamW; writes DIR as an HF model folder. Without --tokenizer, a byte-level tokenizer (259 ids).
+(The project's own BPE tokenizer trainer and the bundled default model are not built yet.)`;
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parse(argv, { text: { type: 'string' }, sep: { type: 'string' }, config: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, tokenizer: { type: 'string' }, batch: { type: 'string' }, seq: { type: 'string' }, lr: { type: 'string' }, seed: { type: 'string' } }, HELP);
+  if (!a) return 0;
+  if (!a.text || !a.out) throw new Error(`--text and --out are required\n\n${HELP}`);
+  const base = PRETRAIN_CONFIGS[(a.config as string | undefined) ?? 'tiny'];
+  if (!base) throw new Error(`--config must be one of ${Object.keys(PRETRAIN_CONFIGS).join(', ')}`);
+  const tok = a.tokenizer ? loadTokenizerFile(a.tokenizer as string) : new ByteTokenizer();
+  const docs = (a.text as string).split(',').flatMap((f) => loadDocs(f, (a.sep as string | undefined) ?? '<|endoftext|>'));
+  const stream = tokenStream(docs, (s) => tok.encode(s, { bos: true }));
+  const cfg = { ...base, vocabSize: tok.vocabSize };
+  const steps = int(a.steps, 'steps', 1000);
+  const gpu = await createNodeGpu();
+  try {
+    const p = new Pretrainer(gpu, cfg, { steps, batch: int(a.batch, 'batch', 8), seq: Math.min(int(a.seq, 'seq', 128), cfg.maxSeqLen), lr: num(a.lr, 'lr', 3e-3), warmup: Math.min(100, Math.floor(steps / 10)), minLrRatio: 0.1, weightDecay: 0.1, gradClip: 1, seed: int(a.seed, 'seed', 1) }, stream);
+    const t0 = performance.now();
+    let last = 0;
+    while (p.step < steps) {
+      const s = await p.trainStep();
+      if (performance.now() - last > 5000 || p.step === steps) {
+        last = performance.now();
+        process.stderr.write(`step ${p.step}/${steps} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)} |g| ${s.gradNorm.toFixed(3)}\n`);
+      }
+    }
+    const w = await p.weights();
+    mkdirSync(a.out as string, { recursive: true });
+    for (const [n, b] of Object.entries(writeHfModel(cfg, w))) writeFileSync(join(a.out as string, n), b);
+    console.log(JSON.stringify({ out: a.out, steps, seconds: +((performance.now() - t0) / 1000).toFixed(1), config: cfg }));
+    p.free();
+  } finally {
+    gpu.destroy();
+  }
+  return 0;
+}

@@ -1,0 +1,104 @@
+// Pretraining from random initialisation: the same LLaMA forward/backward, next-token
+// cross-entropy, AdamW with warm-up + cosine, global-norm clipping, seeded data order.
+import type { Gpu, Tensor } from '../gpu/runtime';
+import { randomWeights, type LlamaConfig, type LlamaWeights, PROJECTIONS } from '../model/config';
+import { LlamaModel } from '../model/llama';
+import { DenseLinear } from '../model/dense';
+import { crossEntropyBackward, crossEntropyForward } from '../ops/loss';
+import { adamwStep, clipScale, sum, sumSquares } from '../ops/optim';
+import { Rng, sampleBatch } from './data';
+import { lrAt } from './distill';
+
+export const PRETRAIN_CONFIGS: Record<string, Omit<LlamaConfig, 'vocabSize'>> = {
+  tiny: { dim: 64, hiddenDim: 172, nLayers: 4, nHeads: 8, nKvHeads: 4, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
+  small: { dim: 192, hiddenDim: 512, nLayers: 6, nHeads: 6, nKvHeads: 2, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
+};
+
+export interface PretrainConfig {
+  steps: number;
+  batch: number;
+  seq: number;
+  lr: number;
+  warmup: number;
+  minLrRatio: number;
+  weightDecay: number;
+  gradClip: number;
+  seed: number;
+}
+
+export class Pretrainer {
+  readonly model: LlamaModel;
+  private readonly params: { p: Tensor; g: Tensor; m: Tensor; v: Tensor }[] = [];
+  private readonly rng: Rng;
+  private readonly sumsq: Tensor;
+  private readonly clip: Tensor;
+  private readonly out: Tensor;
+  step = 0;
+  constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, readonly pc: PretrainConfig, readonly stream: Uint32Array, init?: LlamaWeights) {
+    this.rng = new Rng(pc.seed);
+    this.model = LlamaModel.fromWeights(gpu, cfg, init ?? randomWeights(cfg, pc.seed, 0.4), { trainable: true, label: 'pretrain' });
+    const add = (p: Tensor, g: Tensor | null) => g && this.params.push({ p, g, m: gpu.tensor('adam_m', [...p.shape]), v: gpu.tensor('adam_v', [...p.shape]) });
+    add(this.model.tokEmbed, this.model.tokEmbedGrad);
+    if (this.model.lmHead instanceof DenseLinear && this.model.lmHead.w !== this.model.tokEmbed) add(this.model.lmHead.w, this.model.lmHead.grad);
+    add(this.model.finalNorm, this.model.finalNormGrad);
+    for (const L of this.model.layers) {
+      add(L.attnNorm, L.attnNormGrad);
+      add(L.mlpNorm, L.mlpNormGrad);
+      for (const p of PROJECTIONS) {
+        const lin = L.proj[p] as DenseLinear;
+        add(lin.w, lin.grad);
+      }
+    }
+    this.sumsq = gpu.tensor('pretrain.sumsq', [this.params.length]);
+    this.clip = gpu.tensor('pretrain.clip', [2]);
+    this.out = gpu.tensor('pretrain.loss', [1]);
+  }
+
+  async trainStep(): Promise<{ step: number; loss: number; lr: number; gradNorm: number }> {
+    const { gpu, cfg, pc } = this;
+    const B = pc.batch, T = pc.seq, BT = B * T, V = cfg.vocabSize;
+    const acts = this.model.activations(B, T, true);
+    const { inputs, targets } = sampleBatch(this.stream, B, T, this.rng);
+    const tt = gpu.tensor('pretrain.targets', [BT], 'u32', targets);
+    const rows = gpu.tensor('pretrain.rows', [BT]);
+    const dl = gpu.tensor('pretrain.dlogits', [BT, V]);
+    gpu.write(acts.tokens, inputs);
+    this.model.zeroGrads();
+    this.model.forward(acts);
+    crossEntropyForward(gpu, rows, acts.logits, tt, BT, V);
+    sum(gpu, this.out, 0, rows, BT);
+    crossEntropyBackward(gpu, dl, acts.logits, tt, BT, V, 1 / BT);
+    this.model.backward(acts, dl);
+    this.params.forEach((x, i) => sumSquares(gpu, this.sumsq, i, x.g));
+    clipScale(gpu, this.clip, this.sumsq, this.params.length, pc.gradClip);
+    const lr = lrAt(this.step, pc);
+    for (const x of this.params) adamwStep(gpu, x.p, x.g, x.m, x.v, this.clip, this.step + 1, { lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: pc.weightDecay });
+    const loss = (await gpu.readF32(this.out))[0] / BT;
+    const gradNorm = (await gpu.readF32(this.clip))[1];
+    for (const t of [tt, rows, dl]) gpu.free(t);
+    if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${this.step}; lower the learning rate`);
+    return { step: this.step++, loss, lr, gradNorm };
+  }
+
+  /** The trained weights, read back. */
+  async weights(): Promise<LlamaWeights> {
+    const g = this.gpu;
+    const m = this.model;
+    const layers = [];
+    for (const L of m.layers) {
+      const r = async (p: (typeof PROJECTIONS)[number]) => g.readF32((L.proj[p] as DenseLinear).w);
+      layers.push({ attnNorm: await g.readF32(L.attnNorm), mlpNorm: await g.readF32(L.mlpNorm), wq: await r('q'), wk: await r('k'), wv: await r('v'), wo: await r('o'), wGate: await r('gate'), wUp: await r('up'), wDown: await r('down') });
+    }
+    const head = m.lmHead as DenseLinear;
+    return { tokEmbed: await g.readF32(m.tokEmbed), layers, finalNorm: await g.readF32(m.finalNorm), lmHead: head.w === m.tokEmbed ? null : await g.readF32(head.w) };
+  }
+
+  free(): void {
+    this.model.free();
+    for (const x of this.params) {
+      this.gpu.free(x.m);
+      this.gpu.free(x.v);
+    }
+    for (const t of [this.sumsq, this.clip, this.out]) this.gpu.free(t);
+  }
+}
