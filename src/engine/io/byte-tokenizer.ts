@@ -1,6 +1,6 @@
 // A byte-level tokenizer for models the studio creates itself: 0 <unk>, 1 <s>, 2 </s>, then the
 // 256 byte values (id = byte + 3, the same ids llama2.c gives its byte-fallback tokens).
-import type { EncodeOptions, Tokenizer } from './tokenizer';
+import { decodeTokenText, type EncodeOptions, type Tokenizer } from './tokenizer';
 
 export class ByteTokenizer implements Tokenizer {
   readonly vocabSize = 259;
@@ -14,6 +14,9 @@ export class ByteTokenizer implements Tokenizer {
   }
   tokenBytes(_prev: number, id: number): Uint8Array {
     return id >= 3 && id < 259 ? Uint8Array.of(id - 3) : new Uint8Array(0);
+  }
+  decodeToken(prev: number, id: number): string {
+    return decodeTokenText(this, prev, id);
   }
   decode(ids: number[]): string {
     return new TextDecoder().decode(Uint8Array.from(ids.filter((i) => i >= 3 && i < 259).map((i) => i - 3)));

@@ -44,6 +44,11 @@ export function parseHfConfig(text: string, file = 'config.json'): LlamaConfig {
     tiedEmbeddings: j.tie_word_embeddings === true,
   };
   if (j.rope_scaling) throw new Error(`${file}: rope_scaling ${JSON.stringify(j.rope_scaling)} is not supported yet`);
+  if (j.hidden_act !== undefined && j.hidden_act !== 'silu') throw new Error(`${file}: hidden_act "${String(j.hidden_act)}" is not supported (LLaMA uses silu)`);
+  if (j.attention_bias === true) throw new Error(`${file}: attention_bias=true (q/k/v/o biases) is not supported`);
+  if (j.mlp_bias === true) throw new Error(`${file}: mlp_bias=true is not supported`);
+  // Mistral: sliding-window attention equals full attention up to the window; cap the length there.
+  if (typeof j.sliding_window === 'number' && j.sliding_window > 0) cfg.maxSeqLen = Math.min(cfg.maxSeqLen, j.sliding_window);
   if (typeof j.head_dim === 'number' && j.head_dim !== cfg.dim / cfg.nHeads) throw new Error(`${file}: head_dim ${j.head_dim} differs from hidden_size/num_attention_heads; not supported`);
   validateConfig(cfg, file);
   return cfg;
@@ -107,6 +112,7 @@ export interface HfFiles {
 async function weightFiles(files: HfFiles): Promise<{ sources: ByteSource[]; headers: SafetensorsHeader[] }> {
   const index = files['model.safetensors.index.json'];
   let names: string[];
+  let weightMap: Record<string, string> | null = null;
   if (index) {
     let j: { weight_map?: Record<string, string> };
     try {
@@ -114,7 +120,9 @@ async function weightFiles(files: HfFiles): Promise<{ sources: ByteSource[]; hea
     } catch (e) {
       throw new Error(`model.safetensors.index.json: not valid JSON (${(e as Error).message})`);
     }
-    names = [...new Set(Object.values(j.weight_map ?? {}))];
+    if (typeof j.weight_map !== 'object' || j.weight_map === null) throw new Error('model.safetensors.index.json: no "weight_map" object');
+    weightMap = j.weight_map;
+    names = [...new Set(Object.values(weightMap))];
     for (const n of names) if (!files[n]) throw new Error(`model.safetensors.index.json names shard "${n}", which is missing`);
   } else {
     names = Object.keys(files).filter((n) => n.endsWith('.safetensors'));
@@ -122,6 +130,15 @@ async function weightFiles(files: HfFiles): Promise<{ sources: ByteSource[]; hea
   }
   const sources = names.map((n) => files[n]);
   const headers = await Promise.all(sources.map((s) => readSafetensorsHeader(s)));
+  if (weightMap) {
+    for (const [t, shard] of Object.entries(weightMap)) {
+      const i = names.indexOf(shard);
+      if (!headers[i].tensors.has(t)) throw new Error(`model.safetensors.index.json: tensor "${t}" should be in ${shard}, which does not have it`);
+    }
+    headers.forEach((h, i) => {
+      for (const t of h.tensors.keys()) if (weightMap![t] !== names[i]) throw new Error(`${h.file}: tensor "${t}" is not in model.safetensors.index.json's weight_map (or is mapped to ${weightMap![t]})`);
+    });
+  }
   return { sources, headers };
 }
 
@@ -246,22 +263,54 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
   return { config, weights, tokenizerJson: tok ? await readText(tok) : null, dtypes: [...dtypes], quantization, quantized };
 }
 
-/** The files of an HF model folder: config.json, model.safetensors, tokenizer.json (if given). */
-export function writeHfModel(config: LlamaConfig, w: LlamaWeights, opts: { dtype?: 'F32' | 'F16' | 'BF16'; tokenizerJson?: string; metadata?: Record<string, string> } = {}): Record<string, Uint8Array> {
+/** The files of an HF model folder: config.json, model.safetensors (or, with maxShardBytes,
+ *  model-0000k-of-0000n.safetensors + model.safetensors.index.json as transformers'
+ *  save_pretrained writes them), tokenizer.json (if given). */
+export function writeHfModel(config: LlamaConfig, w: LlamaWeights, opts: { dtype?: 'F32' | 'F16' | 'BF16'; tokenizerJson?: string; metadata?: Record<string, string>; maxShardBytes?: number } = {}): Record<string, Uint8Array> {
   const dtype = opts.dtype ?? 'F32';
   const tensors: TensorToWrite[] = [];
   const shapes = hfTensorShapes(config);
-  const push = (name: string, data: Float32Array) => tensors.push({ name, dtype, shape: shapes.get(name)!, data: encodeFloats(data, dtype) });
+  const push = (name: string, data: Float32Array) => {
+    const shape = shapes.get(name)!;
+    if (data.length !== shape.reduce((a, b) => a * b, 1)) throw new Error(`writeHfModel: "${name}" has ${data.length} values, config implies [${shape.join(', ')}]`);
+    tensors.push({ name, dtype, shape, data: encodeFloats(data, dtype) });
+  };
   push('model.embed_tokens.weight', w.tokEmbed);
   w.layers.forEach((lw, l) => {
     for (const [k, n] of Object.entries(LAYER_NAMES)) push(`model.layers.${l}.${n}`, lw[k as keyof LlamaLayerWeights]);
   });
   push('model.norm.weight', w.finalNorm);
-  if (!config.tiedEmbeddings && w.lmHead) push('lm_head.weight', w.lmHead);
+  if (!config.tiedEmbeddings) {
+    if (!w.lmHead) throw new Error('writeHfModel: the config has untied embeddings but the weights have no lmHead');
+    push('lm_head.weight', w.lmHead);
+  }
   const files: Record<string, Uint8Array> = {
     'config.json': new TextEncoder().encode(hfConfigJson(config, { torch_dtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype] })),
-    'model.safetensors': writeSafetensors(tensors, { format: 'pt', ...(opts.metadata ?? {}) }),
   };
+  const meta = { format: 'pt', ...(opts.metadata ?? {}) };
+  const total = tensors.reduce((s, t) => s + t.data.byteLength, 0);
+  if (!opts.maxShardBytes || total <= opts.maxShardBytes) files['model.safetensors'] = writeSafetensors(tensors, meta);
+  else {
+    // greedy in tensor order, as transformers' shard_checkpoint: a tensor larger than the limit gets its own shard
+    const shards: TensorToWrite[][] = [[]];
+    let cur = 0;
+    for (const t of tensors) {
+      if (cur + t.data.byteLength > opts.maxShardBytes && shards.at(-1)!.length > 0) {
+        shards.push([]);
+        cur = 0;
+      }
+      shards.at(-1)!.push(t);
+      cur += t.data.byteLength;
+    }
+    const pad = (k: number) => String(k).padStart(5, '0');
+    const weightMap: Record<string, string> = {};
+    shards.forEach((sh, k) => {
+      const name = `model-${pad(k + 1)}-of-${pad(shards.length)}.safetensors`;
+      files[name] = writeSafetensors(sh, meta);
+      for (const t of sh) weightMap[t.name] = name;
+    });
+    files['model.safetensors.index.json'] = new TextEncoder().encode(JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
+  }
   if (opts.tokenizerJson) files['tokenizer.json'] = new TextEncoder().encode(opts.tokenizerJson);
   void headSize;
   return files;

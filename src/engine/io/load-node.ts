@@ -8,7 +8,7 @@ import { readLlama2cCheckpoint } from './llama2c';
 import { loadHfModel, type HfFiles } from './hf';
 import { fileSource } from './node-source';
 import { Llama2cTokenizer, type Tokenizer } from './tokenizer';
-import { parseTokenizerJson } from './hf-tokenizer';
+import { HfBpeTokenizer, parseTokenizerJson, tokenizerJsonFromSentencePiece } from './hf-tokenizer';
 import type { QuantizedModel } from '../quant/ptq';
 
 export interface LoadedModel {
@@ -28,6 +28,8 @@ export interface LoadedModel {
 export function loadTokenizerFile(path: string, vocabSize?: number): Tokenizer {
   if (!existsSync(path)) throw new Error(`${path}: tokenizer file not found`);
   if (path.endsWith('.json')) return parseTokenizerJson(readFileSync(path, 'utf8'), basename(path));
+  // SentencePiece protobuf (LLaMA's tokenizer.model), converted as transformers' LlamaConverter
+  if (path.endsWith('.model')) return new HfBpeTokenizer(tokenizerJsonFromSentencePiece(readFileSync(path), basename(path)), basename(path));
   return new Llama2cTokenizer(readFileSync(path), basename(path), vocabSize);
 }
 

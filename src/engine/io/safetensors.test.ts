@@ -1,9 +1,13 @@
 // Hostile and broken safetensors / HF model folders: each failure names the file and the problem.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { randomWeights, tinyConfig } from '../model/config';
 import { hfConfigJson, loadHfModel, writeHfModel, type HfFiles } from './hf';
-import { readSafetensorsHeader, readTensorF32, writeSafetensors, encodeFloats } from './safetensors';
-import { bytesSource } from './source';
+import { DTYPE_BYTES, readSafetensorsHeader, readTensor, readTensorBytes, readTensorF32, writeSafetensors, writeSafetensorsParts, encodeFloats } from './safetensors';
+import { blobSource, bytesSource } from './source';
+import { fileSource } from './node-source';
 
 function raw(header: unknown, dataLen: number, headerLenOverride?: number): Uint8Array {
   const hb = new TextEncoder().encode(typeof header === 'string' ? header : JSON.stringify(header));
@@ -45,7 +49,8 @@ describe('safetensors reader validation', () => {
   });
   it('header not JSON, or not an object', async () => {
     await expect(hdr(raw('{"a": [1, 2', 0))).rejects.toThrow(/model\.safetensors: header is not valid JSON/);
-    await expect(hdr(raw('[1,2]', 0))).rejects.toThrow(/model\.safetensors: header is not a JSON object/);
+    await expect(hdr(raw('[1,2]', 0))).rejects.toThrow(/model\.safetensors: header does not start with '\{'/);
+    await expect(hdr(raw('{"w": 3}', 0))).rejects.toThrow(/model\.safetensors: tensor "w" has no description object/);
   });
   it('unknown dtype', async () => {
     await expect(hdr(raw({ w: { dtype: 'F8_E9', shape: [1], data_offsets: [0, 1] } }, 1))).rejects.toThrow(/model\.safetensors: tensor "w" has unknown dtype "F8_E9"/);
@@ -132,5 +137,115 @@ describe('sharded HF checkpoints and GPU limits', () => {
     const limit = gpu.device.limits.maxStorageBufferBindingSize;
     expect(() => gpu.tensor('model.embed_tokens', [Math.ceil(limit / 4) + 16])).toThrow(/tensor "model\.embed_tokens" .* needs \d+ bytes, more than this adapter's maxStorageBufferBindingSize/);
     expect(gpu.liveBytes).toBe(0);
+  });
+});
+
+describe('safetensors: more of the reference rules, dtypes, writer layout, byte sources', () => {
+  it('header bytes that are not UTF-8, metadata that is not a string map, shapes that overflow', async () => {
+    const bad = raw('{}', 0);
+    bad[9] = 0xff;
+    await expect(hdr(bad)).rejects.toThrow(/model\.safetensors: header is not valid UTF-8/);
+    await expect(hdr(raw({ __metadata__: { a: 1 } }, 0))).rejects.toThrow(/model\.safetensors: __metadata__ must map strings to strings/);
+    await expect(hdr(raw({ __metadata__: ['x'] }, 0))).rejects.toThrow(/__metadata__ must map strings to strings/);
+    await expect(hdr(raw({ w: { dtype: 'F32', shape: [2 ** 40, 2 ** 20], data_offsets: [0, 4] } }, 4))).rejects.toThrow(/model\.safetensors: tensor "w" shape \[1099511627776, 1048576\] overflows/);
+    await expect(hdr(raw({ w: { dtype: 'F32', shape: [2, -1], data_offsets: [0, 4] } }, 4))).rejects.toThrow(/tensor "w" has an invalid shape \[2,-1\]/);
+    await expect(hdr(raw({ w: { dtype: 'F32', shape: [1], data_offsets: [4, 0] } }, 4))).rejects.toThrow(/tensor "w" has invalid data_offsets \[4,0\]/);
+    await expect(hdr(raw({ w: { dtype: 'F4', shape: [2], data_offsets: [0, 1] } }, 1))).rejects.toThrow(/tensor "w" has sub-byte dtype F4/);
+    await expect(hdr(raw({ w: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, 8))).rejects.toThrow(/model\.safetensors: 4 bytes after the last tensor belong to no tensor/);
+  });
+
+  it('scalars and empty tensors; integer tensors read raw; float reads refuse them by name', async () => {
+    const bytes = writeSafetensors([
+      { name: 'scalar', dtype: 'F32', shape: [], data: Float32Array.of(2.5) },
+      { name: 'empty', dtype: 'F32', shape: [0, 3], data: new Float32Array(0) },
+      { name: 'codes', dtype: 'U32', shape: [2], data: Uint32Array.of(0xdeadbeef, 7) },
+      { name: 'zeros', dtype: 'U8', shape: [3], data: Uint8Array.of(1, 2, 3) },
+      { name: 'idx', dtype: 'I32', shape: [1], data: Int32Array.of(-5) },
+    ]);
+    const src = bytesSource('q.safetensors', bytes);
+    const h = await readSafetensorsHeader(src);
+    expect([...(await readTensor(src, h, 'scalar'))]).toEqual([2.5]);
+    expect((await readTensorF32(src, h, 'empty')).length).toBe(0);
+    expect([...new Uint32Array((await readTensorBytes(src, h, 'codes')).buffer)]).toEqual([0xdeadbeef, 7]);
+    expect([...(await readTensorBytes(src, h, 'zeros'))]).toEqual([1, 2, 3]);
+    expect([...new Int32Array((await readTensorBytes(src, h, 'idx')).buffer)]).toEqual([-5]);
+    await expect(readTensorF32(src, h, 'codes')).rejects.toThrow(/q\.safetensors: tensor "codes" is U32, expected a float dtype/);
+    await expect(readTensorF32(src, h, 'nope')).rejects.toThrow(/q\.safetensors: no tensor named "nope"/);
+  });
+
+  it('F16 / BF16 / F8 conversions at the edges', async () => {
+    const x = Float32Array.of(Infinity, -Infinity, NaN, 65504, 65520, 2 ** -24, 2 ** -25, 1 + 2 ** -8, 1 + 3 * 2 ** -8, -0, 1 + 2 ** -11, 1 + 3 * 2 ** -11);
+    const f16 = new Uint16Array(encodeFloats(x, 'F16').buffer);
+    expect([...f16].map((v) => v.toString(16))).toEqual(['7c00', 'fc00', '7e00', '7bff', '7c00', '1', '0', '3c04', '3c0c', '8000', '3c00', '3c02']); // last two: ties to even
+    const bf16 = new Uint16Array(encodeFloats(x, 'BF16').buffer);
+    expect(bf16[2] & 0x7fff).toBeGreaterThan(0x7f80); // NaN stays NaN
+    expect(bf16[7].toString(16)).toBe('3f80'); // 1 + 2^-8 ties to even -> 1
+    expect(bf16[8].toString(16)).toBe('3f82'); // 1 + 3·2^-8 ties to even -> 1 + 2^-6
+    const f8 = Uint8Array.of(0x38, 0xb8, 0x7e, 0x7f, 0x01, 0x3c, 0x7b);
+    const bytes = writeSafetensors([
+      { name: 'e4m3', dtype: 'F8_E4M3', shape: [7], data: f8 },
+      { name: 'e5m2', dtype: 'F8_E5M2', shape: [7], data: f8 },
+    ]);
+    const src = bytesSource('f8.safetensors', bytes);
+    const h = await readSafetensorsHeader(src);
+    expect([...(await readTensorF32(src, h, 'e4m3'))]).toEqual([1, -1, 448, NaN, 2 ** -9, 1.5, 352]);
+    expect([...(await readTensorF32(src, h, 'e5m2'))]).toEqual([0.5, -0.5, NaN, NaN, 2 ** -16, 1, 57344]);
+  });
+
+  it('writer: sorted by dtype size then name (every tensor aligned), header padded with spaces to 8', async () => {
+    const bytes = writeSafetensors(
+      [
+        { name: 'z_u8', dtype: 'U8', shape: [3], data: Uint8Array.of(1, 2, 3) },
+        { name: 'b_f16', dtype: 'F16', shape: [1], data: encodeFloats(Float32Array.of(1), 'F16') },
+        { name: 'a_f32', dtype: 'F32', shape: [1], data: Float32Array.of(1) },
+        { name: 'c_f32', dtype: 'F32', shape: [1], data: Float32Array.of(2) },
+      ],
+      { who: 'test' },
+    );
+    const n = Number(new DataView(bytes.buffer).getBigUint64(0, true));
+    expect(n % 8).toBe(0);
+    const text = new TextDecoder().decode(bytes.subarray(8, 8 + n));
+    expect(text.trimEnd().endsWith('}')).toBe(true);
+    expect(/^ *$/.test(text.slice(text.trimEnd().length))).toBe(true);
+    const h = await readSafetensorsHeader(bytesSource('w.safetensors', bytes));
+    const order = [...h.tensors.values()].sort((a, b) => a.begin - b.begin).map((t) => t.name);
+    expect(order).toEqual(['a_f32', 'c_f32', 'b_f16', 'z_u8']);
+    for (const t of h.tensors.values()) expect((h.dataStart + t.begin) % DTYPE_BYTES[t.dtype]).toBe(0);
+    const kept = await readSafetensorsHeader(bytesSource('k', writeSafetensors([{ name: 'z', dtype: 'U8', shape: [1], data: Uint8Array.of(1) }, { name: 'a', dtype: 'U8', shape: [1], data: Uint8Array.of(2) }], undefined, { sort: false })));
+    expect(kept.tensors.get('z')!.begin).toBe(0);
+    expect(() => writeSafetensors([{ name: 'w', dtype: 'F32', shape: [3], data: new Float32Array(2) }])).toThrow(/tensor "w" has 8 bytes, F32 \[3\] needs 12/);
+    expect(() => writeSafetensors([{ name: 'w', dtype: 'U8', shape: [1], data: new Uint8Array(1) }, { name: 'w', dtype: 'U8', shape: [1], data: new Uint8Array(1) }])).toThrow(/tensor "w" given twice/);
+    const { parts, size } = writeSafetensorsParts([{ name: 'a', dtype: 'F32', shape: [2], data: Float32Array.of(1, 2) }]);
+    expect(parts.reduce((s, p) => s + p.length, 0)).toBe(size);
+  });
+
+  it('reads through a Node file handle and through a Blob, in slices', async () => {
+    const x = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i));
+    const bytes = writeSafetensors([{ name: 'x', dtype: 'BF16', shape: [10, 100], data: encodeFloats(x, 'BF16') }, { name: 'y', dtype: 'F32', shape: [1000], data: x }]);
+    const dir = mkdtempSync(join(tmpdir(), 'quench-st-'));
+    try {
+      const path = join(dir, 'model.safetensors');
+      writeFileSync(path, bytes);
+      const fsrc = await fileSource(path);
+      const bsrc = blobSource(new Blob([bytes]), 'model.safetensors');
+      for (const src of [fsrc, bsrc]) {
+        expect(src.name).toBe('model.safetensors');
+        expect(src.size).toBe(bytes.length);
+        const h = await readSafetensorsHeader(src);
+        expect([...(await readTensorF32(src, h, 'y'))]).toEqual([...x]);
+        const xb = await readTensorF32(src, h, 'x');
+        for (let i = 0; i < 1000; i++) expect(Math.abs(xb[i] - x[i])).toBeLessThanOrEqual(2 ** -8 * Math.abs(x[i]));
+        await expect(src.read(bytes.length - 2, 4)).rejects.toThrow(/model\.safetensors: read of 4 bytes at \d+ is past the end/);
+      }
+      await fsrc.close?.();
+      // a truncated file on disk is caught before any tensor is read
+      writeFileSync(path, bytes.subarray(0, bytes.length - 10));
+      const cut = await fileSource(path);
+      await expect(readSafetensorsHeader(cut)).rejects.toThrow(/model\.safetensors: tensors need 6000 bytes of data but the file has 5990: truncated/);
+      await cut.close?.();
+      await expect(fileSource(join(dir, 'absent.safetensors'))).rejects.toThrow(/absent\.safetensors: no such file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

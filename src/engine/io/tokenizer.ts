@@ -2,7 +2,9 @@
 // - Llama2cTokenizer: llama2.c's tokenizer.bin with run.c's exact encode(): a dummy prefix space
 //   when the text is non-empty, UTF-8 code point lookup with byte fallback (id = byte + 3), then
 //   greedy merges of the best-scoring adjacent pair. BOS = 1, EOS = 2.
-// - The HF tokenizer.json (SentencePiece BPE) reader is in hf-tokenizer.ts.
+// - The HF tokenizer.json (SentencePiece BPE) reader is in hf-tokenizer.ts, the byte-level one the
+//   studio uses for models it creates in byte-tokenizer.ts.
+// Ids are numbers; decode() skips a leading BOS and strips the dummy-prefix space after it.
 
 export interface EncodeOptions {
   bos?: boolean;
@@ -16,8 +18,115 @@ export interface Tokenizer {
   encode(text: string, opts?: EncodeOptions): number[];
   /** Text of a token sequence (a leading BOS is skipped, and the space after it stripped). */
   decode(ids: number[]): string;
-  /** The bytes one token contributes after `prev` (for streaming; join and UTF-8 decode). */
+  /** The bytes one token contributes after `prev` (-1 at the start of a sequence): byte-fallback
+   *  tokens give one raw byte, specials none. Join and UTF-8 decode them (see StreamDecoder). */
   tokenBytes(prev: number, id: number): Uint8Array;
+  /** tokenBytes as text. A byte-fallback token is only part of a UTF-8 character and decodes to
+   *  U+FFFD on its own: stream through StreamDecoder to print multi-byte characters whole. */
+  decodeToken(prev: number, id: number): string;
+}
+
+/** Streaming detokenizer: push ids as they are generated, get the text that is complete so far
+ *  (UTF-8 sequences split across byte-fallback tokens are held back until whole). */
+export class StreamDecoder {
+  private prev = -1;
+  private readonly dec = new TextDecoder();
+  constructor(private readonly tok: Tokenizer) {}
+  push(id: number): string {
+    const prev = this.prev;
+    this.prev = id;
+    if (prev === -1 && id === this.tok.bosId) return '';
+    return this.dec.decode(this.tok.tokenBytes(prev, id), { stream: true });
+  }
+  /** Whatever is still held back (an incomplete UTF-8 sequence becomes U+FFFD). */
+  flush(): string {
+    return this.dec.decode();
+  }
+}
+
+/** Shared decodeToken: a lone token's bytes as text. */
+export function decodeTokenText(tok: Tokenizer, prev: number, id: number): string {
+  return new TextDecoder().decode(tok.tokenBytes(prev, id));
+}
+
+/**
+ * Greedy BPE over a list of symbol ids, O(n log n) with a heap and a linked list (the quadratic
+ * scan of llama2.c's run.c gives the same result but hangs on a megabyte of text). `pair(a, b)`
+ * returns the merged id and its priority (lower merges first) or undefined; among equal
+ * priorities the leftmost pair merges first. That is run.c's rule (best score, first found), and
+ * HF tokenizers' Word::merge_all (lowest rank, then lowest position).
+ */
+export function bpeMerge(ids: number[], pair: (a: number, b: number) => { id: number; priority: number } | undefined): number[] {
+  const n = ids.length;
+  if (n < 2) return ids.slice();
+  const id = Int32Array.from(ids);
+  const next = new Int32Array(n), prev = new Int32Array(n);
+  const alive = new Uint8Array(n).fill(1);
+  for (let i = 0; i < n; i++) {
+    next[i] = i + 1 < n ? i + 1 : -1;
+    prev[i] = i - 1;
+  }
+  // Entries in parallel typed arrays (at most n-1 initial pairs + 2 per merge < 3n); the heap
+  // holds entry indices ordered by (priority, left node).
+  const cap = 3 * n;
+  const ePri = new Float64Array(cap), eL = new Int32Array(cap), eA = new Int32Array(cap), eB = new Int32Array(cap), eM = new Int32Array(cap);
+  const heap = new Int32Array(cap);
+  let ne = 0, hn = 0;
+  const less = (x: number, y: number) => ePri[x] < ePri[y] || (ePri[x] === ePri[y] && eL[x] < eL[y]);
+  const push = (pri: number, l: number, a: number, b: number, m: number) => {
+    const e = ne++;
+    ePri[e] = pri;
+    eL[e] = l;
+    eA[e] = a;
+    eB[e] = b;
+    eM[e] = m;
+    let i = hn++;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!less(e, heap[p])) break;
+      heap[i] = heap[p];
+      i = p;
+    }
+    heap[i] = e;
+  };
+  const pop = (): number => {
+    const top = heap[0];
+    const last = heap[--hn];
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= hn) break;
+      const c = l + 1 < hn && less(heap[l + 1], heap[l]) ? l + 1 : l;
+      if (!less(heap[c], last)) break;
+      heap[i] = heap[c];
+      i = c;
+    }
+    heap[i] = last;
+    return top;
+  };
+  const consider = (l: number) => {
+    if (l < 0) return;
+    const r = next[l];
+    if (r < 0) return;
+    const m = pair(id[l], id[r]);
+    if (m) push(m.priority, l, id[l], id[r], m.id);
+  };
+  for (let i = 0; i + 1 < n; i++) consider(i);
+  while (hn > 0) {
+    const e = pop();
+    const l = eL[e];
+    const r = next[l];
+    if (!alive[l] || r < 0 || id[l] !== eA[e] || id[r] !== eB[e]) continue; // stale
+    id[l] = eM[e];
+    alive[r] = 0;
+    next[l] = next[r];
+    if (next[r] >= 0) prev[next[r]] = l;
+    consider(prev[l]);
+    consider(l);
+  }
+  const out: number[] = [];
+  for (let i = 0; i >= 0; i = next[i]) out.push(id[i]);
+  return out;
 }
 
 const utf8 = new TextEncoder();
@@ -58,6 +167,7 @@ export class Llama2cTokenizer implements Tokenizer {
   readonly maxTokenLength: number;
   private readonly lookup = new Map<string, number>();
   private readonly pieceBytes: Uint8Array[];
+  private readonly pairCache = new Map<number, { id: number; priority: number } | null>();
 
   constructor(bytes: Uint8Array, readonly name = 'tokenizer.bin', vocabSize?: number) {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -93,7 +203,8 @@ export class Llama2cTokenizer implements Tokenizer {
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    // As run.c: BOS and the dummy prefix are in the list the merges run over.
+    // As run.c: BOS and the dummy prefix are in the list the merges run over (BOS never merges:
+    // no piece starts with "\n<s>\n").
     const work: number[] = [];
     if (opts.bos ?? true) work.push(this.bosId);
     if (text.length > 0) {
@@ -106,22 +217,20 @@ export class Llama2cTokenizer implements Tokenizer {
       if (id !== undefined) work.push(id);
       else for (const b of utf8.encode(ch)) work.push(b + 3);
     }
-    // Greedy merges: repeatedly merge the adjacent pair whose merged string scores best.
-    for (;;) {
-      let best = -1e10, bestId = -1, bestIdx = -1;
-      for (let i = 0; i + 1 < work.length; i++) {
-        const id = this.lookup.get(this.vocab[work[i]] + this.vocab[work[i + 1]]);
-        if (id !== undefined && this.scores[id] > best) {
-          best = this.scores[id];
-          bestId = id;
-          bestIdx = i;
-        }
+    // Greedy merges: repeatedly merge the adjacent pair whose merged string scores best (the
+    // leftmost among equals), as run.c does.
+    const out = bpeMerge(work, (a, b) => {
+      const key = a * this.vocab.length + b;
+      let m = this.pairCache.get(key);
+      if (m === undefined) {
+        const id = this.lookup.get(this.vocab[a] + this.vocab[b]);
+        m = id === undefined ? null : { id, priority: -this.scores[id] };
+        this.pairCache.set(key, m);
       }
-      if (bestIdx < 0) break;
-      work.splice(bestIdx, 2, bestId);
-    }
-    if (opts.eos) work.push(this.eosId);
-    return work;
+      return m ?? undefined;
+    });
+    if (opts.eos) out.push(this.eosId);
+    return out;
   }
 
   tokenBytes(prev: number, id: number): Uint8Array {
@@ -137,5 +246,9 @@ export class Llama2cTokenizer implements Tokenizer {
 
   decode(ids: number[]): string {
     return decodeIds(this, ids);
+  }
+
+  decodeToken(prev: number, id: number): string {
+    return decodeTokenText(this, prev, id);
   }
 }

@@ -1,0 +1,107 @@
+// HF LLaMA folders: config.json parsing and defaults, sharded checkpoints with an index, tied
+// embeddings, dtypes, and broken folders (each error names the file and the problem). The basic
+// hostile-file cases are in safetensors.test.ts.
+import { describe, expect, it } from 'vitest';
+import { randomWeights, tinyConfig, type LlamaConfig } from '../model/config';
+import { hfConfigJson, loadHfModel, parseHfConfig, writeHfModel, type HfFiles } from './hf';
+import { readSafetensorsHeader, readTensorF32, writeSafetensors } from './safetensors';
+import { bytesSource } from './source';
+
+const enc = (o: unknown) => new TextEncoder().encode(typeof o === 'string' ? o : JSON.stringify(o));
+const asSources = (f: Record<string, Uint8Array>): HfFiles => Object.fromEntries(Object.entries(f).map(([k, v]) => [k, bytesSource(k, v)]));
+
+describe('config.json', () => {
+  const base = { architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 16, intermediate_size: 24, num_hidden_layers: 2, num_attention_heads: 4, vocab_size: 11 };
+  it('defaults as transformers LlamaConfig: kv heads = heads, eps 1e-6, theta 1e4, 2048 positions, untied', () => {
+    expect(parseHfConfig(JSON.stringify(base))).toEqual({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 4, vocabSize: 11, maxSeqLen: 2048, normEps: 1e-6, ropeTheta: 10000, tiedEmbeddings: false });
+    const full = parseHfConfig(JSON.stringify({ ...base, num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 5e5, max_position_embeddings: 64, tie_word_embeddings: true }));
+    expect(full).toEqual({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 11, maxSeqLen: 64, normEps: 1e-5, ropeTheta: 5e5, tiedEmbeddings: true });
+    // Mistral: sliding-window attention is full attention within the window; the length is capped there
+    expect(parseHfConfig(JSON.stringify({ ...base, architectures: ['MistralForCausalLM'], model_type: 'mistral', max_position_embeddings: 32768, sliding_window: 4096 })).maxSeqLen).toBe(4096);
+    // hfConfigJson writes what parseHfConfig reads
+    const cfg = tinyConfig({ tiedEmbeddings: true, ropeTheta: 1e6 });
+    expect(parseHfConfig(hfConfigJson(cfg))).toEqual(cfg);
+  });
+  it('says what is wrong, naming the file', () => {
+    const bad = (o: object) => () => parseHfConfig(JSON.stringify({ ...base, ...o }), 'my/config.json');
+    expect(bad({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' })).toThrow(/my\/config\.json: not a LLaMA-family model: architectures \["GPT2LMHeadModel"\], model_type "gpt2"/);
+    expect(bad({ hidden_act: 'gelu' })).toThrow(/my\/config\.json: hidden_act "gelu" is not supported/);
+    expect(bad({ attention_bias: true })).toThrow(/attention_bias=true/);
+    expect(bad({ rope_scaling: { type: 'linear', factor: 2 } })).toThrow(/rope_scaling .* is not supported/);
+    expect(bad({ hidden_size: undefined })).toThrow(/my\/config\.json: missing or non-numeric "hidden_size"/);
+    expect(bad({ num_attention_heads: 5 })).toThrow(/my\/config\.json: dim 16 is not divisible by nHeads 5/);
+    expect(bad({ num_key_value_heads: 3 })).toThrow(/nHeads 4 is not divisible by nKvHeads 3/);
+    expect(() => parseHfConfig('{"hidden_size": ', 'c.json')).toThrow(/c\.json: not valid JSON/);
+  });
+});
+
+describe('HF folders', () => {
+  const cfg: LlamaConfig = tinyConfig();
+  const w = randomWeights(cfg, 11);
+
+  it('sharded: model-0000k-of-0000n.safetensors + index load the same weights as one file', async () => {
+    const files = writeHfModel(cfg, w, { maxShardBytes: 4096 });
+    const shards = Object.keys(files).filter((k) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(k));
+    expect(shards.length).toBeGreaterThan(2);
+    expect(files['model.safetensors']).toBeUndefined();
+    const index = JSON.parse(new TextDecoder().decode(files['model.safetensors.index.json']));
+    expect(index.metadata.total_size).toBe(shards.reduce((s, k) => s + files[k].length, 0) - shards.reduce((s, k) => s + 8 + Number(new DataView(files[k].buffer).getBigUint64(0, true)), 0));
+    const m = await loadHfModel(asSources(files));
+    const one = await loadHfModel(asSources(writeHfModel(cfg, w)));
+    expect(m.config).toEqual(cfg);
+    expect(m.weights).toEqual(one.weights);
+    expect([...m.weights.layers[1].wDown]).toEqual([...w.layers[1].wDown]);
+    expect([...m.weights.lmHead!]).toEqual([...w.lmHead!]);
+  });
+
+  it('sharded folders with a missing shard, or an index that disagrees with the shards', async () => {
+    const files = writeHfModel(cfg, w, { maxShardBytes: 4096 });
+    const shards = Object.keys(files).filter((k) => k.endsWith('.safetensors')).sort();
+    const missing = { ...files };
+    delete missing[shards[1]];
+    await expect(loadHfModel(asSources(missing))).rejects.toThrow(new RegExp(`model\\.safetensors\\.index\\.json names shard "${shards[1]}", which is missing`));
+    const index = JSON.parse(new TextDecoder().decode(files['model.safetensors.index.json']));
+    index.weight_map['model.norm.weight'] = shards[0];
+    const wrong = { ...files, 'model.safetensors.index.json': enc(index) };
+    await expect(loadHfModel(asSources(wrong))).rejects.toThrow(/model\.safetensors\.index\.json: tensor "model\.norm\.weight" should be in model-00001-of-\d{5}\.safetensors, which does not have it/);
+    await expect(loadHfModel(asSources({ ...files, 'model.safetensors.index.json': enc('{"weight_map": ') }))).rejects.toThrow(/model\.safetensors\.index\.json: not valid JSON/);
+  });
+
+  it('tied embeddings: no lm_head.weight written or needed; an extra one is tolerated', async () => {
+    const c = { ...cfg, tiedEmbeddings: true };
+    const wt = randomWeights(c, 12);
+    const files = writeHfModel(c, wt, { dtype: 'BF16' });
+    const h = await readSafetensorsHeader(bytesSource('model.safetensors', files['model.safetensors']));
+    expect(h.tensors.has('lm_head.weight')).toBe(false);
+    const m = await loadHfModel(asSources(files));
+    expect(m.config.tiedEmbeddings).toBe(true);
+    expect(m.weights.lmHead).toBeNull();
+    expect(m.dtypes).toEqual(['BF16']);
+    for (let i = 0; i < wt.tokEmbed.length; i++) expect(Math.abs(m.weights.tokEmbed[i] - wt.tokEmbed[i])).toBeLessThanOrEqual(2 ** -8 * Math.abs(wt.tokEmbed[i]));
+  });
+
+  it('truncated weights, extra tensors, wrong dtype sizes and Inf values are named', async () => {
+    const files = writeHfModel(cfg, w);
+    const st = files['model.safetensors'];
+    await expect(loadHfModel(asSources({ ...files, 'model.safetensors': st.subarray(0, st.length - 100) }))).rejects.toThrow(/model\.safetensors: tensors need \d+ bytes of data but the file has \d+: truncated/);
+    // an extra tensor (a bias LLaMA does not have)
+    const src = bytesSource('model.safetensors', st);
+    const h = await readSafetensorsHeader(src);
+    const all = await Promise.all([...h.tensors.values()].map(async (t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: await readTensorF32(src, h, t.name) })));
+    const extra = writeSafetensors([...all, { name: 'model.layers.0.self_attn.q_proj.bias', dtype: 'F32', shape: [16], data: new Float32Array(16) }]);
+    await expect(loadHfModel(asSources({ ...files, 'model.safetensors': extra }))).rejects.toThrow(/model\.safetensors: unexpected tensors model\.layers\.0\.self_attn\.q_proj\.bias/);
+    // a value too large for F16 becomes Inf: reported by tensor and index
+    const big = randomWeights(cfg, 11);
+    big.finalNorm[3] = 1e6;
+    await expect(loadHfModel(asSources(writeHfModel(cfg, big, { dtype: 'F16' })))).rejects.toThrow(/model\.safetensors: tensor "model\.norm\.weight" has a non-finite value \(Infinity\) at index 3/);
+    // no weights at all
+    await expect(loadHfModel(asSources({ 'config.json': files['config.json'] }))).rejects.toThrow(/no \.safetensors file among the model files/);
+    // the writer checks sizes against the config too
+    expect(() => writeHfModel({ ...cfg, dim: 32, nHeads: 4 }, w)).toThrow(/writeHfModel: "model\.embed_tokens\.weight" has 176 values, config implies \[11, 32\]/);
+  });
+
+  it('a tokenizer.json travels with the folder', async () => {
+    const files = writeHfModel(cfg, w, { tokenizerJson: '{"model": {"type": "BPE"}}' });
+    expect((await loadHfModel(asSources(files))).tokenizerJson).toBe('{"model": {"type": "BPE"}}');
+  });
+});
