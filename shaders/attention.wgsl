@@ -1,13 +1,20 @@
 // Causal scaled-dot-product attention with grouped-query heads (head h reads kv head h / (NH/NKV)).
 // Layouts: q (B, Tq, NH, HS); k, v (B, TkMax, NKV, HS) (TkMax = row capacity: T when training,
-// the KV cache size when decoding); out (B, Tq, NH, HS); probs (B, NH, Tq, Tk) (zero above the
-// causal diagonal). Query t sits at absolute position pos0 + t and sees keys 0..pos0+t.
-// forward: one thread per (b, h, t); online softmax (fp32, max-subtracted), HS <= 128.
-// backward (training: Tq = Tk = T, pos0 = 0), from the saved probs P:
+// the KV cache size when decoding; Tk <= TkMax rows are valid); out (B, Tq, NH, HS);
+// probs (B, NH, Tq, Tk) (zero above the causal diagonal). Query t sits at absolute position
+// pos0 + t and sees keys 0..min(pos0 + t, Tk - 1). scale = 1/sqrt(HS). Softmax in fp32 with the
+// running max subtracted (online softmax).
+// forward (assigns out, probs): dispatch B·NH·Tq threads.
+// backward (training: Tq = Tk = TkMax = T, pos0 = 0), from the saved probs P (all assign):
 //   dP = dout·vᵀ (+ dprobsExtra),  dS = P ∘ (dP − rowsum(P ∘ dP)),  dq = scale·dS·k,
-//   dk = scale·dSᵀ·q, dv = Pᵀ·dout, summed over the query heads sharing a kv head (all assign).
-//   backward_q: one thread per (b, h, t): writes dS (B, NH, T, T) scratch and dq.
-//   backward_kv: one thread per (b, kvh, j): dk, dv — no atomics, deterministic.
+//   dk = scale·dSᵀ·q, dv = Pᵀ·dout, summed over the NH/NKV query heads sharing a kv head.
+//   backward_q: one thread per (b, h, t): writes dS (B, NH, T, T) scratch (only t >= j is read
+//     back; the per-thread entry writes zeros above the diagonal, the workgroup entry skips them)
+//     and dq. backward_kv: one thread per (b, kvh, j): dk, dv — each output written by exactly
+//     one thread, fixed summation order: no atomics, deterministic.
+// Per-thread entries (forward, backward_q, backward_kv): barrier-free, HS <= MAX_HS; best on CPU
+// Vulkan. Workgroup entries (*_wg, below): one workgroup per row; best on real GPUs.
+// Bindings: @binding(0) Params; each entry uses the subset of @binding(1..12) it touches.
 // CPU reference: src/engine/ref/attention.ts
 override WG: u32 = 64;
 const MAX_HS: u32 = 128u;
@@ -138,4 +145,197 @@ fn backward_kv(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroup
     dk[kbase + d] = ak[d] * p.scale;
     dv[kbase + d] = av[d];
   }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Workgroup variants (real GPUs): one workgroup of WG threads per row, keys in chunks of WG, tree
+// reductions in workgroup memory; HS <= 2·WG (each thread owns output dims lid and lid + WG).
+// Dispatch: forward_wg / backward_q_wg: B·NH·Tq workgroups; backward_kv_wg: B·NKV·T workgroups,
+// folded 2-D by gpu.grid(); row = wid.x + wid.y·nwg.x (workgroup-uniform, so barriers are legal).
+// Same math and the same outputs (assigns) as the per-thread entries above.
+var<workgroup> shv: array<f32, MAX_HS>; // the row's q (pre-scaled) or dout
+var<workgroup> red: array<f32, WG>;     // reduction scratch
+var<workgroup> cha: array<f32, WG>;     // per-chunk weights (probs / dS)
+var<workgroup> chb: array<f32, WG>;     // per-chunk probs (backward_kv_wg)
+
+fn reduce_max(lid: u32, x: f32) -> f32 {
+  red[lid] = x;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduce_sum(lid: u32, x: f32) -> f32 {
+  red[lid] = x;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s / 2u) {
+    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn forward_wg(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3u) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.B * p.NH * p.Tq) { return; }
+  let t = row % p.Tq;
+  let h = (row / p.Tq) % p.NH;
+  let b = row / (p.Tq * p.NH);
+  let kvh = h / (p.NH / p.NKV);
+  let qbase = ((b * p.Tq + t) * p.NH + h) * p.HS;
+  let nkeys = min(p.pos0 + t + 1u, p.Tk);
+  for (var d = lid; d < p.HS; d += WG) { shv[d] = q[qbase + d] * p.scale; }
+  workgroupBarrier();
+  var m = -3.0e38;
+  var l = 0.0;
+  var a0 = 0.0;
+  var a1 = 0.0;
+  let d0 = lid;
+  let d1 = lid + WG;
+  for (var c0 = 0u; c0 < nkeys; c0 += WG) {
+    let j = c0 + lid;
+    var s = -3.0e38;
+    if (j < nkeys) {
+      let kbase = ((b * p.TkMax + j) * p.NKV + kvh) * p.HS;
+      s = 0.0;
+      for (var d = 0u; d < p.HS; d++) { s += shv[d] * k[kbase + d]; }
+    }
+    let mNew = max(m, reduce_max(lid, s));
+    let corr = exp(m - mNew);
+    var e = 0.0;
+    if (j < nkeys) { e = exp(s - mNew); }
+    cha[lid] = e;
+    l = l * corr + reduce_sum(lid, e); // the barriers inside also publish cha
+    a0 *= corr;
+    a1 *= corr;
+    let cn = min(WG, nkeys - c0);
+    for (var jj = 0u; jj < cn; jj++) {
+      let w = cha[jj];
+      let vbase = ((b * p.TkMax + c0 + jj) * p.NKV + kvh) * p.HS;
+      if (d0 < p.HS) { a0 += w * v[vbase + d0]; }
+      if (d1 < p.HS) { a1 += w * v[vbase + d1]; }
+    }
+    m = mNew;
+    workgroupBarrier(); // cha is rewritten by the next chunk
+  }
+  let inv = 1.0 / l;
+  if (d0 < p.HS) { out[qbase + d0] = a0 * inv; }
+  if (d1 < p.HS) { out[qbase + d1] = a1 * inv; }
+  if (p.writeProbs != 0u) {
+    let pbase = ((b * p.NH + h) * p.Tq + t) * p.Tk;
+    for (var j = lid; j < p.Tk; j += WG) {
+      var pr = 0.0;
+      if (j < nkeys) {
+        let kbase = ((b * p.TkMax + j) * p.NKV + kvh) * p.HS;
+        var s = 0.0;
+        for (var d = 0u; d < p.HS; d++) { s += shv[d] * k[kbase + d]; }
+        pr = exp(s - m) * inv;
+      }
+      probs[pbase + j] = pr;
+    }
+  }
+}
+
+// dP_j = dout·v_j (+ dprobsExtra), reading dout from shv
+fn dprob(b: u32, h: u32, kvh: u32, t: u32, j: u32, T: u32) -> f32 {
+  let vbase = ((b * T + j) * p.NKV + kvh) * p.HS;
+  var dp = 0.0;
+  for (var d = 0u; d < p.HS; d++) { dp += shv[d] * v[vbase + d]; }
+  if (p.hasExtra != 0u) { dp += dpExtra[((b * p.NH + h) * T + t) * T + j]; }
+  return dp;
+}
+
+@compute @workgroup_size(WG)
+fn backward_q_wg(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3u) {
+  let T = p.Tq;
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.B * p.NH * T) { return; }
+  let t = row % T;
+  let h = (row / T) % p.NH;
+  let b = row / (T * p.NH);
+  let kvh = h / (p.NH / p.NKV);
+  let obase = ((b * T + t) * p.NH + h) * p.HS;
+  let pbase = ((b * p.NH + h) * T + t) * T;
+  for (var d = lid; d < p.HS; d += WG) { shv[d] = dout[obase + d]; }
+  workgroupBarrier();
+  var part = 0.0;
+  for (var j = lid; j <= t; j += WG) { part += pin[pbase + j] * dprob(b, h, kvh, t, j, T); }
+  let D = reduce_sum(lid, part);
+  var a0 = 0.0;
+  var a1 = 0.0;
+  let d0 = lid;
+  let d1 = lid + WG;
+  for (var c0 = 0u; c0 <= t; c0 += WG) {
+    let j = c0 + lid;
+    var dsj = 0.0;
+    if (j <= t) {
+      dsj = pin[pbase + j] * (dprob(b, h, kvh, t, j, T) - D);
+      ds[pbase + j] = dsj;
+    }
+    cha[lid] = dsj;
+    workgroupBarrier();
+    let cn = min(WG, t + 1u - c0);
+    for (var jj = 0u; jj < cn; jj++) {
+      let w = cha[jj];
+      let kbase = ((b * T + c0 + jj) * p.NKV + kvh) * p.HS;
+      if (d0 < p.HS) { a0 += w * k[kbase + d0]; }
+      if (d1 < p.HS) { a1 += w * k[kbase + d1]; }
+    }
+    workgroupBarrier();
+  }
+  if (d0 < p.HS) { dq[obase + d0] = a0 * p.scale; }
+  if (d1 < p.HS) { dq[obase + d1] = a1 * p.scale; }
+}
+
+@compute @workgroup_size(WG)
+fn backward_kv_wg(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3u) {
+  let T = p.Tq;
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.B * p.NKV * T) { return; }
+  let j = row % T;
+  let kvh = (row / T) % p.NKV;
+  let b = row / (T * p.NKV);
+  let group = p.NH / p.NKV;
+  var k0 = 0.0;
+  var k1 = 0.0;
+  var v0 = 0.0;
+  var v1 = 0.0;
+  let d0 = lid;
+  let d1 = lid + WG;
+  for (var g = 0u; g < group; g++) {
+    let h = kvh * group + g;
+    for (var c0 = j; c0 < T; c0 += WG) {
+      let t = c0 + lid;
+      var dsv = 0.0;
+      var pv = 0.0;
+      if (t < T) {
+        let pidx = ((b * p.NH + h) * T + t) * T + j;
+        dsv = ds[pidx];
+        pv = pin[pidx];
+      }
+      cha[lid] = dsv;
+      chb[lid] = pv;
+      workgroupBarrier();
+      let cn = min(WG, T - c0);
+      for (var tt = 0u; tt < cn; tt++) {
+        let obase = ((b * T + c0 + tt) * p.NH + h) * p.HS;
+        let wds = cha[tt];
+        let wp = chb[tt];
+        if (d0 < p.HS) { k0 += wds * q[obase + d0]; v0 += wp * dout[obase + d0]; }
+        if (d1 < p.HS) { k1 += wds * q[obase + d1]; v1 += wp * dout[obase + d1]; }
+      }
+      workgroupBarrier();
+    }
+  }
+  let kbase = ((b * T + j) * p.NKV + kvh) * p.HS;
+  if (d0 < p.HS) { dk[kbase + d0] = k0 * p.scale; dv[kbase + d0] = v0; }
+  if (d1 < p.HS) { dk[kbase + d1] = k1 * p.scale; dv[kbase + d1] = v1; }
 }

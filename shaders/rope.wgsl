@@ -1,29 +1,54 @@
-// Rotary position embedding, Hugging Face rotate_half convention, in place on x (B, T, NHx, HS):
-// within a head, dim i pairs with i + HS/2 (i < HS/2), angle = (pos0 + t) · theta^(-2i/HS).
-// forward rotates by +angle; backward (the transpose) by -angle: dx = Rᵀ dy (assigns, in place).
-// One thread per (b, t, head, i). CPU reference: src/engine/ref/rope.ts
+// Rotary position embedding, Hugging Face rotate_half convention, on x (B, T, NHx, HS):
+// within a head, dim i pairs with i + HS/2 (i < HS/2), angle = (pos0 + t) · theta^(-2i/HS);
+//   y[i] = x[i]·cos − x[i+HS/2]·sin,   y[i+HS/2] = x[i+HS/2]·cos + x[i]·sin.
+// forward rotates by +angle (sign = +1); backward applies the transpose, i.e. rotates by −angle
+// (sign = −1): dx = Rᵀ dy (activation gradient: assigns).
+// The angles come from a table cs (maxPos, HS/2) of vec2(cos, sin) built on the CPU in float64
+// (src/engine/ops/rope.ts): GPU sin/cos are only specified on [−π, π] and pos·freq in fp32 loses
+// ~pos·2⁻²⁴ rad, so the table is both more accurate and cheaper than computing them here.
+// Entries:
+//   rope          out-of-place: @binding(1) x (read), @binding(2) out (write), @binding(3) cs
+//   rope_inplace  in place:     @binding(2) out (read_write, holds x), @binding(3) cs
+// Dispatch: one thread per (b, t, head, i < HS/2): ceil(B·T·NHx·HS/2 / WG) workgroups, folded 2-D
+// by gpu.grid(); linear id = gid.x + gid.y·nwg.x·WG.
+// CPU reference: src/engine/ref/rope.ts
 override WG: u32 = 64;
-struct Params { BT: u32, T: u32, nHeads: u32, HS: u32, theta: f32, pos0: u32, sign: f32, _p: u32 }
+struct Params { BT: u32, T: u32, nHeads: u32, HS: u32, pos0: u32, sign: f32, _p0: u32, _p1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> cs: array<vec2f>;
 
-@compute @workgroup_size(WG)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+struct Pair { base: u32, i: u32, half: u32, c: f32, s: f32 }
+
+fn pair(idx: u32) -> Pair {
   let half = p.HS / 2u;
-  let idx = gid.x + gid.y * nwg.x * WG;
-  if (idx >= p.BT * p.nHeads * half) { return; }
   let i = idx % half;
   let h = (idx / half) % p.nHeads;
   let bt = idx / (half * p.nHeads);
-  let pos = f32(p.pos0 + bt % p.T);
-  // inv_freq as HF computes it: 1 / theta^(2i/HS)
-  let freq = 1.0 / pow(p.theta, f32(2u * i) / f32(p.HS));
-  let ang = pos * freq;
-  let c = cos(ang);
-  let s = p.sign * sin(ang);
-  let base = (bt * p.nHeads + h) * p.HS;
-  let a = x[base + i];
-  let b = x[base + i + half];
-  x[base + i] = a * c - b * s;
-  x[base + i + half] = b * c + a * s;
+  let pos = p.pos0 + bt % p.T;
+  let r = cs[pos * half + i];
+  return Pair((bt * p.nHeads + h) * p.HS, i, half, r.x, p.sign * r.y);
+}
+
+@compute @workgroup_size(WG)
+fn rope(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let idx = gid.x + gid.y * nwg.x * WG;
+  if (idx >= p.BT * p.nHeads * (p.HS / 2u)) { return; }
+  let r = pair(idx);
+  let a = x[r.base + r.i];
+  let b = x[r.base + r.i + r.half];
+  out[r.base + r.i] = a * r.c - b * r.s;
+  out[r.base + r.i + r.half] = b * r.c + a * r.s;
+}
+
+@compute @workgroup_size(WG)
+fn rope_inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let idx = gid.x + gid.y * nwg.x * WG;
+  if (idx >= p.BT * p.nHeads * (p.HS / 2u)) { return; }
+  let r = pair(idx);
+  let a = out[r.base + r.i];
+  let b = out[r.base + r.i + r.half];
+  out[r.base + r.i] = a * r.c - b * r.s;
+  out[r.base + r.i + r.half] = b * r.c + a * r.s;
 }

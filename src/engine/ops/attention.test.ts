@@ -1,71 +1,187 @@
-import { describe, it } from 'vitest';
-import { dot, expectClose, finiteDiff, randn, sampleIndices, testGpu, toF64 } from '../testing';
-import { attentionBackward, attentionForward } from './attention';
-import { attentionBackwardRef, attentionForwardRef, type AttnShape } from '../ref/attention';
+import { describe, expect, it } from 'vitest';
+import { dot, expectClose, finiteDiff, randn, testGpu, toF64, type Tol } from '../testing';
+import type { Gpu, Tensor } from '../gpu/runtime';
+import { attentionBackward, attentionForward, type AttentionVariant } from './attention';
+import { attentionBackwardRef, attentionCachedForwardRef, attentionForwardRef, type AttnShape } from '../ref/attention';
 
-describe('attention', () => {
-  it('reference backward (with an extra probs gradient) matches finite differences', () => {
-    const s: AttnShape = { B: 2, T: 4, NH: 4, NKV: 2, HS: 4 };
-    const nq = s.B * s.T * s.NH * s.HS, nk = s.B * s.T * s.NKV * s.HS;
-    const q = toF64(randn(nq, 1)), k = toF64(randn(nk, 2)), v = toF64(randn(nk, 3));
-    const dout = toF64(randn(nq, 4)), dpx = toF64(randn(s.B * s.NH * s.T * s.T, 5));
-    const loss = (qq: Float64Array, kk: Float64Array, vv: Float64Array) => {
-      const f = attentionForwardRef(qq, kk, vv, s);
-      return dot(f.out, dout) + dot(f.probs, dpx);
-    };
-    const g = attentionBackwardRef(dout, q, k, v, s, dpx);
-    const tol = { atol: 1e-8, rtol: 1e-6 };
-    expectClose('dq', g.dq, finiteDiff((x) => loss(x, k, v), q), tol);
-    expectClose('dk', g.dk, finiteDiff((x) => loss(q, x, v), k), tol);
-    expectClose('dv', g.dv, finiteDiff((x) => loss(q, k, x), v), tol);
+// GPU (fp32) vs float64 reference on randn inputs. Scores are O(1) (q·k/sqrt(HS)); every output is
+// a convex combination (out) or a sum of up to T·NH/NKV O(1) terms (gradients), each term
+// rounded at ~2^-24 relative: out/probs errors are ~1e-7 absolute, gradients grow with the
+// summation length, so their atol is scaled by sqrt(T·group) (random-walk rounding) below.
+const FWD: Tol = { atol: 1e-6, rtol: 1e-5 };
+const gradTol = (T: number, group: number): Tol => ({ atol: 1e-6 * Math.sqrt(T * group), rtol: 1e-5 });
+
+const VARIANTS: Exclude<AttentionVariant, 'auto'>[] = ['thread', 'workgroup'];
+
+function up(gpu: Gpu, name: string, d: Float32Array | number): Tensor {
+  return typeof d === 'number' ? gpu.tensor(name, [d]) : gpu.tensor(name, [d.length], 'f32', d);
+}
+
+describe('attention reference', () => {
+  it('backward (with an extra probs gradient) matches finite differences', () => {
+    for (const s of [
+      { B: 2, T: 4, NH: 4, NKV: 2, HS: 4 },
+      { B: 1, T: 5, NH: 4, NKV: 1, HS: 3 },
+    ] as AttnShape[]) {
+      const nq = s.B * s.T * s.NH * s.HS, nk = s.B * s.T * s.NKV * s.HS;
+      const q = toF64(randn(nq, 1)), k = toF64(randn(nk, 2)), v = toF64(randn(nk, 3));
+      const dout = toF64(randn(nq, 4)), dpx = toF64(randn(s.B * s.NH * s.T * s.T, 5));
+      const loss = (qq: Float64Array, kk: Float64Array, vv: Float64Array) => {
+        const f = attentionForwardRef(qq, kk, vv, s);
+        return dot(f.out, dout) + dot(f.probs, dpx);
+      };
+      const g = attentionBackwardRef(dout, q, k, v, s, dpx);
+      const tol = { atol: 1e-8, rtol: 1e-6 };
+      expectClose('dq', g.dq, finiteDiff((x) => loss(x, k, v), q, 1e-5), tol);
+      expectClose('dk', g.dk, finiteDiff((x) => loss(q, x, v), k, 1e-5), tol);
+      expectClose('dv', g.dv, finiteDiff((x) => loss(q, k, x), v, 1e-5), tol);
+    }
   });
 
-  const shapes: AttnShape[] = [
+  it('GQA: head h reads kv head floor(h / (NH/NKV)) (= attention with k/v heads repeated)', () => {
+    const s: AttnShape = { B: 2, T: 5, NH: 6, NKV: 2, HS: 4 };
+    const { B, T, NH, NKV, HS } = s;
+    const q = randn(B * T * NH * HS, 1), k = randn(B * T * NKV * HS, 2), v = randn(B * T * NKV * HS, 3);
+    const rep = (x: Float32Array) => {
+      const r = new Float32Array(B * T * NH * HS);
+      for (let bt = 0; bt < B * T; bt++)
+        for (let h = 0; h < NH; h++)
+          for (let i = 0; i < HS; i++) r[(bt * NH + h) * HS + i] = x[(bt * NKV + Math.floor(h / (NH / NKV))) * HS + i];
+      return r;
+    };
+    const a = attentionForwardRef(q, k, v, s), b = attentionForwardRef(q, rep(k), rep(v), { ...s, NKV: NH });
+    expectClose('out', a.out, b.out, { atol: 0, rtol: 0 });
+    expectClose('probs', a.probs, b.probs, { atol: 0, rtol: 0 });
+    // causal: T=1 copies v; probs rows sum to 1 and vanish above the diagonal
+    for (let row = 0; row < B * NH * T; row++) {
+      const t = row % T;
+      let sum = 0;
+      for (let j = 0; j < T; j++) {
+        const pr = a.probs[row * T + j];
+        if (j > t) expect(pr).toBe(0);
+        sum += pr;
+      }
+      expect(Math.abs(sum - 1)).toBeLessThan(1e-12);
+    }
+  });
+});
+
+describe('attention GPU', () => {
+  const shapes: (AttnShape & { grow?: boolean })[] = [
     { B: 1, T: 1, NH: 1, NKV: 1, HS: 8 },
     { B: 2, T: 7, NH: 4, NKV: 2, HS: 8 },
     { B: 1, T: 33, NH: 4, NKV: 1, HS: 16 },
     { B: 2, T: 64, NH: 8, NKV: 8, HS: 8 },
+    { B: 1, T: 5, NH: 2, NKV: 1, HS: 128 },
+    { B: 1, T: 70, NH: 2, NKV: 2, HS: 72 },
+    { B: 1, T: 512, NH: 2, NKV: 1, HS: 8 },
+    // keys grow along the sequence, so later chunks of WG keys raise the running max (online
+    // softmax rescaling of every accumulator, incl. the workgroup kernels' second dim d >= WG)
+    { B: 1, T: 150, NH: 2, NKV: 1, HS: 96, grow: true },
   ];
-  for (const s of shapes) {
-    it(`GPU vs reference B=${s.B} T=${s.T} NH=${s.NH} NKV=${s.NKV} HS=${s.HS}`, async () => {
-      const gpu = await testGpu();
-      const { B, T, NH, NKV, HS } = s;
-      const nq = B * T * NH * HS, nk = B * T * NKV * HS, np = B * NH * T * T;
-      const q = randn(nq, 11), k = randn(nk, 12), v = randn(nk, 13), dout = randn(nq, 14), dpx = randn(np, 15);
-      const t = (n: string, d: Float32Array | number) => (typeof d === 'number' ? gpu.tensor(n, [d]) : gpu.tensor(n, [d.length], 'f32', d));
-      const tq = t('q', q), tk = t('k', k), tv = t('v', v), tout = t('out', nq), tp = t('probs', np);
-      attentionForward(gpu, { out: tout, probs: tp, q: tq, k: tk, v: tv, B, Tq: T, Tk: T, TkMax: T, NH, NKV, HS, pos0: 0 });
-      const ref = attentionForwardRef(q, k, v, s);
-      expectClose('out', await gpu.readF32(tout), ref.out, { atol: 1e-5, rtol: 1e-4 });
-      expectClose('probs', await gpu.readF32(tp), ref.probs, { atol: 1e-6, rtol: 1e-4 });
-      const tdo = t('dout', dout), tdpx = t('dpx', dpx), tds = t('ds', np), tdq = t('dq', nq), tdk = t('dk', nk), tdv = t('dv', nk);
-      attentionBackward(gpu, { dq: tdq, dk: tdk, dv: tdv, dscores: tds, dout: tdo, q: tq, k: tk, v: tv, probs: tp, dprobsExtra: tdpx, B, T, NH, NKV, HS });
-      const g = attentionBackwardRef(dout, q, k, v, s, dpx);
-      expectClose('dq', await gpu.readF32(tdq), g.dq, { atol: 1e-4, rtol: 1e-4 });
-      expectClose('dk', await gpu.readF32(tdk), g.dk, { atol: 1e-4, rtol: 1e-4 });
-      expectClose('dv', await gpu.readF32(tdv), g.dv, { atol: 1e-4, rtol: 1e-4 });
-      for (const x of [tq, tk, tv, tout, tp, tdo, tdpx, tds, tdq, tdk, tdv]) gpu.free(x);
-    });
-  }
-
-  it('KV-cached decoding equals the full forward, row by row', async () => {
-    const gpu = await testGpu();
-    const s: AttnShape = { B: 1, T: 9, NH: 4, NKV: 2, HS: 8 };
-    const { T, NH, NKV, HS } = s;
-    const cap = 16;
-    const q = randn(T * NH * HS, 21), k = randn(T * NKV * HS, 22), v = randn(T * NKV * HS, 23);
-    const ref = attentionForwardRef(q, k, v, s);
-    const kc = new Float32Array(cap * NKV * HS), vc = new Float32Array(cap * NKV * HS);
-    kc.set(k);
-    vc.set(v);
-    const tk = gpu.tensor('kc', [cap, NKV * HS], 'f32', kc), tv = gpu.tensor('vc', [cap, NKV * HS], 'f32', vc);
-    for (const pos of sampleIndices(T, 4, 1)) {
-      const tq = gpu.tensor('q1', [NH * HS], 'f32', q.subarray(pos * NH * HS, (pos + 1) * NH * HS));
-      const to = gpu.tensor('o1', [NH * HS]);
-      attentionForward(gpu, { out: to, q: tq, k: tk, v: tv, B: 1, Tq: 1, Tk: pos + 1, TkMax: cap, NH, NKV, HS, pos0: pos });
-      expectClose(`row ${pos}`, await gpu.readF32(to), ref.out.subarray(pos * NH * HS, (pos + 1) * NH * HS), { atol: 1e-5, rtol: 1e-4 });
-      gpu.free(tq);
-      gpu.free(to);
+  for (const variant of VARIANTS)
+    for (const s of shapes) {
+      it(`${variant}: forward + backward vs reference B=${s.B} T=${s.T} NH=${s.NH} NKV=${s.NKV} HS=${s.HS}${s.grow ? ' (growing keys)' : ''}`, async () => {
+        const gpu = await testGpu();
+        const { B, T, NH, NKV, HS } = s;
+        const nq = B * T * NH * HS, nk = B * T * NKV * HS, np = B * NH * T * T;
+        const q = randn(nq, 11), k = randn(nk, 12), v = randn(nk, 13), dout = randn(nq, 14), dpx = randn(np, 15);
+        if (s.grow) for (let i = 0; i < nk; i++) k[i] *= 1 + (Math.floor(i / (NKV * HS)) % T) / T;
+        const tq = up(gpu, 'q', q), tk = up(gpu, 'k', k), tv = up(gpu, 'v', v), tout = up(gpu, 'out', nq), tp = up(gpu, 'probs', np);
+        attentionForward(gpu, { out: tout, probs: tp, q: tq, k: tk, v: tv, B, Tq: T, Tk: T, TkMax: T, NH, NKV, HS, pos0: 0, variant });
+        const ref = attentionForwardRef(q, k, v, s);
+        // growing keys double the late scores, and the fp32 score error (~2^-24·Σ|q_i k_i|/sqrt(HS)) with them
+        const fwd = s.grow ? { ...FWD, atol: 2.5 * FWD.atol } : FWD;
+        expectClose('out', await gpu.readF32(tout), ref.out, fwd);
+        expectClose('probs', await gpu.readF32(tp), ref.probs, fwd);
+        // without probs: same out
+        const tout2 = up(gpu, 'out2', nq);
+        attentionForward(gpu, { out: tout2, q: tq, k: tk, v: tv, B, Tq: T, NH, NKV, HS, pos0: 0, variant });
+        expectClose('out (no probs)', await gpu.readF32(tout2), await gpu.readF32(tout), { atol: 0, rtol: 0 });
+        const tdo = up(gpu, 'dout', dout), tdpx = up(gpu, 'dpx', dpx), tds = up(gpu, 'ds', np), tdq = up(gpu, 'dq', nq), tdk = up(gpu, 'dk', nk), tdv = up(gpu, 'dv', nk);
+        const tol = gradTol(T, NH / NKV);
+        if (s.grow) tol.atol *= 2.5;
+        for (const extra of [true, false]) {
+          attentionBackward(gpu, { dq: tdq, dk: tdk, dv: tdv, dscores: tds, dout: tdo, q: tq, k: tk, v: tv, probs: tp, dprobsExtra: extra ? tdpx : undefined, B, T, NH, NKV, HS, variant });
+          const g = attentionBackwardRef(dout, q, k, v, s, extra ? dpx : undefined);
+          expectClose(`dq (extra=${extra})`, await gpu.readF32(tdq), g.dq, tol);
+          expectClose(`dk (extra=${extra})`, await gpu.readF32(tdk), g.dk, tol);
+          expectClose(`dv (extra=${extra})`, await gpu.readF32(tdv), g.dv, tol);
+        }
+        for (const x of [tq, tk, tv, tout, tout2, tp, tdo, tdpx, tds, tdq, tdk, tdv]) gpu.free(x);
+      });
     }
+
+  it('both variants agree; backward is deterministic (bitwise equal on repeat)', async () => {
+    const gpu = await testGpu();
+    const s: AttnShape = { B: 2, T: 37, NH: 4, NKV: 1, HS: 24 };
+    const { B, T, NH, NKV, HS } = s;
+    const nq = B * T * NH * HS, nk = B * T * NKV * HS, np = B * NH * T * T;
+    const tq = up(gpu, 'q', randn(nq, 1)), tk = up(gpu, 'k', randn(nk, 2)), tv = up(gpu, 'v', randn(nk, 3)), tdo = up(gpu, 'dout', randn(nq, 4)), tdpx = up(gpu, 'dpx', randn(np, 5));
+    const tout = up(gpu, 'out', nq), tp = up(gpu, 'probs', np), tds = up(gpu, 'ds', np), tdq = up(gpu, 'dq', nq), tdk = up(gpu, 'dk', nk), tdv = up(gpu, 'dv', nk);
+    const results: Float32Array[][] = [];
+    for (const variant of ['thread', 'workgroup', 'workgroup', 'thread'] as const) {
+      attentionForward(gpu, { out: tout, probs: tp, q: tq, k: tk, v: tv, B, Tq: T, NH, NKV, HS, pos0: 0, variant });
+      attentionBackward(gpu, { dq: tdq, dk: tdk, dv: tdv, dscores: tds, dout: tdo, q: tq, k: tk, v: tv, probs: tp, dprobsExtra: tdpx, B, T, NH, NKV, HS, variant });
+      results.push(await Promise.all([tout, tp, tdq, tdk, tdv].map((t) => gpu.readF32(t))));
+    }
+    const names = ['out', 'probs', 'dq', 'dk', 'dv'];
+    results[0].forEach((r, i) => {
+      expectClose(`thread repeat ${names[i]}`, results[3][i], r, { atol: 0, rtol: 0 });
+      expectClose(`workgroup repeat ${names[i]}`, results[2][i], results[1][i], { atol: 0, rtol: 0 });
+      expectClose(`thread vs workgroup ${names[i]}`, results[1][i], r, gradTol(T, NH / NKV));
+    });
+    for (const x of [tq, tk, tv, tdo, tdpx, tout, tp, tds, tdq, tdk, tdv]) gpu.free(x);
+  });
+
+  for (const variant of VARIANTS)
+    it(`${variant}: KV-cached decoding in chunks (B=2, cache 16) equals the reference and the full forward`, async () => {
+      const gpu = await testGpu();
+      const [B, T, NH, NKV, HS, cap] = [2, 9, 4, 2, 8, 16];
+      const s: AttnShape = { B, T, NH, NKV, HS };
+      const q = randn(B * T * NH * HS, 21), k = randn(B * T * NKV * HS, 22), v = randn(B * T * NKV * HS, 23);
+      const full = attentionForwardRef(q, k, v, s);
+      // caches (B, cap, NKV*HS), garbage beyond the filled rows (must never be read)
+      const kc = randn(B * cap * NKV * HS, 24, 100), vc = randn(B * cap * NKV * HS, 25, 100);
+      const row = NKV * HS;
+      const tkc = gpu.tensor('kc', [B, cap, row], 'f32', kc), tvc = gpu.tensor('vc', [B, cap, row], 'f32', vc);
+      let pos0 = 0;
+      for (const Tq of [3, 1, 4, 1]) {
+        // append rows pos0..pos0+Tq-1 of k/v into the caches
+        for (let b = 0; b < B; b++)
+          for (let t = 0; t < Tq; t++) {
+            kc.set(k.subarray((b * T + pos0 + t) * row, (b * T + pos0 + t + 1) * row), (b * cap + pos0 + t) * row);
+            vc.set(v.subarray((b * T + pos0 + t) * row, (b * T + pos0 + t + 1) * row), (b * cap + pos0 + t) * row);
+          }
+        gpu.write(tkc, kc);
+        gpu.write(tvc, vc);
+        const qc = new Float32Array(B * Tq * NH * HS);
+        for (let b = 0; b < B; b++) qc.set(q.subarray((b * T + pos0) * NH * HS, (b * T + pos0 + Tq) * NH * HS), b * Tq * NH * HS);
+        const Tk = pos0 + Tq;
+        const tq = gpu.tensor('qc', [B, Tq, NH * HS], 'f32', qc), to = gpu.tensor('oc', [B, Tq, NH * HS]), tp = gpu.tensor('pc', [B, NH, Tq, Tk]);
+        attentionForward(gpu, { out: to, probs: tp, q: tq, k: tkc, v: tvc, B, Tq, Tk, TkMax: cap, NH, NKV, HS, pos0, variant });
+        const ref = attentionCachedForwardRef(qc, kc, vc, { B, Tq, Tk, TkMax: cap, NH, NKV, HS, pos0 });
+        const got = await gpu.readF32(to);
+        expectClose(`out pos0=${pos0}`, got, ref.out, FWD);
+        expectClose(`probs pos0=${pos0}`, await gpu.readF32(tp), ref.probs, FWD);
+        const fullRows = new Float64Array(B * Tq * NH * HS);
+        for (let b = 0; b < B; b++) fullRows.set(full.out.subarray((b * T + pos0) * NH * HS, (b * T + pos0 + Tq) * NH * HS), b * Tq * NH * HS);
+        expectClose(`out = full forward rows, pos0=${pos0}`, got, fullRows, FWD);
+        for (const x of [tq, to, tp]) gpu.free(x);
+        pos0 += Tq;
+      }
+      gpu.free(tkc);
+      gpu.free(tvc);
+    });
+
+  it('rejects bad shapes', async () => {
+    const gpu = await testGpu();
+    const t = gpu.tensor('t', [4096]);
+    expect(() => attentionForward(gpu, { out: t, q: t, k: t, v: t, B: 1, Tq: 1, NH: 3, NKV: 2, HS: 8, pos0: 0 })).toThrow(/multiple/);
+    expect(() => attentionForward(gpu, { out: t, q: t, k: t, v: t, B: 1, Tq: 1, NH: 1, NKV: 1, HS: 256, pos0: 0 })).toThrow(/head size/);
+    expect(() => attentionForward(gpu, { out: t, q: t, k: t, v: t, B: 1, Tq: 2, Tk: 2, NH: 1, NKV: 1, HS: 8, pos0: 1 })).toThrow(/Tk=2/);
+    expect(() => attentionForward(gpu, { out: t, q: t, k: t, v: t, B: 1, Tq: 1, Tk: 9, TkMax: 8, NH: 1, NKV: 1, HS: 8, pos0: 0 })).toThrow(/capacity/);
+    expect(() => attentionForward(gpu, { out: t, q: t, k: t, v: t, B: 1, Tq: 1, NH: 1, NKV: 1, HS: 8, pos0: 4095 })).toThrow(/needs/);
+    gpu.free(t);
   });
 });

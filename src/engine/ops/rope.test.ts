@@ -1,25 +1,80 @@
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dot, expectClose, finiteDiff, randn, testGpu, toF64 } from '../testing';
-import { ropeBackward, ropeForward } from './rope';
+import { releaseRopeTables, ropeBackward, ropeForward } from './rope';
 import { ropeRef } from '../ref/rope';
 
+// GPU tolerance: cos/sin come from a float64 table rounded to f32 (rel 2^-24), and each output is
+// a·c − b·s in f32, so |err| <= ~3·2^-24·(|a|+|b|) <= ~2e-6 for randn inputs (|x| < 6).
+const TOL = { atol: 2e-6, rtol: 1e-6 };
+
 describe('rope', () => {
+  it('reference follows HF rotate_half (hand-computed values)', () => {
+    // HS=4: pairs (0,2) with inv_freq 1 and (1,3) with inv_freq theta^(-1/2) = 0.01 for theta=1e4.
+    const pos = 3;
+    const y = ropeRef([1, 0, 0, 0], 1, 1, 1, 4, 10000, pos);
+    expectClose('e0', y, [Math.cos(3), 0, Math.sin(3), 0], { atol: 1e-15, rtol: 0 });
+    const z = ropeRef([0, 0, 0, 1], 1, 1, 1, 4, 10000, pos);
+    expectClose('e3', z, [0, -Math.sin(0.03), 0, Math.cos(0.03)], { atol: 1e-15, rtol: 0 });
+    // position 0 is the identity; the rotation of t-th row uses pos0 + t
+    expectClose('pos0', ropeRef([1, 2, 3, 4], 1, 1, 1, 4, 10000, 0), [1, 2, 3, 4], { atol: 0, rtol: 0 });
+    const two = ropeRef([1, 0, 0, 0, 1, 0, 0, 0], 1, 2, 1, 4, 10000, 5);
+    expectClose('rows', two, [Math.cos(5), 0, Math.sin(5), 0, Math.cos(6), 0, Math.sin(6), 0], { atol: 1e-15, rtol: 0 });
+  });
+
   it('reference backward (inverse rotation) matches finite differences', () => {
     const [B, T, NH, HS] = [2, 3, 2, 6];
     const x = toF64(randn(B * T * NH * HS, 1)), d = toF64(randn(x.length, 2));
     const fd = finiteDiff((xx) => dot(ropeRef(xx, B, T, NH, HS, 10000, 5), d), x);
-    expectClose('dx', ropeRef(d, B, T, NH, HS, 10000, 5, true), fd, { atol: 1e-8, rtol: 1e-6 });
+    expectClose('dx', ropeRef(d, B, T, NH, HS, 10000, 5, true), fd, { atol: 1e-9, rtol: 1e-7 });
   });
-  for (const [B, T, NH, HS, pos0, theta] of [[1, 1, 1, 8, 0, 10000], [2, 7, 4, 8, 3, 10000], [1, 33, 2, 64, 100, 500000]]) {
-    it(`GPU vs reference B=${B} T=${T} NH=${NH} HS=${HS} pos0=${pos0}`, async () => {
+
+  const cases: [B: number, T: number, NH: number, HS: number, pos0: number, theta: number][] = [
+    [1, 1, 1, 8, 0, 10000],
+    [1, 1, 1, 2, 7, 10000],
+    [2, 7, 4, 8, 3, 10000],
+    [3, 5, 3, 6, 0, 10000],
+    [1, 33, 2, 64, 100, 500000],
+    [1, 5, 2, 128, 2040, 10000], // large angles: where in-kernel fp32 sin/cos would drift
+  ];
+  for (const [B, T, NH, HS, pos0, theta] of cases) {
+    it(`GPU vs reference B=${B} T=${T} NH=${NH} HS=${HS} pos0=${pos0} theta=${theta}`, async () => {
       const gpu = await testGpu();
-      const x = randn(B * T * NH * HS, 3);
-      const t = gpu.tensor('x', [B, T, NH * HS], 'f32', x);
-      ropeForward(gpu, t, B, T, NH, HS, theta, pos0);
-      expectClose('rope', await gpu.readF32(t), ropeRef(x, B, T, NH, HS, theta, pos0), { atol: 2e-5, rtol: 1e-4 });
-      ropeBackward(gpu, t, B, T, NH, HS, theta, pos0);
-      expectClose('inverse', await gpu.readF32(t), x, { atol: 5e-5, rtol: 1e-4 });
-      gpu.free(t);
+      const n = B * T * NH * HS;
+      const x = randn(n, 3 + T), dy = randn(n, 4 + T);
+      const tx = gpu.tensor('x', [B, T, NH * HS], 'f32', x), ty = gpu.tensor('y', [B, T, NH * HS]);
+      const tdy = gpu.tensor('dy', [B, T, NH * HS], 'f32', dy), tdx = gpu.tensor('dx', [B, T, NH * HS]);
+      // out of place
+      ropeForward(gpu, ty, tx, B, T, NH, HS, theta, pos0);
+      expectClose('forward', await gpu.readF32(ty), ropeRef(x, B, T, NH, HS, theta, pos0), TOL);
+      expectClose('x untouched', await gpu.readF32(tx), x, { atol: 0, rtol: 0 });
+      ropeBackward(gpu, tdx, tdy, B, T, NH, HS, theta, pos0);
+      expectClose('backward', await gpu.readF32(tdx), ropeRef(dy, B, T, NH, HS, theta, pos0, true), TOL);
+      // in place (both call forms)
+      ropeForward(gpu, tx, tx, B, T, NH, HS, theta, pos0);
+      expectClose('forward in place', await gpu.readF32(tx), ropeRef(x, B, T, NH, HS, theta, pos0), TOL);
+      ropeBackward(gpu, tx, B, T, NH, HS, theta, pos0);
+      expectClose('backward in place undoes forward', await gpu.readF32(tx), x, { atol: 4e-6, rtol: 2e-6 });
+      ropeBackward(gpu, tdy, tdy, B, T, NH, HS, theta, pos0);
+      expectClose('backward in place', await gpu.readF32(tdy), ropeRef(dy, B, T, NH, HS, theta, pos0, true), TOL);
+      for (const t of [tx, ty, tdy, tdx]) gpu.free(t);
     });
   }
+
+  it('table grows with the position range and is released', async () => {
+    const gpu = await testGpu();
+    releaseRopeTables(gpu);
+    const base = gpu.liveBytes;
+    const [HS, NH] = [8, 2];
+    const x = randn(NH * HS, 9);
+    const tx = gpu.tensor('x', [1, 1, NH * HS], 'f32', x), ty = gpu.tensor('y', [1, 1, NH * HS]);
+    for (const pos0 of [0, 63, 64, 1000, 5]) {
+      ropeForward(gpu, ty, tx, 1, 1, NH, HS, 10000, pos0);
+      expectClose(`pos0=${pos0}`, await gpu.readF32(ty), ropeRef(x, 1, 1, NH, HS, 10000, pos0), TOL);
+    }
+    gpu.free(tx);
+    gpu.free(ty);
+    expect(gpu.liveBytes - base).toBe(1024 * (HS / 2) * 2 * 4); // one table, 1024 positions
+    releaseRopeTables(gpu);
+    expect(gpu.liveBytes).toBe(base);
+  });
 });

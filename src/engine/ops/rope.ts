@@ -1,18 +1,92 @@
-// RoPE in place on x (B, T, nHeads, HS) at positions pos0 + t. Backward: the inverse rotation.
+// RoPE (HF rotate_half convention) on x (B, T, nHeads, HS) at positions pos0 + t.
+// Forward rotates by +angle, backward by −angle (the transpose). Both may run in place (out === x:
+// the buffer is then bound once, read_write) or out of place; both assign.
+// cos/sin come from a per-(theta, HS) table computed in float64 on the CPU and cached on the GPU
+// (see shaders/rope.wgsl for why); it grows on demand and lives until releaseRopeTables(gpu).
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 
 const WG = 64;
 
-function rope(gpu: Gpu, x: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number, sign: number): void {
-  const n = B * T * nHeads * (HS / 2);
-  gpu.run({ shader: 'rope', constants: { WG } }, { params: new Params().u32(B * T, T, nHeads, HS).f32(theta).u32(pos0).f32(sign).u32(0), bindings: [x], workgroups: gpu.grid(Math.ceil(n / WG)) });
+interface RopeTable {
+  t: Tensor; // (nPos, HS/2) vec2(cos, sin) f32
+  nPos: number;
+}
+const tables = new WeakMap<Gpu, Map<string, RopeTable>>();
+
+/** The angle of pair i at position pos (HF: inv_freq = 1 / theta^(2i/HS)); shared with the reference. */
+export function ropeAngle(pos: number, i: number, HS: number, theta: number): number {
+  return pos / Math.pow(theta, (2 * i) / HS);
 }
 
-export function ropeForward(gpu: Gpu, x: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number): void {
-  rope(gpu, x, B, T, nHeads, HS, theta, pos0, 1);
+/** The (cos, sin) table for positions [0, nPos), grown (to a power of two, at least 64) on demand. */
+export function ropeTable(gpu: Gpu, HS: number, theta: number, nPos: number): Tensor {
+  let m = tables.get(gpu);
+  if (!m) {
+    m = new Map();
+    tables.set(gpu, m);
+  }
+  const key = `${theta}:${HS}`;
+  const have = m.get(key);
+  if (have && have.nPos >= nPos) return have.t;
+  let cap = 64;
+  while (cap < nPos) cap *= 2;
+  const half = HS / 2;
+  const data = new Float32Array(cap * half * 2);
+  for (let pos = 0; pos < cap; pos++)
+    for (let i = 0; i < half; i++) {
+      const a = ropeAngle(pos, i, HS, theta);
+      data[2 * (pos * half + i)] = Math.cos(a);
+      data[2 * (pos * half + i) + 1] = Math.sin(a);
+    }
+  if (have) gpu.free(have.t);
+  const t = gpu.tensor(`rope.table.theta${theta}.hs${HS}`, [cap, half, 2], 'f32', data);
+  m.set(key, { t, nPos: cap });
+  return t;
 }
 
-/** dx = Rᵀ dy, in place on the gradient. */
-export function ropeBackward(gpu: Gpu, dx: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number): void {
-  rope(gpu, dx, B, T, nHeads, HS, theta, pos0, -1);
+/** Free the cached cos/sin tables of this GPU (they are rebuilt on the next RoPE call). */
+export function releaseRopeTables(gpu: Gpu): void {
+  const m = tables.get(gpu);
+  if (!m) return;
+  for (const r of m.values()) gpu.free(r.t);
+  tables.delete(gpu);
+}
+
+function rope(gpu: Gpu, out: Tensor, x: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number, sign: number): void {
+  if (HS % 2 !== 0 || HS <= 0) throw new Error(`rope: head size ${HS} must be even and positive`);
+  const n = B * T * nHeads * HS;
+  if (x.numel < n || out.numel < n) throw new Error(`rope: tensors "${x.label}" (${x.numel}) / "${out.label}" (${out.numel}) smaller than B*T*nHeads*HS = ${n}`);
+  if (!(theta > 0)) throw new Error(`rope: theta must be > 0, got ${theta}`);
+  if (n === 0) return;
+  const cs = ropeTable(gpu, HS, theta, pos0 + T);
+  const params = new Params().u32(B * T, T, nHeads, HS, pos0).f32(sign).u32(0, 0);
+  const workgroups = gpu.grid(Math.ceil(n / 2 / WG));
+  if (out.buffer === x.buffer) gpu.run({ shader: 'rope', entry: 'rope_inplace', constants: { WG } }, { params, bindings: { 2: out, 3: cs }, workgroups });
+  else gpu.run({ shader: 'rope', entry: 'rope', constants: { WG } }, { params, bindings: { 1: x, 2: out, 3: cs }, workgroups });
+}
+
+type RopeArgs = [B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number];
+function parse(a: Tensor, rest: (Tensor | number)[]): { out: Tensor; x: Tensor; s: RopeArgs } {
+  if (typeof rest[0] === 'number') return { out: a, x: a, s: rest as RopeArgs };
+  return { out: a, x: rest[0], s: rest.slice(1) as RopeArgs };
+}
+
+/** out = RoPE(x) at positions pos0 + t (assigns). out === x rotates in place.
+ *  out, x: (B, T, nHeads*HS) f32. */
+export function ropeForward(gpu: Gpu, out: Tensor, x: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number): void;
+/** In-place shorthand: ropeForward(gpu, x, x, ...). */
+export function ropeForward(gpu: Gpu, x: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number): void;
+export function ropeForward(gpu: Gpu, a: Tensor, ...rest: (Tensor | number)[]): void {
+  const { out, x, s } = parse(a, rest);
+  rope(gpu, out, x, ...s, 1);
+}
+
+/** dx = Rᵀ dy (rotation by −angle; activation gradient, assigns). dx === dy works in place.
+ *  dx, dy: (B, T, nHeads*HS) f32. */
+export function ropeBackward(gpu: Gpu, dx: Tensor, dy: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number): void;
+/** In-place shorthand: ropeBackward(gpu, d, d, ...). */
+export function ropeBackward(gpu: Gpu, d: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number): void;
+export function ropeBackward(gpu: Gpu, a: Tensor, ...rest: (Tensor | number)[]): void {
+  const { out, x, s } = parse(a, rest);
+  rope(gpu, out, x, ...s, -1);
 }

@@ -1,5 +1,8 @@
-// float64 reference for shaders/attention.wgsl: causal GQA attention, training layout
-// q (B, T, NH, HS), k/v (B, T, NKV, HS), out (B, T, NH, HS), probs (B, NH, T, T).
+// float64 reference for shaders/attention.wgsl: causal GQA attention (head h reads kv head
+// h / (NH/NKV)), scale 1/sqrt(HS).
+// Training layout: q (B, T, NH, HS), k/v (B, T, NKV, HS), out (B, T, NH, HS), probs (B, NH, T, T).
+// Decoding layout: q (B, Tq, NH, HS), k/v caches (B, TkMax, NKV, HS) with Tk valid rows, query t at
+// absolute position pos0 + t sees keys 0..pos0+t; probs (B, NH, Tq, Tk).
 
 export interface AttnShape {
   B: number;
@@ -9,32 +12,45 @@ export interface AttnShape {
   HS: number;
 }
 
-export function attentionForwardRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s: AttnShape): { out: Float64Array; probs: Float64Array } {
-  const { B, T, NH, NKV, HS } = s;
+export interface AttnCacheShape {
+  B: number;
+  Tq: number;
+  Tk: number;
+  TkMax: number;
+  NH: number;
+  NKV: number;
+  HS: number;
+  pos0: number;
+}
+
+/** General forward (KV cache: row stride TkMax, Tk valid keys, queries at pos0 + t). */
+export function attentionCachedForwardRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s: AttnCacheShape): { out: Float64Array; probs: Float64Array } {
+  const { B, Tq, Tk, TkMax, NH, NKV, HS, pos0 } = s;
   const scale = 1 / Math.sqrt(HS);
-  const out = new Float64Array(B * T * NH * HS);
-  const probs = new Float64Array(B * NH * T * T);
+  const out = new Float64Array(B * Tq * NH * HS);
+  const probs = new Float64Array(B * NH * Tq * Tk);
   for (let b = 0; b < B; b++)
     for (let h = 0; h < NH; h++) {
       const kvh = Math.floor(h / (NH / NKV));
-      for (let t = 0; t < T; t++) {
-        const qb = ((b * T + t) * NH + h) * HS;
-        const sc = new Float64Array(t + 1);
+      for (let t = 0; t < Tq; t++) {
+        const nk = Math.min(pos0 + t + 1, Tk);
+        const qb = ((b * Tq + t) * NH + h) * HS;
+        const sc = new Float64Array(nk);
         let m = -Infinity;
-        for (let j = 0; j <= t; j++) {
-          const kb = ((b * T + j) * NKV + kvh) * HS;
+        for (let j = 0; j < nk; j++) {
+          const kb = ((b * TkMax + j) * NKV + kvh) * HS;
           let d = 0;
           for (let i = 0; i < HS; i++) d += q[qb + i] * k[kb + i];
           sc[j] = d * scale;
           m = Math.max(m, sc[j]);
         }
         let z = 0;
-        for (let j = 0; j <= t; j++) z += Math.exp(sc[j] - m);
-        const pb = ((b * NH + h) * T + t) * T;
-        for (let j = 0; j <= t; j++) {
+        for (let j = 0; j < nk; j++) z += Math.exp(sc[j] - m);
+        const pb = ((b * NH + h) * Tq + t) * Tk;
+        for (let j = 0; j < nk; j++) {
           const pr = Math.exp(sc[j] - m) / z;
           probs[pb + j] = pr;
-          const vb = ((b * T + j) * NKV + kvh) * HS;
+          const vb = ((b * TkMax + j) * NKV + kvh) * HS;
           for (let i = 0; i < HS; i++) out[qb + i] += pr * v[vb + i];
         }
       }
@@ -42,7 +58,13 @@ export function attentionForwardRef(q: ArrayLike<number>, k: ArrayLike<number>, 
   return { out, probs };
 }
 
-/** Gradients of Σ out·dout + Σ probs·dprobsExtra with respect to q, k, v. */
+/** Training forward (Tq = Tk = T, pos0 = 0). */
+export function attentionForwardRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s: AttnShape): { out: Float64Array; probs: Float64Array } {
+  return attentionCachedForwardRef(q, k, v, { B: s.B, Tq: s.T, Tk: s.T, TkMax: s.T, NH: s.NH, NKV: s.NKV, HS: s.HS, pos0: 0 });
+}
+
+/** Gradients of Σ out·dout + Σ probs·dprobsExtra with respect to q, k, v (training layout).
+ *  dk, dv sum over the query heads sharing a kv head. */
 export function attentionBackwardRef(dout: ArrayLike<number>, q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s: AttnShape, dprobsExtra?: ArrayLike<number>): { dq: Float64Array; dk: Float64Array; dv: Float64Array } {
   const { B, T, NH, NKV, HS } = s;
   const scale = 1 / Math.sqrt(HS);

@@ -1,4 +1,5 @@
-// float64 reference for shaders/rope.wgsl (HF rotate_half convention).
+// float64 reference for shaders/rope.wgsl (HF rotate_half convention): x (B, T, nHeads, HS) at
+// positions pos0 + t; `inverse` rotates by −angle (= the transpose, i.e. the backward).
 export function ropeRef(x: ArrayLike<number>, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number, inverse = false): Float64Array {
   const out = Float64Array.from(x as ArrayLike<number>);
   const half = HS / 2;
