@@ -59,8 +59,10 @@ describe('multiple-choice scoring', () => {
   it('readers build lm-eval prompts and gold labels', () => {
     const copa = parseTask('copa', '{"premise": "The man turned on the faucet.", "choice1": "The toilet filled.", "choice2": "Water flowed.", "question": "effect", "label": 1}\n');
     expect(copa[0]).toEqual({ context: 'The man turned on the faucet therefore', continuations: [' the toilet filled.', ' water flowed.'], gold: 1 });
-    const boolq = parseTask('boolq', '{"question": "is it", "passage": "P.", "label": true}');
+    const boolq = parseTask('boolq', '{"question": "is it", "passage": "P.", "label": true}\n{"question": "q", "passage": "P.", "label": "true"}\n{"question": "q", "passage": "P.", "label": "false"}');
     expect(boolq[0]).toEqual({ context: 'P.\nQuestion: is it?\nAnswer:', continuations: [' no', ' yes'], gold: 1 });
+    expect(boolq.map((d) => d.gold)).toEqual([1, 1, 0]); // SuperGLUE writes "true"/"false" strings
+    expect(() => parseTask('boolq', '{"question": "q", "passage": "P.", "label": "maybe"}')).toThrow(/label "maybe" is not true\/false/);
     const siqa = parseTask('siqa', '{"context": "C.", "question": "Why?", "answerA": "a", "answerB": "b", "answerC": "c"}', '3\n');
     expect(siqa[0]).toEqual({ context: 'Q: C. Why?\nA:', continuations: [' a', ' b', ' c'], gold: 2 });
     const arc = parseTask('arc_easy', '{"question": {"stem": "S?", "choices": [{"text": "x", "label": "A"}, {"text": "y", "label": "B"}]}, "answerKey": "B"}');

@@ -69,7 +69,13 @@ export function parseTask(task: TaskName, docsText: string, labelsText?: string,
       return docs.map((d, i) => ({ context: `Question: ${need(d, 'goal', file, i)}\nAnswer:`, continuations: [` ${need(d, 'sol1', file, i)}`, ` ${need(d, 'sol2', file, i)}`], gold: labels[i] }));
     }
     case 'boolq':
-      return docs.map((d, i) => ({ context: `${need(d, 'passage', file, i)}\nQuestion: ${need(d, 'question', file, i)}?\nAnswer:`, continuations: [' no', ' yes'], gold: d.label === true ? 1 : 0 }));
+      return docs.map((d, i) => {
+        // SuperGLUE's jsonl writes the label as a string ("true"/"false"); accept booleans and 0/1 too
+        const l = d.label;
+        const gold = l === true || l === 'true' || l === 1 ? 1 : l === false || l === 'false' || l === 0 ? 0 : -1;
+        if (gold < 0) throw new Error(`${file}: document ${i + 1}: label ${JSON.stringify(l)} is not true/false`);
+        return { context: `${need(d, 'passage', file, i)}\nQuestion: ${need(d, 'question', file, i)}?\nAnswer:`, continuations: [' no', ' yes'], gold };
+      });
     case 'copa':
       return docs.map((d, i) => {
         const connector = { cause: ' because', effect: ' therefore' }[need(d, 'question', file, i)];
