@@ -25,7 +25,7 @@ async function ppl(q?: PtqConfig): Promise<number> {
   m.free();
   return r.ppl;
 }
-const fp = only ? NaN : await ppl();
+const fp = await ppl();
 console.log(`held-out: ${seqs.length} documents, ${seqs.reduce((s, x) => s + x.length - 1, 0)} predicted tokens\n`);
 console.log('| weights | RTN (min/max) ppl | clip-search ppl | RTN Δ vs FP | clip Δ vs FP |');
 console.log('|---|---|---|---|---|');
