@@ -36,7 +36,7 @@ export function QuantizePanel() {
             Perplexity on held-out sample text: <b>{r.pplBefore.toFixed(3)}</b> (FP32) → <b data-testid="q-ppl-after">{r.pplAfter.toFixed(3)}</b> (w{r.ptq.bits}{r.ptq.group ? `g${r.ptq.group}` : ''}); projections {(r.bytesBefore / 1024).toFixed(1)} KiB → {(r.bytesAfter / 1024).toFixed(1)} KiB ({(r.bytesBefore / r.bytesAfter).toFixed(2)}×).
           </p>
           <h3>Relative reconstruction error per layer and projection (%)</h3>
-          <BarChart width={900} height={260} data={data} margin={{ left: 20, bottom: 20 }}>
+          <BarChart width={900} height={260} data={data} margin={{ left: 30, bottom: 20 }}>
             <CartesianGrid strokeDasharray="3 3" />
             <XAxis dataKey="layer" label={{ value: 'layer', position: 'insideBottom', offset: -10 }} />
             <YAxis label={{ value: '‖W−Ŵ‖/‖W‖ (%)', angle: -90, position: 'insideLeft' }} />
