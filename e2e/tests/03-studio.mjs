@@ -46,6 +46,11 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   const chart = await page.getByTestId('gradnorm-chart').locator('svg path.recharts-line-curve').count();
   expect(chart >= 2, `gradient-norm chart has lines per layer (found ${chart})`);
   await screenshot('compare');
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), page.getByTestId('export-png').click()]);
+  const png = await download.path();
+  const { readFileSync } = await import('node:fs');
+  const head = readFileSync(png).subarray(0, 8);
+  expect(head[1] === 0x50 && head[2] === 0x4e && head[3] === 0x47, 'charts exported as a PNG file');
 
   await page.getByRole('tab', { name: 'Playground' }).click();
   await page.getByTestId('generate').click();

@@ -140,8 +140,9 @@ function Dashboard() {
   const maxG = lastGrad ? Math.max(...lastGrad.flatMap((r) => Object.values(r))) : 1;
   const lastMetrics = focus.metrics.at(-1);
   return (
-    <div className="dashboard">
+    <div className="dashboard" id="dashboard">
       <ProgressBar />
+      <div className="form"><button onClick={() => void exportChartsPng(document.getElementById('dashboard')!, 'quench-charts.png')} data-testid="export-png">Export charts as PNG</button></div>
       <h3>Loss (all runs)</h3>
       <LineChart width={900} height={220} data={lossData} margin={{ left: 20, bottom: 20 }} data-testid="loss-chart">
         <CartesianGrid strokeDasharray="3 3" />
@@ -189,6 +190,50 @@ function Dashboard() {
       <Results runs={runs} />
     </div>
   );
+}
+
+/** Render the SVG charts inside `root` to one PNG (white background) and download it. */
+async function exportChartsPng(root: HTMLElement, name: string): Promise<void> {
+  const svgs = [...root.querySelectorAll('svg.recharts-surface')] as SVGSVGElement[];
+  if (svgs.length === 0) return;
+  const images = await Promise.all(
+    svgs.map(
+      (svg) =>
+        new Promise<HTMLImageElement>((resolve, reject) => {
+          const clone = svg.cloneNode(true) as SVGSVGElement;
+          clone.setAttribute('xmlns', 'http://www.w3.org/2000/svg');
+          const url = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(clone)], { type: 'image/svg+xml' }));
+          const img = new Image();
+          img.onload = () => {
+            URL.revokeObjectURL(url);
+            resolve(img);
+          };
+          img.onerror = reject;
+          img.src = url;
+        }),
+    ),
+  );
+  const width = Math.max(...images.map((i) => i.width));
+  const height = images.reduce((s, i) => s + i.height + 10, 0);
+  const canvas = document.createElement('canvas');
+  canvas.width = width;
+  canvas.height = height;
+  const ctx = canvas.getContext('2d')!;
+  ctx.fillStyle = 'white';
+  ctx.fillRect(0, 0, width, height);
+  let y = 0;
+  for (const img of images) {
+    ctx.drawImage(img, 0, y);
+    y += img.height + 10;
+  }
+  const blob = await new Promise<Blob | null>((r) => canvas.toBlob(r, 'image/png'));
+  if (!blob) return;
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 function toCsv(rows: string[][]): string {
