@@ -3,7 +3,7 @@
 import { useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { useStudio } from './store';
-import { runQueue, stopTraining } from '../worker/bridge';
+import { pauseTraining, resumeRun, runQueue, stopTraining } from '../worker/bridge';
 import type { Bits } from '../engine/quant/pack';
 import type { RunSpec } from '../worker/protocol';
 import type { StoredRun } from './db';
@@ -87,6 +87,7 @@ export function DistillPanel() {
       </table>
       <div className="form">
         <button data-testid="distill-start" onClick={() => void runQueue([{ spec: specOf(s, m, describeFreeze(m)), scheme: describeFreeze(m) }])}>Start</button>
+        <button onClick={pauseTraining} data-testid="distill-pause">Pause</button>
         <button onClick={stopTraining}>Stop</button>
       </div>
       <Dashboard />
@@ -261,7 +262,12 @@ function Results({ runs }: { runs: StoredRun[] }) {
         <thead><tr>{header.map((h) => <th key={h}>{h}</th>)}</tr></thead>
         <tbody>
           {ref.map((r) => <tr key={r[0]} className="ref">{r.map((c, i) => <td key={i}>{c}</td>)}</tr>)}
-          {rows.map((r) => <tr key={r[0]} data-testid="result-row">{r.map((c, i) => <td key={i}>{c}</td>)}</tr>)}
+          {rows.map((r, k) => (
+            <tr key={r[0]} data-testid="result-row">
+              {r.map((c, i) => <td key={i}>{c}</td>)}
+              {runs[k].status === 'paused' && <td><button data-testid="resume" onClick={() => void resumeRun(runs[k].id)}>Resume</button></td>}
+            </tr>
+          ))}
         </tbody>
       </table>
       <div className="form">

@@ -1,11 +1,13 @@
 // Runs persist in IndexedDB: settings, metrics and results survive a reload.
-import type { RunSpec, RunSummary, StepMetrics } from '../worker/protocol';
+import type { RunSpec, RunSummary, StepMetrics, TrainCheckpoint } from '../worker/protocol';
 
 export interface StoredRun {
   id: string;
   spec: RunSpec;
   scheme: string;
-  status: 'queued' | 'running' | 'done' | 'stopped' | 'failed';
+  status: 'queued' | 'running' | 'paused' | 'done' | 'stopped' | 'failed';
+  /** set while paused: resume continues from here, also after a reload */
+  checkpoint?: TrainCheckpoint;
   metrics: StepMetrics[];
   summary?: RunSummary;
   error?: string;

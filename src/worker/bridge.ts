@@ -169,21 +169,41 @@ export async function runQueue(specs: { spec: RunSpec; scheme: string }[]): Prom
     s.upsertRun(r);
     await saveRun(r);
   }
-  for (const r of runs) {
-    const cur = () => useStudio.getState().runs.find((x) => x.id === r.id)!;
-    useStudio.getState().upsertRun({ ...cur(), status: 'running' });
-    try {
-      const summary = await engine().request('train', { spec: r.spec });
-      const done: StoredRun = { ...cur(), status: cur().metrics.length < r.spec.steps ? 'stopped' : 'done', summary };
-      useStudio.getState().upsertRun(done);
-      await saveRun(done);
-    } catch (e) {
-      const failed: StoredRun = { ...cur(), status: 'failed', error: (e as Error).message };
-      useStudio.getState().upsertRun(failed);
-      await saveRun(failed);
-    }
-  }
+  for (const r of runs) await trainRun(r);
   useStudio.getState().setProgress(null);
+}
+
+async function trainRun(r: StoredRun): Promise<void> {
+  const cur = () => useStudio.getState().runs.find((x) => x.id === r.id)!;
+  const resume = r.checkpoint;
+  useStudio.getState().upsertRun({ ...cur(), status: 'running', checkpoint: undefined });
+  try {
+    const res = await engine().request('train', { spec: r.spec, resume });
+    let next: StoredRun;
+    if (res.checkpoint) next = { ...cur(), status: 'paused', checkpoint: res.checkpoint };
+    else next = { ...cur(), status: cur().metrics.length < r.spec.steps ? 'stopped' : 'done', summary: res.summary ?? undefined };
+    useStudio.getState().upsertRun(next);
+    await saveRun(next);
+  } catch (e) {
+    const failed: StoredRun = { ...cur(), status: 'failed', error: (e as Error).message };
+    useStudio.getState().upsertRun(failed);
+    await saveRun(failed);
+  }
+}
+
+/** Continue a paused run from its checkpoint (also after a reload). */
+export async function resumeRun(id: string): Promise<void> {
+  const r = useStudio.getState().runs.find((x) => x.id === id);
+  if (!r || r.status !== 'paused' || !r.checkpoint) return;
+  // metrics after the checkpoint's step (saved at most 2 s apart) would be recorded twice
+  const kept: StoredRun = { ...r, metrics: r.metrics.filter((m) => m.step < r.checkpoint!.step) };
+  useStudio.getState().upsertRun(kept);
+  await trainRun(kept);
+  useStudio.getState().setProgress(null);
+}
+
+export function pauseTraining(): void {
+  void engine().request('pause');
 }
 
 export function stopTraining(): void {

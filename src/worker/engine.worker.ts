@@ -10,6 +10,7 @@ import { StudioEngine } from './studio-engine';
 let gpu: Gpu | null = null;
 let studio: StudioEngine | null = null;
 let stopRequested = false;
+let pauseRequested = false;
 const need = () => {
   if (!studio) throw new Error('the GPU is not initialised yet');
   return studio;
@@ -79,9 +80,13 @@ async function handle(req: Request): Promise<unknown> {
       return need().exportQuantized(req.format);
     case 'train':
       stopRequested = false;
-      return need().train(req.spec, (metrics) => post({ type: 'step', id: req.id, runId: req.spec.id, metrics }), () => stopRequested);
+      pauseRequested = false;
+      return need().train(req.spec, (metrics) => post({ type: 'step', id: req.id, runId: req.spec.id, metrics }), () => stopRequested, () => pauseRequested, req.resume);
     case 'stop':
       stopRequested = true;
+      return null;
+    case 'pause':
+      pauseRequested = true;
       return null;
     case 'generate':
       return need().generate(req.which, req.prompt, req.maxTokens, req.temperature, (text) => post({ type: 'text', id: req.id, text }));
@@ -112,8 +117,9 @@ async function handle(req: Request): Promise<unknown> {
 let queue: Promise<unknown> = Promise.resolve();
 self.onmessage = (ev: MessageEvent<Request>) => {
   const req = ev.data;
-  if (req.type === 'stop') {
-    stopRequested = true;
+  if (req.type === 'stop' || req.type === 'pause') {
+    if (req.type === 'stop') stopRequested = true;
+    else pauseRequested = true;
     post({ type: 'result', id: req.id, result: null });
     return;
   }

@@ -5,10 +5,10 @@
 import type { GpuInfo } from '../engine/gpu/runtime';
 import type { OnnxCheckResult } from '../engine/quant/onnx-check';
 import type { KernelBenchRow } from '../engine/quant/kernel-bench';
-import type { ModelCard, QuantReport, RunSpec, RunSummary } from './studio-engine';
+import type { ModelCard, QuantReport, RunSpec, RunSummary, TrainCheckpoint, TrainResult } from './studio-engine';
 import type { PtqConfig } from '../engine/quant/ptq';
 import type { StepMetrics } from '../engine/train/distill';
-export type { OnnxCheckResult, KernelBenchRow, ModelCard, QuantReport, RunSpec, RunSummary, StepMetrics };
+export type { OnnxCheckResult, KernelBenchRow, ModelCard, QuantReport, RunSpec, RunSummary, StepMetrics, TrainCheckpoint, TrainResult };
 
 export type Request =
   | { id: number; type: 'init'; sampleText: string }
@@ -19,8 +19,9 @@ export type Request =
   | { id: number; type: 'loadFiles'; files: File[] }
   | { id: number; type: 'quantize'; ptq: PtqConfig }
   | { id: number; type: 'export'; format: 'safetensors' | 'onnx' }
-  | { id: number; type: 'train'; spec: RunSpec }
+  | { id: number; type: 'train'; spec: RunSpec; resume?: TrainCheckpoint }
   | { id: number; type: 'stop' }
+  | { id: number; type: 'pause' }
   | { id: number; type: 'generate'; which: 'teacher' | 'ptq' | 'student'; prompt: string; maxTokens: number; temperature: number };
 
 export interface SelfTestResult {
@@ -37,8 +38,9 @@ export interface ResultMap {
   loadFiles: ModelCard;
   quantize: QuantReport;
   export: Record<string, Uint8Array>;
-  train: RunSummary;
+  train: TrainResult;
   stop: null;
+  pause: null;
   generate: { tokens: number; tokensPerSec: number; available: boolean };
 }
 export type ResultOf<R extends Request['type']> = ResultMap[R];

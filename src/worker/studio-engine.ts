@@ -59,6 +59,18 @@ export interface RunSpec {
   loss: LossWeights;
 }
 
+/** A paused run: everything Distiller.restore needs (params, Adam state, step, RNG). */
+export interface TrainCheckpoint {
+  step: number;
+  rngState: number;
+  tensors: { name: string; data: Float32Array }[];
+}
+
+export interface TrainResult {
+  summary: RunSummary | null; // null when paused
+  checkpoint: TrainCheckpoint | null; // set when paused
+}
+
 export interface RunSummary {
   finalLoss: number;
   finalKl: number;
@@ -180,7 +192,7 @@ export class StudioEngine {
     return writeQuantizedHfModel(m.config, m.weights, q, { tokenizerJson: tj });
   }
 
-  async train(spec: RunSpec, onStep: (m: StepMetrics) => void, shouldStop: () => boolean): Promise<RunSummary> {
+  async train(spec: RunSpec, onStep: (m: StepMetrics) => void, shouldStop: () => boolean, shouldPause: () => boolean = () => false, resume?: TrainCheckpoint): Promise<TrainResult> {
     const m = this.model;
     if (!m) throw new Error('load a model first');
     const stream = tokenStream(this.trainDocs(), (s) => m.tokenizer.encode(s, { bos: true }));
@@ -191,15 +203,25 @@ export class StudioEngine {
     }, stream);
     const t0 = performance.now();
     try {
+      if (resume) d.restore(new Map(resume.tensors.map((t) => [t.name, t.data])), resume.step, resume.rngState);
       await d.snapshotCodes();
-      while (d.step < spec.steps && !shouldStop()) onStep(await d.trainStep());
+      while (d.step < spec.steps && !shouldStop()) {
+        if (shouldPause()) {
+          const tensors = (await d.checkpointTensors()).map((t) => ({ name: t.name, data: t.data }));
+          return { summary: null, checkpoint: { step: d.step, rngState: d.rng.state, tensors } };
+        }
+        onStep(await d.trainStep());
+      }
       const last = d.history.slice(-5);
       this.student = { label: spec.label, ...(await d.exportStudent(m.weights)) };
       return {
-        finalLoss: last.reduce((s, x) => s + x.loss, 0) / Math.max(1, last.length),
-        finalKl: last.reduce((s, x) => s + x.losses.kl, 0) / Math.max(1, last.length),
-        evalPpl: await d.evaluate(this.evalSeqs()),
-        wallSeconds: (performance.now() - t0) / 1000,
+        summary: {
+          finalLoss: last.reduce((s, x) => s + x.loss, 0) / Math.max(1, last.length),
+          finalKl: last.reduce((s, x) => s + x.losses.kl, 0) / Math.max(1, last.length),
+          evalPpl: await d.evaluate(this.evalSeqs()),
+          wallSeconds: (performance.now() - t0) / 1000,
+        },
+        checkpoint: null,
       };
     } finally {
       d.free();

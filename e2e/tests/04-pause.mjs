@@ -1,0 +1,32 @@
+// A paused training survives a reload and resumes to completion from its checkpoint.
+export const name = 'studio: pause a distillation, reload, resume from the checkpoint to the end';
+
+export async function run({ page, baseUrl, screenshot, expect }) {
+  await page.goto(baseUrl);
+  await page.getByTestId('model-card').waitFor({ timeout: 60_000 });
+  await page.getByRole('tab', { name: 'Distill' }).click();
+  await page.getByTestId('set-steps').fill('60');
+  await page.getByTestId('set-seq').fill('32');
+  await page.getByTestId('set-batch').fill('2');
+  await page.getByTestId('distill-start').click();
+  // wait for a few steps, then pause
+  await page.waitForFunction(() => {
+    const sel = document.querySelector('select[aria-label="run shown below"]');
+    return sel && /running/.test(sel.textContent ?? '') && document.querySelectorAll('[data-testid=gradnorm-chart] path.recharts-line-curve').length > 0;
+  }, null, { timeout: 60_000 });
+  await page.waitForTimeout(300);
+  await page.getByTestId('distill-pause').click();
+  await page.waitForFunction(() => /paused/.test(document.querySelector('[data-testid=result-row]')?.textContent ?? ''), null, { timeout: 60_000 });
+  const pausedRow = await page.getByTestId('result-row').innerText();
+  const pausedSteps = Number(pausedRow.split('\t')[3]);
+  expect(pausedSteps > 0 && pausedSteps < 60, `paused part-way: ${pausedRow}`);
+  await screenshot('paused');
+  await page.reload();
+  await page.getByRole('tab', { name: 'Distill' }).click();
+  await page.getByTestId('resume').waitFor({ timeout: 30_000 });
+  await page.getByTestId('resume').click();
+  await page.waitForFunction(() => /done/.test(document.querySelector('[data-testid=result-row]')?.textContent ?? ''), null, { timeout: 180_000 });
+  const row = await page.getByTestId('result-row').innerText();
+  expect(Number(row.split('\t')[3]) === 60, `resumed to 60 steps: ${row}`);
+  await screenshot('resumed');
+}
