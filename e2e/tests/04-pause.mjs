@@ -5,6 +5,16 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.goto(baseUrl);
   await page.getByTestId('model-card').waitFor({ timeout: 60_000 });
   await page.getByRole('tab', { name: 'Distill' }).click();
+  // data: a dropped text file, then data-free (sampled from the teacher)
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { tmpdir } = await import('node:os');
+  const f = join(mkdtempSync(join(tmpdir(), 'quench-data-')), 'stories.txt');
+  writeFileSync(f, ['One day a cat sat on a mat.', 'The dog ran to the park and back.', 'A bird sang in the tall old tree.', 'The sun went down over the hill.'].join('\n<|endoftext|>\n'));
+  await page.getByTestId('data-file').setInputFiles(f);
+  await page.waitForFunction(() => /stories\.txt \(4 documents/.test(document.querySelector('[data-testid=data-name]')?.textContent ?? ''), null, { timeout: 30_000 });
+  await page.getByTestId('data-teacher').click();
+  await page.waitForFunction(() => /16 sequences sampled from the teacher \((1[0-9]) documents/.test(document.querySelector('[data-testid=data-name]')?.textContent ?? ''), null, { timeout: 120_000 });
   await page.getByTestId('set-steps').fill('60');
   await page.getByTestId('set-seq').fill('32');
   await page.getByTestId('set-batch').fill('2');

@@ -3,7 +3,7 @@
 import { useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { useStudio } from './store';
-import { pauseTraining, resumeRun, runQueue, stopTraining } from '../worker/bridge';
+import { loadDataFile, pauseTraining, resumeRun, runQueue, sampleTeacherData, stopTraining } from '../worker/bridge';
 import type { Bits } from '../engine/quant/pack';
 import type { RunSpec } from '../worker/protocol';
 import type { StoredRun } from './db';
@@ -69,7 +69,8 @@ export function DistillPanel() {
   return (
     <section className="panel">
       <h2>Distill</h2>
-      <p className="muted">The FP model teaches its quantized copy on the bundled sample text (held-out documents are used for evaluation). Frozen projections keep their quantized values and get no gradient.</p>
+      <p className="muted">The FP model teaches its quantized copy; the last documents of the data are held out for evaluation. Frozen projections keep their quantized values and get no gradient.</p>
+      <DataPicker />
       <SettingsForm s={s} set={set} />
       <h3>Freeze matrix ({describeFreeze(m)})</h3>
       <div className="form">
@@ -104,6 +105,7 @@ export function ComparePanel() {
     <section className="panel">
       <h2>Compare freeze schemes</h2>
       <p className="muted">Each scheme runs with the same seed, data and settings, one after another.</p>
+      <DataPicker />
       <SettingsForm s={s} set={set} />
       <div className="form" role="group" aria-label="schemes">
         {Object.keys(FREEZE_PRESETS).map((p) => (
@@ -120,9 +122,25 @@ export function ComparePanel() {
 function ProgressBar() {
   const p = useStudio((s) => s.progress);
   if (!p) return null;
+  const elapsed = p.startedAt ? (Date.now() - p.startedAt) / 1000 : 0;
+  const eta = p.done > 0 && p.done < p.total && elapsed > 0 ? ` · ETA ${Math.ceil((elapsed / p.done) * (p.total - p.done))} s` : '';
   return (
-    <div className="progress">
-      <progress max={p.total} value={p.done} aria-label={p.label} /> {p.label}: {p.done}/{p.total}
+    <div className="progress" data-testid="progress">
+      <progress max={p.total} value={p.done} aria-label={p.label} /> {p.label}: {p.done}/{p.total}{eta}
+    </div>
+  );
+}
+
+/** Training data: the bundled sample, a dropped text file, or text sampled from the teacher. */
+function DataPicker() {
+  const data = useStudio((s) => s.data);
+  const error = useStudio((s) => s.dataError);
+  return (
+    <div className="form" aria-label="training data">
+      <span>data: <b data-testid="data-name">{data ? `${data.name} (${data.documents} documents, ${data.tokens} tokens)` : 'bundled sample text'}</b></span>
+      <label>text file <input type="file" accept=".txt,text/plain" data-testid="data-file" onChange={(e) => e.target.files?.[0] && void loadDataFile(e.target.files[0])} /></label>
+      <button data-testid="data-teacher" onClick={() => void sampleTeacherData(16, 96)}>Sample 16 sequences from the teacher</button>
+      {error && <span className="error" role="alert">{error}</span>}
     </div>
   );
 }

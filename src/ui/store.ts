@@ -25,7 +25,9 @@ interface StudioState {
   modelLoading: boolean;
   quant: QuantState;
   runs: StoredRun[];
-  progress: { label: string; done: number; total: number } | null;
+  data: { name: string; documents: number; tokens: number } | null;
+  dataError: string | null;
+  progress: { label: string; done: number; total: number; startedAt?: number } | null;
   logs: string[];
   setTab(t: Tab): void;
   setGpu(g: GpuInfo): void;
@@ -37,6 +39,7 @@ interface StudioState {
   setModelLoading(b: boolean): void;
   setQuant(q: QuantState): void;
   setRuns(r: StoredRun[]): void;
+  setData(d: StudioState['data'], error?: string | null): void;
   upsertRun(r: StoredRun): void;
   setProgress(p: StudioState['progress']): void;
   log(m: string): void;
@@ -54,6 +57,8 @@ export const useStudio = create<StudioState>((set) => ({
   modelLoading: false,
   quant: { status: 'idle' },
   runs: [],
+  data: null,
+  dataError: null,
   progress: null,
   logs: [],
   setTab: (tab) => set({ tab }),
@@ -66,6 +71,7 @@ export const useStudio = create<StudioState>((set) => ({
   setModelLoading: (modelLoading) => set({ modelLoading }),
   setQuant: (quant) => set({ quant }),
   setRuns: (runs) => set({ runs }),
+  setData: (data, dataError = null) => set(data ? { data, dataError } : { dataError }),
   upsertRun: (r) => set((s) => ({ runs: s.runs.some((x) => x.id === r.id) ? s.runs.map((x) => (x.id === r.id ? r : x)) : [...s.runs, r] })),
   setProgress: (progress) => set({ progress }),
   log: (m) => set((s) => ({ logs: [...s.logs.slice(-199), m] })),

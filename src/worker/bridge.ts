@@ -34,14 +34,15 @@ export class EngineBridge {
         break;
       }
       case 'progress':
-        s.setProgress({ label: e.label, done: e.done, total: e.total });
+        s.setProgress({ label: e.label, done: e.done, total: e.total, startedAt: s.progress?.label === e.label ? s.progress.startedAt : Date.now() });
         break;
       case 'step': {
         const run = s.runs.find((r) => r.id === e.runId);
         if (!run) break;
         const next: StoredRun = { ...run, status: 'running', metrics: [...run.metrics, e.metrics] };
         s.upsertRun(next);
-        s.setProgress({ label: `training ${run.scheme}`, done: e.metrics.step + 1, total: run.spec.steps });
+        const label = `training ${run.scheme}`;
+        s.setProgress({ label, done: e.metrics.step + 1, total: run.spec.steps, startedAt: s.progress?.label === label && s.progress.startedAt ? s.progress.startedAt : Date.now() });
         const now = Date.now();
         if (now - this.lastSave > 2000) {
           this.lastSave = now;
@@ -200,6 +201,26 @@ export async function resumeRun(id: string): Promise<void> {
   useStudio.getState().upsertRun(kept);
   await trainRun(kept);
   useStudio.getState().setProgress(null);
+}
+
+export async function loadDataFile(file: File): Promise<void> {
+  const s = useStudio.getState();
+  try {
+    s.setData(await engine().request('setData', { text: await file.text(), name: file.name }));
+  } catch (e) {
+    s.setData(null, (e as Error).message);
+  }
+}
+
+export async function sampleTeacherData(sequences: number, tokens: number): Promise<void> {
+  const s = useStudio.getState();
+  try {
+    s.setData(await engine().request('teacherData', { sequences, tokens }));
+  } catch (e) {
+    s.setData(null, (e as Error).message);
+  } finally {
+    s.setProgress(null);
+  }
 }
 
 export function pauseTraining(): void {

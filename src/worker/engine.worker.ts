@@ -88,6 +88,10 @@ async function handle(req: Request): Promise<unknown> {
     case 'pause':
       pauseRequested = true;
       return null;
+    case 'setData':
+      return need().setData(req.text, req.name);
+    case 'teacherData':
+      return need().teacherData(req.sequences, req.tokens, (done, total) => post({ type: 'progress', id: req.id, done, total, label: 'sampling from the teacher' }));
     case 'generate':
       return need().generate(req.which, req.prompt, req.maxTokens, req.temperature, (text) => post({ type: 'text', id: req.id, text }));
     case 'selfTest': {

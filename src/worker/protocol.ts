@@ -22,6 +22,8 @@ export type Request =
   | { id: number; type: 'train'; spec: RunSpec; resume?: TrainCheckpoint }
   | { id: number; type: 'stop' }
   | { id: number; type: 'pause' }
+  | { id: number; type: 'setData'; text: string; name: string }
+  | { id: number; type: 'teacherData'; sequences: number; tokens: number }
   | { id: number; type: 'generate'; which: 'teacher' | 'ptq' | 'student'; prompt: string; maxTokens: number; temperature: number };
 
 export interface SelfTestResult {
@@ -41,6 +43,8 @@ export interface ResultMap {
   train: TrainResult;
   stop: null;
   pause: null;
+  setData: { name: string; documents: number; tokens: number };
+  teacherData: { name: string; documents: number; tokens: number };
   generate: { tokens: number; tokensPerSec: number; available: boolean };
 }
 export type ResultOf<R extends Request['type']> = ResultMap[R];

@@ -104,6 +104,39 @@ export class StudioEngine {
     return this.card();
   }
 
+  /** Use a dropped text file (documents split at <|endoftext|>) as training/eval data. */
+  setData(text: string, name: string): { name: string; documents: number; tokens: number } {
+    const docs = splitDocuments(text, '<|endoftext|>');
+    if (docs.length < 2) throw new Error(`${name}: needs at least 2 documents separated by <|endoftext|> lines (one is held out for evaluation); found ${docs.length}`);
+    this.sampleText = text;
+    return this.dataInfo(name);
+  }
+
+  private dataInfo(name: string): { name: string; documents: number; tokens: number } {
+    const docs = splitDocuments(this.sampleText, '<|endoftext|>');
+    const tok = this.model?.tokenizer;
+    return { name, documents: docs.length, tokens: tok ? docs.reduce((s, d) => s + tok.encode(d).length, 0) : 0 };
+  }
+
+  /** Data-free distillation (LLM-QAT): sample sequences from the teacher and train on them. */
+  async teacherData(sequences: number, tokens: number, onProgress: (d: number, t: number) => void): Promise<{ name: string; documents: number; tokens: number }> {
+    const m = this.model;
+    if (!m) throw new Error('load a model first');
+    const model = LlamaModel.fromWeights(this.gpu, m.config, m.weights);
+    const docs: string[] = [];
+    try {
+      for (let i = 0; i < sequences; i++) {
+        const ids = await generate(model, [m.tokenizer.bosId], { maxTokens: Math.min(tokens, m.config.maxSeqLen - 1), temperature: 1, topP: 0.95, seed: 1000 + i, stopToken: m.tokenizer.eosId });
+        docs.push(m.tokenizer.decode([m.tokenizer.bosId, ...ids]));
+        onProgress(i + 1, sequences);
+      }
+    } finally {
+      model.free();
+    }
+    this.sampleText = docs.join('\n<|endoftext|>\n');
+    return this.dataInfo(`${sequences} sequences sampled from the teacher`);
+  }
+
   /** Generate from the teacher, the PTQ model or the last distilled student, streaming tokens. */
   async generate(which: 'teacher' | 'ptq' | 'student', prompt: string, maxTokens: number, temperature: number, onText: (s: string) => void): Promise<{ tokens: number; tokensPerSec: number; available: boolean }> {
     const m = this.model;
