@@ -45,9 +45,10 @@ export async function run(argv: string[]): Promise<number> {
     const r = await perplexity(seqs, (ids) => sequenceNll(model, ids), progress('eval: documents'));
     const seconds = (performance.now() - t0) / 1000;
     const q = quantized?.ptq;
-    const out = { model: m.path, text: a.text, quant: q ? describePtq(q) : 'fp32', ...r, seconds: +seconds.toFixed(2), weightBytes: model.weightBytes() };
+    const label = q ? (ptq ? describePtq(q) : `w${q.bits}${q.group ? `g${q.group}` : ''} ${q.sym ? 'sym' : 'asym'} (quantized folder)`) : 'fp32';
+    const out = { model: m.path, text: a.text, quant: label, ...r, seconds: +seconds.toFixed(2), weightBytes: model.weightBytes() };
     if (a.json) console.log(JSON.stringify(out));
-    else console.log(`${m.path}${q ? ` (${describePtq(q)})` : ''}: perplexity ${r.ppl.toFixed(4)} (mean NLL ${r.nll.toFixed(5)} nats) over ${r.tokens} tokens in ${r.documents} documents, ${seconds.toFixed(1)} s`);
+    else console.log(`${m.path}${q ? ` (${label})` : ''}: perplexity ${r.ppl.toFixed(4)} (mean NLL ${r.nll.toFixed(5)} nats) over ${r.tokens} tokens in ${r.documents} documents, ${seconds.toFixed(1)} s`);
     model.free();
   } finally {
     gpu.destroy();
