@@ -1,10 +1,23 @@
-// Token embedding gather and its backward.
-// forward: out[t, c] = table[tokens[t], c], one thread per (t, c). Token ids >= V read row 0
-// (the wrapper validates ids on the host; the kernel never reads out of bounds).
-// backward: dtable[v, c] += Σ_{t: tokens[t] = v} dout[t, c] (accumulates). No float atomics in
-// WGSL: one thread per (v, c) scans the token list — deterministic, O(V·C·N).
+// Token embedding gather and its backward (scatter-add), deterministic without atomics.
+//   forward:  out[t, c] = table[tokens[t], c], one thread per (t, c)                     (assigns)
+//             A token id >= V writes zeros (the wrapper validates host data; the kernel never
+//             reads out of bounds).
+//   link:     one thread per position t: next[t] = the next position t' > t with the same token
+//             (NONE at the end of the chain); bit 31 set when t is the first occurrence (the head).
+//             Out-of-range ids are never heads. O(N²) compares in all, N = nTokens.
+//   scatter:  one thread per (t, c) where t is a head: walks the chain in position order,
+//             dtable[v, c] += Σ dout[t', c] over the positions t' of token v        (accumulates)
+//             Each (v, c) has exactly one writer and a fixed summation order: deterministic.
+//             O(N·C) adds in all, independent of V.
+// Bindings: @binding(0) params {nTokens, V, C}; (1) tokens u32 (N), (2) table (V, C),
+// (3) out (N, C), (4) dout (N, C), (5) dtable (V, C), (6) next u32 (N) scratch, as each entry uses.
+// Dispatch: forward/scatter ceil(N·C / WG), link ceil(N / WG); folded 2-D by gpu.grid().
 // CPU reference: src/engine/ref/embedding.ts
 override WG: u32 = 256;
+
+const NONE: u32 = 0x7FFFFFFFu;
+const HEAD: u32 = 0x80000000u;
+
 struct Params { nTokens: u32, V: u32, C: u32, _p: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> tokens: array<u32>;
@@ -12,6 +25,7 @@ struct Params { nTokens: u32, V: u32, C: u32, _p: u32 }
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> dout: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dtable: array<f32>;
+@group(0) @binding(6) var<storage, read_write> next: array<u32>;
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -19,21 +33,43 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   if (i >= p.nTokens * p.C) { return; }
   let t = i / p.C;
   let c = i % p.C;
-  var tok = tokens[t];
-  if (tok >= p.V) { tok = 0u; }
-  out[i] = table[tok * p.C + c];
+  let tok = tokens[t];
+  var v = 0.0;
+  if (tok < p.V) { v = table[tok * p.C + c]; }
+  out[i] = v;
 }
 
 @compute @workgroup_size(WG)
-fn backward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let i = gid.x + gid.y * nwg.x * WG;
-  if (i >= p.V * p.C) { return; }
-  let v = i / p.C;
-  let c = i % p.C;
-  var s = 0.0;
-  var hit = false;
-  for (var t = 0u; t < p.nTokens; t++) {
-    if (tokens[t] == v) { s += dout[t * p.C + c]; hit = true; }
+fn link(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = gid.x + gid.y * nwg.x * WG;
+  if (t >= p.nTokens) { return; }
+  let tok = tokens[t];
+  if (tok >= p.V) { next[t] = NONE; return; }
+  var nxt = NONE;
+  for (var u = t + 1u; u < p.nTokens; u++) {
+    if (tokens[u] == tok) { nxt = u; break; }
   }
-  if (hit) { dtable[i] = dtable[i] + s; }
+  var head = HEAD;
+  for (var u = 0u; u < t; u++) {
+    if (tokens[u] == tok) { head = 0u; break; }
+  }
+  next[t] = nxt | head;
+}
+
+@compute @workgroup_size(WG)
+fn scatter(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= p.nTokens * p.C) { return; }
+  let t = i / p.C;
+  let c = i % p.C;
+  let nt = next[t];
+  if ((nt & HEAD) == 0u) { return; }
+  var s = dout[i];
+  var u = nt & NONE;
+  while (u < p.nTokens) {
+    s += dout[u * p.C + c];
+    u = next[u] & NONE;
+  }
+  let j = tokens[t] * p.C + c;
+  dtable[j] = dtable[j] + s;
 }

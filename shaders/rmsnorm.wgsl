@@ -1,52 +1,103 @@
 // RMSNorm (LLaMA): y = x / sqrt(mean(x²) + eps) * w over the last dim C; rows = B*T.
-// forward: one thread per row; writes y and rstd (rows) for the backward.
-// backward_dx: one thread per row, dx (assigns). backward_dw: one thread per column, looping over
-// rows (deterministic, no atomics), dw (accumulates).
+//   forward:      y (rows, C) assigns; rstd (rows) = 1/sqrt(mean(x²) + eps) assigns when
+//                 p.flags & 1 (saved for the backward).
+//   backward_dx:  dx = rstd·(w⊙dy) − x·rstd³/C·Σ_c(w·dy·x)                       (assigns)
+//   dw_partial:   part[k, c] = Σ_{r in chunk k} dy[r,c]·x[r,c]·rstd[r], chunks of CHUNK rows
+//   dw_reduce:    dw[c] += Σ_k part[k, c], k in order                            (accumulates)
+//   The dw sum over rows is two passes (per-chunk partials, then a fixed-order reduce): no
+//   atomics, deterministic, and rows·C/CHUNK threads of parallelism instead of C.
+// Row layout (forward, backward_dx): LANES threads per row, strided over C, then a tree reduction
+// in workgroup memory; a workgroup of WG threads holds WG/LANES rows. LANES = 1: one thread per
+// row, no barriers (CPU Vulkan). LANES = WG: a workgroup per row (real GPUs). LANES is a power of
+// two dividing WG.
+// Bindings: @binding(0) params {rows, C, eps, flags}; (1) x, (2) w, (3) y, (4) rstd, (5) dy,
+// (6) rstd_in, (7) dx, (8) dw, (9) part, as each entry uses.
+// Dispatch: forward/backward_dx ceil(rows / (WG/LANES)) workgroups; dw_partial
+// ceil(ceil(rows/CHUNK)·C / WG); dw_reduce ceil(C / WG); all folded 2-D by gpu.grid().
 // CPU reference: src/engine/ref/rmsnorm.ts
 override WG: u32 = 64;
-struct Params { rows: u32, C: u32, eps: f32, _p: u32 }
+override LANES: u32 = 1;
+override CHUNK: u32 = 64;
+
+struct Params { rows: u32, C: u32, eps: f32, flags: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> rstd: array<f32>;
-
-@compute @workgroup_size(WG)
-fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = gid.x + gid.y * nwg.x * WG;
-  if (r >= p.rows) { return; }
-  let base = r * p.C;
-  var ss = 0.0;
-  for (var i = 0u; i < p.C; i++) { let v = x[base + i]; ss += v * v; }
-  let rs = 1.0 / sqrt(ss / f32(p.C) + p.eps);
-  rstd[r] = rs;
-  for (var i = 0u; i < p.C; i++) { y[base + i] = x[base + i] * rs * w[i]; }
-}
-
-// backward: dx = rstd*(w*dy) - x * rstd³/C * Σ(w*dy*x)
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 @group(0) @binding(6) var<storage, read> rstd_in: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(9) var<storage, read_write> part: array<f32>;
 
-@compute @workgroup_size(WG)
-fn backward_dx(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let r = gid.x + gid.y * nwg.x * WG;
-  if (r >= p.rows) { return; }
-  let base = r * p.C;
-  let rs = rstd_in[r];
-  var dot = 0.0;
-  for (var i = 0u; i < p.C; i++) { dot += w[i] * dy[base + i] * x[base + i]; }
-  let k = rs * rs * rs * dot / f32(p.C);
-  for (var i = 0u; i < p.C; i++) { dx[base + i] = rs * w[i] * dy[base + i] - x[base + i] * k; }
+var<workgroup> red: array<f32, WG>;
+
+fn reduceSum(lid: u32, v: f32) -> f32 {
+  if (LANES == 1u) { return v; }
+  red[lid] = v;
+  workgroupBarrier();
+  let lane = lid % LANES;
+  for (var s = LANES / 2u; s > 0u; s = s / 2u) {
+    if (lane < s) { red[lid] = red[lid] + red[lid + s]; }
+    workgroupBarrier();
+  }
+  let out = red[lid - lane];
+  workgroupBarrier();
+  return out;
 }
 
 @compute @workgroup_size(WG)
-fn backward_dw(@builtin(global_invocation_id) gid: vec3u) {
-  let i = gid.x;
-  if (i >= p.C) { return; }
+fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let r = (wid.x + wid.y * nwg.x) * (WG / LANES) + lid / LANES;
+  let lane = lid % LANES;
+  let valid = r < p.rows;
+  let n = select(0u, p.C, valid);
+  let base = r * p.C;
+  var ss = 0.0;
+  for (var i = lane; i < n; i += LANES) { let v = x[base + i]; ss += v * v; }
+  ss = reduceSum(lid, ss);
+  let rs = 1.0 / sqrt(ss / f32(p.C) + p.eps);
+  if (valid && lane == 0u && (p.flags & 1u) != 0u) { rstd[r] = rs; }
+  for (var i = lane; i < n; i += LANES) { y[base + i] = x[base + i] * rs * w[i]; }
+}
+
+@compute @workgroup_size(WG)
+fn backward_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let r = (wid.x + wid.y * nwg.x) * (WG / LANES) + lid / LANES;
+  let lane = lid % LANES;
+  let valid = r < p.rows;
+  let n = select(0u, p.C, valid);
+  let base = r * p.C;
+  var rs = 0.0;
+  if (valid) { rs = rstd_in[r]; }
+  var acc = 0.0;
+  for (var i = lane; i < n; i += LANES) { acc += w[i] * dy[base + i] * x[base + i]; }
+  let dot = reduceSum(lid, acc);
+  let k = rs * rs * rs * dot / f32(p.C);
+  for (var i = lane; i < n; i += LANES) { dx[base + i] = rs * w[i] * dy[base + i] - x[base + i] * k; }
+}
+
+@compute @workgroup_size(WG)
+fn dw_partial(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  let nChunks = (p.rows + CHUNK - 1u) / CHUNK;
+  if (i >= nChunks * p.C) { return; }
+  let k = i / p.C;
+  let c = i % p.C;
+  let r1 = min(p.rows, (k + 1u) * CHUNK);
   var s = 0.0;
-  for (var r = 0u; r < p.rows; r++) { s += dy[r * p.C + i] * x[r * p.C + i] * rstd_in[r]; }
-  dw[i] = dw[i] + s;
+  for (var r = k * CHUNK; r < r1; r++) { s += dy[r * p.C + c] * x[r * p.C + c] * rstd_in[r]; }
+  part[i] = s;
+}
+
+@compute @workgroup_size(WG)
+fn dw_reduce(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let c = gid.x + gid.y * nwg.x * WG;
+  if (c >= p.C) { return; }
+  let nChunks = (p.rows + CHUNK - 1u) / CHUNK;
+  var s = 0.0;
+  for (var k = 0u; k < nChunks; k++) { s += part[k * p.C + c]; }
+  dw[c] = dw[c] + s;
 }

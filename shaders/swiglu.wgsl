@@ -1,6 +1,10 @@
-// SwiGLU: out = silu(gate) * up, element-wise over n = rows*H.
-// backward: dgate = dout*up*σ(g)*(1 + g*(1-σ(g))), dup = dout*silu(g) (both assign).
-// Dispatch: ceil(n/WG) folded 2-D. CPU reference: src/engine/ref/swiglu.ts
+// SwiGLU (LLaMA MLP): out = silu(gate) * up, element-wise over n = rows*H.
+//   forward:   out = g·σ(g)·u                                                    (assigns)
+//   backward:  dgate = dout·u·σ(g)·(1 + g·(1 − σ(g))),  dup = dout·g·σ(g)        (both assign)
+// σ is evaluated without overflow for large |g| (exp of a non-positive argument only).
+// Bindings: @binding(0) params {n}; (1) gate, (2) up, (3) out, (4) dout, (5) dgate, (6) dup, as
+// each entry uses. Dispatch: ceil(n/WG) workgroups folded 2-D by gpu.grid();
+// i = gid.x + gid.y*nwg.x*WG. CPU reference: src/engine/ref/swiglu.ts
 override WG: u32 = 256;
 struct Params { n: u32, _a: u32, _b: u32, _c: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -11,7 +15,11 @@ struct Params { n: u32, _a: u32, _b: u32, _c: u32 }
 @group(0) @binding(5) var<storage, read_write> dgate: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dup: array<f32>;
 
-fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+fn sigmoid(x: f32) -> f32 {
+  let e = exp(-abs(x));
+  let s = 1.0 / (1.0 + e);
+  return select(e * s, s, x >= 0.0);
+}
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {

@@ -1,32 +1,80 @@
-import { describe, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { dot, expectClose, finiteDiff, randn, testGpu, toF64 } from '../testing';
-import { rmsnormBackward, rmsnormForward } from './rmsnorm';
+import { rmsnormBackward, rmsnormForward, rmsnormLayout, type RmsnormOpts } from './rmsnorm';
 import { rmsnormBackwardRef, rmsnormForwardRef } from '../ref/rmsnorm';
+
+// lavapipe compiles barrier kernels slowly: the workgroup variant is covered by 32 lanes per row in
+// 64-thread workgroups (two rows per workgroup) on every shape, and 64 lanes (= WG) on one.
+const VARIANTS: { name: string; o: RmsnormOpts }[] = [
+  { name: 'thread', o: { variant: 'thread' } },
+  { name: 'workgroup/32 lanes', o: { variant: 'workgroup', lanes: 32 } },
+];
 
 describe('rmsnorm', () => {
   it('reference backward matches finite differences', () => {
-    const rows = 3, C = 7, eps = 1e-5;
-    const x = toF64(randn(rows * C, 1)), w = toF64(randn(C, 2)), dy = toF64(randn(rows * C, 3));
-    const { dx, dw } = rmsnormBackwardRef(dy, x, w, rows, C, eps);
-    expectClose('dx', dx, finiteDiff((xx) => dot(rmsnormForwardRef(xx, w, rows, C, eps).y, dy), x), { atol: 1e-8, rtol: 1e-6 });
-    expectClose('dw', dw, finiteDiff((ww) => dot(rmsnormForwardRef(x, ww, rows, C, eps).y, dy), w), { atol: 1e-8, rtol: 1e-6 });
-  });
-  for (const [rows, C] of [[1, 64], [5, 172], [300, 7]]) {
-    it(`GPU vs reference rows=${rows} C=${C}`, async () => {
-      const gpu = await testGpu();
+    for (const [rows, C] of [[3, 7], [1, 1], [2, 16]]) {
       const eps = 1e-5;
-      const x = randn(rows * C, 4), w = randn(C, 5), dy = randn(rows * C, 6), dw0 = randn(C, 7);
-      const tx = gpu.tensor('x', [rows, C], 'f32', x), tw = gpu.tensor('w', [C], 'f32', w), ty = gpu.tensor('y', [rows, C]), tr = gpu.tensor('rstd', [rows]);
-      rmsnormForward(gpu, ty, tr, tx, tw, rows, C, eps);
-      const ref = rmsnormForwardRef(x, w, rows, C, eps);
-      expectClose('y', await gpu.readF32(ty), ref.y, { atol: 1e-5, rtol: 1e-5 });
-      expectClose('rstd', await gpu.readF32(tr), ref.rstd, { atol: 1e-6, rtol: 1e-5 });
-      const tdy = gpu.tensor('dy', [rows, C], 'f32', dy), tdx = gpu.tensor('dx', [rows, C]), tdw = gpu.tensor('dw', [C], 'f32', dw0);
-      rmsnormBackward(gpu, tdx, tdw, tdy, tx, tw, tr, rows, C);
-      const g = rmsnormBackwardRef(dy, x, w, rows, C, eps);
-      expectClose('dx', await gpu.readF32(tdx), g.dx, { atol: 1e-5, rtol: 1e-4 });
-      expectClose('dw (accumulates)', await gpu.readF32(tdw), g.dw.map((v, i) => v + dw0[i]), { atol: 1e-4, rtol: 1e-4 });
-      for (const t of [tx, tw, ty, tr, tdy, tdx, tdw]) gpu.free(t);
-    });
+      const x = toF64(randn(rows * C, 1)), w = toF64(randn(C, 2)), dy = toF64(randn(rows * C, 3));
+      const { dx, dw } = rmsnormBackwardRef(dy, x, w, rows, C, eps);
+      expectClose('dx', dx, finiteDiff((xx) => dot(rmsnormForwardRef(xx, w, rows, C, eps).y, dy), x), { atol: 1e-8, rtol: 1e-6 });
+      expectClose('dw', dw, finiteDiff((ww) => dot(rmsnormForwardRef(x, ww, rows, C, eps).y, dy), w), { atol: 1e-8, rtol: 1e-6 });
+    }
+  });
+
+  async function check(rows: number, C: number, o: RmsnormOpts): Promise<void> {
+    const gpu = await testGpu();
+    const eps = 1e-5;
+    const x = randn(rows * C, 4 + rows, 2), w = randn(C, 5), dy = randn(rows * C, 6), dw0 = randn(C, 7);
+    const tx = gpu.tensor('x', [rows, C], 'f32', x), tw = gpu.tensor('w', [C], 'f32', w), ty = gpu.tensor('y', [rows, C], 'f32', randn(rows * C, 8)), tr = gpu.tensor('rstd', [rows]);
+    rmsnormForward(gpu, ty, tr, tx, tw, rows, C, eps, o);
+    const ref = rmsnormForwardRef(x, w, rows, C, eps);
+    expectClose('y', await gpu.readF32(ty), ref.y, { atol: 1e-5, rtol: 1e-5 });
+    expectClose('rstd', await gpu.readF32(tr), ref.rstd, { atol: 1e-6, rtol: 1e-5 });
+    // without rstd: same y
+    const ty2 = gpu.tensor('y2', [rows, C]);
+    rmsnormForward(gpu, ty2, null, tx, tw, rows, C, eps, o);
+    expectClose('y (no rstd)', await gpu.readF32(ty2), ref.y, { atol: 1e-5, rtol: 1e-5 });
+    const tdy = gpu.tensor('dy', [rows, C], 'f32', dy), tdx = gpu.tensor('dx', [rows, C], 'f32', randn(rows * C, 9)), tdw = gpu.tensor('dw', [C], 'f32', dw0);
+    rmsnormBackward(gpu, tdx, tdw, tdy, tx, tw, tr, rows, C, o);
+    const g = rmsnormBackwardRef(dy, x, w, rows, C, eps);
+    expectClose('dx (assigns)', await gpu.readF32(tdx), g.dx, { atol: 1e-5, rtol: 1e-4 });
+    const dwTol = { atol: 1e-5 * Math.sqrt(rows), rtol: 1e-4 };
+    expectClose('dw (accumulates)', await gpu.readF32(tdw), g.dw.map((v, i) => v + dw0[i]), dwTol);
+    // a second backward adds again; a frozen norm (dw null) leaves dw alone
+    rmsnormBackward(gpu, tdx, tdw, tdy, tx, tw, tr, rows, C, o);
+    rmsnormBackward(gpu, tdx, null, tdy, tx, tw, tr, rows, C, o);
+    expectClose('dw (accumulates twice)', await gpu.readF32(tdw), g.dw.map((v, i) => 2 * v + dw0[i]), dwTol);
+    expectClose('dx (assigns, again)', await gpu.readF32(tdx), g.dx, { atol: 1e-5, rtol: 1e-4 });
+    for (const t of [tx, tw, ty, ty2, tr, tdy, tdx, tdw]) gpu.free(t);
   }
+
+  for (const { name, o } of VARIANTS)
+    for (const rows of [1, 5, 300])
+      for (const C of [64, 172, 7])
+        it(`${name}: GPU vs reference rows=${rows} C=${C}`, () => check(rows, C, o));
+
+  it('workgroup, one 64-lane workgroup per row: rows=300 C=172', () => check(300, 172, { variant: 'workgroup', lanes: 64 }));
+
+  it('dw is deterministic (bitwise) and matches at rows=2048 C=288 (32 partial chunks)', async () => {
+    const gpu = await testGpu();
+    const rows = 2048, C = 288;
+    const x = randn(rows * C, 1), w = randn(C, 2), dy = randn(rows * C, 3);
+    const tx = gpu.tensor('x', [rows, C], 'f32', x), tw = gpu.tensor('w', [C], 'f32', w), ty = gpu.tensor('y', [rows, C]), tr = gpu.tensor('rstd', [rows]);
+    const tdy = gpu.tensor('dy', [rows, C], 'f32', dy), tdx = gpu.tensor('dx', [rows, C]), dwA = gpu.tensor('dwA', [C]), dwB = gpu.tensor('dwB', [C]);
+    rmsnormForward(gpu, ty, tr, tx, tw, rows, C, 1e-5);
+    rmsnormBackward(gpu, tdx, dwA, tdy, tx, tw, tr, rows, C);
+    rmsnormBackward(gpu, tdx, dwB, tdy, tx, tw, tr, rows, C);
+    const a = await gpu.readF32(dwA), b = await gpu.readF32(dwB);
+    expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
+    expectClose('dw', a, rmsnormBackwardRef(dy, x, w, rows, C, 1e-5).dw, { atol: 1e-4, rtol: 1e-4 });
+    for (const t of [tx, tw, ty, tr, tdy, tdx, dwA, dwB]) gpu.free(t);
+  });
+
+  it('layout', async () => {
+    const gpu = await testGpu();
+    expect(rmsnormLayout(gpu, 4096, 'workgroup')).toEqual({ WG: 256, LANES: 256 });
+    expect(rmsnormLayout(gpu, 64, 'workgroup')).toEqual({ WG: 64, LANES: 32 });
+    expect(rmsnormLayout(gpu, 64, 'thread')).toEqual({ WG: 64, LANES: 1 });
+    expect(() => rmsnormLayout(gpu, 64, 'workgroup', 3)).toThrow(/power of two/);
+  });
 });

@@ -1,12 +1,18 @@
-// float64 reference for shaders/embedding.wgsl
-export function embeddingForwardRef(tokens: ArrayLike<number>, table: ArrayLike<number>, C: number): Float64Array {
+// float64 reference for shaders/embedding.wgsl. Ids outside [0, V) give a zero row and no gradient.
+export function embeddingForwardRef(tokens: ArrayLike<number>, table: ArrayLike<number>, C: number, V = Math.floor(table.length / C)): Float64Array {
   const out = new Float64Array(tokens.length * C);
-  for (let t = 0; t < tokens.length; t++) for (let c = 0; c < C; c++) out[t * C + c] = table[tokens[t] * C + c];
+  for (let t = 0; t < tokens.length; t++) {
+    if (!(tokens[t] >= 0 && tokens[t] < V)) continue;
+    for (let c = 0; c < C; c++) out[t * C + c] = table[tokens[t] * C + c];
+  }
   return out;
 }
 /** dtable contribution (the kernel adds it) */
 export function embeddingBackwardRef(dout: ArrayLike<number>, tokens: ArrayLike<number>, V: number, C: number): Float64Array {
   const d = new Float64Array(V * C);
-  for (let t = 0; t < tokens.length; t++) for (let c = 0; c < C; c++) d[tokens[t] * C + c] += dout[t * C + c];
+  for (let t = 0; t < tokens.length; t++) {
+    if (!(tokens[t] >= 0 && tokens[t] < V)) continue;
+    for (let c = 0; c < C; c++) d[tokens[t] * C + c] += dout[t * C + c];
+  }
   return d;
 }

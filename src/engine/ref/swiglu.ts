@@ -1,5 +1,5 @@
 // float64 reference for shaders/swiglu.wgsl
-const sig = (x: number) => 1 / (1 + Math.exp(-x));
+const sig = (x: number) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
 export function swigluForwardRef(gate: ArrayLike<number>, up: ArrayLike<number>): Float64Array {
   return Float64Array.from({ length: gate.length }, (_, i) => gate[i] * sig(gate[i]) * up[i]);
 }
