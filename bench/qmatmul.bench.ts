@@ -1,12 +1,17 @@
-// int4 (group 32, asymmetric) packed matmul figures at the same shapes as the fp32 bench.
+// int4 (group 32, asymmetric) packed matmul: GEMV (M = 1, decode) and GEMM (M = 256) at K = N in
+// {256, 512, 1024, 2048}, every kernel variant that applies, and the backward dX (M = 256).
+// ms is per call: short calls are batched several per GPU sync, slow ones get fewer repetitions
+// (about budgetMs per row) so the whole run stays near 30-40 s on CPU Vulkan. GB/s counts the bytes a call must
+// move at least: packed codes + scales + zeros + x + y. Figures are printed, never asserted.
 import type { Gpu } from '../src/engine/gpu/runtime';
-import { qmatmulForward, type GpuPacked } from '../src/engine/ops/qmatmul';
+import { isSoftwareAdapter, pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, type GpuPacked, type QmatmulVariant } from '../src/engine/ops/qmatmul';
 import { quantizeHost } from '../src/engine/quant/pack';
 import { randn } from '../src/engine/testing';
 import { timeIt, type BenchRow } from './types';
 
-export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048]): Promise<BenchRow[]> {
+export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048], opts: { budgetMs?: number } = {}): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
+  const budget = opts.budgetMs ?? 2500; // per (shape, variant): fewer repetitions for slow cases
   for (const K of sizes) {
     const N = K;
     const p = quantizeHost(randn(N * K, 1, 0.05), N, K, { bits: 4, group: 32, sym: false });
@@ -20,18 +25,39 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048]): Pr
     for (const M of [1, 256]) {
       const x = gpu.tensor('bench.x', [M, K], 'f32', randn(M * K, 2));
       const y = gpu.tensor('bench.y', [M, N]);
-      const variants = M === 1 ? (['gemm', 'gemv', 'gemv_rows'] as const) : (['gemm'] as const);
+      const variants: (Exclude<QmatmulVariant, 'auto'> | 'dx' | 'dx_wg')[] = M === 1 ? ['gemv_rows', 'gemv'] : ['gemm', 'gemm_wg', 'dx', 'dx_wg'];
+      const autoDx = isSoftwareAdapter(gpu) ? 'dx' : 'dx_wg';
+      const dx = M === 1 ? null : gpu.tensor('bench.dx', [M, K]);
+      const auto = pickQmatmulVariant(gpu, M);
       for (const v of variants) {
-        const reps = M === 1 ? 20 : 2;
+        const call = () => (v === 'dx' || v === 'dx_wg' ? qmatmulBackwardInput(gpu, dx!, y, w, M, false, v) : qmatmulForward(gpu, y, x, w, M, v));
+        const once = async () => {
+          call();
+          await gpu.sync();
+        };
+        const t0 = performance.now();
+        await once(); // compile + warm
+        const first = performance.now() - t0;
+        // batch several calls per sync when a call is short, so the sync overhead does not dominate
+        const reps = Math.max(1, Math.min(50, Math.floor(20 / Math.max(first, 0.05))));
+        const iters = Math.max(1, Math.min(7, Math.floor(budget / Math.max(first * reps, 1))));
         const ms =
           (await timeIt(async () => {
-            for (let r = 0; r < reps; r++) qmatmulForward(gpu, y, x, w, M, v);
+            for (let r = 0; r < reps; r++) call();
             await gpu.sync();
-          }, M === 1 ? 5 : 3, 1)) / reps;
-        rows.push({ name: `int4 ${M === 1 ? 'gemv' : 'gemm'} (${v})`, shape: `M=${M} K=${K} N=${N}`, ms, gflops: (2 * M * N * K) / ms / 1e6, gbps: (packed + 4 * (M * K + M * N)) / ms / 1e6 });
+          }, iters, 0)) / reps;
+        rows.push({
+          name: v === 'dx' || v === 'dx_wg' ? `int4 dx=dy·W (${v})` : `int4 ${M === 1 ? 'gemv' : 'gemm'} (${v})`,
+          shape: `M=${M} K=${K} N=${N}`,
+          ms,
+          gflops: (2 * M * N * K) / ms / 1e6,
+          gbps: (packed + 4 * (M * K + M * N)) / ms / 1e6,
+          note: v === auto || v === autoDx ? 'auto' : '',
+        });
       }
       gpu.free(x);
       gpu.free(y);
+      gpu.free(dx);
     }
     for (const t of [w.codes, w.scales, w.zeros]) gpu.free(t);
   }

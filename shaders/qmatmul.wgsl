@@ -1,14 +1,37 @@
 // Low-bit dequant-matmul that reads packed codes directly (layout: src/engine/quant/pack.ts):
-//   y (M, N) = x (M, K) · dequant(W)ᵀ,  dequant(W)[n, k] = (code[n, k] − zero[n, g]) · scale[n, g]
-// computed per group as scale·(Σ x·code − zero·Σ x), so the inner loop is integer unpack + FMA.
-//   gemm:  one thread per 4 (m) × 4 (n) tile, no workgroup memory (CPU Vulkan friendly).
-//   gemv:  M = 1, one workgroup per output row, threads stride over groups, tree reduction in
-//          workgroup memory (what real GPUs want for decoding).
-//   dx:    dX (M, K) (=, or += with accumulate) dY (M, N) · dequant(W) (N, K), one thread per 4 (m) × 4 (k) tile.
-// Bindings: 0 params, 1 x / dY (read), 2 codes u32, 3 scales, 4 zeros, 5 y / dX (read_write).
-// CPU reference: src/engine/ref/quant.ts
-override WG: u32 = 64;
-struct Params { M: u32, N: u32, K: u32, group: u32, nBlocks: u32, wordsPerRow: u32, bits: u32, cpw: u32, accumulate: u32, _a: u32, _b: u32, _c: u32 }
+//   y (M, N) = x (M, K) · dequant(W)ᵀ,   dequant(W)[n, k] = (code[n, k] − zero[n, g]) · scale[n, g]
+//   dX (M, K) (=, or += with p.accumulate) dY (M, N) · dequant(W) (N, K)
+// The weight is never expanded to fp32 in GPU memory: codes are unpacked in registers (or, in the
+// workgroup-memory kernels, into a 64×16 / 16×64 tile in workgroup memory).
+// Code j of row n is the weight at column k = j (blocks are contiguous; only the last block has
+// padding, after K). Kernels walk K in chunks of 8 codes aligned to 8 (absolute index): for every
+// bit width such a chunk spans at most two u32 words (lo, hi), so a chunk costs 2 loads per row.
+// Group scales are applied once per group: y += scale·Σ_k x·(code − zero).
+// Entries (bits 2, 3, 4 or 8 is a uniform; cpw = floor(32 / bits) codes per word). Checked on
+// lavapipe (tests) and on an H100 through Dawn/Vulkan (same cases, all variants exact to 2e-4):
+//   gemm       (8, 8) threads, each a 4 (m) × 8 (n) register tile, no workgroup memory (CPU Vulkan;
+//              4×8 measured 1.5x faster than 4×4 and 8×8 on lavapipe). dispatch (ceil(N/64), ceil(M/32)).
+//   gemm_wg    (16, 16) threads, 64 × 64 output tile, x and dequantized W staged through workgroup
+//              memory 16 columns of K at a time (real GPUs). dispatch (ceil(N/64), ceil(M/64)).
+//   gemv       M = 1: one workgroup of WG threads per output row, threads stride over 8-code
+//              chunks, tree reduction in workgroup memory (real GPUs). dispatch gpu.grid(N).
+//   gemv_rows  M = 1: one thread per 8 output rows walking K, no barriers (CPU Vulkan).
+//              dispatch gpu.grid(ceil(N / (8·WG))).
+//   dx         (8, 8) threads, each an 8 (m) × 8 (k) register tile (one code chunk), loops over n,
+//              no workgroup memory (CPU Vulkan). Needs every 8-chunk inside one group (group % 8
+//              = 0, or per-channel); the wrapper runs dx_wg otherwise. dispatch (ceil(K/64), ceil(M/64)).
+//   dx_wg      the same through workgroup memory: 64 × 64 tile, (16, 16) threads (real GPUs).
+//              dispatch (ceil(K/64), ceil(M/64)).
+//   Both dX entries assign, or accumulate (+=) with p.accumulate (an activation gradient).
+// Bindings: 0 params, 1 x / dY (read), 2 codes u32 (read), 3 scales f32 (read), 4 zeros f32
+// (read), 5 y / dX (read_write).
+// CPU reference: src/engine/ref/quant.ts (qmatmulRef, qmatmulDxRef).
+override WG: u32 = 64u;
+
+// bits, cpw = floor(32 / bits), span = cpw·bits (bits used per word), mask = 2^bits − 1 are
+// uniforms, not overrides: one pipeline per entry serves every bit width (CPU Vulkan compiles
+// each pipeline for seconds). Divisions by cpw happen once per 8-code chunk, not per code.
+struct Params { M: u32, N: u32, K: u32, group: u32, nBlocks: u32, wordsPerRow: u32, accumulate: u32, bits: u32, cpw: u32, span: u32, mask: u32, _a: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> codes: array<u32>;
@@ -16,53 +39,161 @@ struct Params { M: u32, N: u32, K: u32, group: u32, nBlocks: u32, wordsPerRow: u
 @group(0) @binding(4) var<storage, read> zeros: array<f32>;
 @group(0) @binding(5) var<storage, read_write> y: array<f32>;
 
+// Code t (t < 8) of a chunk whose first code sits at bit `off` of word lo (the rest run on into hi).
+fn unpack4(lo: vec4u, hi: vec4u, off: u32, t: u32) -> vec4f {
+  let pos = off + t * p.bits;
+  let inHi = pos >= p.span;
+  let w = select(lo, hi, inHi);
+  return vec4f((w >> vec4u(select(pos, pos - p.span, inHi))) & vec4u(p.mask));
+}
+
+fn unpack1(lo: u32, hi: u32, off: u32, t: u32) -> f32 {
+  let pos = off + t * p.bits;
+  let inHi = pos >= p.span;
+  return f32((select(lo, hi, inHi) >> select(pos, pos - p.span, inHi)) & p.mask);
+}
+
 fn code_at(n: u32, j: u32) -> f32 {
-  let w = codes[n * p.wordsPerRow + j / p.cpw];
-  return f32((w >> ((j % p.cpw) * p.bits)) & ((1u << p.bits) - 1u));
+  return f32((codes[n * p.wordsPerRow + j / p.cpw] >> ((j % p.cpw) * p.bits)) & p.mask);
+}
+
+// Output stores of register tiles (one row of 4 or 8 values), bounds-checked. Kept small: a large
+// unrolled, branchy epilogue (e.g. an 8×8 tile with an accumulate branch per element) cost lavapipe
+// several seconds of compile time per pipeline.
+fn store4(m: u32, n0: u32, v: vec4f) {
+  if (m >= p.M) { return; }
+  for (var b = 0u; b < 4u; b++) {
+    if (n0 + b < p.N) { y[m * p.N + n0 + b] = v[b]; }
+  }
+}
+
+fn store8(m: u32, n0: u32, lo: vec4f, hi: vec4f) {
+  if (m >= p.M) { return; }
+  for (var b = 0u; b < 4u; b++) {
+    if (n0 + b < p.N) { y[m * p.N + n0 + b] = lo[b]; }
+    if (n0 + 4u + b < p.N) { y[m * p.N + n0 + 4u + b] = hi[b]; }
+  }
+}
+
+// dX rows (width K), assigning or accumulating. Branch-free (the branch made lavapipe compile the
+// dx kernel 3x longer); select() ignores the old value, even NaN, when assigning.
+fn put(idx: u32, v: f32) {
+  y[idx] = v + select(0.0, y[idx], p.accumulate != 0u);
+}
+
+fn store_dx4(m: u32, k0: u32, v: vec4f) {
+  if (m >= p.M) { return; }
+  for (var b = 0u; b < 4u; b++) {
+    if (k0 + b < p.K) { put(m * p.K + k0 + b, v[b]); }
+  }
 }
 
 @compute @workgroup_size(8, 8)
 fn gemm(@builtin(global_invocation_id) gid: vec3u) {
-  let n0 = gid.x * 4u;
+  let n0 = gid.x * 8u;
   let m0 = gid.y * 4u;
   if (n0 >= p.N || m0 >= p.M) { return; }
-  var ms: array<u32, 4>;
-  var ns: array<u32, 4>;
-  for (var t = 0u; t < 4u; t++) { ms[t] = min(m0 + t, p.M - 1u); ns[t] = min(n0 + t, p.N - 1u); }
-  var acc: array<array<f32, 4>, 4>;
+  // out-of-range rows are clamped to valid ones; their results are discarded
+  let xr = vec4u(min(vec4u(m0) + vec4u(0u, 1u, 2u, 3u), vec4u(p.M - 1u))) * p.K;
+  let nr = min(vec4u(n0) + vec4u(0u, 1u, 2u, 3u), vec4u(p.N - 1u));
+  let nr2 = min(vec4u(n0) + vec4u(4u, 5u, 6u, 7u), vec4u(p.N - 1u));
+  let rw = nr * p.wordsPerRow;
+  let rw2 = nr2 * p.wordsPerRow;
+  let rs = nr * p.nBlocks;
+  let rs2 = nr2 * p.nBlocks;
+  var acc: array<vec4f, 8>;
   for (var g = 0u; g < p.nBlocks; g++) {
     let k0 = g * p.group;
     let k1 = min(p.K, k0 + p.group);
-    // explicit zeroing: some compilers hoist a loop-local var out of the loop
-    var dot: array<vec4f, 4>;
-    for (var a = 0u; a < 4u; a++) { dot[a] = vec4f(0.0); }
-    var xs = vec4f(0.0);
-    for (var k = k0; k < k1; k++) {
-      let xv = vec4f(x[ms[0] * p.K + k], x[ms[1] * p.K + k], x[ms[2] * p.K + k], x[ms[3] * p.K + k]);
-      xs += xv;
-      let cv = vec4f(code_at(ns[0], k), code_at(ns[1], k), code_at(ns[2], k), code_at(ns[3], k));
-      for (var a = 0u; a < 4u; a++) {
-        dot[a][0] += xv[a] * cv[0];
-        dot[a][1] += xv[a] * cv[1];
-        dot[a][2] += xv[a] * cv[2];
-        dot[a][3] += xv[a] * cv[3];
+    let zv = vec4f(zeros[rs.x + g], zeros[rs.y + g], zeros[rs.z + g], zeros[rs.w + g]);
+    let zv2 = vec4f(zeros[rs2.x + g], zeros[rs2.y + g], zeros[rs2.z + g], zeros[rs2.w + g]);
+    var d: array<vec4f, 8>;
+    for (var i = 0u; i < 8u; i++) { d[i] = vec4f(0.0); }
+    // chunks aligned to 8; a chunk straddling a group edge (odd group sizes only) is masked
+    for (var kc = k0 & ~7u; kc < k1; kc += 8u) {
+      let lw = kc / p.cpw;
+      let off = (kc - lw * p.cpw) * p.bits;
+      let hw = lw + select(0u, 1u, off + 7u * p.bits >= p.span);
+      let lo = vec4u(codes[rw.x + lw], codes[rw.y + lw], codes[rw.z + lw], codes[rw.w + lw]);
+      let hi = vec4u(codes[rw.x + hw], codes[rw.y + hw], codes[rw.z + hw], codes[rw.w + hw]);
+      let lo2 = vec4u(codes[rw2.x + lw], codes[rw2.y + lw], codes[rw2.z + lw], codes[rw2.w + lw]);
+      let hi2 = vec4u(codes[rw2.x + hw], codes[rw2.y + hw], codes[rw2.z + hw], codes[rw2.w + hw]);
+      for (var t = 0u; t < 8u; t++) {
+        let j = kc + t;
+        let cv = unpack4(lo, hi, off, t) - zv;
+        let cv2 = unpack4(lo2, hi2, off, t) - zv2;
+        let xv = select(vec4f(0.0), vec4f(x[xr.x + j], x[xr.y + j], x[xr.z + j], x[xr.w + j]), j >= k0 && j < k1);
+        d[0] += xv.x * cv; d[1] += xv.x * cv2;
+        d[2] += xv.y * cv; d[3] += xv.y * cv2;
+        d[4] += xv.z * cv; d[5] += xv.z * cv2;
+        d[6] += xv.w * cv; d[7] += xv.w * cv2;
       }
     }
-    for (var b = 0u; b < 4u; b++) {
-      let s = scales[ns[b] * p.nBlocks + g];
-      let z = zeros[ns[b] * p.nBlocks + g];
-      for (var a = 0u; a < 4u; a++) { acc[a][b] += s * (dot[a][b] - z * xs[a]); }
-    }
+    let sv = vec4f(scales[rs.x + g], scales[rs.y + g], scales[rs.z + g], scales[rs.w + g]);
+    let sv2 = vec4f(scales[rs2.x + g], scales[rs2.y + g], scales[rs2.z + g], scales[rs2.w + g]);
+    for (var a = 0u; a < 4u; a++) { acc[2u * a] += sv * d[2u * a]; acc[2u * a + 1u] += sv2 * d[2u * a + 1u]; }
   }
-  for (var a = 0u; a < 4u; a++) {
-    if (m0 + a >= p.M) { break; }
-    for (var b = 0u; b < 4u; b++) {
-      if (n0 + b >= p.N) { break; }
-      y[(m0 + a) * p.N + n0 + b] = acc[a][b];
-    }
-  }
+  for (var a = 0u; a < 4u; a++) { store8(m0 + a, n0, acc[2u * a], acc[2u * a + 1u]); }
 }
 
+// ---------------------------------------------------------------- workgroup-memory GEMM
+// Tiles in workgroup memory, column-major: xs[kk·64 + i] holds x row mBase + i at column kb + kk,
+// ws[kk·64 + j] the dequantized W row nBase + j (a thread reads 4 consecutive floats of each).
+// Flat f32 arrays: writing vec4 components by a dynamic index made lavapipe compile for 10+ s.
+var<workgroup> xs: array<f32, 1024>;
+var<workgroup> ws: array<f32, 1024>;
+
+fn xs4(i: u32) -> vec4f { return vec4f(xs[i], xs[i + 1u], xs[i + 2u], xs[i + 3u]); }
+fn ws4(i: u32) -> vec4f { return vec4f(ws[i], ws[i + 1u], ws[i + 2u], ws[i + 3u]); }
+
+@compute @workgroup_size(16, 16)
+fn gemm_wg(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let li = lid.y * 16u + lid.x;
+  let mBase = wid.y * 64u;
+  let nBase = wid.x * 64u;
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  var acc3 = vec4f(0.0);
+  for (var kb = 0u; kb < p.K; kb += 16u) {
+    // 1024 elements of each tile, 4 per thread; 16 consecutive threads read 16 consecutive columns
+    for (var r = 0u; r < 4u; r++) {
+      let e = li + 256u * r;
+      let row = e / 16u;
+      let kk = e % 16u;
+      let k = kb + kk;
+      let m = mBase + row;
+      let n = nBase + row;
+      var xv = 0.0;
+      if (m < p.M && k < p.K) { xv = x[m * p.K + k]; }
+      var wv = 0.0;
+      if (n < p.N && k < p.K) {
+        let sb = n * p.nBlocks + k / p.group;
+        wv = (code_at(n, k) - zeros[sb]) * scales[sb];
+      }
+      xs[kk * 64u + row] = xv;
+      ws[kk * 64u + row] = wv;
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < 16u; kk++) {
+      let av = xs4(kk * 64u + lid.y * 4u);
+      let bv = ws4(kk * 64u + lid.x * 4u);
+      acc0 += av.x * bv;
+      acc1 += av.y * bv;
+      acc2 += av.z * bv;
+      acc3 += av.w * bv;
+    }
+    workgroupBarrier();
+  }
+  let m0 = mBase + lid.y * 4u;
+  let n0 = nBase + lid.x * 4u;
+  store4(m0, n0, acc0);
+  store4(m0 + 1u, n0, acc1);
+  store4(m0 + 2u, n0, acc2);
+  store4(m0 + 3u, n0, acc3);
+}
+
+// ---------------------------------------------------------------- GEMV (M = 1)
 var<workgroup> part: array<f32, 256>;
 
 @compute @workgroup_size(WG)
@@ -70,17 +201,30 @@ fn gemv(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   let n = wid.x + wid.y * nwg.x;
   var s = 0.0;
   if (n < p.N) {
-    for (var g = lid.x; g < p.nBlocks; g += WG) {
-      let k0 = g * p.group;
-      let k1 = min(p.K, k0 + p.group);
-      var dot = 0.0;
-      var xs = 0.0;
-      for (var k = k0; k < k1; k++) {
-        let xv = x[k];
-        xs += xv;
-        dot += xv * code_at(n, k);
+    let rw = n * p.wordsPerRow;
+    let rs = n * p.nBlocks;
+    for (var kc = lid.x * 8u; kc < p.K; kc += WG * 8u) {
+      let lw = kc / p.cpw;
+      let off = (kc - lw * p.cpw) * p.bits;
+      let lo = codes[rw + lw];
+      let hi = codes[rw + lw + select(0u, 1u, off + 7u * p.bits >= p.span)];
+      let kEnd = min(kc + 8u, p.K);
+      let g = kc / p.group;
+      if ((kEnd - 1u) / p.group == g) {
+        // the whole chunk lies in one group
+        let z = zeros[rs + g];
+        var d = 0.0;
+        for (var t = 0u; t < 8u; t++) {
+          let j = kc + t;
+          d += select(0.0, x[j], j < kEnd) * (unpack1(lo, hi, off, t) - z);
+        }
+        s += scales[rs + g] * d;
+      } else {
+        for (var t = 0u; t < kEnd - kc; t++) {
+          let gt = rs + (kc + t) / p.group;
+          s += x[kc + t] * (unpack1(lo, hi, off, t) - zeros[gt]) * scales[gt];
+        }
       }
-      s += scales[n * p.nBlocks + g] * (dot - zeros[n * p.nBlocks + g] * xs);
     }
   }
   part[lid.x] = s;
@@ -92,72 +236,149 @@ fn gemv(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
   if (lid.x == 0u && n < p.N) { y[n] = part[0]; }
 }
 
-// GEMV, one thread per output row walking the packed words (no per-element division; the group
-// boundary is tracked incrementally). No workgroup memory: the variant CPU Vulkan prefers.
 @compute @workgroup_size(WG)
 fn gemv_rows(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let n = gid.x + gid.y * nwg.x * WG;
-  if (n >= p.N) { return; }
-  let mask = (1u << p.bits) - 1u;
-  let rowW = n * p.wordsPerRow;
-  let rowS = n * p.nBlocks;
-  var g = 0u;
-  var nextB = p.group;
-  var s = scales[rowS];
-  var z = zeros[rowS];
-  var acc = 0.0;
-  var part = 0.0;
-  var k = 0u;
-  for (var wi = 0u; wi < p.wordsPerRow; wi++) {
-    let word = codes[rowW + wi];
-    for (var t = 0u; t < p.cpw; t++) {
-      if (k >= p.K) { break; }
-      if (k == nextB) {
-        acc += s * part;
-        part = 0.0;
-        g++;
-        nextB += p.group;
-        s = scales[rowS + g];
-        z = zeros[rowS + g];
+  let n0 = (gid.x + gid.y * nwg.x * WG) * 8u;
+  if (n0 >= p.N) { return; }
+  let nr = min(vec4u(n0) + vec4u(0u, 1u, 2u, 3u), vec4u(p.N - 1u));
+  let nr2 = min(vec4u(n0) + vec4u(4u, 5u, 6u, 7u), vec4u(p.N - 1u));
+  let rw = nr * p.wordsPerRow;
+  let rw2 = nr2 * p.wordsPerRow;
+  let rs = nr * p.nBlocks;
+  let rs2 = nr2 * p.nBlocks;
+  var acc = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  for (var g = 0u; g < p.nBlocks; g++) {
+    let k0 = g * p.group;
+    let k1 = min(p.K, k0 + p.group);
+    let zv = vec4f(zeros[rs.x + g], zeros[rs.y + g], zeros[rs.z + g], zeros[rs.w + g]);
+    let zv2 = vec4f(zeros[rs2.x + g], zeros[rs2.y + g], zeros[rs2.z + g], zeros[rs2.w + g]);
+    var d = vec4f(0.0);
+    var d2 = vec4f(0.0);
+    for (var kc = k0 & ~7u; kc < k1; kc += 8u) {
+      let lw = kc / p.cpw;
+      let off = (kc - lw * p.cpw) * p.bits;
+      let hw = lw + select(0u, 1u, off + 7u * p.bits >= p.span);
+      let lo = vec4u(codes[rw.x + lw], codes[rw.y + lw], codes[rw.z + lw], codes[rw.w + lw]);
+      let hi = vec4u(codes[rw.x + hw], codes[rw.y + hw], codes[rw.z + hw], codes[rw.w + hw]);
+      let lo2 = vec4u(codes[rw2.x + lw], codes[rw2.y + lw], codes[rw2.z + lw], codes[rw2.w + lw]);
+      let hi2 = vec4u(codes[rw2.x + hw], codes[rw2.y + hw], codes[rw2.z + hw], codes[rw2.w + hw]);
+      for (var t = 0u; t < 8u; t++) {
+        let j = kc + t;
+        let xv = select(0.0, x[j], j >= k0 && j < k1);
+        d += xv * (unpack4(lo, hi, off, t) - zv);
+        d2 += xv * (unpack4(lo2, hi2, off, t) - zv2);
       }
-      part += x[k] * (f32((word >> (t * p.bits)) & mask) - z);
-      k++;
     }
+    acc += vec4f(scales[rs.x + g], scales[rs.y + g], scales[rs.z + g], scales[rs.w + g]) * d;
+    acc2 += vec4f(scales[rs2.x + g], scales[rs2.y + g], scales[rs2.z + g], scales[rs2.w + g]) * d2;
   }
-  y[n] = acc + s * part;
+  store8(0u, n0, acc, acc2);
 }
 
-// dX (M, K) = dY (M, N) · dequant(W): x holds dY here, y receives dX.
+// ---------------------------------------------------------------- dX = dY · dequant(W)
+// x holds dY (M, N) here, y receives dX (M, K).
 @compute @workgroup_size(8, 8)
 fn dx(@builtin(global_invocation_id) gid: vec3u) {
-  let k0 = gid.x * 4u;
-  let m0 = gid.y * 4u;
-  if (k0 >= p.K || m0 >= p.M) { return; }
-  var ms: array<u32, 4>;
-  var ks: array<u32, 4>;
-  var gs: array<u32, 4>;
-  for (var t = 0u; t < 4u; t++) { ms[t] = min(m0 + t, p.M - 1u); ks[t] = min(k0 + t, p.K - 1u); gs[t] = ks[t] / p.group; }
-  var acc: array<array<f32, 4>, 4>;
+  let kc = gid.x * 8u;
+  let m0 = gid.y * 8u;
+  if (kc >= p.K || m0 >= p.M) { return; }
+  let yr = vec4u(min(vec4u(m0) + vec4u(0u, 1u, 2u, 3u), vec4u(p.M - 1u))) * p.N;
+  let yr2 = vec4u(min(vec4u(m0) + vec4u(4u, 5u, 6u, 7u), vec4u(p.M - 1u))) * p.N;
+  let g = kc / p.group;
+  let lw = kc / p.cpw;
+  let off = (kc - lw * p.cpw) * p.bits;
+  var a0l = vec4f(0.0); var a0h = vec4f(0.0);
+  var a1l = vec4f(0.0); var a1h = vec4f(0.0);
+  var a2l = vec4f(0.0); var a2h = vec4f(0.0);
+  var a3l = vec4f(0.0); var a3h = vec4f(0.0);
+  var a4l = vec4f(0.0); var a4h = vec4f(0.0);
+  var a5l = vec4f(0.0); var a5h = vec4f(0.0);
+  var a6l = vec4f(0.0); var a6h = vec4f(0.0);
+  var a7l = vec4f(0.0); var a7h = vec4f(0.0);
   for (var n = 0u; n < p.N; n++) {
-    let dyv = vec4f(x[ms[0] * p.N + n], x[ms[1] * p.N + n], x[ms[2] * p.N + n], x[ms[3] * p.N + n]);
-    var wv: vec4f;
-    for (var b = 0u; b < 4u; b++) {
-      let sb = n * p.nBlocks + gs[b];
-      wv[b] = (code_at(n, ks[b]) - zeros[sb]) * scales[sb];
-    }
-    for (var a = 0u; a < 4u; a++) {
-      acc[a][0] += dyv[a] * wv[0];
-      acc[a][1] += dyv[a] * wv[1];
-      acc[a][2] += dyv[a] * wv[2];
-      acc[a][3] += dyv[a] * wv[3];
-    }
+    let rw = n * p.wordsPerRow;
+    let lo = codes[rw + lw];
+    let hi = codes[rw + lw + select(0u, 1u, off + 7u * p.bits >= p.span)];
+    let c = array<vec4f, 2>(
+      vec4f(unpack1(lo, hi, off, 0u), unpack1(lo, hi, off, 1u), unpack1(lo, hi, off, 2u), unpack1(lo, hi, off, 3u)),
+      vec4f(unpack1(lo, hi, off, 4u), unpack1(lo, hi, off, 5u), unpack1(lo, hi, off, 6u), unpack1(lo, hi, off, 7u)));
+    let rs = n * p.nBlocks;
+    let s = scales[rs + g];
+    let z = zeros[rs + g];
+    let wl = (c[0] - z) * s;
+    let wh = (c[1] - z) * s;
+    let dy = vec4f(x[yr.x + n], x[yr.y + n], x[yr.z + n], x[yr.w + n]);
+    a0l += dy.x * wl; a0h += dy.x * wh;
+    a1l += dy.y * wl; a1h += dy.y * wh;
+    a2l += dy.z * wl; a2h += dy.z * wh;
+    a3l += dy.w * wl; a3h += dy.w * wh;
+    let dy2 = vec4f(x[yr2.x + n], x[yr2.y + n], x[yr2.z + n], x[yr2.w + n]);
+    a4l += dy2.x * wl; a4h += dy2.x * wh;
+    a5l += dy2.y * wl; a5h += dy2.y * wh;
+    a6l += dy2.z * wl; a6h += dy2.z * wh;
+    a7l += dy2.w * wl; a7h += dy2.w * wh;
   }
-  for (var a = 0u; a < 4u; a++) {
-    if (m0 + a >= p.M) { break; }
-    for (var b = 0u; b < 4u; b++) {
-      if (k0 + b >= p.K) { break; }
-      let idx = (m0 + a) * p.K + k0 + b;
-      if (p.accumulate != 0u) { y[idx] = y[idx] + acc[a][b]; } else { y[idx] = acc[a][b]; }
-    }
+  // runtime trip counts keep the store loop rolled (an unrolled 64-store epilogue costs seconds of
+  // lavapipe compile time)
+  var acc = array<vec4f, 16>(a0l, a0h, a1l, a1h, a2l, a2h, a3l, a3h, a4l, a4h, a5l, a5h, a6l, a6h, a7l, a7h);
+  let rows = min(8u, p.M - m0);
+  let cols = min(8u, p.K - kc);
+  for (var a = 0u; a < rows; a++) {
+    let base = (m0 + a) * p.K + kc;
+    for (var t = 0u; t < cols; t++) { put(base + t, acc[2u * a + t / 4u][t % 4u]); }
   }
+}
+
+// dX through workgroup memory (real GPUs): (16, 16) threads, a 64 (m) × 64 (k) output tile per
+// workgroup, N consumed 16 rows at a time: dY (64 m × 16 n) and dequantized W (16 n × 64 k) staged
+// in xs / ws (as in gemm_wg), each thread a 4 × 4 register tile. dispatch (ceil(K/64), ceil(M/64)).
+@compute @workgroup_size(16, 16)
+fn dx_wg(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
+  let li = lid.y * 16u + lid.x;
+  let mBase = wid.y * 64u;
+  let kBase = wid.x * 64u;
+  var acc0 = vec4f(0.0);
+  var acc1 = vec4f(0.0);
+  var acc2 = vec4f(0.0);
+  var acc3 = vec4f(0.0);
+  for (var nb = 0u; nb < p.N; nb += 16u) {
+    for (var r = 0u; r < 4u; r++) {
+      let e = li + 256u * r;
+      // dY tile: 16 consecutive threads read 16 consecutive n of one row m
+      let row = e / 16u;
+      let nn = e % 16u;
+      let m = mBase + row;
+      var dv = 0.0;
+      if (m < p.M && nb + nn < p.N) { dv = x[m * p.N + nb + nn]; }
+      xs[nn * 64u + row] = dv;
+      // W tile: 64 consecutive threads read 64 consecutive k of one row n (8 words at 4 bits)
+      let wn = e / 64u;
+      let kk = e % 64u;
+      let n = nb + wn;
+      let k = kBase + kk;
+      var wv = 0.0;
+      if (n < p.N && k < p.K) {
+        let sb = n * p.nBlocks + k / p.group;
+        wv = (code_at(n, k) - zeros[sb]) * scales[sb];
+      }
+      ws[wn * 64u + kk] = wv;
+    }
+    workgroupBarrier();
+    for (var nn = 0u; nn < 16u; nn++) {
+      let av = xs4(nn * 64u + lid.y * 4u);
+      let bv = ws4(nn * 64u + lid.x * 4u);
+      acc0 += av.x * bv;
+      acc1 += av.y * bv;
+      acc2 += av.z * bv;
+      acc3 += av.w * bv;
+    }
+    workgroupBarrier();
+  }
+  let m0 = mBase + lid.y * 4u;
+  let k0 = kBase + lid.x * 4u;
+  store_dx4(m0, k0, acc0);
+  store_dx4(m0 + 1u, k0, acc1);
+  store_dx4(m0 + 2u, k0, acc2);
+  store_dx4(m0 + 3u, k0, acc3);
 }

@@ -1,6 +1,17 @@
 // GPU quantization for QAT and PTQ (shaders/fakequant.wgsl): min/max (or absmax) scales with an
 // optional clip ratio, packing, dequantization, the straight-through estimator and the LSQ
-// step-size gradient. Layout: src/engine/quant/pack.ts.
+// step-size gradient. Layout and scale rules: src/engine/quant/pack.ts.
+//   quantizePack   W (N, K) f32 → codes/scales/zeros; scales and zeros equal quantizeHost's
+//                  bit for bit (same float32 operations); codes equal except where w/scale lies
+//                  within an ulp of a .5 tie (GPU division may round differently): such a code
+//                  may differ by one (tested: at most a couple per tensor, only at ties).
+//   dequantize     wq (N, K) = (code − zero)·scale (assigns); for error reports only
+//   steBackward    dw (N, K) += dwq where round(w/scale) + zero ∈ [0, qmax], else nothing
+//   lsqBackward    dscale (N, nBlocks) += LSQ step-size gradient (one thread per block, no atomics)
+// QAT with min/max scales: quantizePack every step, forward/dX through ops/qmatmul, steBackward.
+// QAT with learned scales (LSQ): quantizePack({ keepScales: true }) with the learned scales and
+// zeros (symmetric: zero = 2^(bits−1), so qn = −2^(bits−1), qp = 2^(bits−1) − 1), then
+// steBackward for dw and lsqBackward for dscale; init scales with lsqInitScales (quant/pack.ts).
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 import type { QuantLayout } from '../quant/pack';
 import type { GpuPacked } from './qmatmul';

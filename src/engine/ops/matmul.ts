@@ -1,48 +1,106 @@
-// Linear-layer matmuls in the PyTorch layout: W (N, K) = (out, in), y = x·Wᵀ.
+// Linear-layer matmuls in the PyTorch layout: W (N, K) = (out, in), y = x·Wᵀ. See shaders/matmul.wgsl.
 //   matmulForward:        y (M,N)  = x (M,K) · Wᵀ          (assigns, or += with accumulate)
 //   matmulBackwardInput:  dx (M,K) = dy (M,N) · W (N,K)     (assigns, or += with accumulate)
-//   matmulBackwardWeight: dW (N,K) += dyᵀ (N,M) · x (M,K)   (accumulates)
-// All map onto one strided register-tiled kernel (shaders/matmul.wgsl); M = 1 forward may use the
-// GEMV entry (workgroup reduction), which real GPUs favour.
+//   matmulBackwardWeight: dW (N,K) += dyᵀ (N,M) · x (M,K)   (always accumulates)
+// Kernel variants (opts.variant):
+//   'regtile'  4x4 register tile per thread, vec4 loads where the shape allows (K, N multiples of 4),
+//              no workgroup memory: fastest on CPU Vulkan (lavapipe, SwiftShader).
+//   'shared'   workgroup-memory tiled (64x64 block per workgroup, BK-deep slabs): what real GPUs want.
+//   'auto'     (default) pickMatmulVariant(gpu).
+// At M = 1 the forward takes a GEMV path unless opts.gemv === false: 'regtile' -> one thread per 4
+// outputs, barrier-free ('gemv_rows'); 'shared' -> one workgroup per output with a tree reduction.
+// 'gemv' is kept as an alias: 'shared' GEMV at M = 1, 'auto' otherwise.
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 
-const WGI = 8;
-const WGJ = 8;
-const TILE = 4;
+export type MatmulVariant = 'auto' | 'regtile' | 'shared' | 'gemv';
+export const MATMUL_VARIANTS: readonly ('regtile' | 'shared')[] = ['regtile', 'shared'];
 
-export type MatmulVariant = 'regtile' | 'gemv';
+export interface MatmulOpts {
+  /** out += result instead of out = result (forward and backward-input only; dW always accumulates) */
+  accumulate?: boolean;
+  variant?: MatmulVariant;
+  /** M = 1 forward: use a GEMV kernel (default true); false runs the GEMM kernel of the variant */
+  gemv?: boolean;
+}
+
+/** Software (CPU) WebGPU adapters: Mesa lavapipe/llvmpipe, SwiftShader. */
+export function isSoftwareMatmulAdapter(gpu: Gpu): boolean {
+  const i = gpu.info;
+  return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description} ${i.backend}`);
+}
+
+/** The kernel family 'auto' runs on this adapter: register tiles on CPU adapters, workgroup memory on GPUs. */
+export function pickMatmulVariant(gpu: Gpu): 'regtile' | 'shared' {
+  return isSoftwareMatmulAdapter(gpu) ? 'regtile' : 'shared';
+}
+
+// Workgroup shapes (override constants). regtile: 4x4 threads, each 4x4 outputs -> 16x16 block
+// (measured best on lavapipe among 4x4, 8x8, 16x4, 32x2, 64x1).
+// tiled: 16x16 threads -> 64x64 block, 16-deep slabs. gemv: 64 threads.
+const RT = { WGX: 4, WGY: 4 };
+const SH = { WGX: 16, WGY: 16, BK: 16 };
+const GEMV_WG = 64;
+const ROWS_WG = 16; // gemv_rows: 4 outputs per thread, small workgroups spread rows over CPU cores
+
+type Layout = 'nt' | 'nn' | 'tn';
 
 function checkSize(name: string, t: Tensor, n: number): void {
   if (t.numel < n) throw new Error(`${name}: tensor "${t.label}" has ${t.numel} elements, needs ${n}`);
 }
 
-function strided(gpu: Gpu, c: Tensor, a: Tensor, b: Tensor, I: number, J: number, R: number, s: [number, number, number, number], accumulate: boolean): void {
-  const params = new Params().u32(I, J, R, s[0], s[1], s[2], s[3], accumulate ? 1 : 0);
-  gpu.run(
-    { shader: 'matmul', entry: 'main', constants: { WGI, WGJ } },
-    { params, bindings: [a, b, c], workgroups: [Math.ceil(J / (TILE * WGJ)), Math.ceil(I / (TILE * WGI))] },
-  );
+function resolve(gpu: Gpu, v: MatmulVariant | undefined): 'regtile' | 'shared' {
+  if (v === 'regtile' || v === 'shared') return v;
+  if (v === 'gemv') return 'shared';
+  return pickMatmulVariant(gpu);
 }
 
-export function matmulForward(gpu: Gpu, out: Tensor, x: Tensor, w: Tensor, M: number, K: number, N: number, opts: { accumulate?: boolean; variant?: MatmulVariant } = {}): void {
+/** C (I,J) (+)= Σ_r A(i,r) B(j,r), A(i,r) = a[i*sAi + r*sAr], B(j,r) = b[j*sBj + r*sBr]. */
+function gemm(gpu: Gpu, variant: 'regtile' | 'shared', layout: Layout, c: Tensor, a: Tensor, b: Tensor, I: number, J: number, R: number, s: [number, number, number, number], accumulate: boolean): void {
+  if (I === 0 || J === 0) return;
+  const params = new Params().u32(I, J, R, s[0], s[1], s[2], s[3], accumulate ? 1 : 0);
+  const bindings = [a, b, c];
+  if (variant === 'shared') {
+    gpu.run({ shader: 'matmul', entry: 'tiled', constants: SH }, { params, bindings, workgroups: [Math.ceil(J / (4 * SH.WGX)), Math.ceil(I / (4 * SH.WGY))] });
+    return;
+  }
+  const aligned = layout === 'nt' ? R % 4 === 0 : layout === 'nn' ? R % 4 === 0 && J % 4 === 0 : I % 4 === 0 && J % 4 === 0;
+  const entry = aligned ? `regtile_${layout}4` : 'regtile';
+  gpu.run({ shader: 'matmul', entry, constants: RT }, { params, bindings, workgroups: [Math.ceil(J / (4 * RT.WGX)), Math.ceil(I / (4 * RT.WGY))] });
+}
+
+/** out (M,N) = x (M,K) · wᵀ, w (N,K); assigns (or += with opts.accumulate). */
+export function matmulForward(gpu: Gpu, out: Tensor, x: Tensor, w: Tensor, M: number, K: number, N: number, opts: MatmulOpts = {}): void {
   checkSize('matmulForward x', x, M * K);
   checkSize('matmulForward w', w, N * K);
   checkSize('matmulForward out', out, M * N);
-  if (M === 1 && opts.variant === 'gemv' && !opts.accumulate) {
-    const wg = 64;
-    gpu.run({ shader: 'matmul', entry: 'gemv', constants: { WG: wg } }, { params: new Params().u32(N, K, 0, 0), bindings: [x, w, out], workgroups: gpu.grid(N) });
+  const variant = resolve(gpu, opts.variant);
+  const acc = !!opts.accumulate;
+  if (M === 1 && opts.gemv !== false && N > 0) {
+    const params = new Params().u32(1, N, K, K, 1, K, 1, acc ? 1 : 0);
+    if (variant === 'shared') {
+      gpu.run({ shader: 'matmul', entry: 'gemv_wg', constants: { WG1: GEMV_WG } }, { params, bindings: [x, w, out], workgroups: gpu.grid(N) });
+    } else {
+      const entry = K % 4 === 0 ? 'gemv_rows4' : 'gemv_rows';
+      gpu.run({ shader: 'matmul', entry, constants: { WG1: ROWS_WG } }, { params, bindings: [x, w, out], workgroups: gpu.grid(Math.ceil(N / 4 / ROWS_WG)) });
+    }
     return;
   }
-  strided(gpu, out, x, w, M, N, K, [K, 1, K, 1], !!opts.accumulate);
+  gemm(gpu, variant, 'nt', out, x, w, M, N, K, [K, 1, K, 1], acc);
 }
 
-export function matmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: Tensor, M: number, K: number, N: number, opts: { accumulate?: boolean } = {}): void {
-  checkSize('matmulBackwardInput dy', dy, M * N);
+/** dx (M,K) = dout (M,N) · w (N,K); assigns (or += with opts.accumulate, e.g. summing q/k/v input grads). */
+export function matmulBackwardInput(gpu: Gpu, dx: Tensor, dout: Tensor, w: Tensor, M: number, K: number, N: number, opts: MatmulOpts = {}): void {
+  checkSize('matmulBackwardInput dout', dout, M * N);
+  checkSize('matmulBackwardInput w', w, N * K);
   checkSize('matmulBackwardInput dx', dx, M * K);
-  strided(gpu, dx, dy, w, M, K, N, [N, 1, 1, K], !!opts.accumulate);
+  gemm(gpu, resolve(gpu, opts.variant), 'nn', dx, dout, w, M, K, N, [N, 1, 1, K], !!opts.accumulate);
 }
 
-export function matmulBackwardWeight(gpu: Gpu, dw: Tensor, dy: Tensor, x: Tensor, M: number, K: number, N: number): void {
+/** dw (N,K) += doutᵀ (N,M) · x (M,K); always accumulates (parameter gradient). */
+export function matmulBackwardWeight(gpu: Gpu, dw: Tensor, dout: Tensor, x: Tensor, M: number, K: number, N: number, opts: Pick<MatmulOpts, 'variant'> = {}): void {
+  checkSize('matmulBackwardWeight dout', dout, M * N);
+  checkSize('matmulBackwardWeight x', x, M * K);
   checkSize('matmulBackwardWeight dw', dw, N * K);
-  strided(gpu, dw, dy, x, N, K, M, [1, N, 1, K], true);
+  if (M === 0) return;
+  gemm(gpu, resolve(gpu, opts.variant), 'tn', dw, dout, x, N, K, M, [1, N, 1, K], true);
 }

@@ -1,52 +1,111 @@
 import { describe, expect, it } from 'vitest';
 import { expectClose, randn, testGpu } from '../testing';
-import { adamwStep, clipScale, sum, sumSquares } from './optim';
-import { adamwRef, clipScaleRef, sumSquaresRef } from '../ref/optim';
+import { adamwStep, clipScale, sum, sumMany, sumSquares, sumSquaresMany } from './optim';
+import { adamwRef, clipScaleRef, sumRef, sumSquaresRef } from '../ref/optim';
 
-describe('reductions and AdamW', () => {
-  it('sum of squares and sum, sizes 1, 255, 2049, 100003', async () => {
+// fp32 tree sums of n terms vs float64: relative error ~ log2(n)·ulp for sums of squares; plain sums
+// of signed terms can cancel, so their atol scales with sqrt(Σx²)·1e-6.
+const SIZES = [1, 255, 1024, 1025, 100003, 300001]; // 300001 > SEG·CHUNK: workgroups stride over chunks
+
+describe('reductions', () => {
+  it('sum of squares and sum of whole tensors, sizes 1 .. 300001', async () => {
     const gpu = await testGpu();
-    const sizes = [1, 255, 2049, 100003];
-    const out = gpu.tensor('sums', [2 * sizes.length]);
-    const xs = sizes.map((n, i) => randn(n, i + 1));
+    const out = gpu.tensor('sums', [2 * SIZES.length]);
+    const xs = SIZES.map((n, i) => randn(n, i + 1));
     const ts = xs.map((x, i) => gpu.tensor(`x${i}`, [x.length], 'f32', x));
+    gpu.write(out, randn(out.numel, 99)); // stale contents: reductions assign
     ts.forEach((t, i) => {
       sumSquares(gpu, out, 2 * i, t);
       sum(gpu, out, 2 * i + 1, t);
     });
     const got = await gpu.readF32(out);
-    const want = xs.flatMap((x) => [sumSquaresRef(x), x.reduce((a, b) => a + b, 0)]);
-    expectClose('sums', got, want, { atol: 1e-3, rtol: 1e-5 });
+    xs.forEach((x, i) => {
+      const ss = sumSquaresRef(x);
+      expectClose(`sumSquares n=${x.length}`, [got[2 * i]], [ss], { atol: 1e-6, rtol: 2e-6 });
+      expectClose(`sum n=${x.length}`, [got[2 * i + 1]], [sumRef(x)], { atol: 1e-6 * Math.sqrt(ss) + 1e-6, rtol: 1e-6 });
+    });
     for (const t of [out, ...ts]) gpu.free(t);
   });
-  it('global-norm clip scale from per-tensor sums of squares', async () => {
+
+  it('a prefix of n elements; batched per-tensor sums (one finish pass) at an offset; deterministic', async () => {
     const gpu = await testGpu();
-    for (const maxNorm of [0.5, 100]) {
-      const ss = [3.5, 0.25, 12];
-      const t = gpu.tensor('ss', [3], 'f32', ss), out = gpu.tensor('scale', [2]);
+    const sizes = [7, 64, 4096, 11008, 2049, 1, 70000];
+    const xs = sizes.map((n, i) => randn(n, 20 + i, 0.1));
+    const ts = xs.map((x, i) => gpu.tensor(`g${i}`, [x.length], 'f32', x));
+    const out = gpu.tensor('norms', [3 + 2 * sizes.length], 'f32', randn(3 + 2 * sizes.length, 5));
+    sumSquaresMany(gpu, out, 3, ts);
+    sumMany(gpu, out, 3 + sizes.length, ts.map((t) => ({ t, n: Math.ceil(t.numel / 2) })));
+    const got = await gpu.readF32(out);
+    expectClose('sumSquaresMany', got.slice(3, 3 + sizes.length), xs.map(sumSquaresRef), { atol: 1e-8, rtol: 2e-6 });
+    expectClose('sumMany over prefixes', got.slice(3 + sizes.length), xs.map((x) => sumRef(x.subarray(0, Math.ceil(x.length / 2)))), { atol: 2e-6, rtol: 1e-5 });
+    // the same inputs give bit-identical results
+    sumSquaresMany(gpu, out, 3, ts);
+    expect(Array.from((await gpu.readF32(out)).slice(3, 3 + sizes.length))).toEqual(Array.from(got.slice(3, 3 + sizes.length)));
+    // a prefix through the single-tensor entry
+    sumSquares(gpu, out, 0, ts[6], 12345);
+    expectClose('sumSquares prefix', [(await gpu.readF32(out))[0]], [sumSquaresRef(xs[6].subarray(0, 12345))], { atol: 1e-8, rtol: 2e-6 });
+    for (const t of [out, ...ts]) gpu.free(t);
+  });
+});
+
+describe('global-norm clipping and AdamW', () => {
+  it('clip scale from per-tensor sums of squares (clipping, not clipping, off)', async () => {
+    const gpu = await testGpu();
+    const ss = [3.5, 0.25, 12];
+    const t = gpu.tensor('ss', [3], 'f32', ss), out = gpu.tensor('scale', [2]);
+    for (const maxNorm of [0.5, 100, 0, Infinity]) {
       clipScale(gpu, out, t, 3, maxNorm);
       const r = clipScaleRef(ss, maxNorm);
-      expectClose('clip', await gpu.readF32(out), [r.scale, r.norm], { atol: 1e-7, rtol: 1e-6 });
-      if (maxNorm === 100) expect((await gpu.readF32(out))[0]).toBe(1);
-      gpu.free(t);
-      gpu.free(out);
+      const got = await gpu.readF32(out);
+      expectClose(`clip maxNorm=${maxNorm}`, got, [r.scale, r.norm], { atol: 1e-7, rtol: 1e-6 });
+      if (maxNorm !== 0.5) expect(got[0]).toBe(1);
     }
+    expect(clipScaleRef(ss, 0.5).scale).toBeCloseTo(0.5 / (Math.sqrt(15.75) + 1e-6), 12);
+    gpu.free(t);
+    gpu.free(out);
   });
-  it('AdamW over 4 steps, with a gradient scale, matches the reference', async () => {
+
+  it('the AdamW reference: first step from zero state is lr·sign(g) plus decay', () => {
+    const h = { lr: 0.1, beta1: 0.9, beta2: 0.99, eps: 1e-12, weightDecay: 0.5 };
+    const r = adamwRef([1, -2, 3], [0.3, -4, 0], [0, 0, 0], [0, 0, 0], 1, h);
+    expectClose('param', r.param, [1 - 0.1 * (1 + 0.5), -2 - 0.1 * (-1 - 1), 3 - 0.1 * 0.5 * 3], { atol: 1e-10, rtol: 0 });
+    expectClose('m', r.m, [0.03, -0.4, 0], { atol: 1e-15, rtol: 1e-12 });
+    expectClose('v', r.v, [0.01 * 0.09, 0.01 * 16, 0], { atol: 1e-15, rtol: 1e-12 });
+  });
+
+  it('sums of squares -> clip scale -> AdamW over 5 steps, all on the GPU, matches the reference', async () => {
     const gpu = await testGpu();
-    const n = 1001;
+    const sizes = [1001, 3, 4096];
     const h = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
-    let P: Float64Array<ArrayBufferLike> = Float64Array.from(randn(n, 1)), M: Float64Array<ArrayBufferLike> = new Float64Array(n), V: Float64Array<ArrayBufferLike> = new Float64Array(n);
-    const tp = gpu.tensor('p', [n], 'f32', Float32Array.from(P)), tm = gpu.tensor('m', [n]), tv = gpu.tensor('v', [n]), tg = gpu.tensor('g', [n]), ts = gpu.tensor('s', [2], 'f32', [0.5, 0]);
-    for (let t = 1; t <= 4; t++) {
-      const g = randn(n, 10 + t);
-      gpu.write(tg, g);
-      adamwStep(gpu, tp, tg, tm, tv, ts, t, h);
-      ({ param: P, m: M, v: V } = adamwRef(P, g, M, V, t, h, 0.5));
+    const maxNorm = 20;
+    let P: Float64Array[] = sizes.map((n, i) => Float64Array.from(randn(n, 1 + i)));
+    let M: Float64Array[] = sizes.map((n) => new Float64Array(n));
+    let V: Float64Array[] = sizes.map((n) => new Float64Array(n));
+    const tp = sizes.map((n, i) => gpu.tensor(`p${i}`, [n], 'f32', Float32Array.from(P[i])));
+    const tm = sizes.map((n, i) => gpu.tensor(`m${i}`, [n]));
+    const tv = sizes.map((n, i) => gpu.tensor(`v${i}`, [n]));
+    const tg = sizes.map((n, i) => gpu.tensor(`g${i}`, [n]));
+    const sumsq = gpu.tensor('sumsq', [sizes.length]), clip = gpu.tensor('clip', [2]);
+    const scales: number[] = [];
+    for (let t = 1; t <= 5; t++) {
+      const gs = sizes.map((n, i) => randn(n, 100 * t + i, t % 2 ? 1 : 0.05)); // odd steps clip, even ones do not
+      gs.forEach((g, i) => gpu.write(tg[i], g));
+      sumSquaresMany(gpu, sumsq, 0, tg);
+      clipScale(gpu, clip, sumsq, sizes.length, maxNorm);
+      sizes.forEach((_, i) => adamwStep(gpu, tp[i], tg[i], tm[i], tv[i], clip, t, h));
+      const { scale } = clipScaleRef(gs.map(sumSquaresRef), maxNorm);
+      scales.push(scale);
+      const next = sizes.map((_, i) => adamwRef(P[i], gs[i], M[i], V[i], t, h, scale));
+      P = next.map((r) => r.param);
+      M = next.map((r) => r.m);
+      V = next.map((r) => r.v);
     }
-    expectClose('param', await gpu.readF32(tp), P, { atol: 1e-6, rtol: 1e-5 });
-    expectClose('m', await gpu.readF32(tm), M, { atol: 1e-7, rtol: 1e-5 });
-    expectClose('v', await gpu.readF32(tv), V, { atol: 1e-8, rtol: 1e-4 });
-    for (const t of [tp, tm, tv, tg, ts]) gpu.free(t);
+    expect(scales.some((s) => s < 0.5) && scales.some((s) => s === 1)).toBe(true);
+    for (let i = 0; i < sizes.length; i++) {
+      expectClose(`param ${i}`, await gpu.readF32(tp[i]), P[i], { atol: 2e-6, rtol: 1e-5 });
+      expectClose(`m ${i}`, await gpu.readF32(tm[i]), M[i], { atol: 1e-7, rtol: 1e-4 });
+      expectClose(`v ${i}`, await gpu.readF32(tv[i]), V[i], { atol: 1e-9, rtol: 1e-4 });
+    }
+    for (const t of [...tp, ...tm, ...tv, ...tg, sumsq, clip]) gpu.free(t);
   });
 });

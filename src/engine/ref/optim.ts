@@ -1,4 +1,10 @@
-// float64 references for shaders/optim.wgsl
+// float64 references for shaders/reduce.wgsl and shaders/optim.wgsl
+export function sumRef(x: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i];
+  return s;
+}
+
 export function sumSquaresRef(x: ArrayLike<number>): number {
   let s = 0;
   for (let i = 0; i < x.length; i++) s += x[i] * x[i];
@@ -27,9 +33,10 @@ export function adamwRef(param: ArrayLike<number>, grad: ArrayLike<number>, m: A
   return { param: P, m: M, v: Vv };
 }
 
+/** Global-norm clipping from per-tensor sums of squares; maxNorm <= 0 or Infinity: no clipping. */
 export function clipScaleRef(sumSquares: ArrayLike<number>, maxNorm: number): { scale: number; norm: number } {
   let t = 0;
   for (let i = 0; i < sumSquares.length; i++) t += sumSquares[i];
   const norm = Math.sqrt(t);
-  return { scale: Math.min(1, maxNorm / (norm + 1e-6)), norm };
+  return { scale: maxNorm > 0 && Number.isFinite(maxNorm) ? Math.min(1, maxNorm / (norm + 1e-6)) : 1, norm };
 }
