@@ -11,8 +11,33 @@ import { lrAt } from './distill';
 
 export const PRETRAIN_CONFIGS: Record<string, Omit<LlamaConfig, 'vocabSize'>> = {
   tiny: { dim: 64, hiddenDim: 172, nLayers: 4, nHeads: 8, nKvHeads: 4, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
+  // the bundled default teacher (public/models/default): about 1M parameters with a 2048 vocabulary
+  default: { dim: 128, hiddenDim: 384, nLayers: 4, nHeads: 4, nKvHeads: 2, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
   small: { dim: 192, hiddenDim: 512, nLayers: 6, nHeads: 6, nKvHeads: 2, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
 };
+
+/** GPT-2-style initialisation for training from scratch: N(0, 0.02) for embeddings and
+ *  projections, the residual-writing ones (o, down) scaled by 1/sqrt(2 x layers), norms at 1; the
+ *  first logits are then near uniform (loss ~ ln V). */
+export function pretrainInit(cfg: LlamaConfig, seed: number): LlamaWeights {
+  const w = randomWeights(cfg, seed, 1);
+  const rng = new Rng(seed ^ 0x5eed);
+  const normal = (a: Float32Array, sd: number) => {
+    for (let i = 0; i < a.length; i++) a[i] = sd * Math.sqrt(-2 * Math.log(Math.max(rng.next(), 1e-12))) * Math.cos(2 * Math.PI * rng.next());
+  };
+  normal(w.tokEmbed, 0.02);
+  if (w.lmHead) normal(w.lmHead, 0.02);
+  w.finalNorm.fill(1);
+  const resid = 0.02 / Math.sqrt(2 * cfg.nLayers);
+  for (const L of w.layers) {
+    L.attnNorm.fill(1);
+    L.mlpNorm.fill(1);
+    for (const k of ['wq', 'wk', 'wv', 'wGate', 'wUp'] as const) normal(L[k], 0.02);
+    normal(L.wo, resid);
+    normal(L.wDown, resid);
+  }
+  return w;
+}
 
 export interface PretrainConfig {
   steps: number;
@@ -36,7 +61,7 @@ export class Pretrainer {
   step = 0;
   constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, readonly pc: PretrainConfig, readonly stream: Uint32Array, init?: LlamaWeights) {
     this.rng = new Rng(pc.seed);
-    this.model = LlamaModel.fromWeights(gpu, cfg, init ?? randomWeights(cfg, pc.seed, 0.4), { trainable: true, label: 'pretrain' });
+    this.model = LlamaModel.fromWeights(gpu, cfg, init ?? pretrainInit(cfg, pc.seed), { trainable: true, label: 'pretrain' });
     const add = (p: Tensor, g: Tensor | null) => g && this.params.push({ p, g, m: gpu.tensor('adam_m', [...p.shape]), v: gpu.tensor('adam_v', [...p.shape]) });
     add(this.model.tokEmbed, this.model.tokEmbedGrad);
     if (this.model.lmHead instanceof DenseLinear && this.model.lmHead.w !== this.model.tokEmbed) add(this.model.lmHead.w, this.model.lmHead.grad);
