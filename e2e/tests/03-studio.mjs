@@ -52,6 +52,21 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   const head = readFileSync(png).subarray(0, 8);
   expect(head[1] === 0x50 && head[2] === 0x4e && head[3] === 0x47, 'charts exported as a PNG file');
 
+  // zero-shot accuracy on a hand-made COPA file: columns for the teacher, PTQ and both students
+  const copa = join(mkdtempSync(join(tmpdir(), 'quench-copa-')), 'val.jsonl');
+  writeFileSync(copa, [
+    { premise: 'The cat sat on the mat.', choice1: 'It purred.', choice2: 'It flew away.', question: 'effect', label: 0 },
+    { premise: 'The glass fell.', choice1: 'It broke.', choice2: 'It sang.', question: 'effect', label: 0 },
+    { premise: 'The man was tired.', choice1: 'He ran a race.', choice2: 'He ate soup.', question: 'cause', label: 0 },
+  ].map((d) => JSON.stringify(d)).join('\n'));
+  await page.getByTestId('acc-task').selectOption('copa');
+  await page.getByTestId('acc-docs').setInputFiles(copa);
+  await page.getByTestId('acc-run').click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=acc-run]')?.textContent === 'Score accuracy' && /copa acc_norm/.test(document.querySelector('[data-testid=results-table]')?.textContent ?? ''), null, { timeout: 120_000 });
+  const accRows = [await page.getByTestId('ref-row-FP').innerText(), await page.getByTestId('ref-row-PTQ').innerText(), ...(await page.getByTestId('result-row').allInnerTexts())];
+  expect(accRows.length === 4 && accRows.every((r) => /\d\.\d{3} ± \d\.\d{3}/.test(r)), `accuracy ± stderr in every row: ${accRows.join(' | ')}`);
+  await screenshot('accuracy');
+
   await page.getByRole('tab', { name: 'Playground' }).click();
   await page.getByTestId('generate').click();
   await page.waitForFunction(() => document.querySelector('[data-testid=generate]')?.textContent === 'Generate', null, { timeout: 120_000 });

@@ -4,6 +4,9 @@ export const name = 'studio: pause a distillation, reload, resume from the check
 export async function run({ page, baseUrl, screenshot, expect }) {
   await page.goto(baseUrl);
   await page.getByTestId('model-card').waitFor({ timeout: 60_000 });
+  // the tiny random model keeps this test quick; the default model has its own test
+  await page.getByTestId('load-tiny').click();
+  await page.waitForFunction(() => /tiny random/.test(document.querySelector('[data-testid=model-name]')?.textContent ?? ''), null, { timeout: 30_000 });
   await page.getByRole('tab', { name: 'Distill' }).click();
   // data: a dropped text file, then data-free (sampled from the teacher)
   const { mkdtempSync, writeFileSync } = await import('node:fs');

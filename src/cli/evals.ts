@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createNodeGpu } from '../engine/gpu/node';
 import { loadModelFromPath } from '../engine/io/load-node';
 import { LlamaModel } from '../engine/model/llama';
-import { tokenLogprobs } from '../engine/model/runner';
+import { tokenLogprobsBatch } from '../engine/model/runner';
 import { evaluateTask, type McResult } from '../engine/eval/multiple-choice';
 import { parseTask, TASK_FILES, TASKS, type TaskName } from '../engine/eval/tasks';
 import { int, parse, progress } from './args';
@@ -40,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
       if (!existsSync(docsPath)) throw new Error(`${docsPath}: task file for ${t} not found`);
       let docs = parseTask(t, readFileSync(docsPath, 'utf8'), f.labels ? readFileSync(join(dir, f.labels), 'utf8') : undefined, docsPath);
       if (a.limit) docs = docs.slice(0, int(a.limit, 'limit', docs.length));
-      results[t] = await evaluateTask(docs, (s) => tok.encode(s, { bos: true }), (ids) => tokenLogprobs(model, ids), progress(`evals: ${t}`));
+      results[t] = await evaluateTask(docs, (s) => tok.encode(s, { bos: true }), (seqs) => tokenLogprobsBatch(model, seqs), progress(`evals: ${t}`));
     }
     model.free();
   } finally {

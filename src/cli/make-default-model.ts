@@ -11,7 +11,7 @@ import { parseTokenizerJson } from '../engine/io/hf-tokenizer';
 import { writeHfModel } from '../engine/io/hf';
 import { loadModelFromPath } from '../engine/io/load-node';
 import { tokenStream } from '../engine/train/data';
-import { CORPUS_NAME, HELD_OUT_EVERY, loadMobyDick } from '../engine/train/corpus';
+import { CORPUS_NAME, HELD_OUT_EVERY, loadMobyDick, studioDataText } from '../engine/train/corpus';
 import { PRETRAIN_CONFIGS, Pretrainer, type PretrainConfig } from '../engine/train/pretrain';
 import { DEFAULT_MODEL_RECIPE, evaluateDefaultModel, greedySamples } from '../engine/train/default-model';
 import { int, parse } from './args';
@@ -63,6 +63,7 @@ export async function run(argv: string[]): Promise<number> {
     mkdirSync(out, { recursive: true });
     const files = writeHfModel(cfg, w, { tokenizerJson: tokText, metadata: { producer: 'quench make-default-model' } });
     for (const [n, b] of Object.entries(files)) writeFileSync(join(out, n), b);
+    writeFileSync(join(out, 'data.txt'), studioDataText(corpus));
   } finally {
     gpu.destroy();
   }

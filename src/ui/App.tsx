@@ -6,9 +6,11 @@ import { ModelPanel } from './ModelPanel';
 import { QuantizePanel } from './QuantizePanel';
 import { ComparePanel, DistillPanel } from './TrainPanels';
 import { Playground } from './Playground';
+import { PretrainPanel } from './PretrainPanel';
 
 const TABS: { id: Tab; label: string }[] = [
   { id: 'model', label: 'Model' },
+  { id: 'pretrain', label: 'Pretrain' },
   { id: 'quantize', label: 'Quantize' },
   { id: 'distill', label: 'Distill' },
   { id: 'compare', label: 'Compare' },
@@ -38,6 +40,7 @@ export function App() {
       <main role="tabpanel">
         {tab === 'gpu' && <GpuPanel />}
         {tab === 'model' && <ModelPanel />}
+        {tab === 'pretrain' && <PretrainPanel />}
         {tab === 'quantize' && <QuantizePanel />}
         {tab === 'distill' && <DistillPanel />}
         {tab === 'compare' && <ComparePanel />}

@@ -1,6 +1,6 @@
 import { useRef, useState } from 'react';
 import { useStudio } from './store';
-import { loadModelFiles } from '../worker/bridge';
+import { loadDefaultModel, loadModelFiles, loadTinyModel } from '../worker/bridge';
 
 const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : String(n));
 
@@ -51,6 +51,10 @@ export function ModelPanel() {
       >
         {loading ? 'Loading…' : 'Drop a Hugging Face LLaMA folder (config.json, *.safetensors, tokenizer.json) or a llama2.c .bin with its tokenizer.bin — or click to choose files'}
         <input ref={input} type="file" multiple hidden data-testid="file-input" onChange={(e) => e.target.files && void loadModelFiles([...e.target.files])} />
+      </div>
+      <div className="form">
+        <button data-testid="load-default" disabled={loading} onClick={() => void loadDefaultModel()}>Bundled default model (Moby-Dick, 1M)</button>
+        <button data-testid="load-tiny" disabled={loading} onClick={() => void loadTinyModel()}>Tiny random model (instant, for trying the controls)</button>
       </div>
       {error && <p className="error" role="alert" data-testid="model-error">{error}</p>}
       {model && (

@@ -3,7 +3,9 @@
 import { useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { useStudio } from './store';
-import { loadDataFile, pauseTraining, resumeRun, runQueue, sampleTeacherData, stopTraining } from '../worker/bridge';
+import { loadDataFile, pauseTraining, resumeRun, runAccuracy, runQueue, sampleTeacherData, stopTraining } from '../worker/bridge';
+import { TASKS, TASK_FILES, type TaskName } from '../engine/eval/tasks';
+import type { McResult } from '../engine/eval/multiple-choice';
 import type { Bits } from '../engine/quant/pack';
 import type { RunSpec } from '../worker/protocol';
 import type { StoredRun } from './db';
@@ -119,7 +121,7 @@ export function ComparePanel() {
   );
 }
 
-function ProgressBar() {
+export function ProgressBar() {
   const p = useStudio((s) => s.progress);
   if (!p) return null;
   const elapsed = p.startedAt ? (Date.now() - p.startedAt) / 1000 : 0;
@@ -132,7 +134,7 @@ function ProgressBar() {
 }
 
 /** Training data: the bundled sample, a dropped text file, or text sampled from the teacher. */
-function DataPicker() {
+export function DataPicker() {
   const data = useStudio((s) => s.data);
   const error = useStudio((s) => s.dataError);
   return (
@@ -268,18 +270,56 @@ function download(name: string, text: string): void {
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
+const pm = (r: McResult | undefined, k: 'acc' | 'acc_norm') => (r ? `${r[k].toFixed(3)} ± ${r[`${k}_stderr`].toFixed(3)}` : '');
+
+/** A task file (lm-evaluation-harness formats) to score every row of the results table on. */
+function AccuracyForm() {
+  const job = useStudio((s) => s.accuracyJob);
+  const progress = useStudio((s) => s.progress);
+  const [task, setTask] = useState<TaskName>('copa');
+  const [docs, setDocs] = useState<File | null>(null);
+  const [labels, setLabels] = useState<File | null>(null);
+  const [limit, setLimit] = useState(100);
+  const needsLabels = !!TASK_FILES[task].labels;
+  const start = async () => {
+    if (!docs) return;
+    await runAccuracy({ task, docsText: await docs.text(), labelsText: labels ? await labels.text() : undefined, fileName: docs.name, limit });
+  };
+  return (
+    <div className="form" aria-label="zero-shot accuracy">
+      <label>
+        task{' '}
+        <select value={task} data-testid="acc-task" onChange={(e) => setTask(e.target.value as TaskName)}>
+          {TASKS.map((t) => <option key={t}>{t}</option>)}
+        </select>
+      </label>
+      <label>jsonl ({TASK_FILES[task].docs.split('/').pop()}) <input type="file" accept=".jsonl,.json,.txt" data-testid="acc-docs" onChange={(e) => setDocs(e.target.files?.[0] ?? null)} /></label>
+      {needsLabels && <label>labels ({TASK_FILES[task].labels!.split('/').pop()}) <input type="file" data-testid="acc-labels" onChange={(e) => setLabels(e.target.files?.[0] ?? null)} /></label>}
+      <label>first <input type="number" value={limit} data-testid="acc-limit" onChange={(e) => setLimit(Number(e.target.value))} /> documents (0 = all)</label>
+      <button data-testid="acc-run" disabled={!docs || job.status === 'running'} onClick={() => void start()}>{job.status === 'running' ? 'Scoring…' : 'Score accuracy'}</button>
+      {job.status === 'running' && progress && <span data-testid="acc-progress"><progress max={progress.total} value={progress.done} /> {progress.label}: {progress.done}/{progress.total}</span>}
+      {job.status === 'failed' && <span className="error" role="alert" data-testid="acc-error">{job.message}</span>}
+    </div>
+  );
+}
+
 function Results({ runs }: { runs: StoredRun[] }) {
   const quant = useStudio((s) => s.quant);
-  const header = ['run', 'scheme', 'bits', 'steps', 'status', 'final loss', 'final KL', 'eval ppl', 'wall s'];
-  const rows = runs.map((r) => [r.id.slice(-5), r.scheme, `w${r.spec.bits}g${r.spec.group}`, String(r.metrics.length), r.status, r.summary?.finalLoss.toFixed(5) ?? '', r.summary?.finalKl.toFixed(5) ?? '', r.summary?.evalPpl.toFixed(4) ?? '', r.summary?.wallSeconds.toFixed(1) ?? '']);
-  const ref = quant.status === 'done' ? [['FP', 'teacher', 'fp32', '', 'reference', '', '', quant.result.pplBefore.toFixed(4), ''], ['PTQ', 'round-to-nearest', `w${quant.result.ptq.bits}g${quant.result.ptq.group}`, '', 'reference', '', '', quant.result.pplAfter.toFixed(4), '']] : [];
+  const accuracy = useStudio((s) => s.accuracy);
+  const accHeader = accuracy.flatMap((a) => [`${a.task} acc`, `${a.task} acc_norm`]);
+  const accCells = (row: string) => accuracy.flatMap((a) => [pm(a.results[row], 'acc'), pm(a.results[row], 'acc_norm')]);
+  const header = ['run', 'scheme', 'bits', 'steps', 'status', 'final loss', 'final KL', 'eval ppl', 'wall s', ...accHeader];
+  const rows = runs.map((r) => [r.id.slice(-5), r.scheme, `w${r.spec.bits}g${r.spec.group}`, String(r.metrics.length), r.status, r.summary?.finalLoss.toFixed(5) ?? '', r.summary?.finalKl.toFixed(5) ?? '', r.summary?.evalPpl.toFixed(4) ?? '', r.summary?.wallSeconds.toFixed(1) ?? '', ...accCells(r.id)]);
+  const fp = ['FP', 'teacher', 'fp32', '', 'reference', '', '', quant.status === 'done' ? quant.result.pplBefore.toFixed(4) : '', '', ...accCells('FP')];
+  const ptq = quant.status === 'done' ? [['PTQ', 'round-to-nearest', `w${quant.result.ptq.bits}g${quant.result.ptq.group}`, '', 'reference', '', '', quant.result.pplAfter.toFixed(4), '', ...accCells('PTQ')]] : [];
+  const ref = quant.status === 'done' || accuracy.length > 0 ? [fp, ...ptq] : [];
   return (
     <>
       <h3>Results</h3>
       <table className="results" data-testid="results-table">
         <thead><tr>{header.map((h) => <th key={h}>{h}</th>)}</tr></thead>
         <tbody>
-          {ref.map((r) => <tr key={r[0]} className="ref">{r.map((c, i) => <td key={i}>{c}</td>)}</tr>)}
+          {ref.map((r) => <tr key={r[0]} className="ref" data-testid={`ref-row-${r[0]}`}>{r.map((c, i) => <td key={i}>{c}</td>)}</tr>)}
           {rows.map((r, k) => (
             <tr key={r[0]} data-testid="result-row">
               {r.map((c, i) => <td key={i}>{c}</td>)}
@@ -288,9 +328,11 @@ function Results({ runs }: { runs: StoredRun[] }) {
           ))}
         </tbody>
       </table>
+      {accuracy.length > 0 && <p className="muted">Accuracy: zero-shot log-likelihood scoring as lm-evaluation-harness ({accuracy.map((a) => `${a.task}: first ${a.n} of ${a.file}`).join('; ')}); ± is the standard error. Students are scored only for runs finished in this session.</p>}
+      <AccuracyForm />
       <div className="form">
         <button onClick={() => download('quench-results.csv', toCsv([header, ...ref, ...rows]))}>Export CSV</button>
-        <button onClick={() => download('quench-results.json', JSON.stringify(runs.map((r) => ({ scheme: r.scheme, spec: r.spec, status: r.status, summary: r.summary, metrics: r.metrics })), null, 1))}>Export JSON</button>
+        <button onClick={() => download('quench-results.json', JSON.stringify({ runs: runs.map((r) => ({ scheme: r.scheme, spec: r.spec, status: r.status, summary: r.summary, metrics: r.metrics })), accuracy }, null, 1))}>Export JSON</button>
       </div>
     </>
   );

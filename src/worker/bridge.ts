@@ -1,6 +1,6 @@
 // The page side of the worker protocol: typed requests returning promises. The bridge is the only
 // code that writes engine events into the zustand store (and persists runs).
-import type { Request, ResultOf, RunSpec, WorkerEvent } from './protocol';
+import type { AccuracyRequest, PretrainSpec, Request, ResultOf, RunSpec, WorkerEvent } from './protocol';
 import { useStudio } from '../ui/store';
 import { loadRuns, saveRun, type StoredRun } from '../ui/db';
 import type { PtqConfig } from '../engine/quant/ptq';
@@ -14,6 +14,8 @@ export class EngineBridge {
   private lastSave = 0;
   /** per-request text stream listeners (generation) */
   readonly textListeners = new Map<number, (t: string) => void>();
+  /** steps of the pretraining in flight (for its progress bar) */
+  pretrainSteps = 0;
 
   constructor() {
     this.worker = new Worker(new URL('./engine.worker.ts', import.meta.url), { type: 'module' });
@@ -50,6 +52,10 @@ export class EngineBridge {
         }
         break;
       }
+      case 'pretrainStep':
+        s.addPretrainPoint(e.point);
+        s.setProgress({ label: 'pretraining', done: e.point.step + 1, total: s.pretrain.status === 'running' ? this.pretrainSteps : e.point.step + 1, startedAt: s.progress?.label === 'pretraining' ? s.progress.startedAt : Date.now() });
+        break;
       case 'text':
         this.textListeners.get(e.id)?.(e.text);
         break;
@@ -76,10 +82,13 @@ export class EngineBridge {
     try {
       const sampleText = await fetch('/sample.txt').then((r) => r.text());
       s.setGpu(await this.request('init', { sampleText }));
-      s.setModel(await this.request('createTiny'));
     } catch (e) {
       s.setGpuError((e as Error).message);
+      return;
     }
+    // the bundled default teacher (public/models/default) and its text; the tiny random model
+    // when it cannot be fetched
+    if (!(await loadDefaultModel())) await loadTinyModel();
     try {
       // runs interrupted by a reload are marked stopped; their metrics so far are kept
       const runs = (await loadRuns()).map((r) => (r.status === 'running' || r.status === 'queued' ? { ...r, status: 'stopped' as const } : r));
@@ -138,6 +147,90 @@ export async function loadModelFiles(files: File[]): Promise<void> {
   }
 }
 
+/** The files of the bundled default model, as the page serves them. */
+export const DEFAULT_MODEL = { base: '/models/default/', files: ['config.json', 'model.safetensors', 'tokenizer.json'], data: 'data.txt', name: 'quench-default (Moby-Dick, 1M)' };
+
+/** Load the bundled default teacher and its Moby-Dick text as the data; false when unavailable. */
+export async function loadDefaultModel(): Promise<boolean> {
+  const s = useStudio.getState();
+  s.setModelLoading(true);
+  try {
+    const files = await Promise.all(
+      DEFAULT_MODEL.files.map(async (f) => {
+        const r = await fetch(DEFAULT_MODEL.base + f);
+        if (!r.ok) throw new Error(`${DEFAULT_MODEL.base}${f}: HTTP ${r.status}`);
+        return new File([await r.blob()], f);
+      }),
+    );
+    const card = await engine().request('loadFiles', { files, name: DEFAULT_MODEL.name });
+    // the data first, so that a shown model card means everything is in place
+    const r = await fetch(DEFAULT_MODEL.base + DEFAULT_MODEL.data);
+    if (r.ok) s.setData(await engine().request('setData', { text: await r.text(), name: `Moby-Dick excerpt (${DEFAULT_MODEL.data})` }));
+    s.setModel(card);
+    return true;
+  } catch (e) {
+    s.log(`default model not loaded: ${(e as Error).message}`);
+    return false;
+  } finally {
+    s.setModelLoading(false);
+  }
+}
+
+/** A tiny random LLaMA with a byte tokenizer: instant, for trying the controls. */
+export async function loadTinyModel(): Promise<void> {
+  const s = useStudio.getState();
+  try {
+    s.setModel(await engine().request('createTiny'));
+  } catch (e) {
+    s.setModel(null, (e as Error).message);
+  }
+}
+
+export async function runPretrain(spec: PretrainSpec): Promise<void> {
+  const s = useStudio.getState();
+  engine().pretrainSteps = spec.steps;
+  s.setPretrain({ status: 'running', points: [] });
+  try {
+    const result = await engine().request('pretrain', { spec });
+    useStudio.getState().setPretrain({ status: 'done', result, points: useStudio.getState().pretrain.points });
+    useStudio.getState().setModel(result.card);
+  } catch (e) {
+    useStudio.getState().setPretrain({ status: 'failed', message: (e as Error).message, points: useStudio.getState().pretrain.points });
+  } finally {
+    useStudio.getState().setProgress(null);
+  }
+}
+
+/** Score the teacher, the PTQ model and this session's finished runs on a task file. */
+export async function runAccuracy(req: Omit<AccuracyRequest, 'runIds'>): Promise<void> {
+  const s = useStudio.getState();
+  s.setAccuracyJob({ status: 'running' });
+  try {
+    const runIds = s.runs.filter((r) => r.status === 'done').map((r) => r.id);
+    useStudio.getState().setAccuracy(await engine().request('accuracy', { req: { ...req, runIds } }));
+    useStudio.getState().setAccuracyJob({ status: 'idle' });
+  } catch (e) {
+    useStudio.getState().setAccuracyJob({ status: 'failed', message: (e as Error).message });
+  } finally {
+    useStudio.getState().setProgress(null);
+  }
+}
+
+export async function downloadModel(): Promise<void> {
+  saveFiles(await engine().request('exportModel'));
+}
+
+function saveFiles(files: Record<string, Uint8Array>): void {
+  for (const [name, bytes] of Object.entries(files)) {
+    const url = URL.createObjectURL(new Blob([bytes as BlobPart]));
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = name;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }
+}
+
 export async function quantizeModel(ptq: PtqConfig): Promise<void> {
   const s = useStudio.getState();
   s.setQuant({ status: 'running' });
@@ -151,15 +244,7 @@ export async function quantizeModel(ptq: PtqConfig): Promise<void> {
 }
 
 export async function downloadExport(format: 'safetensors' | 'onnx'): Promise<void> {
-  const files = await engine().request('export', { format });
-  for (const [name, bytes] of Object.entries(files)) {
-    const url = URL.createObjectURL(new Blob([bytes as BlobPart]));
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = name;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  }
+  saveFiles(await engine().request('export', { format }));
 }
 
 /** Queue runs and execute them in turn (identical seed and data; they differ in their spec). */

@@ -65,7 +65,22 @@ async function handle(req: Request): Promise<unknown> {
     case 'createTiny':
       return need().createTiny();
     case 'loadFiles':
-      return need().loadFiles(req.files);
+      return need().loadFiles(req.files, req.name);
+    case 'pretrain':
+      stopRequested = false;
+      return need().pretrain(req.spec, (point) => post({ type: 'pretrainStep', id: req.id, point }), () => stopRequested);
+    case 'exportModel':
+      return need().exportModel();
+    case 'accuracy': {
+      let last = 0;
+      return need().accuracy(req.req, (done, total, label) => {
+        const now = performance.now();
+        if (now - last > 100 || done === total) {
+          last = now;
+          post({ type: 'progress', id: req.id, done, total, label });
+        }
+      });
+    }
     case 'quantize': {
       let last = 0;
       return need().quantize(req.ptq, (done, total) => {

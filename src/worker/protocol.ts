@@ -5,10 +5,10 @@
 import type { GpuInfo } from '../engine/gpu/runtime';
 import type { OnnxCheckResult } from '../engine/quant/onnx-check';
 import type { KernelBenchRow } from '../engine/quant/kernel-bench';
-import type { ModelCard, QuantReport, RunSpec, RunSummary, TrainCheckpoint, TrainResult } from './studio-engine';
+import type { AccuracyRequest, AccuracyResult, ModelCard, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, RunSpec, RunSummary, TrainCheckpoint, TrainResult } from './studio-engine';
 import type { PtqConfig } from '../engine/quant/ptq';
 import type { StepMetrics } from '../engine/train/distill';
-export type { OnnxCheckResult, KernelBenchRow, ModelCard, QuantReport, RunSpec, RunSummary, StepMetrics, TrainCheckpoint, TrainResult };
+export type { AccuracyRequest, AccuracyResult, OnnxCheckResult, KernelBenchRow, ModelCard, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, RunSpec, RunSummary, StepMetrics, TrainCheckpoint, TrainResult };
 
 export type Request =
   | { id: number; type: 'init'; sampleText: string }
@@ -16,7 +16,10 @@ export type Request =
   | { id: number; type: 'onnxCheck'; providers: string[] }
   | { id: number; type: 'benchKernels' }
   | { id: number; type: 'createTiny' }
-  | { id: number; type: 'loadFiles'; files: File[] }
+  | { id: number; type: 'loadFiles'; files: File[]; name?: string }
+  | { id: number; type: 'pretrain'; spec: PretrainSpec }
+  | { id: number; type: 'exportModel' }
+  | { id: number; type: 'accuracy'; req: AccuracyRequest }
   | { id: number; type: 'quantize'; ptq: PtqConfig }
   | { id: number; type: 'export'; format: 'safetensors' | 'onnx' }
   | { id: number; type: 'train'; spec: RunSpec; resume?: TrainCheckpoint }
@@ -38,6 +41,9 @@ export interface ResultMap {
   benchKernels: KernelBenchRow[];
   createTiny: ModelCard;
   loadFiles: ModelCard;
+  pretrain: PretrainResult;
+  exportModel: Record<string, Uint8Array>;
+  accuracy: AccuracyResult;
   quantize: QuantReport;
   export: Record<string, Uint8Array>;
   train: TrainResult;
@@ -54,6 +60,7 @@ export type WorkerEvent =
   | { type: 'error'; id: number; message: string }
   | { type: 'progress'; id: number; done: number; total: number; label: string }
   | { type: 'step'; id: number; runId: string; metrics: StepMetrics }
+  | { type: 'pretrainStep'; id: number; point: PretrainPoint }
   | { type: 'text'; id: number; text: string }
   | { type: 'gpuError'; message: string }
   | { type: 'log'; message: string };

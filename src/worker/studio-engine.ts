@@ -5,7 +5,7 @@ import { paramCount, randomWeights, type LlamaConfig, type LlamaWeights } from '
 import { LlamaModel } from '../engine/model/llama';
 import { generate, sequenceNll } from '../engine/model/runner';
 import { encodeDocuments, perplexity, splitDocuments } from '../engine/eval/perplexity';
-import { loadHfModel, writeQuantizedHfModel, type HfFiles } from '../engine/io/hf';
+import { loadHfModel, writeHfModel, writeQuantizedHfModel, type HfFiles } from '../engine/io/hf';
 import { readLlama2cCheckpoint } from '../engine/io/llama2c';
 import { blobSource } from '../engine/io/source';
 import { Llama2cTokenizer, type Tokenizer } from '../engine/io/tokenizer';
@@ -17,6 +17,57 @@ import { DEFAULT_DISTILL, Distiller, type LossWeights, type StepMetrics } from '
 import { parseFreeze, type FreezeMask } from '../engine/train/freeze';
 import { tokenStream } from '../engine/train/data';
 import type { Bits } from '../engine/quant/pack';
+import { PRETRAIN_CONFIGS, Pretrainer } from '../engine/train/pretrain';
+import { tokenLogprobsBatch } from '../engine/model/runner';
+import { evaluateTask, type McResult } from '../engine/eval/multiple-choice';
+import { parseTask, TASKS, type TaskName } from '../engine/eval/tasks';
+
+export interface AccuracyRequest {
+  task: TaskName;
+  docsText: string;
+  labelsText?: string;
+  fileName: string;
+  limit: number;
+  /** run ids whose students to score, besides the teacher (FP) and the PTQ model */
+  runIds: string[];
+}
+
+export interface AccuracyResult {
+  task: TaskName;
+  file: string;
+  n: number;
+  /** by row: 'FP', 'PTQ', or a run id */
+  results: Record<string, McResult>;
+}
+import { trainBpe } from '../engine/io/bpe-train';
+
+export interface PretrainSpec {
+  config: string;
+  /** 'bpe': train a BPE tokenizer of vocabSize tokens on the data first; 'byte': 259 byte ids */
+  tokenizer: 'bpe' | 'byte';
+  vocabSize: number;
+  steps: number;
+  batch: number;
+  seq: number;
+  lr: number;
+  seed: number;
+}
+
+export interface PretrainPoint {
+  step: number;
+  loss: number;
+  lr: number;
+}
+
+export interface PretrainResult {
+  card: ModelCard;
+  steps: number;
+  finalLoss: number;
+  evalPpl: number;
+  unigramPpl: number;
+  seconds: number;
+  tokensPerSec: number;
+}
 
 export interface ModelCard {
   name: string;
@@ -83,6 +134,8 @@ export class StudioEngine {
   quantized: QuantizedModel | null = null;
   /** the most recent distilled student (weights with updated norms, packed projections) */
   student: { label: string; weights: LlamaWeights; quantized: QuantizedModel } | null = null;
+  /** distilled students by run id (this session's runs; the latest 16) */
+  readonly students = new Map<string, { weights: LlamaWeights; quantized: QuantizedModel }>();
   sampleText = '';
   constructor(readonly gpu: Gpu) {}
 
@@ -101,6 +154,7 @@ export class StudioEngine {
     this.model = { name: 'tiny random LLaMA (built in)', format: 'random', config, weights: randomWeights(config, 1, 0.5), tokenizer: new ByteTokenizer(), dtypes: ['F32'] };
     this.quantized = null;
     this.student = null;
+    this.students.clear();
     return this.card();
   }
 
@@ -161,7 +215,7 @@ export class StudioEngine {
   }
 
   /** Dropped files: an HF folder's files, or a llama2.c .bin (+ tokenizer.bin). */
-  async loadFiles(files: File[]): Promise<ModelCard> {
+  async loadFiles(files: File[], name?: string): Promise<ModelCard> {
     const byName = new Map(files.map((f) => [f.name, f]));
     const bin = files.find((f) => f.name.endsWith('.bin') && !/tok/i.test(f.name));
     if (bin && !byName.has('config.json')) {
@@ -177,23 +231,29 @@ export class StudioEngine {
       const m = await loadHfModel(hf);
       const tokenizer = m.tokenizerJson ? parseTokenizerJson(m.tokenizerJson) : new ByteTokenizer();
       if (!m.tokenizerJson && m.config.vocabSize < 259) throw new Error('no tokenizer.json among the dropped files, and the model is too small for the byte tokenizer');
-      this.model = { name: files.find((f) => f.name.endsWith('.safetensors'))?.name ?? 'model', format: m.quantized ? 'HF (Quench-quantized)' : 'Hugging Face', config: m.config, weights: m.weights, tokenizer, tokenizerJson: m.tokenizerJson ?? undefined, dtypes: m.dtypes };
+      this.model = { name: name ?? files.find((f) => f.name.endsWith('.safetensors'))?.name ?? 'model', format: m.quantized ? 'HF (Quench-quantized)' : 'Hugging Face', config: m.config, weights: m.weights, tokenizer, tokenizerJson: m.tokenizerJson ?? undefined, dtypes: m.dtypes };
     }
     this.quantized = null;
     this.student = null;
+    this.students.clear();
     return this.card();
   }
 
   private evalSeqs(): number[][] {
     const m = this.model!;
     const docs = splitDocuments(this.sampleText, '<|endoftext|>');
-    const held = docs.slice(Math.max(1, docs.length - 2));
+    const held = docs.slice(Math.max(1, docs.length - this.heldOutDocs(docs.length)));
     return encodeDocuments(held, (s) => m.tokenizer.encode(s), Math.min(m.config.maxSeqLen, 256));
   }
 
   private trainDocs(): string[] {
     const docs = splitDocuments(this.sampleText, '<|endoftext|>');
-    return docs.slice(0, Math.max(1, docs.length - 2));
+    return docs.slice(0, Math.max(1, docs.length - this.heldOutDocs(docs.length)));
+  }
+
+  /** Documents at the end of the data kept for evaluation: a tenth, at least 2 and at most 20. */
+  private heldOutDocs(n: number): number {
+    return Math.min(20, Math.max(2, Math.round(n / 10)));
   }
 
   async ppl(quantized: QuantizedModel | null): Promise<number> {
@@ -220,9 +280,7 @@ export class StudioEngine {
     const m = this.model, q = this.quantized;
     if (!m || !q) throw new Error('quantize the model first');
     if (format === 'onnx') return { 'model.onnx': exportOnnx(m.config, m.weights, q) };
-    let tj = m.tokenizerJson;
-    if (!tj && m.tokenizer instanceof Llama2cTokenizer) tj = JSON.stringify(tokenizerJsonFromPieces(m.tokenizer.vocab, m.tokenizer.scores));
-    return writeQuantizedHfModel(m.config, m.weights, q, { tokenizerJson: tj });
+    return writeQuantizedHfModel(m.config, m.weights, q, { tokenizerJson: this.tokenizerJsonOut() });
   }
 
   async train(spec: RunSpec, onStep: (m: StepMetrics) => void, shouldStop: () => boolean, shouldPause: () => boolean = () => false, resume?: TrainCheckpoint): Promise<TrainResult> {
@@ -247,6 +305,8 @@ export class StudioEngine {
       }
       const last = d.history.slice(-5);
       this.student = { label: spec.label, ...(await d.exportStudent(m.weights)) };
+      this.students.set(spec.id, this.student);
+      if (this.students.size > 16) this.students.delete(this.students.keys().next().value!);
       return {
         summary: {
           finalLoss: last.reduce((s, x) => s + x.loss, 0) / Math.max(1, last.length),
@@ -259,6 +319,99 @@ export class StudioEngine {
     } finally {
       d.free();
     }
+  }
+
+  /**
+   * Pretrain a LLaMA from random initialisation on the current data (its held-out documents kept
+   * for evaluation), with the project's BPE tokenizer trained on the same text or bytes. On
+   * success the pretrained model becomes the loaded model (the teacher); a stop ends early and
+   * keeps what was trained so far.
+   */
+  async pretrain(spec: PretrainSpec, onStep: (p: PretrainPoint) => void, shouldStop: () => boolean): Promise<PretrainResult> {
+    const base = PRETRAIN_CONFIGS[spec.config];
+    if (!base) throw new Error(`unknown config ${JSON.stringify(spec.config)} (one of ${Object.keys(PRETRAIN_CONFIGS).join(', ')})`);
+    const docs = this.trainDocs();
+    let tokenizer: Tokenizer = new ByteTokenizer();
+    let tokenizerJson: string | undefined;
+    if (spec.tokenizer === 'bpe') {
+      tokenizerJson = JSON.stringify(trainBpe(docs, { vocabSize: spec.vocabSize }));
+      tokenizer = parseTokenizerJson(tokenizerJson, 'tokenizer.json (trained)');
+    }
+    const config: LlamaConfig = { ...base, vocabSize: tokenizer.vocabSize };
+    const stream = tokenStream(docs, (d) => tokenizer.encode(d, { bos: true }));
+    const seq = Math.min(spec.seq, config.maxSeqLen, stream.length - 1);
+    if (seq < 4) throw new Error(`the data has only ${stream.length} tokens: too little to pretrain on`);
+    const p = new Pretrainer(this.gpu, config, { steps: spec.steps, batch: spec.batch, seq, lr: spec.lr, warmup: Math.min(100, Math.floor(spec.steps / 10)), minLrRatio: 0.1, weightDecay: 0.1, gradClip: 1, seed: spec.seed }, stream);
+    const t0 = performance.now();
+    let avg = NaN;
+    let weights: LlamaWeights;
+    try {
+      while (p.step < spec.steps && !shouldStop()) {
+        const s = await p.trainStep();
+        avg = Number.isNaN(avg) ? s.loss : 0.9 * avg + 0.1 * s.loss;
+        onStep({ step: s.step, loss: s.loss, lr: s.lr });
+      }
+      weights = await p.weights();
+    } finally {
+      p.free();
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    const name = `pretrained ${spec.config} (${p.step} steps)`;
+    this.model = { name, format: 'pretrained here', config, weights, tokenizer, tokenizerJson, dtypes: ['F32'] };
+    this.quantized = null;
+    this.student = null;
+    this.students.clear();
+    // unigram baseline on the same evaluation tokens: training frequencies, add-one smoothed
+    const counts = new Float64Array(config.vocabSize).fill(1);
+    for (const id of stream) counts[id]++;
+    const total = stream.length + config.vocabSize;
+    const seqs = this.evalSeqs();
+    let nll = 0, n = 0;
+    for (const q of seqs) for (let i = 1; i < q.length; i++, n++) nll -= Math.log(counts[q[i]] / total);
+    return { card: this.card(), steps: p.step, finalLoss: avg, evalPpl: await this.ppl(null), unigramPpl: Math.exp(nll / Math.max(1, n)), seconds, tokensPerSec: (p.step * spec.batch * seq) / seconds };
+  }
+
+  /**
+   * Zero-shot multiple-choice accuracy (acc, acc_norm, standard errors) of the teacher, the PTQ
+   * model and the given runs' students on one task file, all choices of a document in one batch.
+   */
+  async accuracy(req: AccuracyRequest, onProgress: (done: number, total: number, label: string) => void): Promise<AccuracyResult> {
+    const m = this.model;
+    if (!m) throw new Error('load a model first');
+    if (!TASKS.includes(req.task)) throw new Error(`unknown task ${JSON.stringify(req.task)} (one of ${TASKS.join(', ')})`);
+    let docs = parseTask(req.task, req.docsText, req.labelsText, req.fileName);
+    if (req.limit > 0) docs = docs.slice(0, req.limit);
+    if (docs.length === 0) throw new Error(`${req.fileName}: no documents`);
+    const rows: [string, LlamaWeights, QuantizedModel | undefined][] = [['FP', m.weights, undefined]];
+    if (this.quantized) rows.push(['PTQ', m.weights, this.quantized]);
+    for (const id of req.runIds) {
+      const st = this.students.get(id);
+      if (st) rows.push([id, st.weights, st.quantized]);
+    }
+    const results: Record<string, McResult> = {};
+    for (const [row, weights, quantized] of rows) {
+      const model = LlamaModel.fromWeights(this.gpu, m.config, weights, { quantized });
+      try {
+        results[row] = await evaluateTask(docs, (s) => m.tokenizer.encode(s, { bos: true }), (seqs) => tokenLogprobsBatch(model, seqs), (d, t) => onProgress(d, t, `${req.task}: ${row}`));
+      } finally {
+        model.free();
+      }
+    }
+    return { task: req.task, file: req.fileName, n: docs.length, results };
+  }
+
+  /** The loaded model as HF files (config.json, model.safetensors, tokenizer.json). */
+  exportModel(): Record<string, Uint8Array> {
+    const m = this.model;
+    if (!m) throw new Error('load a model first');
+    return writeHfModel(m.config, m.weights, { tokenizerJson: this.tokenizerJsonOut() });
+  }
+
+  /** The loaded model's tokenizer as tokenizer.json text (converted from llama2.c's when needed). */
+  private tokenizerJsonOut(): string | undefined {
+    const m = this.model!;
+    if (!m.tokenizerJson && m.tokenizer instanceof Llama2cTokenizer) return JSON.stringify(tokenizerJsonFromPieces(m.tokenizer.vocab, m.tokenizer.scores));
+    return m.tokenizerJson;
   }
 }
 

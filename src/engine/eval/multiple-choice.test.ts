@@ -2,10 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { randomWeights, tinyConfig } from '../model/config';
 import { LlamaModel } from '../model/llama';
-import { tokenLogprobs } from '../model/runner';
+import { tokenLogprobs, tokenLogprobsBatch } from '../model/runner';
 import { refForward } from '../ref/llama';
 import { testGpu } from '../testing';
-import { evaluateTask, stderrOfMean } from './multiple-choice';
+import { evaluateTask, oneAtATime, stderrOfMean } from './multiple-choice';
 import { parseTask, type McDoc } from './tasks';
 
 // a toy tokenizer: one token per character code (mod V), BOS = 1
@@ -46,11 +46,22 @@ describe('multiple-choice scoring', () => {
       norms.push(best(sums.map((s, i) => s / lens[i])) === d.gold ? 1 : 0);
     }
     const model = LlamaModel.fromWeights(gpu, cfg, w);
-    const r = await evaluateTask(docs, encode, (t) => tokenLogprobs(model, t));
-    expect(r.n).toBe(5);
-    expect(r.acc).toBeCloseTo(accs.reduce((a, b) => a + b) / 5, 12);
-    expect(r.acc_norm).toBeCloseTo(norms.reduce((a, b) => a + b) / 5, 12);
-    expect(r.acc_stderr).toBeCloseTo(stderrOfMean(accs), 12);
+    // batched (all choices of a document in one forward) and one sequence at a time
+    for (const fn of [(seqs: number[][]) => tokenLogprobsBatch(model, seqs), oneAtATime((t) => tokenLogprobs(model, t))]) {
+      const r = await evaluateTask(docs, encode, fn);
+      expect(r.n).toBe(5);
+      expect(r.acc).toBeCloseTo(accs.reduce((a, b) => a + b) / 5, 12);
+      expect(r.acc_norm).toBeCloseTo(norms.reduce((a, b) => a + b) / 5, 12);
+      expect(r.acc_stderr).toBeCloseTo(stderrOfMean(accs), 12);
+    }
+    // batched log-probabilities of ragged sequences (padded, chunked) equal one-at-a-time ones
+    const seqs = [encode('ab cd'), encode('x'), encode('hello world, longer'), encode('pq')];
+    const batched = await tokenLogprobsBatch(model, seqs, 3);
+    for (let k = 0; k < seqs.length; k++) {
+      const single = await tokenLogprobs(model, seqs[k]);
+      expect(batched[k].length).toBe(single.length);
+      for (let i = 0; i < single.length; i++) expect(Math.abs(batched[k][i] - single[i])).toBeLessThan(1e-4);
+    }
     model.free();
   });
   it('stderr of the mean: sample standard deviation / sqrt(n)', () => {

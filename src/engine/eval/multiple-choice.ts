@@ -15,6 +15,9 @@ export interface McResult {
 
 /** logprobs(tokens) returns log p(tokens[i] | tokens[<i]) for i = 1..len-1 (length len-1). */
 export type LogprobFn = (tokens: number[]) => Promise<Float64Array | number[]>;
+/** The same for several sequences at once (all choices of a document go in one GPU batch). */
+export type LogprobBatchFn = (seqs: number[][]) => Promise<(Float64Array | number[])[]>;
+export const oneAtATime = (f: LogprobFn): LogprobBatchFn => async (seqs) => Promise.all(seqs.map(f));
 
 export function stderrOfMean(xs: number[]): number {
   const n = xs.length;
@@ -24,30 +27,27 @@ export function stderrOfMean(xs: number[]): number {
   return Math.sqrt(v / n);
 }
 
-export async function scoreChoices(doc: McDoc, encode: (s: string) => number[], logprobs: LogprobFn): Promise<{ sums: number[]; bytes: number[] }> {
+export async function scoreChoices(doc: McDoc, encode: (s: string) => number[], logprobs: LogprobBatchFn): Promise<{ sums: number[]; bytes: number[] }> {
   const ctx = encode(doc.context);
-  const sums: number[] = [];
-  const bytes: number[] = [];
-  for (const cont of doc.continuations) {
-    const whole = encode(doc.context + cont);
+  const wholes = doc.continuations.map((cont) => encode(doc.context + cont));
+  const lps = await logprobs(wholes);
+  const sums = wholes.map((whole, c) => {
     // the continuation's tokens: those after the longest common prefix with the context's tokens
     // (lm-eval takes the tokens after len(encode(context)); this is the same when the context's
     // tokens are a prefix, and stays right when a boundary token merges across)
     let split = 0;
     while (split < ctx.length && split < whole.length && whole[split] === ctx[split]) split++;
     split = Math.max(1, Math.min(split, whole.length - 1));
-    const lp = await logprobs(whole);
     let s = 0;
-    for (let i = split; i < whole.length; i++) s += lp[i - 1];
-    sums.push(s);
-    bytes.push(new TextEncoder().encode(cont).length);
-  }
-  return { sums, bytes };
+    for (let i = split; i < whole.length; i++) s += lps[c][i - 1];
+    return s;
+  });
+  return { sums, bytes: doc.continuations.map((cont) => new TextEncoder().encode(cont).length) };
 }
 
 const argmax = (xs: number[]) => xs.reduce((b, x, i) => (x > xs[b] ? i : b), 0);
 
-export async function evaluateTask(docs: McDoc[], encode: (s: string) => number[], logprobs: LogprobFn, onProgress?: (done: number, total: number) => void): Promise<McResult> {
+export async function evaluateTask(docs: McDoc[], encode: (s: string) => number[], logprobs: LogprobBatchFn, onProgress?: (done: number, total: number) => void): Promise<McResult> {
   const acc: number[] = [], accNorm: number[] = [];
   for (let i = 0; i < docs.length; i++) {
     const { sums, bytes } = await scoreChoices(docs[i], encode, logprobs);

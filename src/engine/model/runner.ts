@@ -25,6 +25,51 @@ export async function tokenLogprobs(model: LlamaModel, tokens: number[]): Promis
   return out;
 }
 
+/**
+ * log-probabilities of several sequences, batched: sequences of one chunk are padded at the end to
+ * the longest (causal attention: padding never affects earlier positions) and run as one B x T
+ * forward. Each sequence keeps its last maxSeqLen tokens, as tokenLogprobs. Chunks are sized so
+ * the logits stay under ~64 MiB.
+ */
+export async function tokenLogprobsBatch(model: LlamaModel, seqs: number[][], maxBatch = 16): Promise<Float64Array[]> {
+  const V = model.cfg.vocabSize, L = model.cfg.maxSeqLen;
+  const out: Float64Array[] = new Array(seqs.length);
+  let i = 0;
+  while (i < seqs.length) {
+    const T0 = Math.min(L, seqs[i].length);
+    const cap = Math.max(1, Math.min(maxBatch, Math.floor(2 ** 26 / (4 * V * Math.max(T0, 1)))));
+    const chunk: number[] = [];
+    let T = 0;
+    while (i < seqs.length && chunk.length < cap) {
+      const t = Math.min(L, seqs[i].length);
+      if (chunk.length > 0 && (chunk.length + 1) * Math.max(T, t) * V * 4 > 2 ** 26) break;
+      T = Math.max(T, t);
+      chunk.push(i++);
+    }
+    const B = chunk.length;
+    const ids = new Uint32Array(B * T);
+    chunk.forEach((k, b) => ids.set(seqs[k].slice(seqs[k].length - Math.min(L, seqs[k].length)), b * T));
+    const acts = model.activations(B, T, false);
+    model.gpu.write(acts.tokens, ids);
+    model.forward(acts);
+    const logits = await model.gpu.readF32(acts.logits);
+    chunk.forEach((k, b) => {
+      const toks = seqs[k], Tk = Math.min(L, toks.length), skip = toks.length - Tk;
+      const lp = new Float64Array(toks.length - 1);
+      for (let t = 0; t + 1 < Tk; t++) {
+        const row = logits.subarray((b * T + t) * V, (b * T + t + 1) * V);
+        let max = -Infinity;
+        for (let v = 0; v < V; v++) if (row[v] > max) max = row[v];
+        let sum = 0;
+        for (let v = 0; v < V; v++) sum += Math.exp(row[v] - max);
+        lp[skip + t] = row[ids[b * T + t + 1]] - max - Math.log(sum);
+      }
+      out[k] = lp;
+    });
+  }
+  return out;
+}
+
 /** Summed NLL (nats) of tokens[1..] given their prefixes, computed on the GPU in one forward. */
 export async function sequenceNll(model: LlamaModel, tokens: number[]): Promise<number> {
   let nll = 0;

@@ -56,3 +56,12 @@ export function loadMobyDick(dir = mobyDickDataDir()): Corpus {
   if (existsSync(join(dir, 'epilogue.txt'))) train.push(...paragraphs(readFileSync(join(dir, 'epilogue.txt'), 'utf8')));
   return { train, heldOut, heldOutChapters };
 }
+
+/** The text the studio starts with beside the default model (public/models/default/data.txt):
+ *  `train` training paragraphs from across the book, then the first `heldOut` held-out
+ *  paragraphs last (the studio evaluates on the last tenth of the documents, at most 20). */
+export function studioDataText(c: Corpus, train = 400, heldOut = 20): string {
+  const stride = c.train.length / train;
+  const picked = Array.from({ length: train }, (_, i) => c.train[Math.floor(i * stride)]);
+  return [...picked, ...c.heldOut.slice(0, heldOut)].join('\n<|endoftext|>\n') + '\n';
+}

@@ -1,0 +1,39 @@
+// The studio opens with the bundled default teacher and its text; quantizing it to 2 bits visibly
+// hurts it; the Pretrain tab trains a new model from scratch that becomes the teacher.
+export const name = 'studio: default model at start, w2 quantization hurts it, pretrain from scratch';
+
+export async function run({ page, baseUrl, screenshot, expect }) {
+  await page.goto(baseUrl);
+  await page.waitForFunction(() => /quench-default/.test(document.querySelector('[data-testid=model-name]')?.textContent ?? ''), null, { timeout: 120_000 });
+  const params = await page.getByTestId('model-params').innerText();
+  expect(/M$/.test(params.trim()), `default model has about a million parameters: ${params}`);
+  await screenshot('default-model');
+
+  await page.getByRole('tab', { name: 'Quantize' }).click();
+  await page.getByTestId('q-bits').selectOption('2');
+  await page.getByTestId('q-run').click();
+  await page.getByTestId('q-result').waitFor({ timeout: 300_000 });
+  const text = await page.getByTestId('q-result').innerText();
+  const m = /([\d.]+) \(FP32\) → ([\d.]+)/.exec(text);
+  expect(m && Number(m[2]) > 1.5 * Number(m[1]), `w2 quantization visibly hurts the default model: ${text.slice(0, 160)}`);
+  await screenshot('default-w2');
+
+  await page.getByRole('tab', { name: 'Pretrain' }).click();
+  const data = await page.getByTestId('data-name').innerText();
+  expect(/Moby-Dick/.test(data), `the default data is loaded: ${data}`);
+  await page.getByTestId('pt-config').selectOption('tiny');
+  await page.getByTestId('pt-vocabSize').fill('384');
+  await page.getByTestId('pt-steps').fill('30');
+  await page.getByTestId('pt-batch').fill('4');
+  await page.getByTestId('pt-seq').fill('32');
+  await page.getByTestId('pt-start').click();
+  await page.getByTestId('pt-result').waitFor({ timeout: 300_000 });
+  const ppl = Number(await page.getByTestId('pt-ppl').innerText());
+  expect(Number.isFinite(ppl) && ppl < 384, `30 steps already beat the uniform baseline (perplexity ${ppl} < 384)`);
+  const lines = await page.getByTestId('pt-chart').locator('svg path.recharts-line-curve').count();
+  expect(lines === 1, 'the loss curve is drawn');
+  await page.getByRole('tab', { name: 'Model' }).click();
+  const loaded = await page.getByTestId('model-name').innerText();
+  expect(/pretrained tiny \(30 steps\)/.test(loaded), `the pretrained model is now the teacher: ${loaded}`);
+  await screenshot('pretrained');
+}

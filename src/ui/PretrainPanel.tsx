@@ -1,0 +1,80 @@
+// Pretrain: a LLaMA from random initialisation on the current data (next-token cross-entropy,
+// AdamW), with a BPE tokenizer trained on the same text; the result becomes the loaded teacher.
+import { useState } from 'react';
+import { CartesianGrid, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
+import { useStudio } from './store';
+import { downloadModel, runPretrain, stopTraining } from '../worker/bridge';
+import type { PretrainSpec } from '../worker/protocol';
+import { DataPicker, ProgressBar } from './TrainPanels';
+
+const CONFIGS = [
+  { id: 'tiny', label: 'tiny: dim 64, 4 layers (~0.2M + vocabulary)' },
+  { id: 'default', label: 'default: dim 128, 4 layers, GQA 4/2 (~1M), as the bundled teacher' },
+  { id: 'small', label: 'small: dim 192, 6 layers, GQA 6/2 (~2.6M)' },
+];
+
+export function PretrainPanel() {
+  const st = useStudio((s) => s.pretrain);
+  const [spec, setSpec] = useState<PretrainSpec>({ config: 'tiny', tokenizer: 'bpe', vocabSize: 512, steps: 200, batch: 8, seq: 64, lr: 0.003, seed: 1 });
+  const num = (k: 'vocabSize' | 'steps' | 'batch' | 'seq' | 'lr' | 'seed', label: string, step = 1) => (
+    <label>
+      {label} <input type="number" step={step} value={spec[k]} data-testid={`pt-${k}`} onChange={(e) => setSpec({ ...spec, [k]: Number(e.target.value) })} />
+    </label>
+  );
+  const running = st.status === 'running';
+  const data = st.points.map((p) => ({ step: p.step, loss: +p.loss.toFixed(4) }));
+  return (
+    <section className="panel">
+      <h2>Pretrain from scratch</h2>
+      <p className="muted">Trains a new LLaMA (RMSNorm, RoPE, SwiGLU, GQA) on the data below with next-token cross-entropy; the last tenth of its documents is held out for evaluation. When it finishes, the new model replaces the loaded one as the teacher.</p>
+      <DataPicker />
+      <div className="form">
+        <label>
+          size{' '}
+          <select value={spec.config} data-testid="pt-config" onChange={(e) => setSpec({ ...spec, config: e.target.value })}>
+            {CONFIGS.map((c) => <option key={c.id} value={c.id}>{c.label}</option>)}
+          </select>
+        </label>
+        <label>
+          tokenizer{' '}
+          <select value={spec.tokenizer} data-testid="pt-tokenizer" onChange={(e) => setSpec({ ...spec, tokenizer: e.target.value as 'bpe' | 'byte' })}>
+            <option value="bpe">BPE trained on the data</option>
+            <option value="byte">bytes (259 ids)</option>
+          </select>
+        </label>
+        {spec.tokenizer === 'bpe' && num('vocabSize', 'vocabulary')}
+        {num('steps', 'steps')}
+        {num('batch', 'batch')}
+        {num('seq', 'sequence length')}
+        {num('lr', 'learning rate', 0.0005)}
+        {num('seed', 'seed')}
+      </div>
+      <div className="form">
+        <button data-testid="pt-start" disabled={running} onClick={() => void runPretrain(spec)}>Pretrain</button>
+        <button data-testid="pt-stop" disabled={!running} onClick={stopTraining}>Stop (keep what is trained)</button>
+        <button data-testid="pt-download" disabled={running || st.status !== 'done'} onClick={() => void downloadModel()}>Download model (HF folder files)</button>
+      </div>
+      {running && <ProgressBar />}
+      {st.status === 'failed' && <p className="error" role="alert" data-testid="pt-error">{st.message}</p>}
+      {data.length > 0 && (
+        <LineChart width={700} height={220} data={data} margin={{ left: 20, bottom: 20 }} data-testid="pt-chart">
+          <CartesianGrid strokeDasharray="3 3" />
+          <XAxis dataKey="step" label={{ value: 'step', position: 'insideBottom', offset: -10 }} />
+          <YAxis label={{ value: 'cross-entropy', angle: -90, position: 'insideLeft' }} />
+          <Tooltip />
+          <Line dataKey="loss" stroke="#0969da" dot={false} isAnimationActive={false} />
+        </LineChart>
+      )}
+      {st.status === 'done' && (
+        <dl className="kv" data-testid="pt-result">
+          <dt>steps</dt><dd data-testid="pt-steps">{st.result.steps}</dd>
+          <dt>final training loss</dt><dd>{st.result.finalLoss.toFixed(4)}</dd>
+          <dt>held-out perplexity</dt><dd data-testid="pt-ppl">{st.result.evalPpl.toFixed(2)}</dd>
+          <dt>unigram baseline</dt><dd data-testid="pt-unigram">{st.result.unigramPpl.toFixed(2)}</dd>
+          <dt>time</dt><dd>{st.result.seconds.toFixed(1)} s ({Math.round(st.result.tokensPerSec)} tokens/s)</dd>
+          <dt>now loaded as</dt><dd>{st.result.card.name} ({st.result.card.params.toLocaleString('en-US')} parameters, vocabulary {st.result.card.vocab})</dd>
+        </dl>
+      )}
+    </section>
+  );
+}
