@@ -22,7 +22,7 @@ export const DISTILL_HELP = `usage: quench distill --teacher PATH [--tokenizer P
                       --bits 2|3|4|8 --group N --freeze ov|none|qk|qkv|attention|mlp|q,k,v
                       [--loss kl=1,ce=0,attn_map=0,attn_out=0,hidden=0] [--temperature T]
                       [--steps N] [--batch B] [--seq T] [--accum K] [--lr X] [--warmup N] [--seed S]
-                      [--clip-ratio R] [--sym] [--grad-clip G] [--weight-decay W] [--metrics-every N]
+                      [--clip-ratio R] [--scales minmax|learned] [--scale-lr-ratio R] [--sym] [--grad-clip G] [--weight-decay W] [--metrics-every N]
                       [--eval-docs N] [--holdout N] [--fp-reference] [--resume] --out DIR
 The FP teacher distils into its quantized student (fp32 latents, packed low-bit forward, STE
 backward). Writes DIR/metrics.jsonl (one line per step), DIR/checkpoint.safetensors +
@@ -39,6 +39,7 @@ export const DISTILL_OPTIONS = {
   temperature: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, seq: { type: 'string' }, accum: { type: 'string' },
   lr: { type: 'string' }, warmup: { type: 'string' }, seed: { type: 'string' }, 'clip-ratio': { type: 'string' }, 'grad-clip': { type: 'string' },
   'weight-decay': { type: 'string' }, 'metrics-every': { type: 'string' }, 'eval-docs': { type: 'string' }, 'fp-reference': { type: 'boolean' },
+  scales: { type: 'string' }, 'scale-lr-ratio': { type: 'string' },
   resume: { type: 'boolean' }, out: { type: 'string' }, json: { type: 'boolean' }, schemes: { type: 'string' }, holdout: { type: 'string' },
 } as const;
 
@@ -64,6 +65,8 @@ export function distillConfigFrom(a: Record<string, unknown>, nLayers: number, f
     ...d,
     bits: q.bits, group: q.group, sym: q.sym,
     clip: num(a['clip-ratio'], 'clip-ratio', d.clip),
+    scales: scalesOf(a.scales, d.scales),
+    scaleLrRatio: num(a['scale-lr-ratio'], 'scale-lr-ratio', d.scaleLrRatio),
     freeze: parseFreeze(freezeSpec, nLayers),
     loss: parseLoss(a.loss as string | undefined),
     temperature: num(a.temperature, 'temperature', d.temperature),
@@ -72,6 +75,12 @@ export function distillConfigFrom(a: Record<string, unknown>, nLayers: number, f
     gradClip: num(a['grad-clip'], 'grad-clip', d.gradClip), weightDecay: num(a['weight-decay'], 'weight-decay', d.weightDecay),
     metricsEvery: int(a['metrics-every'], 'metrics-every', d.metricsEvery), fpReference: !!a['fp-reference'],
   };
+}
+
+function scalesOf(v: unknown, dflt: DistillConfig['scales']): DistillConfig['scales'] {
+  if (v === undefined) return dflt;
+  if (v !== 'minmax' && v !== 'learned') throw new Error(`--scales must be minmax or learned, not ${JSON.stringify(v)}`);
+  return v;
 }
 
 export function loadDocs(path: string, sep: string): string[] {

@@ -6,7 +6,7 @@
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { matmulBackwardWeight } from '../ops/matmul';
 import { qmatmulBackwardInput, qmatmulForward, type GpuPacked } from '../ops/qmatmul';
-import { allocPacked, freePacked, quantizePack, steBackward } from '../ops/fakequant';
+import { allocPacked, freePacked, lsqBackward, quantizePack, steBackward } from '../ops/fakequant';
 import { layoutOf, type Bits } from '../quant/pack';
 import type { Linear } from './linear';
 
@@ -17,6 +17,9 @@ export interface QatOptions {
   /** clip ratio for the min/max scales (1 = plain min/max) */
   clip?: number;
   frozen: boolean;
+  /** learned scales (LSQ): start from the min/max scales, then keep them (zeros stay fixed) and
+   *  give them a gradient (scaleGrad) for the optimizer; otherwise min/max every step */
+  learnScales?: boolean;
 }
 
 export class QatLinear implements Linear {
@@ -24,11 +27,15 @@ export class QatLinear implements Linear {
   readonly grad: Tensor | null; // (N, K) latent gradient (accumulates)
   readonly packed: GpuPacked;
   private readonly dwq: Tensor | null; // (N, K) scratch: gradient wrt the quantized weight
+  /** (N, nBlocks) LSQ step-size gradient (accumulates; zeroed by the owner), learned scales only */
+  readonly scaleGrad: Tensor | null;
+  private quantizedOnce = false;
   constructor(private readonly gpu: Gpu, label: string, w: Float32Array, readonly N: number, readonly K: number, readonly opts: QatOptions) {
     this.latent = gpu.tensor(`${label}.latent`, [N, K], 'f32', w);
     this.packed = allocPacked(gpu, label, layoutOf(N, K, opts.bits, opts.group));
     this.grad = opts.frozen ? null : gpu.tensor(`${label}.grad`, [N, K]);
     this.dwq = opts.frozen ? null : gpu.tensor(`${label}.dwq`, [N, K]);
+    this.scaleGrad = opts.frozen || !opts.learnScales ? null : gpu.tensor(`${label}.scale_grad`, [...this.packed.scales.shape]);
     this.quantize();
   }
   get frozen(): boolean {
@@ -42,7 +49,8 @@ export class QatLinear implements Linear {
     if (!this.opts.frozen) this.quantize();
   }
   private quantize(): void {
-    quantizePack(this.gpu, this.packed, this.latent, { sym: this.opts.sym, clip: this.opts.clip ?? 1 });
+    quantizePack(this.gpu, this.packed, this.latent, { sym: this.opts.sym, clip: this.opts.clip ?? 1, keepScales: this.scaleGrad !== null && this.quantizedOnce });
+    this.quantizedOnce = true;
   }
   forward(out: Tensor, x: Tensor, M: number): void {
     qmatmulForward(this.gpu, out, x, this.packed, M);
@@ -55,11 +63,13 @@ export class QatLinear implements Linear {
     this.gpu.zero(this.dwq);
     matmulBackwardWeight(this.gpu, this.dwq, dout, x, M, this.K, this.N);
     steBackward(this.gpu, this.grad, this.dwq, this.latent, this.packed);
+    if (this.scaleGrad) lsqBackward(this.gpu, this.scaleGrad, this.dwq, this.latent, this.packed);
   }
   free(gpu: Gpu): void {
     gpu.free(this.latent);
     gpu.free(this.grad);
     gpu.free(this.dwq);
+    gpu.free(this.scaleGrad);
     freePacked(gpu, this.packed);
   }
 }

@@ -6,7 +6,7 @@ import { LlamaModel } from '../model/llama';
 import { QatLinear } from '../model/qat';
 import { crossEntropyBackward } from '../ops/loss';
 import { namedGrads, refBackward, refForward, refLoss } from '../ref/llama';
-import { steRef } from '../ref/quant';
+import { lsqScaleGradRef, steRef } from '../ref/quant';
 import { dequantizeHost, type PackedWeight } from '../quant/pack';
 import { expectClose, rng, testGpu } from '../testing';
 import { DEFAULT_DISTILL, Distiller, lrAt, type DistillConfig } from './distill';
@@ -73,6 +73,78 @@ describe('KD-QAT student', () => {
     gpu.free(dl);
   });
 
+  it('learned scales (LSQ): the scale gradient is the LSQ step-size gradient of the reference dWq; scales train and codes follow them', async () => {
+    const gpu = await testGpu();
+    const w = randomWeights(cfg, 7, 0.5);
+    const student = LlamaModel.fromWeights(gpu, cfg, w, {
+      trainable: true, trainEmbeddings: false,
+      makeProjection: (l, p, W, N, K) => new QatLinear(gpu, `s.${l}.${p}`, W, N, K, { bits: 3, group: 16, sym: false, clip: 0.9, frozen: false, learnScales: true }),
+    });
+    const B = 2, T = 5;
+    const r = rng(3);
+    const tokens = Array.from({ length: B * T }, () => Math.floor(r() * cfg.vocabSize));
+    const targets = tokens.map((_, i) => (i % T === T - 1 ? 0xffffffff : tokens[i + 1]));
+    const acts = student.activations(B, T);
+    gpu.write(acts.tokens, new Uint32Array(tokens));
+    student.forward(acts);
+    const tt = gpu.tensor('t', [B * T], 'u32', targets), dl = gpu.tensor('dl', [B * T, cfg.vocabSize]);
+    crossEntropyBackward(gpu, dl, acts.logits, tt, B * T, cfg.vocabSize, 1 / targets.filter((t) => t !== 0xffffffff).length);
+    student.zeroGrads();
+    for (const L of student.layers) for (const p of PROJECTIONS) gpu.zero((L.proj[p] as QatLinear).scaleGrad!);
+    student.backward(acts, dl);
+    const wq: LlamaWeights = { ...w, layers: [] };
+    const packed: PackedWeight[][] = [];
+    for (let l = 0; l < cfg.nLayers; l++) {
+      const lw = { ...w.layers[l] };
+      packed.push([]);
+      for (const p of PROJECTIONS) {
+        const pw = await packedOf(gpu, student.layers[l].proj[p] as QatLinear);
+        packed[l].push(pw);
+        lw[PROJECTION_KEY[p]] = dequantizeHost(pw);
+      }
+      wq.layers.push(lw);
+    }
+    const f = refForward(cfg, wq, tokens, B, T);
+    const g = namedGrads(refBackward(cfg, wq, tokens, B, T, f, refLoss(f.logits, targets, cfg.vocabSize).dlogits));
+    for (let l = 0; l < cfg.nLayers; l++)
+      for (const [i, p] of PROJECTIONS.entries()) {
+        const dWq = g.get(`layers.${l}.${PROJECTION_KEY[p]}`)!;
+        const want = lsqScaleGradRef(dWq, w.layers[l][PROJECTION_KEY[p]], packed[l][i]);
+        expectClose(`scale grad layer ${l} ${p}`, await gpu.readF32((student.layers[l].proj[p] as QatLinear).scaleGrad!), want, { atol: 2e-5, rtol: 3e-3 });
+      }
+    student.free();
+    gpu.free(tt);
+    gpu.free(dl);
+    // in a run: scales are parameters, they move, and the codes are those of the learned scales
+    const d = new Distiller(gpu, cfg, w, dcOf({ scales: 'learned', scaleLrRatio: 1, steps: 3 }), stream);
+    const q0 = d.student.layers[0].proj.q as QatLinear;
+    const s0 = await gpu.readF32(q0.packed.scales);
+    expect(d.params.filter((x) => x.isScale).length).toBe(cfg.nLayers * PROJECTIONS.length);
+    for (let i = 0; i < 3; i++) await d.trainStep();
+    d.requantize();
+    const pw = await packedOf(gpu, q0);
+    expect([...pw.scales]).not.toEqual([...s0]);
+    const lat = await gpu.readF32(q0.latent);
+    const deq = dequantizeHost(pw);
+    let mismatched = 0, notMinMax = 0;
+    for (let n = 0; n < pw.N; n++) {
+      for (let k = 0; k < pw.K; k++) {
+        const b = n * pw.nBlocks + Math.floor(k / pw.group);
+        const code = Math.min(2 ** pw.bits - 1, Math.max(0, Math.round(lat[n * pw.K + k] / pw.scales[b]) + pw.zeros[b]));
+        if (Math.abs(deq[n * pw.K + k] - (code - pw.zeros[b]) * pw.scales[b]) > 1e-6) mismatched++;
+      }
+      // the scales are not those min/max would give the latents now: they were learned
+      for (let b = 0; b < pw.nBlocks; b++) {
+        const g = Array.from(lat.subarray(n * pw.K + b * pw.group, Math.min((n + 1) * pw.K, n * pw.K + (b + 1) * pw.group)));
+        const mm = (Math.max(0, ...g) - Math.min(0, ...g)) / (2 ** pw.bits - 1);
+        if (Math.abs(mm - pw.scales[n * pw.nBlocks + b]) > 1e-4 * mm) notMinMax++;
+      }
+    }
+    expect(notMinMax).toBeGreaterThan((pw.N * pw.nBlocks) / 2);
+    expect(mismatched).toBeLessThanOrEqual(2); // ties within an ulp may round either way on the GPU
+    d.free();
+  });
+
   it('frozen projections keep their codes and latents and never get a gradient', async () => {
     const gpu = await testGpu();
     const w = randomWeights(cfg, 5, 0.5);
@@ -101,7 +173,8 @@ describe('KD-QAT student', () => {
   it('same seed gives the same loss curve; resume equals an uninterrupted run', async () => {
     const gpu = await testGpu();
     const w = randomWeights(cfg, 6, 0.5);
-    const dc = dcOf({ loss: { kl: 1, ce: 0.5, attnMap: 0.1, attnOut: 0.1, hidden: 0.1 }, steps: 4, accum: 2 });
+    for (const scales of ['minmax', 'learned'] as const) {
+    const dc = dcOf({ loss: { kl: 1, ce: 0.5, attnMap: 0.1, attnOut: 0.1, hidden: 0.1 }, steps: 4, accum: 2, scales });
     const runAll = async () => {
       const d = new Distiller(gpu, cfg, w, dc, stream);
       const losses: number[] = [];
@@ -125,7 +198,9 @@ describe('KD-QAT student', () => {
     expect([...first, ...rest]).toEqual(a.losses);
     const final = await d2.checkpointTensors();
     final.forEach((t, i) => expect([...t.data]).toEqual([...a.params[i].data]));
+    if (scales === 'learned') expect(final.some((t) => t.name.endsWith('.scales.param'))).toBe(true);
     d2.free();
+    }
   });
 
   it('learning rate: linear warm-up then cosine to minLrRatio', () => {

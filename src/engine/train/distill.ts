@@ -33,6 +33,11 @@ export interface DistillConfig {
   group: number;
   sym: boolean;
   clip: number; // min/max clip ratio of the student's scales
+  /** 'minmax': scales follow the weights (min/max with clip, every step); 'learned': LSQ step
+   *  sizes, initialised from min/max and trained with their own learning rate */
+  scales: 'minmax' | 'learned';
+  /** learning rate of learned scales, as a multiple of lr */
+  scaleLrRatio: number;
   freeze: FreezeMask;
   loss: LossWeights;
   temperature: number;
@@ -55,7 +60,7 @@ export interface DistillConfig {
 }
 
 export const DEFAULT_DISTILL: Omit<DistillConfig, 'freeze'> = {
-  bits: 4, group: 32, sym: false, clip: 1, loss: { kl: 1, ce: 0, attnMap: 0, attnOut: 0, hidden: 0 }, temperature: 1,
+  bits: 4, group: 32, sym: false, clip: 1, scales: 'minmax', scaleLrRatio: 0.1, loss: { kl: 1, ce: 0, attnMap: 0, attnOut: 0, hidden: 0 }, temperature: 1,
   steps: 300, batch: 8, seq: 128, accum: 1, lr: 5e-4, minLrRatio: 0.1, warmup: 20, weightDecay: 0, gradClip: 1,
   beta1: 0.9, beta2: 0.95, seed: 1, metricsEvery: 10, trainNorms: true, fpReference: false,
 };
@@ -82,6 +87,8 @@ interface Param {
   v: Tensor;
   layer?: number;
   proj?: Projection;
+  /** a learned scale tensor (its own learning rate, no weight decay, not in gradSq) */
+  isScale?: boolean;
 }
 
 export function lrAt(step: number, c: Pick<DistillConfig, 'lr' | 'warmup' | 'steps' | 'minLrRatio'>): number {
@@ -117,16 +124,19 @@ export class Distiller {
       makeProjection: (l, p, w, N, K) =>
         dc.fpReference
           ? new DenseLinear(gpu, gpu.tensor(`student.layers.${l}.${p}.w`, [N, K], 'f32', w), N, K, !dc.freeze[l][p])
-          : new QatLinear(gpu, `student.layers.${l}.${p}`, w, N, K, { bits: dc.bits, group: dc.group, sym: dc.sym, clip: dc.clip, frozen: dc.freeze[l][p] }),
+          : new QatLinear(gpu, `student.layers.${l}.${p}`, w, N, K, { bits: dc.bits, group: dc.group, sym: dc.sym, clip: dc.clip, frozen: dc.freeze[l][p], learnScales: dc.scales === 'learned' }),
     });
-    const addParam = (name: string, param: Tensor, grad: Tensor | null, layer?: number, proj?: Projection) => {
+    const addParam = (name: string, param: Tensor, grad: Tensor | null, layer?: number, proj?: Projection, isScale = false) => {
       if (!grad) return;
-      this.params.push({ name, param, grad, m: gpu.tensor(`${name}.adam_m`, [...param.shape]), v: gpu.tensor(`${name}.adam_v`, [...param.shape]), layer, proj });
+      this.params.push({ name, param, grad, m: gpu.tensor(`${name}.adam_m`, [...param.shape]), v: gpu.tensor(`${name}.adam_v`, [...param.shape]), layer, proj, isScale });
     };
     this.student.layers.forEach((L, l) => {
       for (const p of PROJECTIONS) {
         const lin = L.proj[p];
-        if (lin instanceof QatLinear) addParam(`layers.${l}.${p}`, lin.latent, lin.grad, l, p);
+        if (lin instanceof QatLinear) {
+          addParam(`layers.${l}.${p}`, lin.latent, lin.grad, l, p);
+          addParam(`layers.${l}.${p}.scales`, lin.packed.scales, lin.scaleGrad, l, p, true);
+        }
         else if (lin instanceof DenseLinear) addParam(`layers.${l}.${p}`, lin.w, lin.grad, l, p);
       }
       addParam(`layers.${l}.attnNorm`, L.attnNorm, L.attnNormGrad, l);
@@ -179,6 +189,7 @@ export class Distiller {
     const dhid = dc.loss.hidden > 0 ? Array.from({ length: L }, (_, l) => this.t(`dhid${l}`, [BT, C])) : [];
     this.requantize();
     this.student.zeroGrads();
+    for (const p of this.params) if (p.isScale) gpu.zero(p.grad);
     gpu.zero(this.lossBuf);
     const losses = this.t('lossacc', [LOSS_SLOTS.length]);
     gpu.zero(losses);
@@ -244,7 +255,8 @@ export class Distiller {
     clipScale(gpu, this.clipBuf, this.sumsq, this.params.length, dc.gradClip);
     const lr = lrAt(this.step, dc);
     const h = { lr, beta1: dc.beta1, beta2: dc.beta2, eps: 1e-8, weightDecay: dc.weightDecay };
-    for (const p of this.params) adamwStep(gpu, p.param, p.grad, p.m, p.v, this.clipBuf, this.step + 1, h);
+    const hScale = { ...h, lr: lr * dc.scaleLrRatio, weightDecay: 0 };
+    for (const p of this.params) adamwStep(gpu, p.param, p.grad, p.m, p.v, this.clipBuf, this.step + 1, p.isScale ? hScale : h);
     const lossVals = await gpu.readF32(losses);
     const clip = await gpu.readF32(this.clipBuf);
     const comp = {} as LossWeights;
@@ -286,7 +298,7 @@ export class Distiller {
     const sq = await gpu.readF32(this.sumsq);
     const gradSq = Array.from({ length: L }, () => Object.fromEntries(PROJECTIONS.map((p) => [p, 0])) as Record<Projection, number>);
     this.params.forEach((p, i) => {
-      if (p.layer !== undefined && p.proj) gradSq[p.layer][p.proj] = sq[i];
+      if (p.layer !== undefined && p.proj && !p.isScale) gradSq[p.layer][p.proj] = sq[i];
     });
     // mse rows are Σ/C, so Σ rows · C = Σ squared error
     const hiddenRelErr = Array.from({ length: L }, (_, l) => (mb[l] * C) / Math.max(mb[2 * L + l], 1e-30));
