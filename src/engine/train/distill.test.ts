@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { PROJECTIONS, PROJECTION_KEY, randomWeights, tinyConfig, type LlamaWeights } from '../model/config';
 import { LlamaModel } from '../model/llama';
-import { QatLinear } from '../model/qat';
+import { QatLinear, type QatOptions } from '../model/qat';
 import { crossEntropyBackward } from '../ops/loss';
 import { namedGrads, refBackward, refForward, refLoss } from '../ref/llama';
 import { lsqScaleGradRef, steRef } from '../ref/quant';
@@ -24,40 +24,48 @@ async function packedOf(gpu: Gpu, q: QatLinear): Promise<PackedWeight> {
   return { ...q.packed.layout, codes: (await gpu.read(q.packed.codes)) as Uint32Array, scales: await gpu.readF32(q.packed.scales), zeros: await gpu.readF32(q.packed.zeros) };
 }
 
+/** One CE forward/backward of a QAT student, and the float64 reference at its dequantized weights. */
+async function studentStep(gpu: Gpu, w: LlamaWeights, qo: Omit<QatOptions, 'frozen'>, B: number, T: number, seed: number) {
+  const student = LlamaModel.fromWeights(gpu, cfg, w, {
+    trainable: true, trainEmbeddings: false,
+    makeProjection: (l, p, W, N, K) => new QatLinear(gpu, `s.${l}.${p}`, W, N, K, { ...qo, frozen: false }),
+  });
+  const r = rng(seed);
+  const tokens = Array.from({ length: B * T }, () => Math.floor(r() * cfg.vocabSize));
+  const targets = tokens.map((_, i) => (i % T === T - 1 ? 0xffffffff : tokens[i + 1]));
+  const acts = student.activations(B, T);
+  gpu.write(acts.tokens, new Uint32Array(tokens));
+  student.forward(acts);
+  const tt = gpu.tensor('t', [B * T], 'u32', targets), dl = gpu.tensor('dl', [B * T, cfg.vocabSize]);
+  crossEntropyBackward(gpu, dl, acts.logits, tt, B * T, cfg.vocabSize, 1 / targets.filter((t) => t !== 0xffffffff).length);
+  student.zeroGrads();
+  for (const L of student.layers) for (const p of PROJECTIONS) if ((L.proj[p] as QatLinear).scaleGrad) gpu.zero((L.proj[p] as QatLinear).scaleGrad!);
+  student.backward(acts, dl);
+  // reference: the model at the dequantized weights
+  const packed: PackedWeight[][] = [];
+  const wq: LlamaWeights = { ...w, layers: [] };
+  for (let l = 0; l < cfg.nLayers; l++) {
+    const lw = { ...w.layers[l] };
+    packed.push([]);
+    for (const p of PROJECTIONS) {
+      const pw = await packedOf(gpu, student.layers[l].proj[p] as QatLinear);
+      packed[l].push(pw);
+      lw[PROJECTION_KEY[p]] = dequantizeHost(pw);
+    }
+    wq.layers.push(lw);
+  }
+  const f = refForward(cfg, wq, tokens, B, T);
+  const g = namedGrads(refBackward(cfg, wq, tokens, B, T, f, refLoss(f.logits, targets, cfg.vocabSize).dlogits));
+  gpu.free(tt);
+  gpu.free(dl);
+  return { student, packed, g };
+}
+
 describe('KD-QAT student', () => {
   it('student gradients = reference gradients at the quantized weights, passed through the STE (clip 0.8)', async () => {
     const gpu = await testGpu();
     const w = randomWeights(cfg, 4, 0.5);
-    const student = LlamaModel.fromWeights(gpu, cfg, w, {
-      trainable: true, trainEmbeddings: false,
-      makeProjection: (l, p, W, N, K) => new QatLinear(gpu, `s.${l}.${p}`, W, N, K, { bits: 4, group: 16, sym: false, clip: 0.8, frozen: false }),
-    });
-    const B = 2, T = 6;
-    const r = rng(2);
-    const tokens = Array.from({ length: B * T }, () => Math.floor(r() * cfg.vocabSize));
-    const targets = tokens.map((_, i) => (i % T === T - 1 ? 0xffffffff : tokens[i + 1]));
-    const acts = student.activations(B, T);
-    gpu.write(acts.tokens, new Uint32Array(tokens));
-    student.forward(acts);
-    const tt = gpu.tensor('t', [B * T], 'u32', targets), dl = gpu.tensor('dl', [B * T, cfg.vocabSize]);
-    crossEntropyBackward(gpu, dl, acts.logits, tt, B * T, cfg.vocabSize, 1 / targets.filter((t) => t !== 0xffffffff).length);
-    student.zeroGrads();
-    student.backward(acts, dl);
-    // reference: the model at the dequantized weights
-    const packed: PackedWeight[][] = [];
-    const wq: LlamaWeights = { ...w, layers: [] };
-    for (let l = 0; l < cfg.nLayers; l++) {
-      const lw = { ...w.layers[l] };
-      packed.push([]);
-      for (const p of PROJECTIONS) {
-        const pw = await packedOf(gpu, student.layers[l].proj[p] as QatLinear);
-        packed[l].push(pw);
-        lw[PROJECTION_KEY[p]] = dequantizeHost(pw);
-      }
-      wq.layers.push(lw);
-    }
-    const f = refForward(cfg, wq, tokens, B, T);
-    const g = namedGrads(refBackward(cfg, wq, tokens, B, T, f, refLoss(f.logits, targets, cfg.vocabSize).dlogits));
+    const { student, packed, g } = await studentStep(gpu, w, { bits: 4, group: 16, sym: false, clip: 0.8 }, 2, 6, 2);
     let blocked = 0;
     for (let l = 0; l < cfg.nLayers; l++)
       for (const [i, p] of PROJECTIONS.entries()) {
@@ -69,43 +77,12 @@ describe('KD-QAT student', () => {
     expect(blocked).toBeGreaterThan(0); // the clip made the STE mask non-trivial
     expectClose('attnNorm grad', await gpu.readF32(student.layers[0].attnNormGrad!), g.get('layers.0.attnNorm')!, { atol: 2e-5, rtol: 2e-3 });
     student.free();
-    gpu.free(tt);
-    gpu.free(dl);
   });
 
   it('learned scales (LSQ): the scale gradient is the LSQ step-size gradient of the reference dWq; scales train and codes follow them', async () => {
     const gpu = await testGpu();
     const w = randomWeights(cfg, 7, 0.5);
-    const student = LlamaModel.fromWeights(gpu, cfg, w, {
-      trainable: true, trainEmbeddings: false,
-      makeProjection: (l, p, W, N, K) => new QatLinear(gpu, `s.${l}.${p}`, W, N, K, { bits: 3, group: 16, sym: false, clip: 0.9, frozen: false, learnScales: true }),
-    });
-    const B = 2, T = 5;
-    const r = rng(3);
-    const tokens = Array.from({ length: B * T }, () => Math.floor(r() * cfg.vocabSize));
-    const targets = tokens.map((_, i) => (i % T === T - 1 ? 0xffffffff : tokens[i + 1]));
-    const acts = student.activations(B, T);
-    gpu.write(acts.tokens, new Uint32Array(tokens));
-    student.forward(acts);
-    const tt = gpu.tensor('t', [B * T], 'u32', targets), dl = gpu.tensor('dl', [B * T, cfg.vocabSize]);
-    crossEntropyBackward(gpu, dl, acts.logits, tt, B * T, cfg.vocabSize, 1 / targets.filter((t) => t !== 0xffffffff).length);
-    student.zeroGrads();
-    for (const L of student.layers) for (const p of PROJECTIONS) gpu.zero((L.proj[p] as QatLinear).scaleGrad!);
-    student.backward(acts, dl);
-    const wq: LlamaWeights = { ...w, layers: [] };
-    const packed: PackedWeight[][] = [];
-    for (let l = 0; l < cfg.nLayers; l++) {
-      const lw = { ...w.layers[l] };
-      packed.push([]);
-      for (const p of PROJECTIONS) {
-        const pw = await packedOf(gpu, student.layers[l].proj[p] as QatLinear);
-        packed[l].push(pw);
-        lw[PROJECTION_KEY[p]] = dequantizeHost(pw);
-      }
-      wq.layers.push(lw);
-    }
-    const f = refForward(cfg, wq, tokens, B, T);
-    const g = namedGrads(refBackward(cfg, wq, tokens, B, T, f, refLoss(f.logits, targets, cfg.vocabSize).dlogits));
+    const { student, packed, g } = await studentStep(gpu, w, { bits: 3, group: 16, sym: false, clip: 0.9, learnScales: true }, 2, 5, 3);
     for (let l = 0; l < cfg.nLayers; l++)
       for (const [i, p] of PROJECTIONS.entries()) {
         const dWq = g.get(`layers.${l}.${PROJECTION_KEY[p]}`)!;
@@ -113,8 +90,6 @@ describe('KD-QAT student', () => {
         expectClose(`scale grad layer ${l} ${p}`, await gpu.readF32((student.layers[l].proj[p] as QatLinear).scaleGrad!), want, { atol: 2e-5, rtol: 3e-3 });
       }
     student.free();
-    gpu.free(tt);
-    gpu.free(dl);
     // in a run: scales are parameters, they move, and the codes are those of the learned scales
     const d = new Distiller(gpu, cfg, w, dcOf({ scales: 'learned', scaleLrRatio: 1, steps: 3 }), stream);
     const q0 = d.student.layers[0].proj.q as QatLinear;
