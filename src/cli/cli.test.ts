@@ -1,6 +1,6 @@
 // The CLI as a user runs it (a real process), on the shared stories260K model.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -28,5 +28,29 @@ describe.skipIf(!hasSharedData)('quench CLI', () => {
   it('clear errors: missing file, not a model', () => {
     expect(() => quench(['eval', '--model', '/nonexistent/model.bin', '--text', 'x'])).toThrow(/\/nonexistent\/model\.bin: no such file or folder/);
     expect(() => quench(['generate', '--model', sharedPath('text/tinyshakespeare.txt')])).toThrow(/tinyshakespeare\.txt: not a llama2\.c checkpoint \(its header reads dim=/);
+  });
+});
+
+describe('quench compare on the bundled default model', () => {
+  const M = 'public/models/default';
+  it('--teacher-data samples its training text from the teacher; --tasks puts accuracy beside perplexity in every row', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quench-compare-'));
+    mkdirSync(join(dir, 'evals/copa'), { recursive: true });
+    writeFileSync(join(dir, 'evals/copa/val.jsonl'), [
+      { premise: 'The sea was rough.', choice1: 'The ship rolled.', choice2: 'The ship sang.', question: 'effect', label: 0 },
+      { premise: 'The whale rose.', choice1: 'The men cheered.', choice2: 'The sun set.', question: 'effect', label: 0 },
+    ].map((d) => JSON.stringify(d)).join('\n'));
+    const out = join(dir, 'out');
+    quench(['compare', '--teacher', M, '--teacher-data', '3', '--eval', `${M}/data.txt`, '--eval-docs', '2', '--bits', '3', '--group', '32', '--schemes', 'none',
+      '--steps', '2', '--batch', '2', '--seq', '16', '--tasks', 'copa', '--data-dir', join(dir, 'evals'), '--out', out]);
+    const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    expect(res.rows.map((r: { scheme: string }) => r.scheme)).toEqual(['FP (teacher)', 'PTQ RTN w3g32', 'KD-QAT freeze=none']);
+    for (const r of res.rows) {
+      expect(r.accuracy.copa.n).toBe(2);
+      expect(r.accuracy.copa.acc).toBeGreaterThanOrEqual(0);
+      expect(r.evalPpl).toBeGreaterThan(1);
+    }
+    expect(readFileSync(join(out, 'results.csv'), 'utf8').split('\n')[0]).toContain('copa acc_norm');
+    expect(existsSync(join(out, 'none/student/config.json'))).toBe(true);
   });
 });

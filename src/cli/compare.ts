@@ -11,14 +11,20 @@ import { sequenceNll } from '../engine/model/runner';
 import { encodeDocuments, perplexity } from '../engine/eval/perplexity';
 import { quantizeWeights } from '../engine/quant/ptq';
 import { FREEZE_PRESETS } from '../engine/train/freeze';
-import { parse } from './args';
-import { DISTILL_HELP, DISTILL_OPTIONS, distillConfigFrom, runDistill, splitData } from './distill';
+import { int, parse } from './args';
+import { DISTILL_HELP, DISTILL_OPTIONS, distillConfigFrom, runDistill, splitData, teacherData } from './distill';
+import { parseTasks, scoreTasks } from './evals';
+import type { McResult } from '../engine/eval/multiple-choice';
+import type { LlamaWeights } from '../engine/model/config';
+import type { QuantizedModel } from '../engine/quant/ptq';
 
 const HELP = `usage: quench compare --teacher PATH [--tokenizer PATH] --data FILE [--eval FILE | --holdout N]
                       --bits B --group G --schemes none,ov,qk,attention,mlp [distill options] --out DIR
+                      [--tasks arc_easy,piqa,... --data-dir DIR [--limit N]]
 Each scheme runs with the same seed, data order and settings into DIR/<scheme>/; the FP teacher and
-its PTQ (round-to-nearest, same bits/group) are evaluated as baseline rows. Writes
-DIR/results.json and DIR/results.csv and prints the table.
+its PTQ (round-to-nearest, same bits/group) are evaluated as baseline rows. With --tasks, every row
+is also scored on those zero-shot tasks (as quench evals), so perplexity and accuracy sit side by
+side. Writes DIR/results.json and DIR/results.csv and prints the table.
 
 distill options:
 ${DISTILL_HELP.split('\n').slice(1).join('\n')}`;
@@ -26,44 +32,63 @@ ${DISTILL_HELP.split('\n').slice(1).join('\n')}`;
 export async function run(argv: string[]): Promise<number> {
   const a = parse(argv, DISTILL_OPTIONS, HELP);
   if (!a) return 0;
-  if (!a.teacher || !a.data || !a.out) throw new Error(`--teacher, --data and --out are required\n\n${HELP}`);
+  if (!a.teacher || !(a.data || a['teacher-data']) || !a.out) throw new Error(`--teacher, --data (or --teacher-data) and --out are required\n\n${HELP}`);
+  const tasks = a.tasks ? parseTasks(a.tasks as string) : [];
+  if (tasks.length && !a['data-dir']) throw new Error('--tasks needs --data-dir (the folder of the task files)');
   const schemes = ((a.schemes as string | undefined) ?? 'none,ov').split(',').map((s) => s.trim()).filter(Boolean);
   const m = await loadModelFromPath(a.teacher as string, a.tokenizer as string | undefined);
   if (!m.tokenizer) throw new Error(`${m.path}: no tokenizer found; pass --tokenizer`);
   const tok = m.tokenizer;
   for (const s of schemes) if (!(s in FREEZE_PRESETS) && !/^[a-z,]+$/.test(s)) throw new Error(`--schemes: unknown scheme "${s}"`);
   const configs = schemes.map((s) => ({ scheme: s, dc: distillConfigFrom(a, m.config.nLayers, s.replace(/\+/g, ',')) }));
-  const { train, evalDocs } = splitData(a);
+  let { train, evalDocs } = splitData(a);
   const evalSeqs = encodeDocuments(evalDocs, (s) => tok.encode(s), Math.min(m.config.maxSeqLen, 512));
   const out = a.out as string;
   mkdirSync(out, { recursive: true });
   const gpu = await createNodeGpu();
-  const rows: { scheme: string; evalPpl: number; finalKl: number | null; wallSeconds: number | null }[] = [];
+  const rows: { scheme: string; evalPpl: number; finalKl: number | null; wallSeconds: number | null; accuracy?: Record<string, McResult> }[] = [];
+  const limit = a.limit ? int(a.limit, 'limit', 0) : 0;
+  const accuracyOf = async (label: string, weights: LlamaWeights, quantized?: QuantizedModel) => {
+    if (!tasks.length) return undefined;
+    const model = LlamaModel.fromWeights(gpu, m.config, weights, { quantized });
+    try {
+      return await scoreTasks(model, tok, tasks, a['data-dir'] as string, limit, `accuracy ${label}`);
+    } finally {
+      model.free();
+    }
+  };
   try {
+    if (a['teacher-data']) train = await teacherData(gpu, m, int(a['teacher-data'], 'teacher-data', 0), configs[0].dc.seq, configs[0].dc.seed);
     const base = configs[0].dc;
     const evalModel = async (quant: boolean) => {
       const t0 = performance.now();
-      const model = LlamaModel.fromWeights(gpu, m.config, m.weights, { quantized: quant ? quantizeWeights(m.config, m.weights, { bits: base.bits, group: base.group, sym: base.sym, clipSearch: false }) : undefined });
+      const quantized = quant ? quantizeWeights(m.config, m.weights, { bits: base.bits, group: base.group, sym: base.sym, clipSearch: false }) : undefined;
+      const model = LlamaModel.fromWeights(gpu, m.config, m.weights, { quantized });
       const r = await perplexity(evalSeqs, (ids) => sequenceNll(model, ids));
       model.free();
-      return { ppl: r.ppl, s: (performance.now() - t0) / 1000 };
+      return { ppl: r.ppl, s: (performance.now() - t0) / 1000, quantized };
     };
     const fp = await evalModel(false);
-    rows.push({ scheme: 'FP (teacher)', evalPpl: fp.ppl, finalKl: null, wallSeconds: null });
+    rows.push({ scheme: 'FP (teacher)', evalPpl: fp.ppl, finalKl: null, wallSeconds: null, accuracy: await accuracyOf('FP', m.weights) });
     const ptq = await evalModel(true);
-    rows.push({ scheme: `PTQ RTN w${base.bits}g${base.group}`, evalPpl: ptq.ppl, finalKl: null, wallSeconds: null });
+    rows.push({ scheme: `PTQ RTN w${base.bits}g${base.group}`, evalPpl: ptq.ppl, finalKl: null, wallSeconds: null, accuracy: await accuracyOf('PTQ', m.weights, ptq.quantized) });
     process.stderr.write(`FP ppl ${fp.ppl.toFixed(4)}, PTQ ppl ${ptq.ppl.toFixed(4)}\n`);
     for (const { scheme, dc } of configs) {
       process.stderr.write(`--- scheme ${scheme}\n`);
       const r = await runDistill(gpu, m, dc, train, evalDocs, join(out, scheme.replace(/[^a-z0-9+,-]/gi, '_')), { log: (s) => process.stderr.write(`[${scheme}] ${s}\n`) });
-      rows.push({ scheme: `KD-QAT freeze=${scheme}`, evalPpl: r.summary.evalPpl as number, finalKl: r.summary.finalKl as number, wallSeconds: r.summary.wallSeconds as number });
+      const accuracy = r.student ? await accuracyOf(scheme, r.student.weights, r.student.quantized) : undefined;
+      rows.push({ scheme: `KD-QAT freeze=${scheme}`, evalPpl: r.summary.evalPpl as number, finalKl: r.summary.finalKl as number, wallSeconds: r.summary.wallSeconds as number, accuracy });
     }
   } finally {
     gpu.destroy();
   }
   const recovered = (p: number) => ((rows[1].evalPpl - p) / (rows[1].evalPpl - rows[0].evalPpl)) * 100;
-  const header = ['scheme', 'eval ppl', 'recovered % of PTQ loss', 'final KL', 'wall s'];
-  const table = rows.map((r, i) => [r.scheme, r.evalPpl.toFixed(4), i < 1 ? '' : recovered(r.evalPpl).toFixed(1), r.finalKl === null ? '' : r.finalKl.toFixed(5), r.wallSeconds === null ? '' : r.wallSeconds.toFixed(0)]);
+  const header = ['scheme', 'eval ppl', 'recovered % of PTQ loss', 'final KL', 'wall s', ...tasks.flatMap((t) => [`${t} acc`, `${t} acc_norm`])];
+  const acc = (r: (typeof rows)[number]) => tasks.flatMap((t) => {
+    const x = r.accuracy?.[t];
+    return x ? [`${x.acc.toFixed(3)}±${x.acc_stderr.toFixed(3)}`, `${x.acc_norm.toFixed(3)}±${x.acc_norm_stderr.toFixed(3)}`] : ['', ''];
+  });
+  const table = rows.map((r, i) => [r.scheme, r.evalPpl.toFixed(4), i < 1 ? '' : recovered(r.evalPpl).toFixed(1), r.finalKl === null ? '' : r.finalKl.toFixed(5), r.wallSeconds === null ? '' : r.wallSeconds.toFixed(0), ...acc(r)]);
   writeFileSync(join(out, 'results.json'), JSON.stringify({ rows, settings: configs[0].dc }, null, 2));
   writeFileSync(join(out, 'results.csv'), [header, ...table].map((r) => r.map((c) => (/[,"]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c)).join(',')).join('\n') + '\n');
   const w = header.map((h, i) => Math.max(h.length, ...table.map((r) => r[i].length)));

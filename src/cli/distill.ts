@@ -16,6 +16,9 @@ import { DEFAULT_DISTILL, Distiller, type DistillConfig, type LossWeights, type 
 import { describeFreeze, parseFreeze } from '../engine/train/freeze';
 import { tokenStream } from '../engine/train/data';
 import { int, num, parse } from './args';
+import type { LlamaWeights } from '../engine/model/config';
+import type { QuantizedModel } from '../engine/quant/ptq';
+import { sampleTeacherDocs } from '../engine/train/teacher-data';
 import { ptqFromArgs } from './quant-args';
 
 export const DISTILL_HELP = `usage: quench distill --teacher PATH [--tokenizer PATH] --data FILE [--eval FILE] [--sep S]
@@ -23,14 +26,16 @@ export const DISTILL_HELP = `usage: quench distill --teacher PATH [--tokenizer P
                       [--loss kl=1,ce=0,attn_map=0,attn_out=0,hidden=0] [--temperature T]
                       [--steps N] [--batch B] [--seq T] [--accum K] [--lr X] [--warmup N] [--seed S]
                       [--clip-ratio R] [--scales minmax|learned] [--scale-lr-ratio R] [--sym] [--grad-clip G] [--weight-decay W] [--metrics-every N]
-                      [--eval-docs N] [--holdout N] [--fp-reference] [--resume] --out DIR
+                      [--eval-docs N] [--holdout N] [--teacher-data N] [--fp-reference] [--resume] --out DIR
 The FP teacher distils into its quantized student (fp32 latents, packed low-bit forward, STE
 backward). Writes DIR/metrics.jsonl (one line per step), DIR/checkpoint.safetensors +
 DIR/checkpoint.json (resume with --resume), DIR/summary.json (final eval perplexity among it) and
 the student as a quantized model folder DIR/student (quench eval --model DIR/student).
 --data/--eval are text files split into documents at --sep (default '<|endoftext|>'); without
 --eval, the last --holdout documents of --data (default 200) are held out for evaluation and not
-trained on.
+trained on. --teacher-data N trains on N sequences of --seq tokens sampled from the teacher
+instead (data-free distillation, as LLM-QAT; --data is then only needed for evaluation, or give
+--eval).
 Defaults: ${JSON.stringify({ ...DEFAULT_DISTILL, freeze: 'none' })}`;
 
 export const DISTILL_OPTIONS = {
@@ -39,7 +44,8 @@ export const DISTILL_OPTIONS = {
   temperature: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, seq: { type: 'string' }, accum: { type: 'string' },
   lr: { type: 'string' }, warmup: { type: 'string' }, seed: { type: 'string' }, 'clip-ratio': { type: 'string' }, 'grad-clip': { type: 'string' },
   'weight-decay': { type: 'string' }, 'metrics-every': { type: 'string' }, 'eval-docs': { type: 'string' }, 'fp-reference': { type: 'boolean' },
-  scales: { type: 'string' }, 'scale-lr-ratio': { type: 'string' },
+  scales: { type: 'string' }, 'scale-lr-ratio': { type: 'string' }, 'teacher-data': { type: 'string' },
+  tasks: { type: 'string' }, 'data-dir': { type: 'string' }, limit: { type: 'string' },
   resume: { type: 'boolean' }, out: { type: 'string' }, json: { type: 'boolean' }, schemes: { type: 'string' }, holdout: { type: 'string' },
 } as const;
 
@@ -91,6 +97,10 @@ export function loadDocs(path: string, sep: string): string[] {
 /** Training documents and held-out evaluation documents from --data / --eval / --holdout. */
 export function splitData(a: Record<string, unknown>): { train: string[]; evalDocs: string[] } {
   const sep = (a.sep as string | undefined) ?? '<|endoftext|>';
+  if (!a.data) {
+    if (!a['teacher-data'] || !a.eval) throw new Error('--data is required (or --teacher-data N with --eval FILE)');
+    return { train: [], evalDocs: loadDocs(a.eval as string, sep).slice(0, a['eval-docs'] ? int(a['eval-docs'], 'eval-docs', 1e9) : undefined) };
+  }
   let train = loadDocs(a.data as string, sep);
   let evalDocs: string[];
   if (a.eval) evalDocs = loadDocs(a.eval as string, sep);
@@ -108,6 +118,8 @@ export function splitData(a: Record<string, unknown>): { train: string[]; evalDo
 export interface RunResult {
   summary: Record<string, unknown>;
   history: StepMetrics[];
+  /** the distilled student (absent for an FP reference run) */
+  student?: { weights: LlamaWeights; quantized: QuantizedModel };
 }
 
 /** One full KD-QAT run into outDir (also used by quench compare). */
@@ -160,8 +172,10 @@ export async function runDistill(gpu: Gpu, m: LoadedModel, dc: DistillConfig, da
     const wall = (performance.now() - t0) / 1000;
     const evalPpl = evalSeqs ? await d.evaluate(evalSeqs) : null;
     let studentDir: string | null = null;
+    let student: RunResult['student'];
     if (!dc.fpReference) {
       const { weights, quantized } = await d.exportStudent(m.weights);
+      student = { weights, quantized };
       studentDir = join(outDir, 'student');
       mkdirSync(studentDir, { recursive: true });
       let tj = opts.tokenizerJson ?? m.tokenizerJson;
@@ -179,23 +193,37 @@ export async function runDistill(gpu: Gpu, m: LoadedModel, dc: DistillConfig, da
       peakGpuBytes: gpu.peakBytes, studentDir,
     };
     writeFileSync(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2));
-    return { summary, history: d.history };
+    return { summary, history: d.history, student };
   } finally {
     d.free();
   }
 }
 
+/** --teacher-data N: N sequences sampled from the teacher (progress on stderr). */
+export async function teacherData(gpu: Gpu, m: LoadedModel, n: number, tokens: number, seed: number): Promise<string[]> {
+  let last = 0;
+  return sampleTeacherDocs(gpu, m.config, m.weights, m.tokenizer!, {
+    sequences: n, tokens, seed: 1000 * seed, onProgress: (d, t) => {
+      if (performance.now() - last > 5000 || d === t) {
+        last = performance.now();
+        process.stderr.write(`teacher data: ${d}/${t} sequences\n`);
+      }
+    },
+  });
+}
+
 export async function run(argv: string[]): Promise<number> {
   const a = parse(argv, DISTILL_OPTIONS, DISTILL_HELP);
   if (!a) return 0;
-  if (!a.teacher || !a.data || !a.out) throw new Error(`--teacher, --data and --out are required\n\n${DISTILL_HELP}`);
+  if (!a.teacher || !(a.data || a['teacher-data']) || !a.out) throw new Error(`--teacher, --data (or --teacher-data) and --out are required\n\n${DISTILL_HELP}`);
   const m = await loadModelFromPath(a.teacher as string, a.tokenizer as string | undefined);
   if (!m.tokenizer) throw new Error(`${m.path}: no tokenizer found; pass --tokenizer`);
   if (m.quantized) throw new Error(`${m.path} is already quantized; the teacher must be the FP model`);
   const dc = distillConfigFrom(a, m.config.nLayers, (a.freeze as string | undefined) ?? 'none');
-  const { train, evalDocs } = splitData(a);
+  let { train, evalDocs } = splitData(a);
   const gpu = await createNodeGpu();
   try {
+    if (a['teacher-data']) train = await teacherData(gpu, m, int(a['teacher-data'], 'teacher-data', 0), dc.seq, dc.seed);
     const r = await runDistill(gpu, m, dc, train, evalDocs, a.out as string, { resume: !!a.resume });
     console.log(JSON.stringify(r.summary));
   } finally {

@@ -9,6 +9,7 @@ import { tokenLogprobsBatch } from '../engine/model/runner';
 import { evaluateTask, type McResult } from '../engine/eval/multiple-choice';
 import { parseTask, TASK_FILES, TASKS, type TaskName } from '../engine/eval/tasks';
 import { int, parse, progress } from './args';
+import type { Tokenizer } from '../engine/io/tokenizer';
 import { ptqFromArgs, QUANT_OPTIONS } from './quant-args';
 import { quantizeWeights } from '../engine/quant/ptq';
 
@@ -19,29 +20,42 @@ continuation byte length) with standard errors. DIR holds the task files as in .
 (${Object.values(TASK_FILES).map((f) => f.docs).join(', ')}). --json makes the last line one JSON
 object {task: {acc, acc_stderr, acc_norm, acc_norm_stderr, n}}; --out also writes it to FILE.`;
 
+export function parseTasks(spec: string | undefined): TaskName[] {
+  const tasks = (spec ?? TASKS.join(',')).split(',').map((t) => t.trim()) as TaskName[];
+  for (const t of tasks) if (!TASKS.includes(t)) throw new Error(`--tasks: unknown task "${t}" (${TASKS.join(', ')})`);
+  return tasks;
+}
+
+/** Score a model on tasks read from dir (TASK_FILES layout); limit 0 = every document. */
+export async function scoreTasks(model: LlamaModel, tok: Tokenizer, tasks: TaskName[], dir: string, limit: number, label: string): Promise<Record<string, McResult>> {
+  const results: Record<string, McResult> = {};
+  for (const t of tasks) {
+    const f = TASK_FILES[t];
+    const docsPath = join(dir, f.docs);
+    if (!existsSync(docsPath)) throw new Error(`${docsPath}: task file for ${t} not found`);
+    const labelsPath = f.labels ? join(dir, f.labels) : null;
+    if (labelsPath && !existsSync(labelsPath)) throw new Error(`${labelsPath}: labels file for ${t} not found`);
+    let docs = parseTask(t, readFileSync(docsPath, 'utf8'), labelsPath ? readFileSync(labelsPath, 'utf8') : undefined, docsPath);
+    if (limit > 0) docs = docs.slice(0, limit);
+    results[t] = await evaluateTask(docs, (s) => tok.encode(s, { bos: true }), (seqs) => tokenLogprobsBatch(model, seqs), progress(`${label}: ${t}`));
+  }
+  return results;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const a = parse(argv, { model: { type: 'string' }, tokenizer: { type: 'string' }, tasks: { type: 'string' }, 'data-dir': { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, ...QUANT_OPTIONS }, HELP);
   if (!a) return 0;
   if (!a.model || !a['data-dir']) throw new Error(`--model and --data-dir are required\n\n${HELP}`);
-  const tasks = ((a.tasks as string | undefined) ?? TASKS.join(',')).split(',').map((t) => t.trim()) as TaskName[];
-  for (const t of tasks) if (!TASKS.includes(t)) throw new Error(`--tasks: unknown task "${t}" (${TASKS.join(', ')})`);
+  const tasks = parseTasks(a.tasks as string | undefined);
   const dir = a['data-dir'] as string;
   const m = await loadModelFromPath(a.model as string, a.tokenizer as string | undefined);
   if (!m.tokenizer) throw new Error(`${m.path}: no tokenizer found; pass --tokenizer`);
-  const tok = m.tokenizer;
   const gpu = await createNodeGpu();
-  const results: Record<string, McResult> = {};
+  let results: Record<string, McResult>;
   try {
     const ptq = ptqFromArgs(a);
     const model = LlamaModel.fromWeights(gpu, m.config, m.weights, { quantized: ptq ? quantizeWeights(m.config, m.weights, ptq) : m.quantized });
-    for (const t of tasks) {
-      const f = TASK_FILES[t];
-      const docsPath = join(dir, f.docs);
-      if (!existsSync(docsPath)) throw new Error(`${docsPath}: task file for ${t} not found`);
-      let docs = parseTask(t, readFileSync(docsPath, 'utf8'), f.labels ? readFileSync(join(dir, f.labels), 'utf8') : undefined, docsPath);
-      if (a.limit) docs = docs.slice(0, int(a.limit, 'limit', docs.length));
-      results[t] = await evaluateTask(docs, (s) => tok.encode(s, { bos: true }), (seqs) => tokenLogprobsBatch(model, seqs), progress(`evals: ${t}`));
-    }
+    results = await scoreTasks(model, m.tokenizer, tasks, dir, a.limit ? int(a.limit, 'limit', 0) : 0, 'evals');
     model.free();
   } finally {
     gpu.destroy();

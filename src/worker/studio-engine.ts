@@ -16,6 +16,7 @@ import { exportOnnx } from '../engine/quant/onnx';
 import { DEFAULT_DISTILL, Distiller, type LossWeights, type StepMetrics } from '../engine/train/distill';
 import { parseFreeze, type FreezeMask } from '../engine/train/freeze';
 import { tokenStream } from '../engine/train/data';
+import { sampleTeacherDocs } from '../engine/train/teacher-data';
 import type { Bits } from '../engine/quant/pack';
 import { PRETRAIN_CONFIGS, Pretrainer } from '../engine/train/pretrain';
 import { tokenLogprobsBatch } from '../engine/model/runner';
@@ -176,17 +177,7 @@ export class StudioEngine {
   async teacherData(sequences: number, tokens: number, onProgress: (d: number, t: number) => void): Promise<{ name: string; documents: number; tokens: number }> {
     const m = this.model;
     if (!m) throw new Error('load a model first');
-    const model = LlamaModel.fromWeights(this.gpu, m.config, m.weights);
-    const docs: string[] = [];
-    try {
-      for (let i = 0; i < sequences; i++) {
-        const ids = await generate(model, [m.tokenizer.bosId], { maxTokens: Math.min(tokens, m.config.maxSeqLen - 1), temperature: 1, topP: 0.95, seed: 1000 + i, stopToken: m.tokenizer.eosId });
-        docs.push(m.tokenizer.decode([m.tokenizer.bosId, ...ids]));
-        onProgress(i + 1, sequences);
-      }
-    } finally {
-      model.free();
-    }
+    const docs = await sampleTeacherDocs(this.gpu, m.config, m.weights, m.tokenizer, { sequences, tokens, seed: 1000, onProgress });
     this.sampleText = docs.join('\n<|endoftext|>\n');
     return this.dataInfo(`${sequences} sequences sampled from the teacher`);
   }

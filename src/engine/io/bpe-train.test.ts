@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { metaspaceWords, trainBpe } from './bpe-train';
+import { metaspaceWords, pieceClass, trainBpe } from './bpe-train';
 import { HfBpeTokenizer, parseTokenizerJson } from './hf-tokenizer';
 
 const SP = '\u2581';
@@ -43,6 +43,14 @@ describe('BPE trainer', () => {
       expect(enc[0]).toBe(1);
       expect(tok.decode(enc)).toBe(s); // (leading spaces are not kept, as in HF's Metaspace)
     }
+  });
+
+  it('never merges letters with punctuation (as SentencePiece splits by script)', () => {
+    expect([pieceClass(`${SP}him`), pieceClass('.'), pieceClass(SP), pieceClass("n't")]).toEqual(['W', 'P', 'S', 'W']);
+    const json = trainBpe(Array.from({ length: 30 }, () => 'him. him, him.'), { vocabSize: 300, minCharCount: 1 });
+    const pieces = Object.keys(json.model!.vocab!);
+    expect(pieces).toContain(`${SP}him`);
+    expect(pieces.some((p) => /[a-z][.,]|[.,][a-z]/.test(p))).toBe(false);
   });
 
   it('is deterministic and rejects a vocabulary too small or empty text', () => {
