@@ -126,5 +126,6 @@ fn lsq_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
     if (r < qn) { d = qn; } else if (r > qp) { d = qp; }
     acc += dwq[n * p.K + k] * d;
   }
-  dscale[i] = dscale[i] + acc / sqrt(f32(k1 - k0) * qp);
+  // LSQ's gradient scale 1/sqrt(n·Qp), Qp at least 1 (an asymmetric zero can sit at qmax)
+  dscale[i] = dscale[i] + acc / sqrt(f32(k1 - k0) * max(qp, 1.0));
 }

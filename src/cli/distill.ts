@@ -25,7 +25,7 @@ export const DISTILL_HELP = `usage: quench distill --teacher PATH [--tokenizer P
                       --bits 2|3|4|8 --group N --freeze ov|none|qk|qkv|attention|mlp|q,k,v
                       [--loss kl=1,ce=0,attn_map=0,attn_out=0,hidden=0] [--temperature T]
                       [--steps N] [--batch B] [--seq T] [--accum K] [--lr X] [--warmup N] [--seed S]
-                      [--clip-ratio R] [--scales minmax|learned] [--scale-lr-ratio R] [--sym] [--grad-clip G] [--weight-decay W] [--metrics-every N]
+                      [--clip-ratio R] [--scales minmax|learned] [--scale-lr-ratio R] [--scale-init minmax|search] [--sym] [--grad-clip G] [--weight-decay W] [--metrics-every N]
                       [--eval-docs N] [--holdout N] [--teacher-data N] [--fp-reference] [--resume] --out DIR
 The FP teacher distils into its quantized student (fp32 latents, packed low-bit forward, STE
 backward). Writes DIR/metrics.jsonl (one line per step), DIR/checkpoint.safetensors +
@@ -44,7 +44,7 @@ export const DISTILL_OPTIONS = {
   temperature: { type: 'string' }, steps: { type: 'string' }, batch: { type: 'string' }, seq: { type: 'string' }, accum: { type: 'string' },
   lr: { type: 'string' }, warmup: { type: 'string' }, seed: { type: 'string' }, 'clip-ratio': { type: 'string' }, 'grad-clip': { type: 'string' },
   'weight-decay': { type: 'string' }, 'metrics-every': { type: 'string' }, 'eval-docs': { type: 'string' }, 'fp-reference': { type: 'boolean' },
-  scales: { type: 'string' }, 'scale-lr-ratio': { type: 'string' }, 'teacher-data': { type: 'string' },
+  scales: { type: 'string' }, 'scale-lr-ratio': { type: 'string' }, 'teacher-data': { type: 'string' }, 'scale-init': { type: 'string' },
   tasks: { type: 'string' }, 'data-dir': { type: 'string' }, limit: { type: 'string' },
   resume: { type: 'boolean' }, out: { type: 'string' }, json: { type: 'boolean' }, schemes: { type: 'string' }, holdout: { type: 'string' },
 } as const;
@@ -71,8 +71,9 @@ export function distillConfigFrom(a: Record<string, unknown>, nLayers: number, f
     ...d,
     bits: q.bits, group: q.group, sym: q.sym,
     clip: num(a['clip-ratio'], 'clip-ratio', d.clip),
-    scales: scalesOf(a.scales, d.scales),
+    scales: oneOf(a.scales, 'scales', ['minmax', 'learned'] as const, d.scales),
     scaleLrRatio: num(a['scale-lr-ratio'], 'scale-lr-ratio', d.scaleLrRatio),
+    scaleInit: oneOf(a['scale-init'], 'scale-init', ['minmax', 'search'] as const, d.scaleInit),
     freeze: parseFreeze(freezeSpec, nLayers),
     loss: parseLoss(a.loss as string | undefined),
     temperature: num(a.temperature, 'temperature', d.temperature),
@@ -83,10 +84,10 @@ export function distillConfigFrom(a: Record<string, unknown>, nLayers: number, f
   };
 }
 
-function scalesOf(v: unknown, dflt: DistillConfig['scales']): DistillConfig['scales'] {
+function oneOf<T extends string>(v: unknown, flag: string, allowed: readonly T[], dflt: T): T {
   if (v === undefined) return dflt;
-  if (v !== 'minmax' && v !== 'learned') throw new Error(`--scales must be minmax or learned, not ${JSON.stringify(v)}`);
-  return v;
+  if (!allowed.includes(v as T)) throw new Error(`--${flag} must be ${allowed.join(' or ')}, not ${JSON.stringify(v)}`);
+  return v as T;
 }
 
 export function loadDocs(path: string, sep: string): string[] {

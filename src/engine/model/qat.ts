@@ -20,6 +20,9 @@ export interface QatOptions {
   /** learned scales (LSQ): start from the min/max scales, then keep them (zeros stay fixed) and
    *  give them a gradient (scaleGrad) for the optimizer; otherwise min/max every step */
   learnScales?: boolean;
+  /** starting scales and zeros (N, nBlocks), e.g. from the PTQ clip search; used by frozen
+   *  projections (quantized once, with these) and by learned scales (their starting point) */
+  init?: { scales: Float32Array; zeros: Float32Array };
 }
 
 export class QatLinear implements Linear {
@@ -36,6 +39,11 @@ export class QatLinear implements Linear {
     this.grad = opts.frozen ? null : gpu.tensor(`${label}.grad`, [N, K]);
     this.dwq = opts.frozen ? null : gpu.tensor(`${label}.dwq`, [N, K]);
     this.scaleGrad = opts.frozen || !opts.learnScales ? null : gpu.tensor(`${label}.scale_grad`, [...this.packed.scales.shape]);
+    if (opts.init && (opts.frozen || opts.learnScales)) {
+      gpu.write(this.packed.scales, opts.init.scales);
+      gpu.write(this.packed.zeros, opts.init.zeros);
+      this.quantizedOnce = true;
+    }
     this.quantize();
   }
   get frozen(): boolean {
@@ -49,7 +57,7 @@ export class QatLinear implements Linear {
     if (!this.opts.frozen) this.quantize();
   }
   private quantize(): void {
-    quantizePack(this.gpu, this.packed, this.latent, { sym: this.opts.sym, clip: this.opts.clip ?? 1, keepScales: this.scaleGrad !== null && this.quantizedOnce });
+    quantizePack(this.gpu, this.packed, this.latent, { sym: this.opts.sym, clip: this.opts.clip ?? 1, keepScales: this.quantizedOnce && (this.scaleGrad !== null || this.opts.frozen) });
     this.quantizedOnce = true;
   }
   forward(out: Tensor, x: Tensor, M: number): void {

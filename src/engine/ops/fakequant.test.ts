@@ -100,4 +100,23 @@ describe('GPU quantization', () => {
     freePacked(gpu, pg);
     for (const t of [tw, tdwq, tds]) gpu.free(t);
   });
+  it('LSQ step-size gradient stays finite where an asymmetric zero sits at qmax (2 bits, a group with no positive weight)', async () => {
+    const gpu = await testGpu();
+    const N = 2, K = 44; // ragged last group of 12
+    const wl = randn(N * K, 13, 0.5);
+    for (let k = 32; k < 44; k++) wl[k] = -Math.abs(wl[k]) - 0.01; // row 0, last group: all negative
+    const host = quantizeHost(wl, N, K, { bits: 2, group: 32, sym: false });
+    expect(host.zeros[1]).toBe(3);
+    const pg = allocPacked(gpu, 'q2', host);
+    const tw = gpu.tensor('w', [N, K], 'f32', wl);
+    quantizePack(gpu, pg, tw, { sym: false });
+    const dwq = randn(N * K, 14);
+    const tdwq = gpu.tensor('dwq', [N, K], 'f32', dwq), tds = gpu.tensor('ds', [N, host.nBlocks]);
+    lsqBackward(gpu, tds, tdwq, tw, pg);
+    const got = await gpu.readF32(tds);
+    expect(got.every(Number.isFinite)).toBe(true);
+    expectClose('dscale', got, lsqScaleGradRef(dwq, wl, host), { atol: 1e-5, rtol: 1e-4 });
+    freePacked(gpu, pg);
+    for (const t of [tw, tdwq, tds]) gpu.free(t);
+  });
 });

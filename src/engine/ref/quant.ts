@@ -38,7 +38,8 @@ export function lsqScaleGradRef(dwq: ArrayLike<number>, w: ArrayLike<number>, p:
         const d = r < qn ? qn : r > qp ? qp : r - v;
         acc += dwq[n * p.K + k] * d;
       }
-      out[n * p.nBlocks + b] = acc / Math.sqrt((k1 - k0) * qp);
+      // LSQ's gradient scale 1/sqrt(n·Qp); Qp is at least 1 (an asymmetric zero can sit at qmax)
+      out[n * p.nBlocks + b] = acc / Math.sqrt((k1 - k0) * Math.max(qp, 1));
     }
   return out;
 }

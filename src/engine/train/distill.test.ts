@@ -7,7 +7,8 @@ import { QatLinear, type QatOptions } from '../model/qat';
 import { crossEntropyBackward } from '../ops/loss';
 import { namedGrads, refBackward, refForward, refLoss } from '../ref/llama';
 import { lsqScaleGradRef, steRef } from '../ref/quant';
-import { dequantizeHost, type PackedWeight } from '../quant/pack';
+import { dequantizeHost, quantizeHost, type PackedWeight } from '../quant/pack';
+import { searchClip } from '../quant/ptq';
 import { expectClose, rng, testGpu } from '../testing';
 import { DEFAULT_DISTILL, Distiller, lrAt, type DistillConfig } from './distill';
 import { parseFreeze } from './freeze';
@@ -142,6 +143,31 @@ describe('KD-QAT student', () => {
           expect([...(await gpu.readF32(q.latent))]).not.toEqual([...w.layers[l][PROJECTION_KEY[p]]]);
         }
       }
+    d.free();
+  });
+
+  it('clip-search initialisation: frozen projections keep the searched quantization; learned scales start from it', async () => {
+    const gpu = await testGpu();
+    const w = randomWeights(cfg, 8, 0.5);
+    const d = new Distiller(gpu, cfg, w, dcOf({ bits: 2, freeze: parseFreeze('ov', cfg.nLayers), scales: 'learned', scaleInit: 'search', steps: 2 }), stream);
+    const searched = (l: number, p: 'o' | 'q') => {
+      const W = w.layers[l][PROJECTION_KEY[p]], q = d.student.layers[l].proj[p] as QatLinear;
+      return quantizeHost(W, q.N, q.K, { bits: 2, group: DEFAULT_DISTILL.group, sym: false }, searchClip(W, q.N, q.K, 2, DEFAULT_DISTILL.group, false));
+    };
+    const o0 = await packedOf(gpu, d.student.layers[0].proj.o as QatLinear);
+    const want = searched(0, 'o');
+    expect([...o0.scales]).toEqual([...want.scales]);
+    expect([...o0.zeros]).toEqual([...want.zeros]);
+    expect(want.scales.some((s, i) => s !== quantizeHost(w.layers[0].wo, o0.N, o0.K, { bits: 2, group: DEFAULT_DISTILL.group, sym: false }).scales[i])).toBe(true); // the search clipped somewhere
+    const deq = dequantizeHost(o0), deqWant = dequantizeHost(want);
+    expect(deq.filter((x, i) => Math.abs(x - deqWant[i]) > 1e-6).length).toBeLessThanOrEqual(2); // GPU ties
+    expect([...(await packedOf(gpu, d.student.layers[0].proj.q as QatLinear)).scales]).toEqual([...searched(0, 'q').scales]);
+    await d.trainStep();
+    await d.trainStep();
+    d.requantize();
+    const o1 = await packedOf(gpu, d.student.layers[0].proj.o as QatLinear);
+    expect([...o1.codes]).toEqual([...o0.codes]);
+    expect([...o1.scales]).toEqual([...o0.scales]);
     d.free();
   });
 

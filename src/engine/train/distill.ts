@@ -13,8 +13,8 @@ import { QatLinear } from '../model/qat';
 import { addForward } from '../ops/elementwise';
 import { attnKlBackward, attnKlForward, crossEntropyBackward, crossEntropyForward, klBackward, klForward, mseBackward, mseForward } from '../ops/loss';
 import { adamwStep, clipScale, sum, sumSquares } from '../ops/optim';
-import { getCode, type Bits, type PackedWeight } from '../quant/pack';
-import type { QuantizedModel } from '../quant/ptq';
+import { getCode, quantizeHost, type Bits, type PackedWeight } from '../quant/pack';
+import { searchClip, type QuantizedModel } from '../quant/ptq';
 import { sequenceNll } from '../model/runner';
 import { perplexity } from '../eval/perplexity';
 import { Rng, sampleBatch } from './data';
@@ -38,6 +38,9 @@ export interface DistillConfig {
   scales: 'minmax' | 'learned';
   /** learning rate of learned scales, as a multiple of lr */
   scaleLrRatio: number;
+  /** where frozen projections' scales and learned scales start: min/max (with clip), or the PTQ
+   *  per-group clip search (minimum reconstruction error) */
+  scaleInit: 'minmax' | 'search';
   freeze: FreezeMask;
   loss: LossWeights;
   temperature: number;
@@ -60,7 +63,7 @@ export interface DistillConfig {
 }
 
 export const DEFAULT_DISTILL: Omit<DistillConfig, 'freeze'> = {
-  bits: 4, group: 32, sym: false, clip: 1, scales: 'minmax', scaleLrRatio: 0.1, loss: { kl: 1, ce: 0, attnMap: 0, attnOut: 0, hidden: 0 }, temperature: 1,
+  bits: 4, group: 32, sym: false, clip: 1, scales: 'minmax', scaleLrRatio: 0.1, scaleInit: 'minmax', loss: { kl: 1, ce: 0, attnMap: 0, attnOut: 0, hidden: 0 }, temperature: 1,
   steps: 300, batch: 8, seq: 128, accum: 1, lr: 5e-4, minLrRatio: 0.1, warmup: 20, weightDecay: 0, gradClip: 1,
   beta1: 0.9, beta2: 0.95, seed: 1, metricsEvery: 10, trainNorms: true, fpReference: false,
 };
@@ -89,6 +92,12 @@ interface Param {
   proj?: Projection;
   /** a learned scale tensor (its own learning rate, no weight decay, not in gradSq) */
   isScale?: boolean;
+}
+
+/** Scales and zeros of the PTQ clip search (per-group clip ratio of least reconstruction error). */
+function searchedScales(w: Float32Array, N: number, K: number, dc: DistillConfig): { scales: Float32Array; zeros: Float32Array } {
+  const p = quantizeHost(w, N, K, { bits: dc.bits, group: dc.group, sym: dc.sym }, searchClip(w, N, K, dc.bits, dc.group, dc.sym));
+  return { scales: p.scales, zeros: p.zeros };
 }
 
 export function lrAt(step: number, c: Pick<DistillConfig, 'lr' | 'warmup' | 'steps' | 'minLrRatio'>): number {
@@ -124,7 +133,10 @@ export class Distiller {
       makeProjection: (l, p, w, N, K) =>
         dc.fpReference
           ? new DenseLinear(gpu, gpu.tensor(`student.layers.${l}.${p}.w`, [N, K], 'f32', w), N, K, !dc.freeze[l][p])
-          : new QatLinear(gpu, `student.layers.${l}.${p}`, w, N, K, { bits: dc.bits, group: dc.group, sym: dc.sym, clip: dc.clip, frozen: dc.freeze[l][p], learnScales: dc.scales === 'learned' }),
+          : new QatLinear(gpu, `student.layers.${l}.${p}`, w, N, K, {
+              bits: dc.bits, group: dc.group, sym: dc.sym, clip: dc.clip, frozen: dc.freeze[l][p], learnScales: dc.scales === 'learned',
+              init: dc.scaleInit === 'search' && (dc.freeze[l][p] || dc.scales === 'learned') ? searchedScales(w, N, K, dc) : undefined,
+            }),
     });
     const addParam = (name: string, param: Tensor, grad: Tensor | null, layer?: number, proj?: Projection, isScale = false) => {
       if (!grad) return;
