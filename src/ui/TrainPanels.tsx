@@ -26,6 +26,8 @@ interface Settings {
   kl: number;
   ce: number;
   attnMap: number;
+  scales: 'minmax' | 'learned';
+  scaleInit: 'minmax' | 'search';
 }
 
 function SettingsForm({ s, set }: { s: Settings; set: (s: Settings) => void }) {
@@ -47,17 +49,31 @@ function SettingsForm({ s, set }: { s: Settings; set: (s: Settings) => void }) {
       {num('kl', 'KL weight', 0.1)}
       {num('ce', 'CE weight', 0.1)}
       {num('attnMap', 'attention-map weight', 0.1)}
+      <label>
+        scales{' '}
+        <select value={s.scales} data-testid="set-scales" onChange={(e) => set({ ...s, scales: e.target.value as Settings['scales'] })}>
+          <option value="minmax">follow the weights (min/max each step)</option>
+          <option value="learned">learned (LSQ)</option>
+        </select>
+      </label>
+      <label>
+        start from{' '}
+        <select value={s.scaleInit} data-testid="set-scaleInit" onChange={(e) => set({ ...s, scaleInit: e.target.value as Settings['scaleInit'] })}>
+          <option value="minmax">min/max</option>
+          <option value="search">clip search (frozen and learned scales)</option>
+        </select>
+      </label>
     </div>
   );
 }
 
-const defaults: Settings = { bits: 4, group: 32, steps: 20, batch: 4, seq: 64, lr: 0.002, seed: 1, temperature: 1, kl: 1, ce: 0, attnMap: 0 };
+const defaults: Settings = { bits: 4, group: 32, steps: 20, batch: 4, seq: 64, lr: 0.002, seed: 1, temperature: 1, kl: 1, ce: 0, attnMap: 0, scales: 'minmax', scaleInit: 'minmax' };
 
 function specOf(s: Settings, freeze: FreezeMask, scheme: string): RunSpec {
   return {
     id: `${Date.now()}-${scheme}-${Math.random().toString(36).slice(2, 7)}`, label: scheme, bits: s.bits, group: s.group, freeze,
     steps: s.steps, batch: s.batch, seq: s.seq, lr: s.lr, seed: s.seed, temperature: s.temperature,
-    loss: { kl: s.kl, ce: s.ce, attnMap: s.attnMap, attnOut: 0, hidden: 0 },
+    loss: { kl: s.kl, ce: s.ce, attnMap: s.attnMap, attnOut: 0, hidden: 0 }, scales: s.scales, scaleInit: s.scaleInit,
   };
 }
 

@@ -109,6 +109,8 @@ export interface RunSpec {
   seed: number;
   temperature: number;
   loss: LossWeights;
+  scales?: 'minmax' | 'learned';
+  scaleInit?: 'minmax' | 'search';
 }
 
 /** A paused run: everything Distiller.restore needs (params, Adam state, step, RNG). */
@@ -281,7 +283,7 @@ export class StudioEngine {
     const seq = Math.min(spec.seq, m.config.maxSeqLen, Math.max(8, stream.length - 1));
     const d = new Distiller(this.gpu, m.config, m.weights, {
       ...DEFAULT_DISTILL, bits: spec.bits, group: spec.group, freeze: spec.freeze, steps: spec.steps, batch: spec.batch, seq, lr: spec.lr, seed: spec.seed,
-      temperature: spec.temperature, loss: spec.loss, warmup: Math.max(1, Math.floor(spec.steps / 10)), metricsEvery: 1,
+      temperature: spec.temperature, loss: spec.loss, scales: spec.scales ?? 'minmax', scaleInit: spec.scaleInit ?? 'minmax', warmup: Math.max(1, Math.floor(spec.steps / 10)), metricsEvery: 1,
     }, stream);
     const t0 = performance.now();
     try {
