@@ -54,3 +54,17 @@ describe('quench compare on the bundled default model', () => {
     expect(existsSync(join(out, 'none/student/config.json'))).toBe(true);
   });
 });
+
+describe('quench pretrain', () => {
+  it('--bpe trains a tokenizer on the text, then a model from scratch; eval reads the folder', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'quench-pretrain-')), 'm');
+    const r = JSON.parse(quench(['pretrain', '--text', 'public/models/default/data.txt', '--bpe', '300', '--config', 'tiny', '--steps', '4', '--batch', '2', '--seq', '32', '--out', out]).trim().split('\n').at(-1)!);
+    expect(r.config.vocabSize).toBe(300);
+    const tj = JSON.parse(readFileSync(join(out, 'tokenizer.json'), 'utf8'));
+    expect(tj.model.type).toBe('BPE');
+    const e = JSON.parse(quench(['eval', '--model', out, '--text', 'public/models/default/data.txt', '--sep', '<|endoftext|>', '--limit', '2', '--json']).trim().split('\n').at(-1)!);
+    expect(e.documents).toBe(2);
+    expect(e.ppl).toBeGreaterThan(1);
+    expect(e.ppl).toBeLessThan(300 * 1.5); // near the uniform 300 after 4 steps, not wildly off
+  });
+});
