@@ -44,7 +44,7 @@ describe('quench compare on the bundled default model', () => {
     quench(['compare', '--teacher', M, '--teacher-data', '3', '--eval', `${M}/data.txt`, '--eval-docs', '2', '--bits', '3', '--group', '32', '--schemes', 'none',
       '--steps', '2', '--batch', '2', '--seq', '16', '--tasks', 'copa', '--data-dir', join(dir, 'evals'), '--out', out]);
     const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-    expect(res.rows.map((r: { scheme: string }) => r.scheme)).toEqual(['FP (teacher)', 'PTQ RTN w3g32', 'KD-QAT freeze=none']);
+    expect(res.rows.map((r: { scheme: string }) => r.scheme)).toEqual(['FP (teacher)', 'PTQ RTN w3g32', 'PTQ clip-search w3g32', 'KD-QAT freeze=none']);
     for (const r of res.rows) {
       expect(r.accuracy.copa.n).toBe(2);
       expect(r.accuracy.copa.acc).toBeGreaterThanOrEqual(0);

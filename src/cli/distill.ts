@@ -50,8 +50,9 @@ export const DISTILL_OPTIONS = {
 } as const;
 
 export function parseLoss(spec: string | undefined): LossWeights {
-  const w: LossWeights = { ...DEFAULT_DISTILL.loss };
-  if (!spec) return w;
+  if (!spec) return { ...DEFAULT_DISTILL.loss };
+  // a given spec names every weight that is not 0
+  const w: LossWeights = { kl: 0, ce: 0, attnMap: 0, attnOut: 0, hidden: 0 };
   const keys: Record<string, keyof LossWeights> = { kl: 'kl', ce: 'ce', attn_map: 'attnMap', attn_out: 'attnOut', hidden: 'hidden' };
   for (const part of spec.split(',')) {
     const [k, v] = part.split('=');

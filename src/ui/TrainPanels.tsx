@@ -67,7 +67,7 @@ function SettingsForm({ s, set }: { s: Settings; set: (s: Settings) => void }) {
   );
 }
 
-const defaults: Settings = { bits: 4, group: 32, steps: 20, batch: 4, seq: 64, lr: 0.002, seed: 1, temperature: 1, kl: 1, ce: 0, attnMap: 0, scales: 'minmax', scaleInit: 'minmax' };
+const defaults: Settings = { bits: 4, group: 32, steps: 20, batch: 4, seq: 64, lr: 0.002, seed: 1, temperature: 1, kl: 1, ce: 0.5, attnMap: 0, scales: 'learned', scaleInit: 'search' };
 
 function specOf(s: Settings, freeze: FreezeMask, scheme: string): RunSpec {
   return {
