@@ -123,6 +123,8 @@ Greedy samples (40 tokens):
 ${c.samples.map((s: { prompt: string; text: string }) => `- **${s.prompt}**${s.text}`).join('\n')}
 
 Licence: the weights and tokenizer are the project's; the training text is public domain.
+\`data.txt\` (400 training paragraphs from across the book, then the first 20 held-out ones) is the
+text the studio starts with.
 `;
 }
 

@@ -20,7 +20,7 @@ export const DEFAULT_MODEL_RECIPE = {
   weightDecay: 0.1,
   gradClip: 1,
   seed: 1,
-  machine: '2 CPU cores, WebGPU on Mesa lavapipe (no GPU)',
+  machine: '2 CPU cores shared with other jobs, WebGPU on Mesa lavapipe, no GPU',
   prompts: ['Call me', 'The whale', 'Captain Ahab said', 'The sea was'],
 } as const;
 
