@@ -35,8 +35,21 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   expect(pausedSteps > 0 && pausedSteps < 60, `paused part-way: ${pausedRow}`);
   await screenshot('paused');
   await page.reload();
+  await page.waitForFunction(() => /quench-default|tiny random/.test(document.querySelector('[data-testid=model-name]')?.textContent ?? ''), null, { timeout: 120_000 });
   await page.getByRole('tab', { name: 'Distill' }).click();
   await page.getByTestId('resume').waitFor({ timeout: 30_000 });
+  // the page starts with the default model: resuming is refused with a clear message until the
+  // run's own teacher and data are back (the teacher's samples are seeded, so they come back the same)
+  await page.getByTestId('resume').click();
+  await page.getByTestId('run-error').waitFor({ timeout: 30_000 });
+  const refusal = await page.getByTestId('run-error').innerText();
+  expect(/load the same teacher and data/.test(refusal) && /tiny random/.test(refusal), `resume refused with the reason: ${refusal}`);
+  await page.getByRole('tab', { name: 'Model' }).click();
+  await page.getByTestId('load-tiny').click();
+  await page.waitForFunction(() => /tiny random/.test(document.querySelector('[data-testid=model-name]')?.textContent ?? ''), null, { timeout: 30_000 });
+  await page.getByRole('tab', { name: 'Distill' }).click();
+  await page.getByTestId('data-teacher').click();
+  await page.waitForFunction(() => /16 sequences sampled from the teacher/.test(document.querySelector('[data-testid=data-name]')?.textContent ?? ''), null, { timeout: 120_000 });
   await page.getByTestId('resume').click();
   await page.waitForFunction(() => /done/.test(document.querySelector('[data-testid=result-row]')?.textContent ?? ''), null, { timeout: 180_000 });
   const row = await page.getByTestId('result-row').innerText();

@@ -57,13 +57,15 @@ export function PretrainPanel() {
       {running && <ProgressBar />}
       {st.status === 'failed' && <p className="error" role="alert" data-testid="pt-error">{st.message}</p>}
       {data.length > 0 && (
-        <LineChart width={700} height={220} data={data} margin={{ left: 20, bottom: 20 }} data-testid="pt-chart">
+        <div data-testid="pt-chart">
+        <LineChart width={700} height={220} data={data} margin={{ left: 20, bottom: 20 }}>
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis dataKey="step" label={{ value: 'step', position: 'insideBottom', offset: -10 }} />
           <YAxis label={{ value: 'cross-entropy', angle: -90, position: 'insideLeft' }} />
           <Tooltip />
           <Line dataKey="loss" stroke="#0969da" dot={false} isAnimationActive={false} />
         </LineChart>
+        </div>
       )}
       {st.status === 'done' && (
         <dl className="kv" data-testid="pt-result">

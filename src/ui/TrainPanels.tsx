@@ -3,7 +3,7 @@
 import { useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { useStudio } from './store';
-import { loadDataFile, pauseTraining, resumeRun, runAccuracy, runQueue, sampleTeacherData, stopTraining } from '../worker/bridge';
+import { loadDataFile, pauseTraining, resumeRun, runAccuracy, runContext, runQueue, sampleTeacherData, stopTraining } from '../worker/bridge';
 import { TASKS, TASK_FILES, type TaskName } from '../engine/eval/tasks';
 import type { McResult } from '../engine/eval/multiple-choice';
 import type { Bits } from '../engine/quant/pack';
@@ -73,7 +73,7 @@ function specOf(s: Settings, freeze: FreezeMask, scheme: string): RunSpec {
   return {
     id: `${Date.now()}-${scheme}-${Math.random().toString(36).slice(2, 7)}`, label: scheme, bits: s.bits, group: s.group, freeze,
     steps: s.steps, batch: s.batch, seq: s.seq, lr: s.lr, seed: s.seed, temperature: s.temperature,
-    loss: { kl: s.kl, ce: s.ce, attnMap: s.attnMap, attnOut: 0, hidden: 0 }, scales: s.scales, scaleInit: s.scaleInit,
+    loss: { kl: s.kl, ce: s.ce, attnMap: s.attnMap, attnOut: 0, hidden: 0 }, scales: s.scales, scaleInit: s.scaleInit, context: runContext(),
   };
 }
 
@@ -340,6 +340,7 @@ function Results({ runs }: { runs: StoredRun[] }) {
             <tr key={r[0]} data-testid="result-row">
               {r.map((c, i) => <td key={i}>{c}</td>)}
               {runs[k].status === 'paused' && <td><button data-testid="resume" onClick={() => void resumeRun(runs[k].id)}>Resume</button></td>}
+              {runs[k].error && <td className="error" data-testid="run-error">{runs[k].error}</td>}
             </tr>
           ))}
         </tbody>

@@ -281,11 +281,28 @@ async function trainRun(r: StoredRun): Promise<void> {
 export async function resumeRun(id: string): Promise<void> {
   const r = useStudio.getState().runs.find((x) => x.id === id);
   if (!r || r.status !== 'paused' || !r.checkpoint) return;
+  const now = runContext();
+  const was = r.spec.context;
+  if (was && (was.model !== now.model || was.data !== now.data)) {
+    const error = `to resume, load the same teacher and data first: it ran on ${was.model} with ${was.data}; loaded now: ${now.model} with ${now.data}`;
+    useStudio.getState().upsertRun({ ...r, error });
+    return;
+  }
   // metrics after the checkpoint's step (saved at most 2 s apart) would be recorded twice
-  const kept: StoredRun = { ...r, metrics: r.metrics.filter((m) => m.step < r.checkpoint!.step) };
+  const kept: StoredRun = { ...r, error: undefined, metrics: r.metrics.filter((m) => m.step < r.checkpoint!.step) };
   useStudio.getState().upsertRun(kept);
   await trainRun(kept);
   useStudio.getState().setProgress(null);
+}
+
+/** What a run depends on besides its spec: the loaded teacher and the training data. */
+export function runContext(): { model: string; data: string } {
+  const s = useStudio.getState();
+  const m = s.model;
+  return {
+    model: m ? `${m.name} (${m.layers} layers, dim ${m.dim}, vocabulary ${m.vocab})` : 'no model',
+    data: s.data ? `${s.data.name} (${s.data.documents} documents, ${s.data.tokens} tokens)` : 'the bundled sample text',
+  };
 }
 
 export async function loadDataFile(file: File): Promise<void> {

@@ -111,6 +111,8 @@ export interface RunSpec {
   loss: LossWeights;
   scales?: 'minmax' | 'learned';
   scaleInit?: 'minmax' | 'search';
+  /** the teacher and data it was started with; a paused run resumes only with the same */
+  context?: { model: string; data: string };
 }
 
 /** A paused run: everything Distiller.restore needs (params, Adam state, step, RNG). */
