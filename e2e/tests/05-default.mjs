@@ -7,6 +7,8 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.waitForFunction(() => /quench-default/.test(document.querySelector('[data-testid=model-name]')?.textContent ?? ''), null, { timeout: 120_000 });
   const params = await page.getByTestId('model-params').innerText();
   expect(/M$/.test(params.trim()), `default model has about a million parameters: ${params}`);
+  const about = await page.getByTestId('model-about').innerText();
+  expect(/held-out perplexity [\d.]+ \(unigram \d+\)/.test(about), `the card's numbers are shown: ${about}`);
   await screenshot('default-model');
 
   await page.getByRole('tab', { name: 'Quantize' }).click();

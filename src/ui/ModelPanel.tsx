@@ -60,6 +60,7 @@ export function ModelPanel() {
       {model && (
         <dl className="kv" data-testid="model-card">
           <dt>name</dt><dd data-testid="model-name">{model.name}</dd>
+          {model.about && <><dt>about</dt><dd data-testid="model-about">{model.about}</dd></>}
           <dt>format</dt><dd>{model.format}</dd>
           <dt>architecture</dt><dd>LLaMA: RMSNorm, RoPE, {model.kvHeads < model.heads ? `GQA ${model.heads}/${model.kvHeads}` : 'MHA'}, SwiGLU, {model.tied ? 'tied' : 'separate'} classifier</dd>
           <dt>layers</dt><dd>{model.layers}</dd>

@@ -166,7 +166,10 @@ export async function loadDefaultModel(): Promise<boolean> {
     // the data first, so that a shown model card means everything is in place
     const r = await fetch(DEFAULT_MODEL.base + DEFAULT_MODEL.data);
     if (r.ok) s.setData(await engine().request('setData', { text: await r.text(), name: `Moby-Dick excerpt (${DEFAULT_MODEL.data})` }));
-    s.setModel(card);
+    // its card's headline numbers, shown on the Model tab
+    const c = await fetch(DEFAULT_MODEL.base + 'card.json').then((x) => (x.ok ? x.json() : null)).catch(() => null);
+    const about = c?.heldOut ? `pretrained here on ${String(c.corpus).split(' (')[0]}: ${c.training.steps} steps of ${c.training.batch}×${c.training.seq} tokens; held-out perplexity ${c.heldOut.ppl.toFixed(1)} (unigram ${c.unigram.ppl.toFixed(0)})` : undefined;
+    s.setModel({ ...card, about });
     return true;
   } catch (e) {
     s.log(`default model not loaded: ${(e as Error).message}`);

@@ -85,6 +85,8 @@ export interface ModelCard {
   dtypes: string[];
   gpuBytes: number;
   hasTokenizer: boolean;
+  /** a line about where the model comes from (the default model's card) */
+  about?: string;
 }
 
 export interface QuantReport {
