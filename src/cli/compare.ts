@@ -15,8 +15,6 @@ import { int, parse } from './args';
 import { DISTILL_HELP, DISTILL_OPTIONS, distillConfigFrom, runDistill, splitData, teacherData } from './distill';
 import { parseTasks, scoreTasks } from './evals';
 import type { McResult } from '../engine/eval/multiple-choice';
-import type { LlamaWeights } from '../engine/model/config';
-import type { QuantizedModel } from '../engine/quant/ptq';
 
 const HELP = `usage: quench compare --teacher PATH [--tokenizer PATH] --data FILE [--eval FILE | --holdout N]
                       --bits B --group G --schemes none,ov,qk,attention,mlp [distill options] --out DIR
@@ -49,37 +47,38 @@ export async function run(argv: string[]): Promise<number> {
   const gpu = await createNodeGpu();
   const rows: { scheme: string; evalPpl: number; finalKl: number | null; wallSeconds: number | null; accuracy?: Record<string, McResult> }[] = [];
   const limit = a.limit ? int(a.limit, 'limit', 0) : 0;
-  const accuracyOf = async (label: string, weights: LlamaWeights, quantized?: QuantizedModel) => {
-    if (!tasks.length) return undefined;
-    const model = LlamaModel.fromWeights(gpu, m.config, weights, { quantized });
-    try {
-      return await scoreTasks(model, tok, tasks, a['data-dir'] as string, limit, `accuracy ${label}`);
-    } finally {
-      model.free();
-    }
-  };
+  const accuracyOf = (label: string, model: LlamaModel) => (tasks.length ? scoreTasks(model, tok, tasks, a['data-dir'] as string, limit, `accuracy ${label}`) : Promise.resolve(undefined));
   try {
     if (a['teacher-data']) train = await teacherData(gpu, m, int(a['teacher-data'], 'teacher-data', 0), configs[0].dc.seq, configs[0].dc.seed);
     const base = configs[0].dc;
-    const evalModel = async (quant: boolean, clipSearch = false) => {
-      const t0 = performance.now();
+    // a baseline row: perplexity and (with --tasks) accuracy of the teacher or its PTQ
+    const baseline = async (scheme: string, label: string, quant: boolean, clipSearch = false) => {
       const quantized = quant ? quantizeWeights(m.config, m.weights, { bits: base.bits, group: base.group, sym: base.sym, clipSearch }) : undefined;
       const model = LlamaModel.fromWeights(gpu, m.config, m.weights, { quantized });
-      const r = await perplexity(evalSeqs, (ids) => sequenceNll(model, ids));
-      model.free();
-      return { ppl: r.ppl, s: (performance.now() - t0) / 1000, quantized };
+      try {
+        const r = await perplexity(evalSeqs, (ids) => sequenceNll(model, ids));
+        rows.push({ scheme, evalPpl: r.ppl, finalKl: null, wallSeconds: null, accuracy: await accuracyOf(label, model) });
+        return r.ppl;
+      } finally {
+        model.free();
+      }
     };
-    const fp = await evalModel(false);
-    rows.push({ scheme: 'FP (teacher)', evalPpl: fp.ppl, finalKl: null, wallSeconds: null, accuracy: await accuracyOf('FP', m.weights) });
-    const ptq = await evalModel(true);
-    rows.push({ scheme: `PTQ RTN w${base.bits}g${base.group}`, evalPpl: ptq.ppl, finalKl: null, wallSeconds: null, accuracy: await accuracyOf('PTQ', m.weights, ptq.quantized) });
-    const ptqSearch = await evalModel(true, true);
-    rows.push({ scheme: `PTQ clip-search w${base.bits}g${base.group}`, evalPpl: ptqSearch.ppl, finalKl: null, wallSeconds: null, accuracy: await accuracyOf('PTQ clip search', m.weights, ptqSearch.quantized) });
-    process.stderr.write(`FP ppl ${fp.ppl.toFixed(4)}, PTQ ppl ${ptq.ppl.toFixed(4)} (RTN), ${ptqSearch.ppl.toFixed(4)} (clip search)\n`);
+    const fpPpl = await baseline('FP (teacher)', 'FP', false);
+    const ptqPpl = await baseline(`PTQ RTN w${base.bits}g${base.group}`, 'PTQ', true);
+    const searchPpl = await baseline(`PTQ clip-search w${base.bits}g${base.group}`, 'PTQ clip search', true, true);
+    process.stderr.write(`FP ppl ${fpPpl.toFixed(4)}, PTQ ppl ${ptqPpl.toFixed(4)} (RTN), ${searchPpl.toFixed(4)} (clip search)\n`);
     for (const { scheme, dc } of configs) {
       process.stderr.write(`--- scheme ${scheme}\n`);
       const r = await runDistill(gpu, m, dc, train, evalDocs, join(out, scheme.replace(/[^a-z0-9+,-]/gi, '_')), { log: (s) => process.stderr.write(`[${scheme}] ${s}\n`) });
-      const accuracy = r.student ? await accuracyOf(scheme, r.student.weights, r.student.quantized) : undefined;
+      let accuracy: Record<string, McResult> | undefined;
+      if (r.student && tasks.length) {
+        const model = LlamaModel.fromWeights(gpu, m.config, r.student.weights, { quantized: r.student.quantized });
+        try {
+          accuracy = await accuracyOf(scheme, model);
+        } finally {
+          model.free();
+        }
+      }
       rows.push({ scheme: `KD-QAT freeze=${scheme}`, evalPpl: r.summary.evalPpl as number, finalKl: r.summary.finalKl as number, wallSeconds: r.summary.wallSeconds as number, accuracy });
     }
   } finally {

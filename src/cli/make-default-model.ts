@@ -12,7 +12,7 @@ import { writeHfModel } from '../engine/io/hf';
 import { loadModelFromPath } from '../engine/io/load-node';
 import { tokenStream } from '../engine/train/data';
 import { CORPUS_NAME, HELD_OUT_EVERY, loadMobyDick, studioDataText } from '../engine/train/corpus';
-import { PRETRAIN_CONFIGS, Pretrainer, type PretrainConfig } from '../engine/train/pretrain';
+import { PRETRAIN_CONFIGS, Pretrainer, pretrainConfigOf } from '../engine/train/pretrain';
 import { DEFAULT_MODEL_RECIPE, evaluateDefaultModel, greedySamples } from '../engine/train/default-model';
 import { int, parse } from './args';
 
@@ -39,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
   const cfg = { ...PRETRAIN_CONFIGS[R.config], vocabSize: tok.vocabSize };
   log(`tokenizer: ${tok.vocabSize} tokens; training stream ${stream.length} tokens`);
 
-  const pc: PretrainConfig = { steps, batch: R.batch, seq: R.seq, lr: R.lr, warmup: Math.min(R.warmup, Math.floor(steps / 10)), minLrRatio: R.minLrRatio, weightDecay: R.weightDecay, gradClip: R.gradClip, seed };
+  const pc = pretrainConfigOf({ steps, batch: R.batch, seq: R.seq, lr: R.lr, seed });
   const gpu = await createNodeGpu();
   let trainSeconds = 0;
   const lossCurve: { step: number; loss: number }[] = [];
@@ -72,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
   const gpu2 = await createNodeGpu();
   try {
     const m = await loadModelFromPath(out);
-    const ev = await evaluateDefaultModel(gpu2, m, corpus, (d, n) => d % 50 === 0 && log(`eval: ${d}/${n}`));
+    const ev = await evaluateDefaultModel(gpu2, m, corpus.heldOut, stream, (d, n) => d % 50 === 0 && log(`eval: ${d}/${n}`));
     const samples = await greedySamples(gpu2, m, R.prompts, 40);
     const card = {
       name: 'quench-default (Moby-Dick)',

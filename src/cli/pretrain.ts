@@ -6,7 +6,7 @@ import { loadTokenizerFile } from '../engine/io/load-node';
 import { writeHfModel } from '../engine/io/hf';
 import { ByteTokenizer } from '../engine/io/byte-tokenizer';
 import { tokenStream } from '../engine/train/data';
-import { PRETRAIN_CONFIGS, Pretrainer } from '../engine/train/pretrain';
+import { PRETRAIN_CONFIGS, Pretrainer, pretrainConfigOf } from '../engine/train/pretrain';
 import { int, num, parse } from './args';
 import { trainBpe } from '../engine/io/bpe-train';
 import { parseTokenizerJson } from '../engine/io/hf-tokenizer';
@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   const steps = int(a.steps, 'steps', 1000);
   const gpu = await createNodeGpu();
   try {
-    const p = new Pretrainer(gpu, cfg, { steps, batch: int(a.batch, 'batch', 8), seq: Math.min(int(a.seq, 'seq', 128), cfg.maxSeqLen), lr: num(a.lr, 'lr', 3e-3), warmup: Math.min(100, Math.floor(steps / 10)), minLrRatio: 0.1, weightDecay: 0.1, gradClip: 1, seed: int(a.seed, 'seed', 1) }, stream);
+    const p = new Pretrainer(gpu, cfg, pretrainConfigOf({ steps, batch: int(a.batch, 'batch', 8), seq: Math.min(int(a.seq, 'seq', 128), cfg.maxSeqLen), lr: num(a.lr, 'lr', 3e-3), seed: int(a.seed, 'seed', 1) }), stream);
     const t0 = performance.now();
     let last = 0;
     while (p.step < steps) {

@@ -3,7 +3,7 @@
 import { useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { useStudio } from './store';
-import { loadDataFile, pauseTraining, resumeRun, runAccuracy, runContext, runQueue, sampleTeacherData, stopTraining } from '../worker/bridge';
+import { loadDataFile, pauseTraining, resumeRun, runAccuracy, runContext, runQueue, sampleTeacherData, saveBlob, stopTraining } from '../worker/bridge';
 import { TASKS, TASK_FILES, type TaskName } from '../engine/eval/tasks';
 import type { McResult } from '../engine/eval/multiple-choice';
 import type { Bits } from '../engine/quant/pack';
@@ -264,13 +264,7 @@ async function exportChartsPng(root: HTMLElement, name: string): Promise<void> {
     y += img.height + 10;
   }
   const blob = await new Promise<Blob | null>((r) => canvas.toBlob(r, 'image/png'));
-  if (!blob) return;
-  const url = URL.createObjectURL(blob);
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  if (blob) saveBlob(name, blob);
 }
 
 function toCsv(rows: string[][]): string {
@@ -278,12 +272,7 @@ function toCsv(rows: string[][]): string {
 }
 
 function download(name: string, text: string): void {
-  const url = URL.createObjectURL(new Blob([text]));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = name;
-  a.click();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  saveBlob(name, new Blob([text]));
 }
 
 const pm = (r: McResult | undefined, k: 'acc' | 'acc_norm') => (r ? `${r[k].toFixed(3)} ± ${r[`${k}_stderr`].toFixed(3)}` : '');

@@ -224,14 +224,17 @@ export async function downloadModel(): Promise<void> {
 }
 
 function saveFiles(files: Record<string, Uint8Array>): void {
-  for (const [name, bytes] of Object.entries(files)) {
-    const url = URL.createObjectURL(new Blob([bytes as BlobPart]));
-    const a = document.createElement('a');
-    a.href = url;
-    a.download = name;
-    a.click();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  }
+  for (const [name, bytes] of Object.entries(files)) saveBlob(name, new Blob([bytes as BlobPart]));
+}
+
+/** Offer a blob to the user as a download named `name`. */
+export function saveBlob(name: string, blob: Blob): void {
+  const url = URL.createObjectURL(blob);
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = name;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
 
 export async function quantizeModel(ptq: PtqConfig): Promise<void> {

@@ -51,6 +51,18 @@ async function selfTest(g: Gpu): Promise<SelfTestResult> {
   };
 }
 
+/** Progress events for request `id`, at most ~10 per second (and always the last one). */
+function throttledProgress(id: number): (done: number, total: number, label: string) => void {
+  let last = 0;
+  return (done, total, label) => {
+    const now = performance.now();
+    if (now - last > 100 || done === total) {
+      last = now;
+      post({ type: 'progress', id, done, total, label });
+    }
+  };
+}
+
 async function handle(req: Request): Promise<unknown> {
   switch (req.type) {
     case 'init': {
@@ -72,24 +84,12 @@ async function handle(req: Request): Promise<unknown> {
     case 'exportModel':
       return need().exportModel();
     case 'accuracy': {
-      let last = 0;
-      return need().accuracy(req.req, (done, total, label) => {
-        const now = performance.now();
-        if (now - last > 100 || done === total) {
-          last = now;
-          post({ type: 'progress', id: req.id, done, total, label });
-        }
-      });
+      const progress = throttledProgress(req.id);
+      return need().accuracy(req.req, (done, total, label) => progress(done, total, label));
     }
     case 'quantize': {
-      let last = 0;
-      return need().quantize(req.ptq, (done, total) => {
-        const now = performance.now();
-        if (now - last > 100 || done === total) {
-          last = now;
-          post({ type: 'progress', id: req.id, done, total, label: 'quantizing tensors' });
-        }
-      });
+      const progress = throttledProgress(req.id);
+      return need().quantize(req.ptq, (done, total) => progress(done, total, 'quantizing tensors'));
     }
     case 'export':
       return need().exportQuantized(req.format);

@@ -4,7 +4,7 @@ import type { Gpu } from '../engine/gpu/runtime';
 import { paramCount, randomWeights, type LlamaConfig, type LlamaWeights } from '../engine/model/config';
 import { LlamaModel } from '../engine/model/llama';
 import { generate, sequenceNll } from '../engine/model/runner';
-import { encodeDocuments, perplexity, splitDocuments } from '../engine/eval/perplexity';
+import { encodeDocuments, perplexity, splitDocuments, unigramPerplexity } from '../engine/eval/perplexity';
 import { loadHfModel, writeHfModel, writeQuantizedHfModel, type HfFiles } from '../engine/io/hf';
 import { readLlama2cCheckpoint } from '../engine/io/llama2c';
 import { blobSource } from '../engine/io/source';
@@ -18,7 +18,7 @@ import { parseFreeze, type FreezeMask } from '../engine/train/freeze';
 import { tokenStream } from '../engine/train/data';
 import { sampleTeacherDocs } from '../engine/train/teacher-data';
 import type { Bits } from '../engine/quant/pack';
-import { PRETRAIN_CONFIGS, Pretrainer } from '../engine/train/pretrain';
+import { PRETRAIN_CONFIGS, Pretrainer, pretrainConfigOf } from '../engine/train/pretrain';
 import { tokenLogprobsBatch } from '../engine/model/runner';
 import { evaluateTask, type McResult } from '../engine/eval/multiple-choice';
 import { parseTask, TASKS, type TaskName } from '../engine/eval/tasks';
@@ -338,7 +338,7 @@ export class StudioEngine {
     const stream = tokenStream(docs, (d) => tokenizer.encode(d, { bos: true }));
     const seq = Math.min(spec.seq, config.maxSeqLen, stream.length - 1);
     if (seq < 4) throw new Error(`the data has only ${stream.length} tokens: too little to pretrain on`);
-    const p = new Pretrainer(this.gpu, config, { steps: spec.steps, batch: spec.batch, seq, lr: spec.lr, warmup: Math.min(100, Math.floor(spec.steps / 10)), minLrRatio: 0.1, weightDecay: 0.1, gradClip: 1, seed: spec.seed }, stream);
+    const p = new Pretrainer(this.gpu, config, pretrainConfigOf({ steps: spec.steps, batch: spec.batch, seq, lr: spec.lr, seed: spec.seed }), stream);
     const t0 = performance.now();
     let avg = NaN;
     let weights: LlamaWeights;
@@ -358,14 +358,8 @@ export class StudioEngine {
     this.quantized = null;
     this.student = null;
     this.students.clear();
-    // unigram baseline on the same evaluation tokens: training frequencies, add-one smoothed
-    const counts = new Float64Array(config.vocabSize).fill(1);
-    for (const id of stream) counts[id]++;
-    const total = stream.length + config.vocabSize;
-    const seqs = this.evalSeqs();
-    let nll = 0, n = 0;
-    for (const q of seqs) for (let i = 1; i < q.length; i++, n++) nll -= Math.log(counts[q[i]] / total);
-    return { card: this.card(), steps: p.step, finalLoss: avg, evalPpl: await this.ppl(null), unigramPpl: Math.exp(nll / Math.max(1, n)), seconds, tokensPerSec: (p.step * spec.batch * seq) / seconds };
+    const unigram = unigramPerplexity(stream, this.evalSeqs(), config.vocabSize);
+    return { card: this.card(), steps: p.step, finalLoss: avg, evalPpl: await this.ppl(null), unigramPpl: unigram.ppl, seconds, tokensPerSec: (p.step * spec.batch * seq) / seconds };
   }
 
   /**

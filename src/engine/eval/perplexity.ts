@@ -26,6 +26,18 @@ export function encodeDocuments(docs: string[], encode: (s: string) => number[],
   return out;
 }
 
+/** Unigram baseline on the same predicted tokens (tokens[1..] of each sequence): token frequencies
+ *  of the training stream, add-one smoothed over the vocabulary. */
+export function unigramPerplexity(train: ArrayLike<number>, seqs: number[][], vocabSize: number): { ppl: number; tokens: number } {
+  const counts = new Float64Array(vocabSize).fill(1);
+  for (let i = 0; i < train.length; i++) counts[train[i]]++;
+  const total = train.length + vocabSize;
+  let nll = 0, n = 0;
+  for (const s of seqs)
+    for (let i = 1; i < s.length; i++, n++) nll -= Math.log(counts[s[i]] / total);
+  return { ppl: Math.exp(nll / Math.max(1, n)), tokens: n };
+}
+
 /**
  * Runs the protocol given a scorer that returns the summed NLL of tokens[1..] given their prefixes.
  * `onProgress(done, total)` is called after each document.

@@ -3,26 +3,10 @@
 import type { LlamaModel } from './llama';
 import { Rng } from '../train/data';
 
-/** log p(tokens[i] | tokens[<i]) for i = 1..T-1, from one GPU forward (float64 log-softmax on the host). */
+/** log p(tokens[i] | tokens[<i]) for i = 1..T-1, from one GPU forward (float64 log-softmax on the
+ *  host); a sequence longer than maxSeqLen keeps its end (the continuation). */
 export async function tokenLogprobs(model: LlamaModel, tokens: number[]): Promise<Float64Array> {
-  const T = Math.min(tokens.length, model.cfg.maxSeqLen);
-  const ids = tokens.slice(tokens.length - T); // keep the end (the continuation) when too long
-  const acts = model.activations(1, T, false);
-  model.gpu.write(acts.tokens, new Uint32Array(ids));
-  model.forward(acts);
-  const logits = await model.gpu.readF32(acts.logits);
-  const V = model.cfg.vocabSize;
-  const out = new Float64Array(tokens.length - 1);
-  const skip = tokens.length - T;
-  for (let t = 0; t + 1 < T; t++) {
-    const row = logits.subarray(t * V, (t + 1) * V);
-    let max = -Infinity;
-    for (let i = 0; i < V; i++) if (row[i] > max) max = row[i];
-    let s = 0;
-    for (let i = 0; i < V; i++) s += Math.exp(row[i] - max);
-    out[skip + t] = row[ids[t + 1]] - max - Math.log(s);
-  }
-  return out;
+  return (await tokenLogprobsBatch(model, [tokens]))[0];
 }
 
 /**

@@ -3,10 +3,10 @@
 // checks the committed model against its card.
 import type { Gpu } from '../gpu/runtime';
 import type { LoadedModel } from '../io/load-node';
-import { encodeDocuments, perplexity, type PerplexityResult } from '../eval/perplexity';
+import { encodeDocuments, perplexity, unigramPerplexity, type PerplexityResult } from '../eval/perplexity';
+import { paramCount } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import { generate, sequenceNll } from '../model/runner';
-import type { Corpus } from './corpus';
 
 export const DEFAULT_MODEL_RECIPE = {
   config: 'default',
@@ -14,11 +14,7 @@ export const DEFAULT_MODEL_RECIPE = {
   steps: 1500,
   batch: 8,
   seq: 128,
-  lr: 3e-3,
-  warmup: 100,
-  minLrRatio: 0.1,
-  weightDecay: 0.1,
-  gradClip: 1,
+  lr: 3e-3, // warm-up, decay, weight decay and clipping: pretrainConfigOf's defaults
   seed: 1,
   machine: '2 CPU cores shared with other jobs, WebGPU on Mesa lavapipe, no GPU',
   prompts: ['Call me', 'The whale', 'Captain Ahab said', 'The sea was'],
@@ -34,38 +30,23 @@ export interface DefaultModelEval {
   unigram: { ppl: number; tokens: number };
 }
 
-export function parameterCount(m: LoadedModel): number {
-  const w = m.weights;
-  let n = w.tokEmbed.length + w.finalNorm.length + (w.lmHead?.length ?? 0);
-  for (const L of w.layers) for (const t of Object.values(L)) n += (t as Float32Array).length;
-  return n;
-}
-
-/** Held-out perplexity (all held-out paragraphs, and the first QUICK_DOCS), and the unigram
- *  baseline on the same predicted tokens: training-token frequencies with add-one smoothing. */
-export async function evaluateDefaultModel(gpu: Gpu, m: LoadedModel, corpus: Corpus, onProgress?: (done: number, total: number) => void): Promise<DefaultModelEval> {
+/** Held-out perplexity (all held-out paragraphs, and the first QUICK_DOCS: one forward per
+ *  paragraph serves both), and the unigram baseline on the same predicted tokens from the
+ *  training stream's token frequencies. */
+export async function evaluateDefaultModel(gpu: Gpu, m: LoadedModel, heldOutDocs: string[], trainStream: Uint32Array, onProgress?: (done: number, total: number) => void): Promise<DefaultModelEval> {
   const tok = m.tokenizer;
   if (!tok) throw new Error(`${m.path}: no tokenizer`);
-  const seqs = encodeDocuments(corpus.heldOut, (s) => tok.encode(s, { bos: true }), m.config.maxSeqLen);
+  const seqs = encodeDocuments(heldOutDocs, (s) => tok.encode(s, { bos: true }), m.config.maxSeqLen);
   const model = LlamaModel.fromWeights(gpu, m.config, m.weights);
   try {
-    const heldOut = await perplexity(seqs, (t) => sequenceNll(model, t), onProgress);
-    const heldOutQuick = await perplexity(seqs.slice(0, QUICK_DOCS), (t) => sequenceNll(model, t));
-    const V = m.config.vocabSize;
-    const counts = new Float64Array(V).fill(1);
-    let total = V;
-    for (const d of corpus.train)
-      for (const id of tok.encode(d, { bos: true })) {
-        counts[id]++;
-        total++;
-      }
-    let nll = 0, n = 0;
-    for (const s of seqs)
-      for (let i = 1; i < s.length; i++) {
-        nll -= Math.log(counts[s[i]] / total);
-        n++;
-      }
-    return { parameters: parameterCount(m), heldOut, heldOutQuick, unigram: { ppl: Math.exp(nll / n), tokens: n } };
+    const nll = new Map<number[], number>();
+    const heldOut = await perplexity(seqs, async (t) => {
+      const x = await sequenceNll(model, t);
+      nll.set(t, x);
+      return x;
+    }, onProgress);
+    const heldOutQuick = await perplexity(seqs.slice(0, QUICK_DOCS), async (t) => nll.get(t)!);
+    return { parameters: paramCount(m.config), heldOut, heldOutQuick, unigram: unigramPerplexity(trainStream, seqs, m.config.vocabSize) };
   } finally {
     model.free();
   }

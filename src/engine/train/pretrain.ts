@@ -51,6 +51,12 @@ export interface PretrainConfig {
   seed: number;
 }
 
+/** A pretraining schedule with the project's defaults: warm-up min(100, steps/10), cosine to 10%,
+ *  weight decay 0.1, global-norm clip 1 (CLI, studio and the default model all use these). */
+export function pretrainConfigOf(p: Pick<PretrainConfig, 'steps' | 'batch' | 'seq' | 'lr' | 'seed'>): PretrainConfig {
+  return { warmup: Math.min(100, Math.floor(p.steps / 10)), minLrRatio: 0.1, weightDecay: 0.1, gradClip: 1, ...p };
+}
+
 export class Pretrainer {
   readonly model: LlamaModel;
   private readonly params: { p: Tensor; g: Tensor; m: Tensor; v: Tensor }[] = [];
