@@ -10,41 +10,58 @@ import { readTensorBytes } from './safetensors';
 import { dequantizeHost, layoutOf, type Bits, type PackedWeight } from '../quant/pack';
 import type { QuantizedModel } from '../quant/ptq';
 import type { Projection } from '../model/config';
+import { z } from 'zod';
+import { LIMITS, maxOf, own, ownMap, parseJsonObject, parseWith, posFinite, posInt, show } from './validate';
 
 const LLAMA_ARCHS = ['LlamaForCausalLM', 'LLaMAForCausalLM', 'MistralForCausalLM'];
 
+const ArchSchema = z.looseObject({ architectures: z.array(z.string()).nullish(), model_type: z.string().nullish() });
+
+/** config.json of a LLaMA-family model: required dimensions within LIMITS, optional fields typed
+ *  (null means "not set", as transformers' None); anything else passes through. */
+const HfConfigSchema = z.looseObject({
+  hidden_size: posInt(LIMITS.dim),
+  intermediate_size: posInt(LIMITS.hiddenDim),
+  num_hidden_layers: posInt(LIMITS.nLayers),
+  num_attention_heads: posInt(LIMITS.nHeads),
+  num_key_value_heads: posInt(LIMITS.nHeads).nullish(),
+  vocab_size: posInt(LIMITS.vocabSize),
+  max_position_embeddings: posInt(LIMITS.maxSeqLen).nullish(),
+  rms_norm_eps: posFinite.max(1).nullish(),
+  rope_theta: posFinite.nullish(),
+  tie_word_embeddings: z.boolean().nullish(),
+  rope_scaling: z.unknown().optional(),
+  hidden_act: z.string().nullish(),
+  attention_bias: z.boolean().nullish(),
+  mlp_bias: z.boolean().nullish(),
+  sliding_window: z.number().int().min(0).nullish(),
+  head_dim: posInt(LIMITS.dim).nullish(),
+  quantization_config: z.looseObject({}).nullish(),
+});
+
 export function parseHfConfig(text: string, file = 'config.json'): LlamaConfig {
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(text) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  const archs = (j.architectures as string[] | undefined) ?? [];
-  const modelType = j.model_type as string | undefined;
+  const raw = parseJsonObject(text, file);
+  const { architectures, model_type: modelType } = parseWith(ArchSchema, raw, file);
+  const archs = architectures ?? [];
   if (!archs.some((a) => LLAMA_ARCHS.includes(a)) && modelType !== 'llama') {
     throw new Error(`${file}: not a LLaMA-family model: architectures ${JSON.stringify(archs)}${modelType ? `, model_type "${modelType}"` : ''} (Quench supports LlamaForCausalLM)`);
   }
-  const need = (k: string): number => {
-    const v = j[k];
-    if (typeof v !== 'number') throw new Error(`${file}: missing or non-numeric "${k}"`);
-    return v;
-  };
-  const heads = need('num_attention_heads');
+  const j = parseWith(HfConfigSchema, raw, file);
+  const heads = j.num_attention_heads;
   const cfg: LlamaConfig = {
-    dim: need('hidden_size'),
-    hiddenDim: need('intermediate_size'),
-    nLayers: need('num_hidden_layers'),
+    dim: j.hidden_size,
+    hiddenDim: j.intermediate_size,
+    nLayers: j.num_hidden_layers,
     nHeads: heads,
-    nKvHeads: typeof j.num_key_value_heads === 'number' ? j.num_key_value_heads : heads,
-    vocabSize: need('vocab_size'),
-    maxSeqLen: typeof j.max_position_embeddings === 'number' ? j.max_position_embeddings : 2048,
-    normEps: typeof j.rms_norm_eps === 'number' ? j.rms_norm_eps : 1e-6,
-    ropeTheta: typeof j.rope_theta === 'number' ? j.rope_theta : 10000,
+    nKvHeads: j.num_key_value_heads ?? heads,
+    vocabSize: j.vocab_size,
+    maxSeqLen: j.max_position_embeddings ?? 2048,
+    normEps: j.rms_norm_eps ?? 1e-6,
+    ropeTheta: j.rope_theta ?? 10000,
     tiedEmbeddings: j.tie_word_embeddings === true,
   };
-  if (j.rope_scaling) throw new Error(`${file}: rope_scaling ${JSON.stringify(j.rope_scaling)} is not supported yet`);
-  if (j.hidden_act !== undefined && j.hidden_act !== 'silu') throw new Error(`${file}: hidden_act "${String(j.hidden_act)}" is not supported (LLaMA uses silu)`);
+  if (j.rope_scaling !== undefined && j.rope_scaling !== null) throw new Error(`${file}: rope_scaling ${show(j.rope_scaling)} is not supported yet`);
+  if (j.hidden_act !== undefined && j.hidden_act !== null && j.hidden_act !== 'silu') throw new Error(`${file}: hidden_act "${j.hidden_act}" is not supported (LLaMA uses silu)`);
   if (j.attention_bias === true) throw new Error(`${file}: attention_bias=true (q/k/v/o biases) is not supported`);
   if (j.mlp_bias === true) throw new Error(`${file}: mlp_bias=true is not supported`);
   // Mistral: sliding-window attention equals full attention up to the window; cap the length there.
@@ -108,35 +125,41 @@ export interface HfFiles {
   [name: string]: ByteSource;
 }
 
+const INDEX = 'model.safetensors.index.json';
+const IndexSchema = z.looseObject({ metadata: z.looseObject({}).nullish(), weight_map: z.record(z.string(), z.string().min(1)) });
+
+/** Own-property lookup in the dropped files (a shard named "toString" is just a missing file). */
+const fileOf = (files: HfFiles, name: string): ByteSource | undefined => own(files, name);
+
 /** Which safetensors files hold the weights, and the tensor → file map. */
 async function weightFiles(files: HfFiles): Promise<{ sources: ByteSource[]; headers: SafetensorsHeader[] }> {
-  const index = files['model.safetensors.index.json'];
+  const index = fileOf(files, INDEX);
   let names: string[];
-  let weightMap: Record<string, string> | null = null;
+  let weightMap: Map<string, string> | null = null;
   if (index) {
-    let j: { weight_map?: Record<string, string> };
-    try {
-      j = JSON.parse(await readText(index));
-    } catch (e) {
-      throw new Error(`model.safetensors.index.json: not valid JSON (${(e as Error).message})`);
+    const raw = parseJsonObject(await readText(index), INDEX);
+    parseWith(IndexSchema, raw, INDEX);
+    // the entries of the parsed JSON itself: zod's record drops a "__proto__" key
+    weightMap = ownMap(raw.weight_map as Record<string, string>);
+    if (weightMap.size === 0) throw new Error(`${INDEX}: "weight_map" is empty`);
+    names = [...new Set(weightMap.values())];
+    for (const n of names) {
+      if (!n.endsWith('.safetensors')) throw new Error(`${INDEX}: weight_map names shard "${n}", which is not a .safetensors file`);
+      if (!fileOf(files, n)) throw new Error(`${INDEX} names shard "${n}", which is missing`);
     }
-    if (typeof j.weight_map !== 'object' || j.weight_map === null) throw new Error('model.safetensors.index.json: no "weight_map" object');
-    weightMap = j.weight_map;
-    names = [...new Set(Object.values(weightMap))];
-    for (const n of names) if (!files[n]) throw new Error(`model.safetensors.index.json names shard "${n}", which is missing`);
   } else {
     names = Object.keys(files).filter((n) => n.endsWith('.safetensors'));
     if (names.length === 0) throw new Error('no .safetensors file among the model files (expected model.safetensors)');
   }
-  const sources = names.map((n) => files[n]);
+  const sources = names.map((n) => fileOf(files, n)!);
   const headers = await Promise.all(sources.map((s) => readSafetensorsHeader(s)));
   if (weightMap) {
-    for (const [t, shard] of Object.entries(weightMap)) {
+    for (const [t, shard] of weightMap) {
       const i = names.indexOf(shard);
-      if (!headers[i].tensors.has(t)) throw new Error(`model.safetensors.index.json: tensor "${t}" should be in ${shard}, which does not have it`);
+      if (!headers[i].tensors.has(t)) throw new Error(`${INDEX}: tensor "${t}" should be in ${shard}, which does not have it`);
     }
     headers.forEach((h, i) => {
-      for (const t of h.tensors.keys()) if (weightMap![t] !== names[i]) throw new Error(`${h.file}: tensor "${t}" is not in model.safetensors.index.json's weight_map (or is mapped to ${weightMap![t]})`);
+      for (const t of h.tensors.keys()) if (weightMap!.get(t) !== names[i]) throw new Error(`${h.file}: tensor "${t}" is not in ${INDEX}'s weight_map (or is mapped to ${weightMap!.get(t)})`);
     });
   }
   return { sources, headers };
@@ -165,13 +188,47 @@ export interface QuenchQuantConfig {
   format: string;
 }
 
+const PROJECTIONS = ['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as const;
+const QuantConfigSchema = z.looseObject({
+  quantization_config: z
+    .looseObject({
+      quant_method: z.literal('quench'),
+      bits: z.union([z.literal(2), z.literal(3), z.literal(4), z.literal(8)]),
+      group_size: z.number().int().min(0).max(LIMITS.hiddenDim),
+      sym: z.boolean(),
+      clip_search: z.boolean().optional(),
+      modules: z.array(z.enum(PROJECTIONS)).min(1),
+      format: z.string().optional(),
+    })
+    .nullish(),
+});
+
+/** A lower bound on the bytes the weights of `config` take (1 byte per float parameter, the
+ *  fewest any dtype takes; bits/8 per packed one), to refuse absurd configs before allocating. */
+function minWeightBytes(config: LlamaConfig, packedBits: number, packed: ReadonlySet<string>): number {
+  const s = layerShapes(config);
+  let perLayer = 0;
+  for (const [k, sh] of Object.entries(s)) {
+    const n = sh.reduce((a, b) => a * b, 1);
+    perLayer += PROJ_OF[k] && packed.has(PROJ_OF[k]) ? (n * packedBits) / 8 : n;
+  }
+  return config.nLayers * perLayer + config.vocabSize * config.dim * (config.tiedEmbeddings ? 1 : 2) + config.dim;
+}
+
 export async function loadHfModel(files: HfFiles): Promise<HfModel> {
-  const cfgSrc = files['config.json'];
+  const cfgSrc = fileOf(files, 'config.json');
   if (!cfgSrc) throw new Error('config.json is missing from the model files');
   const cfgText = await readText(cfgSrc);
   const config = parseHfConfig(cfgText, cfgSrc.name);
-  const quantization = (JSON.parse(cfgText) as { quantization_config?: Record<string, unknown> }).quantization_config;
+  const cfgRaw = parseJsonObject(cfgText, cfgSrc.name);
+  const rawQ = cfgRaw.quantization_config as Record<string, unknown> | null | undefined;
+  if (rawQ && rawQ.quant_method !== 'quench') throw new Error(`${cfgSrc.name}: quantization_config with quant_method ${show(rawQ.quant_method)} is not supported (Quench reads its own "quench" packing)`);
+  const qc = (parseWith(QuantConfigSchema, cfgRaw, cfgSrc.name).quantization_config ?? undefined) as QuenchQuantConfig | undefined;
+  const quantization = rawQ ?? undefined;
   const { sources, headers } = await weightFiles(files);
+  const held = headers.reduce((s, h) => s + maxOf([...h.tensors.values()].map((t) => t.end), 0), 0);
+  const need = minWeightBytes(config, qc?.bits ?? 8, new Set(qc?.modules ?? []));
+  if (need > held) throw new Error(`${cfgSrc.name}: the model it describes (hidden_size ${config.dim}, ${config.nLayers} layers, vocab_size ${config.vocabSize}) needs at least ${need} bytes of weights, but ${headers.map((h) => h.file).join(', ')} hold ${held}`);
   const where = new Map<string, number>();
   headers.forEach((h, i) => {
     for (const n of h.tensors.keys()) {
@@ -179,8 +236,6 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
       where.set(n, i);
     }
   });
-  const qc = quantization?.quant_method === 'quench' ? (quantization as unknown as QuenchQuantConfig) : undefined;
-  if (quantization && !qc) throw new Error(`${cfgSrc.name}: quantization_config with quant_method "${String(quantization.quant_method)}" is not supported (Quench reads its own "quench" packing)`);
   const expected = hfTensorShapes(config);
   const packedShapes = new Map<string, { layout: ReturnType<typeof layoutOf>; base: string }>();
   if (qc) {
@@ -211,6 +266,8 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
     }
     return { h, info, src: sources[where.get(name)!] };
   };
+  // every shape against config.json before any tensor is read
+  for (const name of expected.keys()) checkShape(name);
   const packedOut: Partial<Record<Projection, PackedWeight>>[] = Array.from({ length: config.nLayers }, () => ({}));
   const readPacked = async (name: string, layer: number, proj: Projection): Promise<Float32Array> => {
     const { layout: L, base } = packedShapes.get(name)!;
@@ -256,9 +313,9 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
     finalNorm: await read('model.norm.weight'),
     lmHead: config.tiedEmbeddings ? null : await read('lm_head.weight'),
   };
-  const tok = files['tokenizer.json'];
+  const tok = fileOf(files, 'tokenizer.json');
   const quantized: QuantizedModel | undefined = qc
-    ? { config, ptq: { bits: qc.bits, group: qc.group_size, sym: qc.sym, clipSearch: qc.clip_search, projections: qc.modules }, packed: packedOut, report: [] }
+    ? { config, ptq: { bits: qc.bits, group: qc.group_size, sym: qc.sym, clipSearch: qc.clip_search ?? false, projections: qc.modules }, packed: packedOut, report: [] }
     : undefined;
   return { config, weights, tokenizerJson: tok ? await readText(tok) : null, dtypes: [...dtypes], quantization, quantized };
 }

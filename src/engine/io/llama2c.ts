@@ -14,6 +14,7 @@
 import type { LlamaConfig, LlamaLayerWeights, LlamaWeights } from '../model/config';
 import { validateConfig } from '../model/config';
 import { Llama2cTokenizer } from './tokenizer';
+import { checkFinite, LIMITS } from './validate';
 
 const MAGIC_V2 = 0x616b3432;
 
@@ -60,7 +61,7 @@ export function readLlama2cCheckpoint(bytes: Uint8Array, name = 'checkpoint'): L
   if (magic === MAGIC_V2) return readV2(bytes, dv, name);
   const h = Array.from({ length: 7 }, (_, i) => dv.getInt32(4 * i, true));
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabRaw, seqLen] = h;
-  const plausible = dim > 0 && dim <= 65536 && hiddenDim > 0 && hiddenDim <= 262144 && nLayers > 0 && nLayers <= 1024 && nHeads > 0 && nHeads <= dim && nKvHeads > 0 && nKvHeads <= nHeads && vocabRaw !== 0 && Math.abs(vocabRaw) <= 1 << 20 && seqLen > 0 && seqLen <= 1 << 20;
+  const plausible = dim > 0 && dim <= LIMITS.dim && hiddenDim > 0 && hiddenDim <= LIMITS.hiddenDim && nLayers > 0 && nLayers <= LIMITS.nLayers && nHeads > 0 && nHeads <= dim && nKvHeads > 0 && nKvHeads <= nHeads && vocabRaw !== 0 && Math.abs(vocabRaw) <= LIMITS.vocabSize && seqLen > 0 && seqLen <= LIMITS.maxSeqLen;
   if (!plausible) throw new Error(`${name}: not a llama2.c checkpoint (its header reads dim=${dim} hidden=${hiddenDim} layers=${nLayers} heads=${nHeads} kv_heads=${nKvHeads} vocab=${vocabRaw} seq_len=${seqLen}); expected a llama2.c .bin, an HF folder or a .safetensors file`);
   const config = makeConfig(name, dim, hiddenDim, nLayers, nHeads, nKvHeads, Math.abs(vocabRaw), seqLen, vocabRaw > 0);
   const HS = dim / nHeads;
@@ -81,12 +82,20 @@ export function readLlama2cCheckpoint(bytes: Uint8Array, name = 'checkpoint'): L
     return t;
   };
   const per = (n: number) => Array.from({ length: L }, () => take(n));
+  const perLayer = (what: string, n: number): [string, number][] => Array.from({ length: L }, (_, l) => [`${what} (layer ${l})`, n]);
   const tokEmbed = take(V * C);
   const rmsAtt = per(C), wq = per(C * C), wk = per(kv * C), wv = per(kv * C), wo = per(C * C);
   const rmsFfn = per(C), w1 = per(H * C), w2 = per(C * H), w3 = per(H * C);
   const finalNorm = take(C);
   take(seqLen * HS); // freq_cis_real + freq_cis_imag (seq_len·HS/2 each)
   const lmHead = config.tiedEmbeddings ? null : take(V * C);
+  // every float, freq_cis included, must be finite; name the tensor (and layer) at the first bad one
+  const segs: [string, number][] = [['token_embedding_table', V * C], ...perLayer('rms_att_weight', C), ...perLayer('wq', C * C), ...perLayer('wk', kv * C), ...perLayer('wv', kv * C), ...perLayer('wo', C * C), ...perLayer('rms_ffn_weight', C), ...perLayer('w1', H * C), ...perLayer('w2', C * H), ...perLayer('w3', H * C), ['rms_final_weight', C], ['freq_cis', seqLen * HS], ['wcls', config.tiedEmbeddings ? 0 : V * C]];
+  let at = 0;
+  for (const [what, n] of segs) {
+    checkFinite(all.subarray(at, at + n), name, `tensor ${what}`);
+    at += n;
+  }
   return { config, weights: assemble(config, tokEmbed, rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3, finalNorm, lmHead), version: 0 };
 }
 
@@ -98,38 +107,43 @@ function readV2(bytes: Uint8Array, dv: DataView, name: string): Llama2cModel {
   const [dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen] = h;
   const shared = bytes[36] !== 0;
   const gs = dv.getInt32(37, true);
-  const config = makeConfig(name, dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen, shared);
+  // limits first: nothing below is computed from a header field that was not checked
+  const fields: [string, number, number][] = [['dim', dim, LIMITS.dim], ['hidden_dim', hiddenDim, LIMITS.hiddenDim], ['n_layers', nLayers, LIMITS.nLayers], ['n_heads', nHeads, LIMITS.nHeads], ['n_kv_heads', nKvHeads, LIMITS.nHeads], ['vocab_size', vocab, LIMITS.vocabSize], ['seq_len', seqLen, LIMITS.maxSeqLen]];
+  for (const [k, v, max] of fields) if (!(v > 0 && v <= max)) throw new Error(`${name}: llama2.c v2 header field ${k} is ${v}, outside 1..${max}`);
   if (!(gs > 0)) throw new Error(`${name}: Q8_0 group size ${gs} must be positive`);
+  const config = makeConfig(name, dim, hiddenDim, nLayers, nHeads, nKvHeads, vocab, seqLen, shared);
   const HS = dim / nHeads, kv = nKvHeads * HS, L = nLayers, C = dim, H = hiddenDim, V = vocab;
   // Exact size: header, fp32 norms, then per Q8_0 tensor n int8 codes + n/gs fp32 scales.
-  const qSizes = [V * C, ...Array(L).fill(C * C), ...Array(L).fill(kv * C), ...Array(L).fill(kv * C), ...Array(L).fill(C * C), ...Array(L).fill(H * C), ...Array(L).fill(C * H), ...Array(L).fill(H * C), ...(shared ? [] : [V * C])];
-  for (const n of qSizes) if (n % gs !== 0) throw new Error(`${name}: a tensor of ${n} elements is not a multiple of the Q8_0 group size ${gs}`);
-  const expected = 256 + (2 * L * C + C) * 4 + qSizes.reduce((s, n) => s + n + (n / gs) * 4, 0);
+  const qTensors: [string, number, number][] = [['token_embedding_table', V * C, 1], ['wq', C * C, L], ['wk', kv * C, L], ['wv', kv * C, L], ['wo', C * C, L], ['w1', H * C, L], ['w2', C * H, L], ['w3', H * C, L], ...(shared ? [] : [['wcls', V * C, 1] as [string, number, number]])];
+  for (const [, n] of qTensors) if (n % gs !== 0) throw new Error(`${name}: a tensor of ${n} elements is not a multiple of the Q8_0 group size ${gs}`);
+  const expected = 256 + (2 * L * C + C) * 4 + qTensors.reduce((s, [, n, count]) => s + count * (n + (n / gs) * 4), 0);
   if (bytes.byteLength !== expected) {
     throw new Error(`${name}: llama2.c v2 (Q8_0) header says dim=${dim} hidden=${hiddenDim} layers=${nLayers} heads=${nHeads} kv=${nKvHeads} vocab=${vocab} seq_len=${seqLen} shared_classifier=${shared ? 1 : 0} group_size=${gs}, which needs ${expected} bytes, but the file has ${bytes.byteLength} (${bytes.byteLength < expected ? 'truncated' : 'trailing bytes'})`);
   }
   let off = 256;
-  const f32 = (n: number) => {
+  const f32 = (n: number, what: string) => {
     const t = new Float32Array(n);
     new Uint8Array(t.buffer).set(bytes.subarray(off, off + n * 4));
     off += n * 4;
+    checkFinite(t, name, what);
     return t;
   };
-  const q80 = (n: number) => {
+  const q80 = (n: number, what: string) => {
     const q = new Int8Array(bytes.buffer, bytes.byteOffset + off, n);
     off += n;
-    const s = f32(n / gs);
+    const s = f32(n / gs, `Q8_0 scales of ${what}`);
     const t = new Float32Array(n);
     for (let i = 0; i < n; i++) t[i] = q[i] * s[Math.floor(i / gs)];
+    checkFinite(t, name, what); // finite scales can still overflow float32 times a code
     return t;
   };
-  const per = (fn: (n: number) => Float32Array, n: number) => Array.from({ length: L }, () => fn(n));
-  const rmsAtt = per(f32, C), rmsFfn = per(f32, C);
-  const finalNorm = f32(C);
-  const tokEmbed = q80(V * C);
-  const wq = per(q80, C * C), wk = per(q80, kv * C), wv = per(q80, kv * C), wo = per(q80, C * C);
-  const w1 = per(q80, H * C), w2 = per(q80, C * H), w3 = per(q80, H * C);
-  const lmHead = shared ? null : q80(V * C);
+  const per = (fn: (n: number, what: string) => Float32Array, n: number, what: string) => Array.from({ length: L }, (_, l) => fn(n, `tensor ${what} (layer ${l})`));
+  const rmsAtt = per(f32, C, 'rms_att_weight'), rmsFfn = per(f32, C, 'rms_ffn_weight');
+  const finalNorm = f32(C, 'tensor rms_final_weight');
+  const tokEmbed = q80(V * C, 'tensor token_embedding_table');
+  const wq = per(q80, C * C, 'wq'), wk = per(q80, kv * C, 'wk'), wv = per(q80, kv * C, 'wv'), wo = per(q80, C * C, 'wo');
+  const w1 = per(q80, H * C, 'w1'), w2 = per(q80, C * H, 'w2'), w3 = per(q80, H * C, 'w3');
+  const lmHead = shared ? null : q80(V * C, 'tensor wcls');
   return { config, weights: assemble(config, tokEmbed, rmsAtt, wq, wk, wv, wo, rmsFfn, w1, w2, w3, finalNorm, lmHead), version: 2, groupSize: gs };
 }
 

@@ -5,6 +5,7 @@
 // - The HF tokenizer.json (SentencePiece BPE) reader is in hf-tokenizer.ts, the byte-level one the
 //   studio uses for models it creates in byte-tokenizer.ts.
 // Ids are numbers; decode() skips a leading BOS and strips the dummy-prefix space after it.
+import { LIMITS } from './validate';
 
 export interface EncodeOptions {
   bos?: boolean;
@@ -173,6 +174,8 @@ export class Llama2cTokenizer implements Tokenizer {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (bytes.byteLength < 4) throw new Error(`${name}: too short for a llama2.c tokenizer`);
     this.maxTokenLength = dv.getInt32(0, true);
+    if (!(this.maxTokenLength >= 0 && this.maxTokenLength <= LIMITS.pieceBytes)) throw new Error(`${name}: max_token_length ${this.maxTokenLength} is outside 0..${LIMITS.pieceBytes} (not a llama2.c tokenizer.bin, or corrupt)`);
+    if (vocabSize !== undefined && !(Number.isInteger(vocabSize) && vocabSize > 0 && vocabSize <= LIMITS.vocabSize)) throw new Error(`${name}: the model's vocabulary size ${vocabSize} is not a positive integer up to ${LIMITS.vocabSize}`);
     const vocab: string[] = [];
     const scores: number[] = [];
     const raw: Uint8Array[] = [];
@@ -180,10 +183,14 @@ export class Llama2cTokenizer implements Tokenizer {
     const dec = new TextDecoder();
     while (off < bytes.byteLength && (vocabSize === undefined || vocab.length < vocabSize)) {
       if (off + 8 > bytes.byteLength) throw new Error(`${name}: truncated at token ${vocab.length}`);
-      scores.push(dv.getFloat32(off, true));
+      const score = dv.getFloat32(off, true);
+      if (!Number.isFinite(score)) throw new Error(`${name}: token ${vocab.length} has a non-finite score (${score})`);
+      scores.push(score);
       const len = dv.getInt32(off + 4, true);
       off += 8;
       if (len < 0 || off + len > bytes.byteLength) throw new Error(`${name}: token ${vocab.length} has length ${len} past the end of the file`);
+      if (len > this.maxTokenLength) throw new Error(`${name}: token ${vocab.length} has length ${len}, longer than the file's max_token_length ${this.maxTokenLength}`);
+      if (vocab.length >= LIMITS.vocabSize) throw new Error(`${name}: more than ${LIMITS.vocabSize} tokens`);
       const b = bytes.slice(off, off + len);
       raw.push(b);
       vocab.push(dec.decode(b));
