@@ -8,6 +8,7 @@ import { encodeDocuments, perplexity, splitDocuments } from '../engine/eval/perp
 import { int, parse, progress } from './args';
 import { describePtq, ptqFromArgs, QUANT_OPTIONS } from './quant-args';
 import { quantizeWeights } from '../engine/quant/ptq';
+import { requireFiniteResults } from '../engine/io/validate';
 
 const HELP = `usage: quench eval --model PATH [--tokenizer PATH] --text FILE [--sep '<|endoftext|>'] [--limit N] [--json]
                    [--bits 2|3|4|8 --group N [--sym] [--clip-search]]
@@ -44,6 +45,7 @@ export async function run(argv: string[]): Promise<number> {
     const t0 = performance.now();
     const r = await perplexity(seqs, (ids) => sequenceNll(model, ids), progress('eval: documents'));
     const seconds = (performance.now() - t0) / 1000;
+    requireFiniteResults(`${m.path} on ${a.text}`, { perplexity: r.ppl, 'mean NLL': r.nll });
     const q = quantized?.ptq;
     const label = q ? (ptq ? describePtq(q) : `w${q.bits}${q.group ? `g${q.group}` : ''} ${q.sym ? 'sym' : 'asym'} (quantized folder)`) : 'fp32';
     const out = { model: m.path, text: a.text, quant: label, ...r, seconds: +seconds.toFixed(2), weightBytes: model.weightBytes() };

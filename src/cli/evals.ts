@@ -12,6 +12,7 @@ import { int, parse, progress } from './args';
 import type { Tokenizer } from '../engine/io/tokenizer';
 import { ptqFromArgs, QUANT_OPTIONS } from './quant-args';
 import { quantizeWeights } from '../engine/quant/ptq';
+import { requireFiniteResults } from '../engine/io/validate';
 
 const HELP = `usage: quench evals --model PATH [--tokenizer PATH] --tasks ${TASKS.join(',')}
                     --data-dir DIR [--limit N] [--json] [--out FILE] [--bits B --group G ...]
@@ -26,6 +27,12 @@ export function parseTasks(spec: string | undefined): TaskName[] {
   return tasks;
 }
 
+/** A NaN/Inf log-probability would still give a finite (meaningless) accuracy: refuse it. */
+function finiteLogprobs(lps: Float64Array[], where: string): Float64Array[] {
+  for (const lp of lps) for (const x of lp) if (!Number.isFinite(x)) throw new Error(`${where}: the model gives a non-finite log-probability (${x}); the model or the data is broken`);
+  return lps;
+}
+
 /** Score a model on tasks read from dir (TASK_FILES layout); limit 0 = every document. */
 export async function scoreTasks(model: LlamaModel, tok: Tokenizer, tasks: TaskName[], dir: string, limit: number, label: string): Promise<Record<string, McResult>> {
   const results: Record<string, McResult> = {};
@@ -35,9 +42,10 @@ export async function scoreTasks(model: LlamaModel, tok: Tokenizer, tasks: TaskN
     if (!existsSync(docsPath)) throw new Error(`${docsPath}: task file for ${t} not found`);
     const labelsPath = f.labels ? join(dir, f.labels) : null;
     if (labelsPath && !existsSync(labelsPath)) throw new Error(`${labelsPath}: labels file for ${t} not found`);
-    let docs = parseTask(t, readFileSync(docsPath, 'utf8'), labelsPath ? readFileSync(labelsPath, 'utf8') : undefined, docsPath);
+    let docs = parseTask(t, readFileSync(docsPath, 'utf8'), labelsPath ? readFileSync(labelsPath, 'utf8') : undefined, docsPath, labelsPath ?? undefined);
     if (limit > 0) docs = docs.slice(0, limit);
-    results[t] = await evaluateTask(docs, (s) => tok.encode(s, { bos: true }), (seqs) => tokenLogprobsBatch(model, seqs), progress(`${label}: ${t}`));
+    results[t] = await evaluateTask(docs, (s) => tok.encode(s, { bos: true }), async (seqs) => finiteLogprobs(await tokenLogprobsBatch(model, seqs), `${label}: ${t} (${docsPath})`), progress(`${label}: ${t}`));
+    requireFiniteResults(`${label}: ${t} (${docsPath})`, { acc: results[t].acc, acc_norm: results[t].acc_norm });
   }
   return results;
 }

@@ -1,5 +1,6 @@
 // The studio's engine state, behind the worker: the loaded model, its quantized copy, and
 // distillation runs. No DOM, no React.
+import { checkVocabularies } from '../engine/io/validate';
 import type { Gpu } from '../engine/gpu/runtime';
 import { paramCount, randomWeights, type LlamaConfig, type LlamaWeights } from '../engine/model/config';
 import { LlamaModel } from '../engine/model/llama';
@@ -220,6 +221,7 @@ export class StudioEngine {
       const tokFile = files.find((f) => f !== bin && f.name.endsWith('.bin'));
       const tokenizer = tokFile ? new Llama2cTokenizer(new Uint8Array(await tokFile.arrayBuffer()), tokFile.name, config.vocabSize) : new ByteTokenizer();
       if (!tokFile && config.vocabSize < 259) throw new Error(`${bin.name}: no tokenizer.bin dropped with it (drop both files together)`);
+      checkVocabularies(config, tokenizer, bin.name, tokFile?.name ?? 'byte tokenizer');
       this.model = { name: bin.name, format: `llama2.c v${version}`, config, weights, tokenizer, dtypes: [version === 2 ? 'Q8_0' : 'F32'] };
     } else {
       if (!byName.has('config.json')) throw new Error(`no config.json among the dropped files (${files.map((f) => f.name).join(', ')}); drop a whole Hugging Face model folder, or a llama2.c .bin with its tokenizer.bin`);
@@ -228,6 +230,7 @@ export class StudioEngine {
       const m = await loadHfModel(hf);
       const tokenizer = m.tokenizerJson ? parseTokenizerJson(m.tokenizerJson) : new ByteTokenizer();
       if (!m.tokenizerJson && m.config.vocabSize < 259) throw new Error('no tokenizer.json among the dropped files, and the model is too small for the byte tokenizer');
+      checkVocabularies(m.config, tokenizer, 'config.json', m.tokenizerJson ? 'tokenizer.json' : 'byte tokenizer');
       this.model = { name: name ?? files.find((f) => f.name.endsWith('.safetensors'))?.name ?? 'model', format: m.quantized ? 'HF (Quench-quantized)' : 'Hugging Face', config: m.config, weights: m.weights, tokenizer, tokenizerJson: m.tokenizerJson ?? undefined, dtypes: m.dtypes };
     }
     this.quantized = null;

@@ -6,6 +6,9 @@
 //   copa:  "{premise without final period} because|therefore" + " {choice, first letter lowercased}"
 //   siqa:  "Q: {context} {question}\nA:" + " {answerA|B|C}"           (labels file, 1-based)
 
+import { z } from 'zod';
+import { parseWith, show } from '../io/validate';
+
 export interface McDoc {
   context: string;
   continuations: string[];
@@ -25,68 +28,85 @@ export const TASK_FILES: Record<TaskName, { docs: string; labels?: string }> = {
   siqa: { docs: 'siqa/dev.jsonl', labels: 'siqa/dev-labels.lst' },
 };
 
-function jsonl(text: string, file: string): Record<string, unknown>[] {
-  return text
-    .split('\n')
-    .map((l, i) => [l.trim(), i] as const)
-    .filter(([l]) => l.length > 0)
-    .map(([l, i]) => {
-      try {
-        return JSON.parse(l) as Record<string, unknown>;
-      } catch (e) {
-        throw new Error(`${file}:${i + 1}: not valid JSON (${(e as Error).message})`);
-      }
-    });
-}
-
-function labelsOf(text: string | undefined, file: string, n: number, offset: number): number[] {
-  if (text === undefined) throw new Error(`${file}: this task needs its labels file`);
-  const ls = text.split('\n').map((l) => l.trim()).filter(Boolean).map(Number);
-  if (ls.length !== n) throw new Error(`${file}: ${ls.length} labels for ${n} documents`);
-  return ls.map((x) => x - offset);
-}
-
-const need = (d: Record<string, unknown>, k: string, file: string, i: number): string => {
-  const v = d[k];
-  if (typeof v !== 'string') throw new Error(`${file}: document ${i + 1} has no string field "${k}"`);
-  return v;
+// Every line is checked against its task's schema (zod): a line that is not an object, a missing or
+// empty field, a label out of range is an error naming the file and the line, never scored.
+const text1 = z.string().min(1);
+const LINE_SCHEMAS = {
+  arc: z.looseObject({ question: z.looseObject({ stem: text1, choices: z.array(z.looseObject({ text: text1, label: z.string() })).min(2) }), answerKey: z.string() }),
+  piqa: z.looseObject({ goal: text1, sol1: text1, sol2: text1 }),
+  boolq: z.looseObject({ passage: text1, question: text1, label: z.unknown() }),
+  copa: z.looseObject({ premise: text1, choice1: text1, choice2: text1, question: z.enum(['cause', 'effect']), label: z.union([z.literal(0), z.literal(1)]) }),
+  siqa: z.looseObject({ context: text1, question: text1, answerA: text1, answerB: text1, answerC: text1 }),
 };
 
-export function parseTask(task: TaskName, docsText: string, labelsText?: string, file: string = TASK_FILES[task].docs): McDoc[] {
-  const docs = jsonl(docsText, file);
+/** The non-empty lines of a jsonl file, each parsed and checked: [line number, document]. */
+function jsonl<T extends z.ZodType>(text: string, file: string, schema: T): [number, z.infer<T>][] {
+  const out: [number, z.infer<T>][] = [];
+  text.split('\n').forEach((raw, i) => {
+    const l = raw.trim();
+    if (l.length === 0) return;
+    const at = `${file}:${i + 1}`;
+    let v: unknown;
+    try {
+      v = JSON.parse(l);
+    } catch (e) {
+      throw new Error(`${at}: not valid JSON (${(e as Error).message.slice(0, 80)})`);
+    }
+    out.push([i + 1, parseWith(schema, v, at)]);
+  });
+  if (out.length === 0) throw new Error(`${file}: no documents`);
+  return out;
+}
+
+/** One integer label per line, in [lo, hi]; returned 0-based. */
+function labelsOf(text: string | undefined, file: string, n: number, lo: number, hi: number): number[] {
+  if (text === undefined) throw new Error(`${file}: this task needs its labels file`);
+  const out: number[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const l = raw.trim();
+    if (l.length === 0) return;
+    const x = /^-?\d+$/.test(l) ? Number(l) : NaN;
+    if (!(x >= lo && x <= hi)) throw new Error(`${file}:${i + 1}: label ${show(l)} must be an integer from ${lo} to ${hi}`);
+    out.push(x - lo);
+  });
+  if (out.length !== n) throw new Error(`${file}: ${out.length} labels for ${n} documents`);
+  return out;
+}
+
+export function parseTask(task: TaskName, docsText: string, labelsText?: string, file: string = TASK_FILES[task].docs, labelsFile: string = TASK_FILES[task].labels ?? 'labels'): McDoc[] {
   switch (task) {
     case 'arc_easy':
     case 'arc_challenge':
-      return docs.map((d, i) => {
-        const q = d.question as { stem: string; choices: { text: string; label: string }[] };
-        if (!q?.stem || !Array.isArray(q.choices)) throw new Error(`${file}: document ${i + 1} is not an ARC question`);
+      return jsonl(docsText, file, LINE_SCHEMAS.arc).map(([line, d]) => {
+        const q = d.question;
         const gold = q.choices.findIndex((c) => c.label === d.answerKey);
-        if (gold < 0) throw new Error(`${file}: document ${i + 1}: answerKey ${String(d.answerKey)} is not a choice label`);
+        if (gold < 0) throw new Error(`${file}:${line}: answerKey ${show(d.answerKey)} is not a choice label`);
         return { context: `Question: ${q.stem}\nAnswer:`, continuations: q.choices.map((c) => ` ${c.text}`), gold };
       });
     case 'piqa': {
-      const labels = labelsOf(labelsText, TASK_FILES.piqa.labels!, docs.length, 0);
-      return docs.map((d, i) => ({ context: `Question: ${need(d, 'goal', file, i)}\nAnswer:`, continuations: [` ${need(d, 'sol1', file, i)}`, ` ${need(d, 'sol2', file, i)}`], gold: labels[i] }));
+      const docs = jsonl(docsText, file, LINE_SCHEMAS.piqa);
+      const labels = labelsOf(labelsText, labelsFile, docs.length, 0, 1);
+      return docs.map(([, d], i) => ({ context: `Question: ${d.goal}\nAnswer:`, continuations: [` ${d.sol1}`, ` ${d.sol2}`], gold: labels[i] }));
     }
     case 'boolq':
-      return docs.map((d, i) => {
-        // SuperGLUE's jsonl writes the label as a string ("true"/"false"); accept booleans and 0/1 too
+      // SuperGLUE's jsonl writes the label as a string ("true"/"false"); booleans and 0/1 too
+      return jsonl(docsText, file, LINE_SCHEMAS.boolq).map(([line, d]) => {
         const l = d.label;
         const gold = l === true || l === 'true' || l === 1 ? 1 : l === false || l === 'false' || l === 0 ? 0 : -1;
-        if (gold < 0) throw new Error(`${file}: document ${i + 1}: label ${JSON.stringify(l)} is not true/false`);
-        return { context: `${need(d, 'passage', file, i)}\nQuestion: ${need(d, 'question', file, i)}?\nAnswer:`, continuations: [' no', ' yes'], gold };
+        if (gold < 0) throw new Error(`${file}:${line}: label ${show(l)} is not true/false`);
+        return { context: `${d.passage}\nQuestion: ${d.question}?\nAnswer:`, continuations: [' no', ' yes'], gold };
       });
     case 'copa':
-      return docs.map((d, i) => {
-        const connector = { cause: ' because', effect: ' therefore' }[need(d, 'question', file, i)];
-        if (!connector) throw new Error(`${file}: document ${i + 1}: question must be cause or effect`);
-        const premise = need(d, 'premise', file, i).trim().replace(/\.$/, '');
+      return jsonl(docsText, file, LINE_SCHEMAS.copa).map(([, d]) => {
+        const connector = d.question === 'cause' ? ' because' : ' therefore';
+        const premise = d.premise.trim().replace(/\.$/, '');
         const conv = (c: string) => ` ${c[0].toLowerCase()}${c.slice(1)}`;
-        return { context: premise + connector, continuations: [conv(need(d, 'choice1', file, i)), conv(need(d, 'choice2', file, i))], gold: Number(d.label) };
+        return { context: premise + connector, continuations: [conv(d.choice1), conv(d.choice2)], gold: d.label };
       });
     case 'siqa': {
-      const labels = labelsOf(labelsText, TASK_FILES.siqa.labels!, docs.length, 1);
-      return docs.map((d, i) => ({ context: `Q: ${need(d, 'context', file, i)} ${need(d, 'question', file, i)}\nA:`, continuations: ['answerA', 'answerB', 'answerC'].map((k) => ` ${need(d, k, file, i)}`), gold: labels[i] }));
+      const docs = jsonl(docsText, file, LINE_SCHEMAS.siqa);
+      const labels = labelsOf(labelsText, labelsFile, docs.length, 1, 3);
+      return docs.map(([, d], i) => ({ context: `Q: ${d.context} ${d.question}\nA:`, continuations: [d.answerA, d.answerB, d.answerC].map((c) => ` ${c}`), gold: labels[i] }));
     }
   }
 }

@@ -13,7 +13,9 @@
 // Also here: converters to such a tokenizer.json from llama2.c's tokenizer.bin (pieces + scores)
 // and from SentencePiece's tokenizer.model (a small protobuf reader), with merges ranked by the
 // merged piece's score as transformers' LlamaConverter / SentencePieceExtractor does.
+import { z } from 'zod';
 import { bpeMerge, byteOfPiece, decodeIds, decodeTokenText, type EncodeOptions, type Tokenizer } from './tokenizer';
+import { LIMITS, maxOf, parseJsonObject, parseWith, show } from './validate';
 
 const SP = '\u2581'; // ▁
 const SPECIALS = ['<unk>', '<s>', '</s>'];
@@ -35,12 +37,42 @@ interface Component {
   [k: string]: unknown;
 }
 
-/** The components of a (possibly nested) Sequence, in order. */
-function flatten(c: unknown, key: 'normalizers' | 'pretokenizers' | 'decoders'): Component[] {
+/** The components of a (possibly nested) Sequence, in order; each must be an object with a
+ *  string "type", a Sequence must hold an array. */
+function flatten(c: unknown, key: 'normalizers' | 'pretokenizers' | 'decoders', file: string, field: string, depth = 0): Component[] {
   if (c === null || c === undefined) return [];
+  if (typeof c !== 'object' || Array.isArray(c) || typeof (c as Component).type !== 'string') throw new Error(`${file}: "${field}" must be an object with a string "type", got ${show(c)}`);
+  if (depth > 16) throw new Error(`${file}: "${field}" nests Sequences more than 16 deep`);
   const o = c as Component;
-  if (o.type === 'Sequence') return ((o[key] as unknown[]) ?? []).flatMap((x) => flatten(x, key));
+  if (o.type === 'Sequence') {
+    const list = o[key];
+    if (!Array.isArray(list)) throw new Error(`${file}: "${field}" is a Sequence without a "${key}" array`);
+    return list.flatMap((x, i) => flatten(x, key, file, `${field}.${key}.${i}`, depth + 1));
+  }
   return [o];
+}
+
+const optStr = z.string().nullish();
+const MetaspaceSchema = z.looseObject({ replacement: z.string().min(1).nullish(), prepend_scheme: z.enum(['always', 'first', 'never']).nullish(), add_prefix_space: z.boolean().nullish(), split: z.boolean().nullish() });
+const ReplaceSchema = z.looseObject({ pattern: z.union([z.looseObject({ String: z.string() }), z.looseObject({ Regex: z.string() })]), content: z.string() });
+const PrependSchema = z.looseObject({ prepend: z.string() });
+const StripSchema = z.looseObject({ content: optStr, start: z.number().int().min(0).nullish(), stop: z.number().int().min(0).nullish() });
+const tokenId = z.number().int().min(0).max(LIMITS.vocabSize - 1);
+/** The parts of tokenizer.json this reader uses; everything else passes through. */
+const TokenizerJsonSchema = z.looseObject({
+  model: z.looseObject({
+    vocab: z.record(z.string(), tokenId),
+    merges: z.array(z.union([z.string(), z.tuple([z.string(), z.string()])])).nullish(),
+    byte_fallback: z.boolean().nullish(),
+    fuse_unk: z.boolean().nullish(),
+    unk_token: optStr,
+  }),
+  added_tokens: z.array(z.looseObject({ id: tokenId, content: z.string(), special: z.boolean().nullish() })).nullish(),
+});
+
+/** Check a component's fields with a schema, naming the file and the component. */
+function checkComponent(schema: z.ZodType, c: Component, file: string, field: string): void {
+  parseWith(schema, c, file, `${field} (${c.type})`);
 }
 
 type NormOp = (s: string) => string;
@@ -63,18 +95,25 @@ export class HfBpeTokenizer implements Tokenizer {
   private readonly spaceRep: string; // what the decoder turns back into ' '
 
   constructor(json: TokenizerJson, readonly name = 'tokenizer.json') {
-    const m = json.model;
-    const type = m?.type ?? (m?.merges ? 'BPE' : undefined);
-    if (!m || type !== 'BPE' || !m.vocab) throw new Error(`${name}: only BPE tokenizers (LLaMA SentencePiece style) are supported; model.type is ${JSON.stringify(m?.type)}`);
-    const pre = flatten(json.pre_tokenizer, 'pretokenizers');
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${name}: not a JSON object`);
+    const m0 = json.model as unknown;
+    if (typeof m0 !== 'object' || m0 === null || Array.isArray(m0)) throw new Error(`${name}: "model" must be an object, got ${show(m0)}`);
+    const m = m0 as NonNullable<TokenizerJson['model']>;
+    const type = m.type ?? (m.merges ? 'BPE' : undefined);
+    if (type !== 'BPE' || !m.vocab) throw new Error(`${name}: only BPE tokenizers (LLaMA SentencePiece style) are supported; model.type is ${JSON.stringify(m.type)}`);
+    parseWith(TokenizerJsonSchema, json, name);
+    const pre = flatten(json.pre_tokenizer, 'pretokenizers', name, 'pre_tokenizer');
     for (const p of pre) {
       if (p.type === 'ByteLevel') throw new Error(`${name}: byte-level BPE (GPT-2 / LLaMA-3 style, ByteLevel pre-tokenizer) is not supported; Quench reads SentencePiece-style BPE (LLaMA-1/2, Mistral)`);
       if (p.type !== 'Metaspace') throw new Error(`${name}: pre-tokenizer ${JSON.stringify(p.type)} is not supported (expected none, or Metaspace)`);
+      checkComponent(MetaspaceSchema, p, name, 'pre_tokenizer');
       const scheme = (p.prepend_scheme as string | undefined) ?? (p.add_prefix_space === false ? 'never' : 'always');
       if (scheme !== 'always' && scheme !== 'first' && scheme !== 'never') throw new Error(`${name}: Metaspace prepend_scheme ${JSON.stringify(scheme)} is not supported`);
       this.metaspace = { rep: (p.replacement as string | undefined) ?? SP, prepend: scheme, split: p.split !== false };
     }
-    for (const n of flatten(json.normalizer, 'normalizers')) {
+    for (const n of flatten(json.normalizer, 'normalizers', name, 'normalizer')) {
+      if (n.type === 'Prepend') checkComponent(PrependSchema, n, name, 'normalizer');
+      if (n.type === 'Replace') checkComponent(ReplaceSchema, n, name, 'normalizer');
       if (n.type === 'Prepend') {
         const pre = String(n.prepend);
         this.normalize.push((s) => (s.length > 0 ? pre + s : s));
@@ -85,15 +124,27 @@ export class HfBpeTokenizer implements Tokenizer {
         this.normalize.push((s) => s.split(from).join(to));
       } else throw new Error(`${name}: normalizer ${JSON.stringify(n.type)} is not supported (expected Prepend and Replace, as LLaMA's tokenizer.json)`);
     }
-    const V = Math.max(...Object.values(m.vocab), ...(json.added_tokens ?? []).map((t) => t.id)) + 1;
+    // Ids index a dense table: the largest id must lie within the number of entries the file holds
+    // (a stray id of 1e9 would otherwise allocate a billion-entry table). No spread: a 256k-entry
+    // vocabulary overflows the argument stack.
+    const entries = Object.entries(m.vocab); // the parsed JSON's own keys: "__proto__" is a piece
+    const added = json.added_tokens ?? [];
+    if (entries.length === 0) throw new Error(`${name}: model.vocab is empty`);
+    const maxId = maxOf(added.map((t) => t.id), maxOf(entries.map((e) => e[1])));
+    const held = entries.length + added.length;
+    if (maxId >= held) {
+      const at = entries.find((e) => e[1] === maxId);
+      throw new Error(`${name}: ${at ? `model.vocab piece ${show(at[0])}` : 'an added token'} has id ${maxId}, but the file holds only ${held} tokens`);
+    }
+    const V = maxId + 1;
     this.vocab = new Array(V).fill('');
-    for (const [piece, id] of Object.entries(m.vocab)) {
+    for (const [piece, id] of entries) {
       this.vocab[id] = piece;
       this.ids.set(piece, id);
       const b = byteOfPiece(piece);
       if (b !== null) this.byteIds[b] = id;
     }
-    for (const t of json.added_tokens ?? []) {
+    for (const t of added) {
       this.vocab[t.id] = t.content;
       if (!this.ids.has(t.content)) this.ids.set(t.content, t.id);
       if (t.special) this.special.add(t.id);
@@ -116,7 +167,13 @@ export class HfBpeTokenizer implements Tokenizer {
     this.bosId = this.ids.get('<s>') ?? 1;
     this.eosId = this.ids.get('</s>') ?? 2;
     this.unkId = this.ids.get(m.unk_token ?? '<unk>') ?? 0;
-    const dec = flatten(json.decoder, 'decoders');
+    for (const [k, id] of [['BOS "<s>"', this.bosId], ['EOS "</s>"', this.eosId], ['unk', this.unkId]] as const) if (id >= V) throw new Error(`${name}: no ${k} token and the default id ${id} is outside the vocabulary (${V})`);
+    const dec = flatten(json.decoder, 'decoders', name, 'decoder');
+    for (const d of dec) {
+      if (d.type === 'Metaspace') checkComponent(MetaspaceSchema, d, name, 'decoder');
+      else if (d.type === 'Replace') checkComponent(ReplaceSchema, d, name, 'decoder');
+      else if (d.type === 'Strip') checkComponent(StripSchema, d, name, 'decoder');
+    }
     const ms = dec.find((d) => d.type === 'Metaspace');
     const rep = dec.find((d) => d.type === 'Replace' && (d.pattern as { String?: string })?.String !== undefined && d.content === ' ');
     this.spaceRep = ms ? ((ms.replacement as string | undefined) ?? SP) : rep ? (rep.pattern as { String: string }).String : SP;
@@ -256,14 +313,7 @@ export function tokenizerJsonFromPieces(vocab: string[], scores: ArrayLike<numbe
 }
 
 export function parseTokenizerJson(text: string, name = 'tokenizer.json'): HfBpeTokenizer {
-  let json: TokenizerJson;
-  try {
-    json = JSON.parse(text) as TokenizerJson;
-  } catch (e) {
-    throw new Error(`${name}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new Error(`${name}: not a JSON object`);
-  return new HfBpeTokenizer(json, name);
+  return new HfBpeTokenizer(parseJsonObject(text, name) as TokenizerJson, name);
 }
 
 // ---- SentencePiece tokenizer.model (protobuf ModelProto) ----

@@ -10,6 +10,7 @@ import { fileSource } from './node-source';
 import { Llama2cTokenizer, type Tokenizer } from './tokenizer';
 import { HfBpeTokenizer, parseTokenizerJson, tokenizerJsonFromSentencePiece } from './hf-tokenizer';
 import type { QuantizedModel } from '../quant/ptq';
+import { checkVocabularies } from './validate';
 
 export interface LoadedModel {
   config: LlamaConfig;
@@ -39,10 +40,10 @@ export async function loadModelFromPath(modelPath: string, tokenizerPath?: strin
   if (st.isFile() && !modelPath.endsWith('.safetensors') && !modelPath.endsWith('.json')) {
     const m = readLlama2cCheckpoint(readFileSync(modelPath), basename(modelPath));
     let tok: Tokenizer | null = null;
-    if (tokenizerPath) tok = loadTokenizerFile(tokenizerPath, m.config.vocabSize);
-    else {
-      const beside = ['tokenizer.bin', 'tokenizer.json'].map((f) => join(dirname(modelPath), f)).find(existsSync);
-      if (beside) tok = loadTokenizerFile(beside, m.config.vocabSize);
+    const tokPath = tokenizerPath ?? ['tokenizer.bin', 'tokenizer.json'].map((f) => join(dirname(modelPath), f)).find(existsSync);
+    if (tokPath) {
+      tok = loadTokenizerFile(tokPath, m.config.vocabSize);
+      checkVocabularies(m.config, tok, basename(modelPath), basename(tokPath));
     }
     return { config: m.config, weights: m.weights, tokenizer: tok, format: 'llama2c', path: modelPath, dtypes: [m.version === 2 ? 'Q8_0' : 'F32'] };
   }
@@ -64,6 +65,7 @@ export async function loadModelFromPath(modelPath: string, tokenizerPath?: strin
     let tok: Tokenizer | null = null;
     if (tokenizerPath) tok = loadTokenizerFile(tokenizerPath, m.config.vocabSize);
     else if (m.tokenizerJson) tok = parseTokenizerJson(m.tokenizerJson, join(dir, 'tokenizer.json'));
+    if (tok) checkVocabularies(m.config, tok, join(dir, 'config.json'), tokenizerPath ?? join(dir, 'tokenizer.json'));
     return { config: m.config, weights: m.weights, tokenizer: tok, format: 'hf', path: dir, dtypes: m.dtypes, quantization: m.quantization, tokenizerJson: m.tokenizerJson ?? undefined, quantized: m.quantized };
   } finally {
     for (const s of opened) await s.close?.();
