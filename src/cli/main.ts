@@ -13,6 +13,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   evals: { summary: 'zero-shot commonsense multiple choice (ARC, PIQA, BoolQ, COPA, SIQA)', load: () => import('./evals') },
   pretrain: { summary: 'train a LLaMA from random initialisation (next-token CE)', load: () => import('./pretrain') },
   convert: { summary: 'convert a llama2.c checkpoint to the Hugging Face layout', load: () => import('./convert') },
+  export: { summary: 'export a model or student as GGUF (llama.cpp), ONNX or safetensors', load: () => import('./export') },
 };
 
 export function registerCommand(name: string, summary: string, load: () => Promise<{ run(argv: string[]): Promise<number> }>): void {

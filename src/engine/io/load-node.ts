@@ -16,7 +16,7 @@ export interface LoadedModel {
   config: LlamaConfig;
   weights: LlamaWeights;
   tokenizer: Tokenizer | null;
-  format: 'llama2c' | 'hf';
+  format: 'llama2c' | 'hf' | 'gguf';
   path: string;
   dtypes: string[];
   quantization?: Record<string, unknown>;
@@ -34,9 +34,23 @@ export function loadTokenizerFile(path: string, vocabSize?: number): Tokenizer {
   return new Llama2cTokenizer(readFileSync(path), basename(path), vocabSize);
 }
 
+/** A llama.cpp .gguf file (weights dequantized to fp32, tokenizer from its metadata unless given). */
+async function loadGgufFile(path: string, tokenizerPath?: string): Promise<LoadedModel> {
+  const { loadGgufModel } = await import('./gguf');
+  const src = await fileSource(path);
+  try {
+    const m = await loadGgufModel(src, { skipTokenizer: !!tokenizerPath });
+    const tok = tokenizerPath ? loadTokenizerFile(tokenizerPath, m.config.vocabSize) : m.tokenizerJson ? parseTokenizerJson(m.tokenizerJson, basename(path)) : null;
+    return { config: m.config, weights: m.weights, tokenizer: tok, format: 'gguf', path, dtypes: m.dtypes, tokenizerJson: tokenizerPath ? undefined : (m.tokenizerJson ?? undefined) };
+  } finally {
+    await src.close?.();
+  }
+}
+
 export async function loadModelFromPath(modelPath: string, tokenizerPath?: string): Promise<LoadedModel> {
   if (!existsSync(modelPath)) throw new Error(`${modelPath}: no such file or folder`);
   const st = statSync(modelPath);
+  if (st.isFile() && modelPath.endsWith('.gguf')) return loadGgufFile(modelPath, tokenizerPath);
   if (st.isFile() && !modelPath.endsWith('.safetensors') && !modelPath.endsWith('.json')) {
     const m = readLlama2cCheckpoint(readFileSync(modelPath), basename(modelPath));
     let tok: Tokenizer | null = null;
