@@ -44,12 +44,14 @@ describe('quench compare on the bundled default model', () => {
     quench(['compare', '--teacher', M, '--teacher-data', '3', '--eval', `${M}/data.txt`, '--eval-docs', '2', '--bits', '3', '--group', '32', '--schemes', 'none',
       '--steps', '2', '--batch', '2', '--seq', '16', '--tasks', 'copa', '--data-dir', join(dir, 'evals'), '--out', out]);
     const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-    expect(res.rows.map((r: { scheme: string }) => r.scheme)).toEqual(['FP (teacher)', 'PTQ RTN w3g32', 'PTQ clip-search w3g32', 'KD-QAT freeze=none']);
+    expect(res.rows.map((r: { kind: string }) => r.kind)).toEqual(['fp', 'ptq-rtn', 'ptq-clip', 'student']);
     for (const r of res.rows) {
       expect(r.accuracy.copa.n).toBe(2);
       expect(r.accuracy.copa.acc).toBeGreaterThanOrEqual(0);
-      expect(r.evalPpl).toBeGreaterThan(1);
+      expect(r.ppl).toBeGreaterThan(1);
     }
+    expect(res.rows[3]).toMatchObject({ bits: 3, group: 32, scheme: 'none', steps: 2, spec: { bits: 3, steps: 2, batch: 2 } });
+    expect(res.rows[1]).toMatchObject({ bits: 3, group: 32, spec: { clipSearch: false } });
     expect(readFileSync(join(out, 'results.csv'), 'utf8').split('\n')[0]).toContain('copa acc_norm');
     expect(existsSync(join(out, 'none/student/config.json'))).toBe(true);
   });

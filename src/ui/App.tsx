@@ -1,10 +1,11 @@
 import { useEffect } from 'react';
 import { useStudio, type Tab } from './store';
-import { engine } from '../worker/bridge';
+import { engine } from './actions';
 import { GpuPanel } from './GpuPanel';
 import { ModelPanel } from './ModelPanel';
 import { QuantizePanel } from './QuantizePanel';
-import { ComparePanel, DistillPanel } from './TrainPanels';
+import { ComparePanel, DistillPanel, ResultsPanel } from './TrainPanels';
+import { AnalysisPanel } from './Analysis';
 import { Playground } from './Playground';
 import { PretrainPanel } from './PretrainPanel';
 
@@ -14,6 +15,8 @@ const TABS: { id: Tab; label: string }[] = [
   { id: 'quantize', label: 'Quantize' },
   { id: 'distill', label: 'Distill' },
   { id: 'compare', label: 'Compare' },
+  { id: 'results', label: 'Results' },
+  { id: 'analysis', label: 'Analysis' },
   { id: 'playground', label: 'Playground' },
   { id: 'gpu', label: 'GPU' },
 ];
@@ -21,6 +24,7 @@ const TABS: { id: Tab; label: string }[] = [
 export function App() {
   const tab = useStudio((s) => s.tab);
   const setTab = useStudio((s) => s.setTab);
+  const note = useStudio((s) => s.restoreNote);
   useEffect(() => {
     void engine().init();
   }, []);
@@ -32,11 +36,12 @@ export function App() {
       </header>
       <nav role="tablist" aria-label="Studio sections">
         {TABS.map((t) => (
-          <button key={t.id} role="tab" aria-selected={tab === t.id} className={tab === t.id ? 'active' : ''} onClick={() => setTab(t.id)}>
+          <button key={t.id} role="tab" data-testid={`tab-${t.id}`} aria-selected={tab === t.id} className={tab === t.id ? 'active' : ''} onClick={() => setTab(t.id)}>
             {t.label}
           </button>
         ))}
       </nav>
+      {note && <p className="muted" role="status" data-testid="restore-note">{note}</p>}
       <main role="tabpanel">
         {tab === 'gpu' && <GpuPanel />}
         {tab === 'model' && <ModelPanel />}
@@ -44,6 +49,8 @@ export function App() {
         {tab === 'quantize' && <QuantizePanel />}
         {tab === 'distill' && <DistillPanel />}
         {tab === 'compare' && <ComparePanel />}
+        {tab === 'results' && <ResultsPanel />}
+        {tab === 'analysis' && <AnalysisPanel />}
         {tab === 'playground' && <Playground />}
       </main>
     </div>

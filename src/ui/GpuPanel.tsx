@@ -1,5 +1,5 @@
 import { useStudio } from './store';
-import { engine, runKernelBench, runOnnxCheck } from '../worker/bridge';
+import { engine, runKernelBench, runOnnxCheck } from './actions';
 
 const LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension'];
 

@@ -1,6 +1,6 @@
 import { useRef, useState } from 'react';
 import { useStudio } from './store';
-import { loadDefaultModel, loadModelFiles, loadTinyModel } from '../worker/bridge';
+import { loadDefaultModel, loadModelFiles, loadTinyModel } from './actions';
 
 const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : String(n));
 
@@ -25,6 +25,7 @@ export function ModelPanel() {
   const error = useStudio((s) => s.modelError);
   const loading = useStudio((s) => s.modelLoading);
   const gpu = useStudio((s) => s.gpu);
+  const byteTok = useStudio((s) => s.settings.byteTokenizer);
   const [over, setOver] = useState(false);
   const input = useRef<HTMLInputElement>(null);
   return (
@@ -50,13 +51,15 @@ export function ModelPanel() {
         }}
       >
         {loading ? 'Loading…' : 'Drop a Hugging Face LLaMA folder (config.json, *.safetensors, tokenizer.json) or a llama2.c .bin with its tokenizer.bin — or click to choose files'}
-        <input ref={input} type="file" multiple hidden data-testid="file-input" onChange={(e) => e.target.files && void loadModelFiles([...e.target.files])} />
+        <input ref={input} type="file" multiple hidden data-testid="file-input" aria-label="model files" onChange={(e) => e.target.files && void loadModelFiles([...e.target.files])} />
       </div>
       <div className="form">
         <button data-testid="load-default" disabled={loading} onClick={() => void loadDefaultModel()}>Bundled default model (Moby-Dick, 1M)</button>
         <button data-testid="load-tiny" disabled={loading} onClick={() => void loadTinyModel()}>Tiny random model (instant, for trying the controls)</button>
+        <label><input type="checkbox" data-testid="byte-tokenizer" aria-label="use a byte tokenizer when the model comes without one" checked={byteTok} onChange={(e) => useStudio.getState().updateSettings((s) => ({ ...s, byteTokenizer: e.target.checked }))} /> byte tokenizer when a model comes without one</label>
       </div>
       {error && <p className="error" role="alert" data-testid="model-error">{error}</p>}
+      {model && <p className="muted">Next: Quantize to see the damage, then Distill or Compare to repair it; Results shows the whole story.</p>}
       {model && (
         <dl className="kv" data-testid="model-card">
           <dt>name</dt><dd data-testid="model-name">{model.name}</dd>

@@ -3,7 +3,7 @@
 import { useState } from 'react';
 import { CartesianGrid, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { useStudio } from './store';
-import { downloadModel, runPretrain, stopTraining } from '../worker/bridge';
+import { downloadModel, runPretrain, stopTraining } from './actions';
 import type { PretrainSpec } from '../worker/protocol';
 import { DataPicker, ProgressBar } from './TrainPanels';
 

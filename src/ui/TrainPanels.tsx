@@ -1,98 +1,114 @@
-// Distill (one run, freeze matrix) and Compare (a queue of runs that differ only in freeze scheme)
-// with the live dashboard: loss, per-layer gradient norms, forward error, results table.
+// Distill (one run, freeze matrix), Compare (a queue of runs that differ only in freeze scheme) and
+// Results (FP → PTQ → students → FP fine-tune for each bits/group, exports). Every form edits the
+// store's persisted settings (a RunSpec, the workflow's own type, starting at the CLI's defaults),
+// so switching tabs or reloading never resets them.
 import { useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
-import { useStudio } from './store';
-import { loadDataFile, pauseTraining, resumeRun, runAccuracy, runContext, runQueue, sampleTeacherData, saveBlob, stopTraining } from '../worker/bridge';
+import { useShallow } from 'zustand/react/shallow';
+import { baselineKey, DEFAULT_SETTINGS, useStudio, type Settings } from './store';
+import { computeBaselines, currentResults, downloadHeldOut, downloadResultsCsv, downloadResultsJson, exportRun, loadDataFile, pauseTraining, removeRun, resumeRun, runAccuracy, runQueue, sampleTeacherData, saveBlob, stopTraining } from './actions';
 import { TASKS, TASK_FILES, type TaskName } from '../engine/eval/tasks';
-import type { McResult } from '../engine/eval/multiple-choice';
 import type { Bits } from '../engine/quant/pack';
-import type { RunSpec } from '../worker/protocol';
 import type { StoredRun } from './db';
 import { PROJECTIONS, type Projection } from '../engine/model/config';
 import { FREEZE_PRESETS, parseFreeze, describeFreeze, type FreezeMask } from '../engine/train/freeze';
+import { describeEval } from '../engine/workflow/data';
+import { LOSS_NAMES, makeRunSpec, type RunSpec } from '../engine/workflow/spec';
+import { RESULT_COLUMNS, resultCells } from '../engine/workflow/results';
+import type { LossWeights } from '../engine/train/distill';
+import type { McResult } from '../engine/eval/multiple-choice';
 
 const COLORS = ['#0969da', '#cf222e', '#1a7f37', '#9a6700', '#8250df', '#bf3989', '#57606a', '#0a3069'];
 
-interface Settings {
-  bits: Bits;
-  group: number;
-  steps: number;
-  batch: number;
-  seq: number;
-  lr: number;
-  seed: number;
-  temperature: number;
-  kl: number;
-  ce: number;
-  attnMap: number;
-  scales: 'minmax' | 'learned';
-  scaleInit: 'minmax' | 'search';
-}
+const setRun = (f: (r: RunSpec) => RunSpec) => useStudio.getState().updateSettings((s) => ({ ...s, run: f(s.run) }));
 
-function SettingsForm({ s, set }: { s: Settings; set: (s: Settings) => void }) {
-  const num = (k: keyof Settings, label: string, step = 1) => (
+/** The run settings form, over the persisted RunSpec (every loss weight the engine has). */
+function SettingsForm() {
+  const s = useStudio((st) => st.settings.run);
+  const num = (k: keyof RunSpec, label: string, step = 1) => (
     <label>
-      {label} <input type="number" step={step} value={s[k]} data-testid={`set-${k}`} onChange={(e) => set({ ...s, [k]: Number(e.target.value) })} />
+      {label} <input type="number" step={step} value={String(s[k])} data-testid={`set-${k}`} aria-label={label} onChange={(e) => setRun((r) => ({ ...r, [k]: Number(e.target.value) }))} />
+    </label>
+  );
+  const loss = (k: keyof LossWeights) => (
+    <label key={k}>
+      {LOSS_NAMES[k]} weight <input type="number" step={0.1} min={0} value={s.loss[k]} data-testid={`set-loss-${k}`} aria-label={`${LOSS_NAMES[k]} weight`} onChange={(e) => setRun((r) => ({ ...r, loss: { ...r.loss, [k]: Number(e.target.value) } }))} />
     </label>
   );
   return (
-    <div className="form">
-      {num('bits', 'bits')}
-      {num('group', 'group')}
-      {num('steps', 'steps')}
-      {num('batch', 'batch')}
-      {num('seq', 'sequence length')}
-      {num('lr', 'learning rate', 0.0001)}
-      {num('seed', 'seed')}
-      {num('temperature', 'temperature', 0.5)}
-      {num('kl', 'KL weight', 0.1)}
-      {num('ce', 'CE weight', 0.1)}
-      {num('attnMap', 'attention-map weight', 0.1)}
-      <label>
-        scales{' '}
-        <select value={s.scales} data-testid="set-scales" onChange={(e) => set({ ...s, scales: e.target.value as Settings['scales'] })}>
-          <option value="minmax">follow the weights (min/max each step)</option>
-          <option value="learned">learned (LSQ)</option>
-        </select>
-      </label>
-      <label>
-        start from{' '}
-        <select value={s.scaleInit} data-testid="set-scaleInit" onChange={(e) => set({ ...s, scaleInit: e.target.value as Settings['scaleInit'] })}>
-          <option value="minmax">min/max</option>
-          <option value="search">clip search (frozen and learned scales)</option>
-        </select>
-      </label>
-    </div>
+    <>
+      <div className="form" role="group" aria-label="quantization">
+        <label>bits <select value={s.bits} data-testid="set-bits" aria-label="bits" onChange={(e) => setRun((r) => ({ ...r, bits: Number(e.target.value) as Bits }))}>{[2, 3, 4, 8].map((b) => <option key={b} value={b}>{b}</option>)}</select></label>
+        <label>group <select value={s.group} data-testid="set-group" aria-label="group size" onChange={(e) => setRun((r) => ({ ...r, group: Number(e.target.value) }))}>{[32, 64, 128, 0].map((g) => <option key={g} value={g}>{g || 'per channel'}</option>)}</select></label>
+        <label><input type="checkbox" checked={s.sym} aria-label="symmetric" onChange={(e) => setRun((r) => ({ ...r, sym: e.target.checked }))} /> symmetric</label>
+        <label>
+          scales{' '}
+          <select value={s.scales} data-testid="set-scales" aria-label="scales" onChange={(e) => setRun((r) => ({ ...r, scales: e.target.value as RunSpec['scales'] }))}>
+            <option value="minmax">follow the weights (min/max each step)</option>
+            <option value="learned">learned (LSQ)</option>
+          </select>
+        </label>
+        <label>
+          start from{' '}
+          <select value={s.scaleInit} data-testid="set-scaleInit" aria-label="scales start from" onChange={(e) => setRun((r) => ({ ...r, scaleInit: e.target.value as RunSpec['scaleInit'] }))}>
+            <option value="minmax">min/max</option>
+            <option value="search">clip search (frozen and learned scales)</option>
+          </select>
+        </label>
+      </div>
+      <div className="form" role="group" aria-label="training">
+        {num('steps', 'steps')}
+        {num('batch', 'batch')}
+        {num('seq', 'sequence length')}
+        {num('lr', 'learning rate', 0.0001)}
+        {num('seed', 'seed')}
+        {num('temperature', 'temperature', 0.5)}
+        {num('accum', 'gradient accumulation')}
+        {num('gradClip', 'gradient clip', 0.1)}
+        {num('weightDecay', 'weight decay', 0.01)}
+      </div>
+      <div className="form" role="group" aria-label="losses">
+        {(Object.keys(LOSS_NAMES) as (keyof LossWeights)[]).map(loss)}
+        <button onClick={() => setRun(() => DEFAULT_SETTINGS.run)} data-testid="set-defaults">Reset to the recipe's defaults</button>
+      </div>
+      <p className="muted">Defaults are the documented recipe, the same as <code>quench distill</code>: KL + 0.5·CE, learned scales from the clip search, AdamW lr 5e-4, 300 steps of 8×128, warm-up min(20, steps/10), cosine to 10%.</p>
+    </>
   );
 }
 
-const defaults: Settings = { bits: 4, group: 32, steps: 20, batch: 4, seq: 64, lr: 0.002, seed: 1, temperature: 1, kl: 1, ce: 0.5, attnMap: 0, scales: 'learned', scaleInit: 'search' };
-
-function specOf(s: Settings, freeze: FreezeMask, scheme: string): RunSpec {
-  return {
-    id: `${Date.now()}-${scheme}-${Math.random().toString(36).slice(2, 7)}`, label: scheme, bits: s.bits, group: s.group, freeze,
-    steps: s.steps, batch: s.batch, seq: s.seq, lr: s.lr, seed: s.seed, temperature: s.temperature,
-    loss: { kl: s.kl, ce: s.ce, attnMap: s.attnMap, attnOut: 0, hidden: 0 }, scales: s.scales, scaleInit: s.scaleInit, context: runContext(),
-  };
+/** The spec the form describes, validated (a clear message for a bad value). */
+function checkedSpec(over: Partial<RunSpec>): RunSpec | string {
+  try {
+    return makeRunSpec({ ...useStudio.getState().settings.run, ...over }, 'settings');
+  } catch (e) {
+    return (e as Error).message;
+  }
 }
 
 export function DistillPanel() {
   const model = useStudio((s) => s.model);
-  const [s, set] = useState(defaults);
-  const [mask, setMask] = useState<FreezeMask | null>(null);
+  const stored = useStudio((s) => s.settings.mask);
+  const [error, setError] = useState<string | null>(null);
   if (!model) return <section className="panel"><p>Load a model first.</p></section>;
-  const m = mask && mask.length === model.layers ? mask : parseFreeze('none', model.layers);
+  const m: FreezeMask = stored && stored.length === model.layers ? stored : parseFreeze(useStudio.getState().settings.run.scheme, model.layers);
+  const setMask = (mask: FreezeMask) => useStudio.getState().updateSettings((s) => ({ ...s, mask }));
   const toggle = (l: number, p: Projection) => setMask(m.map((row, i) => (i === l ? { ...row, [p]: !row[p] } : row)));
+  const start = (kind: RunSpec['kind']) => {
+    const scheme = describeFreeze(m);
+    const spec = checkedSpec(kind === 'fp-finetune' ? { kind, scheme: 'none', mask: undefined } : { kind, scheme: scheme === 'custom per-layer' ? 'custom' : scheme, mask: scheme === 'custom per-layer' ? m : undefined });
+    if (typeof spec === 'string') return setError(spec);
+    setError(null);
+    void runQueue([spec]);
+  };
   return (
     <section className="panel">
       <h2>Distill</h2>
-      <p className="muted">The FP model teaches its quantized copy; the last documents of the data are held out for evaluation. Frozen projections keep their quantized values and get no gradient.</p>
+      <p className="muted">The FP model teaches its quantized copy; the held-out documents of the data are never trained on. Frozen projections keep their quantized values and get no gradient. Next: watch the curves here and in Analysis, then read the Results tab.</p>
       <DataPicker />
-      <SettingsForm s={s} set={set} />
+      <SettingsForm />
       <h3>Freeze matrix ({describeFreeze(m)})</h3>
-      <div className="form">
-        {Object.keys(FREEZE_PRESETS).map((p) => <button key={p} onClick={() => setMask(parseFreeze(p, model.layers))}>{p}</button>)}
+      <div className="form" role="group" aria-label="freeze presets">
+        {Object.keys(FREEZE_PRESETS).map((p) => <button key={p} aria-label={`freeze preset ${p}`} onClick={() => setMask(parseFreeze(p, model.layers))}>{p}</button>)}
       </div>
       <table className="results freeze" data-testid="freeze-matrix">
         <thead><tr><th>layer</th>{PROJECTIONS.map((p) => <th key={p}>{p}</th>)}</tr></thead>
@@ -105,10 +121,12 @@ export function DistillPanel() {
         </tbody>
       </table>
       <div className="form">
-        <button data-testid="distill-start" onClick={() => void runQueue([{ spec: specOf(s, m, describeFreeze(m)), scheme: describeFreeze(m) }])}>Start</button>
+        <button data-testid="distill-start" onClick={() => start('kdqat')}>Start KD-QAT</button>
+        <button data-testid="distill-fp-reference" onClick={() => start('fp-finetune')}>Run the FP fine-tune (same recipe, the ceiling)</button>
         <button onClick={pauseTraining} data-testid="distill-pause">Pause</button>
-        <button onClick={stopTraining}>Stop</button>
+        <button onClick={stopTraining} data-testid="distill-stop">Stop</button>
       </div>
+      {error && <p className="error" role="alert" data-testid="distill-error">{error}</p>}
       <Dashboard />
     </section>
   );
@@ -116,22 +134,34 @@ export function DistillPanel() {
 
 export function ComparePanel() {
   const model = useStudio((s) => s.model);
-  const [s, set] = useState(defaults);
-  const [schemes, setSchemes] = useState<string[]>(['none', 'ov']);
+  const schemes = useStudio((s) => s.settings.compareSchemes);
+  const fpRef = useStudio((s) => s.settings.compareFpReference);
+  const [error, setError] = useState<string | null>(null);
   if (!model) return <section className="panel"><p>Load a model first.</p></section>;
+  const setSchemes = (compareSchemes: string[]) => useStudio.getState().updateSettings((s) => ({ ...s, compareSchemes }));
+  const start = () => {
+    const specs = schemes.map((scheme) => checkedSpec({ kind: 'kdqat', scheme, mask: undefined }));
+    if (fpRef) specs.push(checkedSpec({ kind: 'fp-finetune', scheme: 'none', mask: undefined }));
+    const bad = specs.find((x) => typeof x === 'string');
+    if (bad) return setError(bad as string);
+    setError(null);
+    void runQueue(specs as RunSpec[]);
+  };
   return (
     <section className="panel">
       <h2>Compare freeze schemes</h2>
-      <p className="muted">Each scheme runs with the same seed, data and settings, one after another.</p>
+      <p className="muted">Each scheme runs with the same seed, data and settings, one after another; the PTQ baselines of the same bits and group are computed first. Results land in the Results tab.</p>
       <DataPicker />
-      <SettingsForm s={s} set={set} />
+      <SettingsForm />
       <div className="form" role="group" aria-label="schemes">
         {Object.keys(FREEZE_PRESETS).map((p) => (
-          <label key={p}><input type="checkbox" data-testid={`scheme-${p}`} checked={schemes.includes(p)} onChange={(e) => setSchemes(e.target.checked ? [...schemes, p] : schemes.filter((x) => x !== p))} /> {p}</label>
+          <label key={p}><input type="checkbox" data-testid={`scheme-${p}`} aria-label={`scheme ${p}`} checked={schemes.includes(p)} onChange={(e) => setSchemes(e.target.checked ? [...schemes, p] : schemes.filter((x) => x !== p))} /> {p}</label>
         ))}
-        <button data-testid="compare-start" disabled={schemes.length === 0} onClick={() => void runQueue(schemes.map((sc) => ({ spec: specOf(s, parseFreeze(sc, model.layers), sc), scheme: sc })))}>Run {schemes.length} schemes</button>
-        <button onClick={stopTraining}>Stop</button>
+        <label><input type="checkbox" data-testid="compare-fp-reference" aria-label="also run the FP fine-tune" checked={fpRef} onChange={(e) => useStudio.getState().updateSettings((s) => ({ ...s, compareFpReference: e.target.checked }))} /> + FP fine-tune (the fair ceiling)</label>
+        <button data-testid="compare-start" disabled={schemes.length === 0} onClick={start}>Run {schemes.length + (fpRef ? 1 : 0)} runs</button>
+        <button onClick={stopTraining} data-testid="compare-stop">Stop the queue</button>
       </div>
+      {error && <p className="error" role="alert">{error}</p>}
       <Dashboard />
     </section>
   );
@@ -141,91 +171,92 @@ export function ProgressBar() {
   const p = useStudio((s) => s.progress);
   if (!p) return null;
   const elapsed = p.startedAt ? (Date.now() - p.startedAt) / 1000 : 0;
-  const eta = p.done > 0 && p.done < p.total && elapsed > 0 ? ` · ETA ${Math.ceil((elapsed / p.done) * (p.total - p.done))} s` : '';
+  const etaS = p.etaSeconds ?? (p.done > 0 && p.done < p.total && elapsed > 0 ? (elapsed / p.done) * (p.total - p.done) : null);
+  const eta = etaS !== null && p.done < p.total ? ` · ETA ${Math.ceil(etaS)} s` : '';
   return (
     <div className="progress" data-testid="progress">
+      {p.queue && <span data-testid="queue-progress">run {p.queue.index} of {p.queue.total}{p.queue.etaSeconds !== null ? ` (queue ETA ${Math.ceil(p.queue.etaSeconds)} s)` : ''} · </span>}
       <progress max={p.total} value={p.done} aria-label={p.label} /> {p.label}: {p.done}/{p.total}{eta}
     </div>
   );
 }
 
-/** Training data: the bundled sample, a dropped text file, or text sampled from the teacher. */
+/** Training data: the bundled sample, a dropped text file, or text sampled from the teacher; and
+ *  the held-out evaluation text the perplexities are measured on, named. */
 export function DataPicker() {
   const data = useStudio((s) => s.data);
   const error = useStudio((s) => s.dataError);
   return (
-    <div className="form" aria-label="training data">
-      <span>data: <b data-testid="data-name">{data ? `${data.name} (${data.documents} documents, ${data.tokens} tokens)` : 'bundled sample text'}</b></span>
-      <label>text file <input type="file" accept=".txt,text/plain" data-testid="data-file" onChange={(e) => e.target.files?.[0] && void loadDataFile(e.target.files[0])} /></label>
-      <button data-testid="data-teacher" onClick={() => void sampleTeacherData(16, 96)}>Sample 16 sequences from the teacher</button>
-      {error && <span className="error" role="alert">{error}</span>}
+    <div aria-label="training data">
+      <div className="form">
+        <span>data: <b data-testid="data-name">{data ? `${data.name} (${data.documents} documents, ${data.tokens} tokens)` : 'none yet'}</b></span>
+        <label>text file (documents separated by &lt;|endoftext|&gt; lines) <input type="file" accept=".txt,text/plain" data-testid="data-file" aria-label="training text file" onChange={(e) => e.target.files?.[0] && void loadDataFile(e.target.files[0])} /></label>
+        <button data-testid="data-teacher" onClick={() => void sampleTeacherData(16, 96)}>Sample 16 sequences from the teacher</button>
+        <button data-testid="data-heldout" disabled={!data} onClick={() => void downloadHeldOut()}>Download the held-out text</button>
+      </div>
+      {data && <p className="muted" data-testid="eval-description">Evaluation: {describeEval(data.eval)}. {data.eval.protocol}.</p>}
+      {error && <p className="error" role="alert">{error}</p>}
     </div>
   );
 }
 
+const runName = (r: StoredRun) => `${r.label} #${r.id.slice(-5)}`;
+
 function Dashboard() {
   const runs = useStudio((s) => s.runs);
-  const [selected, setSelected] = useState<string | null>(null);
   if (runs.length === 0) return <ProgressBar />;
-  const focus = runs.find((r) => r.id === selected) ?? [...runs].reverse().find((r) => r.metrics.length > 0) ?? runs[runs.length - 1];
   const steps = Math.max(...runs.map((r) => r.metrics.length));
-  const lossData = Array.from({ length: steps }, (_, i) => ({ step: i, ...Object.fromEntries(runs.filter((r) => r.metrics[i]).map((r) => [`${r.scheme} #${r.id.slice(-5)}`, +r.metrics[i].loss.toFixed(5)])) }));
-  const layers = focus.metrics.find((m) => m.gradSq)?.gradSq?.length ?? 0;
-  const gradData = focus.metrics.filter((m) => m.gradSq).map((m) => ({ step: m.step, ...Object.fromEntries(m.gradSq!.map((row, l) => [`layer ${l}`, +Math.sqrt(Object.values(row).reduce((a, b) => a + b, 0)).toExponential(3)])) }));
-  const errData = focus.metrics.filter((m) => m.hiddenRelErr).map((m) => ({ step: m.step, ...Object.fromEntries(m.hiddenRelErr!.map((e, l) => [`layer ${l}`, +e.toExponential(3)])) }));
-  const lastGrad = [...focus.metrics].reverse().find((m) => m.gradSq)?.gradSq;
-  const maxG = lastGrad ? Math.max(...lastGrad.flatMap((r) => Object.values(r))) : 1;
-  const lastMetrics = focus.metrics.at(-1);
+  const lossData = Array.from({ length: steps }, (_, i) => ({ step: i + 1, ...Object.fromEntries(runs.filter((r) => r.metrics[i]).map((r) => [runName(r), +r.metrics[i].loss.toFixed(5)])) }));
   return (
     <div className="dashboard" id="dashboard">
       <ProgressBar />
-      <div className="form"><button onClick={() => void exportChartsPng(document.getElementById('dashboard')!, 'quench-charts.png')} data-testid="export-png">Export charts as PNG</button></div>
-      <h3>Loss (all runs)</h3>
+      <div className="form"><button onClick={() => void exportChartsPng(document.getElementById('dashboard')!, 'quench-loss.png')} data-testid="export-png">Export the loss chart as PNG</button></div>
+      <h3>Training loss, all runs (weighted sum of the chosen losses)</h3>
       <LineChart width={900} height={220} data={lossData} margin={{ left: 20, bottom: 20 }} data-testid="loss-chart">
         <CartesianGrid strokeDasharray="3 3" />
         <XAxis dataKey="step" label={{ value: 'step', position: 'insideBottom', offset: -10 }} />
         <YAxis label={{ value: 'loss (nats)', angle: -90, position: 'insideLeft' }} />
         <Tooltip />
         <Legend verticalAlign="top" />
-        {runs.map((r, i) => <Line key={r.id} dataKey={`${r.scheme} #${r.id.slice(-5)}`} stroke={COLORS[i % COLORS.length]} dot={false} isAnimationActive={false} />)}
+        {runs.map((r, i) => <Line key={r.id} dataKey={runName(r)} stroke={COLORS[i % COLORS.length]} dot={false} isAnimationActive={false} />)}
       </LineChart>
-      <h3>Run: <select value={focus.id} onChange={(e) => setSelected(e.target.value)} aria-label="run shown below">{runs.map((r) => <option key={r.id} value={r.id}>{r.scheme} #{r.id.slice(-5)} ({r.status})</option>)}</select></h3>
-      {lastMetrics && <p className="muted">lr {lastMetrics.lr.toExponential(2)} · global grad norm {lastMetrics.gradNorm.toFixed(3)} · {lastMetrics.tokensPerSec.toFixed(0)} tokens/s{lastMetrics.codeFlips ? ` · codes changed: ${Object.entries(lastMetrics.codeFlips).map(([p, f]) => `${p} ${(100 * (f ?? 0)).toFixed(1)}%`).join(', ')}` : ''}</p>}
-      <div className="charts">
-        <div data-testid="gradnorm-chart">
-          <h4>Per-layer gradient norm ‖∇W‖ (latent weights)</h4>
-          <LineChart width={440} height={220} data={gradData} margin={{ left: 20, bottom: 20 }}>
-            <CartesianGrid strokeDasharray="3 3" />
-            <XAxis dataKey="step" label={{ value: 'step', position: 'insideBottom', offset: -10 }} />
-            <YAxis label={{ value: 'Frobenius norm', angle: -90, position: 'insideLeft' }} />
-            <Tooltip />
-            <Legend verticalAlign="top" />
-            {Array.from({ length: layers }, (_, l) => <Line key={l} dataKey={`layer ${l}`} stroke={COLORS[l % COLORS.length]} dot={false} isAnimationActive={false} />)}
-          </LineChart>
-        </div>
-        <div>
-          <h4>Forward error vs teacher (relative MSE of hidden states)</h4>
-          <LineChart width={440} height={220} data={errData} margin={{ left: 20, bottom: 20 }}>
-            <CartesianGrid strokeDasharray="3 3" />
-            <XAxis dataKey="step" label={{ value: 'step', position: 'insideBottom', offset: -10 }} />
-            <YAxis label={{ value: '‖h_s−h_t‖²/‖h_t‖²', angle: -90, position: 'insideLeft' }} />
-            <Tooltip />
-            <Legend verticalAlign="top" />
-            {Array.from({ length: layers }, (_, l) => <Line key={l} dataKey={`layer ${l}`} stroke={COLORS[l % COLORS.length]} dot={false} isAnimationActive={false} />)}
-          </LineChart>
-        </div>
-      </div>
-      {lastGrad && (
-        <>
-          <h4>Squared gradient norm, layer × projection (last step; darker = larger)</h4>
-          <table className="results heat" data-testid="grad-heatmap">
-            <thead><tr><th>layer</th>{PROJECTIONS.map((p) => <th key={p}>{p}</th>)}</tr></thead>
-            <tbody>{lastGrad.map((row, l) => <tr key={l}><td>{l}</td>{PROJECTIONS.map((p) => <td key={p} style={{ background: `rgba(9,105,218,${Math.min(1, row[p] / (maxG || 1))})` }} title={row[p].toExponential(3)}>{row[p] === 0 ? 'frozen' : row[p].toExponential(1)}</td>)}</tr>)}</tbody>
-          </table>
-        </>
-      )}
-      <Results runs={runs} />
+      <RunsTable runs={runs} />
+      <p className="muted">Per-projection gradient norms, code flips, forward error and the loss components of every run are in the Analysis tab; the repair table in Results.</p>
     </div>
+  );
+}
+
+/** Every run with its settings and status: resume, export the student, delete. */
+function RunsTable({ runs }: { runs: StoredRun[] }) {
+  const [error, setError] = useState<string | null>(null);
+  const act = (f: () => Promise<void>) => void f().catch((e: Error) => setError(e.message));
+  return (
+    <>
+      <h3>Runs</h3>
+      <table className="results" data-testid="runs-table">
+        <thead><tr><th>run</th><th>settings</th><th>teacher / data</th><th>status</th><th>steps</th><th>eval ppl</th><th>actions</th></tr></thead>
+        <tbody>
+          {runs.map((r) => (
+            <tr key={r.id} data-testid="run-row">
+              <td>{runName(r)}{r.batch ? ` (run ${r.batch.index + 1} of ${r.batch.total})` : ''}</td>
+              <td className="muted">{r.spec.kind === 'fp-finetune' ? 'FP fine-tune' : `w${r.spec.bits}g${r.spec.group}${r.spec.sym ? ' sym' : ''}, ${r.spec.mask ? 'custom mask' : `freeze ${r.spec.scheme}`}`}, {r.spec.steps}×{r.spec.batch}×{r.spec.seq}, lr {r.spec.lr}, loss {Object.entries(r.spec.loss).filter(([, w]) => w > 0).map(([k, w]) => `${k} ${w}`).join(' + ')}, seed {r.spec.seed}</td>
+              <td className="muted">{r.context.model}; {r.context.data}</td>
+              <td data-testid="run-status">{r.status}{r.error ? <span className="error" data-testid="run-error"> {r.error}</span> : null}</td>
+              <td>{r.metrics.length}/{r.spec.steps}</td>
+              <td data-testid="run-ppl">{r.summary ? r.summary.evalPpl.toFixed(4) : ''}</td>
+              <td>
+                {(r.status === 'paused' || (r.status === 'failed' && r.checkpoint)) && <button data-testid="resume" onClick={() => act(() => resumeRun(r.id))}>Resume</button>}
+                {r.studentFiles && <button data-testid="export-student" aria-label={`download the student of ${runName(r)} as safetensors`} onClick={() => act(() => exportRun(r.id, 'safetensors'))}>Student (safetensors)</button>}
+                {r.studentFiles && r.spec.bits === 4 && <button data-testid="export-student-onnx" aria-label={`download the student of ${runName(r)} as ONNX`} onClick={() => act(() => exportRun(r.id, 'onnx'))}>ONNX</button>}
+                <button data-testid="export-run-json" aria-label={`download ${runName(r)} as JSON`} onClick={() => saveBlob(`run-${r.id}.json`, new Blob([JSON.stringify({ id: r.id, label: r.label, status: r.status, context: r.context, spec: r.spec, summary: r.summary, metrics: r.metrics }, null, 1)]))}>Run JSON</button>
+                {r.status !== 'running' && <button data-testid="delete-run" aria-label={`delete ${runName(r)}`} onClick={() => act(() => removeRun(r.id))}>Delete</button>}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      {error && <p className="error" role="alert">{error}</p>}
+    </>
   );
 }
 
@@ -267,21 +298,13 @@ async function exportChartsPng(root: HTMLElement, name: string): Promise<void> {
   if (blob) saveBlob(name, blob);
 }
 
-function toCsv(rows: string[][]): string {
-  return rows.map((r) => r.map((c) => (/[,"\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c)).join(',')).join('\n') + '\n';
-}
-
-function download(name: string, text: string): void {
-  saveBlob(name, new Blob([text]));
-}
-
 const pm = (r: McResult | undefined, k: 'acc' | 'acc_norm') => (r ? `${r[k].toFixed(3)} ± ${r[`${k}_stderr`].toFixed(3)}` : '');
 
 /** A task file (lm-evaluation-harness formats) to score every row of the results table on. */
 function AccuracyForm() {
   const job = useStudio((s) => s.accuracyJob);
   const progress = useStudio((s) => s.progress);
-  const [task, setTask] = useState<TaskName>('copa');
+  const [task, setTask] = useState<TaskName>(() => (TASKS.includes(useStudio.getState().settings.accuracy.task as TaskName) ? (useStudio.getState().settings.accuracy.task as TaskName) : 'copa'));
   const [docs, setDocs] = useState<File | null>(null);
   const [labels, setLabels] = useState<File | null>(null);
   const [limit, setLimit] = useState(100);
@@ -308,38 +331,50 @@ function AccuracyForm() {
   );
 }
 
-function Results({ runs }: { runs: StoredRun[] }) {
-  const quant = useStudio((s) => s.quant);
-  const accuracy = useStudio((s) => s.accuracy);
-  const accHeader = accuracy.flatMap((a) => [`${a.task} acc`, `${a.task} acc_norm`]);
-  const accCells = (row: string) => accuracy.flatMap((a) => [pm(a.results[row], 'acc'), pm(a.results[row], 'acc_norm')]);
-  const header = ['run', 'scheme', 'bits', 'steps', 'status', 'final loss', 'final KL', 'eval ppl', 'wall s', ...accHeader];
-  const rows = runs.map((r) => [r.id.slice(-5), r.scheme, `w${r.spec.bits}g${r.spec.group}`, String(r.metrics.length), r.status, r.summary?.finalLoss.toFixed(5) ?? '', r.summary?.finalKl.toFixed(5) ?? '', r.summary?.evalPpl.toFixed(4) ?? '', r.summary?.wallSeconds.toFixed(1) ?? '', ...accCells(r.id)]);
-  const fp = ['FP', 'teacher', 'fp32', '', 'reference', '', '', quant.status === 'done' ? quant.result.pplBefore.toFixed(4) : '', '', ...accCells('FP')];
-  const ptq = quant.status === 'done' ? [['PTQ', 'round-to-nearest', `w${quant.result.ptq.bits}g${quant.result.ptq.group}`, '', 'reference', '', '', quant.result.pplAfter.toFixed(4), '', ...accCells('PTQ')]] : [];
-  const ref = quant.status === 'done' || accuracy.length > 0 ? [fp, ...ptq] : [];
+/** FP teacher → PTQ (both, for each bits/group) → students → FP fine-tune, with exports. */
+export function ResultsPanel() {
+  const model = useStudio((s) => s.model);
+  const data = useStudio((s) => s.data);
+  const job = useStudio((s) => s.baselinesJob);
+  const q = useStudio(useShallow((s) => ({ bits: s.settings.run.bits, group: s.settings.run.group, sym: s.settings.run.sym })));
+  // re-render on these; the rows themselves come from currentResults()
+  useStudio((s) => s.runs);
+  useStudio((s) => s.baselines);
+  useStudio((s) => s.accuracy);
+  if (!model) return <section className="panel"><p>Load a model first.</p></section>;
+  const rows = currentResults();
+  const accTasks = [...new Set(rows.flatMap((r) => Object.keys(r.accuracy ?? {})))];
+  const keys = [...new Set(rows.map((r) => (r.kind === 'fp' ? null : r.bits !== null ? `w${r.bits}g${r.group}` : null)).filter(Boolean))];
   return (
-    <>
-      <h3>Results</h3>
-      <table className="results" data-testid="results-table">
-        <thead><tr>{header.map((h) => <th key={h}>{h}</th>)}</tr></thead>
-        <tbody>
-          {ref.map((r) => <tr key={r[0]} className="ref" data-testid={`ref-row-${r[0]}`}>{r.map((c, i) => <td key={i}>{c}</td>)}</tr>)}
-          {rows.map((r, k) => (
-            <tr key={r[0]} data-testid="result-row">
-              {r.map((c, i) => <td key={i}>{c}</td>)}
-              {runs[k].status === 'paused' && <td><button data-testid="resume" onClick={() => void resumeRun(runs[k].id)}>Resume</button></td>}
-              {runs[k].error && <td className="error" data-testid="run-error">{runs[k].error}</td>}
-            </tr>
-          ))}
-        </tbody>
-      </table>
-      {accuracy.length > 0 && <p className="muted">Accuracy: zero-shot log-likelihood scoring as lm-evaluation-harness ({accuracy.map((a) => `${a.task}: first ${a.n} of ${a.file}`).join('; ')}); ± is the standard error. Students are scored only for runs finished in this session.</p>}
+    <section className="panel" data-testid="results-panel">
+      <h2>Results</h2>
+      <p className="muted">For each bit width and group: the FP teacher, its PTQ (round-to-nearest and clip search, computed for exactly that setting on the same held-out text), every KD-QAT student, and the FP model fine-tuned with the same recipe (the fair ceiling). "Recovered" is the share of the round-to-nearest perplexity loss won back. {data ? `Held-out text: ${describeEval(data.eval)}.` : ''}</p>
+      <div className="form">
+        <button data-testid="baselines-run" disabled={job.status === 'running'} onClick={() => void computeBaselines(q)}>Compute PTQ baselines for w{q.bits}g{q.group}{q.sym ? ' sym' : ''}</button>
+        {job.status === 'failed' && <span className="error" role="alert">{job.message}</span>}
+      </div>
+      <ProgressBar />
+      {rows.length === 0 ? <p data-testid="results-empty">No results yet: run a distillation (Distill or Compare tab) — the baselines of its bits and group are computed first.</p> : (
+        <table className="results" data-testid="results-table">
+          <thead><tr>{[...RESULT_COLUMNS, ...accTasks.flatMap((t) => [`${t} acc`, `${t} acc_norm`])].map((h) => <th key={h}>{h}</th>)}</tr></thead>
+          <tbody>
+            {rows.map((r, i) => (
+              <tr key={i} className={r.kind === 'student' ? '' : 'ref'} data-testid={`result-${r.kind}`} data-bits={r.bits ?? ''} data-ppl={r.ppl}>
+                {resultCells(r).map((c, k) => <td key={k}>{c}</td>)}
+                {accTasks.flatMap((t) => [<td key={`${t}a`}>{pm(r.accuracy?.[t], 'acc')}</td>, <td key={`${t}n`}>{pm(r.accuracy?.[t], 'acc_norm')}</td>])}
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {keys.length > 1 && <p className="muted">Rows are grouped by setting: {keys.join(', ')}; each student is compared with the PTQ of its own bits and group.</p>}
       <AccuracyForm />
       <div className="form">
-        <button onClick={() => download('quench-results.csv', toCsv([header, ...ref, ...rows]))}>Export CSV</button>
-        <button onClick={() => download('quench-results.json', JSON.stringify({ runs: runs.map((r) => ({ scheme: r.scheme, spec: r.spec, status: r.status, summary: r.summary, metrics: r.metrics })), accuracy }, null, 1))}>Export JSON</button>
+        <button data-testid="export-results-csv" onClick={downloadResultsCsv}>Export CSV (one row per result, every hyperparameter)</button>
+        <button data-testid="export-results-json" onClick={downloadResultsJson}>Export JSON (rows, runs with full specs and metrics, data)</button>
+        <button data-testid="export-heldout" onClick={() => void downloadHeldOut()}>Held-out text (for quench eval)</button>
       </div>
-    </>
+      <RunsTable runs={useStudio.getState().runs} />
+    </section>
   );
 }

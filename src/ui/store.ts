@@ -1,11 +1,16 @@
-// Studio state (zustand). Components read one value per selector; only the worker bridge writes
-// engine events here.
+// Studio state (zustand). Components read one value per selector; only the actions (actions.ts)
+// write engine events here. The forms (`settings`) persist in localStorage, so switching tabs or
+// reloading never resets them; runs, the model's files and the data persist in IndexedDB (db.ts).
 import { create } from 'zustand';
+import { persist } from 'zustand/middleware';
 import type { GpuInfo } from '../engine/gpu/runtime';
-import type { AccuracyResult, KernelBenchRow, ModelCard, OnnxCheckResult, PretrainPoint, PretrainResult, QuantReport, SelfTestResult } from '../worker/protocol';
+import type { AccuracyResult, Baselines, DataInfo, EvalDescription, KernelBenchRow, ModelCard, ModelEntry, OnnxCheckResult, PretrainPoint, PretrainResult, QuantReport, SelfTestResult } from '../worker/protocol';
 import type { StoredRun } from './db';
+import { DEFAULT_RUN_SPEC, type RunSpec } from '../engine/workflow/spec';
+import type { FreezeMask } from '../engine/train/freeze';
+import type { Bits } from '../engine/quant/pack';
 
-export type Tab = 'model' | 'pretrain' | 'quantize' | 'distill' | 'compare' | 'playground' | 'gpu';
+export type Tab = 'model' | 'pretrain' | 'quantize' | 'distill' | 'compare' | 'results' | 'analysis' | 'playground' | 'gpu';
 
 type Job<T> = { status: 'idle' } | { status: 'running' } | { status: 'done'; result: T } | { status: 'failed'; message: string };
 export type SelfTestState = Job<SelfTestResult>;
@@ -13,6 +18,40 @@ export type OnnxCheckState = Job<OnnxCheckResult[]>;
 export type KernelBenchState = Job<KernelBenchRow[]>;
 export type QuantState = Job<QuantReport>;
 export type PretrainState = Job<PretrainResult> & { points: PretrainPoint[] };
+
+/** Every form's values: the distill/compare forms start at the workflow's defaults (the CLI's). */
+export interface Settings {
+  run: RunSpec;
+  /** the Distill tab's freeze matrix (null: the scheme in `run`) */
+  mask: FreezeMask | null;
+  compareSchemes: string[];
+  compareFpReference: boolean;
+  quantize: { bits: Bits; group: number; sym: boolean; clipSearch: boolean };
+  playground: { prompt: string; maxTokens: number; temperature: number; models: string[] };
+  accuracy: { task: string; limit: number };
+  byteTokenizer: boolean;
+}
+
+export const DEFAULT_SETTINGS: Settings = {
+  run: DEFAULT_RUN_SPEC,
+  mask: null,
+  compareSchemes: ['none', 'ov'],
+  compareFpReference: false,
+  quantize: { bits: 4, group: 32, sym: false, clipSearch: false },
+  playground: { prompt: 'Once upon a time', maxTokens: 64, temperature: 0, models: ['teacher'] },
+  accuracy: { task: 'copa', limit: 100 },
+  byteTokenizer: false,
+};
+
+export interface ProgressState {
+  label: string;
+  done: number;
+  total: number;
+  startedAt?: number;
+  etaSeconds?: number | null;
+  /** "run 2 of 3" for a compare queue */
+  queue?: { index: number; total: number; etaSeconds: number | null };
+}
 
 interface StudioState {
   tab: Tab;
@@ -24,16 +63,23 @@ interface StudioState {
   model: ModelCard | null;
   modelError: string | null;
   modelLoading: boolean;
+  /** a line about what came back after a reload (or which file to drop again) */
+  restoreNote: string | null;
   quant: QuantState;
   pretrain: PretrainState;
-  /** accuracy per task (latest evaluation of each task), for the compare table */
+  /** PTQ baselines by setting key ("w4g32"), computed on the current model and data */
+  baselines: Record<string, Baselines & { eval: EvalDescription }>;
+  baselinesJob: Job<null>;
+  /** accuracy per task (latest evaluation of each task) by model key */
   accuracy: AccuracyResult[];
   accuracyJob: Job<null>;
+  models: ModelEntry[];
   runs: StoredRun[];
-  data: { name: string; documents: number; tokens: number } | null;
+  data: DataInfo | null;
   dataError: string | null;
-  progress: { label: string; done: number; total: number; startedAt?: number } | null;
+  progress: ProgressState | null;
   logs: string[];
+  settings: Settings;
   setTab(t: Tab): void;
   setGpu(g: GpuInfo): void;
   setGpuError(m: string): void;
@@ -42,53 +88,92 @@ interface StudioState {
   setKernelBench(s: KernelBenchState): void;
   setModel(m: ModelCard | null, error?: string | null): void;
   setModelLoading(b: boolean): void;
+  setRestoreNote(n: string | null): void;
   setQuant(q: QuantState): void;
   setPretrain(p: PretrainState): void;
+  setBaselines(key: string, b: Baselines & { eval: EvalDescription }): void;
+  setBaselinesJob(j: Job<null>): void;
   setAccuracy(a: AccuracyResult): void;
   setAccuracyJob(j: Job<null>): void;
+  setModels(m: ModelEntry[]): void;
   addPretrainPoint(p: PretrainPoint): void;
   setRuns(r: StoredRun[]): void;
-  setData(d: StudioState['data'], error?: string | null): void;
+  setData(d: DataInfo | null, error?: string | null): void;
   upsertRun(r: StoredRun): void;
-  setProgress(p: StudioState['progress']): void;
+  removeRun(id: string): void;
+  setProgress(p: ProgressState | null): void;
   log(m: string): void;
+  updateSettings(f: (s: Settings) => Settings): void;
+  resetSettings(): void;
 }
 
-export const useStudio = create<StudioState>((set) => ({
-  tab: 'model',
-  gpu: null,
-  gpuError: null,
-  selfTest: { status: 'idle' },
-  onnxCheck: { status: 'idle' },
-  kernelBench: { status: 'idle' },
-  model: null,
-  modelError: null,
-  modelLoading: false,
-  quant: { status: 'idle' },
-  pretrain: { status: 'idle', points: [] },
-  accuracy: [],
-  accuracyJob: { status: 'idle' },
-  runs: [],
-  data: null,
-  dataError: null,
-  progress: null,
-  logs: [],
-  setTab: (tab) => set({ tab }),
-  setGpu: (gpu) => set({ gpu, gpuError: null }),
-  setGpuError: (gpuError) => set({ gpuError }),
-  setSelfTest: (selfTest) => set({ selfTest }),
-  setOnnxCheck: (onnxCheck) => set({ onnxCheck }),
-  setKernelBench: (kernelBench) => set({ kernelBench }),
-  setModel: (model, modelError = null) => set(model ? { model, modelError, quant: { status: 'idle' }, accuracy: [] } : { modelError }),
-  setModelLoading: (modelLoading) => set({ modelLoading }),
-  setQuant: (quant) => set({ quant }),
-  setPretrain: (pretrain) => set({ pretrain }),
-  setAccuracy: (a) => set((s) => ({ accuracy: [...s.accuracy.filter((x) => x.task !== a.task), a] })),
-  setAccuracyJob: (accuracyJob) => set({ accuracyJob }),
-  addPretrainPoint: (p) => set((s) => ({ pretrain: { ...s.pretrain, points: [...s.pretrain.points, p] } })),
-  setRuns: (runs) => set({ runs }),
-  setData: (data, dataError = null) => set(data ? { data, dataError } : { dataError }),
-  upsertRun: (r) => set((s) => ({ runs: s.runs.some((x) => x.id === r.id) ? s.runs.map((x) => (x.id === r.id ? r : x)) : [...s.runs, r] })),
-  setProgress: (progress) => set({ progress }),
-  log: (m) => set((s) => ({ logs: [...s.logs.slice(-199), m] })),
-}));
+export const baselineKey = (b: { bits: number; group: number; sym: boolean }) => `w${b.bits}g${b.group}${b.sym ? ' sym' : ''}`;
+
+export const useStudio = create<StudioState>()(
+  persist(
+    (set) => ({
+      tab: 'model',
+      gpu: null,
+      gpuError: null,
+      selfTest: { status: 'idle' },
+      onnxCheck: { status: 'idle' },
+      kernelBench: { status: 'idle' },
+      model: null,
+      modelError: null,
+      modelLoading: false,
+      restoreNote: null,
+      quant: { status: 'idle' },
+      pretrain: { status: 'idle', points: [] },
+      baselines: {},
+      baselinesJob: { status: 'idle' },
+      accuracy: [],
+      accuracyJob: { status: 'idle' },
+      models: [],
+      runs: [],
+      data: null,
+      dataError: null,
+      progress: null,
+      logs: [],
+      settings: DEFAULT_SETTINGS,
+      setTab: (tab) => set({ tab }),
+      setGpu: (gpu) => set({ gpu, gpuError: null }),
+      setGpuError: (gpuError) => set({ gpuError }),
+      setSelfTest: (selfTest) => set({ selfTest }),
+      setOnnxCheck: (onnxCheck) => set({ onnxCheck }),
+      setKernelBench: (kernelBench) => set({ kernelBench }),
+      // a new model invalidates what was computed on the previous one
+      setModel: (model, modelError = null) => set(model ? { model, modelError, quant: { status: 'idle' }, accuracy: [], baselines: {} } : { modelError }),
+      setModelLoading: (modelLoading) => set({ modelLoading }),
+      setRestoreNote: (restoreNote) => set({ restoreNote }),
+      setQuant: (quant) => set({ quant }),
+      setPretrain: (pretrain) => set({ pretrain }),
+      setBaselines: (key, b) => set((s) => ({ baselines: { ...s.baselines, [key]: b } })),
+      setBaselinesJob: (baselinesJob) => set({ baselinesJob }),
+      setAccuracy: (a) => set((s) => ({ accuracy: [...s.accuracy.filter((x) => x.task !== a.task), a] })),
+      setAccuracyJob: (accuracyJob) => set({ accuracyJob }),
+      setModels: (models) => set({ models }),
+      addPretrainPoint: (p) => set((s) => ({ pretrain: { ...s.pretrain, points: [...s.pretrain.points, p] } })),
+      setRuns: (runs) => set({ runs }),
+      // new data invalidates the baselines (they were evaluated on the previous held-out text)
+      setData: (data, dataError = null) => set(data ? { data, dataError, baselines: {} } : { dataError }),
+      upsertRun: (r) => set((s) => ({ runs: s.runs.some((x) => x.id === r.id) ? s.runs.map((x) => (x.id === r.id ? r : x)) : [...s.runs, r] })),
+      removeRun: (id) => set((s) => ({ runs: s.runs.filter((r) => r.id !== id) })),
+      setProgress: (progress) => set({ progress }),
+      log: (m) => set((s) => ({ logs: [...s.logs.slice(-199), m] })),
+      updateSettings: (f) => set((s) => ({ settings: f(s.settings) })),
+      resetSettings: () => set({ settings: DEFAULT_SETTINGS }),
+    }),
+    {
+      name: 'quench-settings',
+      version: 1,
+      // only the forms and the open tab go to localStorage; runs and files go to IndexedDB
+      partialize: (s) => ({ settings: s.settings, tab: s.tab }),
+      merge: (persisted, current) => {
+        const p = (persisted ?? {}) as Partial<StudioState>;
+        const settings = { ...DEFAULT_SETTINGS, ...(p.settings ?? {}) };
+        settings.run = { ...DEFAULT_RUN_SPEC, ...(settings.run ?? {}), loss: { ...DEFAULT_RUN_SPEC.loss, ...(settings.run?.loss ?? {}) } };
+        return { ...current, settings, tab: p.tab ?? current.tab };
+      },
+    },
+  ),
+);

@@ -71,13 +71,12 @@ async function handle(req: Request): Promise<unknown> {
         gpu.onError((message) => post({ type: 'gpuError', message }));
         studio = new StudioEngine(gpu);
       }
-      need().sampleText = req.sampleText;
       return gpu.info;
     }
     case 'createTiny':
       return need().createTiny();
     case 'loadFiles':
-      return need().loadFiles(req.files, req.name);
+      return need().loadFiles(req.files, req.name, { byteTokenizer: req.byteTokenizer });
     case 'pretrain':
       stopRequested = false;
       return need().pretrain(req.spec, (point) => post({ type: 'pretrainStep', id: req.id, point }), () => stopRequested);
@@ -91,12 +90,34 @@ async function handle(req: Request): Promise<unknown> {
       const progress = throttledProgress(req.id);
       return need().quantize(req.ptq, (done, total) => progress(done, total, 'quantizing tensors'));
     }
+    case 'baselines': {
+      const progress = throttledProgress(req.id);
+      return need().baselines({ bits: req.bits, group: req.group, sym: req.sym }, (label, done, total) => progress(done, total, label));
+    }
     case 'export':
       return need().exportQuantized(req.format);
-    case 'train':
+    case 'exportAs':
+      return need().exportModelAs(req.key, req.format);
+    case 'train': {
       stopRequested = false;
       pauseRequested = false;
-      return need().train(req.spec, (metrics) => post({ type: 'step', id: req.id, runId: req.spec.id, metrics }), () => stopRequested, () => pauseRequested, req.resume);
+      let last = 0;
+      return need().train(req.req, (metrics) => post({ type: 'step', id: req.id, runId: req.req.id, metrics }), (p) => {
+        const now = performance.now();
+        if (now - last > 100 || p.done === p.total) {
+          last = now;
+          post({ type: 'progress', id: req.id, done: p.done, total: p.total, label: p.label, etaSeconds: p.etaSeconds });
+        }
+      }, () => stopRequested, () => pauseRequested, req.resume);
+    }
+    case 'loadStudent':
+      return need().loadStudent(req.runId, req.label, req.files);
+    case 'models':
+      return need().models();
+    case 'heldOut':
+      return need().heldOut();
+    case 'dataInfo':
+      return need().currentData();
     case 'stop':
       stopRequested = true;
       return null;
@@ -108,7 +129,7 @@ async function handle(req: Request): Promise<unknown> {
     case 'teacherData':
       return need().teacherData(req.sequences, req.tokens, (done, total) => post({ type: 'progress', id: req.id, done, total, label: 'sampling from the teacher' }));
     case 'generate':
-      return need().generate(req.which, req.prompt, req.maxTokens, req.temperature, (text) => post({ type: 'text', id: req.id, text }));
+      return need().generate(req.key, req.prompt, req.maxTokens, req.temperature, (text) => post({ type: 'text', id: req.id, text }));
     case 'selfTest': {
       if (!gpu) throw new Error('the GPU is not initialised yet');
       return selfTest(gpu);

@@ -1,33 +1,47 @@
 // The typed message protocol between the studio page and the engine worker. Requests carry an id;
 // the worker answers each with exactly one 'result' or 'error' event of the same id, and may send
 // 'progress' and 'step' events for it (bounded: at most one per step or ~10 per second), plus
-// unsolicited 'gpuError' / 'log' events.
+// unsolicited 'gpuError' / 'log' events. The work itself is the workflow layer's
+// (src/engine/workflow), the same the CLI runs.
 import type { GpuInfo } from '../engine/gpu/runtime';
 import type { OnnxCheckResult } from '../engine/quant/onnx-check';
 import type { KernelBenchRow } from '../engine/quant/kernel-bench';
-import type { AccuracyRequest, AccuracyResult, ModelCard, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, RunSpec, RunSummary, TrainCheckpoint, TrainResult } from './studio-engine';
+import type { AccuracyRequest, AccuracyResult, DataInfo, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, TrainRequest, TrainResult } from './studio-engine';
 import type { PtqConfig } from '../engine/quant/ptq';
+import type { Bits } from '../engine/quant/pack';
 import type { StepMetrics } from '../engine/train/distill';
-export type { AccuracyRequest, AccuracyResult, OnnxCheckResult, KernelBenchRow, ModelCard, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, RunSpec, RunSummary, StepMetrics, TrainCheckpoint, TrainResult };
+import type { Checkpoint } from '../engine/workflow/checkpoint';
+import type { EvalDescription } from '../engine/workflow/data';
+import type { ExportFormat } from '../engine/workflow/export';
+import type { Baselines } from '../engine/workflow/results';
+import type { Progress, RunSummary } from '../engine/workflow/run';
+import type { RunSpec } from '../engine/workflow/spec';
+export type { AccuracyRequest, AccuracyResult, Baselines, Checkpoint, DataInfo, EvalDescription, ExportFormat, OnnxCheckResult, KernelBenchRow, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, Progress, QuantReport, RunSpec, RunSummary, StepMetrics, TrainRequest, TrainResult };
 
 export type Request =
-  | { id: number; type: 'init'; sampleText: string }
+  | { id: number; type: 'init' }
   | { id: number; type: 'selfTest' }
   | { id: number; type: 'onnxCheck'; providers: string[] }
   | { id: number; type: 'benchKernels' }
   | { id: number; type: 'createTiny' }
-  | { id: number; type: 'loadFiles'; files: File[]; name?: string }
+  | { id: number; type: 'loadFiles'; files: File[]; name?: string; byteTokenizer?: boolean }
   | { id: number; type: 'pretrain'; spec: PretrainSpec }
   | { id: number; type: 'exportModel' }
   | { id: number; type: 'accuracy'; req: AccuracyRequest }
   | { id: number; type: 'quantize'; ptq: PtqConfig }
-  | { id: number; type: 'export'; format: 'safetensors' | 'onnx' }
-  | { id: number; type: 'train'; spec: RunSpec; resume?: TrainCheckpoint }
+  | { id: number; type: 'baselines'; bits: Bits; group: number; sym: boolean }
+  | { id: number; type: 'export'; format: ExportFormat }
+  | { id: number; type: 'exportAs'; key: string; format: ExportFormat }
+  | { id: number; type: 'train'; req: TrainRequest; resume?: Checkpoint }
+  | { id: number; type: 'loadStudent'; runId: string; label: string; files: Record<string, Uint8Array> }
+  | { id: number; type: 'models' }
+  | { id: number; type: 'heldOut' }
+  | { id: number; type: 'dataInfo' }
   | { id: number; type: 'stop' }
   | { id: number; type: 'pause' }
   | { id: number; type: 'setData'; text: string; name: string }
   | { id: number; type: 'teacherData'; sequences: number; tokens: number }
-  | { id: number; type: 'generate'; which: 'teacher' | 'ptq' | 'student'; prompt: string; maxTokens: number; temperature: number };
+  | { id: number; type: 'generate'; key: string; prompt: string; maxTokens: number; temperature: number };
 
 export interface SelfTestResult {
   kernels: { name: string; maxAbsError: number; ok: boolean }[];
@@ -45,20 +59,26 @@ export interface ResultMap {
   exportModel: Record<string, Uint8Array>;
   accuracy: AccuracyResult;
   quantize: QuantReport;
+  baselines: Baselines & { eval: EvalDescription };
   export: Record<string, Uint8Array>;
+  exportAs: Record<string, Uint8Array>;
   train: TrainResult;
+  loadStudent: ModelEntry;
+  models: ModelEntry[];
+  heldOut: { text: string; eval: EvalDescription };
+  dataInfo: DataInfo | null;
   stop: null;
   pause: null;
-  setData: { name: string; documents: number; tokens: number };
-  teacherData: { name: string; documents: number; tokens: number };
-  generate: { tokens: number; tokensPerSec: number; available: boolean };
+  setData: DataInfo;
+  teacherData: DataInfo;
+  generate: { tokens: number; tokensPerSec: number; label: string };
 }
 export type ResultOf<R extends Request['type']> = ResultMap[R];
 
 export type WorkerEvent =
   | { type: 'result'; id: number; result: unknown }
   | { type: 'error'; id: number; message: string }
-  | { type: 'progress'; id: number; done: number; total: number; label: string }
+  | { type: 'progress'; id: number; done: number; total: number; label: string; etaSeconds?: number | null }
   | { type: 'step'; id: number; runId: string; metrics: StepMetrics }
   | { type: 'pretrainStep'; id: number; point: PretrainPoint }
   | { type: 'text'; id: number; text: string }

@@ -4,23 +4,27 @@ import { checkVocabularies } from '../engine/io/validate';
 import type { Gpu } from '../engine/gpu/runtime';
 import { paramCount, randomWeights, type LlamaConfig, type LlamaWeights } from '../engine/model/config';
 import { LlamaModel } from '../engine/model/llama';
-import { generate, sequenceNll } from '../engine/model/runner';
-import { encodeDocuments, perplexity, splitDocuments, unigramPerplexity } from '../engine/eval/perplexity';
-import { loadHfModel, writeHfModel, writeQuantizedHfModel, type HfFiles } from '../engine/io/hf';
+import { generate, sequenceNll, tokenLogprobsBatch } from '../engine/model/runner';
+import { perplexity, unigramPerplexity } from '../engine/eval/perplexity';
+import { loadHfModel, type HfFiles } from '../engine/io/hf';
 import { readLlama2cCheckpoint } from '../engine/io/llama2c';
-import { blobSource } from '../engine/io/source';
+import { blobSource, bytesSource } from '../engine/io/source';
 import { Llama2cTokenizer, type Tokenizer } from '../engine/io/tokenizer';
-import { parseTokenizerJson, tokenizerJsonFromPieces } from '../engine/io/hf-tokenizer';
+import { parseTokenizerJson } from '../engine/io/hf-tokenizer';
 import { ByteTokenizer } from '../engine/io/byte-tokenizer';
 import { quantizeWeights, type PtqConfig, type QuantizedModel, type TensorReport } from '../engine/quant/ptq';
-import { exportOnnx } from '../engine/quant/onnx';
-import { DEFAULT_DISTILL, Distiller, type LossWeights, type StepMetrics } from '../engine/train/distill';
-import { parseFreeze, type FreezeMask } from '../engine/train/freeze';
-import { tokenStream } from '../engine/train/data';
+import type { StepMetrics } from '../engine/train/distill';
+import { parseFreeze } from '../engine/train/freeze';
 import { sampleTeacherDocs } from '../engine/train/teacher-data';
+import { tokenStream } from '../engine/train/data';
 import type { Bits } from '../engine/quant/pack';
+import type { Checkpoint } from '../engine/workflow/checkpoint';
+import { evalSequences, heldOutText, splitText, trainStream, type DataSplit, type EvalDescription } from '../engine/workflow/data';
+import { modelFiles, tokenizerJsonOf, type ExportFormat } from '../engine/workflow/export';
+import { computeBaselines, type Baselines } from '../engine/workflow/results';
+import { runTraining, type Progress, type RunOutcome, type RunSummary } from '../engine/workflow/run';
+import { makeRunSpec, runLabel, type RunSpec } from '../engine/workflow/spec';
 import { PRETRAIN_CONFIGS, Pretrainer, pretrainConfigOf } from '../engine/train/pretrain';
-import { tokenLogprobsBatch } from '../engine/model/runner';
 import { evaluateTask, type McResult } from '../engine/eval/multiple-choice';
 import { parseTask, TASKS, type TaskName } from '../engine/eval/tasks';
 
@@ -30,15 +34,15 @@ export interface AccuracyRequest {
   labelsText?: string;
   fileName: string;
   limit: number;
-  /** run ids whose students to score, besides the teacher (FP) and the PTQ model */
-  runIds: string[];
+  /** model keys to score (ModelEntry.key: 'teacher', 'ptq-rtn:w4g32', 'run:<id>', ...) */
+  models: string[];
 }
 
 export interface AccuracyResult {
   task: TaskName;
   file: string;
   n: number;
-  /** by row: 'FP', 'PTQ', or a run id */
+  /** by model key */
   results: Record<string, McResult>;
 }
 import { trainBpe } from '../engine/io/bpe-train';
@@ -99,52 +103,48 @@ export interface QuantReport {
   bytesAfter: number;
 }
 
-export interface RunSpec {
+/** A training request: the run's id and its spec (the workflow's, as the CLI's). */
+export interface TrainRequest {
   id: string;
-  label: string;
-  bits: Bits;
-  group: number;
-  freeze: FreezeMask;
-  steps: number;
-  batch: number;
-  seq: number;
-  lr: number;
-  seed: number;
-  temperature: number;
-  loss: LossWeights;
-  scales?: 'minmax' | 'learned';
-  scaleInit?: 'minmax' | 'search';
-  /** the teacher and data it was started with; a paused run resumes only with the same */
-  context?: { model: string; data: string };
-}
-
-/** A paused run: everything Distiller.restore needs (params, Adam state, step, RNG). */
-export interface TrainCheckpoint {
-  step: number;
-  rngState: number;
-  tensors: { name: string; data: Float32Array }[];
+  spec: RunSpec;
 }
 
 export interface TrainResult {
-  summary: RunSummary | null; // null when paused
-  checkpoint: TrainCheckpoint | null; // set when paused
+  status: RunOutcome['status'];
+  summary: RunSummary | null;
+  /** set when paused */
+  checkpoint: Checkpoint | null;
+  /** the student as a quantized model folder (kept by the page in IndexedDB) */
+  studentFiles: Record<string, Uint8Array> | null;
 }
 
-export interface RunSummary {
-  finalLoss: number;
-  finalKl: number;
-  evalPpl: number;
-  wallSeconds: number;
+export interface DataInfo {
+  name: string;
+  documents: number;
+  tokens: number;
+  /** the split and evaluation protocol, as the screen names them */
+  eval: EvalDescription;
 }
+
+/** A model the playground and the exports can use: the teacher, a PTQ baseline or a student. */
+export interface ModelEntry {
+  key: string;
+  label: string;
+  kind: 'fp' | 'ptq-rtn' | 'ptq-clip' | 'ptq' | 'student';
+}
+
+type Held = { label: string; kind: ModelEntry['kind']; weights: LlamaWeights; quantized: QuantizedModel | undefined };
 
 export class StudioEngine {
   model: { name: string; format: string; config: LlamaConfig; weights: LlamaWeights; tokenizer: Tokenizer; tokenizerJson?: string; dtypes: string[] } | null = null;
+  /** the Quantize tab's last PTQ model */
   quantized: QuantizedModel | null = null;
-  /** the most recent distilled student (weights with updated norms, packed projections) */
-  student: { label: string; weights: LlamaWeights; quantized: QuantizedModel } | null = null;
-  /** distilled students by run id (this session's runs; the latest 16) */
-  readonly students = new Map<string, { weights: LlamaWeights; quantized: QuantizedModel }>();
-  sampleText = '';
+  /** models besides the teacher, by key: PTQ baselines ('ptq-rtn:w4g32', 'ptq-clip:w4g32'), the
+   *  Quantize tab's ('ptq'), students ('run:<id>') */
+  readonly held = new Map<string, Held>();
+  private text = '';
+  private dataName = '';
+  private split: DataSplit | null = null;
   constructor(readonly gpu: Gpu) {}
 
   card(): ModelCard {
@@ -156,45 +156,82 @@ export class StudioEngine {
     };
   }
 
-  /** A small random LLaMA with a byte tokenizer, so the studio has something to work on. */
-  createTiny(): ModelCard {
-    const config: LlamaConfig = { dim: 64, hiddenDim: 172, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, maxSeqLen: 128, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
-    this.model = { name: 'tiny random LLaMA (built in)', format: 'random', config, weights: randomWeights(config, 1, 0.5), tokenizer: new ByteTokenizer(), dtypes: ['F32'] };
+  private setModel(m: NonNullable<StudioEngine['model']>): ModelCard {
+    this.model = m;
     this.quantized = null;
-    this.student = null;
-    this.students.clear();
+    this.held.clear();
     return this.card();
   }
 
-  /** Use a dropped text file (documents split at <|endoftext|>) as training/eval data. */
-  setData(text: string, name: string): { name: string; documents: number; tokens: number } {
-    const docs = splitDocuments(text, '<|endoftext|>');
-    if (docs.length < 2) throw new Error(`${name}: needs at least 2 documents separated by <|endoftext|> lines (one is held out for evaluation); found ${docs.length}`);
-    this.sampleText = text;
-    return this.dataInfo(name);
+  /** A small random LLaMA with a byte tokenizer, so the studio has something to work on. */
+  createTiny(): ModelCard {
+    const config: LlamaConfig = { dim: 64, hiddenDim: 172, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, maxSeqLen: 128, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
+    return this.setModel({ name: 'tiny random LLaMA (built in)', format: 'random', config, weights: randomWeights(config, 1, 0.5), tokenizer: new ByteTokenizer(), dtypes: ['F32'] });
   }
 
-  private dataInfo(name: string): { name: string; documents: number; tokens: number } {
-    const docs = splitDocuments(this.sampleText, '<|endoftext|>');
+  /** Use a text (documents split at <|endoftext|>) as training data and held-out evaluation text. */
+  setData(text: string, name: string): DataInfo {
+    this.split = splitText(text, name);
+    this.text = text;
+    this.dataName = name;
+    return this.dataInfo();
+  }
+
+  private needSplit(): DataSplit {
+    if (!this.split) throw new Error('no data yet: drop a text file or sample from the teacher');
+    return this.split;
+  }
+
+  private dataInfo(): DataInfo {
+    const split = this.needSplit();
     const tok = this.model?.tokenizer;
-    return { name, documents: docs.length, tokens: tok ? docs.reduce((s, d) => s + tok.encode(d).length, 0) : 0 };
+    const desc = { ...split.description };
+    if (this.model) evalSequences(split.evalDocs, this.model.tokenizer, this.model.config.maxSeqLen, desc);
+    const docs = [...split.train, ...split.evalDocs];
+    return { name: this.dataName, documents: split.description.documents, tokens: tok ? docs.reduce((s, d) => s + tok.encode(d).length, 0) : 0, eval: desc };
+  }
+
+  /** The data as it is now, for a model just loaded (its tokenizer changes the token counts). */
+  currentData(): DataInfo | null {
+    return this.split ? this.dataInfo() : null;
+  }
+
+  /** The held-out evaluation documents as a text file: `quench eval --text` on it gives the
+   *  studio's perplexities. */
+  heldOut(): { text: string; eval: EvalDescription } {
+    return { text: heldOutText(this.needSplit()), eval: this.dataInfo().eval };
   }
 
   /** Data-free distillation (LLM-QAT): sample sequences from the teacher and train on them. */
-  async teacherData(sequences: number, tokens: number, onProgress: (d: number, t: number) => void): Promise<{ name: string; documents: number; tokens: number }> {
-    const m = this.model;
-    if (!m) throw new Error('load a model first');
+  async teacherData(sequences: number, tokens: number, onProgress: (d: number, t: number) => void): Promise<DataInfo> {
+    const m = this.needModel();
     const docs = await sampleTeacherDocs(this.gpu, m.config, m.weights, m.tokenizer, { sequences, tokens, seed: 1000, onProgress });
-    this.sampleText = docs.join('\n<|endoftext|>\n');
-    return this.dataInfo(`${sequences} sequences sampled from the teacher`);
+    return this.setData(docs.join('\n<|endoftext|>\n'), `${sequences} sequences sampled from the teacher`);
   }
 
-  /** Generate from the teacher, the PTQ model or the last distilled student, streaming tokens. */
-  async generate(which: 'teacher' | 'ptq' | 'student', prompt: string, maxTokens: number, temperature: number, onText: (s: string) => void): Promise<{ tokens: number; tokensPerSec: number; available: boolean }> {
-    const m = this.model;
-    if (!m) throw new Error('load a model first');
-    const src = which === 'teacher' ? { weights: m.weights, quantized: undefined } : which === 'ptq' ? (this.quantized ? { weights: m.weights, quantized: this.quantized } : null) : this.student;
-    if (!src) return { tokens: 0, tokensPerSec: 0, available: false };
+  private needModel(): NonNullable<StudioEngine['model']> {
+    if (!this.model) throw new Error('load a model first');
+    return this.model;
+  }
+
+  /** The models the playground, accuracy and exports can pick. */
+  models(): ModelEntry[] {
+    if (!this.model) return [];
+    return [{ key: 'teacher', label: `teacher (FP32): ${this.model.name}`, kind: 'fp' }, ...[...this.held].map(([key, h]) => ({ key, label: h.label, kind: h.kind }))];
+  }
+
+  private modelOf(key: string): { weights: LlamaWeights; quantized: QuantizedModel | undefined; label: string } {
+    const m = this.needModel();
+    if (key === 'teacher') return { weights: m.weights, quantized: undefined, label: 'teacher (FP32)' };
+    const h = this.held.get(key);
+    if (!h) throw new Error(`${key}: not available in this session (quantize or train it again, or reload its student)`);
+    return h;
+  }
+
+  /** Generate from any model (teacher, PTQ baseline, student), streaming text. */
+  async generate(key: string, prompt: string, maxTokens: number, temperature: number, onText: (s: string) => void): Promise<{ tokens: number; tokensPerSec: number; label: string }> {
+    const m = this.needModel();
+    const src = this.modelOf(key);
     const model = LlamaModel.fromWeights(this.gpu, m.config, src.weights, { quantized: src.quantized });
     const dec = new TextDecoder();
     try {
@@ -206,59 +243,45 @@ export class StudioEngine {
         prev = id;
         if (t) onText(t);
       } });
-      return { tokens: out.length, tokensPerSec: out.length / ((performance.now() - t0) / 1000), available: true };
+      return { tokens: out.length, tokensPerSec: out.length / ((performance.now() - t0) / 1000), label: src.label };
     } finally {
       model.free();
     }
   }
 
-  /** Dropped files: an HF folder's files, or a llama2.c .bin (+ tokenizer.bin). */
-  async loadFiles(files: File[], name?: string): Promise<ModelCard> {
+  /** Dropped files: an HF folder's files, or a llama2.c .bin with its tokenizer.bin (a byte
+   *  tokenizer only when asked for). */
+  async loadFiles(files: File[], name?: string, opts: { byteTokenizer?: boolean } = {}): Promise<ModelCard> {
     const byName = new Map(files.map((f) => [f.name, f]));
     const bin = files.find((f) => f.name.endsWith('.bin') && !/tok/i.test(f.name));
     if (bin && !byName.has('config.json')) {
       const { config, weights, version } = readLlama2cCheckpoint(new Uint8Array(await bin.arrayBuffer()), bin.name);
       const tokFile = files.find((f) => f !== bin && f.name.endsWith('.bin'));
+      if (!tokFile && !opts.byteTokenizer) throw new Error(`${bin.name}: its tokenizer is missing — drop tokenizer.bin (llama2.c's, e.g. tok512.bin) together with it, or tick "byte tokenizer" to use raw bytes`);
+      if (!tokFile && config.vocabSize < 259) throw new Error(`${bin.name}: vocabulary ${config.vocabSize} is too small for the byte tokenizer (259); drop its tokenizer.bin`);
       const tokenizer = tokFile ? new Llama2cTokenizer(new Uint8Array(await tokFile.arrayBuffer()), tokFile.name, config.vocabSize) : new ByteTokenizer();
-      if (!tokFile && config.vocabSize < 259) throw new Error(`${bin.name}: no tokenizer.bin dropped with it (drop both files together)`);
       checkVocabularies(config, tokenizer, bin.name, tokFile?.name ?? 'byte tokenizer');
-      this.model = { name: bin.name, format: `llama2.c v${version}`, config, weights, tokenizer, dtypes: [version === 2 ? 'Q8_0' : 'F32'] };
-    } else {
-      if (!byName.has('config.json')) throw new Error(`no config.json among the dropped files (${files.map((f) => f.name).join(', ')}); drop a whole Hugging Face model folder, or a llama2.c .bin with its tokenizer.bin`);
-      const hf: HfFiles = {};
-      for (const f of files) hf[f.name] = blobSource(f);
-      const m = await loadHfModel(hf);
-      const tokenizer = m.tokenizerJson ? parseTokenizerJson(m.tokenizerJson) : new ByteTokenizer();
-      if (!m.tokenizerJson && m.config.vocabSize < 259) throw new Error('no tokenizer.json among the dropped files, and the model is too small for the byte tokenizer');
-      checkVocabularies(m.config, tokenizer, 'config.json', m.tokenizerJson ? 'tokenizer.json' : 'byte tokenizer');
-      this.model = { name: name ?? files.find((f) => f.name.endsWith('.safetensors'))?.name ?? 'model', format: m.quantized ? 'HF (Quench-quantized)' : 'Hugging Face', config: m.config, weights: m.weights, tokenizer, tokenizerJson: m.tokenizerJson ?? undefined, dtypes: m.dtypes };
+      return this.setModel({ name: name ?? bin.name, format: `llama2.c v${version}`, config, weights, tokenizer, dtypes: [version === 2 ? 'Q8_0' : 'F32'] });
     }
-    this.quantized = null;
-    this.student = null;
-    this.students.clear();
-    return this.card();
+    if (!byName.has('config.json')) throw new Error(`no config.json among the dropped files (${files.map((f) => f.name).join(', ')}); drop a whole Hugging Face model folder, or a llama2.c .bin with its tokenizer.bin`);
+    const hf: HfFiles = {};
+    for (const f of files) hf[f.name] = blobSource(f);
+    const m = await loadHfModel(hf);
+    if (!m.tokenizerJson && !opts.byteTokenizer) throw new Error('tokenizer.json is missing among the dropped files: drop it with config.json and the safetensors, or tick "byte tokenizer" to use raw bytes');
+    const tokenizer = m.tokenizerJson ? parseTokenizerJson(m.tokenizerJson) : new ByteTokenizer();
+    if (!m.tokenizerJson && m.config.vocabSize < 259) throw new Error('no tokenizer.json among the dropped files, and the model is too small for the byte tokenizer');
+    checkVocabularies(m.config, tokenizer, 'config.json', m.tokenizerJson ? 'tokenizer.json' : 'byte tokenizer');
+    return this.setModel({ name: name ?? files.find((f) => f.name.endsWith('.safetensors'))?.name ?? 'model', format: m.quantized ? 'HF (Quench-quantized)' : 'Hugging Face', config: m.config, weights: m.weights, tokenizer, tokenizerJson: m.tokenizerJson ?? undefined, dtypes: m.dtypes });
   }
 
   private evalSeqs(): number[][] {
-    const m = this.model!;
-    const docs = splitDocuments(this.sampleText, '<|endoftext|>');
-    const held = docs.slice(Math.max(1, docs.length - this.heldOutDocs(docs.length)));
-    return encodeDocuments(held, (s) => m.tokenizer.encode(s), Math.min(m.config.maxSeqLen, 256));
+    const m = this.needModel();
+    return evalSequences(this.needSplit().evalDocs, m.tokenizer, m.config.maxSeqLen);
   }
 
-  private trainDocs(): string[] {
-    const docs = splitDocuments(this.sampleText, '<|endoftext|>');
-    return docs.slice(0, Math.max(1, docs.length - this.heldOutDocs(docs.length)));
-  }
-
-  /** Documents at the end of the data kept for evaluation: a tenth, at least 2 and at most 20. */
-  private heldOutDocs(n: number): number {
-    return Math.min(20, Math.max(2, Math.round(n / 10)));
-  }
-
-  async ppl(quantized: QuantizedModel | null): Promise<number> {
-    const m = this.model!;
-    const model = LlamaModel.fromWeights(this.gpu, m.config, m.weights, { quantized: quantized ?? undefined });
+  async ppl(quantized: QuantizedModel | null, weights?: LlamaWeights): Promise<number> {
+    const m = this.needModel();
+    const model = LlamaModel.fromWeights(this.gpu, m.config, weights ?? m.weights, { quantized: quantized ?? undefined });
     try {
       return (await perplexity(this.evalSeqs(), (ids) => sequenceNll(model, ids))).ppl;
     } finally {
@@ -267,58 +290,63 @@ export class StudioEngine {
   }
 
   async quantize(ptq: PtqConfig, onProgress: (d: number, t: number) => void): Promise<QuantReport> {
-    const m = this.model;
-    if (!m) throw new Error('load a model first');
+    const m = this.needModel();
     const q = quantizeWeights(m.config, m.weights, ptq, onProgress);
     this.quantized = q;
+    this.held.set('ptq', { label: `PTQ ${ptq.clipSearch ? 'clip search' : 'round-to-nearest'} w${ptq.bits}${ptq.group ? `g${ptq.group}` : ' per channel'}${ptq.sym ? ' sym' : ''} (Quantize tab)`, kind: 'ptq', weights: m.weights, quantized: q });
     const pplBefore = await this.ppl(null);
     const pplAfter = await this.ppl(q);
     return { ptq, tensors: q.report, pplBefore, pplAfter, bytesBefore: q.report.reduce((s, r) => s + r.bytesFp32, 0), bytesAfter: q.report.reduce((s, r) => s + r.bytesPacked, 0) };
   }
 
-  exportQuantized(format: 'safetensors' | 'onnx'): Record<string, Uint8Array> {
-    const m = this.model, q = this.quantized;
-    if (!m || !q) throw new Error('quantize the model first');
-    if (format === 'onnx') return { 'model.onnx': exportOnnx(m.config, m.weights, q) };
-    return writeQuantizedHfModel(m.config, m.weights, q, { tokenizerJson: this.tokenizerJsonOut() });
+  /** FP, PTQ round-to-nearest and PTQ clip search for these bits/group, on the held-out text. */
+  async baselines(q: { bits: Bits; group: number; sym: boolean }, onProgress: (label: string, d: number, t: number) => void): Promise<Baselines & { eval: EvalDescription }> {
+    const m = this.needModel();
+    const { models, ...b } = await computeBaselines(this.gpu, { name: m.name, config: m.config, weights: m.weights, tokenizer: m.tokenizer }, q, this.evalSeqs(), onProgress);
+    const w = `w${q.bits}g${q.group}${q.sym ? ' sym' : ''}`;
+    this.held.set(`ptq-rtn:${w}`, { label: `PTQ round-to-nearest ${w}`, kind: 'ptq-rtn', weights: m.weights, quantized: models.rtn });
+    this.held.set(`ptq-clip:${w}`, { label: `PTQ clip search ${w}`, kind: 'ptq-clip', weights: m.weights, quantized: models.clip });
+    return { ...b, eval: this.dataInfo().eval };
   }
 
-  async train(spec: RunSpec, onStep: (m: StepMetrics) => void, shouldStop: () => boolean, shouldPause: () => boolean = () => false, resume?: TrainCheckpoint): Promise<TrainResult> {
-    const m = this.model;
-    if (!m) throw new Error('load a model first');
-    const stream = tokenStream(this.trainDocs(), (s) => m.tokenizer.encode(s, { bos: true }));
-    const seq = Math.min(spec.seq, m.config.maxSeqLen, Math.max(8, stream.length - 1));
-    const d = new Distiller(this.gpu, m.config, m.weights, {
-      ...DEFAULT_DISTILL, bits: spec.bits, group: spec.group, freeze: spec.freeze, steps: spec.steps, batch: spec.batch, seq, lr: spec.lr, seed: spec.seed,
-      temperature: spec.temperature, loss: spec.loss, scales: spec.scales ?? 'minmax', scaleInit: spec.scaleInit ?? 'minmax', warmup: Math.max(1, Math.floor(spec.steps / 10)), metricsEvery: 1,
-    }, stream);
-    const t0 = performance.now();
-    try {
-      if (resume) d.restore(new Map(resume.tensors.map((t) => [t.name, t.data])), resume.step, resume.rngState);
-      await d.snapshotCodes();
-      while (d.step < spec.steps && !shouldStop()) {
-        if (shouldPause()) {
-          const tensors = (await d.checkpointTensors()).map((t) => ({ name: t.name, data: t.data }));
-          return { summary: null, checkpoint: { step: d.step, rngState: d.rng.state, tensors } };
-        }
-        onStep(await d.trainStep());
-      }
-      const last = d.history.slice(-5);
-      this.student = { label: spec.label, ...(await d.exportStudent(m.weights)) };
-      this.students.set(spec.id, this.student);
-      if (this.students.size > 16) this.students.delete(this.students.keys().next().value!);
-      return {
-        summary: {
-          finalLoss: last.reduce((s, x) => s + x.loss, 0) / Math.max(1, last.length),
-          finalKl: last.reduce((s, x) => s + x.losses.kl, 0) / Math.max(1, last.length),
-          evalPpl: await d.evaluate(this.evalSeqs()),
-          wallSeconds: (performance.now() - t0) / 1000,
-        },
-        checkpoint: null,
-      };
-    } finally {
-      d.free();
+  exportQuantized(format: ExportFormat): Record<string, Uint8Array> {
+    const m = this.needModel();
+    if (!this.quantized) throw new Error('quantize the model first');
+    return modelFiles(m.config, m.weights, this.quantized, format, tokenizerJsonOf(m.tokenizer, m.tokenizerJson));
+  }
+
+  /** A KD-QAT run (or the FP fine-tune) through the workflow layer's run loop, as `quench distill`. */
+  async train(req: TrainRequest, onStep: (m: StepMetrics) => void, onProgress: (p: Progress) => void, shouldStop: () => boolean, shouldPause: () => boolean = () => false, resume?: Checkpoint): Promise<TrainResult> {
+    const m = this.needModel();
+    const spec = makeRunSpec(req.spec, `run ${req.id}`);
+    const split = this.needSplit();
+    const teacher = { name: m.name, config: m.config, weights: m.weights, tokenizer: m.tokenizer };
+    const out = await runTraining(this.gpu, teacher, spec, trainStream(split.train, m.tokenizer), this.evalSeqs(), { onStep, onProgress, shouldStop, shouldPause, resumeFrom: `the paused run's checkpoint (${req.id})` }, resume);
+    let studentFiles: Record<string, Uint8Array> | null = null;
+    if (out.student) {
+      this.held.set(`run:${req.id}`, { label: `KD-QAT student ${runLabel(spec)} (${out.summary?.steps ?? 0} steps, run ${req.id.slice(-5)})`, kind: 'student', ...out.student });
+      studentFiles = modelFiles(m.config, out.student.weights, out.student.quantized, 'safetensors', tokenizerJsonOf(m.tokenizer, m.tokenizerJson));
     }
+    return { status: out.status, summary: out.summary, checkpoint: out.status === 'paused' ? out.checkpoint : null, studentFiles };
+  }
+
+  /** A saved student (after a reload) made available again under run:<id>. */
+  async loadStudent(id: string, label: string, files: Record<string, Uint8Array>): Promise<ModelEntry> {
+    const m = this.needModel();
+    const hf: HfFiles = {};
+    for (const [name, bytes] of Object.entries(files)) hf[name] = bytesSource(name, bytes);
+    const s = await loadHfModel(hf);
+    if (!s.quantized) throw new Error(`saved student of run ${id}: not a quantized model folder`);
+    if (s.config.nLayers !== m.config.nLayers || s.config.dim !== m.config.dim || s.config.vocabSize !== m.config.vocabSize) throw new Error(`saved student of run ${id}: its shape differs from the loaded teacher's`);
+    this.held.set(`run:${id}`, { label, kind: 'student', weights: s.weights, quantized: s.quantized });
+    return { key: `run:${id}`, label, kind: 'student' };
+  }
+
+  /** Any model (teacher, PTQ baseline, student) as files. */
+  exportModelAs(key: string, format: ExportFormat): Record<string, Uint8Array> {
+    const m = this.needModel();
+    const src = this.modelOf(key);
+    return modelFiles(m.config, src.weights, src.quantized ?? null, format, tokenizerJsonOf(m.tokenizer, m.tokenizerJson));
   }
 
   /**
@@ -330,7 +358,7 @@ export class StudioEngine {
   async pretrain(spec: PretrainSpec, onStep: (p: PretrainPoint) => void, shouldStop: () => boolean): Promise<PretrainResult> {
     const base = PRETRAIN_CONFIGS[spec.config];
     if (!base) throw new Error(`unknown config ${JSON.stringify(spec.config)} (one of ${Object.keys(PRETRAIN_CONFIGS).join(', ')})`);
-    const docs = this.trainDocs();
+    const docs = this.needSplit().train;
     let tokenizer: Tokenizer = new ByteTokenizer();
     let tokenizerJson: string | undefined;
     if (spec.tokenizer === 'bpe') {
@@ -357,12 +385,9 @@ export class StudioEngine {
     }
     const seconds = (performance.now() - t0) / 1000;
     const name = `pretrained ${spec.config} (${p.step} steps)`;
-    this.model = { name, format: 'pretrained here', config, weights, tokenizer, tokenizerJson, dtypes: ['F32'] };
-    this.quantized = null;
-    this.student = null;
-    this.students.clear();
+    const card = this.setModel({ name, format: 'pretrained here', config, weights, tokenizer, tokenizerJson, dtypes: ['F32'] });
     const unigram = unigramPerplexity(stream, this.evalSeqs(), config.vocabSize);
-    return { card: this.card(), steps: p.step, finalLoss: avg, evalPpl: await this.ppl(null), unigramPpl: unigram.ppl, seconds, tokensPerSec: (p.step * spec.batch * seq) / seconds };
+    return { card, steps: p.step, finalLoss: avg, evalPpl: await this.ppl(null), unigramPpl: unigram.ppl, seconds, tokensPerSec: (p.step * spec.batch * seq) / seconds };
   }
 
   /**
@@ -376,14 +401,10 @@ export class StudioEngine {
     let docs = parseTask(req.task, req.docsText, req.labelsText, req.fileName);
     if (req.limit > 0) docs = docs.slice(0, req.limit);
     if (docs.length === 0) throw new Error(`${req.fileName}: no documents`);
-    const rows: [string, LlamaWeights, QuantizedModel | undefined][] = [['FP', m.weights, undefined]];
-    if (this.quantized) rows.push(['PTQ', m.weights, this.quantized]);
-    for (const id of req.runIds) {
-      const st = this.students.get(id);
-      if (st) rows.push([id, st.weights, st.quantized]);
-    }
     const results: Record<string, McResult> = {};
-    for (const [row, weights, quantized] of rows) {
+    for (const row of req.models) {
+      if (row !== 'teacher' && !this.held.has(row)) continue;
+      const { weights, quantized } = this.modelOf(row);
       const model = LlamaModel.fromWeights(this.gpu, m.config, weights, { quantized });
       try {
         results[row] = await evaluateTask(docs, (s) => m.tokenizer.encode(s, { bos: true }), (seqs) => tokenLogprobsBatch(model, seqs), (d, t) => onProgress(d, t, `${req.task}: ${row}`));
@@ -396,16 +417,7 @@ export class StudioEngine {
 
   /** The loaded model as HF files (config.json, model.safetensors, tokenizer.json). */
   exportModel(): Record<string, Uint8Array> {
-    const m = this.model;
-    if (!m) throw new Error('load a model first');
-    return writeHfModel(m.config, m.weights, { tokenizerJson: this.tokenizerJsonOut() });
-  }
-
-  /** The loaded model's tokenizer as tokenizer.json text (converted from llama2.c's when needed). */
-  private tokenizerJsonOut(): string | undefined {
-    const m = this.model!;
-    if (!m.tokenizerJson && m.tokenizer instanceof Llama2cTokenizer) return JSON.stringify(tokenizerJsonFromPieces(m.tokenizer.vocab, m.tokenizer.scores));
-    return m.tokenizerJson;
+    return this.exportModelAs('teacher', 'safetensors');
   }
 }
 

@@ -1,0 +1,128 @@
+// Node: one run into a folder, and a comparison of freeze schemes into a folder of runs — the
+// workflow layer's jobs as `quench distill` and `quench compare` run them. The folder holds
+// metrics.jsonl (one line per step), checkpoint.json + checkpoint-N.safetensors (resume),
+// summary.json, and student/ (a quantized model folder `quench eval` loads).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Gpu } from '../gpu/runtime';
+import type { McResult } from '../eval/multiple-choice';
+import { LlamaModel } from '../model/llama';
+import { RunDir } from './run-dir';
+import { runTraining, type Progress, type RunOutcome, type Teacher } from './run';
+import { evalSequences, trainStream, type DataSplit } from './data';
+import { modelFiles, tokenizerJsonOf } from './export';
+import { computeBaselines, formatTable, resultRows, resultsCsv, type FinishedRun, type ResultRow } from './results';
+import { makeRunSpec, type RunSpec } from './spec';
+
+export interface FolderOptions {
+  resume?: boolean;
+  log?: (s: string) => void;
+  tokenizerJson?: string;
+  /** steps between checkpoints (default 100, and always at the end) */
+  checkpointEvery?: number;
+  /** asked between steps: true stops the run (its last checkpoint kept) */
+  shouldStop?: () => boolean;
+}
+
+/** A progress printer: a line at most every 5 s and at the end, with ETA. */
+export function progressLog(log: (s: string) => void): (p: Progress) => void {
+  let last = 0;
+  return (p) => {
+    const now = performance.now();
+    if (now - last < 5000 && p.done < p.total) return;
+    last = now;
+    log(`${p.label}: ${p.done}/${p.total}${p.etaSeconds !== null && p.done < p.total ? `, ETA ${p.etaSeconds.toFixed(0)} s` : ''}`);
+  };
+}
+
+export async function runInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJson?: string }, spec: RunSpec, split: DataSplit, outDir: string, o: FolderOptions = {}): Promise<RunOutcome> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const dir = new RunDir(outDir);
+  // everything that can refuse, before the folder is touched
+  const resume = o.resume ? await dir.readCheckpoint() : undefined;
+  if (!o.resume) dir.claimFresh();
+  const stream = trainStream(split.train, teacher.tokenizer);
+  const evalSeqs = evalSequences(split.evalDocs, teacher.tokenizer, teacher.config.maxSeqLen, split.description);
+  let resumedHistory = false;
+  let lastStepLog = 0;
+  const outcome = await runTraining(gpu, teacher, spec, stream, evalSeqs, {
+    resumeFrom: dir.checkpointJson,
+    checkpointEvery: o.checkpointEvery ?? 100,
+    onStep: (m) => {
+      if (resume && !resumedHistory) {
+        // the checkpoint verified: only now is the folder's metrics file rewritten
+        dir.restartMetrics(resume.meta.history);
+        resumedHistory = true;
+        log(`resumed at step ${resume.meta.step}`);
+      }
+      dir.appendMetrics(m);
+      const now = performance.now();
+      if (now - lastStepLog > 5000 || m.step + 1 === spec.steps) {
+        lastStepLog = now;
+        log(`step ${m.step + 1}/${spec.steps} loss ${m.loss.toFixed(4)} lr ${m.lr.toExponential(2)} |g| ${m.gradNorm.toFixed(3)} ${m.tokensPerSec.toFixed(0)} tok/s`);
+      }
+    },
+    onProgress: progressLog(log),
+    onCheckpoint: async (c) => dir.saveCheckpoint(c),
+    shouldStop: o.shouldStop,
+  }, resume);
+  let studentDir: string | null = null;
+  if (outcome.student) {
+    studentDir = join(outDir, 'student');
+    mkdirSync(studentDir, { recursive: true });
+    const tj = tokenizerJsonOf(teacher.tokenizer, o.tokenizerJson ?? teacher.tokenizerJson);
+    for (const [name, bytes] of Object.entries(modelFiles(teacher.config, outcome.student.weights, outcome.student.quantized, 'safetensors', tj))) writeFileSync(join(studentDir, name), bytes);
+  }
+  dir.writeJson('summary.json', { ...outcome.summary, spec, data: split.description, studentDir });
+  return outcome;
+}
+
+export interface CompareOptions extends FolderOptions {
+  /** also run the FP fine-tune with the same recipe (the fair ceiling) */
+  fpReference?: boolean;
+  /** zero-shot accuracy of a model (`quench compare --tasks`) */
+  accuracy?: (label: string, model: LlamaModel) => Promise<Record<string, McResult> | undefined>;
+}
+
+/** Every scheme with the same seed, data and settings into outDir/<scheme>/, the baselines for the
+ *  same bits/group, and results.json / results.csv. */
+export async function compareInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJson?: string }, base: RunSpec, schemes: string[], split: DataSplit, outDir: string, o: CompareOptions = {}): Promise<ResultRow[]> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  mkdirSync(outDir, { recursive: true });
+  const evalSeqs = evalSequences(split.evalDocs, teacher.tokenizer, teacher.config.maxSeqLen, split.description);
+  const b = await computeBaselines(gpu, teacher, base, evalSeqs);
+  log(`FP ppl ${b.fp.toFixed(4)}, PTQ w${b.bits}g${b.group} ppl ${b.rtn.toFixed(4)} (round-to-nearest), ${b.clip.toFixed(4)} (clip search)`);
+  const acc: Parameters<typeof resultRows>[2] = {};
+  if (o.accuracy) {
+    for (const [kind, quantized] of [['fp', undefined], ['ptq-rtn', b.models.rtn], ['ptq-clip', b.models.clip]] as const) {
+      const model = LlamaModel.fromWeights(gpu, teacher.config, teacher.weights, { quantized });
+      try {
+        acc[kind] = await o.accuracy(kind, model);
+      } finally {
+        model.free();
+      }
+    }
+  }
+  const specs: { name: string; spec: RunSpec }[] = schemes.map((s) => ({ name: s, spec: makeRunSpec({ ...base, scheme: s, kind: 'kdqat' }, `--schemes ${s}`) }));
+  if (o.fpReference) specs.push({ name: 'fp-finetune', spec: makeRunSpec({ ...base, kind: 'fp-finetune', scheme: 'none' }, '--fp-reference') });
+  const runs: FinishedRun[] = [];
+  for (const [i, { name, spec }] of specs.entries()) {
+    log(`--- run ${i + 1} of ${specs.length}: ${name}`);
+    const r = await runInFolder(gpu, teacher, spec, split, join(outDir, name.replace(/[^a-z0-9+,-]/gi, '_')), { ...o, log: (s) => log(`[${name}] ${s}`) });
+    let accuracy: Record<string, McResult> | undefined;
+    if (o.accuracy && r.student) {
+      const model = LlamaModel.fromWeights(gpu, teacher.config, r.student.weights, { quantized: r.student.quantized });
+      try {
+        accuracy = await o.accuracy(name, model);
+      } finally {
+        model.free();
+      }
+    }
+    runs.push({ id: name, spec, summary: r.summary!, accuracy });
+  }
+  const rows = resultRows(b, runs, acc);
+  writeFileSync(join(outDir, 'results.json'), JSON.stringify({ rows, data: split.description, base }, null, 2));
+  writeFileSync(join(outDir, 'results.csv'), resultsCsv(rows, split.description));
+  log(formatTable(rows));
+  return rows;
+}
