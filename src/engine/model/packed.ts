@@ -2,7 +2,7 @@
 // one row, GEMM otherwise), never expanding the weight to fp32.
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { qmatmulBackwardInput, qmatmulForward, type GpuPacked } from '../ops/qmatmul';
-import type { PackedWeight } from '../quant/pack';
+import type { PackedWeight } from '../format/pack';
 import type { Linear } from './linear';
 
 export function uploadPacked(gpu: Gpu, label: string, p: PackedWeight): GpuPacked {

@@ -7,7 +7,7 @@ import type { Gpu, Tensor } from '../gpu/runtime';
 import { matmulBackwardWeight } from '../ops/matmul';
 import { qmatmulBackwardInput, qmatmulForward, type GpuPacked } from '../ops/qmatmul';
 import { allocPacked, freePacked, lsqBackward, quantizePack, steBackward } from '../ops/fakequant';
-import { layoutOf, type Bits } from '../quant/pack';
+import { layoutOf, type Bits } from '../format/pack';
 import type { Linear } from './linear';
 
 export interface QatOptions {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { expectClose, randn, testGpu, toF64 } from '../testing';
 import { allocPacked, dequantize, freePacked, lsqBackward, quantizePack, steBackward } from './fakequant';
-import { dequantizeHost, getCode, layoutOf, quantizeHost, type Bits } from '../quant/pack';
+import { dequantizeHost, getCode, layoutOf, quantizeHost, type Bits } from '../format/pack';
 import { lsqForwardRef, lsqScaleGradRef, steRef } from '../ref/quant';
 
 describe('GPU quantization', () => {

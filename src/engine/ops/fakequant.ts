@@ -13,7 +13,7 @@
 // zeros (symmetric: zero = 2^(bits−1), so qn = −2^(bits−1), qp = 2^(bits−1) − 1), then
 // steBackward for dw and lsqBackward for dscale; init scales with lsqInitScales (quant/pack.ts).
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
-import type { QuantLayout } from '../quant/pack';
+import type { QuantLayout } from '../format/pack';
 import type { GpuPacked } from './qmatmul';
 
 const WG = 64;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { expectClose, randn, testGpu } from '../testing';
 import { pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, QMATMUL_DX_VARIANTS, QMATMUL_VARIANTS, type GpuPacked } from './qmatmul';
-import { quantizeHost, type Bits, type PackedWeight } from '../quant/pack';
+import { quantizeHost, type Bits, type PackedWeight } from '../format/pack';
 import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
 import type { Gpu } from '../gpu/runtime';
 

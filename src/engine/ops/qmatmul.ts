@@ -10,7 +10,7 @@
 // and for dX: 'dx' (8×8 register tile, no barriers — CPU Vulkan) or 'dx_wg' (64×64 tile through
 // workgroup memory — real GPUs; 1.5x faster than 'dx' on an H100).
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
-import type { QuantLayout } from '../quant/pack';
+import type { QuantLayout } from '../format/pack';
 
 export interface GpuPacked {
   layout: QuantLayout;

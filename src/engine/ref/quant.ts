@@ -1,14 +1,38 @@
 // float64 references for shaders/qmatmul.wgsl and shaders/fakequant.wgsl. They dequantize the
 // same packed codes (src/engine/quant/pack.ts) and compute in float64.
-import { dequantizeHost, roundEven, type PackedWeight } from '../quant/pack';
+import type { PackedWeight } from '../format/pack';
+
+// The references read the packed layout themselves (float64), so a bug in the quantizer's own
+// dequantization cannot hide in both sides of a test.
+function codeAt(p: PackedWeight, n: number, k: number): number {
+  const w = p.codes[n * p.wordsPerRow + Math.floor(k / p.cpw)];
+  return Math.floor(w / 2 ** ((k % p.cpw) * p.bits)) % 2 ** p.bits;
+}
+
+/** (code − zero) · scale for every weight, in float64. */
+export function dequantRef(p: PackedWeight): Float64Array {
+  const out = new Float64Array(p.N * p.K);
+  for (let n = 0; n < p.N; n++)
+    for (let k = 0; k < p.K; k++) {
+      const b = n * p.nBlocks + Math.floor(k / p.group);
+      out[n * p.K + k] = (codeAt(p, n, k) - p.zeros[b]) * p.scales[b];
+    }
+  return out;
+}
+
+/** Round half to even (WGSL's round()). */
+function roundEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
 import { matmulBackwardInputRef, matmulForwardRef } from './matmul';
 
 export function qmatmulRef(x: ArrayLike<number>, p: PackedWeight, M: number): Float64Array {
-  return matmulForwardRef(x, dequantizeHost(p), M, p.K, p.N);
+  return matmulForwardRef(x, dequantRef(p), M, p.K, p.N);
 }
 
 export function qmatmulDxRef(dy: ArrayLike<number>, p: PackedWeight, M: number): Float64Array {
-  return matmulBackwardInputRef(dy, dequantizeHost(p), M, p.K, p.N);
+  return matmulBackwardInputRef(dy, dequantRef(p), M, p.K, p.N);
 }
 
 /** STE by its definition: dw = dwq where the weight's rounded code lies in [0, qmax], else 0. */

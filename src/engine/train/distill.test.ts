@@ -7,7 +7,7 @@ import { QatLinear, type QatOptions } from '../model/qat';
 import { crossEntropyBackward } from '../ops/loss';
 import { namedGrads, refBackward, refForward, refLoss } from '../ref/llama';
 import { lsqScaleGradRef, steRef } from '../ref/quant';
-import { dequantizeHost, quantizeHost, type PackedWeight } from '../quant/pack';
+import { dequantizeHost, quantizeHost, type PackedWeight } from '../format/pack';
 import { searchClip } from '../quant/ptq';
 import { expectClose, rng, testGpu } from '../testing';
 import { DEFAULT_DISTILL, Distiller, lrAt, type DistillConfig } from './distill';

@@ -13,7 +13,7 @@ import { QatLinear } from '../model/qat';
 import { addForward } from '../ops/elementwise';
 import { attnKlBackward, attnKlForward, crossEntropyBackward, crossEntropyForward, klBackward, klForward, mseBackward, mseForward } from '../ops/loss';
 import { adamwStep, clipScale, sum, sumSquares } from '../ops/optim';
-import { getCode, quantizeHost, type Bits, type PackedWeight } from '../quant/pack';
+import { getCode, quantizeHost, type Bits, type PackedWeight } from '../format/pack';
 import { searchClip, type QuantizedModel } from '../quant/ptq';
 import { sequenceNll } from '../model/runner';
 import { perplexity } from '../eval/perplexity';

@@ -7,7 +7,7 @@ import { sequenceNll } from '../model/runner';
 import { perplexity } from '../eval/perplexity';
 import type { McResult } from '../eval/multiple-choice';
 import { quantizeWeights, type PtqConfig, type QuantizedModel } from '../quant/ptq';
-import type { Bits } from '../quant/pack';
+import type { Bits } from '../format/pack';
 import type { EvalDescription } from './data';
 import { studentBytes, type RunSummary, type Teacher } from './run';
 import type { RunSpec } from './spec';

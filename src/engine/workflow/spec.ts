@@ -5,7 +5,7 @@
 import { DEFAULT_DISTILL, type DistillConfig, type LossWeights } from '../train/distill';
 import { FREEZE_PRESETS, parseFreeze, type FreezeMask } from '../train/freeze';
 import { PROJECTIONS, type LlamaConfig, type Projection } from '../model/config';
-import type { Bits } from '../quant/pack';
+import type { Bits } from '../format/pack';
 
 export type RunKind = 'kdqat' | 'fp-finetune';
 
