@@ -1,5 +1,5 @@
 // quench export --model PATH [--tokenizer PATH] --format gguf|onnx|safetensors --out DIR
-//               [--dtype F32|F16] [--name NAME] [--json]
+//               [--dtype F32|F16] [--name NAME] [--no-cache] [--json]
 import { mkdirSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { loadModelFromPath, type LoadedModel } from '../engine/io/load-node';
@@ -10,7 +10,7 @@ import { exportGguf, ggufVocabOf, type GgufExportReport } from '../engine/io/ggu
 import { parse } from './args';
 
 const HELP = `usage: quench export --model PATH [--tokenizer PATH] --format gguf|onnx|safetensors --out DIR
-                     [--dtype F32|F16] [--name NAME] [--json]
+                     [--dtype F32|F16] [--name NAME] [--no-cache] [--json]
 Exports any model quench loads (an HF folder, a Quench-quantized folder such as a distill run's
 DIR/student, a llama2.c .bin with --tokenizer, a .gguf) for other runtimes:
   gguf         DIR/model.gguf for llama.cpp (and Ollama, LM Studio, wllama). A Quench-quantized
@@ -20,7 +20,10 @@ DIR/student, a llama2.c .bin with --tokenizer, a .gguf) for other runtimes:
                F32); norms F32. The fp16 block scales round ours: the max / mean weight change
                is printed and stored in the file (quench.export.* keys). An FP model: F32, or
                F16 with --dtype F16. The tokenizer is embedded (tokenizer.ggml.model "llama").
-  onnx         DIR/model.onnx (MatMulNBits for 4-bit projections) + config.json, tokenizer.json.
+  onnx         DIR/onnx/model.onnx + config.json, generation_config.json, tokenizer.json (the folder
+               layout transformers.js reads): MatMulNBits for 4-bit projections, a KV cache
+               (input_ids, attention_mask, position_ids, past_key_values.N.key/value -> logits,
+               present.N.key/value); --no-cache for the plain input_ids -> logits graph.
   safetensors  an HF folder: F32 / F16 for an FP model, Quench's packed layout for a quantized one.`;
 
 function tokenizerJsonOf(m: LoadedModel): string | undefined {
@@ -36,7 +39,7 @@ function printGgufReport(r: GgufExportReport, file: string): void {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const a = parse(argv, { model: { type: 'string' }, tokenizer: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' }, dtype: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' } }, HELP);
+  const a = parse(argv, { model: { type: 'string' }, tokenizer: { type: 'string' }, out: { type: 'string' }, format: { type: 'string' }, dtype: { type: 'string' }, name: { type: 'string' }, json: { type: 'boolean' }, 'no-cache': { type: 'boolean' } }, HELP);
   if (!a) return 0;
   if (!a.model || !a.out || !a.format) throw new Error(`--model, --format and --out are required\n\n${HELP}`);
   const format = a.format as string;
@@ -78,8 +81,15 @@ export async function run(argv: string[]): Promise<number> {
   } else {
     const { exportOnnx } = await import('../engine/quant/onnx');
     const { hfConfigJson } = await import('../engine/io/hf');
-    files = { 'model.onnx': exportOnnx(m.config, m.weights, m.quantized ?? null), 'config.json': new TextEncoder().encode(hfConfigJson(m.config)) };
+    // the folder layout transformers.js reads from local files: onnx/model.onnx beside the configs
+    const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o, null, 2));
+    files = {
+      'onnx/model.onnx': exportOnnx(m.config, m.weights, m.quantized ?? null, { kvCache: !a['no-cache'] }),
+      'config.json': new TextEncoder().encode(hfConfigJson(m.config)),
+      'generation_config.json': enc({ bos_token_id: m.tokenizer?.bosId ?? 1, eos_token_id: m.tokenizer?.eosId ?? 2 }),
+    };
     if (tokenizerJson) files['tokenizer.json'] = new TextEncoder().encode(tokenizerJson);
+    mkdirSync(join(out, 'onnx'), { recursive: true });
   }
   for (const [n, bytes] of Object.entries(files)) writeFileSync(join(out, n), bytes);
   const list = Object.entries(files).map(([n, b]) => ({ file: join(out, n), bytes: b.byteLength }));

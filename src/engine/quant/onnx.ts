@@ -1,8 +1,11 @@
 // ONNX export of the whole LLaMA graph in standard ops (opset 17), with the quantized projections
 // as com.microsoft MatMulNBits (bits 4, block_size = group, uint8 zero points). The packed codes
 // are copied as they are: our 4-bit layout is MatMulNBits' B (src/engine/quant/pack.ts).
-// Input: input_ids int64 (B, T); output: logits float (B, T, V). RoPE tables and the causal mask
-// are initializers sliced to T at run time, so any T up to max_position_embeddings works.
+// Input: input_ids int64 (B, T); output: logits float (B, T, V). With { kvCache: true } also
+// attention_mask (B, P+T), position_ids (B, T) and past_key_values.N.key/value (B, NKV, P, HS) in,
+// present.N.key/value (B, NKV, P+T, HS) out (onnxruntime-genai / transformers.js names). The
+// causal mask is built from the shapes (Range + LessOrEqual, And the attention mask) and RoPE from
+// the positions and HS/2 inverse frequencies: no (S, S) or (S, HS) initializers.
 import { headSize, PROJECTIONS, PROJECTION_KEY, type LlamaConfig, type LlamaWeights } from '../model/config';
 import { toMatMulNBits } from './pack';
 import type { QuantizedModel } from './ptq';
@@ -75,28 +78,29 @@ function transpose(w: Float32Array, rows: number, cols: number): Float32Array {
   return t;
 }
 
-export function exportOnnx(cfg: LlamaConfig, w: LlamaWeights, qm: QuantizedModel | null): Uint8Array {
+export interface OnnxExportOptions {
+  /** inputs attention_mask, position_ids, past_key_values.N.key/value (B, NKV, P, HS) and outputs
+   *  present.N.key/value (B, NKV, P+T, HS): the layout onnxruntime-genai and transformers.js use
+   *  for LlamaForCausalLM. Without it the graph is input_ids → logits (positions 0..T−1). */
+  kvCache?: boolean;
+}
+
+export function exportOnnx(cfg: LlamaConfig, w: LlamaWeights, qm: QuantizedModel | null, opts: OnnxExportOptions = {}): Uint8Array {
   const g = new Graph();
-  const { dim: C, nHeads: NH, nKvHeads: NKV, vocabSize: V, maxSeqLen: S } = cfg;
+  const { dim: C, nHeads: NH, nKvHeads: NKV, vocabSize: V, nLayers: L } = cfg;
   const HS = headSize(cfg);
   const half = HS / 2;
-  // RoPE tables (S, HS): cos/sin of pos·theta^(-2i/HS), repeated for both halves (rotate_half form)
-  const cos = new Float32Array(S * HS), sin = new Float32Array(S * HS);
-  for (let p = 0; p < S; p++)
-    for (let i = 0; i < half; i++) {
-      const a = p / Math.pow(cfg.ropeTheta, (2 * i) / HS);
-      cos[p * HS + i] = cos[p * HS + i + half] = Math.cos(a);
-      sin[p * HS + i] = sin[p * HS + i + half] = Math.sin(a);
-    }
-  const mask = new Float32Array(S * S);
-  for (let i = 0; i < S; i++) for (let j = i + 1; j < S; j++) mask[i * S + j] = -1e9;
-  g.f32('rope_cos', [S, HS], cos);
-  g.f32('rope_sin', [S, HS], sin);
-  g.f32('causal_mask', [S, S], mask);
+  const cache = !!opts.kvCache;
+  // RoPE from the positions: angle = pos · theta^(-2i/HS), i < HS/2, repeated for both halves
+  // (rotate_half form); only the HS/2 inverse frequencies are stored.
+  const invFreq = new Float32Array(half);
+  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(cfg.ropeTheta, (2 * i) / HS);
+  g.f32('inv_freq', [half], invFreq);
   g.i64('zero1', [0]);
   g.i64('axis0', [0]);
-  g.i64('axes01', [0, 1]);
-  g.i64('zero2', [0, 0]);
+  g.i64('axis1', [1]);
+  g.i64('axis_last', [-1]);
+  g.i64('axes12', [1, 2]);
   g.i64('half_start', [half]);
   g.i64('half_end', [HS]);
   g.i64('first_end', [half]);
@@ -106,14 +110,27 @@ export function exportOnnx(cfg: LlamaConfig, w: LlamaWeights, qm: QuantizedModel
   g.i64('shape_bt_c', [0, 0, C]);
   g.i64('shape_rep', [1, 1, NH / NKV, 1, 1]);
   g.i64('shape_heads', [0, NH, -1, HS]);
+  g.inits.push({ name: 'one_s', dims: [], type: INT64, raw: new Uint8Array(BigInt64Array.of(1n).buffer) });
   g.scalar('eps', cfg.normEps);
   g.scalar('attn_scale', 1 / Math.sqrt(HS));
+  g.scalar('zero_f', 0);
+  g.scalar('neg_big', -1e9);
 
-  const T = g.node('Shape', ['input_ids'], { start: 1, end: 2 }); // [T]
-  const TT = g.node('Concat', [T, T], { axis: 0 });
-  const cosT = g.node('Slice', ['rope_cos', 'zero1', T, 'axis0']);
-  const sinT = g.node('Slice', ['rope_sin', 'zero1', T, 'axis0']);
-  const maskT = g.node('Slice', ['causal_mask', 'zero2', TT, 'axes01']);
+  // T = new tokens, P = cached tokens (0 without a cache), positions P .. P+T-1 of the causal mask
+  const Ts = g.node('Squeeze', [g.node('Shape', ['input_ids'], { start: 1, end: 2 }), 'axis0']);
+  const Ps = cache ? g.node('Squeeze', [g.node('Shape', ['past_key_values.0.key'], { start: 2, end: 3 }), 'axis0']) : null;
+  const total = Ps ? g.node('Add', [Ps, Ts]) : Ts;
+  const zeroS = g.node('Sub', [Ts, Ts]);
+  const kpos = g.node('Range', [zeroS, total, 'one_s']); // (P+T)
+  const qpos = g.node('Range', [Ps ?? zeroS, total, 'one_s']); // (T)
+  let allowed = g.node('LessOrEqual', [g.node('Unsqueeze', [kpos, 'axis0']), g.node('Unsqueeze', [qpos, 'axis1'])]); // (T, P+T) bool
+  if (cache) allowed = g.node('And', [allowed, g.node('Unsqueeze', [g.node('Cast', ['attention_mask'], { to: 9 }), 'axes12'])]); // (B, 1, T, P+T)
+  const maskT = g.node('Where', [allowed, 'zero_f', 'neg_big']);
+  const pos = cache ? 'position_ids' : g.node('Unsqueeze', [qpos, 'axis0']); // (B or 1, T)
+  const ang = g.node('Mul', [g.node('Unsqueeze', [g.node('Cast', [pos], { to: FLOAT }), 'axis_last']), 'inv_freq']); // (B, T, HS/2)
+  const ang2 = g.node('Unsqueeze', [g.node('Concat', [ang, ang], { axis: -1 }), 'axis1']); // (B, 1, T, HS)
+  const cosT = g.node('Cos', [ang2]);
+  const sinT = g.node('Sin', [ang2]);
 
   const rms = (x: string, weight: string) => {
     const sq = g.node('Mul', [x, x]);
@@ -152,6 +169,10 @@ export function exportOnnx(cfg: LlamaConfig, w: LlamaWeights, qm: QuantizedModel
     const q = rope(heads(linear(xn, l, 'q'), 'shape_q'));
     let k = rope(heads(linear(xn, l, 'k'), 'shape_kv'));
     let v = heads(linear(xn, l, 'v'), 'shape_kv');
+    if (cache) {
+      k = g.node('Concat', [`past_key_values.${l}.key`, k], { axis: 2 }, '', `present.${l}.key`);
+      v = g.node('Concat', [`past_key_values.${l}.value`, v], { axis: 2 }, '', `present.${l}.value`);
+    }
     if (NKV !== NH) {
       const rep = (t: string) => g.node('Reshape', [g.node('Expand', [g.node('Unsqueeze', [t, g.i64(g.tmp('ax'), [2])]), 'shape_rep']), 'shape_heads']);
       k = rep(k);
@@ -179,8 +200,14 @@ export function exportOnnx(cfg: LlamaConfig, w: LlamaWeights, qm: QuantizedModel
     tp.int(2, t.type).string(8, t.name).bytes(9, t.raw);
     graph.message(5, tp);
   }
-  graph.message(11, valueInfo('input_ids', INT64, ['batch', 'sequence']));
-  graph.message(12, valueInfo('logits', FLOAT, ['batch', 'sequence', V]));
+  graph.message(11, valueInfo('input_ids', INT64, ['batch_size', 'sequence_length']));
+  if (cache) {
+    graph.message(11, valueInfo('attention_mask', INT64, ['batch_size', 'total_sequence_length']));
+    graph.message(11, valueInfo('position_ids', INT64, ['batch_size', 'sequence_length']));
+    for (let l = 0; l < L; l++) for (const kv of ['key', 'value']) graph.message(11, valueInfo(`past_key_values.${l}.${kv}`, FLOAT, ['batch_size', NKV, 'past_sequence_length', HS]));
+  }
+  graph.message(12, valueInfo('logits', FLOAT, ['batch_size', 'sequence_length', V]));
+  if (cache) for (let l = 0; l < L; l++) for (const kv of ['key', 'value']) graph.message(12, valueInfo(`present.${l}.${kv}`, FLOAT, ['batch_size', NKV, 'total_sequence_length', HS]));
   const model = new PbWriter().int(1, 8).string(2, 'quench').string(3, '0.1.0');
   model.message(8, new PbWriter().string(1, '').int(2, 17));
   model.message(8, new PbWriter().string(1, 'com.microsoft').int(2, 1));
