@@ -47,7 +47,10 @@ function flatten(c: unknown, key: 'normalizers' | 'pretokenizers' | 'decoders', 
   if (o.type === 'Sequence') {
     const list = o[key];
     if (!Array.isArray(list)) throw new Error(`${file}: "${field}" is a Sequence without a "${key}" array`);
-    return list.flatMap((x, i) => flatten(x, key, file, `${field}.${key}.${i}`, depth + 1));
+    return list.flatMap((x, i) => {
+      if (x === null || x === undefined) throw new Error(`${file}: "${field}.${key}.${i}" is null`);
+      return flatten(x, key, file, `${field}.${key}.${i}`, depth + 1);
+    });
   }
   return [o];
 }

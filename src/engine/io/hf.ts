@@ -222,7 +222,7 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
   const config = parseHfConfig(cfgText, cfgSrc.name);
   const cfgRaw = parseJsonObject(cfgText, cfgSrc.name);
   const rawQ = cfgRaw.quantization_config as Record<string, unknown> | null | undefined;
-  if (rawQ && rawQ.quant_method !== 'quench') throw new Error(`${cfgSrc.name}: quantization_config with quant_method ${show(rawQ.quant_method)} is not supported (Quench reads its own "quench" packing)`);
+  if (rawQ && typeof rawQ === 'object' && rawQ.quant_method !== undefined && rawQ.quant_method !== 'quench') throw new Error(`${cfgSrc.name}: quantization_config with quant_method ${show(rawQ.quant_method)} is not supported (Quench reads its own "quench" packing)`);
   const qc = (parseWith(QuantConfigSchema, cfgRaw, cfgSrc.name).quantization_config ?? undefined) as QuenchQuantConfig | undefined;
   const quantization = rawQ ?? undefined;
   const { sources, headers } = await weightFiles(files);
@@ -253,6 +253,7 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
   }
   // A tied model may still carry lm_head.weight; accept it when it equals the embedding shape.
   const missing = [...expected.keys()].filter((n) => !where.has(n));
+  if (missing.length && fileOf(files, INDEX)) throw new Error(`${INDEX}: weight_map has no shard holding tensors ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} (config.json: ${config.nLayers} layers, tie_word_embeddings=${config.tiedEmbeddings})`);
   if (missing.length) throw new Error(`${headers.map((h) => h.file).join(', ')}: missing tensors ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} (config.json: ${config.nLayers} layers, tie_word_embeddings=${config.tiedEmbeddings})`);
   const extra = [...where.keys()].filter((n) => !expected.has(n) && !(config.tiedEmbeddings && n === 'lm_head.weight') && !n.endsWith('rotary_emb.inv_freq'));
   if (extra.length) throw new Error(`${headers[where.get(extra[0])!].file}: unexpected tensors ${extra.slice(0, 5).join(', ')} (not part of a LLaMA model with this config.json)`);

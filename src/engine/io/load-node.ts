@@ -78,7 +78,7 @@ export async function loadModelFromPath(modelPath: string, tokenizerPath?: strin
     const m = await loadHfModel(files);
     let tok: Tokenizer | null = null;
     if (tokenizerPath) tok = loadTokenizerFile(tokenizerPath, m.config.vocabSize);
-    else if (m.tokenizerJson) tok = parseTokenizerJson(m.tokenizerJson, join(dir, 'tokenizer.json'));
+    else if (m.tokenizerJson !== null) tok = parseTokenizerJson(m.tokenizerJson, join(dir, 'tokenizer.json'));
     if (tok) checkVocabularies(m.config, tok, join(dir, 'config.json'), tokenizerPath ?? join(dir, 'tokenizer.json'));
     return { config: m.config, weights: m.weights, tokenizer: tok, format: 'hf', path: dir, dtypes: m.dtypes, quantization: m.quantization, tokenizerJson: m.tokenizerJson ?? undefined, quantized: m.quantized };
   } finally {

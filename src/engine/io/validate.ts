@@ -38,9 +38,9 @@ export function zodMessage(file: string, err: z.ZodError, what = ''): string {
   const name = path ? `${what ? `${what} ` : ''}"${path}"` : what || 'the top level';
   const got = `got ${show(iss.input)}`;
   const where = `${file}: `;
+  if (iss.input === undefined && (iss.code === 'invalid_type' || iss.code === 'invalid_union' || iss.code === 'invalid_value')) return `${where}missing ${name}`;
   switch (iss.code) {
     case 'invalid_type':
-      if (iss.input === undefined) return `${where}missing ${name}`;
       return `${where}${name} must be ${iss.expected === 'int' ? 'an integer' : iss.expected === 'number' ? 'a finite number' : `a${/^[aeio]/.test(String(iss.expected)) ? 'n' : ''} ${iss.expected}`}, ${got}`;
     case 'too_big':
       return `${where}${name} is ${show(iss.input)}, above the limit ${String(iss.maximum)}`;
