@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomWeights } from '../../src/engine/model/config.ts';
 import { writeHfModel } from '../../src/engine/io/hf.ts';
 
-export const name = 'studio: drop a safetensors model, quantize, compare none vs ov, runs survive a reload';
+export const name = 'studio: drop a safetensors model (tokenizer refused, then bytes), forms persist, compare none vs ov + FP fine-tune, results, accuracy, analysis, playground, reload';
 
 export async function run({ page, baseUrl, screenshot, expect }) {
   const cfg = { dim: 32, hiddenDim: 44, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, maxSeqLen: 64, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
@@ -24,6 +24,10 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   const err = await page.getByTestId('model-error').innerText();
   expect(/model\.safetensors/.test(err) && /header length/.test(err), `error names the file and the problem: ${err}`);
   await screenshot('model-error');
+  // a model without its tokenizer is refused, naming the missing file; a byte tokenizer only on request
+  await page.getByTestId('file-input').setInputFiles([join(dir, 'config.json'), join(dir, 'model.safetensors')]);
+  await page.waitForFunction(() => /tokenizer\.json is missing/.test(document.querySelector('[data-testid=model-error]')?.textContent ?? ''), null, { timeout: 30_000 });
+  await page.getByTestId('byte-tokenizer').check();
   await page.getByTestId('file-input').setInputFiles([join(dir, 'config.json'), join(dir, 'model.safetensors')]);
   await page.waitForFunction(() => document.querySelector('[data-testid=model-name]')?.textContent === 'model.safetensors', null, { timeout: 30_000 });
   await screenshot('model');
@@ -31,28 +35,33 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByRole('tab', { name: 'Quantize' }).click();
   await page.getByTestId('q-run').click();
   await page.getByTestId('q-result').waitFor({ timeout: 120_000 });
-  await screenshot('quantize');
 
-  await page.getByRole('tab', { name: 'Distill' }).click();
-  await page.getByTestId('freeze-matrix').waitFor();
-  await screenshot('distill');
-
+  // the forms live in the store: a value typed on Compare is still there after a tab switch
   await page.getByRole('tab', { name: 'Compare' }).click();
   await page.getByTestId('set-steps').fill('3');
   await page.getByTestId('set-seq').fill('32');
   await page.getByTestId('set-batch').fill('2');
+  await page.getByTestId('set-loss-attnOut').fill('0.5');
+  await page.getByRole('tab', { name: 'Model' }).click();
+  await page.getByRole('tab', { name: 'Distill' }).click();
+  expect((await page.getByTestId('set-steps').inputValue()) === '3' && (await page.getByTestId('set-loss-attnOut').inputValue()) === '0.5', 'settings survive a tab switch');
+  await page.getByRole('tab', { name: 'Compare' }).click();
+  await page.getByTestId('compare-fp-reference').check();
   await page.getByTestId('compare-start').click();
-  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=result-row]')].filter((r) => r.textContent?.includes('done')).length === 2, null, { timeout: 300_000 });
-  const chart = await page.getByTestId('gradnorm-chart').locator('svg path.recharts-line-curve').count();
-  expect(chart >= 2, `gradient-norm chart has lines per layer (found ${chart})`);
+  await page.waitForFunction(() => /run \d of 3/.test(document.querySelector('[data-testid=queue-progress]')?.textContent ?? ''), null, { timeout: 120_000 });
+  const queueText = await page.getByTestId('progress').innerText();
+  await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=run-status]')].filter((r) => /done/.test(r.textContent ?? '')).length === 3, null, { timeout: 300_000 });
+  expect(/run \d of 3/.test(queueText) && /ETA \d+ s/.test(queueText), `queue progress with ETA: ${queueText}`);
   await screenshot('compare');
-  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), page.getByTestId('export-png').click()]);
-  const png = await download.path();
-  const { readFileSync } = await import('node:fs');
-  const head = readFileSync(png).subarray(0, 8);
-  expect(head[1] === 0x50 && head[2] === 0x4e && head[3] === 0x47, 'charts exported as a PNG file');
 
-  // zero-shot accuracy on a hand-made COPA file: columns for the teacher, PTQ and both students
+  await page.getByRole('tab', { name: 'Results' }).click();
+  await page.getByTestId('results-table').waitFor({ timeout: 30_000 });
+  for (const k of ['fp', 'ptq-rtn', 'ptq-clip', 'fp-finetune']) expect(await page.getByTestId(`result-${k}`).count() === 1, `results row ${k}`);
+  expect(await page.getByTestId('result-student').count() === 2, 'two student rows');
+  const desc = await page.locator('[data-testid=results-panel] p.muted').first().innerText();
+  expect(/Held-out text: .*documents/.test(desc), `the held-out text is named: ${desc}`);
+
+  // zero-shot accuracy on a hand-made COPA file: every row scored
   const copa = join(mkdtempSync(join(tmpdir(), 'quench-copa-')), 'val.jsonl');
   writeFileSync(copa, [
     { premise: 'The cat sat on the mat.', choice1: 'It purred.', choice2: 'It flew away.', question: 'effect', label: 0 },
@@ -63,23 +72,46 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByTestId('acc-docs').setInputFiles(copa);
   await page.getByTestId('acc-run').click();
   await page.waitForFunction(() => document.querySelector('[data-testid=acc-run]')?.textContent === 'Score accuracy' && /copa acc_norm/.test(document.querySelector('[data-testid=results-table]')?.textContent ?? ''), null, { timeout: 120_000 });
-  const accRows = [await page.getByTestId('ref-row-FP').innerText(), await page.getByTestId('ref-row-PTQ').innerText(), ...(await page.getByTestId('result-row').allInnerTexts())];
-  expect(accRows.length === 4 && accRows.every((r) => /\d\.\d{3} ± \d\.\d{3}/.test(r)), `accuracy ± stderr in every row: ${accRows.join(' | ')}`);
-  await screenshot('accuracy');
+  const accRows = await page.locator('[data-testid=results-table] tbody tr').allInnerTexts();
+  expect(accRows.filter((r) => /\d\.\d{3} ± \d\.\d{3}/.test(r)).length === 5, `accuracy ± stderr in every row but the FP fine-tune: ${accRows.join(' | ')}`);
+  await screenshot('results');
+
+  // CSV with every hyperparameter
+  const [csvDl] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), page.getByTestId('export-results-csv').click()]);
+  const { readFileSync } = await import('node:fs');
+  const csv = readFileSync(await csvDl.path(), 'utf8').split('\n');
+  expect(/spec\.lr/.test(csv[0]) && /spec\.loss\.attnOut/.test(csv[0]) && /copa acc/.test(csv[0]), `CSV header carries the hyperparameters: ${csv[0].slice(0, 200)}`);
+
+  await page.getByRole('tab', { name: 'Analysis' }).click();
+  await page.getByTestId('analysis-panel').waitFor();
+  const lines = await page.getByTestId('analysis-proj-chart-v').locator('svg path.recharts-line-curve').count();
+  expect(lines >= 2, `v-projection gradient chart overlays the runs (found ${lines} lines)`);
+  await screenshot('analysis');
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 30_000 }), page.getByTestId('analysis-export-png').click()]);
+  const head = readFileSync(await download.path()).subarray(0, 8);
+  expect(head[1] === 0x50 && head[2] === 0x4e && head[3] === 0x47, 'charts exported as a PNG file');
 
   await page.getByRole('tab', { name: 'Playground' }).click();
+  await page.getByTestId('pg-model-ptq-rtn:w4g32').check();
   await page.getByTestId('generate').click();
-  await page.waitForFunction(() => document.querySelector('[data-testid=generate]')?.textContent === 'Generate', null, { timeout: 120_000 });
-  for (const w of ['teacher', 'ptq', 'student']) {
-    const t = await page.getByTestId(`gen-${w}`).innerText();
-    expect(t.length > 'Once upon a time'.length, `${w} generated text`);
+  await page.waitForFunction(() => /^Generate/.test(document.querySelector('[data-testid=generate]')?.textContent ?? '') && !/Generating/.test(document.querySelector('[data-testid=generate]')?.textContent ?? ''), null, { timeout: 120_000 });
+  for (const k of ['teacher', 'ptq-rtn:w4g32']) {
+    const t = await page.getByTestId(`gen-${k}`).innerText();
+    expect(t.length > 'Once upon a time'.length, `${k} generated text`);
   }
   await screenshot('playground');
 
+  // a reload brings back the model (from IndexedDB), the runs, and the forms
   await page.reload();
+  await page.getByRole('tab', { name: 'Model' }).click();
+  await page.waitForFunction(() => document.querySelector('[data-testid=model-name]')?.textContent === 'model.safetensors', null, { timeout: 120_000 });
   await page.getByRole('tab', { name: 'Compare' }).click();
-  await page.waitForFunction(() => document.querySelectorAll('[data-testid=result-row]').length === 2, null, { timeout: 60_000 });
-  const rows = await page.getByTestId('result-row').allInnerTexts();
-  expect(rows.every((r) => /done/.test(r)) && rows.some((r) => /\bov\b/.test(r)) && rows.some((r) => /\bnone\b/.test(r)), `runs persisted: ${rows.join(' | ')}`);
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=run-row]').length === 3, null, { timeout: 60_000 });
+  const rows = await page.getByTestId('run-row').allInnerTexts();
+  expect(rows.every((r) => /done/.test(r)) && rows.some((r) => /freeze ov/.test(r)) && rows.some((r) => /FP fine-tune/.test(r)), `runs persisted with their settings: ${rows.join(' | ')}`);
+  expect((await page.getByTestId('set-steps').inputValue()) === '3', 'settings survive a reload');
   await screenshot('after-reload');
+  // runs can be deleted
+  await page.getByTestId('delete-run').first().click();
+  await page.waitForFunction(() => document.querySelectorAll('[data-testid=run-row]').length === 2, null, { timeout: 30_000 });
 }

@@ -23,18 +23,16 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByTestId('set-batch').fill('2');
   await page.getByTestId('distill-start').click();
   // wait for a few steps, then pause
-  await page.waitForFunction(() => {
-    const sel = document.querySelector('select[aria-label="run shown below"]');
-    return sel && /running/.test(sel.textContent ?? '') && document.querySelectorAll('[data-testid=gradnorm-chart] path.recharts-line-curve').length > 0;
-  }, null, { timeout: 60_000 });
+  await page.waitForFunction(() => /running/.test(document.querySelector('[data-testid=run-status]')?.textContent ?? '') && document.querySelectorAll('[data-testid=loss-chart] path.recharts-line-curve').length > 0, null, { timeout: 120_000 });
   await page.waitForTimeout(300);
   await page.getByTestId('distill-pause').click();
-  await page.waitForFunction(() => /paused/.test(document.querySelector('[data-testid=result-row]')?.textContent ?? ''), null, { timeout: 60_000 });
-  const pausedRow = await page.getByTestId('result-row').innerText();
-  const pausedSteps = Number(pausedRow.split('\t')[3]);
+  await page.waitForFunction(() => /paused/.test(document.querySelector('[data-testid=run-status]')?.textContent ?? ''), null, { timeout: 60_000 });
+  const pausedRow = await page.getByTestId('run-row').innerText();
+  const pausedSteps = Number(/(\d+)\/60/.exec(pausedRow)?.[1]);
   expect(pausedSteps > 0 && pausedSteps < 60, `paused part-way: ${pausedRow}`);
   await screenshot('paused');
   await page.reload();
+  await page.getByRole('tab', { name: 'Model' }).click();
   await page.waitForFunction(() => /quench-default|tiny random/.test(document.querySelector('[data-testid=model-name]')?.textContent ?? ''), null, { timeout: 120_000 });
   await page.getByRole('tab', { name: 'Distill' }).click();
   await page.getByTestId('resume').waitFor({ timeout: 30_000 });
@@ -51,8 +49,8 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByTestId('data-teacher').click();
   await page.waitForFunction(() => /16 sequences sampled from the teacher/.test(document.querySelector('[data-testid=data-name]')?.textContent ?? ''), null, { timeout: 120_000 });
   await page.getByTestId('resume').click();
-  await page.waitForFunction(() => /done/.test(document.querySelector('[data-testid=result-row]')?.textContent ?? ''), null, { timeout: 180_000 });
-  const row = await page.getByTestId('result-row').innerText();
-  expect(Number(row.split('\t')[3]) === 60, `resumed to 60 steps: ${row}`);
+  await page.waitForFunction(() => /done/.test(document.querySelector('[data-testid=run-status]')?.textContent ?? ''), null, { timeout: 180_000 });
+  const row = await page.getByTestId('run-row').innerText();
+  expect(/60\/60/.test(row), `resumed to 60 steps: ${row}`);
   await screenshot('resumed');
 }

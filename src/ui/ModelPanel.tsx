@@ -51,7 +51,12 @@ export function ModelPanel() {
         }}
       >
         {loading ? 'Loading…' : 'Drop a Hugging Face LLaMA folder (config.json, *.safetensors, tokenizer.json) or a llama2.c .bin with its tokenizer.bin — or click to choose files'}
-        <input ref={input} type="file" multiple hidden data-testid="file-input" aria-label="model files" onChange={(e) => e.target.files && void loadModelFiles([...e.target.files])} />
+        <input ref={input} type="file" multiple hidden data-testid="file-input" aria-label="model files" onChange={(e) => {
+          // the same files chosen again (after a fix elsewhere) must load again
+          const files = e.target.files ? [...e.target.files] : [];
+          e.target.value = '';
+          if (files.length) void loadModelFiles(files);
+        }} />
       </div>
       <div className="form">
         <button data-testid="load-default" disabled={loading} onClick={() => void loadDefaultModel()}>Bundled default model (Moby-Dick, 1M)</button>

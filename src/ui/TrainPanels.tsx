@@ -190,7 +190,11 @@ export function DataPicker() {
     <div aria-label="training data">
       <div className="form">
         <span>data: <b data-testid="data-name">{data ? `${data.name} (${data.documents} documents, ${data.tokens} tokens)` : 'none yet'}</b></span>
-        <label>text file (documents separated by &lt;|endoftext|&gt; lines) <input type="file" accept=".txt,text/plain" data-testid="data-file" aria-label="training text file" onChange={(e) => e.target.files?.[0] && void loadDataFile(e.target.files[0])} /></label>
+        <label>text file (documents separated by &lt;|endoftext|&gt; lines) <input type="file" accept=".txt,text/plain" data-testid="data-file" aria-label="training text file" onChange={(e) => {
+          const f = e.target.files?.[0];
+          e.target.value = '';
+          if (f) void loadDataFile(f);
+        }} /></label>
         <button data-testid="data-teacher" onClick={() => void sampleTeacherData(16, 96)}>Sample 16 sequences from the teacher</button>
         <button data-testid="data-heldout" disabled={!data} onClick={() => void downloadHeldOut()}>Download the held-out text</button>
       </div>

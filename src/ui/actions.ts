@@ -143,7 +143,7 @@ async function restoreSession(): Promise<void> {
   if (data && loaded) {
     await setDataText(data.text, data.name, false);
     notes.push(`restored the data, ${data.name}`);
-  }
+  } else if (loaded) await loadDefaultData();
   try {
     // runs interrupted by a reload are marked stopped; their metrics so far are kept
     const runs = (await loadRuns((m) => notes.push(m))).map((r) => (r.status === 'running' || r.status === 'queued' ? { ...r, status: 'stopped' as const } : r));
@@ -208,9 +208,7 @@ export async function loadDefaultModel(): Promise<boolean> {
     const card = await engine().request('loadFiles', { files, name: DEFAULT_MODEL.name });
     await forgetModel().catch(() => {});
     // the data first, so that a shown model card means everything is in place
-    const r = await fetch(DEFAULT_MODEL.base + DEFAULT_MODEL.data);
-    if (r.ok) await setDataText(await r.text(), `Moby-Dick excerpt (${DEFAULT_MODEL.base}${DEFAULT_MODEL.data})`, false);
-    await saveData(null).catch(() => {});
+    await loadDefaultData();
     // its card's headline numbers, shown on the Model tab
     const c = await fetch(DEFAULT_MODEL.base + 'card.json').then((x) => (x.ok ? x.json() : null)).catch(() => null);
     const about = c?.heldOut ? `pretrained here on ${String(c.corpus).split(' (')[0]}: ${c.training.steps} steps of ${c.training.batch}×${c.training.seq} tokens; held-out perplexity ${c.heldOut.ppl.toFixed(1)} (unigram ${c.unigram.ppl.toFixed(0)})` : undefined;
@@ -225,16 +223,21 @@ export async function loadDefaultModel(): Promise<boolean> {
   }
 }
 
+/** The bundled Moby-Dick text as the data (not kept in IndexedDB: the page serves it). */
+async function loadDefaultData(): Promise<void> {
+  const r = await fetch(DEFAULT_MODEL.base + DEFAULT_MODEL.data);
+  if (r.ok) await setDataText(await r.text(), `Moby-Dick excerpt (${DEFAULT_MODEL.base}${DEFAULT_MODEL.data})`, false);
+  await saveData(null).catch(() => {});
+}
+
 /** A tiny random LLaMA with a byte tokenizer: instant, for trying the controls. */
 export async function loadTinyModel(): Promise<void> {
   const s = useStudio.getState();
   try {
     s.setModel(await engine().request('createTiny'));
     await forgetModel().catch(() => {});
-    if (!useStudio.getState().data) {
-      const r = await fetch(DEFAULT_MODEL.base + DEFAULT_MODEL.data);
-      if (r.ok) await setDataText(await r.text(), `Moby-Dick excerpt (${DEFAULT_MODEL.base}${DEFAULT_MODEL.data})`, false);
-    } else await refreshData();
+    if (!useStudio.getState().data) await loadDefaultData();
+    else await refreshData();
     await refreshModels();
   } catch (e) {
     s.setModel(null, (e as Error).message);
