@@ -1,12 +1,10 @@
 // quench export --model PATH [--tokenizer PATH] --format gguf|onnx|safetensors --out DIR
 //               [--dtype F32|F16] [--name NAME] [--no-cache] [--json]
-import { mkdirSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { loadModelFromPath, type LoadedModel } from '../engine/io/load-node';
-import { writeHfModel, writeQuantizedHfModel } from '../engine/io/hf';
-import { tokenizerJsonFromPieces } from '../engine/io/hf-tokenizer';
-import { Llama2cTokenizer } from '../engine/io/tokenizer';
-import { exportGguf, ggufVocabOf, type GgufExportReport } from '../engine/io/gguf-write';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { loadModelFromPath } from '../engine/io/load-node';
+import type { GgufExportReport } from '../engine/io/gguf-write';
+import { exportModel, type ExportFormat } from '../engine/workflow/export';
 import { parse } from './args';
 
 const HELP = `usage: quench export --model PATH [--tokenizer PATH] --format gguf|onnx|safetensors --out DIR
@@ -26,11 +24,6 @@ DIR/student, a llama2.c .bin with --tokenizer, a .gguf) for other runtimes:
                present.N.key/value); --no-cache for the plain input_ids -> logits graph.
   safetensors  an HF folder: F32 / F16 for an FP model, Quench's packed layout for a quantized one.`;
 
-function tokenizerJsonOf(m: LoadedModel): string | undefined {
-  if (m.tokenizer instanceof Llama2cTokenizer) return JSON.stringify(tokenizerJsonFromPieces(m.tokenizer.vocab, m.tokenizer.scores));
-  return m.tokenizerJson;
-}
-
 function printGgufReport(r: GgufExportReport, file: string): void {
   console.log(`wrote ${file}: ${(r.size / 1e6).toFixed(3)} MB, projections ${Object.entries(r.projectionTypes).map(([k, v]) => `${v}x ${k}`).join(', ') || r.fileType}`);
   if (r.packed) console.log(`  fp16 scale rounding over ${r.packed.tensors} projections that kept their codes: max |dw| ${r.packed.maxAbsError.toExponential(3)}, mean |dw| ${r.packed.meanAbsError.toExponential(3)}, max |dw| / max|w| ${r.packed.maxRelError.toExponential(3)}`);
@@ -48,51 +41,21 @@ export async function run(argv: string[]): Promise<number> {
   if (dtype !== undefined && dtype !== 'F32' && dtype !== 'F16') throw new Error(`--dtype must be F32 or F16, got ${a.dtype}`);
   const m = await loadModelFromPath(a.model as string, a.tokenizer as string | undefined);
   const out = a.out as string;
-  mkdirSync(out, { recursive: true });
-  const tokenizerJson = tokenizerJsonOf(m);
-  if (format === 'gguf') {
-    const vocab = ggufVocabOf(m.tokenizer, tokenizerJson);
-    if (!vocab) console.error('quench export: no tokenizer found; the GGUF has no tokenizer.ggml.* vocabulary (llama.cpp needs one)');
-    const name = (a.name as string | undefined) ?? basename(m.path).replace(/\.(bin|gguf|safetensors)$/, '');
-    const g = exportGguf(m.config, m.weights, {
-      quantized: m.quantized,
-      floatType: m.quantized ? undefined : ((dtype as 'F32' | 'F16' | undefined) ?? 'F32'),
-      otherType: m.quantized ? ((dtype as 'F32' | 'F16' | undefined) ?? 'F16') : undefined,
-      vocab,
-      name,
-      extra: { source: m.path },
-    });
-    const file = join(out, 'model.gguf');
-    const fd = openSync(file, 'w');
-    try {
-      for (const p of g.parts) writeSync(fd, p);
-    } finally {
-      closeSync(fd);
-    }
-    if (a.json) console.log(JSON.stringify({ file, ...g.report }));
-    else printGgufReport(g.report, file);
+  const name = (a.name as string | undefined) ?? basename(m.path).replace(/\.(bin|gguf|safetensors)$/, '');
+  const r = exportModel({ name, config: m.config, weights: m.weights, quantized: m.quantized ?? null, tokenizer: m.tokenizer, tokenizerJson: m.tokenizerJson }, format as ExportFormat, {
+    dtype: dtype as 'F32' | 'F16' | undefined, kvCache: !a['no-cache'], extra: { source: m.path },
+  });
+  for (const w of r.warnings) console.error(`quench export: ${w}`);
+  for (const [n, bytes] of Object.entries(r.files)) {
+    mkdirSync(dirname(join(out, n)), { recursive: true });
+    writeFileSync(join(out, n), bytes);
+  }
+  const list = Object.entries(r.files).map(([n, b]) => ({ file: join(out, n), bytes: b.byteLength }));
+  if (r.gguf) {
+    if (a.json) console.log(JSON.stringify({ file: list[0].file, ...r.gguf }));
+    else printGgufReport(r.gguf, list[0].file);
     return 0;
   }
-  let files: Record<string, Uint8Array>;
-  if (format === 'safetensors') {
-    files = m.quantized
-      ? writeQuantizedHfModel(m.config, m.weights, m.quantized, { tokenizerJson })
-      : writeHfModel(m.config, m.weights, { dtype: (dtype as 'F32' | 'F16' | undefined) ?? 'F32', tokenizerJson });
-  } else {
-    const { exportOnnx } = await import('../engine/quant/onnx');
-    const { hfConfigJson } = await import('../engine/io/hf');
-    // the folder layout transformers.js reads from local files: onnx/model.onnx beside the configs
-    const enc = (o: unknown) => new TextEncoder().encode(JSON.stringify(o, null, 2));
-    files = {
-      'onnx/model.onnx': exportOnnx(m.config, m.weights, m.quantized ?? null, { kvCache: !a['no-cache'] }),
-      'config.json': new TextEncoder().encode(hfConfigJson(m.config)),
-      'generation_config.json': enc({ bos_token_id: m.tokenizer?.bosId ?? 1, eos_token_id: m.tokenizer?.eosId ?? 2 }),
-    };
-    if (tokenizerJson) files['tokenizer.json'] = new TextEncoder().encode(tokenizerJson);
-    mkdirSync(join(out, 'onnx'), { recursive: true });
-  }
-  for (const [n, bytes] of Object.entries(files)) writeFileSync(join(out, n), bytes);
-  const list = Object.entries(files).map(([n, b]) => ({ file: join(out, n), bytes: b.byteLength }));
   if (a.json) console.log(JSON.stringify({ format, files: list }));
   else console.log(`wrote ${list.map((f) => `${f.file} (${(f.bytes / 1e6).toFixed(3)} MB)`).join(', ')}`);
   return 0;

@@ -25,6 +25,7 @@ export function App() {
   const tab = useStudio((s) => s.tab);
   const setTab = useStudio((s) => s.setTab);
   const note = useStudio((s) => s.restoreNote);
+  const notice = useStudio((s) => s.notice);
   useEffect(() => {
     void engine().init();
   }, []);
@@ -42,6 +43,7 @@ export function App() {
         ))}
       </nav>
       {note && <p className="muted" role="status" data-testid="restore-note">{note}</p>}
+      {notice && <p className="muted" role="status" data-testid="notice">{notice} <button aria-label="dismiss" onClick={() => useStudio.getState().setNotice(null)}>×</button></p>}
       <main role="tabpanel">
         {tab === 'gpu' && <GpuPanel />}
         {tab === 'model' && <ModelPanel />}

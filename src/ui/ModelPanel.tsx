@@ -50,7 +50,7 @@ export function ModelPanel() {
           void filesFromDrop(e.dataTransfer).then((f) => loadModelFiles(f));
         }}
       >
-        {loading ? 'Loading…' : 'Drop a Hugging Face LLaMA folder (config.json, *.safetensors, tokenizer.json) or a llama2.c .bin with its tokenizer.bin — or click to choose files'}
+        {loading ? 'Loading…' : 'Drop a Hugging Face LLaMA folder (config.json, *.safetensors, tokenizer.json) a llama2.c .bin with its tokenizer.bin, or a llama.cpp .gguf — or click to choose files'}
         <input ref={input} type="file" multiple hidden data-testid="file-input" aria-label="model files" onChange={(e) => {
           // the same files chosen again (after a fix elsewhere) must load again
           const files = e.target.files ? [...e.target.files] : [];

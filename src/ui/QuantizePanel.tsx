@@ -46,7 +46,8 @@ export function QuantizePanel() {
           </BarChart>
           <div className="form">
             <button onClick={() => void downloadExport('safetensors')}>Download quantized safetensors</button>
-            <button onClick={() => void downloadExport('onnx')} disabled={r.ptq.bits !== 4}>Download ONNX (MatMulNBits, 4-bit)</button>
+            <button onClick={() => void downloadExport('onnx')} disabled={r.ptq.bits !== 4}>Download ONNX (MatMulNBits, 4-bit, KV cache)</button>
+            <button onClick={() => void downloadExport('gguf')} data-testid="q-export-gguf">Download GGUF (llama.cpp)</button>
           </div>
         </div>
       )}

@@ -252,7 +252,8 @@ function RunsTable({ runs }: { runs: StoredRun[] }) {
                 {(r.status === 'paused' || (r.status === 'failed' && r.checkpoint)) && <button data-testid="resume" onClick={() => act(() => resumeRun(r.id))}>Resume</button>}
                 {r.studentFiles && <button data-testid="export-student" aria-label={`download the student of ${runName(r)} as safetensors`} onClick={() => act(() => exportRun(r.id, 'safetensors'))}>Student (safetensors)</button>}
                 {r.studentFiles && r.spec.bits === 4 && <button data-testid="export-student-onnx" aria-label={`download the student of ${runName(r)} as ONNX`} onClick={() => act(() => exportRun(r.id, 'onnx'))}>ONNX</button>}
-                <button data-testid="export-run-json" aria-label={`download ${runName(r)} as JSON`} onClick={() => saveBlob(`run-${r.id}.json`, new Blob([JSON.stringify({ id: r.id, label: r.label, status: r.status, context: r.context, spec: r.spec, summary: r.summary, metrics: r.metrics }, null, 1)]))}>Run JSON</button>
+                {r.studentFiles && <button data-testid="export-student-gguf" aria-label={`download the student of ${runName(r)} as GGUF for llama.cpp`} title="w4 asymmetric → Q4_1, symmetric → Q4_0, w8 → Q8_0, else F16; the fp16 block scales' rounding is reported" onClick={() => act(() => exportRun(r.id, 'gguf'))}>GGUF</button>}
+                <button data-testid="export-run-json" aria-label={`download ${runName(r)} as JSON`} onClick={() => saveBlob(`run-${r.id}.json`, new Blob([JSON.stringify({ id: r.id, label: r.label, status: r.status, context: r.context, data: useStudio.getState().data, spec: r.spec, summary: r.summary, metrics: r.metrics }, null, 1)]))}>Run JSON</button>
                 {r.status !== 'running' && <button data-testid="delete-run" aria-label={`delete ${runName(r)}`} onClick={() => act(() => removeRun(r.id))}>Delete</button>}
               </td>
             </tr>

@@ -8,6 +8,7 @@ import type { PtqConfig } from '../engine/quant/ptq';
 import type { Bits } from '../engine/quant/pack';
 import { runLabel } from '../engine/workflow/spec';
 import { resultRows, resultsCsv, type ResultRow } from '../engine/workflow/results';
+import { describeGgufReport } from '../engine/workflow/export';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 
@@ -322,8 +323,15 @@ export async function computeBaselines(q: { bits: Bits; group: number; sym: bool
   }
 }
 
+/** Save an export's files and say what the format did (GGUF's rounding, warnings). */
+function saveExport(r: import('../engine/workflow/export').ExportResult, prefix: string): void {
+  saveFiles(r.files, prefix);
+  const what = r.gguf ? describeGgufReport(r.gguf) : `${Object.keys(r.files).join(', ')}`;
+  useStudio.getState().setNotice(`exported ${prefix.replace(/-$/, '')}: ${what}${r.warnings.length ? ` (${r.warnings.join('; ')})` : ''}`);
+}
+
 export async function downloadExport(format: ExportFormat): Promise<void> {
-  saveFiles(await engine().request('export', { format }));
+  saveExport(await engine().request('export', { format }), 'ptq-');
 }
 
 /** The compare queue in flight: which run, and the seconds per step measured so far. */
@@ -477,12 +485,12 @@ export async function exportRun(id: string, format: ExportFormat): Promise<void>
   if (format === 'safetensors') return saveFiles(r.studentFiles, prefix);
   const models = await engine().request('models');
   if (!models.some((m) => m.key === `run:${id}`)) await engine().request('loadStudent', { runId: id, label: studentLabel(r), files: r.studentFiles });
-  saveFiles(await engine().request('exportAs', { key: `run:${id}`, format }), prefix);
+  saveExport(await engine().request('exportAs', { key: `run:${id}`, format }), prefix);
 }
 
 /** A model (teacher, PTQ baseline, student) as files. */
 export async function exportModelAs(key: string, format: ExportFormat): Promise<void> {
-  saveFiles(await engine().request('exportAs', { key, format }), `${key.replace(/[^\w-]+/g, '_')}-`);
+  saveExport(await engine().request('exportAs', { key, format }), `${key.replace(/[^\w-]+/g, '_')}-`);
 }
 
 /** The results rows for every bits/group with baselines, as the CLI's results.json. */
@@ -504,6 +512,7 @@ export function downloadResultsJson(): void {
   const s = useStudio.getState();
   const rows = currentResults();
   const runs = s.runs.map((r) => ({ id: r.id, label: r.label, status: r.status, context: r.context, spec: r.spec, summary: r.summary, metrics: r.metrics, error: r.error }));
+  // (s.data.eval names the held-out text and the protocol every perplexity here was measured with)
   saveBlob('quench-results.json', new Blob([JSON.stringify({ model: s.model, data: s.data, rows, runs, accuracy: s.accuracy }, null, 1)], { type: 'application/json' }));
 }
 

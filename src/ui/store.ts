@@ -65,6 +65,8 @@ interface StudioState {
   modelLoading: boolean;
   /** a line about what came back after a reload (or which file to drop again) */
   restoreNote: string | null;
+  /** the last export's description (format, rounding, warnings) */
+  notice: string | null;
   quant: QuantState;
   pretrain: PretrainState;
   /** PTQ baselines by setting key ("w4g32"), computed on the current model and data */
@@ -89,6 +91,7 @@ interface StudioState {
   setModel(m: ModelCard | null, error?: string | null): void;
   setModelLoading(b: boolean): void;
   setRestoreNote(n: string | null): void;
+  setNotice(n: string | null): void;
   setQuant(q: QuantState): void;
   setPretrain(p: PretrainState): void;
   setBaselines(key: string, b: Baselines & { eval: EvalDescription }): void;
@@ -122,6 +125,7 @@ export const useStudio = create<StudioState>()(
       modelError: null,
       modelLoading: false,
       restoreNote: null,
+      notice: null,
       quant: { status: 'idle' },
       pretrain: { status: 'idle', points: [] },
       baselines: {},
@@ -145,6 +149,7 @@ export const useStudio = create<StudioState>()(
       setModel: (model, modelError = null) => set(model ? { model, modelError, quant: { status: 'idle' }, accuracy: [], baselines: {} } : { modelError }),
       setModelLoading: (modelLoading) => set({ modelLoading }),
       setRestoreNote: (restoreNote) => set({ restoreNote }),
+      setNotice: (notice) => set({ notice }),
       setQuant: (quant) => set({ quant }),
       setPretrain: (pretrain) => set({ pretrain }),
       setBaselines: (key, b) => set((s) => ({ baselines: { ...s.baselines, [key]: b } })),

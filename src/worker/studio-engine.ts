@@ -20,7 +20,7 @@ import { tokenStream } from '../engine/train/data';
 import type { Bits } from '../engine/quant/pack';
 import type { Checkpoint } from '../engine/workflow/checkpoint';
 import { evalSequences, heldOutText, splitText, trainStream, type DataSplit, type EvalDescription } from '../engine/workflow/data';
-import { modelFiles, tokenizerJsonOf, type ExportFormat } from '../engine/workflow/export';
+import { exportModel, modelFiles, tokenizerJsonOf, type ExportFormat, type ExportResult } from '../engine/workflow/export';
 import { computeBaselines, type Baselines } from '../engine/workflow/results';
 import { runTraining, type Progress, type RunOutcome, type RunSummary } from '../engine/workflow/run';
 import { makeRunSpec, runLabel, type RunSpec } from '../engine/workflow/spec';
@@ -253,6 +253,16 @@ export class StudioEngine {
    *  tokenizer only when asked for). */
   async loadFiles(files: File[], name?: string, opts: { byteTokenizer?: boolean } = {}): Promise<ModelCard> {
     const byName = new Map(files.map((f) => [f.name, f]));
+    const ggufFile = files.find((f) => f.name.endsWith('.gguf'));
+    if (ggufFile) {
+      // llama.cpp's format: weights dequantized to fp32, the tokenizer from its metadata
+      const { loadGgufModel } = await import('../engine/io/gguf');
+      const g = await loadGgufModel(blobSource(ggufFile));
+      if (!g.tokenizerJson && !opts.byteTokenizer) throw new Error(`${ggufFile.name}: no tokenizer usable here in its metadata (tokenizer.ggml.*); tick "byte tokenizer" to use raw bytes`);
+      const tokenizer = g.tokenizerJson ? parseTokenizerJson(g.tokenizerJson, `${ggufFile.name} (tokenizer.ggml.*)`) : new ByteTokenizer();
+      checkVocabularies(g.config, tokenizer, ggufFile.name, g.tokenizerJson ? `${ggufFile.name} (tokenizer.ggml.*)` : 'byte tokenizer');
+      return this.setModel({ name: name ?? ggufFile.name, format: 'GGUF (llama.cpp)', config: g.config, weights: g.weights, tokenizer, tokenizerJson: g.tokenizerJson ?? undefined, dtypes: g.dtypes });
+    }
     const bin = files.find((f) => f.name.endsWith('.bin') && !/tok/i.test(f.name));
     if (bin && !byName.has('config.json')) {
       const { config, weights, version } = readLlama2cCheckpoint(new Uint8Array(await bin.arrayBuffer()), bin.name);
@@ -309,10 +319,9 @@ export class StudioEngine {
     return { ...b, eval: this.dataInfo().eval };
   }
 
-  exportQuantized(format: ExportFormat): Record<string, Uint8Array> {
-    const m = this.needModel();
+  exportQuantized(format: ExportFormat): ExportResult {
     if (!this.quantized) throw new Error('quantize the model first');
-    return modelFiles(m.config, m.weights, this.quantized, format, tokenizerJsonOf(m.tokenizer, m.tokenizerJson));
+    return this.exportModelAs('ptq', format);
   }
 
   /** A KD-QAT run (or the FP fine-tune) through the workflow layer's run loop, as `quench distill`. */
@@ -342,11 +351,11 @@ export class StudioEngine {
     return { key: `run:${id}`, label, kind: 'student' };
   }
 
-  /** Any model (teacher, PTQ baseline, student) as files. */
-  exportModelAs(key: string, format: ExportFormat): Record<string, Uint8Array> {
+  /** Any model (teacher, PTQ baseline, student) in any export format. */
+  exportModelAs(key: string, format: ExportFormat): ExportResult {
     const m = this.needModel();
     const src = this.modelOf(key);
-    return modelFiles(m.config, src.weights, src.quantized ?? null, format, tokenizerJsonOf(m.tokenizer, m.tokenizerJson));
+    return exportModel({ name: src.label, config: m.config, weights: src.weights, quantized: src.quantized ?? null, tokenizer: m.tokenizer, tokenizerJson: m.tokenizerJson }, format, { extra: { source: `Quench studio: ${src.label}` } });
   }
 
   /**
@@ -417,7 +426,7 @@ export class StudioEngine {
 
   /** The loaded model as HF files (config.json, model.safetensors, tokenizer.json). */
   exportModel(): Record<string, Uint8Array> {
-    return this.exportModelAs('teacher', 'safetensors');
+    return this.exportModelAs('teacher', 'safetensors').files;
   }
 }
 
