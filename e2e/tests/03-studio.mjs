@@ -9,6 +9,15 @@ import { writeHfModel } from '../../src/engine/io/hf.ts';
 
 export const name = 'studio: drop a safetensors model (tokenizer refused, then bytes), forms persist, compare none vs ov + FP fine-tune, results, accuracy, analysis, playground, reload';
 
+/** Controls on the page without an accessible name (aria-label, aria-labelledby, a <label>, text). */
+async function unlabelled(page) {
+  return page.evaluate(() => [...document.querySelectorAll('input, select, textarea, button')].filter((el) => {
+    if (el.type === 'hidden' || el.hidden) return false;
+    const name = el.getAttribute('aria-label') || (el.getAttribute('aria-labelledby') && document.getElementById(el.getAttribute('aria-labelledby'))?.textContent) || el.closest('label')?.textContent || (el.id && document.querySelector(`label[for="${el.id}"]`)?.textContent) || (el.tagName === 'BUTTON' && el.textContent) || el.getAttribute('title');
+    return !name || !name.trim();
+  }).map((el) => el.outerHTML.slice(0, 120)));
+}
+
 export async function run({ page, baseUrl, screenshot, expect }) {
   const cfg = { dim: 32, hiddenDim: 44, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, maxSeqLen: 64, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
   const dir = mkdtempSync(join(tmpdir(), 'quench-e2e-'));
@@ -48,7 +57,8 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByRole('tab', { name: 'Compare' }).click();
   await page.getByTestId('compare-fp-reference').check();
   await page.getByTestId('compare-start').click();
-  await page.waitForFunction(() => /run \d of 3/.test(document.querySelector('[data-testid=queue-progress]')?.textContent ?? ''), null, { timeout: 120_000 });
+  // a step of the queue shows which run and the ETA (of this run, and of the queue)
+  await page.waitForFunction(() => /run \d of 3 \(queue ETA \d+ s\)/.test(document.querySelector('[data-testid=progress]')?.textContent ?? '') && /ETA \d+ s$/.test(document.querySelector('[data-testid=progress]')?.textContent ?? ''), null, { timeout: 120_000, polling: 50 });
   const queueText = await page.getByTestId('progress').innerText();
   await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=run-status]')].filter((r) => /done/.test(r.textContent ?? '')).length === 3, null, { timeout: 300_000 });
   expect(/run \d of 3/.test(queueText) && /ETA \d+ s/.test(queueText), `queue progress with ETA: ${queueText}`);
@@ -100,6 +110,29 @@ export async function run({ page, baseUrl, screenshot, expect }) {
     expect(t.length > 'Once upon a time'.length, `${k} generated text`);
   }
   await screenshot('playground');
+
+  // every control on every view has an accessible name
+  for (const t of ['Model', 'Pretrain', 'Quantize', 'Distill', 'Compare', 'Results', 'Analysis', 'Playground', 'GPU']) {
+    await page.getByRole('tab', { name: t }).click();
+    await page.waitForTimeout(200);
+    const bad = await unlabelled(page);
+    expect(bad.length === 0, `${t}: controls without an accessible label: ${bad.join(' | ')}`);
+  }
+
+  // a student as GGUF from the studio: a valid file that the studio's drop zone loads back
+  await page.getByRole('tab', { name: 'Results' }).click();
+  const [gg] = await Promise.all([page.waitForEvent('download', { timeout: 60_000 }), page.getByTestId('export-student-gguf').first().click()]);
+  const ggPath = join(dir, 'student.gguf');
+  await gg.saveAs(ggPath);
+  expect(readFileSync(ggPath).subarray(0, 4).toString() === 'GGUF', 'the GGUF download starts with the GGUF magic');
+  const notice = await page.getByTestId('notice').innerText();
+  expect(/GGUF .* MB, projections/.test(notice), `the export says what the format did: ${notice}`);
+  await page.getByRole('tab', { name: 'Model' }).click();
+  await page.getByTestId('file-input').setInputFiles([ggPath]);
+  await page.waitForFunction(() => document.querySelector('[data-testid=model-name]')?.textContent === 'student.gguf', null, { timeout: 60_000 });
+  // back to the run's teacher for the reload check
+  await page.getByTestId('file-input').setInputFiles([join(dir, 'config.json'), join(dir, 'model.safetensors')]);
+  await page.waitForFunction(() => document.querySelector('[data-testid=model-name]')?.textContent === 'model.safetensors', null, { timeout: 30_000 });
 
   // a reload brings back the model (from IndexedDB), the runs, and the forms
   await page.reload();
