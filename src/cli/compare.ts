@@ -8,7 +8,7 @@ import { DISTILL_HELP, DISTILL_OPTIONS, loadTeacher, specFromArgs, splitFromArgs
 import { parseTasks, scoreTasks } from './evals';
 
 const HELP = `usage: quench compare --teacher PATH [--tokenizer PATH] --data FILE [--eval FILE | --holdout N]
-                      --bits B --group G --schemes none,ov,qk,attention,mlp [--fp-reference] [distill options] --out DIR
+                      --bits B --group G --schemes none,ov,qk,attention,mlp,auto [--fp-reference] [distill options] --out DIR
                       [--tasks arc_easy,piqa,... --data-dir DIR [--limit N]]
 Each scheme runs with the same seed, data order and settings into DIR/<scheme>/; the FP teacher and
 its PTQ (round-to-nearest, and with the per-group clip search; same bits/group) are evaluated as
@@ -30,8 +30,8 @@ export async function run(argv: string[]): Promise<number> {
   const schemes = ((a.schemes as string | undefined) ?? 'none,ov').split(',').map((s) => s.trim()).filter(Boolean);
   for (const s of schemes) if (!Object.hasOwn(FREEZE_PRESETS, s) && !/^[a-z+]+$/.test(s)) throw new Error(`--schemes: unknown scheme "${s}" (presets ${Object.keys(FREEZE_PRESETS).join(', ')}, or projections joined by +, e.g. q+k)`);
   const m = await loadTeacher(a);
-  const base = specFromArgs({ ...a, 'fp-reference': false }, schemes[0]);
-  for (const s of schemes) specFromArgs({ ...a, 'fp-reference': false }, s); // every scheme checked up front
+  const base = specFromArgs({ ...a, 'fp-reference': false }, schemes[0] === 'auto' ? 'none' : schemes[0]);
+  for (const s of schemes) if (s !== 'auto') specFromArgs({ ...a, 'fp-reference': false }, s); // every scheme checked up front
   let split = splitFromArgs(a, a['teacher-data'] ? ['(sampled from the teacher)'] : undefined);
   const limit = a.limit ? int(a.limit, 'limit', 0) : 0;
   const gpu = await createNodeGpu();

@@ -9,13 +9,13 @@ import { sampleTeacherDocs } from '../engine/train/teacher-data';
 import { splitDocuments } from '../engine/eval/perplexity';
 import { DEFAULT_RUN_SPEC, makeRunSpec, type RunSpec } from '../engine/workflow/spec';
 import { DOC_SEPARATOR, evalOnlySplit, splitDocs, type DataSplit } from '../engine/workflow/data';
-import { runInFolder } from '../engine/workflow/run-folder';
+import { autoFreezeInFolder, runInFolder } from '../engine/workflow/run-folder';
 import type { Teacher } from '../engine/workflow/run';
 import { int, num, parse } from './args';
 import { ptqFromArgs } from './quant-args';
 
 export const DISTILL_HELP = `usage: quench distill --teacher PATH [--tokenizer PATH] --data FILE [--eval FILE] [--sep S]
-                      --bits 2|3|4|8 --group N --freeze ov|none|qk|qkv|attention|mlp|q,k,v
+                      --bits 2|3|4|8 --group N --freeze ov|none|qk|qkv|attention|mlp|q,k,v|auto
                       [--loss kl=1,ce=0.5,attn_map=0,attn_out=0,hidden=0] [--temperature T]
                       [--steps N] [--batch B] [--seq T] [--accum K] [--lr X] [--warmup N] [--seed S]
                       [--clip-ratio R] [--scales minmax|learned] [--scale-lr-ratio R] [--scale-init minmax|search] [--sym] [--grad-clip G] [--weight-decay W] [--metrics-every N]
@@ -30,6 +30,11 @@ DIR/student (quench eval --model DIR/student).
 out for evaluation and never trained on; --eval-docs N evaluates the first N of them. Perplexity
 follows quench eval's protocol (BOS, truncated to the model's context). --teacher-data N trains on
 N sequences of --seq tokens sampled from the teacher instead (data-free distillation, as LLM-QAT).
+--freeze auto: probes (no freeze and the FP fine-tune) measure per layer x projection gradient
+norms against the FP reference, code flips and the error each projection's quantization adds;
+ranked candidate masks then race by successive halving (1/8, 1/4 of the steps, chosen on a
+validation slice of the training documents, never the held-out text); the winner continues to the
+end. About 1.5 full runs plus the probes; DIR/auto-freeze.json has the evidence.
 The studio uses the same defaults:
 ${JSON.stringify(DEFAULT_RUN_SPEC)}`;
 
@@ -133,14 +138,21 @@ export async function run(argv: string[]): Promise<number> {
   if (!a) return 0;
   if (!a.teacher || !(a.data || a['teacher-data']) || !a.out) throw new Error(`--teacher, --data (or --teacher-data) and --out are required\n\n${DISTILL_HELP}`);
   const m = await loadTeacher(a);
-  const spec = specFromArgs(a);
+  const auto = a.freeze === 'auto';
+  if (auto && a.resume) throw new Error('--freeze auto cannot --resume (its probes and candidates run in memory); resume the chosen run with its own --freeze');
+  const spec = specFromArgs(a, auto ? 'none' : undefined);
   // the split is checked before any GPU work; teacher-sampled documents replace its training part
   let split = splitFromArgs(a, a['teacher-data'] ? ['(sampled from the teacher)'] : undefined);
   const gpu = await createNodeGpu();
   try {
     if (a['teacher-data']) split = { ...split, train: await teacherData(gpu, m, int(a['teacher-data'], 'teacher-data', 0), spec.seq, spec.seed) };
-    const r = await runInFolder(gpu, m, spec, split, a.out as string, { resume: !!a.resume });
-    console.log(JSON.stringify({ ...r.summary, data: split.description }));
+    if (auto) {
+      const r = await autoFreezeInFolder(gpu, m, spec, split, a.out as string);
+      console.log(JSON.stringify({ ...r.outcome.summary, autoFreeze: { chosen: r.chosen.name, reason: r.chosen.reason, costRuns: +r.costRuns.toFixed(3), rounds: r.rounds }, data: split.description }));
+    } else {
+      const r = await runInFolder(gpu, m, spec, split, a.out as string, { resume: !!a.resume });
+      console.log(JSON.stringify({ ...r.summary, data: split.description }));
+    }
   } finally {
     gpu.destroy();
   }

@@ -101,3 +101,11 @@ export function heldOutText(split: DataSplit, sep = DOC_SEPARATOR): string {
 export function describeEval(d: EvalDescription): string {
   return `${d.source}: ${d.evalDocuments} held-out documents of ${d.documents} (last ${d.heldOutDocuments} held out, ${d.trainDocuments} trained on)${d.evalTokens !== undefined ? `, ${d.evalTokens} predicted tokens, truncated to ${d.truncatedTo} tokens (${d.truncatedDocuments} documents cut)` : ''}`;
 }
+
+/** Validation documents carved from the end of the training documents (auto-freeze chooses on
+ *  them, never on the held-out text): a tenth, at least 2, at most 20. */
+export function carveValidation(train: string[]): { train: string[]; val: string[] } {
+  const n = Math.min(20, Math.max(2, Math.round(train.length / 10)));
+  if (n >= train.length) throw new Error(`auto-freeze needs more training documents than ${train.length} (it keeps ${n} aside to choose on)`);
+  return { train: train.slice(0, train.length - n), val: train.slice(train.length - n) };
+}

@@ -9,7 +9,8 @@ import type { McResult } from '../eval/multiple-choice';
 import { LlamaModel } from '../model/llama';
 import { RunDir } from './run-dir';
 import { runTraining, type Progress, type RunOutcome, type Teacher } from './run';
-import { evalSequences, trainStream, type DataSplit } from './data';
+import { carveValidation, evalSequences, trainStream, type DataSplit } from './data';
+import { autoFreeze, type AutoFreezeResult } from './auto-freeze';
 import { modelFiles, tokenizerJsonOf } from './export';
 import { computeBaselines, formatTable, resultRows, resultsCsv, type FinishedRun, type ResultRow } from './results';
 import { makeRunSpec, type RunSpec } from './spec';
@@ -77,6 +78,31 @@ export async function runInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJson?:
   return outcome;
 }
 
+/**
+ * `--freeze auto` into a folder: the probes and successive halving in memory, then the chosen
+ * candidate's run continues from its checkpoint in outDir (a normal run folder), with
+ * outDir/auto-freeze.json holding the signals, candidates, rounds, choice, cost and curves.
+ */
+export async function autoFreezeInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJson?: string }, base: RunSpec, split: DataSplit, outDir: string, o: FolderOptions = {}): Promise<AutoFreezeResult> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const dir = new RunDir(outDir);
+  dir.claimFresh();
+  const { train, val } = carveValidation(split.train);
+  const inner: DataSplit = { ...split, train };
+  const r = await autoFreeze(gpu, teacher, base, trainStream(train, teacher.tokenizer), {
+    log, onProgress: progressLog(log),
+    valSeqs: evalSequences(val, teacher.tokenizer, teacher.config.maxSeqLen),
+    evalSeqs: evalSequences(split.evalDocs, teacher.tokenizer, teacher.config.maxSeqLen),
+    finalRun: async (spec, ckpt) => {
+      dir.saveCheckpoint(ckpt);
+      return runInFolder(gpu, teacher, spec, inner, outDir, { ...o, log, resume: true });
+    },
+  });
+  const { outcome, ...rest } = r;
+  dir.writeJson('auto-freeze.json', { ...rest, chosen: { name: r.chosen.name, reason: r.chosen.reason, mask: r.chosen.mask }, validationDocuments: val.length, evalPpl: outcome.summary?.evalPpl });
+  return r;
+}
+
 export interface CompareOptions extends FolderOptions {
   /** also run the FP fine-tune with the same recipe (the fair ceiling) */
   fpReference?: boolean;
@@ -103,12 +129,20 @@ export async function compareInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJs
       }
     }
   }
-  const specs: { name: string; spec: RunSpec }[] = schemes.map((s) => ({ name: s, spec: makeRunSpec({ ...base, scheme: s, kind: 'kdqat' }, `--schemes ${s}`) }));
+  const specs: { name: string; spec: RunSpec }[] = schemes.map((s) => ({ name: s, spec: makeRunSpec({ ...base, scheme: s === 'auto' ? 'none' : s, kind: 'kdqat' }, `--schemes ${s}`) }));
   if (o.fpReference) specs.push({ name: 'fp-finetune', spec: makeRunSpec({ ...base, kind: 'fp-finetune', scheme: 'none' }, '--fp-reference') });
   const runs: FinishedRun[] = [];
   for (const [i, { name, spec }] of specs.entries()) {
     log(`--- run ${i + 1} of ${specs.length}: ${name}`);
-    const r = await runInFolder(gpu, teacher, spec, split, join(outDir, name.replace(/[^a-z0-9+,-]/gi, '_')), { ...o, log: (s) => log(`[${name}] ${s}`) });
+    const folder = join(outDir, name.replace(/[^a-z0-9+,-]/gi, '_'));
+    let r: RunOutcome;
+    let runSpec = spec;
+    if (name === 'auto') {
+      const a = await autoFreezeInFolder(gpu, teacher, spec, split, folder, { ...o, log: (s) => log(`[auto] ${s}`) });
+      r = a.outcome;
+      runSpec = a.spec;
+      log(`[auto] chose ${a.chosen.name} at ${a.costRuns.toFixed(2)}× the cost of one run`);
+    } else r = await runInFolder(gpu, teacher, spec, split, folder, { ...o, log: (s) => log(`[${name}] ${s}`) });
     let accuracy: Record<string, McResult> | undefined;
     if (o.accuracy && r.student) {
       const model = LlamaModel.fromWeights(gpu, teacher.config, r.student.weights, { quantized: r.student.quantized });
@@ -118,7 +152,7 @@ export async function compareInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJs
         model.free();
       }
     }
-    runs.push({ id: name, spec, summary: r.summary!, accuracy });
+    runs.push({ id: name, spec: runSpec, summary: name === 'auto' ? { ...r.summary!, scheme: `auto: ${r.summary!.scheme}` } : r.summary!, accuracy });
   }
   const rows = resultRows(b, runs, acc);
   writeFileSync(join(outDir, 'results.json'), JSON.stringify({ rows, data: split.description, base }, null, 2));

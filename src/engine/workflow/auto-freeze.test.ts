@@ -1,0 +1,73 @@
+// Auto-freeze: the added-error signal equals the float64 reference; successive halving keeps the
+// right candidate on a constructed case; the same seed gives the same choice.
+import { describe, expect, it } from 'vitest';
+import { PROJECTIONS, PROJECTION_KEY, randomWeights, type LlamaConfig, type LlamaWeights } from '../model/config';
+import { quantizeWeights } from '../quant/ptq';
+import { dequantizeHost } from '../format/pack';
+import { refForward } from '../ref/llama';
+import { ByteTokenizer } from '../io/byte-tokenizer';
+import { testGpu } from '../testing';
+import { addedErrors, autoFreeze, klRows, logSoftmaxRows, successiveHalving } from './auto-freeze';
+import { carveValidation, evalSequences, splitText, trainStream } from './data';
+import { makeRunSpec } from './spec';
+
+const cfg: LlamaConfig = { dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, maxSeqLen: 64, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
+const weights = randomWeights(cfg, 5, 0.5);
+
+describe('auto-freeze', () => {
+  it('the error one projection\'s quantization adds (KL to the teacher) equals the float64 reference', async () => {
+    const gpu = await testGpu();
+    const full = quantizeWeights(cfg, weights, { bits: 3, group: 32, sym: false, clipSearch: false });
+    const B = 2, T = 12;
+    const tokens = Uint32Array.from({ length: B * T }, (_, i) => (i * 37 + 11) % cfg.vocabSize);
+    const gpuKl = await addedErrors(gpu, cfg, weights, full, tokens, B, T);
+    const ids = [...tokens];
+    const ref = logSoftmaxRows(refForward(cfg, weights, ids, B, T).logits, cfg.vocabSize);
+    for (let l = 0; l < cfg.nLayers; l++)
+      PROJECTIONS.forEach((p, j) => {
+        const w: LlamaWeights = { ...weights, layers: weights.layers.map((L, i) => (i === l ? { ...L, [PROJECTION_KEY[p]]: dequantizeHost(full.packed[l][p]!) } : L)) };
+        const kl = klRows(ref, logSoftmaxRows(refForward(cfg, w, ids, B, T).logits, cfg.vocabSize), cfg.vocabSize);
+        expect(kl).toBeGreaterThan(0);
+        expect(Math.abs(gpuKl[l][j] - kl), `layer ${l} ${p}: gpu ${gpuKl[l][j]} ref ${kl}`).toBeLessThanOrEqual(1e-6 + 2e-3 * kl);
+      });
+  });
+
+  it('successive halving keeps the right candidate on a constructed case', async () => {
+    // c is only third-best early on but the best at the end; d and a are dropped after rung 1
+    const curve: Record<string, number[]> = { none: [5.0, 4.0], b: [4.5, 3.9], c: [4.8, 3.5], d: [6.0, 3.0] };
+    const calls: string[] = [];
+    const r = await successiveHalving(['none', 'b', 'c', 'd'], [10, 20], async (n, step) => {
+      calls.push(`${n}@${step}`);
+      return curve[n][step === 10 ? 0 : 1];
+    });
+    expect(r.winner).toBe('c');
+    expect(calls).toEqual(['none@10', 'b@10', 'c@10', 'd@10', 'b@20', 'c@20']);
+    expect(r.rounds[0].results.filter((x) => x.kept).map((x) => x.name)).toEqual(['b', 'c']);
+    // ties go to the earlier name (no freeze first)
+    expect((await successiveHalving(['none', 'x'], [1], async () => 2)).winner).toBe('none');
+  });
+
+  it('the same seed gives the same choice, at the stated cost', async () => {
+    const gpu = await testGpu();
+    const teacher = { name: 'tiny', config: cfg, weights, tokenizer: new ByteTokenizer() };
+    const text = Array.from({ length: 30 }, (_, i) => `Story ${i}: a fox ran ${i % 5} miles past the ${['mill', 'farm', 'river'][i % 3]} and slept.`).join('\n<|endoftext|>\n');
+    const split = splitText(text, 'tiny.txt', { holdout: 3 });
+    const { train, val } = carveValidation(split.train);
+    const spec = makeRunSpec({ bits: 3, group: 32, steps: 16, batch: 2, seq: 16 }, 'test');
+    const go = () => autoFreeze(gpu, teacher, spec, trainStream(train, teacher.tokenizer), { probeSteps: 3, valSeqs: evalSequences(val, teacher.tokenizer, 64), evalSeqs: evalSequences(split.evalDocs, teacher.tokenizer, 64) });
+    const a = await go();
+    const b = await go();
+    expect(b.chosen.name).toBe(a.chosen.name);
+    expect(b.rounds).toEqual(a.rounds);
+    expect(b.outcome.summary!.evalPpl).toBe(a.outcome.summary!.evalPpl);
+    expect(a.candidates[0].name).toBe('none');
+    expect(a.candidates.length).toBeGreaterThanOrEqual(2);
+    expect(a.signals.cells.length).toBe(cfg.nLayers * 7);
+    expect(a.signals.cells.every((c) => c.gradSq >= 0 && c.fpGradSq > 0 && c.addedKl > 0)).toBe(true);
+    // probes 2×3 steps; rungs 2 and 4 steps for the candidates; the winner to 16
+    const n = a.candidates.length, kept = Math.ceil(n / 2);
+    expect(a.costRuns).toBeCloseTo((6 + 2 * n + 2 * kept + 12) / 16, 10);
+    expect(a.outcome.history.length).toBe(16);
+    for (const c of a.candidates) expect(c.reason.length).toBeGreaterThan(10);
+  });
+});
