@@ -147,4 +147,12 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   // runs can be deleted
   await page.getByTestId('delete-run').first().click();
   await page.waitForFunction(() => document.querySelectorAll('[data-testid=run-row]').length === 2, null, { timeout: 30_000 });
+
+  // auto-freeze: the measurements choose; the evidence is shown
+  await page.getByRole('tab', { name: 'Distill' }).click();
+  await page.getByTestId('distill-auto').click();
+  await page.getByTestId('auto-chosen').waitFor({ timeout: 300_000 });
+  const cands = await page.getByTestId('auto-candidates').locator('tbody tr').count();
+  expect(cands >= 2, `auto-freeze lists its candidates (${cands})`);
+  await screenshot('auto-freeze');
 }

@@ -6,7 +6,7 @@ import { useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { useShallow } from 'zustand/react/shallow';
 import { baselineKey, DEFAULT_SETTINGS, useStudio, type Settings } from './store';
-import { computeBaselines, currentResults, downloadHeldOut, downloadResultsCsv, downloadResultsJson, exportRun, loadDataFile, pauseTraining, removeRun, resumeRun, runAccuracy, runQueue, sampleTeacherData, saveBlob, stopTraining } from './actions';
+import { computeBaselines, currentResults, runAutoFreeze, downloadHeldOut, downloadResultsCsv, downloadResultsJson, exportRun, loadDataFile, pauseTraining, removeRun, resumeRun, runAccuracy, runQueue, sampleTeacherData, saveBlob, stopTraining } from './actions';
 import { TASKS, TASK_FILES, type TaskName } from '../engine/eval/tasks';
 import type { Bits } from '../engine/quant/pack';
 import type { StoredRun } from './db';
@@ -123,6 +123,12 @@ export function DistillPanel() {
       <div className="form">
         <button data-testid="distill-start" onClick={() => start('kdqat')}>Start KD-QAT</button>
         <button data-testid="distill-fp-reference" onClick={() => start('fp-finetune')}>Run the FP fine-tune (same recipe, the ceiling)</button>
+        <button data-testid="distill-auto" title="probes measure gradient norms against the FP reference, code flips and each projection's added error; candidate masks race by successive halving on a validation slice of the training text; about 1.5 runs + probes" onClick={() => {
+          const spec = checkedSpec({ kind: 'kdqat', scheme: 'none', mask: undefined });
+          if (typeof spec === 'string') return setError(spec);
+          setError(null);
+          void runAutoFreeze(spec);
+        }}>Auto: let the measurements choose the freeze</button>
         <button onClick={pauseTraining} data-testid="distill-pause">Pause</button>
         <button onClick={stopTraining} data-testid="distill-stop">Stop</button>
       </div>
@@ -225,7 +231,41 @@ function Dashboard() {
         {runs.map((r, i) => <Line key={r.id} dataKey={runName(r)} stroke={COLORS[i % COLORS.length]} dot={false} isAnimationActive={false} />)}
       </LineChart>
       <RunsTable runs={runs} />
+      {runs.filter((r) => r.auto).map((r) => <AutoEvidence key={r.id} run={r} />)}
       <p className="muted">Per-projection gradient norms, code flips, forward error and the loss components of every run are in the Analysis tab; the repair table in Results.</p>
+    </div>
+  );
+}
+
+/** An auto-freeze's choice, candidates with their reasons, the halving rounds, and the candidates'
+ *  loss curves overlaid. */
+function AutoEvidence({ run }: { run: StoredRun }) {
+  const a = run.auto!;
+  const names = Object.keys(a.curves);
+  const steps = Math.max(...names.map((n) => a.curves[n].length));
+  const data = Array.from({ length: steps }, (_, i) => ({ step: i + 1, ...Object.fromEntries(names.filter((n) => a.curves[n][i] !== undefined).map((n) => [n, +a.curves[n][i].toFixed(5)])) }));
+  return (
+    <div data-testid="auto-evidence">
+      <h3>Auto-freeze {runName(run)}: chose <b data-testid="auto-chosen">{a.chosen}</b> ({a.costRuns.toFixed(2)}× the steps of one run)</h3>
+      <p className="muted">{a.reason}. Chosen on {a.validationDocuments} validation documents carved from the training text (never the held-out text).</p>
+      <table className="results" data-testid="auto-candidates">
+        <thead><tr><th>candidate</th><th>score</th><th>why</th>{a.rounds.map((r) => <th key={r.toStep}>val ppl @ step {r.toStep}</th>)}</tr></thead>
+        <tbody>{a.candidates.map((c) => (
+          <tr key={c.name}><td>{c.name}</td><td>{c.score.toFixed(2)}</td><td className="muted">{c.reason}</td>{a.rounds.map((r) => {
+            const x = r.results.find((y) => y.name === c.name);
+            return <td key={r.toStep}>{x ? `${x.valPpl.toFixed(4)}${x.kept ? ' ✓' : ''}` : '—'}</td>;
+          })}</tr>
+        ))}</tbody>
+      </table>
+      <h4>Candidates' training loss (the winner to the end)</h4>
+      <LineChart width={900} height={200} data={data} margin={{ left: 20, bottom: 20 }}>
+        <CartesianGrid strokeDasharray="3 3" />
+        <XAxis dataKey="step" label={{ value: 'step', position: 'insideBottom', offset: -10 }} />
+        <YAxis label={{ value: 'loss (nats)', angle: -90, position: 'insideLeft' }} />
+        <Tooltip />
+        <Legend verticalAlign="top" />
+        {names.map((n, i) => <Line key={n} dataKey={n} stroke={COLORS[i % COLORS.length]} dot={false} isAnimationActive={false} />)}
+      </LineChart>
     </div>
   );
 }

@@ -403,6 +403,30 @@ async function trainRun(r: StoredRun): Promise<void> {
   await refreshModels();
 }
 
+/** Auto-freeze: probes, candidates and successive halving in the worker, then the chosen run. */
+export async function runAutoFreeze(spec: RunSpec): Promise<void> {
+  const s = useStudio.getState();
+  const key = baselineKey(spec);
+  if (!s.baselines[key]) await computeBaselines({ bits: spec.bits, group: spec.group, sym: spec.sym });
+  const r: StoredRun = { id: `${Date.now()}-auto-${Math.random().toString(36).slice(2, 7)}`, spec, label: `w${spec.bits}g${spec.group} auto`, context: runContext(), status: 'running', metrics: [], createdAt: Date.now() };
+  useStudio.getState().upsertRun(r);
+  await saveRun(r);
+  const cur = () => useStudio.getState().runs.find((x) => x.id === r.id)!;
+  try {
+    const res = await engine().request('autoFreeze', { req: { id: r.id, spec } });
+    const next: StoredRun = { ...cur(), spec: res.spec, label: `w${spec.bits}g${spec.group} auto → ${res.auto.chosen}`, status: res.status === 'stopped' ? 'stopped' : 'done', summary: res.summary ?? undefined, studentFiles: res.studentFiles ?? undefined, metrics: res.history, auto: res.auto };
+    useStudio.getState().upsertRun(next);
+    await saveRun(next);
+  } catch (e) {
+    const failed: StoredRun = { ...cur(), status: 'failed', error: (e as Error).message };
+    useStudio.getState().upsertRun(failed);
+    await saveRun(failed);
+  } finally {
+    useStudio.getState().setProgress(null);
+    await refreshModels();
+  }
+}
+
 /** Continue a paused run from its checkpoint (also after a reload). */
 export async function resumeRun(id: string): Promise<void> {
   const r = useStudio.getState().runs.find((x) => x.id === id);

@@ -4,6 +4,7 @@
 // trained from).
 import { openDB, type IDBPDatabase } from 'idb';
 import type { Checkpoint } from '../engine/workflow/checkpoint';
+import type { AutoFreezeSummary } from '../worker/protocol';
 import type { RunSummary } from '../engine/workflow/run';
 import { makeRunSpec, type RunSpec } from '../engine/workflow/spec';
 import type { StepMetrics } from '../engine/train/distill';
@@ -26,6 +27,8 @@ export interface StoredRun {
   studentFiles?: Record<string, Uint8Array>;
   error?: string;
   createdAt: number;
+  /** set for an auto-freeze run: the choice and its evidence */
+  auto?: AutoFreezeSummary;
   /** which compare batch it belongs to ("run 2 of 3") */
   batch?: { id: string; index: number; total: number };
 }

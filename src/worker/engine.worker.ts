@@ -110,6 +110,17 @@ async function handle(req: Request): Promise<unknown> {
         }
       }, () => stopRequested, () => pauseRequested, req.resume);
     }
+    case 'autoFreeze': {
+      stopRequested = false;
+      let last = 0;
+      return need().autoFreeze(req.req, (metrics) => post({ type: 'step', id: req.id, runId: req.req.id, metrics }), (p) => {
+        const now = performance.now();
+        if (now - last > 100 || p.done === p.total) {
+          last = now;
+          post({ type: 'progress', id: req.id, done: p.done, total: p.total, label: p.label, etaSeconds: p.etaSeconds });
+        }
+      }, () => stopRequested);
+    }
     case 'loadStudent':
       return need().loadStudent(req.runId, req.label, req.files);
     case 'models':

@@ -6,7 +6,7 @@
 import type { GpuInfo } from '../engine/gpu/runtime';
 import type { OnnxCheckResult } from '../engine/quant/onnx-check';
 import type { KernelBenchRow } from '../engine/quant/kernel-bench';
-import type { AccuracyRequest, AccuracyResult, DataInfo, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, TrainRequest, TrainResult } from './studio-engine';
+import type { AccuracyRequest, AccuracyResult, AutoFreezeSummary, DataInfo, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, TrainRequest, TrainResult } from './studio-engine';
 import type { PtqConfig } from '../engine/quant/ptq';
 import type { Bits } from '../engine/quant/pack';
 import type { StepMetrics } from '../engine/train/distill';
@@ -16,7 +16,7 @@ import type { ExportFormat, ExportResult } from '../engine/workflow/export';
 import type { Baselines } from '../engine/workflow/results';
 import type { Progress, RunSummary } from '../engine/workflow/run';
 import type { RunSpec } from '../engine/workflow/spec';
-export type { AccuracyRequest, AccuracyResult, Baselines, Checkpoint, DataInfo, EvalDescription, ExportFormat, OnnxCheckResult, KernelBenchRow, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, Progress, QuantReport, RunSpec, RunSummary, StepMetrics, TrainRequest, TrainResult };
+export type { AccuracyRequest, AccuracyResult, AutoFreezeSummary, Baselines, Checkpoint, DataInfo, EvalDescription, ExportFormat, OnnxCheckResult, KernelBenchRow, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, Progress, QuantReport, RunSpec, RunSummary, StepMetrics, TrainRequest, TrainResult };
 
 export type Request =
   | { id: number; type: 'init' }
@@ -33,6 +33,7 @@ export type Request =
   | { id: number; type: 'export'; format: ExportFormat }
   | { id: number; type: 'exportAs'; key: string; format: ExportFormat }
   | { id: number; type: 'train'; req: TrainRequest; resume?: Checkpoint }
+  | { id: number; type: 'autoFreeze'; req: TrainRequest }
   | { id: number; type: 'loadStudent'; runId: string; label: string; files: Record<string, Uint8Array> }
   | { id: number; type: 'models' }
   | { id: number; type: 'heldOut' }
@@ -63,6 +64,7 @@ export interface ResultMap {
   export: ExportResult;
   exportAs: ExportResult;
   train: TrainResult;
+  autoFreeze: TrainResult & { spec: RunSpec; auto: AutoFreezeSummary; history: StepMetrics[] };
   loadStudent: ModelEntry;
   models: ModelEntry[];
   heldOut: { text: string; eval: EvalDescription };

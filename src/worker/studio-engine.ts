@@ -19,7 +19,8 @@ import { sampleTeacherDocs } from '../engine/train/teacher-data';
 import { tokenStream } from '../engine/train/data';
 import type { Bits } from '../engine/quant/pack';
 import type { Checkpoint } from '../engine/workflow/checkpoint';
-import { evalSequences, heldOutText, splitText, trainStream, type DataSplit, type EvalDescription } from '../engine/workflow/data';
+import { carveValidation, evalSequences, heldOutText, splitText, trainStream, type DataSplit, type EvalDescription } from '../engine/workflow/data';
+import { autoFreeze } from '../engine/workflow/auto-freeze';
 import { exportModel, modelFiles, tokenizerJsonOf, type ExportFormat, type ExportResult } from '../engine/workflow/export';
 import { computeBaselines, type Baselines } from '../engine/workflow/results';
 import { runTraining, type Progress, type RunOutcome, type RunSummary } from '../engine/workflow/run';
@@ -116,6 +117,21 @@ export interface TrainResult {
   checkpoint: Checkpoint | null;
   /** the student as a quantized model folder (kept by the page in IndexedDB) */
   studentFiles: Record<string, Uint8Array> | null;
+}
+
+/** What the studio keeps of an auto-freeze: the choice, the evidence, the candidates' curves. */
+export interface AutoFreezeSummary {
+  chosen: string;
+  reason: string;
+  candidates: { name: string; score: number; reason: string }[];
+  rounds: { toStep: number; results: { name: string; valPpl: number; kept: boolean }[] }[];
+  costRuns: number;
+  /** training loss per step of every candidate, as far as it went */
+  curves: Record<string, number[]>;
+  /** per layer × projection: gradient norm² relative to the FP reference, and the added KL */
+  cells: { layer: number; proj: string; gradRatio: number; addedKl: number }[];
+  codeFlips: Record<string, number>;
+  validationDocuments: number;
 }
 
 export interface DataInfo {
@@ -337,6 +353,30 @@ export class StudioEngine {
       studentFiles = modelFiles(m.config, out.student.weights, out.student.quantized, 'safetensors', tokenizerJsonOf(m.tokenizer, m.tokenizerJson));
     }
     return { status: out.status, summary: out.summary, checkpoint: out.status === 'paused' ? out.checkpoint : null, studentFiles };
+  }
+
+  /** Auto-freeze on the current data (as `quench distill --freeze auto`): the probes and the
+   *  successive halving, then the chosen run, whose result is returned like train()'s. */
+  async autoFreeze(req: TrainRequest, onStep: (m: StepMetrics) => void, onProgress: (p: Progress) => void, shouldStop: () => boolean): Promise<TrainResult & { spec: RunSpec; auto: AutoFreezeSummary; history: StepMetrics[] }> {
+    const m = this.needModel();
+    const base = makeRunSpec({ ...req.spec, scheme: 'none', mask: undefined }, `run ${req.id}`);
+    const { train, val } = carveValidation(this.needSplit().train);
+    const teacher = { name: m.name, config: m.config, weights: m.weights, tokenizer: m.tokenizer };
+    const r = await autoFreeze(this.gpu, teacher, base, trainStream(train, m.tokenizer), {
+      valSeqs: evalSequences(val, m.tokenizer, m.config.maxSeqLen), evalSeqs: this.evalSeqs(), onProgress, onStep, shouldStop,
+    });
+    const out = r.outcome;
+    let studentFiles: Record<string, Uint8Array> | null = null;
+    if (out.student) {
+      this.held.set(`run:${req.id}`, { label: `KD-QAT student w${base.bits}g${base.group} auto → ${r.chosen.name} (${out.summary?.steps ?? 0} steps, run ${req.id.slice(-5)})`, kind: 'student', ...out.student });
+      studentFiles = modelFiles(m.config, out.student.weights, out.student.quantized, 'safetensors', tokenizerJsonOf(m.tokenizer, m.tokenizerJson));
+    }
+    const auto: AutoFreezeSummary = {
+      chosen: r.chosen.name, reason: r.chosen.reason, candidates: r.candidates.map((c) => ({ name: c.name, score: c.score, reason: c.reason })), rounds: r.rounds, costRuns: r.costRuns,
+      curves: Object.fromEntries(Object.entries(r.curves).map(([k, h]) => [k, h.map((x) => x.loss)])),
+      cells: r.signals.cells.map((c) => ({ layer: c.layer, proj: c.proj, gradRatio: c.gradRatio, addedKl: c.addedKl })), codeFlips: r.signals.codeFlips as Record<string, number>, validationDocuments: val.length,
+    };
+    return { status: out.status, summary: out.summary ? { ...out.summary, scheme: `auto → ${out.summary.scheme}` } : null, checkpoint: null, studentFiles, spec: r.spec, auto, history: out.history };
   }
 
   /** A saved student (after a reload) made available again under run:<id>. */

@@ -193,6 +193,9 @@ export interface AutoFreezeOptions {
   valSeqs: number[][];
   /** held-out sequences the chosen run is finally evaluated on */
   evalSeqs: number[][];
+  /** the winner's last stretch: its steps (the studio's live curve) and a stop */
+  onStep?: (m: StepMetrics) => void;
+  shouldStop?: () => boolean;
   /** called with the winner's checkpoint before its last stretch (the CLI writes its run folder) */
   finalRun?: (spec: RunSpec, resume: Checkpoint) => Promise<RunOutcome>;
 }
@@ -201,7 +204,8 @@ export interface AutoFreezeOptions {
 export async function autoFreeze(gpu: Gpu, teacher: Teacher, base: RunSpec, train: Uint32Array, o: AutoFreezeOptions): Promise<AutoFreezeResult> {
   const log = o.log ?? (() => {});
   const S = base.steps;
-  const P = o.probeSteps ?? Math.max(10, Math.floor(S / 10));
+  // a few dozen steps for a real run, never more than a quarter of a short one
+  const P = o.probeSteps ?? Math.min(Math.max(10, Math.floor(S / 10)), Math.max(1, Math.floor(S / 4)));
   const L = teacher.config.nLayers;
   // 1. probes (metrics every step)
   const probeSpec = (kind: RunSpec['kind']) => makeRunSpec({ ...base, kind, scheme: 'none', mask: undefined, steps: P, metricsEvery: 1 }, 'auto-freeze probe');
@@ -248,7 +252,7 @@ export async function autoFreeze(gpu: Gpu, teacher: Teacher, base: RunSpec, trai
   log(`auto-freeze: chose ${chosen.name}`);
   const spec = specOf(chosen);
   const st = state.get(winner)!;
-  const outcome = o.finalRun ? await o.finalRun(spec, st.ckpt!) : await runTraining(gpu, teacher, spec, train, o.evalSeqs, { onProgress: o.onProgress }, st.ckpt);
+  const outcome = o.finalRun ? await o.finalRun(spec, st.ckpt!) : await runTraining(gpu, teacher, spec, train, o.evalSeqs, { onProgress: o.onProgress, onStep: o.onStep, shouldStop: o.shouldStop }, st.ckpt);
   stepsTrained += S - (st.ckpt?.meta.step ?? 0);
   const curves = Object.fromEntries([...state].map(([k, v]) => [k, k === winner ? outcome.history : v.history]));
   return { signals, candidates, rounds, chosen, outcome, curves, costRuns: stepsTrained / S, spec };
