@@ -20,6 +20,9 @@ import { Llama2cTokenizer } from '../src/engine/io/tokenizer';
 import { loadModelFromPath, type LoadedModel } from '../src/engine/io/load-node';
 import { parseTask, TASK_FILES, type McDoc, type TaskName } from '../src/engine/eval/tasks';
 import { quantizeWeights } from '../src/engine/quant/ptq';
+import { exportModel } from '../src/engine/workflow/export';
+import { CHECKPOINT_FORMAT, decodeCheckpointTensors, encodeCheckpointTensors, parseCheckpointMeta, verifyCheckpoint, type Checkpoint } from '../src/engine/workflow/checkpoint';
+import { makeRunSpec, type RunSpec } from '../src/engine/workflow/spec';
 
 export const SHARED = join(import.meta.dirname, '../../shared/data');
 export const TOK512 = join(SHARED, 'models/stories260K/tok512.bin');
@@ -39,9 +42,13 @@ export interface FuzzCase {
   main?: string;
   /** task-kind cases */
   task?: { name: TaskName; docs: string; labels?: string };
+  /** checkpoint cases: checkpoint.json text and the tensors file's bytes */
+  checkpoint?: { json: string; tensors: Uint8Array };
+  /** stored-run cases (the studio's IndexedDB records, recipe.json): a run spec as JSON text */
+  runSpec?: string;
 }
 
-export const KINDS = ['safetensors', 'config', 'index', 'quantized', 'llama2c-v0', 'llama2c-q80', 'tokenizer-bin', 'tokenizer-json', 'tasks'] as const;
+export const KINDS = ['safetensors', 'config', 'index', 'quantized', 'llama2c-v0', 'llama2c-q80', 'tokenizer-bin', 'tokenizer-json', 'tasks', 'gguf', 'checkpoint', 'run-spec'] as const;
 export type Kind = (typeof KINDS)[number];
 
 // ---------------------------------------------------------------------------------------------
@@ -64,6 +71,8 @@ interface Bases {
   v0: Uint8Array;
   q80: Uint8Array;
   tasks: Record<TaskName, { docs: string[]; labels?: string[] }>;
+  gguf: Uint8Array;
+  ckpt: { json: string; tensors: Uint8Array; spec: RunSpec; expected: Map<string, number[]> };
 }
 
 function syntheticPieces(): { pieces: string[]; scores: Float32Array } {
@@ -108,8 +117,21 @@ export function getBases(): Bases {
     v0: writeLlama2cCheckpoint(tied, wt, { version: 0 }),
     q80: writeLlama2cCheckpoint(tied, wt, { version: 2 }),
     tasks: taskBases(),
+    gguf: exportModel({ name: 'fuzz', config: cfg, weights: w, quantized: null, tokenizer: new Llama2cTokenizer(tokBin, 'tok.bin') }, 'gguf').files['model.gguf'],
+    ckpt: checkpointBase(),
   };
   return bases;
+}
+
+/** A real checkpoint's two files: the header (spec, step, RNG, history) and its tensors. */
+function checkpointBase(): Bases['ckpt'] {
+  const spec = makeRunSpec({ bits: 4, group: 32, steps: 10, batch: 2, seq: 16, scheme: 'ov' }, 'fuzz');
+  const names = ['layers.0.q.param', 'layers.0.q.adam_m', 'layers.0.q.adam_v', 'finalNorm.param', 'finalNorm.adam_m', 'finalNorm.adam_v'];
+  const shapes = [[8, 16], [8, 16], [8, 16], [16], [16], [16]];
+  const tensors = names.map((name, i) => ({ name, shape: shapes[i], data: Float32Array.from({ length: shapes[i].reduce((a, b) => a * b, 1) }, (_, k) => Math.sin(k + i) * (name.endsWith('adam_v') ? 0.01 : 1) + (name.endsWith('adam_v') ? 0.02 : 0)) }));
+  const history = Array.from({ length: 3 }, (_, step) => ({ step, lr: 1e-4, loss: 5 - step * 0.1, losses: { kl: 1, ce: 2, attnMap: 0, attnOut: 0, hidden: 0 }, gradNorm: 0.5, tokensPerSec: 100 }));
+  const c: Checkpoint = { meta: { format: CHECKPOINT_FORMAT, version: 1, step: 3, rngState: 12345, spec, history, tensorsFile: 'checkpoint-3.safetensors' }, tensors };
+  return { json: JSON.stringify(c.meta), tensors: encodeCheckpointTensors(c), spec, expected: new Map(names.map((n, i) => [n, shapes[i]])) };
 }
 
 function taskBases(): Bases['tasks'] {
@@ -598,6 +620,99 @@ function tasksArb(): fc.Arbitrary<FuzzCase> {
   return fc.oneof(wrongLine, fieldSwap, delField, copaLabel, arcChoices, arcEmpty, arcKey, truncLine, badLabel, labelCount, flips);
 }
 
+function ggufArb(): fc.Arbitrary<FuzzCase> {
+  const B = getBases();
+  const F = 'model.gguf';
+  const mk = (o: Uint8Array, mutation: string, invalid: boolean) => modelCase('gguf', {}, F, o, mutation, invalid, F);
+  const u64 = (b: Uint8Array, off: number, v: bigint) => {
+    const o = copy(b);
+    new DataView(o.buffer).setBigUint64(off, v, true);
+    return o;
+  };
+  const truncate = frac.map((f) => mk(B.gguf.subarray(0, Math.floor(f * B.gguf.length)), 'truncate', true));
+  const magic = fc.integer({ min: 0, max: 3 }).map((i) => {
+    const o = copy(B.gguf);
+    o[i] ^= 0x20;
+    return mk(o, `magic byte ${i}`, true);
+  });
+  const version = pick([0, 1, 4, 99, 0x03000000]).map((v) => {
+    const o = copy(B.gguf);
+    new DataView(o.buffer).setUint32(4, v, true);
+    return mk(o, `version ${v}`, true);
+  });
+  const counts = fc.tuple(pick([8, 16] as const), pick([0n, 1n, 2n ** 31n, 2n ** 40n, 2n ** 63n, 2n ** 64n - 1n])).map(([off, v]) => mk(u64(B.gguf, off, v), `${off === 8 ? 'tensor' : 'metadata'} count ${v}`, true));
+  const flips = fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })).map(([p, m]) => mk(flip(B.gguf, p, m), 'flip', false));
+  const tail = fc.integer({ min: 1, max: 64 }).map((n) => mk(B.gguf.subarray(0, B.gguf.length - n), `last ${n} bytes cut`, true));
+  return fc.oneof(truncate, magic, version, counts, flips, tail);
+}
+
+function checkpointArb(): fc.Arbitrary<FuzzCase> {
+  const B = getBases().ckpt;
+  const mk = (json: string, tensors: Uint8Array, file: string, mutation: string, invalid: boolean): FuzzCase => ({ kind: 'checkpoint', mutation, invalid, file, checkpoint: { json, tensors } });
+  const meta = JSON.parse(B.json) as Record<string, unknown>;
+  const FIELDS = ['format', 'version', 'step', 'rngState', 'spec', 'history', 'tensorsFile'];
+  const VALUES: unknown[] = [null, -1, 2.5, '3', 1e9, NaN, [], {}, 'x', true, 2 ** 33];
+  const typeSwap = fc.tuple(pick(FIELDS), pick(VALUES)).map(([f, v]) => mk(JSON.stringify({ ...meta, [f]: v }), B.tensors, 'checkpoint.json', `${f}=${JSON.stringify(v)}`, !(f === 'rngState' && v === 1e9)));
+  const del = pick(FIELDS.filter((f) => f !== 'tensorsFile')).map((f) => {
+    const o = { ...meta };
+    delete o[f];
+    return mk(JSON.stringify(o), B.tensors, 'checkpoint.json', `delete ${f}`, true);
+  });
+  const SPEC_FIELDS = ['bits', 'group', 'lr', 'steps', 'seed', 'scales', 'loss', 'scheme', 'kind', 'temperature', 'clip'];
+  const specSwap = fc.tuple(pick(SPEC_FIELDS), pick(VALUES)).map(([f, v]) => mk(JSON.stringify({ ...meta, spec: { ...(meta.spec as object), [f]: v } }), B.tensors, 'checkpoint.json', `spec.${f}=${JSON.stringify(v)}`, true));
+  const history = fc.tuple(fc.nat({ max: 2 }), pick(['loss', 'step', 'gradNorm', 'lr']), pick(VALUES)).map(([i, f, v]) => {
+    const h = (meta.history as Record<string, unknown>[]).map((x, k) => (k === i ? { ...x, [f]: v } : x));
+    // finite numbers are valid metrics; a step that is not its index is not
+    const invalid = f === 'step' ? v !== i : !(typeof v === 'number' && Number.isFinite(v));
+    return mk(JSON.stringify({ ...meta, history: h }), B.tensors, 'checkpoint.json', `history[${i}].${f}=${JSON.stringify(v)}`, invalid);
+  });
+  const truncJson = frac.map((f) => mk(B.json.slice(0, Math.floor(f * B.json.length)), B.tensors, 'checkpoint.json', 'truncated json', true));
+  const T = 'checkpoint-3.safetensors';
+  const nan = fc.tuple(frac, pick(NONFINITE)).map(([f, x]) => {
+    const { header, dataStart } = splitSafetensors(B.tensors);
+    const names = Object.keys(header).filter((k) => k !== '__metadata__');
+    const t = header[at(names, f)];
+    const o = copy(B.tensors);
+    new DataView(o.buffer).setFloat32(dataStart + t.data_offsets[0], x, true);
+    return mk(B.json, o, T, `${x} in ${at(names, f)}`, true);
+  });
+  const truncT = frac.map((f) => mk(B.json, B.tensors.subarray(0, Math.floor(f * B.tensors.length)), T, 'truncated tensors', true));
+  const rename = frac.map((f) => {
+    const { header } = splitSafetensors(B.tensors);
+    const names = Object.keys(header).filter((k) => k !== '__metadata__');
+    const n = at(names, f);
+    const renamed = /\d/.test(n) ? n.replace(/\d/, '9') : n.replace(/^./, 'X');
+    return mk(B.json, Uint8Array.from(new TextDecoder('latin1').decode(B.tensors).replace(n, renamed), (ch) => ch.charCodeAt(0)), T, `renamed ${n} to ${renamed}`, true);
+  });
+  const flips = fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })).map(([p, m]) => mk(B.json, flip(B.tensors, p, m), T, 'flip', false));
+  return fc.oneof(typeSwap, del, specSwap, history, truncJson, nan, truncT, rename, flips);
+}
+
+function runSpecArb(): fc.Arbitrary<FuzzCase> {
+  const base = getBases().ckpt.spec as unknown as Record<string, unknown>;
+  const mk = (text: string, mutation: string, invalid: boolean): FuzzCase => ({ kind: 'run-spec', mutation, invalid, file: 'stored run', runSpec: text });
+  const FIELDS = Object.keys(base);
+  const BAD: unknown[] = [null, -1, 2.5, '4', 1e400, NaN, [], {}, 'x', true, 1e12];
+  const swap = fc.tuple(pick(FIELDS.filter((f) => f !== 'mask')), pick(BAD)).map(([f, v]) => {
+    // a swap that happens to give a valid value is not known-invalid
+    let ok = true;
+    try {
+      makeRunSpec({ ...base, [f]: v } as Partial<RunSpec>, 'probe');
+    } catch {
+      ok = false;
+    }
+    return mk(JSON.stringify({ ...base, [f]: v }), `${f}=${JSON.stringify(v)}`, !ok || v === null || (typeof v === 'number' && !Number.isFinite(v)));
+  });
+  const loss = fc.tuple(pick(['kl', 'ce', 'attnMap', 'attnOut', 'hidden', 'bogus']), pick([-1, NaN, '1', null, 1e9])).map(([k, v]) => mk(JSON.stringify({ ...base, loss: { ...(base.loss as object), [k]: v } }), `loss.${k}=${JSON.stringify(v)}`, true));
+  const mask = pick<unknown>([[], [{}], 'ov', [{ q: 1 }], null]).map((m) => mk(JSON.stringify({ ...base, mask: m }), `mask=${JSON.stringify(m)}`, m !== null));
+  // the swap oracle above probes makeRunSpec itself for finite-but-odd values; null is never valid
+  const trunc = frac.map((f) => {
+    const t = JSON.stringify(base);
+    return mk(t.slice(0, Math.floor(f * (t.length - 1))), 'truncated', true);
+  });
+  return fc.oneof(swap, loss, mask, trunc);
+}
+
 export function arbitraryFor(kind: Kind): fc.Arbitrary<FuzzCase> {
   switch (kind) {
     case 'safetensors':
@@ -618,6 +733,12 @@ export function arbitraryFor(kind: Kind): fc.Arbitrary<FuzzCase> {
       return tokenizerJsonArb();
     case 'tasks':
       return tasksArb();
+    case 'gguf':
+      return ggufArb();
+    case 'checkpoint':
+      return checkpointArb();
+    case 'run-spec':
+      return runSpecArb();
   }
 }
 
@@ -701,6 +822,22 @@ export async function classify(c: FuzzCase, dir: string): Promise<Classified> {
   try {
     let bad: string | null;
     if (c.task) bad = checkDocs(parseTask(c.task.name, c.task.docs, c.task.labels, TASK_FILES[c.task.name].docs, TASK_FILES[c.task.name].labels));
+    else if (c.checkpoint) {
+      const B = getBases().ckpt;
+      const meta = parseCheckpointMeta(c.checkpoint.json, 'checkpoint.json');
+      const tensors = await decodeCheckpointTensors(c.checkpoint.tensors, 'checkpoint-3.safetensors');
+      verifyCheckpoint({ meta, tensors, source: { tensors: 'checkpoint-3.safetensors' } }, B.spec, B.expected, 'checkpoint.json');
+      bad = null;
+    } else if (c.runSpec !== undefined) {
+      let raw: unknown;
+      try {
+        raw = JSON.parse(c.runSpec);
+      } catch (e) {
+        throw new Error(`stored run: not valid JSON (${(e as Error).message})`);
+      }
+      const sp = makeRunSpec(raw as Partial<RunSpec>, 'stored run');
+      bad = Object.values(sp).some((v) => typeof v === 'number' && !Number.isFinite(v)) ? 'a non-finite field' : null;
+    }
     else bad = checkLoadedModel(await loadModelFromPath(writeCase(c, dir)));
     if (bad) [outcome, detail] = ['silent', `loaded with ${bad}`];
     else if (c.invalid) [outcome, detail] = ['silent', 'known-invalid input loaded'];

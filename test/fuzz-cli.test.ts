@@ -28,7 +28,7 @@ function invalidCase(kind: Kind, seed: number): FuzzCase {
   }
 }
 
-const MODEL_KINDS: Kind[] = ['safetensors', 'config', 'index', 'quantized', 'llama2c-v0', 'llama2c-q80', 'tokenizer-bin', 'tokenizer-json'];
+const MODEL_KINDS: Kind[] = ['safetensors', 'config', 'index', 'quantized', 'llama2c-v0', 'llama2c-q80', 'tokenizer-bin', 'tokenizer-json', 'gguf'];
 
 describe('quench eval / evals on hostile files: non-zero exit, the file named, within 60 s', () => {
   for (const kind of MODEL_KINDS) {

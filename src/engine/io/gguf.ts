@@ -343,7 +343,8 @@ export async function readGgufHeader(src: ByteSource): Promise<GgufHeader> {
     const key = await c.str(`metadata key ${i}`, 65535);
     if (metadata.has(key)) fail(`metadata key "${key}" appears twice`);
     const type = await c.u32(`type of "${key}"`);
-    metadata.set(key, await readValue(type, `metadata "${key}"`, 0));
+    // a corrupted key can be long binary garbage: messages show its start only
+    metadata.set(key, await readValue(type, `metadata "${key.length > 48 ? `${key.slice(0, 48)}…` : key}"`, 0));
     metadataTypes.set(key, type);
   }
   let alignment = GGUF_DEFAULT_ALIGNMENT;

@@ -31,6 +31,8 @@ export interface CheckpointTensor {
 export interface Checkpoint {
   meta: CheckpointMeta;
   tensors: CheckpointTensor[];
+  /** where the tensors came from (a run folder's checkpoint-N.safetensors), for messages */
+  source?: { tensors: string };
 }
 
 export function encodeCheckpointTensors(c: Checkpoint): Uint8Array {
@@ -54,12 +56,12 @@ function checkMeta(raw: unknown, where: string): CheckpointMeta {
   };
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) bad('must be a JSON object');
   const o = raw as Record<string, unknown>;
-  if (o.format !== CHECKPOINT_FORMAT) bad(`format is ${JSON.stringify(o.format)}, expected "${CHECKPOINT_FORMAT}" (a checkpoint from another version of Quench?)`);
-  if (o.version !== 1) bad(`version ${JSON.stringify(o.version)} is not supported (expected 1)`);
+  if (o.format !== CHECKPOINT_FORMAT) bad(`format is ${JSON.stringify(o.format) ?? 'missing'}, expected "${CHECKPOINT_FORMAT}" (a checkpoint from another version of Quench?)`);
+  if (o.version !== 1) bad(`version must be 1, got ${JSON.stringify(o.version) ?? 'nothing'}`);
   if (typeof o.step !== 'number' || !Number.isInteger(o.step) || o.step < 0 || o.step > 1e7) bad(`step must be a non-negative integer, got ${JSON.stringify(o.step)}`);
   if (typeof o.rngState !== 'number' || !Number.isInteger(o.rngState) || o.rngState < 0 || o.rngState > 0xffffffff) bad(`rngState must be a 32-bit unsigned integer, got ${JSON.stringify(o.rngState)}`);
+  if (!o.spec || typeof o.spec !== 'object' || Array.isArray(o.spec)) bad(`spec must be the run's settings object, got ${JSON.stringify(o.spec) ?? 'nothing'}`);
   const spec = makeRunSpec(o.spec as Partial<RunSpec>, `${where}: spec`);
-  if (!o.spec || typeof o.spec !== 'object') bad('spec is missing');
   if (!Array.isArray(o.history)) bad('history must be an array of step metrics');
   const history = o.history as unknown[];
   if (history.length !== o.step) bad(`history has ${history.length} steps, the checkpoint says step ${o.step}`);
@@ -96,6 +98,7 @@ export function verifyCheckpoint(c: Checkpoint, spec: RunSpec, expected: Map<str
     throw new Error(`${where}: the checkpoint was made with different settings (${diff.map((k) => `${k}: ${canonicalJson(was[k])} then, ${canonicalJson(now[k])} now`).join('; ')}); resume needs the same ones (only steps may differ)`);
   }
   if (meta.step > spec.steps) throw new Error(`${where}: the checkpoint is at step ${meta.step}, past the ${spec.steps} steps asked for`);
+  where = c.source?.tensors ?? where;
   const seen = new Set<string>();
   for (const t of c.tensors) {
     const shape = expected.get(t.name);

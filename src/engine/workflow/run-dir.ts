@@ -55,7 +55,7 @@ export class RunDir {
     const tensorsPath = join(this.dir, meta.tensorsFile ?? 'checkpoint.safetensors');
     if (!existsSync(tensorsPath)) throw new Error(`${tensorsPath}: not found, but ${this.checkpointJson} names it; the run folder is incomplete (nothing was changed)`);
     const tensors = await decodeCheckpointTensors(readFileSync(tensorsPath), tensorsPath);
-    return { meta, tensors };
+    return { meta, tensors, source: { tensors: tensorsPath } };
   }
 
   /** After a verified resume: metrics.jsonl restarts from the checkpoint's history. */

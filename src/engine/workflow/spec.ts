@@ -63,6 +63,11 @@ export const LOSS_NAMES: Record<keyof LossWeights, string> = { kl: 'KL(teacherâ€
 /** A RunSpec from the defaults and the given fields, every value checked (`where` names the source
  *  in messages: a flag set, a form, a file). */
 export function makeRunSpec(over: Partial<RunSpec>, where = 'run spec'): RunSpec {
+  if (!over || typeof over !== 'object' || Array.isArray(over)) throw new Error(`${where}: must be an object of run settings, got ${JSON.stringify(over)}`);
+  // a field that is present must be valid: null is not "use the default" (mask: null = no mask)
+  for (const [k, v] of Object.entries(over)) if (v === null && k !== 'mask') throw new Error(`${where}: ${k} is null`);
+  if (over.mask === null) over = { ...over, mask: undefined };
+  if (over.loss !== undefined && (typeof over.loss !== 'object' || Array.isArray(over.loss))) throw new Error(`${where}: loss must be an object of weights (kl, ce, attnMap, attnOut, hidden)`);
   const s: RunSpec = { ...DEFAULT_RUN_SPEC, ...stripUndefined(over), loss: { ...DEFAULT_RUN_SPEC.loss, ...(over.loss ?? {}) } };
   const bad = (field: string, why: string): never => {
     throw new Error(`${where}: ${field} ${why}`);
@@ -98,9 +103,15 @@ export function makeRunSpec(over: Partial<RunSpec>, where = 'run spec'): RunSpec
   for (const k of Object.keys(s.loss)) if (!(k in LOSS_NAMES)) bad(`loss.${k}`, `is not a loss (${Object.keys(LOSS_NAMES).join(', ')})`);
   if (Object.values(s.loss).every((x) => x === 0)) bad('loss', 'has every weight 0');
   if (typeof s.scheme !== 'string' || !s.scheme) bad('scheme', 'must be a preset or a projection list');
-  if (!s.mask && s.scheme !== 'custom') parseFreeze(s.scheme, 1);
+  if (!s.mask && s.scheme !== 'custom') {
+    try {
+      parseFreeze(s.scheme, 1);
+    } catch (e) {
+      bad('scheme', (e as Error).message.replace(/^--freeze: /, ''));
+    }
+  }
   if (s.mask) {
-    if (!Array.isArray(s.mask) || s.mask.some((row) => typeof row !== 'object' || row === null || PROJECTIONS.some((p) => typeof row[p] !== 'boolean'))) bad('mask', `must be one {${PROJECTIONS.join(', ')}: boolean} per layer`);
+    if (!Array.isArray(s.mask) || s.mask.length === 0 || s.mask.some((row) => typeof row !== 'object' || row === null || PROJECTIONS.some((p) => typeof row[p] !== 'boolean'))) bad('mask', `must be one {${PROJECTIONS.join(', ')}: boolean} per layer`);
   }
   return s;
 }
