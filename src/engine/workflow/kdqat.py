@@ -616,10 +616,17 @@ def main(argv=None):
     model = student
     if a.fsdp:
         if not dist.on:
-            raise SystemExit('--fsdp needs several processes (torchrun --nproc_per_node N)')
+            import torch.distributed as td
+            os.environ.setdefault('MASTER_ADDR', '127.0.0.1')
+            os.environ.setdefault('MASTER_PORT', '29511')
+            td.init_process_group('nccl' if a.device == 'cuda' else 'gloo', rank=0, world_size=1)
+            dist.td, dist.on = td, True
         import functools
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-        from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+        try:
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+            from torch.distributed.fsdp.wrap import transformer_auto_wrap_policy
+        except (ImportError, ValueError) as e:  # torch 1.13's FSDP does not import on Python 3.11
+            raise SystemExit('--fsdp: torch %s cannot import FSDP here (%s); use torch 2.x, or DDP (drop --fsdp)' % (torch.__version__, e))
         pol = functools.partial(transformer_auto_wrap_policy, transformer_layer_cls={Layer})
         kw = {'device_id': dist.device} if a.device == 'cuda' else {}
         model = FSDP(student, auto_wrap_policy=pol, **kw)
@@ -655,7 +662,8 @@ def main(argv=None):
         with open(os.path.join(a.out, 'metrics.jsonl'), 'w') as f:
             for m in history:
                 f.write(json.dumps(m) + '\n')
-    qat = [(l, p, layer.proj[p]) for l, layer in enumerate(student.layers) for p in PROJECTIONS if layer.proj[p].mode in ('minmax', 'learned')]
+    # code flips need the unsharded latents: not reported under FSDP
+    qat = [] if a.fsdp else [(l, p, layer.proj[p]) for l, layer in enumerate(student.layers) for p in PROJECTIONS if layer.proj[p].mode in ('minmax', 'learned')]
     initial_codes = {(l, p): pr.current_codes() for l, p, pr in qat}
     L, NH = cfg['nLayers'], cfg['nHeads']
     denom = [B * T, B * T, B * NH * T, B * T, B * T]
