@@ -126,7 +126,7 @@ export function memoryEstimate(cfg: LlamaConfig, dc: DistillConfig, processes: n
   // 3 attention maps (scores, probabilities, mask) per head; logits: student, teacher, softmaxes
   const act = 4 * rows * (cfg.nLayers * (12 * C + 4 * H + 3 * NH * dc.seq) + 6 * V) + 4 * rows * cfg.nLayers * (dc.loss.attnMap > 0 ? NH * dc.seq : 0);
   const bytes = Math.round(teacherB / shard + studentB / shard + act);
-  const gib = (b: number) => `${(b / 2 ** 30).toFixed(b < 2 ** 30 ? 3 : 1)} GiB`;
+  const gib = (b: number) => (b < 2 ** 30 ? `${(b / 2 ** 20).toFixed(1)} MiB` : `${(b / 2 ** 30).toFixed(1)} GiB`);
   return {
     setup: fsdp ? `FSDP, ${processes} processes` : processes === 1 ? 'one process' : `DDP, ${processes} processes`,
     processes, fsdp, bytes,
