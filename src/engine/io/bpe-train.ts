@@ -1,7 +1,9 @@
 // Trains a SentencePiece-style BPE tokenizer (LLaMA layout: '▁' marks a preceding space, byte
 // fallback for anything outside the learned alphabet) and writes it as an HF tokenizer.json that
-// HfBpeTokenizer (and HF's tokenizers library) reads: Metaspace pre-tokenizer (split on '▁'),
-// model BPE with merges in rank order, byte_fallback, fuse_unk.
+// HF's tokenizers (and @huggingface/tokenizers, through HfTokenizer) read: LLaMA-2's normalizer
+// (Prepend '▁', spaces to '▁'), a Metaspace pre-tokenizer that only splits before each '▁', model
+// BPE with merges in rank order, byte_fallback, fuse_unk, and LLaMA-2's decoder (Replace,
+// ByteFallback, Fuse, Strip) so byte tokens decode to bytes and every text round-trips.
 //
 // The algorithm is classic word-level BPE: count the pre-tokenized words, start each word from
 // its characters (characters rarer than minCharCount fall back to byte tokens, which are never
@@ -158,15 +160,17 @@ export function trainBpe(texts: Iterable<string>, opts: BpeTrainOptions): Tokeni
     truncation: null,
     padding: null,
     added_tokens: SPECIAL_PIECES.map((content, id) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-    normalizer: null,
-    pre_tokenizer: { type: 'Metaspace', replacement: SP, prepend_scheme: 'always', split: true },
+    // LLaMA-2's normalizer (always a '▁' in front, as metaspaceWords counts words), then words cut
+    // before each '▁'; the decoder is LLaMA-2's, with ByteFallback so byte tokens decode as bytes
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: SP }, { type: 'Replace', pattern: { String: ' ' }, content: SP }] },
+    pre_tokenizer: { type: 'Metaspace', replacement: SP, prepend_scheme: 'never', split: true },
     post_processor: {
       type: 'TemplateProcessing',
       single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
       pair: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: '<s>', type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
       special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } },
     },
-    decoder: { type: 'Metaspace', replacement: SP, prepend_scheme: 'always', split: true },
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: SP }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
     model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges },
   };
 }

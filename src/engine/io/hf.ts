@@ -169,6 +169,8 @@ export interface HfModel {
   config: LlamaConfig;
   weights: LlamaWeights;
   tokenizerJson: string | null;
+  /** the files beside tokenizer.json that name BOS/EOS (text), for parseTokenizerJson */
+  tokenizerExtras: { tokenizerConfig: string | null; generationConfig: string | null; config: string };
   dtypes: string[];
   quantization?: Record<string, unknown>;
   /** packed projections of a Quench-quantized folder (weights then hold their dequantized values) */
@@ -318,7 +320,12 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
   const quantized: QuantizedModel | undefined = qc
     ? { config, ptq: { bits: qc.bits, group: qc.group_size, sym: qc.sym, clipSearch: qc.clip_search ?? false, projections: qc.modules }, packed: packedOut, report: [] }
     : undefined;
-  return { config, weights, tokenizerJson: tok ? await readText(tok) : null, dtypes: [...dtypes], quantization, quantized };
+  const text = async (n: string) => {
+    const f = fileOf(files, n);
+    return f ? await readText(f) : null;
+  };
+  const tokenizerExtras = { tokenizerConfig: await text('tokenizer_config.json'), generationConfig: await text('generation_config.json'), config: cfgText };
+  return { config, weights, tokenizerJson: tok ? await readText(tok) : null, tokenizerExtras, dtypes: [...dtypes], quantization, quantized };
 }
 
 /** The files of an HF model folder: config.json, model.safetensors (or, with maxShardBytes,

@@ -8,7 +8,7 @@ import { readLlama2cCheckpoint } from './llama2c';
 import { loadHfModel, type HfFiles } from './hf';
 import { fileSource } from './node-source';
 import { Llama2cTokenizer, type Tokenizer } from './tokenizer';
-import { HfBpeTokenizer, parseTokenizerJson, tokenizerJsonFromSentencePiece } from './hf-tokenizer';
+import { HfTokenizer, parseTokenizerJson, tokenizerJsonFromSentencePiece } from './hf-tokenizer';
 import type { QuantizedModel } from '../quant/ptq';
 import { checkVocabularies } from './validate';
 
@@ -30,7 +30,7 @@ export function loadTokenizerFile(path: string, vocabSize?: number): Tokenizer {
   if (!existsSync(path)) throw new Error(`${path}: tokenizer file not found`);
   if (path.endsWith('.json')) return parseTokenizerJson(readFileSync(path, 'utf8'), basename(path));
   // SentencePiece protobuf (LLaMA's tokenizer.model), converted as transformers' LlamaConverter
-  if (path.endsWith('.model')) return new HfBpeTokenizer(tokenizerJsonFromSentencePiece(readFileSync(path), basename(path)), basename(path));
+  if (path.endsWith('.model')) return new HfTokenizer(tokenizerJsonFromSentencePiece(readFileSync(path), basename(path)), basename(path));
   return new Llama2cTokenizer(readFileSync(path), basename(path), vocabSize);
 }
 
@@ -78,7 +78,7 @@ export async function loadModelFromPath(modelPath: string, tokenizerPath?: strin
     const m = await loadHfModel(files);
     let tok: Tokenizer | null = null;
     if (tokenizerPath) tok = loadTokenizerFile(tokenizerPath, m.config.vocabSize);
-    else if (m.tokenizerJson !== null) tok = parseTokenizerJson(m.tokenizerJson, join(dir, 'tokenizer.json'));
+    else if (m.tokenizerJson !== null) tok = parseTokenizerJson(m.tokenizerJson, join(dir, 'tokenizer.json'), m.tokenizerExtras);
     if (tok) checkVocabularies(m.config, tok, join(dir, 'config.json'), tokenizerPath ?? join(dir, 'tokenizer.json'));
     return { config: m.config, weights: m.weights, tokenizer: tok, format: 'hf', path: dir, dtypes: m.dtypes, quantization: m.quantization, tokenizerJson: m.tokenizerJson ?? undefined, quantized: m.quantized };
   } finally {

@@ -251,9 +251,15 @@ describe('hand-made tokenizer.json', () => {
     expect(new HfBpeTokenizer(tiny()).decode([1, 6, 3, 0, 3, 5])).toBe('a  b'); // <unk> is special: skipped
   });
   it('rejects what it cannot run, by name', () => {
-    expect(() => new HfBpeTokenizer(tiny({ type: 'Unigram' }), 't.json')).toThrow(/t\.json: only BPE tokenizers .* model\.type is "Unigram"/);
-    expect(() => new HfBpeTokenizer(tiny({}, { pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false } }), 'llama3.json')).toThrow(/llama3\.json: byte-level BPE \(GPT-2 \/ LLaMA-3 style/);
-    expect(() => new HfBpeTokenizer(tiny({}, { normalizer: { type: 'NFKC' } }), 't.json')).toThrow(/t\.json: normalizer "NFKC" is not supported/);
+    expect(() => new HfBpeTokenizer(tiny({ type: 'WordPiece' }), 't.json')).toThrow(/t\.json: model\.type "WordPiece" is not supported/);
+    expect(() => new HfBpeTokenizer(tiny({ type: 'Unigram' }), 't.json')).toThrow(/t\.json: "model\.vocab" must be an array/);
+    expect(() => new HfBpeTokenizer(tiny({}, { pre_tokenizer: { type: 'Frobnicate' } }), 't.json')).toThrow(/t\.json: pre-tokenizer "Frobnicate" is not supported/);
+    expect(() => new HfBpeTokenizer(tiny({}, { normalizer: { type: 'Frobnicate' } }), 't.json')).toThrow(/t\.json: normalizer "Frobnicate" is not supported/);
+    expect(() => new HfBpeTokenizer(tiny({}, { decoder: { type: 'CTC' } }), 't.json')).toThrow(/t\.json: decoder "CTC" is not supported/);
+    expect(() => new HfBpeTokenizer(tiny({}, { pre_tokenizer: { type: 'Split', pattern: { Regex: '(' }, behavior: 'Isolated' } }), 't.json')).toThrow(/t\.json: @huggingface\/tokenizers cannot build this tokenizer/);
+    // what the library runs now: NFKC, ByteLevel
+    expect(new HfBpeTokenizer(tiny({}, { normalizer: { type: 'NFKC' } }), 't.json').encode('a')).toEqual([1, 4]); // (no '▁' prepended now)
+    expect(() => new HfBpeTokenizer(tiny({}, { pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false } }), 't.json')).toThrow(/t\.json: a ByteLevel pre-tokenizer or decoder, but 254 of the 256 byte-level characters are not in model\.vocab/);
     expect(() => new HfBpeTokenizer(tiny({ merges: ['a q'] }), 't.json')).toThrow(/t\.json: merge \["a","q"\] at rank 0 uses a piece missing/);
     expect(() => parseTokenizerJson('{"model": ', 'bad.json')).toThrow(/bad\.json: not valid JSON/);
   });

@@ -2,8 +2,12 @@
 // - Llama2cTokenizer: llama2.c's tokenizer.bin with run.c's exact encode(): a dummy prefix space
 //   when the text is non-empty, UTF-8 code point lookup with byte fallback (id = byte + 3), then
 //   greedy merges of the best-scoring adjacent pair. BOS = 1, EOS = 2.
-// - The HF tokenizer.json (SentencePiece BPE) reader is in hf-tokenizer.ts, the byte-level one the
-//   studio uses for models it creates in byte-tokenizer.ts.
+//   This hand-written encoder stays for tokenizer.bin: @huggingface/tokenizers on the converted
+//   tokenizer.json gives the same ids on all of TinyStories (hf-tokenizer.test.ts), but reads a
+//   literal '▁' as a space where run.c byte-falls-back, and is 2-8x slower here.
+// - Every HF tokenizer.json (byte-level BPE, SentencePiece BPE, Unigram) goes through
+//   @huggingface/tokenizers in hf-tokenizer.ts; the byte tokenizer the studio uses for models it
+//   creates is in byte-tokenizer.ts.
 // Ids are numbers; decode() skips a leading BOS and strips the dummy-prefix space after it.
 import { LIMITS } from './validate';
 
