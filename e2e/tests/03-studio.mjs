@@ -134,6 +134,12 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByTestId('file-input').setInputFiles([join(dir, 'config.json'), join(dir, 'model.safetensors')]);
   await page.waitForFunction(() => document.querySelector('[data-testid=model-name]')?.textContent === 'model.safetensors', null, { timeout: 30_000 });
 
+  // the PyTorch recipe of a run
+  await page.getByRole('tab', { name: 'Results' }).click();
+  const [rj] = await Promise.all([page.waitForEvent('download', { timeout: 60_000, predicate: (d) => /recipe\.json$/.test(d.suggestedFilename()) }), page.getByTestId('export-recipe').first().click()]);
+  const recipe = JSON.parse(readFileSync(await rj.path(), 'utf8'));
+  expect(recipe.spec && recipe.spec.steps === 3, `the recipe carries the run's spec: ${JSON.stringify(recipe.spec).slice(0, 120)}`);
+
   // a reload brings back the model (from IndexedDB), the runs, and the forms
   await page.reload();
   await page.getByRole('tab', { name: 'Model' }).click();

@@ -6,7 +6,7 @@ import { useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { useShallow } from 'zustand/react/shallow';
 import { baselineKey, DEFAULT_SETTINGS, useStudio, type Settings } from './store';
-import { computeBaselines, currentResults, runAutoFreeze, downloadHeldOut, downloadResultsCsv, downloadResultsJson, exportRun, loadDataFile, pauseTraining, removeRun, resumeRun, runAccuracy, runQueue, sampleTeacherData, saveBlob, stopTraining } from './actions';
+import { computeBaselines, currentResults, downloadRecipe, runAutoFreeze, downloadHeldOut, downloadResultsCsv, downloadResultsJson, exportRun, loadDataFile, pauseTraining, removeRun, resumeRun, runAccuracy, runQueue, sampleTeacherData, saveBlob, stopTraining } from './actions';
 import { TASKS, TASK_FILES, type TaskName } from '../engine/eval/tasks';
 import type { Bits } from '../engine/quant/pack';
 import type { StoredRun } from './db';
@@ -294,6 +294,7 @@ function RunsTable({ runs }: { runs: StoredRun[] }) {
                 {r.studentFiles && r.spec.bits === 4 && <button data-testid="export-student-onnx" aria-label={`download the student of ${runName(r)} as ONNX`} onClick={() => act(() => exportRun(r.id, 'onnx'))}>ONNX</button>}
                 {r.studentFiles && <button data-testid="export-student-gguf" aria-label={`download the student of ${runName(r)} as GGUF for llama.cpp`} title="w4 asymmetric → Q4_1, symmetric → Q4_0, w8 → Q8_0, else F16; the fp16 block scales' rounding is reported" onClick={() => act(() => exportRun(r.id, 'gguf'))}>GGUF</button>}
                 <button data-testid="export-run-json" aria-label={`download ${runName(r)} as JSON`} onClick={() => saveBlob(`run-${r.id}.json`, new Blob([JSON.stringify({ id: r.id, label: r.label, status: r.status, context: r.context, data: useStudio.getState().data, spec: r.spec, summary: r.summary, metrics: r.metrics }, null, 1)]))}>Run JSON</button>
+                <button data-testid="export-recipe" aria-label={`download the PyTorch recipe of ${runName(r)}`} title="recipe.json + kdqat.py (plain PyTorch, DDP under torchrun) + the starting state and data" onClick={() => act(() => downloadRecipe(r.id))}>PyTorch recipe</button>
                 {r.status !== 'running' && <button data-testid="delete-run" aria-label={`delete ${runName(r)}`} onClick={() => act(() => removeRun(r.id))}>Delete</button>}
               </td>
             </tr>

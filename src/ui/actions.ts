@@ -512,6 +512,17 @@ export async function exportRun(id: string, format: ExportFormat): Promise<void>
   saveExport(await engine().request('exportAs', { key: `run:${id}`, format }), prefix);
 }
 
+/** A run's PyTorch recipe (quench export-recipe's folder), for when it outgrows the tab. */
+export async function downloadRecipe(id: string): Promise<void> {
+  const r = useStudio.getState().runs.find((x) => x.id === id);
+  if (!r) return;
+  const now = runContext();
+  if (r.context.model !== now.model || r.context.data !== now.data) throw new Error(`the recipe needs the run's teacher and data loaded: it ran on ${r.context.model} with ${r.context.data}`);
+  const files = await engine().request('recipe', { spec: r.spec });
+  saveFiles(files, `recipe-${r.id.slice(-5)}-`);
+  useStudio.getState().setNotice(`recipe of ${r.label}: ${Object.keys(files).join(', ')} — put them in one folder (names after the prefix; teacher/ files in teacher/) and run python3 kdqat.py --out OUT (README.md inside has the torchrun commands)`);
+}
+
 /** A model (teacher, PTQ baseline, student) as files. */
 export async function exportModelAs(key: string, format: ExportFormat): Promise<void> {
   saveExport(await engine().request('exportAs', { key, format }), `${key.replace(/[^\w-]+/g, '_')}-`);

@@ -121,6 +121,8 @@ async function handle(req: Request): Promise<unknown> {
         }
       }, () => stopRequested);
     }
+    case 'recipe':
+      return need().recipe(req.spec);
     case 'loadStudent':
       return need().loadStudent(req.runId, req.label, req.files);
     case 'models':

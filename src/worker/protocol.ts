@@ -34,6 +34,7 @@ export type Request =
   | { id: number; type: 'exportAs'; key: string; format: ExportFormat }
   | { id: number; type: 'train'; req: TrainRequest; resume?: Checkpoint }
   | { id: number; type: 'autoFreeze'; req: TrainRequest }
+  | { id: number; type: 'recipe'; spec: RunSpec }
   | { id: number; type: 'loadStudent'; runId: string; label: string; files: Record<string, Uint8Array> }
   | { id: number; type: 'models' }
   | { id: number; type: 'heldOut' }
@@ -64,6 +65,7 @@ export interface ResultMap {
   export: ExportResult;
   exportAs: ExportResult;
   train: TrainResult;
+  recipe: Record<string, Uint8Array>;
   autoFreeze: TrainResult & { spec: RunSpec; auto: AutoFreezeSummary; history: StepMetrics[] };
   loadStudent: ModelEntry;
   models: ModelEntry[];

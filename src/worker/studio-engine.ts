@@ -379,6 +379,14 @@ export class StudioEngine {
     return { status: out.status, summary: out.summary ? { ...out.summary, scheme: `auto → ${out.summary.scheme}` } : null, checkpoint: null, studentFiles, spec: r.spec, auto, history: out.history };
   }
 
+  /** The run's recipe for PyTorch (recipe.json, kdqat.py, init.safetensors, the teacher, the token
+   *  streams, a README): the same spec on DDP/FSDP when a run outgrows the tab. */
+  async recipe(spec: RunSpec): Promise<Record<string, Uint8Array>> {
+    const m = this.needModel();
+    const { recipeFiles } = await import('../engine/workflow/recipe');
+    return recipeFiles(makeRunSpec(spec, 'recipe'), { name: m.name, config: m.config, weights: m.weights, tokenizer: m.tokenizer, tokenizerJson: m.tokenizerJson }, this.needSplit());
+  }
+
   /** A saved student (after a reload) made available again under run:<id>. */
   async loadStudent(id: string, label: string, files: Record<string, Uint8Array>): Promise<ModelEntry> {
     const m = this.needModel();
