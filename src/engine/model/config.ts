@@ -21,6 +21,8 @@ export interface LlamaConfig {
   normEps: number;
   ropeTheta: number;
   tiedEmbeddings: boolean;
+  /** head size when it is not dim / nHeads (a head-pruned model: HF `head_dim`) */
+  headDim?: number;
 }
 
 export interface LlamaLayerWeights {
@@ -49,7 +51,7 @@ export const PROJECTION_KEY: Record<Projection, keyof LlamaLayerWeights> = {
 };
 
 export function headSize(c: LlamaConfig): number {
-  return c.dim / c.nHeads;
+  return c.headDim ?? c.dim / c.nHeads;
 }
 
 /** Shapes of every weight, for validation and allocation. */
@@ -80,7 +82,8 @@ export function validateConfig(c: LlamaConfig, where = 'config'): void {
   for (const k of ['dim', 'hiddenDim', 'nLayers', 'nHeads', 'nKvHeads', 'vocabSize', 'maxSeqLen'] as const) {
     if (!Number.isInteger(c[k]) || c[k] <= 0) bad(`${k} must be a positive integer, got ${c[k]}`);
   }
-  if (c.dim % c.nHeads !== 0) bad(`dim ${c.dim} is not divisible by nHeads ${c.nHeads}`);
+  if (c.headDim !== undefined && (!Number.isInteger(c.headDim) || c.headDim <= 0)) bad(`headDim must be a positive integer, got ${c.headDim}`);
+  if (c.headDim === undefined && c.dim % c.nHeads !== 0) bad(`dim ${c.dim} is not divisible by nHeads ${c.nHeads}`);
   if (c.nHeads % c.nKvHeads !== 0) bad(`nHeads ${c.nHeads} is not divisible by nKvHeads ${c.nKvHeads}`);
   if (headSize(c) % 2 !== 0) bad(`head size ${headSize(c)} must be even for RoPE`);
   if (!(c.normEps > 0)) bad(`normEps must be > 0, got ${c.normEps}`);
