@@ -249,12 +249,12 @@ function AutoEvidence({ run }: { run: StoredRun }) {
       <h3>Auto-freeze {runName(run)}: chose <b data-testid="auto-chosen">{a.chosen}</b> ({a.costRuns.toFixed(2)}× the steps of one run)</h3>
       <p className="muted">{a.reason}. Chosen on {a.validationDocuments} validation documents carved from the training text (never the held-out text).</p>
       <table className="results" data-testid="auto-candidates">
-        <thead><tr><th>candidate</th><th>score</th><th>why</th>{a.rounds.map((r) => <th key={r.toStep}>val ppl @ step {r.toStep}</th>)}</tr></thead>
+        <thead><tr><th>candidate</th><th>score</th><th>why</th>{a.rounds.map((r) => <th key={r.toStep}>val ppl @ step {r.toStep}</th>)}<th>extrapolated to step {run.spec.steps}</th></tr></thead>
         <tbody>{a.candidates.map((c) => (
           <tr key={c.name}><td>{c.name}</td><td>{c.score.toFixed(2)}</td><td className="muted">{c.reason}</td>{a.rounds.map((r) => {
             const x = r.results.find((y) => y.name === c.name);
             return <td key={r.toStep}>{x ? `${x.valPpl.toFixed(4)}${x.kept ? ' ✓' : ''}` : '—'}</td>;
-          })}</tr>
+          })}<td>{a.predicted?.[c.name] !== undefined ? a.predicted[c.name].toFixed(4) : '—'}</td></tr>
         ))}</tbody>
       </table>
       <h4>Candidates' training loss (the winner to the end)</h4>

@@ -125,6 +125,8 @@ export interface AutoFreezeSummary {
   reason: string;
   candidates: { name: string; score: number; reason: string }[];
   rounds: { toStep: number; results: { name: string; valPpl: number; kept: boolean }[] }[];
+  /** the survivors' validation perplexity extrapolated to the full run (the final decision) */
+  predicted: Record<string, number>;
   costRuns: number;
   /** training loss per step of every candidate, as far as it went */
   curves: Record<string, number[]>;
@@ -372,7 +374,7 @@ export class StudioEngine {
       studentFiles = modelFiles(m.config, out.student.weights, out.student.quantized, 'safetensors', tokenizerJsonOf(m.tokenizer, m.tokenizerJson));
     }
     const auto: AutoFreezeSummary = {
-      chosen: r.chosen.name, reason: r.chosen.reason, candidates: r.candidates.map((c) => ({ name: c.name, score: c.score, reason: c.reason })), rounds: r.rounds, costRuns: r.costRuns,
+      chosen: r.chosen.name, reason: r.chosen.reason, candidates: r.candidates.map((c) => ({ name: c.name, score: c.score, reason: c.reason })), rounds: r.rounds, predicted: r.predicted, costRuns: r.costRuns,
       curves: Object.fromEntries(Object.entries(r.curves).map(([k, h]) => [k, h.map((x) => x.loss)])),
       cells: r.signals.cells.map((c) => ({ layer: c.layer, proj: c.proj, gradRatio: c.gradRatio, addedKl: c.addedKl })), codeFlips: r.signals.codeFlips as Record<string, number>, validationDocuments: val.length,
     };

@@ -45,6 +45,14 @@ describe('auto-freeze', () => {
     expect(r.rounds[0].results.filter((x) => x.kept).map((x) => x.name)).toEqual(['b', 'c']);
     // ties go to the earlier name (no freeze first)
     expect((await successiveHalving(['none', 'x'], [1], async () => 2)).winner).toBe('none');
+    // no freeze is kept to the last rung even when behind, and the last rung decides on the
+    // extrapolated full-length value: 'none' falls faster (5.0 → 4.0) than 'b' (4.5 → 4.2)
+    const curve2: Record<string, number[]> = { none: [5.0, 4.0], b: [4.5, 4.2], c: [4.6, 4.4], d: [6, 6] };
+    const r2 = await successiveHalving(['none', 'b', 'c', 'd'], [10, 20], async (n, step) => curve2[n][step === 10 ? 0 : 1], { always: ['none'], fullSteps: 80 });
+    expect(r2.rounds[0].results.filter((x) => x.kept).map((x) => x.name)).toEqual(['none', 'b', 'c']);
+    expect(r2.predicted.none).toBeCloseTo(4.0 - 1.0 * 2, 10); // two more doublings of steps
+    expect(r2.predicted.b).toBeCloseTo(4.2 - 0.3 * 2, 10);
+    expect(r2.winner).toBe('none');
   });
 
   it('the same seed gives the same choice, at the stated cost', async () => {
@@ -64,8 +72,9 @@ describe('auto-freeze', () => {
     expect(a.candidates.length).toBeGreaterThanOrEqual(2);
     expect(a.signals.cells.length).toBe(cfg.nLayers * 7);
     expect(a.signals.cells.every((c) => c.gradSq >= 0 && c.fpGradSq > 0 && c.addedKl > 0)).toBe(true);
-    // probes 2×3 steps; rungs 2 and 4 steps for the candidates; the winner to 16
-    const n = a.candidates.length, kept = Math.ceil(n / 2);
+    // probes 2×3 steps; rungs 2 and 4 steps for the candidates (the better half and no freeze go on); the winner to 16
+    const n = a.candidates.length, kept = a.rounds[1].results.length;
+    expect(kept).toBeLessThanOrEqual(Math.ceil(n / 2) + 1);
     expect(a.costRuns).toBeCloseTo((6 + 2 * n + 2 * kept + 12) / 16, 10);
     expect(a.outcome.history.length).toBe(16);
     for (const c of a.candidates) expect(c.reason.length).toBeGreaterThan(10);
