@@ -14,6 +14,7 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv
   pretrain: { summary: 'train a LLaMA from random initialisation (next-token CE)', load: () => import('./pretrain') },
   convert: { summary: 'convert a llama2.c checkpoint to the Hugging Face layout', load: () => import('./convert') },
   export: { summary: 'export a model or student as GGUF (llama.cpp), ONNX or safetensors', load: () => import('./export') },
+  compress: { summary: 'prune the teacher to a smaller student, distil it (KD), quantize (PTQ, KD-QAT), with CE-only baselines', load: () => import('./compress') },
   'export-recipe': { summary: 'a run as a PyTorch KD-QAT recipe (kdqat.py; one GPU or torchrun)', load: () => import('./export-recipe') }, 'import-run': { summary: "a recipe's PyTorch output as a Quench run folder", load: () => import('./import-run') },
 };
 

@@ -1,7 +1,7 @@
 // Post-training quantization of a model's projections (host side): round-to-nearest with min/max
 // scales, or a per-group clipping search that picks the clip ratio minimising the group's
 // reconstruction error (squared error over a grid of ratios). Reports per-tensor relative error.
-import { PROJECTIONS, PROJECTION_KEY, type LlamaConfig, type LlamaWeights, type Projection } from '../model/config';
+import { headSize, PROJECTIONS, PROJECTION_KEY, type LlamaConfig, type LlamaWeights, type Projection } from '../model/config';
 import { groupParams, layoutOf, packedBytes, quantCode, quantizeHost, type Bits, type PackedWeight } from './pack';
 
 export interface PtqConfig {
@@ -76,7 +76,7 @@ export function quantizeWeights(cfg: LlamaConfig, w: LlamaWeights, q: PtqConfig,
     const entry: Partial<Record<Projection, PackedWeight>> = {};
     for (const p of projs) {
       const W = lw[PROJECTION_KEY[p]];
-      const K = p === 'o' ? cfg.dim : p === 'down' ? cfg.hiddenDim : cfg.dim;
+      const K = p === 'o' ? cfg.nHeads * headSize(cfg) : p === 'down' ? cfg.hiddenDim : cfg.dim;
       const N = W.length / K;
       const clip = q.clipSearch ? searchClip(W, N, K, q.bits, q.group, q.sym) : 1;
       const pw = quantizeHost(W, N, K, { bits: q.bits, group: q.group, sym: q.sym }, clip);
