@@ -8,7 +8,7 @@ import { embeddingBackward, embeddingForward } from '../ops/embedding';
 import { rmsnormBackward, rmsnormForward } from '../ops/rmsnorm';
 import { swigluBackward, swigluForward } from '../ops/swiglu';
 import { ropeBackward, ropeForward } from '../ops/rope';
-import { attentionBackward, attentionForward } from '../ops/attention';
+import { attentionBackward, attentionBackwardFlash, attentionForward } from '../ops/attention';
 import { headSize, type LlamaConfig, type LlamaWeights, PROJECTIONS, type Projection } from './config';
 import type { Linear } from './linear';
 import { DenseLinear } from './dense';
@@ -30,7 +30,8 @@ export interface LayerActs {
   q: Tensor; // (B*T, NH*HS) after RoPE
   k: Tensor; // (B*T, NKV*HS) after RoPE
   v: Tensor; // (B*T, NKV*HS)
-  probs: Tensor; // (B, NH, T, T) attention probabilities
+  probs: Tensor; // (B, NH, T, T) attention probabilities (withProbs; else [1])
+  lse: Tensor; // (B, NH, T) flash attention's log-sum-exp per row (without probs; else [1])
   att: Tensor; // (B*T, NH*HS) attention output before Wo
   attnOut: Tensor; // (B*T, C)  Wo·att: the attention sub-layer output
   h: Tensor; // (B*T, C)      x + attnOut
@@ -47,9 +48,12 @@ export class Activations {
   readonly layers: LayerActs[];
   readonly xnf: Tensor; // (B*T, C)
   readonly rstdf: Tensor; // (B*T)
-  readonly logits: Tensor; // (B*T, V)
+  readonly logits: Tensor; // (logitRows, V): all B*T rows, or a chunk of them (see logitsRows)
   readonly tokens: Tensor; // (B*T) u32
-  constructor(gpu: Gpu, readonly cfg: LlamaConfig, readonly B: number, readonly T: number, withProbs: boolean) {
+  /** rows of logits held at once: B*T, or fewer when only log-probs are needed (chunked) */
+  readonly logitRows: number;
+  readonly xnfRows: Tensor | null; // (logitRows, C) the final-norm rows of one chunk
+  constructor(gpu: Gpu, readonly cfg: LlamaConfig, readonly B: number, readonly T: number, withProbs: boolean, logitRows = B * T) {
     const BT = B * T;
     const { dim: C, hiddenDim: H, nHeads: NH, nKvHeads: NKV, vocabSize: V } = cfg;
     const HS = headSize(cfg);
@@ -63,6 +67,7 @@ export class Activations {
       k: t(`${l}.k`, [BT, NKV * HS]),
       v: t(`${l}.v`, [BT, NKV * HS]),
       probs: t(`${l}.probs`, withProbs ? [B, NH, T, T] : [1]),
+      lse: t(`${l}.lse`, withProbs ? [1] : [B, NH, T]),
       att: t(`${l}.att`, [BT, NH * HS]),
       attnOut: t(`${l}.attnOut`, [BT, C]),
       h: t(`${l}.h`, [BT, C]),
@@ -75,12 +80,15 @@ export class Activations {
     }));
     this.xnf = t('xnf', [BT, C]);
     this.rstdf = t('rstdf', [BT]);
-    this.logits = t('logits', [BT, V]);
+    this.logitRows = Math.max(1, Math.min(BT, Math.floor(logitRows)));
+    this.logits = t('logits', [this.logitRows, V]);
+    this.xnfRows = this.logitRows < BT ? t('xnfRows', [this.logitRows, C]) : null;
     this.withProbs = withProbs;
   }
   readonly withProbs: boolean;
   free(gpu: Gpu): void {
     const all: Tensor[] = [this.tokens, ...this.x, this.xnf, this.rstdf, this.logits];
+    if (this.xnfRows) all.push(this.xnfRows);
     for (const l of this.layers) all.push(...Object.values(l));
     for (const t of all) gpu.free(t);
   }
@@ -229,8 +237,10 @@ export class LlamaModel {
     for (const g of this.gradTensors()) this.gpu.zero(g);
   }
 
-  activations(B: number, T: number, withProbs = true): Activations {
-    const key = `${B}x${T}:${withProbs}`;
+  /** Activations for B x T (cached by shape). `logitRows` < B*T: the classifier is not run by the
+   *  forward; call logitsRows() for each chunk of rows (scoring long documents, large vocabularies). */
+  activations(B: number, T: number, withProbs = true, logitRows = B * T): Activations {
+    const key = `${B}x${T}:${withProbs}:${Math.min(B * T, logitRows)}`;
     let a = this.actsCache.get(key);
     if (a) {
       // most recently used last
@@ -244,7 +254,7 @@ export class LlamaModel {
       old.free(this.gpu);
       this.actsCache.delete(oldKey);
     }
-    a = new Activations(this.gpu, this.cfg, B, T, withProbs);
+    a = new Activations(this.gpu, this.cfg, B, T, withProbs, logitRows);
     this.actsCache.set(key, a);
     return a;
   }
@@ -299,7 +309,9 @@ export class LlamaModel {
         gpu.copy(a.v, cache.v[l], T * rowBytes, 0, pos0 * rowBytes);
         attentionForward(gpu, { out: a.att, q: a.q, k: cache.k[l], v: cache.v[l], B: 1, Tq: T, Tk: pos0 + T, TkMax: cache.maxT, NH, NKV, HS, pos0 });
       } else {
-        attentionForward(gpu, { out: a.att, probs: acts.withProbs ? a.probs : undefined, q: a.q, k: a.k, v: a.v, B, Tq: T, Tk: T, TkMax: T, NH, NKV, HS, pos0: 0 });
+        // without probabilities: the flash kernels (no T×T matrix; lse saved for the flash backward)
+        const p = acts.withProbs ? { probs: a.probs } : { lse: a.lse };
+        attentionForward(gpu, { out: a.att, ...p, q: a.q, k: a.k, v: a.v, B, Tq: T, Tk: T, TkMax: T, NH, NKV, HS, pos0: 0 });
       }
       L.proj.o.forward(a.attnOut, a.att, BT);
       addForward(gpu, a.h, x, a.attnOut);
@@ -311,7 +323,22 @@ export class LlamaModel {
       addForward(gpu, acts.x[l + 1], a.h, a.mlpOut);
     });
     rmsnormForward(gpu, acts.xnf, acts.rstdf, acts.x[cfg.nLayers], this.finalNorm, BT, C, cfg.normEps);
-    this.lmHead.forward(acts.logits, acts.xnf, BT);
+    if (acts.logitRows === BT) this.lmHead.forward(acts.logits, acts.xnf, BT);
+  }
+
+  /** The classifier on rows [r0, r0+n) of the last forward's final norm: logits into rows 0..n-1 of
+   *  acts.logits (n <= acts.logitRows). */
+  logitsRows(acts: Activations, r0: number, n: number): void {
+    const BT = acts.B * acts.T, C = this.cfg.dim;
+    if (!(n >= 1 && n <= acts.logitRows && r0 >= 0 && r0 + n <= BT)) throw new Error(`logitsRows: rows ${r0}..${r0 + n} do not fit ${acts.logitRows} logit rows of ${BT}`);
+    const xr = acts.xnfRows;
+    if (!xr) {
+      if (r0 !== 0) throw new Error('logitsRows: activations hold every row; read acts.logits');
+      this.lmHead.forward(acts.logits, acts.xnf, n);
+      return;
+    }
+    this.gpu.copy(acts.xnf, xr, n * C * 4, r0 * C * 4, 0);
+    this.lmHead.forward(acts.logits, xr, n);
   }
 
   /**
@@ -356,7 +383,10 @@ export class LlamaModel {
       }
       L.proj.o.backwardWeight(dAttnOut, a.att, BT);
       L.proj.o.backwardInput(g.datt, dAttnOut, BT, false);
-      attentionBackward(gpu, { dq: g.dq, dk: g.dk, dv: g.dv, dscores: g.dscores, dout: g.datt, q: a.q, k: a.k, v: a.v, probs: a.probs, dprobsExtra: extra.dprobs?.[l] ?? undefined, B, T, NH, NKV, HS });
+      if (acts.withProbs) attentionBackward(gpu, { dq: g.dq, dk: g.dk, dv: g.dv, dscores: g.dscores, dout: g.datt, q: a.q, k: a.k, v: a.v, probs: a.probs, dprobsExtra: extra.dprobs?.[l] ?? undefined, B, T, NH, NKV, HS });
+      else if (extra.dprobs?.[l]) throw new Error('backward: an attention-map gradient needs activations with probabilities');
+      // flash backward from the saved lse (g.dscores serves as its (B, NH, T) row scratch)
+      else attentionBackwardFlash(gpu, { dq: g.dq, dk: g.dk, dv: g.dv, drow: g.dscores, dout: g.datt, q: a.q, k: a.k, v: a.v, out: a.att, lse: a.lse, B, T, NH, NKV, HS });
       ropeBackward(gpu, g.dq, B, T, NH, HS, cfg.ropeTheta, 0);
       ropeBackward(gpu, g.dk, B, T, NKV, HS, cfg.ropeTheta, 0);
       L.proj.q.backwardWeight(g.dq, a.xn1, BT);

@@ -9,14 +9,21 @@ export async function tokenLogprobs(model: LlamaModel, tokens: number[]): Promis
   return (await tokenLogprobsBatch(model, [tokens]))[0];
 }
 
+/** Bytes of logits held at once when scoring (a chunk of rows; under any adapter's binding limit). */
+export const LOGIT_CHUNK_BYTES = 2 ** 26;
+
 /**
  * log-probabilities of several sequences, batched: sequences of one chunk are padded at the end to
  * the longest (causal attention: padding never affects earlier positions) and run as one B x T
- * forward. Each sequence keeps its last maxSeqLen tokens, as tokenLogprobs. Chunks are sized so
- * the logits stay under ~64 MiB.
+ * forward. Each sequence keeps its last maxSeqLen tokens, as tokenLogprobs. Batches are sized so
+ * their logits would stay under ~64 MiB; the logits themselves are computed and read in chunks of
+ * rows of at most `logitBytes` (and the adapter's maxStorageBufferBindingSize), so any document
+ * length and any vocabulary fit.
  */
-export async function tokenLogprobsBatch(model: LlamaModel, seqs: number[][], maxBatch = 16): Promise<Float64Array[]> {
+export async function tokenLogprobsBatch(model: LlamaModel, seqs: number[][], maxBatch = 16, logitBytes = LOGIT_CHUNK_BYTES): Promise<Float64Array[]> {
   const V = model.cfg.vocabSize, L = model.cfg.maxSeqLen;
+  const bind = model.gpu.device.limits.maxStorageBufferBindingSize;
+  const rowsCap = Math.max(1, Math.floor(Math.min(logitBytes, bind) / (4 * V)));
   const out: Float64Array[] = new Array(seqs.length);
   let i = 0;
   while (i < seqs.length) {
@@ -33,23 +40,28 @@ export async function tokenLogprobsBatch(model: LlamaModel, seqs: number[][], ma
     const B = chunk.length;
     const ids = new Uint32Array(B * T);
     chunk.forEach((k, b) => ids.set(seqs[k].slice(seqs[k].length - Math.min(L, seqs[k].length)), b * T));
-    const acts = model.activations(B, T, false);
+    const rows = Math.min(B * T, rowsCap);
+    const acts = model.activations(B, T, false, rows);
     model.gpu.write(acts.tokens, ids);
     model.forward(acts);
-    const logits = await model.gpu.readF32(acts.logits);
-    chunk.forEach((k, b) => {
-      const toks = seqs[k], Tk = Math.min(L, toks.length), skip = toks.length - Tk;
-      const lp = new Float64Array(toks.length - 1);
-      for (let t = 0; t + 1 < Tk; t++) {
-        const row = logits.subarray((b * T + t) * V, (b * T + t + 1) * V);
+    const lps = chunk.map((k) => new Float64Array(seqs[k].length - 1));
+    for (let r0 = 0; r0 < B * T; r0 += rows) {
+      const n = Math.min(rows, B * T - r0);
+      if (rows < B * T) model.logitsRows(acts, r0, n);
+      const logits = await model.gpu.readBytes(acts.logits.buffer, n * V * 4, 0).then((b) => new Float32Array(b));
+      for (let r = r0; r < r0 + n; r++) {
+        const b = Math.floor(r / T), t = r - b * T;
+        const toks = seqs[chunk[b]], Tk = Math.min(L, toks.length), skip = toks.length - Tk;
+        if (t + 1 >= Tk) continue; // the last token and the padding predict nothing
+        const row = logits.subarray((r - r0) * V, (r - r0 + 1) * V);
         let max = -Infinity;
         for (let v = 0; v < V; v++) if (row[v] > max) max = row[v];
         let sum = 0;
         for (let v = 0; v < V; v++) sum += Math.exp(row[v] - max);
-        lp[skip + t] = row[ids[b * T + t + 1]] - max - Math.log(sum);
+        lps[b][skip + t] = row[ids[r + 1]] - max - Math.log(sum);
       }
-      out[k] = lp;
-    });
+    }
+    chunk.forEach((k, b) => (out[k] = lps[b]));
   }
   return out;
 }
@@ -122,11 +134,13 @@ export async function generate(model: LlamaModel, prompt: number[], o: GenerateO
   const out: number[] = [];
   try {
     // Prefill the prompt in one pass, then one token per step.
-    let acts = model.activations(1, prompt.length, false);
+    // (only the last row's logits: a long prompt times a large vocabulary would not fit a binding)
+    let acts = model.activations(1, prompt.length, false, 1);
     model.gpu.write(acts.tokens, new Uint32Array(prompt));
     model.forwardCached(acts, cache, 0);
+    if (prompt.length > 1) model.logitsRows(acts, prompt.length - 1, 1);
     let pos = prompt.length;
-    let lastRow = prompt.length - 1;
+    let lastRow = 0;
     const step = model.activations(1, 1, false);
     while (out.length < o.maxTokens && pos < maxT + 0) {
       const all = await model.gpu.readBytes(acts.logits.buffer, V * 4, lastRow * V * 4);
