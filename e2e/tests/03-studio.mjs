@@ -161,4 +161,18 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   const cands = await page.getByTestId('auto-candidates').locator('tbody tr').count();
   expect(cands >= 2, `auto-freeze lists its candidates (${cands})`);
   await screenshot('auto-freeze');
+
+  // compress: prune to 1 layer, distil, quantize; the stages table, then the student becomes the teacher
+  await page.getByRole('tab', { name: 'Compress' }).click();
+  for (const [k, v] of [['layers', '1'], ['kdSteps', '3'], ['batch', '2'], ['seq', '16'], ['qatSteps', '2']]) await page.getByTestId(`cmp-${k}`).fill(v);
+  await page.getByTestId('compress-start').click();
+  await page.getByTestId('compress-table').waitFor({ timeout: 300_000 });
+  for (const st of ['teacher', 'pruned', 'kd', 'ptq', 'kdqat', 'ce-scratch', 'ce-pruned']) expect(await page.getByTestId(`compress-row-${st}`).count() === 1, `compress row ${st}`);
+  expect(await page.getByTestId('compress-importance').locator('tbody tr').count() === 2, 'importance of both layers shown');
+  await screenshot('compress');
+  await page.getByTestId('compress-use').click();
+  await page.getByRole('tab', { name: 'Model' }).click();
+  await page.waitForFunction(() => /compressed student/.test(document.querySelector('[data-testid=model-name]')?.textContent ?? ''), null, { timeout: 60_000 });
+  const layers = await page.getByTestId('model-card').innerText();
+  expect(/layers\s+1\b/.test(layers), `the compressed student (1 layer) is the teacher now: ${layers.slice(0, 200)}`);
 }

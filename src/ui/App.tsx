@@ -6,12 +6,14 @@ import { ModelPanel } from './ModelPanel';
 import { QuantizePanel } from './QuantizePanel';
 import { ComparePanel, DistillPanel, ResultsPanel } from './TrainPanels';
 import { AnalysisPanel } from './Analysis';
+import { CompressPanel } from './CompressPanel';
 import { Playground } from './Playground';
 import { PretrainPanel } from './PretrainPanel';
 
 const TABS: { id: Tab; label: string }[] = [
   { id: 'model', label: 'Model' },
   { id: 'pretrain', label: 'Pretrain' },
+  { id: 'compress', label: 'Compress' },
   { id: 'quantize', label: 'Quantize' },
   { id: 'distill', label: 'Distill' },
   { id: 'compare', label: 'Compare' },
@@ -48,6 +50,7 @@ export function App() {
         {tab === 'gpu' && <GpuPanel />}
         {tab === 'model' && <ModelPanel />}
         {tab === 'pretrain' && <PretrainPanel />}
+        {tab === 'compress' && <CompressPanel />}
         {tab === 'quantize' && <QuantizePanel />}
         {tab === 'distill' && <DistillPanel />}
         {tab === 'compare' && <ComparePanel />}

@@ -559,3 +559,36 @@ export async function downloadHeldOut(): Promise<void> {
   const h = await engine().request('heldOut');
   saveBlob('heldout.txt', new Blob([h.text], { type: 'text/plain' }));
 }
+
+/** Compress (prune → KD → PTQ → KD-QAT + CE-only baselines) in the worker, as `quench compress`. */
+export async function runCompressJob(): Promise<void> {
+  const s = useStudio.getState();
+  const c = s.settings.compress;
+  s.setCompressJob({ status: 'running' });
+  try {
+    const result = await engine().request('compress', {
+      req: {
+        prune: { layers: c.layers > 0 ? c.layers : undefined, headsKeep: c.headsKeep, mlpKeep: c.mlpKeep },
+        kd: { steps: c.kdSteps, batch: c.batch, seq: c.seq, lr: c.lr },
+        qat: { bits: c.bits, group: c.group, steps: c.qatSteps },
+        baselines: c.baselines,
+      },
+    });
+    useStudio.getState().setCompressJob({ status: 'done', result });
+  } catch (e) {
+    useStudio.getState().setCompressJob({ status: 'failed', message: (e as Error).message });
+  } finally {
+    useStudio.getState().setProgress(null);
+  }
+}
+
+export async function downloadCompressed(stage: string): Promise<void> {
+  saveFiles(await engine().request('compressedFiles', { stage }), `compress-${stage}-`);
+}
+
+/** The distilled FP student of the last compress run becomes the teacher (to quantize and distil). */
+export async function useCompressedAsTeacher(stage = 'kd'): Promise<void> {
+  const f = await engine().request('compressedFiles', { stage });
+  const files = Object.entries(f).map(([n, b]) => new File([b as BlobPart], n));
+  await loadModelFiles(files, { name: `compressed student (${stage})` });
+}

@@ -10,7 +10,7 @@ import { DEFAULT_RUN_SPEC, type RunSpec } from '../engine/workflow/spec';
 import type { FreezeMask } from '../engine/train/freeze';
 import type { Bits } from '../engine/quant/pack';
 
-export type Tab = 'model' | 'pretrain' | 'quantize' | 'distill' | 'compare' | 'results' | 'analysis' | 'playground' | 'gpu';
+export type Tab = 'model' | 'pretrain' | 'compress' | 'quantize' | 'distill' | 'compare' | 'results' | 'analysis' | 'playground' | 'gpu';
 
 type Job<T> = { status: 'idle' } | { status: 'running' } | { status: 'done'; result: T } | { status: 'failed'; message: string };
 export type SelfTestState = Job<SelfTestResult>;
@@ -30,6 +30,7 @@ export interface Settings {
   playground: { prompt: string; maxTokens: number; temperature: number; models: string[] };
   accuracy: { task: string; limit: number };
   byteTokenizer: boolean;
+  compress: { layers: number; headsKeep: number; mlpKeep: number; kdSteps: number; batch: number; seq: number; lr: number; bits: Bits; group: number; qatSteps: number; baselines: boolean };
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -41,6 +42,7 @@ export const DEFAULT_SETTINGS: Settings = {
   playground: { prompt: 'Once upon a time', maxTokens: 64, temperature: 0, models: ['teacher'] },
   accuracy: { task: 'copa', limit: 100 },
   byteTokenizer: false,
+  compress: { layers: 0, headsKeep: 1, mlpKeep: 0.5, kdSteps: 300, batch: 8, seq: 128, lr: 2e-3, bits: 4, group: 32, qatSteps: 100, baselines: true },
 };
 
 export interface ProgressState {
@@ -76,6 +78,7 @@ interface StudioState {
   accuracy: AccuracyResult[];
   accuracyJob: Job<null>;
   models: ModelEntry[];
+  compressJob: Job<import('../worker/protocol').CompressSummary>;
   runs: StoredRun[];
   data: DataInfo | null;
   dataError: string | null;
@@ -99,6 +102,7 @@ interface StudioState {
   setAccuracy(a: AccuracyResult): void;
   setAccuracyJob(j: Job<null>): void;
   setModels(m: ModelEntry[]): void;
+  setCompressJob(j: Job<import('../worker/protocol').CompressSummary>): void;
   addPretrainPoint(p: PretrainPoint): void;
   setRuns(r: StoredRun[]): void;
   setData(d: DataInfo | null, error?: string | null): void;
@@ -133,6 +137,7 @@ export const useStudio = create<StudioState>()(
       accuracy: [],
       accuracyJob: { status: 'idle' },
       models: [],
+      compressJob: { status: 'idle' },
       runs: [],
       data: null,
       dataError: null,
@@ -157,6 +162,7 @@ export const useStudio = create<StudioState>()(
       setAccuracy: (a) => set((s) => ({ accuracy: [...s.accuracy.filter((x) => x.task !== a.task), a] })),
       setAccuracyJob: (accuracyJob) => set({ accuracyJob }),
       setModels: (models) => set({ models }),
+      setCompressJob: (compressJob) => set({ compressJob }),
       addPretrainPoint: (p) => set((s) => ({ pretrain: { ...s.pretrain, points: [...s.pretrain.points, p] } })),
       setRuns: (runs) => set({ runs }),
       // new data invalidates the baselines (they were evaluated on the previous held-out text)
@@ -176,6 +182,7 @@ export const useStudio = create<StudioState>()(
       merge: (persisted, current) => {
         const p = (persisted ?? {}) as Partial<StudioState>;
         const settings = { ...DEFAULT_SETTINGS, ...(p.settings ?? {}) };
+        settings.compress = { ...DEFAULT_SETTINGS.compress, ...(p.settings?.compress ?? {}) };
         settings.run = { ...DEFAULT_RUN_SPEC, ...(settings.run ?? {}), loss: { ...DEFAULT_RUN_SPEC.loss, ...(settings.run?.loss ?? {}) } };
         return { ...current, settings, tab: p.tab ?? current.tab };
       },

@@ -121,6 +121,19 @@ async function handle(req: Request): Promise<unknown> {
         }
       }, () => stopRequested);
     }
+    case 'compress': {
+      stopRequested = false;
+      let last = 0;
+      return need().compress(req.req, (p) => {
+        const now = performance.now();
+        if (now - last > 100 || p.done === p.total) {
+          last = now;
+          post({ type: 'progress', id: req.id, done: p.done, total: p.total, label: p.label, etaSeconds: p.etaSeconds });
+        }
+      }, () => stopRequested);
+    }
+    case 'compressedFiles':
+      return need().compressedFiles(req.stage);
     case 'recipe':
       return need().recipe(req.spec);
     case 'loadStudent':

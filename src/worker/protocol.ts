@@ -6,7 +6,7 @@
 import type { GpuInfo } from '../engine/gpu/runtime';
 import type { OnnxCheckResult } from '../engine/quant/onnx-check';
 import type { KernelBenchRow } from '../engine/quant/kernel-bench';
-import type { AccuracyRequest, AccuracyResult, AutoFreezeSummary, DataInfo, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, TrainRequest, TrainResult } from './studio-engine';
+import type { AccuracyRequest, AccuracyResult, AutoFreezeSummary, CompressRequest, CompressSummary, DataInfo, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, TrainRequest, TrainResult } from './studio-engine';
 import type { PtqConfig } from '../engine/quant/ptq';
 import type { Bits } from '../engine/quant/pack';
 import type { StepMetrics } from '../engine/train/distill';
@@ -16,7 +16,7 @@ import type { ExportFormat, ExportResult } from '../engine/workflow/export';
 import type { Baselines } from '../engine/workflow/results';
 import type { Progress, RunSummary } from '../engine/workflow/run';
 import type { RunSpec } from '../engine/workflow/spec';
-export type { AccuracyRequest, AccuracyResult, AutoFreezeSummary, Baselines, Checkpoint, DataInfo, EvalDescription, ExportFormat, OnnxCheckResult, KernelBenchRow, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, Progress, QuantReport, RunSpec, RunSummary, StepMetrics, TrainRequest, TrainResult };
+export type { AccuracyRequest, AccuracyResult, AutoFreezeSummary, CompressRequest, CompressSummary, Baselines, Checkpoint, DataInfo, EvalDescription, ExportFormat, OnnxCheckResult, KernelBenchRow, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, Progress, QuantReport, RunSpec, RunSummary, StepMetrics, TrainRequest, TrainResult };
 
 export type Request =
   | { id: number; type: 'init' }
@@ -35,6 +35,8 @@ export type Request =
   | { id: number; type: 'train'; req: TrainRequest; resume?: Checkpoint }
   | { id: number; type: 'autoFreeze'; req: TrainRequest }
   | { id: number; type: 'recipe'; spec: RunSpec }
+  | { id: number; type: 'compress'; req: CompressRequest }
+  | { id: number; type: 'compressedFiles'; stage: string }
   | { id: number; type: 'loadStudent'; runId: string; label: string; files: Record<string, Uint8Array> }
   | { id: number; type: 'models' }
   | { id: number; type: 'heldOut' }
@@ -66,6 +68,8 @@ export interface ResultMap {
   exportAs: ExportResult;
   train: TrainResult;
   recipe: Record<string, Uint8Array>;
+  compress: CompressSummary;
+  compressedFiles: Record<string, Uint8Array>;
   autoFreeze: TrainResult & { spec: RunSpec; auto: AutoFreezeSummary; history: StepMetrics[] };
   loadStudent: ModelEntry;
   models: ModelEntry[];

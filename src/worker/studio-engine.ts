@@ -119,6 +119,22 @@ export interface TrainResult {
   studentFiles: Record<string, Uint8Array> | null;
 }
 
+export interface CompressRequest {
+  prune: { layers?: number; headsKeep?: number; mlpKeep?: number };
+  kd: { steps?: number; batch?: number; seq?: number; lr?: number };
+  qat: { bits?: Bits; group?: number; steps?: number };
+  baselines: boolean;
+}
+
+export interface CompressSummary {
+  status: 'done' | 'stopped';
+  rows: import('../engine/workflow/compress').CompressRow[];
+  stages: string[];
+  data: EvalDescription;
+  importance: { baseLoss: number; layerMetric: string; layers: Record<string, unknown>[]; kvGroups: number[][]; channelMetric: string; channelsPerLayer: number[] } | null;
+  plan: unknown;
+}
+
 /** What the studio keeps of an auto-freeze: the choice, the evidence, the candidates' curves. */
 export interface AutoFreezeSummary {
   chosen: string;
@@ -387,6 +403,33 @@ export class StudioEngine {
     const m = this.needModel();
     const { recipeFiles } = await import('../engine/workflow/recipe');
     return recipeFiles(makeRunSpec(spec, 'recipe'), { name: m.name, config: m.config, weights: m.weights, tokenizer: m.tokenizer, tokenizerJson: m.tokenizerJson }, this.needSplit());
+  }
+
+  /** Compress (prune → KD → PTQ → KD-QAT, with the CE-only baselines) on the current model and
+   *  data, as `quench compress`; each stage's model folder comes back for download, and the FP
+   *  distilled student can become the teacher. */
+  private compressed: Record<string, Record<string, Uint8Array>> = {};
+  async compress(spec: CompressRequest, onProgress: (p: Progress) => void, shouldStop: () => boolean): Promise<CompressSummary> {
+    const m = this.needModel();
+    const { makeCompressSpec, runCompress } = await import('../engine/workflow/compress');
+    const cs = makeCompressSpec({ prune: spec.prune, kd: spec.kd, qat: spec.qat, baselines: spec.baselines }, 'compress settings');
+    const files: Record<string, Record<string, Uint8Array>> = {};
+    const r = await runCompress(this.gpu, { name: m.name, config: m.config, weights: m.weights, tokenizer: m.tokenizer }, cs, this.needSplit(), {
+      onProgress, shouldStop, tokenizerJson: tokenizerJsonOf(m.tokenizer, m.tokenizerJson), onModel: (stage, f) => void (files[stage] = f),
+    });
+    this.compressed = files;
+    const imp = r.importance;
+    return {
+      status: r.status, rows: r.rows, stages: Object.keys(files), data: r.data,
+      importance: imp ? { baseLoss: imp.baseLoss, layerMetric: imp.layerMetric, layers: imp.layers.map((l) => ({ ...l })), kvGroups: imp.kvGroups, channelMetric: imp.channelMetric, channelsPerLayer: imp.channels.map((c) => { let s = 0; for (const x of c) s += x; return s / Math.max(1, c.length); }) } : null,
+      plan: JSON.parse(JSON.stringify(r.plan)) as unknown,
+    };
+  }
+
+  compressedFiles(stage: string): Record<string, Uint8Array> {
+    const f = this.compressed[stage];
+    if (!f) throw new Error(`no ${stage} model from a compress run in this session`);
+    return f;
   }
 
   /** A saved student (after a reload) made available again under run:<id>. */
