@@ -3,7 +3,7 @@
 // checkpoint every N steps, stop at the first non-finite value (naming where it appeared), then the
 // final evaluation (its own progress) and the student.
 import type { Gpu } from '../gpu/runtime';
-import type { LlamaConfig, LlamaWeights } from '../model/config';
+import { headSize, type LlamaConfig, type LlamaWeights } from '../model/config';
 import type { Tokenizer } from '../io/tokenizer';
 import type { QuantizedModel } from '../quant/ptq';
 import { Distiller, type StepMetrics } from '../train/distill';
@@ -154,8 +154,8 @@ async function firstBadTensor(d: Distiller): Promise<string> {
 
 /** Bytes of a model as shipped: packed projections (codes + fp32 scales/zeros) and fp32 rest. */
 export function studentBytes(cfg: LlamaConfig, q: QuantizedModel | null): number {
-  const hs = cfg.dim / cfg.nHeads;
-  const proj = { q: cfg.dim * cfg.dim, k: cfg.nKvHeads * hs * cfg.dim, v: cfg.nKvHeads * hs * cfg.dim, o: cfg.dim * cfg.dim, gate: cfg.hiddenDim * cfg.dim, up: cfg.hiddenDim * cfg.dim, down: cfg.dim * cfg.hiddenDim };
+  const hs = headSize(cfg);
+  const proj = { q: cfg.nHeads * hs * cfg.dim, k: cfg.nKvHeads * hs * cfg.dim, v: cfg.nKvHeads * hs * cfg.dim, o: cfg.dim * cfg.nHeads * hs, gate: cfg.hiddenDim * cfg.dim, up: cfg.hiddenDim * cfg.dim, down: cfg.dim * cfg.hiddenDim };
   const perLayerFp = Object.values(proj).reduce((s, x) => s + x, 0);
   let total = (cfg.vocabSize * cfg.dim * (cfg.tiedEmbeddings ? 1 : 2) + cfg.dim * (2 * cfg.nLayers + 1)) * 4;
   if (!q) return total + perLayerFp * cfg.nLayers * 4;
