@@ -312,7 +312,7 @@ export class StudioEngine {
     for (const f of files) hf[f.name] = blobSource(f);
     const m = await loadHfModel(hf);
     if (!m.tokenizerJson && !opts.byteTokenizer) throw new Error('tokenizer.json is missing among the dropped files: drop it with config.json and the safetensors, or tick "byte tokenizer" to use raw bytes');
-    const tokenizer = m.tokenizerJson ? parseTokenizerJson(m.tokenizerJson) : new ByteTokenizer();
+    const tokenizer = m.tokenizerJson ? parseTokenizerJson(m.tokenizerJson, 'tokenizer.json', m.tokenizerExtras) : new ByteTokenizer();
     if (!m.tokenizerJson && m.config.vocabSize < 259) throw new Error('no tokenizer.json among the dropped files, and the model is too small for the byte tokenizer');
     checkVocabularies(m.config, tokenizer, 'config.json', m.tokenizerJson ? 'tokenizer.json' : 'byte tokenizer');
     return this.setModel({ name: name ?? files.find((f) => f.name.endsWith('.safetensors'))?.name ?? 'model', format: m.quantized ? 'HF (Quench-quantized)' : 'Hugging Face', config: m.config, weights: m.weights, tokenizer, tokenizerJson: m.tokenizerJson ?? undefined, dtypes: m.dtypes });
