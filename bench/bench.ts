@@ -1,6 +1,6 @@
 // `npm run bench` / `quench bench`: kernel figures measured side by side in one run, on whatever
 // adapter Dawn finds here. Printed, never asserted (this machine is shared and noisy).
-//   --only fp32|int4   run one family     --json   also print rows as JSON
+//   --only fp32|int4|attention   run one family     --json   also print rows as JSON
 import { createNodeGpu } from '../src/engine/gpu/node';
 import type { BenchRow } from './types';
 
@@ -24,7 +24,15 @@ export async function run(argv: string[]): Promise<number> {
     const { benchQmatmul } = await import('./qmatmul.bench');
     rows.push(...(await benchQmatmul(gpu)));
   }
+  const notes: string[] = [];
+  if (!only || only === 'attention') {
+    const { benchAttention } = await import('./attention.bench');
+    const r = await benchAttention(gpu);
+    rows.push(...r.rows);
+    notes.push(...r.ratios);
+  }
   console.log(fmt(rows));
+  if (notes.length) console.log(`\n${notes.join('\n')}`);
   // int4 GEMV time over fp32 GEMV time at the same shape (the issue's headline ratio).
   const ratios: string[] = [];
   for (const q of rows.filter((r) => /int4/.test(r.name) && /gemv/i.test(r.name))) {

@@ -19,7 +19,7 @@
 override WG: u32 = 64;
 const MAX_HS: u32 = 128u;
 
-struct Params { B: u32, Tq: u32, Tk: u32, TkMax: u32, NH: u32, NKV: u32, HS: u32, pos0: u32, scale: f32, writeProbs: u32, hasExtra: u32, _p: u32 }
+struct Params { B: u32, Tq: u32, Tk: u32, TkMax: u32, NH: u32, NKV: u32, HS: u32, pos0: u32, scale: f32, writeProbs: u32, hasExtra: u32, writeLse: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
 @group(0) @binding(2) var<storage, read> k: array<f32>;
@@ -338,4 +338,274 @@ fn backward_kv_wg(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_i
   let kbase = ((b * T + j) * p.NKV + kvh) * p.HS;
   if (d0 < p.HS) { dk[kbase + d0] = k0 * p.scale; dv[kbase + d0] = v0; }
   if (d1 < p.HS) { dk[kbase + d1] = k1 * p.scale; dv[kbase + d1] = v1; }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Flash (online-softmax) entries: no T×T matrix, O(T) memory. Used when no loss or metric needs
+// the probabilities. The head size is the compile-time constant HSC (= p.HS), so the loops over
+// the head dimension unroll and q, the accumulators and the scores stay in registers.
+//   flash_forward (per thread, barrier-free): one thread per (b, h, t), keys in blocks of 4 (one
+//     max/rescale per block: 5 exps per 4 keys, not 8). Dispatch B·NH·Tq threads. (Measured slower
+//     than flash_forward_tiled even on lavapipe and SwiftShader: kept selectable, not the default.)
+//   flash_forward_tiled (real GPUs): one workgroup of WG threads = WG consecutive query rows of one
+//     (b, h); K/V tiles of KT keys are loaded once into workgroup memory and read by all WG rows.
+//     Dispatch B·NH·ceil(Tq/WG) workgroups (folded 2-D by gpu.grid()).
+//   Both optionally write lse[b, h, t] = max + log(sum) (scaled scores) when p.writeLse != 0, for the flash backward.
+//   flash_backward_q (per thread (b, h, t); training: Tq = Tk = TkMax = T, pos0 = 0):
+//     D_t = dout_t·out_t (= rowsum(P∘dP)), written to drow; P_tj = exp(scale·q_t·k_j − lse_t)
+//     recomputed; dS = P(dout·v_j − D); dq = scale·Σ_j dS_tj k_j (assigns).
+//   flash_backward_kv (per thread (b, kvh, j), after flash_backward_q): dk = scale·Σ dS q_t,
+//     dv = Σ P dout_t over t >= j and the NH/NKV query heads (assigns). Deterministic, no atomics.
+override HSC: u32 = 8u;
+override HS4: u32 = (HSC + 3u) / 4u;
+override KT: u32 = 32u; // flash_forward_tiled: keys per tile (KT·HSC·8 bytes of workgroup memory)
+const MAX_HS4: u32 = 32u;
+
+@group(0) @binding(13) var<storage, read_write> lse: array<f32>; // (B, NH, Tq)
+@group(0) @binding(14) var<storage, read_write> drow: array<f32>; // (B, NH, T) D_t
+
+fn ld4q(i: u32, d4: u32) -> vec4f {
+  let o = i + d4 * 4u;
+  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(q[o], q[o + 1u], q[o + 2u], q[o + 3u]); }
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = q[o + c]; } }
+  return r;
+}
+fn ld4k(i: u32, d4: u32) -> vec4f {
+  let o = i + d4 * 4u;
+  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(k[o], k[o + 1u], k[o + 2u], k[o + 3u]); }
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = k[o + c]; } }
+  return r;
+}
+fn ld4v(i: u32, d4: u32) -> vec4f {
+  let o = i + d4 * 4u;
+  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(v[o], v[o + 1u], v[o + 2u], v[o + 3u]); }
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = v[o + c]; } }
+  return r;
+}
+fn ld4dout(i: u32, d4: u32) -> vec4f {
+  let o = i + d4 * 4u;
+  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(dout[o], dout[o + 1u], dout[o + 2u], dout[o + 3u]); }
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = dout[o + c]; } }
+  return r;
+}
+fn ld4out(i: u32, d4: u32) -> vec4f {
+  let o = i + d4 * 4u;
+  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(out[o], out[o + 1u], out[o + 2u], out[o + 3u]); }
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = out[o + c]; } }
+  return r;
+}
+fn st4out(i: u32, d4: u32, x: vec4f) {
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { out[i + d4 * 4u + c] = x[c]; } }
+}
+fn st4dq(i: u32, d4: u32, x: vec4f) {
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { dq[i + d4 * 4u + c] = x[c]; } }
+}
+fn st4dk(i: u32, d4: u32, x: vec4f) {
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { dk[i + d4 * 4u + c] = x[c]; } }
+}
+fn st4dv(i: u32, d4: u32, x: vec4f) {
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { dv[i + d4 * 4u + c] = x[c]; } }
+}
+fn hsum(x: vec4f) -> f32 { return (x.x + x.y) + (x.z + x.w); }
+
+@compute @workgroup_size(WG)
+fn flash_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let idx = gid.x + gid.y * nwg.x * WG;
+  if (idx >= p.B * p.NH * p.Tq) { return; }
+  let t = idx % p.Tq;
+  let h = (idx / p.Tq) % p.NH;
+  let b = idx / (p.Tq * p.NH);
+  let kvh = h / (p.NH / p.NKV);
+  let qbase = ((b * p.Tq + t) * p.NH + h) * HSC;
+  let nkeys = min(p.pos0 + t + 1u, p.Tk);
+  let ks = p.NKV * HSC; // k/v row stride
+  var qv: array<vec4f, MAX_HS4>;
+  var acc: array<vec4f, MAX_HS4>;
+  for (var d4 = 0u; d4 < HS4; d4++) { qv[d4] = ld4q(qbase, d4) * p.scale; acc[d4] = vec4f(0.0); }
+  var m = -3.0e38;
+  var l = 0.0;
+  var kb = b * p.TkMax * ks + kvh * HSC;
+  var j = 0u;
+  for (; j + 4u <= nkeys; j += 4u) {
+    var s0 = vec4f(0.0);
+    var s1 = vec4f(0.0);
+    var s2 = vec4f(0.0);
+    var s3 = vec4f(0.0);
+    for (var d4 = 0u; d4 < HS4; d4++) {
+      let qd = qv[d4];
+      s0 += qd * ld4k(kb, d4);
+      s1 += qd * ld4k(kb + ks, d4);
+      s2 += qd * ld4k(kb + 2u * ks, d4);
+      s3 += qd * ld4k(kb + 3u * ks, d4);
+    }
+    let s = vec4f(hsum(s0), hsum(s1), hsum(s2), hsum(s3));
+    let mNew = max(m, max(max(s.x, s.y), max(s.z, s.w)));
+    let corr = exp(m - mNew);
+    let e = exp(s - vec4f(mNew));
+    l = l * corr + hsum(e);
+    for (var d4 = 0u; d4 < HS4; d4++) {
+      acc[d4] = acc[d4] * corr + e.x * ld4v(kb, d4) + e.y * ld4v(kb + ks, d4) + e.z * ld4v(kb + 2u * ks, d4) + e.w * ld4v(kb + 3u * ks, d4);
+    }
+    m = mNew;
+    kb += 4u * ks;
+  }
+  for (; j < nkeys; j++) {
+    var s4 = vec4f(0.0);
+    for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * ld4k(kb, d4); }
+    let s = hsum(s4);
+    let mNew = max(m, s);
+    let corr = exp(m - mNew);
+    let e = exp(s - mNew);
+    l = l * corr + e;
+    for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] = acc[d4] * corr + e * ld4v(kb, d4); }
+    m = mNew;
+    kb += ks;
+  }
+  let inv = 1.0 / l;
+  for (var d4 = 0u; d4 < HS4; d4++) { st4out(qbase, d4, acc[d4] * inv); }
+  if (p.writeLse != 0u) { lse[(b * p.NH + h) * p.Tq + t] = m + log(l); }
+}
+
+var<workgroup> tk: array<vec4f, KT * HS4>;
+var<workgroup> tv: array<vec4f, KT * HS4>;
+
+@compute @workgroup_size(WG)
+fn flash_forward_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3u) {
+  let nqt = (p.Tq + WG - 1u) / WG; // query tiles per (b, h)
+  let tile = wid.x + wid.y * nwg.x;
+  if (tile >= p.B * p.NH * nqt) { return; } // workgroup-uniform
+  let t0 = (tile % nqt) * WG;
+  let h = (tile / nqt) % p.NH;
+  let b = tile / (nqt * p.NH);
+  let kvh = h / (p.NH / p.NKV);
+  let t = t0 + lid;
+  let live = t < p.Tq;
+  let tq = min(t, p.Tq - 1u);
+  let qbase = ((b * p.Tq + tq) * p.NH + h) * HSC;
+  let nkeys = min(p.pos0 + tq + 1u, p.Tk);
+  let kmax = min(p.pos0 + min(t0 + WG, p.Tq), p.Tk); // keys any row of the tile sees (uniform)
+  let ks = p.NKV * HSC;
+  var qv: array<vec4f, MAX_HS4>;
+  var acc: array<vec4f, MAX_HS4>;
+  for (var d4 = 0u; d4 < HS4; d4++) { qv[d4] = ld4q(qbase, d4) * p.scale; acc[d4] = vec4f(0.0); }
+  var m = -3.0e38;
+  var l = 0.0;
+  let kb0 = b * p.TkMax * ks + kvh * HSC;
+  for (var c0 = 0u; c0 < kmax; c0 += KT) {
+    let cn = min(KT, kmax - c0);
+    for (var i = lid; i < cn * HS4; i += WG) {
+      let jj = i / HS4;
+      let d4 = i % HS4;
+      let o = kb0 + (c0 + jj) * ks;
+      tk[i] = ld4k(o, d4);
+      tv[i] = ld4v(o, d4);
+    }
+    workgroupBarrier();
+    let mine = min(cn, select(0u, nkeys - c0, nkeys > c0));
+    for (var jj = 0u; jj < mine; jj++) {
+      var s4 = vec4f(0.0);
+      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * tk[jj * HS4 + d4]; }
+      let s = hsum(s4);
+      let mNew = max(m, s);
+      let corr = exp(m - mNew);
+      let e = exp(s - mNew);
+      l = l * corr + e;
+      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] = acc[d4] * corr + e * tv[jj * HS4 + d4]; }
+      m = mNew;
+    }
+    workgroupBarrier();
+  }
+  if (live) {
+    let inv = 1.0 / l;
+    for (var d4 = 0u; d4 < HS4; d4++) { st4out(qbase, d4, acc[d4] * inv); }
+    if (p.writeLse != 0u) { lse[(b * p.NH + h) * p.Tq + t] = m + log(l); }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn flash_backward_q(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let T = p.Tq;
+  let idx = gid.x + gid.y * nwg.x * WG;
+  if (idx >= p.B * p.NH * T) { return; }
+  let t = idx % T;
+  let h = (idx / T) % p.NH;
+  let b = idx / (T * p.NH);
+  let kvh = h / (p.NH / p.NKV);
+  let obase = ((b * T + t) * p.NH + h) * HSC;
+  let row = (b * p.NH + h) * T + t;
+  let ks = p.NKV * HSC;
+  var qv: array<vec4f, MAX_HS4>;
+  var gv: array<vec4f, MAX_HS4>;
+  var acc: array<vec4f, MAX_HS4>;
+  var D4 = vec4f(0.0);
+  for (var d4 = 0u; d4 < HS4; d4++) {
+    qv[d4] = ld4q(obase, d4) * p.scale;
+    gv[d4] = ld4dout(obase, d4);
+    D4 += gv[d4] * ld4out(obase, d4);
+    acc[d4] = vec4f(0.0);
+  }
+  let D = hsum(D4);
+  drow[row] = D;
+  let L = lse[row];
+  var kb = b * T * ks + kvh * HSC;
+  for (var j = 0u; j <= t; j++) {
+    var s4 = vec4f(0.0);
+    var g4 = vec4f(0.0);
+    for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * ld4k(kb, d4); g4 += gv[d4] * ld4v(kb, d4); }
+    let pr = exp(hsum(s4) - L);
+    let dsj = pr * (hsum(g4) - D);
+    for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * ld4k(kb, d4); }
+    kb += ks;
+  }
+  for (var d4 = 0u; d4 < HS4; d4++) { st4dq(obase, d4, acc[d4] * p.scale); }
+}
+
+@compute @workgroup_size(WG)
+fn flash_backward_kv(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let T = p.Tq;
+  let idx = gid.x + gid.y * nwg.x * WG;
+  if (idx >= p.B * p.NKV * T) { return; }
+  let j = idx % T;
+  let kvh = (idx / T) % p.NKV;
+  let b = idx / (T * p.NKV);
+  let group = p.NH / p.NKV;
+  let kbase = ((b * T + j) * p.NKV + kvh) * HSC;
+  var kv: array<vec4f, MAX_HS4>;
+  var vv: array<vec4f, MAX_HS4>;
+  var ak: array<vec4f, MAX_HS4>;
+  var av: array<vec4f, MAX_HS4>;
+  for (var d4 = 0u; d4 < HS4; d4++) {
+    kv[d4] = ld4k(kbase, d4) * p.scale;
+    vv[d4] = ld4v(kbase, d4);
+    ak[d4] = vec4f(0.0);
+    av[d4] = vec4f(0.0);
+  }
+  let qs = p.NH * HSC;
+  for (var g = 0u; g < group; g++) {
+    let h = kvh * group + g;
+    var ob = ((b * T + j) * p.NH + h) * HSC;
+    var row = (b * p.NH + h) * T + j;
+    for (var t = j; t < T; t++) {
+      var s4 = vec4f(0.0);
+      var g4 = vec4f(0.0);
+      for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * ld4q(ob, d4); g4 += vv[d4] * ld4dout(ob, d4); }
+      let pr = exp(hsum(s4) - lse[row]);
+      let dsv = pr * (hsum(g4) - drow[row]);
+      for (var d4 = 0u; d4 < HS4; d4++) {
+        ak[d4] += dsv * ld4q(ob, d4);
+        av[d4] += pr * ld4dout(ob, d4);
+      }
+      ob += qs;
+      row += 1u;
+    }
+  }
+  for (var d4 = 0u; d4 < HS4; d4++) {
+    st4dk(kbase, d4, ak[d4] * p.scale);
+    st4dv(kbase, d4, av[d4]);
+  }
 }

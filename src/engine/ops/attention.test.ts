@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dot, expectClose, finiteDiff, randn, testGpu, toF64, type Tol } from '../testing';
 import type { Gpu, Tensor } from '../gpu/runtime';
-import { attentionBackward, attentionForward, type AttentionVariant } from './attention';
+import { attentionBackward, attentionBackwardFlash, attentionForward, pickAttentionVariant, type AttentionVariant } from './attention';
 import { attentionBackwardRef, attentionCachedForwardRef, attentionForwardRef, type AttnShape } from '../ref/attention';
 
 // GPU (fp32) vs float64 reference on randn inputs. Scores are O(1) (q·k/sqrt(HS)); every output is
@@ -11,7 +11,8 @@ import { attentionBackwardRef, attentionCachedForwardRef, attentionForwardRef, t
 const FWD: Tol = { atol: 1e-6, rtol: 1e-5 };
 const gradTol = (T: number, group: number): Tol => ({ atol: 1e-6 * Math.sqrt(T * group), rtol: 1e-5 });
 
-const VARIANTS: Exclude<AttentionVariant, 'auto'>[] = ['thread', 'workgroup'];
+const VARIANTS: ('thread' | 'workgroup')[] = ['thread', 'workgroup'];
+const FLASH: ('flash' | 'flash_tiled')[] = ['flash', 'flash_tiled'];
 
 function up(gpu: Gpu, name: string, d: Float32Array | number): Tensor {
   return typeof d === 'number' ? gpu.tensor(name, [d]) : gpu.tensor(name, [d.length], 'f32', d);
@@ -173,6 +174,90 @@ describe('attention GPU', () => {
       gpu.free(tkc);
       gpu.free(tvc);
     });
+
+  // Flash (online-softmax, no T×T matrix) forward + saved log-sum-exp, and the flash backward
+  // that recomputes the probabilities from it. Awkward T (1, 7, 33, 130, 513, 2048: partial key
+  // blocks of 4, partial query tiles of 64, several K/V tiles), odd head sizes (partial vec4),
+  // GQA, MQA, B > 1.
+  const flashShapes: (AttnShape & { bwd?: boolean })[] = [
+    { B: 1, T: 1, NH: 1, NKV: 1, HS: 8, bwd: true },
+    { B: 2, T: 7, NH: 4, NKV: 2, HS: 8, bwd: true },
+    { B: 1, T: 33, NH: 4, NKV: 1, HS: 5, bwd: true },
+    { B: 3, T: 130, NH: 6, NKV: 3, HS: 12, bwd: true },
+    { B: 1, T: 130, NH: 2, NKV: 1, HS: 72, bwd: true },
+    { B: 1, T: 70, NH: 2, NKV: 2, HS: 128, bwd: true },
+    { B: 2, T: 513, NH: 2, NKV: 1, HS: 8, bwd: true },
+    { B: 1, T: 513, NH: 4, NKV: 4, HS: 33 },
+    { B: 1, T: 2048, NH: 2, NKV: 1, HS: 8 },
+  ];
+  for (const variant of FLASH)
+    for (const s of flashShapes)
+      it(`${variant}: forward (+ lse${s.bwd ? ', flash backward' : ''}) vs reference B=${s.B} T=${s.T} NH=${s.NH} NKV=${s.NKV} HS=${s.HS}`, async () => {
+        const gpu = await testGpu();
+        const { B, T, NH, NKV, HS } = s;
+        const nq = B * T * NH * HS, nk = B * T * NKV * HS, nr = B * NH * T;
+        const q = randn(nq, 31), k = randn(nk, 32), v = randn(nk, 33), dout = randn(nq, 34);
+        const tq = up(gpu, 'q', q), tk = up(gpu, 'k', k), tv = up(gpu, 'v', v), tout = up(gpu, 'out', nq), tl = up(gpu, 'lse', nr);
+        attentionForward(gpu, { out: tout, lse: tl, q: tq, k: tk, v: tv, B, Tq: T, NH, NKV, HS, pos0: 0, variant });
+        const ref = attentionForwardRef(q, k, v, s);
+        expectClose('out', await gpu.readF32(tout), ref.out, FWD);
+        // lse = m + log Σ exp: O(log T) magnitude, fp32 sum of up to T terms
+        expectClose('lse', await gpu.readF32(tl), ref.lse, { atol: 1e-6 * Math.sqrt(T), rtol: 1e-5 });
+        const tout2 = up(gpu, 'out2', nq);
+        attentionForward(gpu, { out: tout2, q: tq, k: tk, v: tv, B, Tq: T, NH, NKV, HS, pos0: 0, variant });
+        expectClose('out (no lse)', await gpu.readF32(tout2), await gpu.readF32(tout), { atol: 0, rtol: 0 });
+        const tmp = [tq, tk, tv, tout, tout2, tl];
+        if (s.bwd) {
+          const tdo = up(gpu, 'dout', dout), tdr = up(gpu, 'drow', nr), tdq = up(gpu, 'dq', nq), tdk = up(gpu, 'dk', nk), tdv = up(gpu, 'dv', nk);
+          attentionBackwardFlash(gpu, { dq: tdq, dk: tdk, dv: tdv, drow: tdr, dout: tdo, q: tq, k: tk, v: tv, out: tout, lse: tl, B, T, NH, NKV, HS });
+          const g = attentionBackwardRef(dout, q, k, v, s);
+          const tol = gradTol(T, NH / NKV);
+          expectClose('dq', await gpu.readF32(tdq), g.dq, tol);
+          expectClose('dk', await gpu.readF32(tdk), g.dk, tol);
+          expectClose('dv', await gpu.readF32(tdv), g.dv, tol);
+          const again = [await gpu.readF32(tdq), await gpu.readF32(tdk), await gpu.readF32(tdv)];
+          attentionBackwardFlash(gpu, { dq: tdq, dk: tdk, dv: tdv, drow: tdr, dout: tdo, q: tq, k: tk, v: tv, out: tout, lse: tl, B, T, NH, NKV, HS });
+          expectClose('dq repeat', await gpu.readF32(tdq), again[0], { atol: 0, rtol: 0 });
+          expectClose('dk repeat', await gpu.readF32(tdk), again[1], { atol: 0, rtol: 0 });
+          tmp.push(tdo, tdr, tdq, tdk, tdv);
+        }
+        for (const x of tmp) gpu.free(x);
+      });
+
+  for (const variant of FLASH)
+    it(`${variant}: KV-cached decoding in chunks (B=2, cache 80, growing keys) equals the reference`, async () => {
+      const gpu = await testGpu();
+      const [B, NH, NKV, HS, cap] = [2, 4, 2, 12, 80];
+      const row = NKV * HS;
+      const kc = randn(B * cap * row, 42, 100), vc = randn(B * cap * row, 43, 100); // garbage rows must never be read
+      for (let i = 0; i < kc.length; i++) kc[i] /= 100 / (1 + (Math.floor(i / row) % cap) / cap);
+      for (let i = 0; i < vc.length; i++) vc[i] /= 100;
+      const tkc = gpu.tensor('kc', [B, cap, row], 'f32', kc), tvc = gpu.tensor('vc', [B, cap, row], 'f32', vc);
+      let pos0 = 0;
+      for (const Tq of [65, 1, 3, 1]) {
+        const Tk = pos0 + Tq;
+        const qc = randn(B * Tq * NH * HS, 44 + pos0);
+        const tq = gpu.tensor('qc', [B, Tq, NH * HS], 'f32', qc), to = gpu.tensor('oc', [B, Tq, NH * HS]), tl = gpu.tensor('lc', [B, NH, Tq]);
+        attentionForward(gpu, { out: to, lse: tl, q: tq, k: tkc, v: tvc, B, Tq, Tk, TkMax: cap, NH, NKV, HS, pos0, variant });
+        const ref = attentionCachedForwardRef(qc, kc, vc, { B, Tq, Tk, TkMax: cap, NH, NKV, HS, pos0 });
+        expectClose(`out pos0=${pos0}`, await gpu.readF32(to), ref.out, FWD);
+        expectClose(`lse pos0=${pos0}`, await gpu.readF32(tl), ref.lse, { atol: 1e-5, rtol: 1e-5 });
+        for (const x of [tq, to, tl]) gpu.free(x);
+        pos0 += Tq;
+      }
+      gpu.free(tkc);
+      gpu.free(tvc);
+    });
+
+  it('auto: flash without probabilities, materializing with them; flash refuses probs', async () => {
+    const gpu = await testGpu();
+    expect(pickAttentionVariant(gpu, false)).toMatch(/^flash/);
+    expect(pickAttentionVariant(gpu, true)).not.toMatch(/^flash/);
+    const t = gpu.tensor('t', [4096]);
+    expect(() => attentionForward(gpu, { out: t, probs: t, q: t, k: t, v: t, B: 1, Tq: 4, NH: 1, NKV: 1, HS: 8, pos0: 0, variant: 'flash' })).toThrow(/probabilities/);
+    expect(() => attentionForward(gpu, { out: t, lse: t, q: t, k: t, v: t, B: 1, Tq: 4, NH: 1, NKV: 1, HS: 8, pos0: 0, variant: 'thread' })).toThrow(/lse/);
+    gpu.free(t);
+  });
 
   it('rejects bad shapes', async () => {
     const gpu = await testGpu();

@@ -24,11 +24,12 @@ export interface AttnCacheShape {
 }
 
 /** General forward (KV cache: row stride TkMax, Tk valid keys, queries at pos0 + t). */
-export function attentionCachedForwardRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s: AttnCacheShape): { out: Float64Array; probs: Float64Array } {
+export function attentionCachedForwardRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s: AttnCacheShape): { out: Float64Array; probs: Float64Array; lse: Float64Array } {
   const { B, Tq, Tk, TkMax, NH, NKV, HS, pos0 } = s;
   const scale = 1 / Math.sqrt(HS);
   const out = new Float64Array(B * Tq * NH * HS);
   const probs = new Float64Array(B * NH * Tq * Tk);
+  const lse = new Float64Array(B * NH * Tq); // (B, NH, Tq) log Σ_j exp(scaled score)
   for (let b = 0; b < B; b++)
     for (let h = 0; h < NH; h++) {
       const kvh = Math.floor(h / (NH / NKV));
@@ -46,6 +47,7 @@ export function attentionCachedForwardRef(q: ArrayLike<number>, k: ArrayLike<num
         }
         let z = 0;
         for (let j = 0; j < nk; j++) z += Math.exp(sc[j] - m);
+        lse[(b * NH + h) * Tq + t] = m + Math.log(z);
         const pb = ((b * NH + h) * Tq + t) * Tk;
         for (let j = 0; j < nk; j++) {
           const pr = Math.exp(sc[j] - m) / z;
@@ -55,11 +57,11 @@ export function attentionCachedForwardRef(q: ArrayLike<number>, k: ArrayLike<num
         }
       }
     }
-  return { out, probs };
+  return { out, probs, lse };
 }
 
 /** Training forward (Tq = Tk = T, pos0 = 0). */
-export function attentionForwardRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s: AttnShape): { out: Float64Array; probs: Float64Array } {
+export function attentionForwardRef(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, s: AttnShape): { out: Float64Array; probs: Float64Array; lse: Float64Array } {
   return attentionCachedForwardRef(q, k, v, { B: s.B, Tq: s.T, Tk: s.T, TkMax: s.T, NH: s.NH, NKV: s.NKV, HS: s.HS, pos0: 0 });
 }
 

@@ -1,0 +1,60 @@
+// Causal attention forward without probabilities (evaluation, prefill, training without an
+// attention-map loss), old materializing kernels vs the flash kernels, side by side:
+//   thread / workgroup      the materializing kernels (shaders/attention.wgsl forward, forward_wg)
+//   flash / flash_tiled     online softmax, head size compiled in (per thread / K-V tiles in
+//                           workgroup memory)
+// Shapes: stories260K-like (8 heads of 8) at T = 128, 512, 2048 and a bigger one (32 heads of 64,
+// 8 kv heads) at T = 128, 512, 1024; B = 1. GFLOP/s counts 4·HS FLOPs per (query, visible key).
+import type { Gpu } from '../src/engine/gpu/runtime';
+import { ATTENTION_VARIANTS, attentionForward, pickAttentionVariant } from '../src/engine/ops/attention';
+import { randn } from '../src/engine/testing';
+import { timeIt, type BenchRow } from './types';
+
+export interface AttentionBenchOpts {
+  shapes?: { T: number; NH: number; NKV: number; HS: number }[];
+  budgetMs?: number;
+}
+
+export async function benchAttention(gpu: Gpu, opts: AttentionBenchOpts = {}): Promise<{ rows: BenchRow[]; ratios: string[] }> {
+  const shapes = opts.shapes ?? [
+    ...[128, 512, 2048].map((T) => ({ T, NH: 8, NKV: 8, HS: 8 })),
+    ...[128, 512, 1024].map((T) => ({ T, NH: 32, NKV: 8, HS: 64 })),
+  ];
+  const budget = opts.budgetMs ?? 1500;
+  const rows: BenchRow[] = [];
+  const ratios: string[] = [];
+  const old = pickAttentionVariant(gpu, true);
+  const auto = pickAttentionVariant(gpu, false);
+  for (const { T, NH, NKV, HS } of shapes) {
+    const B = 1;
+    const q = gpu.tensor('bench.q', [B * T, NH * HS], 'f32', randn(B * T * NH * HS, 1));
+    const k = gpu.tensor('bench.k', [B * T, NKV * HS], 'f32', randn(B * T * NKV * HS, 2));
+    const v = gpu.tensor('bench.v', [B * T, NKV * HS], 'f32', randn(B * T * NKV * HS, 3));
+    const out = gpu.tensor('bench.out', [B * T, NH * HS]);
+    const shape = `T=${T} NH=${NH} NKV=${NKV} HS=${HS}`;
+    const ms: Record<string, number> = {};
+    for (const variant of ATTENTION_VARIANTS) {
+      const call = () => attentionForward(gpu, { out, q, k, v, B, Tq: T, NH, NKV, HS, pos0: 0, variant });
+      call();
+      await gpu.sync();
+      const t0 = performance.now();
+      call();
+      await gpu.sync();
+      const once = Math.max(performance.now() - t0, 1e-3);
+      const reps = Math.max(1, Math.min(20, Math.floor(budget / 10 / once)));
+      const iters = Math.max(1, Math.min(7, Math.floor(budget / (once * reps))));
+      const t = (await timeIt(async () => {
+        for (let r = 0; r < reps; r++) call();
+        await gpu.sync();
+      }, iters, 0)) / reps;
+      ms[variant] = t;
+      if (process.env.BENCH_VERBOSE) console.error(`${shape} ${variant} ${t.toFixed(2)} ms`);
+      const flops = 4 * HS * B * NH * ((T * (T + 1)) / 2);
+      const tag = variant === old ? 'old auto; ' : variant === auto ? 'new auto; ' : '';
+      rows.push({ name: `attention fwd (${variant})`, shape, ms: t, gflops: flops / t / 1e6, note: `${tag}${iters}x${reps}` });
+    }
+    ratios.push(`${shape}: old ${old} ${ms[old].toFixed(2)} ms -> new ${auto} ${ms[auto].toFixed(2)} ms = ${(ms[old] / ms[auto]).toFixed(1)}x faster (thread/flash ${(ms.thread / ms.flash).toFixed(1)}x, workgroup/flash_tiled ${(ms.workgroup / ms.flash_tiled).toFixed(1)}x)`);
+    for (const x of [q, k, v, out]) gpu.free(x);
+  }
+  return { rows, ratios };
+}
