@@ -192,7 +192,7 @@ export class Distiller {
     const t0 = performance.now();
     const withProbs = dc.loss.attnMap > 0;
     const ta = this.teacher.activations(B, T, withProbs);
-    const sa = this.student.activations(B, T, true);
+    const sa = this.student.activations(B, T, withProbs); // without: flash attention forward/backward
     const rows = this.t('rows', [Math.max(BT, B * NH * T)]);
     const targets = this.t('targets', [BT], 'u32');
     const dlogits = this.t('dlogits', [BT, V]);
