@@ -45,8 +45,7 @@ describe('auto-freeze', () => {
     expect(r.rounds[0].results.filter((x) => x.kept).map((x) => x.name)).toEqual(['b', 'c']);
     // ties go to the earlier name (no freeze first)
     expect((await successiveHalving(['none', 'x'], [1], async () => 2)).winner).toBe('none');
-    // no freeze is kept to the last rung even when behind, and the last rung decides on the
-    // extrapolated full-length value: 'none' falls faster (5.0 → 4.0) than 'b' (4.5 → 4.2)
+    // no freeze is kept to the last rung even when behind at the first, and wins there
     const curve2: Record<string, number[]> = { none: [5.0, 4.0], b: [4.5, 4.2], c: [4.6, 4.4], d: [6, 6] };
     const r2 = await successiveHalving(['none', 'b', 'c', 'd'], [10, 20], async (n, step) => curve2[n][step === 10 ? 0 : 1], { always: ['none'], fullSteps: 80 });
     expect(r2.rounds[0].results.filter((x) => x.kept).map((x) => x.name)).toEqual(['none', 'b', 'c']);
