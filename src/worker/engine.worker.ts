@@ -4,7 +4,7 @@ import { createBrowserGpu } from '../engine/gpu/browser';
 import type { Gpu } from '../engine/gpu/runtime';
 import { addForward } from '../engine/ops/elementwise';
 import { matmulForward } from '../engine/ops/matmul';
-import type { Request, SelfTestResult, WorkerEvent } from './protocol';
+import type { Progress, Request, SelfTestResult, WorkerEvent } from './protocol';
 import { StudioEngine } from './studio-engine';
 
 let gpu: Gpu | null = null;
@@ -52,15 +52,21 @@ async function selfTest(g: Gpu): Promise<SelfTestResult> {
 }
 
 /** Progress events for request `id`, at most ~10 per second (and always the last one). */
-function throttledProgress(id: number): (done: number, total: number, label: string) => void {
+function throttledProgress(id: number): (done: number, total: number, label: string, etaSeconds?: number | null) => void {
   let last = 0;
-  return (done, total, label) => {
+  return (done, total, label, etaSeconds) => {
     const now = performance.now();
     if (now - last > 100 || done === total) {
       last = now;
-      post({ type: 'progress', id, done, total, label });
+      post({ type: 'progress', id, done, total, label, etaSeconds });
     }
   };
+}
+
+/** The workflow's run progress (with its ETA) for request `id`, at most ~10 events a second. */
+function runProgress(id: number): (p: Progress) => void {
+  const progress = throttledProgress(id);
+  return (p) => progress(p.done, p.total, p.label, p.etaSeconds);
 }
 
 async function handle(req: Request): Promise<unknown> {
@@ -101,36 +107,15 @@ async function handle(req: Request): Promise<unknown> {
     case 'train': {
       stopRequested = false;
       pauseRequested = false;
-      let last = 0;
-      return need().train(req.req, (metrics) => post({ type: 'step', id: req.id, runId: req.req.id, metrics }), (p) => {
-        const now = performance.now();
-        if (now - last > 100 || p.done === p.total) {
-          last = now;
-          post({ type: 'progress', id: req.id, done: p.done, total: p.total, label: p.label, etaSeconds: p.etaSeconds });
-        }
-      }, () => stopRequested, () => pauseRequested, req.resume);
+      return need().train(req.req, (metrics) => post({ type: 'step', id: req.id, runId: req.req.id, metrics }), runProgress(req.id), () => stopRequested, () => pauseRequested, req.resume);
     }
     case 'autoFreeze': {
       stopRequested = false;
-      let last = 0;
-      return need().autoFreeze(req.req, (metrics) => post({ type: 'step', id: req.id, runId: req.req.id, metrics }), (p) => {
-        const now = performance.now();
-        if (now - last > 100 || p.done === p.total) {
-          last = now;
-          post({ type: 'progress', id: req.id, done: p.done, total: p.total, label: p.label, etaSeconds: p.etaSeconds });
-        }
-      }, () => stopRequested);
+      return need().autoFreeze(req.req, (metrics) => post({ type: 'step', id: req.id, runId: req.req.id, metrics }), runProgress(req.id), () => stopRequested);
     }
     case 'compress': {
       stopRequested = false;
-      let last = 0;
-      return need().compress(req.req, (p) => {
-        const now = performance.now();
-        if (now - last > 100 || p.done === p.total) {
-          last = now;
-          post({ type: 'progress', id: req.id, done: p.done, total: p.total, label: p.label, etaSeconds: p.etaSeconds });
-        }
-      }, () => stopRequested);
+      return need().compress(req.req, runProgress(req.id), () => stopRequested);
     }
     case 'compressedFiles':
       return need().compressedFiles(req.stage);
