@@ -381,7 +381,7 @@ export class StudioEngine {
     const { train, val } = carveValidation(this.needSplit().train);
     const teacher = { name: m.name, config: m.config, weights: m.weights, tokenizer: m.tokenizer };
     const r = await autoFreeze(this.gpu, teacher, base, trainStream(train, m.tokenizer), {
-      valSeqs: evalSequences(val, m.tokenizer, m.config.maxSeqLen), evalSeqs: this.evalSeqs(), onProgress, onStep, shouldStop,
+      valSeqs: evalSequences(val, m.tokenizer, m.config.maxSeqLen), evalSeqs: this.evalSeqs(), fullTrain: trainStream(this.needSplit().train, m.tokenizer), onProgress, onStep, shouldStop,
     });
     const out = r.outcome;
     let studentFiles: Record<string, Uint8Array> | null = null;

@@ -10,6 +10,7 @@ import { testGpu } from '../testing';
 import { addedErrors, autoFreeze, klRows, logSoftmaxRows, successiveHalving } from './auto-freeze';
 import { carveValidation, evalSequences, splitText, trainStream } from './data';
 import { makeRunSpec } from './spec';
+import { runTraining } from './run';
 
 const cfg: LlamaConfig = { dim: 32, hiddenDim: 64, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 259, maxSeqLen: 64, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
 const weights = randomWeights(cfg, 5, 0.5);
@@ -61,7 +62,7 @@ describe('auto-freeze', () => {
     const split = splitText(text, 'tiny.txt', { holdout: 3 });
     const { train, val } = carveValidation(split.train);
     const spec = makeRunSpec({ bits: 3, group: 32, steps: 16, batch: 2, seq: 16 }, 'test');
-    const go = () => autoFreeze(gpu, teacher, spec, trainStream(train, teacher.tokenizer), { probeSteps: 3, valSeqs: evalSequences(val, teacher.tokenizer, 64), evalSeqs: evalSequences(split.evalDocs, teacher.tokenizer, 64) });
+    const go = () => autoFreeze(gpu, teacher, spec, trainStream(train, teacher.tokenizer), { probeSteps: 3, valSeqs: evalSequences(val, teacher.tokenizer, 64), evalSeqs: evalSequences(split.evalDocs, teacher.tokenizer, 64), fullTrain: trainStream(split.train, teacher.tokenizer) });
     const a = await go();
     const b = await go();
     expect(b.chosen.name).toBe(a.chosen.name);
@@ -71,11 +72,16 @@ describe('auto-freeze', () => {
     expect(a.candidates.length).toBeGreaterThanOrEqual(2);
     expect(a.signals.cells.length).toBe(cfg.nLayers * 7);
     expect(a.signals.cells.every((c) => c.gradSq >= 0 && c.fpGradSq > 0 && c.addedKl > 0)).toBe(true);
-    // probes 2×3 steps; rungs 2 and 4 steps for the candidates (the better half and no freeze go on); the winner to 16
+    // probes 2×3 steps; rungs 2 and 4 steps for the candidates (the better half and no freeze go
+    // on); the chosen scheme's full 16 steps on all the training documents
     const n = a.candidates.length, kept = a.rounds[1].results.length;
     expect(kept).toBeLessThanOrEqual(Math.ceil(n / 2) + 1);
-    expect(a.costRuns).toBeCloseTo((6 + 2 * n + 2 * kept + 12) / 16, 10);
+    expect(a.costRuns).toBeCloseTo((6 + 2 * n + 2 * kept + 16) / 16, 10);
     expect(a.outcome.history.length).toBe(16);
+    // that full run is exactly the chosen scheme's ordinary run
+    const plain = await runTraining(gpu, teacher, a.spec, trainStream(split.train, teacher.tokenizer), evalSequences(split.evalDocs, teacher.tokenizer, 64));
+    expect(plain.history.map((m) => m.loss)).toEqual(a.outcome.history.map((m) => m.loss));
+    expect(plain.summary!.evalPpl).toBe(a.outcome.summary!.evalPpl);
     for (const c of a.candidates) expect(c.reason.length).toBeGreaterThan(10);
   });
 });

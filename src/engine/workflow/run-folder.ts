@@ -23,6 +23,8 @@ export interface FolderOptions {
   checkpointEvery?: number;
   /** asked between steps: true stops the run (its last checkpoint kept) */
   shouldStop?: () => boolean;
+  /** the folder was claimed by the caller already (auto-freeze's chosen run) */
+  fresh?: boolean;
 }
 
 /** A progress printer: a line at most every 5 s and at the end, with ETA. */
@@ -41,7 +43,8 @@ export async function runInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJson?:
   const dir = new RunDir(outDir);
   // everything that can refuse, before the folder is touched
   const resume = o.resume ? await dir.readCheckpoint() : undefined;
-  if (!o.resume) dir.claimFresh();
+  if (!o.resume && !o.fresh) dir.claimFresh();
+  if (o.fresh) dir.atomicWrite('metrics.jsonl', '');
   const stream = trainStream(split.train, teacher.tokenizer);
   const evalSeqs = evalSequences(split.evalDocs, teacher.tokenizer, teacher.config.maxSeqLen, split.description);
   let resumedHistory = false;
@@ -88,15 +91,13 @@ export async function autoFreezeInFolder(gpu: Gpu, teacher: Teacher & { tokenize
   const dir = new RunDir(outDir);
   dir.claimFresh();
   const { train, val } = carveValidation(split.train);
-  const inner: DataSplit = { ...split, train };
   const r = await autoFreeze(gpu, teacher, base, trainStream(train, teacher.tokenizer), {
     log, onProgress: progressLog(log),
     valSeqs: evalSequences(val, teacher.tokenizer, teacher.config.maxSeqLen),
     evalSeqs: evalSequences(split.evalDocs, teacher.tokenizer, teacher.config.maxSeqLen),
-    finalRun: async (spec, ckpt) => {
-      dir.saveCheckpoint(ckpt);
-      return runInFolder(gpu, teacher, spec, inner, outDir, { ...o, log, resume: true });
-    },
+    fullTrain: trainStream(split.train, teacher.tokenizer),
+    // the chosen scheme's run is an ordinary run folder on the whole split
+    finalRun: async (spec) => runInFolder(gpu, teacher, spec, split, outDir, { ...o, log, fresh: true }),
   });
   const { outcome, ...rest } = r;
   dir.writeJson('auto-freeze.json', { ...rest, chosen: { name: r.chosen.name, reason: r.chosen.reason, mask: r.chosen.mask }, validationDocuments: val.length, evalPpl: outcome.summary?.evalPpl });
