@@ -22,6 +22,25 @@ describe('config.json', () => {
     const cfg = tinyConfig({ tiedEmbeddings: true, ropeTheta: 1e6 });
     expect(parseHfConfig(hfConfigJson(cfg))).toEqual(cfg);
   });
+  it('an explicit head_dim (a head size other than hidden/heads) round-trips and runs as the float64 reference', async () => {
+    const cfg: LlamaConfig = { ...tinyConfig({ dim: 32, nHeads: 4, nKvHeads: 2, vocabSize: 29, maxSeqLen: 16 }), headDim: 12 };
+    expect(parseHfConfig(hfConfigJson(cfg))).toEqual(cfg);
+    const w = randomWeights(cfg, 4, 0.5);
+    const m = await loadHfModel(asSources(writeHfModel(cfg, w)));
+    expect(m.config.headDim).toBe(12);
+    expect(m.weights.layers[0].wq.length).toBe(4 * 12 * 32);
+    const { refForward } = await import('../ref/llama');
+    const { LlamaModel } = await import('../model/llama');
+    const { testGpu, expectClose } = await import('../testing');
+    const gpu = await testGpu();
+    const model = LlamaModel.fromWeights(gpu, m.config, m.weights);
+    const tokens = [1, 5, 9, 3, 7, 2, 11];
+    const acts = model.activations(1, tokens.length, false);
+    gpu.write(acts.tokens, new Uint32Array(tokens));
+    model.forward(acts);
+    expectClose('logits', await gpu.readF32(acts.logits), refForward(cfg, w, tokens).logits, { atol: 1e-4, rtol: 1e-4 });
+    model.free();
+  });
   it('says what is wrong, naming the file', () => {
     const bad = (o: object) => () => parseHfConfig(JSON.stringify({ ...base, ...o }), 'my/config.json');
     expect(bad({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' })).toThrow(/my\/config\.json: not a LLaMA-family model: architectures \["GPT2LMHeadModel"\], model_type "gpt2"/);

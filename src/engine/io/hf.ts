@@ -66,7 +66,8 @@ export function parseHfConfig(text: string, file = 'config.json'): LlamaConfig {
   if (j.mlp_bias === true) throw new Error(`${file}: mlp_bias=true is not supported`);
   // Mistral: sliding-window attention equals full attention up to the window; cap the length there.
   if (typeof j.sliding_window === 'number' && j.sliding_window > 0) cfg.maxSeqLen = Math.min(cfg.maxSeqLen, j.sliding_window);
-  if (typeof j.head_dim === 'number' && j.head_dim !== cfg.dim / cfg.nHeads) throw new Error(`${file}: head_dim ${j.head_dim} differs from hidden_size/num_attention_heads; not supported`);
+  // an explicit head size (Gemma-style configs, head-pruned students): q/k/v/o are (NH·head_dim) wide
+  if (typeof j.head_dim === 'number' && j.head_dim !== cfg.dim / cfg.nHeads) cfg.headDim = j.head_dim;
   validateConfig(cfg, file);
   return cfg;
 }
@@ -86,6 +87,7 @@ export function hfConfigJson(cfg: LlamaConfig, extra: Record<string, unknown> = 
       rms_norm_eps: cfg.normEps,
       rope_theta: cfg.ropeTheta,
       tie_word_embeddings: cfg.tiedEmbeddings,
+      ...(cfg.headDim !== undefined && cfg.headDim !== cfg.dim / cfg.nHeads ? { head_dim: cfg.headDim } : {}),
       hidden_act: 'silu',
       bos_token_id: 1,
       eos_token_id: 2,
