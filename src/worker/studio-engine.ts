@@ -365,12 +365,17 @@ export class StudioEngine {
     const split = this.needSplit();
     const teacher = { name: m.name, config: m.config, weights: m.weights, tokenizer: m.tokenizer };
     const out = await runTraining(this.gpu, teacher, spec, trainStream(split.train, m.tokenizer), this.evalSeqs(), { onStep, onProgress, shouldStop, shouldPause, resumeFrom: `the paused run's checkpoint (${req.id})` }, resume);
-    let studentFiles: Record<string, Uint8Array> | null = null;
-    if (out.student) {
-      this.held.set(`run:${req.id}`, { label: `KD-QAT student ${runLabel(spec)} (${out.summary?.steps ?? 0} steps, run ${req.id.slice(-5)})`, kind: 'student', ...out.student });
-      studentFiles = modelFiles(m.config, out.student.weights, out.student.quantized, 'safetensors', tokenizerJsonOf(m.tokenizer, m.tokenizerJson));
-    }
+    const studentFiles = this.keepStudent(req.id, `KD-QAT student ${runLabel(spec)}`, out);
     return { status: out.status, summary: out.summary, checkpoint: out.status === 'paused' ? out.checkpoint : null, studentFiles };
+  }
+
+  /** A finished run's student, kept under run:<id> for the playground, accuracy and exports; its
+   *  quantized folder's files go back to the page (IndexedDB). */
+  private keepStudent(id: string, label: string, out: RunOutcome): Record<string, Uint8Array> | null {
+    if (!out.student) return null;
+    const m = this.needModel();
+    this.held.set(`run:${id}`, { label: `${label} (${out.summary?.steps ?? 0} steps, run ${id.slice(-5)})`, kind: 'student', ...out.student });
+    return modelFiles(m.config, out.student.weights, out.student.quantized, tokenizerJsonOf(m.tokenizer, m.tokenizerJson));
   }
 
   /** Auto-freeze on the current data (as `quench distill --freeze auto`): the probes and the
@@ -384,11 +389,7 @@ export class StudioEngine {
       valSeqs: evalSequences(val, m.tokenizer, m.config.maxSeqLen), evalSeqs: this.evalSeqs(), fullTrain: trainStream(this.needSplit().train, m.tokenizer), onProgress, onStep, shouldStop,
     });
     const out = r.outcome;
-    let studentFiles: Record<string, Uint8Array> | null = null;
-    if (out.student) {
-      this.held.set(`run:${req.id}`, { label: `KD-QAT student w${base.bits}g${base.group} auto → ${r.chosen.name} (${out.summary?.steps ?? 0} steps, run ${req.id.slice(-5)})`, kind: 'student', ...out.student });
-      studentFiles = modelFiles(m.config, out.student.weights, out.student.quantized, 'safetensors', tokenizerJsonOf(m.tokenizer, m.tokenizerJson));
-    }
+    const studentFiles = this.keepStudent(req.id, `KD-QAT student w${base.bits}g${base.group} auto → ${r.chosen.name}`, out);
     const auto: AutoFreezeSummary = {
       chosen: r.chosen.name, reason: r.chosen.reason, candidates: r.candidates.map((c) => ({ name: c.name, score: c.score, reason: c.reason })), rounds: r.rounds, predicted: r.predicted, costRuns: r.costRuns,
       curves: Object.fromEntries(Object.entries(r.curves).map(([k, h]) => [k, h.map((x) => x.loss)])),

@@ -31,6 +31,7 @@
 import type { LlamaConfig, LlamaLayerWeights, LlamaWeights } from '../model/config';
 import { validateConfig } from '../model/config';
 import type { ByteSource } from './source';
+import { f16ToF32 } from './safetensors';
 import { permuteInterleavedToHalf } from './llama2c';
 import { tokenizerJsonFromPieces, type TokenizerJson } from './hf-tokenizer';
 
@@ -60,15 +61,7 @@ export const ggmlTypeName = (t: number): string => GGML_NAMES[t] ?? `unknown typ
 const f32buf = new Float32Array(1);
 const u32buf = new Uint32Array(f32buf.buffer);
 
-/** IEEE binary16 bits → number (exact). */
-export function f16ToF32(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
+export { f16ToF32 };
 
 /** number → IEEE binary16 bits, rounding the float32 value to nearest even (as F16C / ggml). */
 export function f32ToF16(x: number): number {

@@ -95,7 +95,8 @@ export async function readSafetensorsHeader(src: ByteSource): Promise<Safetensor
   return { file: f, dataStart: 8 + n, tensors, metadata };
 }
 
-function f16ToF32(h: number): number {
+/** IEEE binary16 bits → number (exact); GGUF reads F16 with it too. */
+export function f16ToF32(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
   const m = h & 0x3ff;

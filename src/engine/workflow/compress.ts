@@ -149,7 +149,7 @@ export function modelBytes(cfg: LlamaConfig, w: LlamaWeights, q: QuantizedModel 
 
 /** A model folder's files; a head-pruned model's config.json carries head_dim. */
 export function compressModelFiles(cfg: LlamaConfig, w: LlamaWeights, q: QuantizedModel | null, tokenizerJson?: string): Record<string, Uint8Array> {
-  const files = modelFiles(cfg, w, q, 'safetensors', tokenizerJson);
+  const files = modelFiles(cfg, w, q, tokenizerJson);
   if (cfg.headDim !== undefined && files['config.json']) {
     const j = JSON.parse(new TextDecoder().decode(files['config.json']));
     j.head_dim = headSize(cfg);

@@ -21,8 +21,7 @@ export function tokenizerJsonOf(tok: Tokenizer | null, json?: string): string | 
 }
 
 /** Files of a model as a safetensors folder: FP (quantized = null) as HF, or a quantized model. */
-export function modelFiles(config: LlamaConfig, weights: LlamaWeights, quantized: QuantizedModel | null, format: 'safetensors', tokenizerJson?: string, dtype: 'F32' | 'F16' = 'F32'): Record<string, Uint8Array> {
-  void format;
+export function modelFiles(config: LlamaConfig, weights: LlamaWeights, quantized: QuantizedModel | null, tokenizerJson?: string, dtype: 'F32' | 'F16' = 'F32'): Record<string, Uint8Array> {
   return quantized ? writeQuantizedHfModel(config, weights, quantized, { tokenizerJson }) : writeHfModel(config, weights, { dtype, tokenizerJson });
 }
 
@@ -48,7 +47,7 @@ export interface ExportResult {
 export function exportModel(m: ExportSource, format: ExportFormat, o: { dtype?: 'F32' | 'F16'; kvCache?: boolean; extra?: Record<string, string> } = {}): ExportResult {
   const tokenizerJson = tokenizerJsonOf(m.tokenizer, m.tokenizerJson);
   const warnings: string[] = [];
-  if (format === 'safetensors') return { files: modelFiles(m.config, m.weights, m.quantized, 'safetensors', tokenizerJson, o.dtype), warnings };
+  if (format === 'safetensors') return { files: modelFiles(m.config, m.weights, m.quantized, tokenizerJson, o.dtype), warnings };
   if (format === 'onnx') {
     const enc = (x: unknown) => new TextEncoder().encode(JSON.stringify(x, null, 2));
     const files: Record<string, Uint8Array> = {

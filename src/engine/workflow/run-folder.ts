@@ -75,7 +75,7 @@ export async function runInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJson?:
     studentDir = join(outDir, 'student');
     mkdirSync(studentDir, { recursive: true });
     const tj = tokenizerJsonOf(teacher.tokenizer, o.tokenizerJson ?? teacher.tokenizerJson);
-    for (const [name, bytes] of Object.entries(modelFiles(teacher.config, outcome.student.weights, outcome.student.quantized, 'safetensors', tj))) writeFileSync(join(studentDir, name), bytes);
+    for (const [name, bytes] of Object.entries(modelFiles(teacher.config, outcome.student.weights, outcome.student.quantized, tj))) writeFileSync(join(studentDir, name), bytes);
   }
   dir.writeJson('summary.json', { ...outcome.summary, spec, data: split.description, studentDir });
   return outcome;
