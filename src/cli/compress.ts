@@ -13,14 +13,17 @@ const HELP = `usage: quench compress --teacher PATH [--tokenizer PATH] --data FI
                        [--layer-metric loss|cosine] [--channel-metric taylor|magnitude] [--calib N]
                        --bits 4 --group 32 [--sym] --steps N [--qat-steps N] [--batch B] [--seq T]
                        [--lr X] [--qat-lr X] [--temperature T] [--loss kl=1,ce=0.5,hidden=0] [--seed S]
-                       [--no-baselines] [--holdout N] [--eval-docs N] [--resume] --out DIR
+                       [--embed-bits 8|4|none] [--embed-group G] [--no-baselines] [--holdout N]
+                       [--eval-docs N] [--resume] --out DIR
 A smaller student cut from the teacher, distilled, then quantized:
   prune   layers by measured importance (the rise in calibration loss when a layer is skipped, or
           1 − cosine(input, output)) or named (--drop-layers, 0-based); attention heads by KV group
           (--heads-keep: a ratio of the KV groups, or a count of query heads, a multiple of NH/NKV);
           MLP channels (--mlp-keep ratio) by first-order Taylor |w·dL/dw| or |activation|×‖w_down‖
   KD      KL(teacher‖student)·T² + CE on the data (+ hidden-state MSE on mapped layers), --steps
-  PTQ     --bits/--group with the per-group clip search
+  PTQ     --bits/--group with the per-group clip search; the token embedding (and a tied
+          classifier) --embed-bits (default 8, groups of --embed-group 32; none keeps it fp32),
+          kept at those codes through KD-QAT
   KD-QAT  --qat-steps (default steps/2): the distilled FP student teaches its own quantized copy
           (the original teacher's shape differs from the student's)
   baselines  the same small shape trained with CE only on KD's token budget, from a random init and
@@ -36,6 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     bits: { type: 'string' }, group: { type: 'string' }, sym: { type: 'boolean' }, steps: { type: 'string' }, 'qat-steps': { type: 'string' },
     batch: { type: 'string' }, seq: { type: 'string' }, lr: { type: 'string' }, 'qat-lr': { type: 'string' }, temperature: { type: 'string' }, loss: { type: 'string' },
     seed: { type: 'string' }, 'no-baselines': { type: 'boolean' }, holdout: { type: 'string' }, 'eval-docs': { type: 'string' }, resume: { type: 'boolean' }, out: { type: 'string' },
+    'embed-bits': { type: 'string' }, 'embed-group': { type: 'string' },
   }, HELP);
   if (!a) return 0;
   if (!a.teacher || !a.data || !a.out) throw new Error(`--teacher, --data and --out are required\n\n${HELP}`);
@@ -57,6 +61,7 @@ export async function run(argv: string[]): Promise<number> {
     kd: { steps: o('steps', int), batch: o('batch', int), seq: o('seq', int), lr: o('lr', num), temperature: o('temperature', num), seed: o('seed', int), loss: kdLoss && { kl: kdLoss.kl, ce: kdLoss.ce, hidden: kdLoss.hidden } },
     qat: { bits: q!.bits, group: q!.group, sym: q!.sym, steps: o('qat-steps', int), lr: o('qat-lr', num), batch: o('batch', int), seq: o('seq', int), seed: o('seed', int) },
     baselines: !a['no-baselines'],
+    embedding: a['embed-bits'] === 'none' ? null : a['embed-bits'] === undefined && a['embed-group'] === undefined ? undefined : { bits: int(a['embed-bits'] ?? '8', 'embed-bits', 8), group: o('embed-group', int) },
   }, 'flags');
   const split = splitFromArgs(a);
   const m = await loadTeacher(a);

@@ -38,6 +38,7 @@ export function CompressPanel() {
         <label>bits <select value={c.bits} aria-label="bits" onChange={(e) => setC({ bits: Number(e.target.value) as Bits })}>{[2, 3, 4, 8].map((b) => <option key={b} value={b}>{b}</option>)}</select></label>
         <label>group <select value={c.group} aria-label="group size" onChange={(e) => setC({ group: Number(e.target.value) })}>{[32, 64, 128, 0].map((g) => <option key={g} value={g}>{g || 'per channel'}</option>)}</select></label>
         {num('qatSteps', 'KD-QAT steps')}
+        <label title="the token embedding (and a tied classifier) packed at the PTQ stage, kept through KD-QAT">embedding <select value={c.embedBits} aria-label="embedding bits" onChange={(e) => setC({ embedBits: Number(e.target.value) as 0 | 4 | 8 })}>{[[8, '8-bit'], [4, '4-bit'], [0, 'fp32']].map(([b, l]) => <option key={b} value={b}>{l}</option>)}</select></label>
         <label><input type="checkbox" checked={c.baselines} aria-label="CE-only baselines" onChange={(e) => setC({ baselines: e.target.checked })} /> CE-only baselines</label>
         <button data-testid="compress-start" disabled={job.status === 'running'} onClick={() => void runCompressJob()}>{job.status === 'running' ? 'Compressing…' : 'Compress'}</button>
         <button onClick={stopTraining}>Stop</button>

@@ -572,6 +572,7 @@ export async function runCompressJob(): Promise<void> {
         kd: { steps: c.kdSteps, batch: c.batch, seq: c.seq, lr: c.lr },
         qat: { bits: c.bits, group: c.group, steps: c.qatSteps },
         baselines: c.baselines,
+        embedding: c.embedBits ? { bits: c.embedBits, group: 32 } : null,
       },
     });
     useStudio.getState().setCompressJob({ status: 'done', result });

@@ -30,7 +30,7 @@ export interface Settings {
   playground: { prompt: string; maxTokens: number; temperature: number; models: string[] };
   accuracy: { task: string; limit: number };
   byteTokenizer: boolean;
-  compress: { layers: number; headsKeep: number; mlpKeep: number; kdSteps: number; batch: number; seq: number; lr: number; bits: Bits; group: number; qatSteps: number; baselines: boolean };
+  compress: { layers: number; headsKeep: number; mlpKeep: number; kdSteps: number; batch: number; seq: number; lr: number; bits: Bits; group: number; qatSteps: number; baselines: boolean; embedBits: 0 | 4 | 8 };
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -42,7 +42,7 @@ export const DEFAULT_SETTINGS: Settings = {
   playground: { prompt: 'Once upon a time', maxTokens: 64, temperature: 0, models: ['teacher'] },
   accuracy: { task: 'copa', limit: 100 },
   byteTokenizer: false,
-  compress: { layers: 0, headsKeep: 1, mlpKeep: 0.5, kdSteps: 300, batch: 8, seq: 128, lr: 2e-3, bits: 4, group: 32, qatSteps: 100, baselines: true },
+  compress: { layers: 0, headsKeep: 1, mlpKeep: 0.5, kdSteps: 300, batch: 8, seq: 128, lr: 2e-3, bits: 4, group: 32, qatSteps: 100, baselines: true, embedBits: 8 },
 };
 
 export interface ProgressState {

@@ -124,6 +124,8 @@ export interface CompressRequest {
   kd: { steps?: number; batch?: number; seq?: number; lr?: number };
   qat: { bits?: Bits; group?: number; steps?: number };
   baselines: boolean;
+  /** the token embedding's bits (groups of 32); null = fp32; absent = the workflow's default (8) */
+  embedding?: { bits: Bits; group?: number } | null;
 }
 
 export interface CompressSummary {
@@ -413,7 +415,7 @@ export class StudioEngine {
   async compress(spec: CompressRequest, onProgress: (p: Progress) => void, shouldStop: () => boolean): Promise<CompressSummary> {
     const m = this.needModel();
     const { makeCompressSpec, runCompress } = await import('../engine/workflow/compress');
-    const cs = makeCompressSpec({ prune: spec.prune, kd: spec.kd, qat: spec.qat, baselines: spec.baselines }, 'compress settings');
+    const cs = makeCompressSpec({ prune: spec.prune, kd: spec.kd, qat: spec.qat, baselines: spec.baselines, embedding: spec.embedding }, 'compress settings');
     const files: Record<string, Record<string, Uint8Array>> = {};
     const r = await runCompress(this.gpu, { name: m.name, config: m.config, weights: m.weights, tokenizer: m.tokenizer }, cs, this.needSplit(), {
       onProgress, shouldStop, tokenizerJson: tokenizerJsonOf(m.tokenizer, m.tokenizerJson), onModel: (stage, f) => void (files[stage] = f),

@@ -189,6 +189,8 @@ export interface QuenchQuantConfig {
   sym: boolean;
   clip_search: boolean;
   modules: Projection[];
+  /** the token embedding packed too (same layout, N = vocab, K = hidden), absent = fp32 */
+  embedding?: { bits: Bits; group_size: number };
   format: string;
 }
 
@@ -202,6 +204,7 @@ const QuantConfigSchema = z.looseObject({
       sym: z.boolean(),
       clip_search: z.boolean().optional(),
       modules: z.array(z.enum(PROJECTIONS)).min(1),
+      embedding: z.strictObject({ bits: z.union([z.literal(2), z.literal(3), z.literal(4), z.literal(8)]), group_size: z.number().int().min(0).max(LIMITS.hiddenDim) }).optional(),
       format: z.string().optional(),
     })
     .nullish(),
@@ -209,14 +212,14 @@ const QuantConfigSchema = z.looseObject({
 
 /** A lower bound on the bytes the weights of `config` take (1 byte per float parameter, the
  *  fewest any dtype takes; bits/8 per packed one), to refuse absurd configs before allocating. */
-function minWeightBytes(config: LlamaConfig, packedBits: number, packed: ReadonlySet<string>): number {
+function minWeightBytes(config: LlamaConfig, packedBits: number, packed: ReadonlySet<string>, embedBits = 8): number {
   const s = layerShapes(config);
   let perLayer = 0;
   for (const [k, sh] of Object.entries(s)) {
     const n = sh.reduce((a, b) => a * b, 1);
     perLayer += PROJ_OF[k] && packed.has(PROJ_OF[k]) ? (n * packedBits) / 8 : n;
   }
-  return config.nLayers * perLayer + config.vocabSize * config.dim * (config.tiedEmbeddings ? 1 : 2) + config.dim;
+  return config.nLayers * perLayer + (config.vocabSize * config.dim * embedBits) / 8 + (config.tiedEmbeddings ? 0 : config.vocabSize * config.dim) + config.dim;
 }
 
 export async function loadHfModel(files: HfFiles): Promise<HfModel> {
@@ -231,7 +234,7 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
   const quantization = rawQ ?? undefined;
   const { sources, headers } = await weightFiles(files);
   const held = headers.reduce((s, h) => s + maxOf([...h.tensors.values()].map((t) => t.end), 0), 0);
-  const need = minWeightBytes(config, qc?.bits ?? 8, new Set(qc?.modules ?? []));
+  const need = minWeightBytes(config, qc?.bits ?? 8, new Set(qc?.modules ?? []), qc?.embedding?.bits ?? 8);
   if (need > held) throw new Error(`${cfgSrc.name}: the model it describes (hidden_size ${config.dim}, ${config.nLayers} layers, vocab_size ${config.vocabSize}) needs at least ${need} bytes of weights, but ${headers.map((h) => h.file).join(', ')} hold ${held}`);
   const where = new Map<string, number>();
   headers.forEach((h, i) => {
@@ -254,6 +257,15 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
       expected.set(`${base}.zeros`, [L.N, L.nBlocks]);
       packedShapes.set(name, { layout: L, base });
     }
+    if (qc.embedding) {
+      const L = layoutOf(config.vocabSize, config.dim, qc.embedding.bits, qc.embedding.group_size);
+      const base = 'model.embed_tokens';
+      expected.delete(`${base}.weight`);
+      expected.set(`${base}.qweight`, [L.N, L.wordsPerRow]);
+      expected.set(`${base}.scales`, [L.N, L.nBlocks]);
+      expected.set(`${base}.zeros`, [L.N, L.nBlocks]);
+      packedShapes.set(`${base}.weight`, { layout: L, base });
+    }
   }
   // A tied model may still carry lm_head.weight; accept it when it equals the embedding shape.
   const missing = [...expected.keys()].filter((n) => !where.has(n));
@@ -274,7 +286,8 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
   // every shape against config.json before any tensor is read
   for (const name of expected.keys()) checkShape(name);
   const packedOut: Partial<Record<Projection, PackedWeight>>[] = Array.from({ length: config.nLayers }, () => ({}));
-  const readPacked = async (name: string, layer: number, proj: Projection): Promise<Float32Array> => {
+  let embeddingPacked: PackedWeight | undefined;
+  const readPacked = async (name: string, layer: number, proj: Projection | 'embedding'): Promise<Float32Array> => {
     const { layout: L, base } = packedShapes.get(name)!;
     const q = checkShape(`${base}.qweight`), sc = checkShape(`${base}.scales`), z = checkShape(`${base}.zeros`);
     if (q.info.dtype !== 'U32' && q.info.dtype !== 'I32') throw new Error(`${q.h.file}: tensor "${base}.qweight" must be U32, is ${q.info.dtype}`);
@@ -285,9 +298,10 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
     for (let k = 0; k < scales.length; k++) if (!Number.isFinite(scales[k]) || scales[k] <= 0) throw new Error(`${sc.h.file}: tensor "${base}.scales" has an invalid scale (${scales[k]}) at index ${k}`);
     const zeros = Float32Array.from(await readTensorBytes(z.src, z.h, `${base}.zeros`));
     for (let k = 0; k < zeros.length; k++) if (zeros[k] > L.qmax) throw new Error(`${z.h.file}: tensor "${base}.zeros" has zero point ${zeros[k]} above ${L.qmax} at index ${k}`);
-    dtypes.add(`${qc!.bits}-bit`);
+    dtypes.add(`${L.bits}-bit`);
     const pw: PackedWeight = { ...L, codes, scales, zeros };
-    packedOut[layer][proj] = pw;
+    if (proj === 'embedding') embeddingPacked = pw;
+    else packedOut[layer][proj] = pw;
     return dequantizeHost(pw);
   };
   const read = async (name: string): Promise<Float32Array> => {
@@ -313,14 +327,17 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
     layers.push(lw);
   }
   const weights: LlamaWeights = {
-    tokEmbed: await read('model.embed_tokens.weight'),
+    tokEmbed: packedShapes.has('model.embed_tokens.weight') ? await readPacked('model.embed_tokens.weight', -1, 'embedding') : await read('model.embed_tokens.weight'),
     layers,
     finalNorm: await read('model.norm.weight'),
     lmHead: config.tiedEmbeddings ? null : await read('lm_head.weight'),
   };
   const tok = fileOf(files, 'tokenizer.json');
   const quantized: QuantizedModel | undefined = qc
-    ? { config, ptq: { bits: qc.bits, group: qc.group_size, sym: qc.sym, clipSearch: qc.clip_search ?? false, projections: qc.modules }, packed: packedOut, report: [] }
+    ? {
+        config, ptq: { bits: qc.bits, group: qc.group_size, sym: qc.sym, clipSearch: qc.clip_search ?? false, projections: qc.modules, ...(qc.embedding ? { embedding: { bits: qc.embedding.bits, group: qc.embedding.group_size } } : {}) },
+        packed: packedOut, report: [], ...(embeddingPacked ? { embedding: embeddingPacked } : {}),
+      }
     : undefined;
   const text = async (n: string) => {
     const f = fileOf(files, n);
@@ -389,17 +406,19 @@ export function writeQuantizedHfModel(config: LlamaConfig, w: LlamaWeights, qm: 
   const tensors: TensorToWrite[] = [];
   const modules = qm.ptq.projections ?? (['q', 'k', 'v', 'o', 'gate', 'up', 'down'] as Projection[]);
   const push = (name: string, data: Float32Array) => tensors.push({ name, dtype: 'F32', shape: shapes.get(name)!, data });
-  push('model.embed_tokens.weight', w.tokEmbed);
+  const pushPacked = (base: string, pw: PackedWeight) => {
+    tensors.push({ name: `${base}.qweight`, dtype: 'U32', shape: [pw.N, pw.wordsPerRow], data: pw.codes });
+    tensors.push({ name: `${base}.scales`, dtype: 'F32', shape: [pw.N, pw.nBlocks], data: pw.scales });
+    tensors.push({ name: `${base}.zeros`, dtype: 'U8', shape: [pw.N, pw.nBlocks], data: Uint8Array.from(pw.zeros) });
+  };
+  if (qm.embedding) pushPacked('model.embed_tokens', qm.embedding);
+  else push('model.embed_tokens.weight', w.tokEmbed);
   w.layers.forEach((lw, l) => {
     for (const [k, n] of Object.entries(LAYER_NAMES)) {
       const proj = PROJ_OF[k];
       const pw = proj ? qm.packed[l][proj] : undefined;
-      if (pw) {
-        const base = `model.layers.${l}.${n.slice(0, -'.weight'.length)}`;
-        tensors.push({ name: `${base}.qweight`, dtype: 'U32', shape: [pw.N, pw.wordsPerRow], data: pw.codes });
-        tensors.push({ name: `${base}.scales`, dtype: 'F32', shape: [pw.N, pw.nBlocks], data: pw.scales });
-        tensors.push({ name: `${base}.zeros`, dtype: 'U8', shape: [pw.N, pw.nBlocks], data: Uint8Array.from(pw.zeros) });
-      } else push(`model.layers.${l}.${n}`, lw[k as keyof LlamaLayerWeights]);
+      if (pw) pushPacked(`model.layers.${l}.${n.slice(0, -'.weight'.length)}`, pw);
+      else push(`model.layers.${l}.${n}`, lw[k as keyof LlamaLayerWeights]);
     }
   });
   push('model.norm.weight', w.finalNorm);
@@ -411,6 +430,7 @@ export function writeQuantizedHfModel(config: LlamaConfig, w: LlamaWeights, qm: 
     sym: qm.ptq.sym,
     clip_search: qm.ptq.clipSearch,
     modules,
+    ...(qm.embedding ? { embedding: { bits: qm.embedding.bits, group_size: qm.embedding.group } } : {}),
     format: 'per output row, groups of group_size input columns (ragged last group padded with the zero point); qweight u32 (N, ceil(nBlocks*group/floor(32/bits))) with code j at bit (j % floor(32/bits))*bits of word j / floor(32/bits); w = (code - zero) * scale; scales f32 (N, nBlocks); zeros u8 (N, nBlocks). For bits=4 and K % group == 0, qweight is the transpose of AutoGPTQ qweight (which packs along K per output column) and byte-identical to onnxruntime MatMulNBits B.',
   };
   const files: Record<string, Uint8Array> = {

@@ -14,6 +14,7 @@ import type { Linear } from './linear';
 import { DenseLinear } from './dense';
 import { PackedLinear, uploadPacked } from './packed';
 import type { QuantizedModel } from '../quant/ptq';
+import { dequantizeHost } from '../format/pack';
 
 export interface LayerParams {
   attnNorm: Tensor; // (C)
@@ -173,7 +174,10 @@ export class LlamaModel {
     const tr = !!opts.trainable;
     const L = m.label;
     const { dim: C, vocabSize: V } = cfg;
-    m.tokEmbed = gpu.tensor(`${L}.tok_embeddings`, [V, C], 'f32', w.tokEmbed);
+    // a packed embedding runs as its dequantized values (a gather reads one row; the classifier's
+    // matmul over it is the same numbers the shipped file holds)
+    const emb = opts.quantized?.embedding ? dequantizeHost(opts.quantized.embedding) : w.tokEmbed;
+    m.tokEmbed = gpu.tensor(`${L}.tok_embeddings`, [V, C], 'f32', emb);
     const trEmb = opts.trainEmbeddings ?? tr;
     if (trEmb) m.tokEmbedGrad = gpu.tensor(`${L}.tok_embeddings.grad`, [V, C]);
     if (w.lmHead) m.lmHead = new DenseLinear(gpu, gpu.tensor(`${L}.lm_head`, [V, C], 'f32', w.lmHead), V, C, trEmb);

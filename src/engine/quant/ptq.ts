@@ -11,6 +11,9 @@ export interface PtqConfig {
   clipSearch: boolean;
   /** which projections (default all seven) */
   projections?: Projection[];
+  /** also quantize the token embedding (vocab, dim) — and with it a tied classifier — per row in
+   *  groups along dim (round-to-nearest, asymmetric unless sym); absent = the embedding stays fp32 */
+  embedding?: { bits: Bits; group: number };
 }
 
 export interface TensorReport {
@@ -26,6 +29,8 @@ export interface QuantizedModel {
   ptq: PtqConfig;
   /** packed[layer][proj]; projections not quantized are absent */
   packed: Partial<Record<Projection, PackedWeight>>[];
+  /** the packed token embedding (vocab, dim), when ptq.embedding asks for one */
+  embedding?: PackedWeight;
   report: TensorReport[];
 }
 
@@ -86,7 +91,15 @@ export function quantizeWeights(cfg: LlamaConfig, w: LlamaWeights, q: PtqConfig,
     }
     packed.push(entry);
   });
-  return { config: cfg, ptq: q, packed, report };
+  const embedding = q.embedding ? quantizeEmbedding(cfg, w.tokEmbed, q.embedding, q.sym) : undefined;
+  return { config: cfg, ptq: q, packed, report, ...(embedding ? { embedding } : {}) };
+}
+
+/** The token embedding (vocab, dim) packed per row, groups along dim (RTN min/max: an embedding
+ *  row is looked up, not multiplied, so the clip search's matmul-error criterion does not apply). */
+export function quantizeEmbedding(cfg: LlamaConfig, tokEmbed: Float32Array, e: { bits: Bits; group: number }, sym: boolean): PackedWeight {
+  if (tokEmbed.length !== cfg.vocabSize * cfg.dim) throw new Error(`the embedding has ${tokEmbed.length} values, the config implies ${cfg.vocabSize}×${cfg.dim}`);
+  return quantizeHost(tokEmbed, cfg.vocabSize, cfg.dim, { bits: e.bits, group: e.group, sym });
 }
 
 import { dequantizeHost } from './pack';
@@ -98,6 +111,7 @@ function dequant(p: PackedWeight): Float32Array {
 export function dequantizedWeights(w: LlamaWeights, qm: QuantizedModel): LlamaWeights {
   return {
     ...w,
+    ...(qm.embedding ? { tokEmbed: dequantizeHost(qm.embedding) } : {}),
     layers: w.layers.map((lw, l) => {
       const out = { ...lw };
       for (const [p, pw] of Object.entries(qm.packed[l]) as [Projection, PackedWeight][]) out[PROJECTION_KEY[p]] = dequantizeHost(pw);

@@ -9,6 +9,12 @@ import { splitText } from './data';
 import { makeCompressSpec, runCompress, compressVerdict, type CompressHooks, type TrainStage } from './compress';
 import type { Checkpoint } from './checkpoint';
 import type { Teacher } from './run';
+import { evalSequences } from './data';
+import { loadHfModel } from '../io/hf';
+import { bytesSource } from '../io/source';
+import { LlamaModel } from '../model/llama';
+import { sequenceNll } from '../model/runner';
+import { perplexity } from '../eval/perplexity';
 
 const tok = new ByteTokenizer();
 const cfg: LlamaConfig = { dim: 32, hiddenDim: 48, nLayers: 3, nHeads: 4, nKvHeads: 2, vocabSize: tok.vocabSize, maxSeqLen: 32, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
@@ -39,6 +45,22 @@ describe('quench compress pipeline', () => {
     expect(by.kd.trainTokens).toBe(by['ce-scratch'].trainTokens);
     expect(compressVerdict(full.rows).finalStage).toBe('kdqat');
     expect(full.importance!.layers).toHaveLength(3);
+    // the embedding is packed at PTQ (8-bit default) and kept through KD-QAT: the shipped folder
+    // holds those codes, its bytes are what the row says, and it loads back to the row's perplexity
+    expect(full.final!.quantized.embedding?.bits).toBe(8);
+    expect(models.kdqat['model.safetensors'].byteLength).toBeGreaterThan(by.kdqat.bytes);
+    expect(models.kdqat['model.safetensors'].byteLength).toBeLessThan(by.kdqat.bytes + 4096); // + the safetensors header
+    const back = await loadHfModel(Object.fromEntries(Object.entries(models.kdqat).map(([k, v]) => [k, bytesSource(k, v)])));
+    expect([...back.quantized!.embedding!.codes]).toEqual([...full.final!.quantized.embedding!.codes]);
+    const ev = evalSequences(split.evalDocs, tok, cfg.maxSeqLen, split.description);
+    const lm = LlamaModel.fromWeights(gpu, back.config, back.weights, { quantized: back.quantized });
+    expect((await perplexity(ev, (ids) => sequenceNll(lm, ids))).ppl).toBeCloseTo(by.kdqat.ppl, 4);
+    lm.free();
+    // an fp32 embedding costs 4 bytes a value: the same pipeline without it is larger by about that
+    const fp = await runCompress(gpu, teacher, { ...spec, embedding: null, baselines: false, qat: { ...spec.qat, steps: 0 } }, split);
+    const ptqFp = fp.rows.find((r) => r.stage === 'ptq')!;
+    expect(ptqFp.bytes - by.ptq.bytes).toBeGreaterThan(cfg.vocabSize * cfg.dim * 4 * 0.6);
+    expect(fp.final!.quantized.embedding).toBeUndefined();
 
     // stop in the middle of KD (step 4 of 6) and of KD-QAT, then resume from the checkpoints
     const saved: Partial<Record<TrainStage, Checkpoint>> = {};
