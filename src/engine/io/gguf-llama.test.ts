@@ -23,30 +23,51 @@
 //                          activation rounding and not a weight difference: llama.cpp on an F32
 //                          GGUF of exactly the weights Quench imported agrees with Quench to 1e-4.
 // The KV cache is F32 in llama.cpp here (its default is F16, which adds up to ~6e-3).
+//
+// The KD-QAT student (4 distillation steps, w4g32 asymmetric → Q4_1). It was once seen to agree
+// with llama.cpp's free greedy run for only 33 of 64 tokens. Not an export bug: the file holds the
+// student's codes exactly (every nibble; d = f16(scale), m = f16(−zero·d); zero points are integers
+// in 0..15, as PTQ's), what Quench imports differs from the student's dequantized weights only by
+// that fp16 rounding (checked per value against its bound), and the same weights as an F32 GGUF
+// give 64 of 64 in llama.cpp. The divergence was a near-tie: at position 33 Quench's top two tokens
+// are 0.028 nats apart (llama.cpp here: 0.031, same order), the smallest margin of the 64, while the
+// two engines' margins differ by up to 0.135 nats at other positions (llama.cpp's 8-bit activations
+// in the Q4_1 dot products; which rounding it does depends on the CPU kernel ggml picks for the
+// host — AVX2, AVX-512, AMX — so a 0.03-nat tie can go either way). The test therefore checks
+// greedy under teacher forcing (on Quench's greedy tokens, llama.cpp's argmax after the same prefix
+// must be Quench's wherever Quench's top-2 margin is at least NEAR_TIE), that the margins agree
+// within NEAR_TIE everywhere, and the free greedy run up to its first near-tie (if they part, it is
+// at a position with margin < NEAR_TIE and llama.cpp took Quench's runner-up). Measured here:
+// near-ties at positions 20, 33, 38, 42, 52; free greedy 64 of 64 on this host.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasSharedData, sharedPath, SKIP_MESSAGE } from './data';
-import { readLlama2cCheckpoint } from './llama2c';
+import { permuteInterleavedToHalf, readLlama2cCheckpoint } from './llama2c';
 import { Llama2cTokenizer } from './tokenizer';
 import { writeQuantizedHfModel } from './hf';
 import { tokenizerJsonFromPieces } from './hf-tokenizer';
 import { loadModelFromPath } from './load-node';
 import { bytesSource } from './source';
 import { concatParts, exportGguf, ggufVocabFromLlama2c, type GgufExportOptions } from './gguf-write';
-import { loadGgufModel, readGgufHeader } from './gguf';
+import { f16ToF32, loadGgufModel, readGgufHeader, roundF16 } from './gguf';
+import { dequantizeHost, getCode, type PackedWeight } from '../quant/pack';
 import { quantizeWeights, type PtqConfig } from '../quant/ptq';
 import { LlamaModel } from '../model/llama';
 import { generate, tokenLogprobs } from '../model/runner';
 import { testGpu } from '../testing';
 import type { Llama, LlamaModel as CppModel } from 'node-llama-cpp';
-import type { LlamaConfig, LlamaWeights } from '../model/config';
+import type { LlamaConfig, LlamaLayerWeights, LlamaWeights } from '../model/config';
 
 if (!hasSharedData) console.warn(SKIP_MESSAGE);
 
 const S = 'models/stories260K';
+/** Top-2 log-prob margin (nats) below which the two engines may pick different tokens: twice the
+ *  largest difference between Quench's and llama.cpp's margins measured here (0.135, on the same
+ *  prefix, over 64 positions of the distilled Q4_1 student), from llama.cpp's 8-bit activations. */
+const NEAR_TIE = 0.3;
 
 describe.skipIf(!hasSharedData)('llama.cpp runs Quench GGUF exports of stories260K', () => {
   let llama: Llama;
@@ -73,7 +94,7 @@ describe.skipIf(!hasSharedData)('llama.cpp runs Quench GGUF exports of stories26
   });
 
   /** llama.cpp: greedy continuation from BOS and log p(text[i+1] | text[..i]). */
-  async function runCpp(file: string): Promise<{ greedy: number[]; lp: number[]; model: CppModel }> {
+  async function runCpp(file: string, forced?: number[]): Promise<{ greedy: number[]; lp: number[]; model: CppModel; forced?: Float64Array[] }> {
     const model = await llama.loadModel({ modelPath: file });
     const ctx = await model.createContext({ contextSize: 256, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
     try {
@@ -86,7 +107,18 @@ describe.skipIf(!hasSharedData)('llama.cpp runs Quench GGUF exports of stories26
       await seq.clearHistory();
       const res = await seq.controlledEvaluate(text.map((t) => [t, { generateNext: { probabilities: true } }] as never));
       const lp = text.slice(1).map((t, i) => Math.log(res[i]!.next.probabilities!.get(t as never)!));
-      return { greedy, lp, model };
+      let forcedLp: Float64Array[] | undefined;
+      if (forced) {
+        // the next-token log-probabilities after each prefix of `forced` (teacher forcing)
+        await seq.clearHistory();
+        const fr = await seq.controlledEvaluate(forced.map((t) => [t, { generateNext: { probabilities: true } }] as never));
+        forcedLp = forced.map((_, i) => {
+          const row = new Float64Array(cfg.vocabSize).fill(-Infinity);
+          for (const [t, p] of fr[i]!.next.probabilities! as Map<number, number>) row[t] = Math.log(p);
+          return row;
+        });
+      }
+      return { greedy, lp, model, forced: forcedLp };
     } finally {
       await ctx.dispose();
     }
@@ -104,6 +136,32 @@ describe.skipIf(!hasSharedData)('llama.cpp runs Quench GGUF exports of stories26
       model.free();
     }
   }
+
+  /** Quench's next-token log-softmax after every prefix of `tokens` (one forward, B = 1). */
+  async function fullLogprobs(model: LlamaModel, tokens: number[]): Promise<Float64Array[]> {
+    const V = model.cfg.vocabSize, T = tokens.length;
+    const acts = model.activations(1, T, false);
+    model.gpu.write(acts.tokens, Uint32Array.from(tokens));
+    model.forward(acts);
+    const logits = new Float32Array(await model.gpu.readBytes(acts.logits.buffer, T * V * 4, 0)); // (T, V) f32
+    return tokens.map((_, t) => {
+      const row = logits.subarray(t * V, (t + 1) * V);
+      let mx = -Infinity, s = 0;
+      for (const v of row) mx = Math.max(mx, v);
+      for (const v of row) s += Math.exp(v - mx);
+      return Float64Array.from(row, (v) => v - mx - Math.log(s));
+    });
+  }
+
+  /** argmax, runner-up and the log-prob margin between them */
+  const top2 = (z: ArrayLike<number>) => {
+    let a = 0, b = -1;
+    for (let i = 1; i < z.length; i++) {
+      if (z[i] > z[a]) [a, b] = [i, a];
+      else if (b < 0 || z[i] > z[b]) b = i;
+    }
+    return { a, b, margin: z[a] - z[b] };
+  };
 
   const diff = (a: number[], b: number[]) => {
     let max = 0, sum = 0;
@@ -179,7 +237,7 @@ describe.skipIf(!hasSharedData)('llama.cpp runs Quench GGUF exports of stories26
     });
   }
 
-  it('a student distilled by KD-QAT (the workflow\'s run loop, w4g32) → Q4_1: llama.cpp agrees (greedy, log-probs; exactly on the same weights as F32)', async () => {
+  it('a student distilled by KD-QAT (the workflow\'s run loop, w4g32) → Q4_1: codes written exactly; llama.cpp agrees (teacher-forced argmax, free greedy up to near-ties, log-probs; exactly on the same weights as F32)', async () => {
     const { runTraining } = await import('../workflow/run');
     const { makeRunSpec } = await import('../workflow/spec');
     const docs = readFileSync(sharedPath('text/tinystories_val_800.txt'), 'utf8').split('<|endoftext|>').map((x) => x.trim()).filter(Boolean).slice(0, 40);
@@ -187,28 +245,110 @@ describe.skipIf(!hasSharedData)('llama.cpp runs Quench GGUF exports of stories26
     const spec = makeRunSpec({ bits: 4, group: 32, steps: 4, batch: 2, seq: 32, scheme: 'none' }, 'test');
     const r = await runTraining(await testGpu(), { name: 'stories260K', config: cfg, weights: w, tokenizer: tok }, spec, stream, [text]);
     const st = r.student!;
-    // really distilled: its codes are not plain PTQ's
+    // really distilled: its codes and scales are not plain PTQ's
     const ptq = quantizeWeights(cfg, w, { bits: 4, group: 32, sym: false, clipSearch: false });
     expect(st.quantized.packed[0].v!.codes.some((c, i) => c !== ptq.packed[0].v!.codes[i])).toBe(true);
     const f = write('distilled-Q4_1', st.weights, { quantized: st.quantized });
     expect(f.report.projectionTypes).toEqual({ Q4_1: 30, F16: 5 });
-    const cpp = await runCpp(f.file);
+
+    // 1. the file holds the student's codes exactly: every nibble is its code, d = f16(scale),
+    //    m = f16(−zero·d) (rows of attn_q / attn_k back in HF order), and nothing else differs
+    const h = await readGgufHeader(bytesSource('distilled.gguf', f.bytes));
+    const HS = cfg.dim / cfg.nHeads;
+    let blocks = 0;
+    st.quantized.packed.forEach((lp, l) => {
+      for (const [proj, p] of Object.entries(lp) as [string, PackedWeight | undefined][]) {
+        if (!p || p.K % 32) continue;
+        const name = `blk.${l}.${({ q: 'attn_q', k: 'attn_k', v: 'attn_v', o: 'attn_output', gate: 'ffn_gate', up: 'ffn_up', down: 'ffn_down' } as Record<string, string>)[proj]}.weight`;
+        const t = h.tensors.get(name)!;
+        expect(t.typeName).toBe('Q4_1');
+        const raw = f.bytes.subarray(h.dataStart + t.offset, h.dataStart + t.offset + t.nbytes);
+        const dv = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+        const nb = p.K / 32;
+        let codes: Float32Array = new Float32Array(p.N * p.K), d: Float32Array = new Float32Array(p.N * nb), m: Float32Array = new Float32Array(p.N * nb);
+        for (let n = 0; n < p.N; n++)
+          for (let b = 0; b < nb; b++) {
+            const o = (n * nb + b) * 20;
+            d[n * nb + b] = f16ToF32(dv.getUint16(o, true));
+            m[n * nb + b] = f16ToF32(dv.getUint16(o + 2, true));
+            for (let j = 0; j < 16; j++) {
+              codes[n * p.K + b * 32 + j] = raw[o + 4 + j] & 15;
+              codes[n * p.K + b * 32 + j + 16] = raw[o + 4 + j] >> 4;
+            }
+          }
+        const heads = proj === 'q' ? cfg.nHeads : proj === 'k' ? cfg.nKvHeads : 0;
+        if (heads) [codes, d, m] = [permuteInterleavedToHalf(codes, heads, HS, p.K), permuteInterleavedToHalf(d, heads, HS, nb), permuteInterleavedToHalf(m, heads, HS, nb)];
+        for (let n = 0; n < p.N; n++) {
+          for (let k = 0; k < p.K; k++) if (codes[n * p.K + k] !== getCode(p, n, k)) throw new Error(`${name} row ${n} col ${k}: code ${codes[n * p.K + k]} in the file, ${getCode(p, n, k)} in the student`);
+          for (let b = 0; b < nb; b++) {
+            const g = Math.floor((b * 32) / p.group);
+            const sc = p.scales[n * p.nBlocks + g], z = p.zeros[n * p.nBlocks + g];
+            expect(Number.isInteger(z) && z >= 0 && z <= 15).toBe(true);
+            expect(d[n * nb + b]).toBe(roundF16(sc));
+            expect(m[n * nb + b]).toBe(roundF16(-z * roundF16(sc)));
+            blocks++;
+          }
+        }
+      }
+    });
+    expect(blocks).toBe([...h.tensors.values()].filter((t) => t.typeName === 'Q4_1').reduce((a, t) => a + t.nbytes / 20, 0));
+    // and what Quench imports from the file is the student's dequantized weights up to that fp16
+    // rounding only: |Δw| ≤ |q − zero|·|f16(s) − s| + |f16(m) − m| per value (+ f32 rounding)
     const ours = await runOurs(f.bytes, 'distilled.gguf');
-    // llama.cpp quantizes the activations of Q4_1 matmuls to 8 bits (see the header): greedy decoding
-    // may part at a near-tie; here it agrees for the first 33 tokens. On the same format-rounded
-    // weights written as F32 (only the activation rounding removed) it agrees on all 64.
+    st.quantized.packed.forEach((lp, l) => {
+      for (const [proj, p] of Object.entries(lp) as [string, PackedWeight | undefined][]) {
+        if (!p || p.K % 32) continue;
+        const key = ({ q: 'wq', k: 'wk', v: 'wv', o: 'wo', gate: 'wGate', up: 'wUp', down: 'wDown' } as Record<string, keyof LlamaLayerWeights>)[proj];
+        const got = ours.m.weights.layers[l][key], want = dequantizeHost(p);
+        for (let n = 0; n < p.N; n++)
+          for (let k = 0; k < p.K; k++) {
+            const g = Math.floor(k / p.group), sc = p.scales[n * p.nBlocks + g], z = p.zeros[n * p.nBlocks + g], d16 = roundF16(sc);
+            const bound = Math.abs(getCode(p, n, k) - z) * Math.abs(d16 - sc) + Math.abs(roundF16(-z * d16) + z * d16) + 4e-7 * (Math.abs(want[n * p.K + k]) + Math.abs(z * sc));
+            const e = Math.abs(got[n * p.K + k] - want[n * p.K + k]);
+            if (e > bound) throw new Error(`${key} layer ${l} [${n}, ${k}]: imported ${got[n * p.K + k]}, student ${want[n * p.K + k]}: |Δ| ${e} > the fp16 rounding bound ${bound}`);
+          }
+      }
+    });
+
+    // 2. llama.cpp on the file, free greedy and teacher-forced on Quench's greedy tokens
+    const forced = [tok.bosId, ...ours.greedy.slice(0, 63)];
+    const cpp = await runCpp(f.file, forced);
+    const model = LlamaModel.fromWeights(await testGpu(), ours.m.config, ours.m.weights);
+    const oursLp = await fullLogprobs(model, forced);
+    model.free();
+    let worstDm = 0, minMargin = Infinity, minAt = -1;
+    const nearTies: string[] = [];
+    forced.forEach((_, p) => {
+      const q = top2(oursLp[p]);
+      expect(q.a).toBe(ours.greedy[p]); // Quench's greedy is its own argmax
+      const cm = cpp.forced![p][q.a] - cpp.forced![p][q.b];
+      worstDm = Math.max(worstDm, Math.abs(cm - q.margin));
+      if (q.margin < minMargin) [minMargin, minAt] = [q.margin, p];
+      if (q.margin < NEAR_TIE) nearTies.push(`${p}: ${q.margin.toFixed(3)}`);
+      // teacher-forced: same prefix → same argmax, except where Quench's top two are within NEAR_TIE
+      if (q.margin >= NEAR_TIE) expect(top2(cpp.forced![p]).a).toBe(q.a);
+    });
+    // the top-two margin itself agrees within NEAR_TIE at every position (measured 0.135)
+    expect(worstDm).toBeLessThan(NEAR_TIE);
+    // free greedy: equal until the first position where Quench's margin is below NEAR_TIE; if they
+    // part there, llama.cpp took Quench's runner-up
     const firstDiff = cpp.greedy.findIndex((t, i) => t !== ours.greedy[i]);
     const agree = firstDiff < 0 ? 64 : firstDiff;
-    expect(agree).toBeGreaterThanOrEqual(32);
-    const d = diff(cpp.lp, ours.lp);
-    expect(d.max).toBeLessThan(0.3);
-    expect(d.mean).toBeLessThan(0.03);
+    if (firstDiff >= 0) {
+      const q = top2(oursLp[firstDiff]);
+      expect(q.margin).toBeLessThan(NEAR_TIE);
+      expect(cpp.greedy[firstDiff]).toBe(q.b);
+    }
+    const dlp = diff(cpp.lp, ours.lp);
+    expect(dlp.max).toBeLessThan(0.3);
+    expect(dlp.mean).toBeLessThan(0.03);
+    // the control: the same format-rounded weights as F32 (llama.cpp's activation rounding gone)
     const ctl = write('distilled-as-f32', ours.m.weights, { floatType: 'F32' });
     const c2 = await runCpp(ctl.file);
     expect(c2.greedy).toEqual(ours.greedy);
     expect(diff(c2.lp, ours.lp).max).toBeLessThan(1e-4);
     await c2.model.dispose();
-    figures.push(`  distilled Q4_1 (4 KD-QAT steps): greedy equal for ${agree} of 64 tokens (64 of 64 on the same weights as F32)  max |Δ log p| ${d.max.toExponential(2)}  mean ${d.mean.toExponential(2)}`);
+    figures.push(`  distilled Q4_1 (4 KD-QAT steps): ${blocks} blocks hold the student's codes exactly; free greedy equal for ${agree} of 64 (64 of 64 on the same weights as F32); teacher-forced argmax equal where Quench's top-2 margin ≥ ${NEAR_TIE} (max |Δ margin| ${worstDm.toFixed(3)}; smallest margin ${minMargin.toFixed(4)} at position ${minAt}; near-ties ${nearTies.join(', ') || 'none'})  max |Δ log p| ${dlp.max.toExponential(2)}  mean ${dlp.mean.toExponential(2)}`);
     await cpp.model.dispose();
   });
 
