@@ -7,6 +7,7 @@ import type { ChannelMetric, LayerMetric } from '../engine/train/prune';
 import { int, num, parse } from './args';
 import { loadTeacher, parseLoss, splitFromArgs } from './distill';
 import { ptqFromArgs } from './quant-args';
+import { parseTasks, scoreTasks } from './evals';
 
 const HELP = `usage: quench compress --teacher PATH [--tokenizer PATH] --data FILE [--eval FILE] [--sep S]
                        [--layers N | --drop-layers 1,3] [--heads-keep R] [--mlp-keep R]
@@ -14,7 +15,8 @@ const HELP = `usage: quench compress --teacher PATH [--tokenizer PATH] --data FI
                        --bits 4 --group 32 [--sym] --steps N [--qat-steps N] [--batch B] [--seq T]
                        [--lr X] [--qat-lr X] [--temperature T] [--loss kl=1,ce=0.5,hidden=0] [--seed S]
                        [--embed-bits 8|4|none] [--embed-group G] [--no-baselines] [--holdout N]
-                       [--eval-docs N] [--resume] --out DIR
+                       [--eval-docs N] [--tasks arc_easy,piqa,... --data-dir DIR [--limit N]]
+                       [--resume] --out DIR
 A smaller student cut from the teacher, distilled, then quantized:
   prune   layers by measured importance (the rise in calibration loss when a layer is skipped, or
           1 − cosine(input, output)) or named (--drop-layers, 0-based); attention heads by KV group
@@ -29,7 +31,8 @@ A smaller student cut from the teacher, distilled, then quantized:
   baselines  the same small shape trained with CE only on KD's token budget, from a random init and
           from the pruned init (no teacher)
 Writes DIR/{pruned,kd,ptq,kdqat,ce-scratch,ce-pruned}/ (model folders), DIR/runs/<stage>/
-(metrics.jsonl, checkpoints; --resume continues), DIR/importance.json, DIR/results.json + .csv.`;
+(metrics.jsonl, checkpoints; --resume continues), DIR/importance.json, DIR/results.json + .csv.
+With --tasks, every stage's model is also scored on those zero-shot tasks (as quench evals).`;
 
 export async function run(argv: string[]): Promise<number> {
   const a = parse(argv, {
@@ -39,7 +42,7 @@ export async function run(argv: string[]): Promise<number> {
     bits: { type: 'string' }, group: { type: 'string' }, sym: { type: 'boolean' }, steps: { type: 'string' }, 'qat-steps': { type: 'string' },
     batch: { type: 'string' }, seq: { type: 'string' }, lr: { type: 'string' }, 'qat-lr': { type: 'string' }, temperature: { type: 'string' }, loss: { type: 'string' },
     seed: { type: 'string' }, 'no-baselines': { type: 'boolean' }, holdout: { type: 'string' }, 'eval-docs': { type: 'string' }, resume: { type: 'boolean' }, out: { type: 'string' },
-    'embed-bits': { type: 'string' }, 'embed-group': { type: 'string' },
+    'embed-bits': { type: 'string' }, 'embed-group': { type: 'string' }, tasks: { type: 'string' }, 'data-dir': { type: 'string' }, limit: { type: 'string' },
   }, HELP);
   if (!a) return 0;
   if (!a.teacher || !a.data || !a.out) throw new Error(`--teacher, --data and --out are required\n\n${HELP}`);
@@ -63,11 +66,17 @@ export async function run(argv: string[]): Promise<number> {
     baselines: !a['no-baselines'],
     embedding: a['embed-bits'] === 'none' ? null : a['embed-bits'] === undefined && a['embed-group'] === undefined ? undefined : { bits: int(a['embed-bits'] ?? '8', 'embed-bits', 8), group: o('embed-group', int) },
   }, 'flags');
+  const tasks = a.tasks ? parseTasks(a.tasks as string) : [];
+  if (tasks.length && !a['data-dir']) throw new Error('--tasks needs --data-dir (the folder of the task files)');
+  const limit = a.limit ? int(a.limit, 'limit', 0) : 0;
   const split = splitFromArgs(a);
   const m = await loadTeacher(a);
   const gpu = await createNodeGpu();
   try {
-    const r = await compressInFolder(gpu, m, spec, split, a.out as string, { resume: !!a.resume });
+    const r = await compressInFolder(gpu, m, spec, split, a.out as string, {
+      resume: !!a.resume,
+      accuracy: tasks.length ? (label, model) => scoreTasks(model, m.tokenizer!, tasks, a['data-dir'] as string, limit, `accuracy ${label}`) : undefined,
+    });
     console.log(JSON.stringify({ status: r.status, out: a.out, student: r.student, rows: r.rows.map((x) => ({ stage: x.stage, params: x.params, bytes: x.bytes, ppl: +x.ppl.toFixed(4) })) }));
   } finally {
     gpu.destroy();

@@ -11,11 +11,11 @@ import type { DataSplit } from './data';
 import { RunDir } from './run-dir';
 import { progressLog } from './run-folder';
 import type { Teacher } from './run';
-import { compressCsv, compressTable, compressVerdict, runCompress, type CompressResult, type CompressSpec, type TrainStage } from './compress';
+import { compressCsv, compressTable, compressVerdict, runCompress, type CompressResult, type CompressHooks, type CompressSpec, type TrainStage } from './compress';
 
 const TRAIN_STAGES: TrainStage[] = ['kd', 'kdqat', 'ce-scratch', 'ce-pruned'];
 
-export async function compressInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJson?: string }, spec: CompressSpec, split: DataSplit, outDir: string, o: { resume?: boolean; log?: (s: string) => void; checkpointEvery?: number; shouldStop?: () => boolean } = {}): Promise<CompressResult> {
+export async function compressInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJson?: string }, spec: CompressSpec, split: DataSplit, outDir: string, o: { resume?: boolean; log?: (s: string) => void; checkpointEvery?: number; shouldStop?: () => boolean; accuracy?: CompressHooks['accuracy'] } = {}): Promise<CompressResult> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const dirs = Object.fromEntries(TRAIN_STAGES.map((s) => [s, new RunDir(join(outDir, 'runs', s))])) as Record<TrainStage, RunDir>;
   const resume: Partial<Record<TrainStage, Checkpoint>> = {};
@@ -36,7 +36,7 @@ export async function compressInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJ
   };
   let lastLog = 0;
   const r = await runCompress(gpu, teacher, spec, split, {
-    log, onProgress: progressLog(log), shouldStop: o.shouldStop, checkpointEvery: o.checkpointEvery ?? 100, resume, tokenizerJson: teacher.tokenizerJson,
+    log, onProgress: progressLog(log), shouldStop: o.shouldStop, accuracy: o.accuracy, checkpointEvery: o.checkpointEvery ?? 100, resume, tokenizerJson: teacher.tokenizerJson,
     onStep: (s, m) => {
       claim(s);
       dirs[s].appendMetrics(m);

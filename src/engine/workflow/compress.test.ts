@@ -6,14 +6,16 @@ import { randomWeights, type LlamaConfig } from '../model/config';
 import { ByteTokenizer } from '../io/byte-tokenizer';
 import { testGpu } from '../testing';
 import { splitText } from './data';
-import { makeCompressSpec, runCompress, compressVerdict, type CompressHooks, type TrainStage } from './compress';
+import { makeCompressSpec, runCompress, compressCsv, compressTable, compressVerdict, type CompressHooks, type TrainStage } from './compress';
+import { evaluateTask } from '../eval/multiple-choice';
+import type { McDoc } from '../eval/tasks';
 import type { Checkpoint } from './checkpoint';
 import type { Teacher } from './run';
 import { evalSequences } from './data';
 import { loadHfModel } from '../io/hf';
 import { bytesSource } from '../io/source';
 import { LlamaModel } from '../model/llama';
-import { sequenceNll } from '../model/runner';
+import { sequenceNll, tokenLogprobsBatch } from '../model/runner';
 import { perplexity } from '../eval/perplexity';
 
 const tok = new ByteTokenizer();
@@ -57,7 +59,19 @@ describe('quench compress pipeline', () => {
     expect((await perplexity(ev, (ids) => sequenceNll(lm, ids))).ppl).toBeCloseTo(by.kdqat.ppl, 4);
     lm.free();
     // an fp32 embedding costs 4 bytes a value: the same pipeline without it is larger by about that
-    const fp = await runCompress(gpu, teacher, { ...spec, embedding: null, baselines: false, qat: { ...spec.qat, steps: 0 } }, split);
+    // (this run also scores each stage on a zero-shot task, as --tasks does: real scoring of the
+    // stage's own model, so the teacher and the pruned model differ)
+    const docs: McDoc[] = [{ context: 'the cat sat on the', continuations: [' mat', ' dog ran'], gold: 0 }, { context: 'story 1:', continuations: [' the cat', ' far home'], gold: 0 }, { context: 'the dog ran', continuations: [' home.', ' mat and'], gold: 0 }];
+    const seen: string[] = [];
+    const accuracy = async (label: string, model: LlamaModel) => {
+      seen.push(label);
+      return { toy: await evaluateTask(docs, (t) => tok.encode(t, { bos: true }), (seqs) => tokenLogprobsBatch(model, seqs)) };
+    };
+    const fp = await runCompress(gpu, teacher, { ...spec, embedding: null, baselines: false, qat: { ...spec.qat, steps: 0 } }, split, { accuracy });
+    expect(seen).toEqual(['the teacher', 'the pruned model', 'pruned + KD', 'pruned + KD + PTQ']);
+    for (const r of fp.rows) expect(r.accuracy?.toy.n).toBe(3);
+    expect(compressCsv(fp.rows).split('\n')[0]).toMatch(/,toy acc,toy acc_norm$/);
+    expect(compressTable(fp.rows)).toContain(fp.rows[1].accuracy!.toy.acc.toFixed(4));
     const ptqFp = fp.rows.find((r) => r.stage === 'ptq')!;
     expect(ptqFp.bytes - by.ptq.bytes).toBeGreaterThan(cfg.vocabSize * cfg.dim * 4 * 0.6);
     expect(fp.final!.quantized.embedding).toBeUndefined();

@@ -14,6 +14,7 @@ import { headSize, paramCount, PROJECTIONS, PROJECTION_KEY, type LlamaConfig, ty
 import { LlamaModel } from '../model/llama';
 import { sequenceNll } from '../model/runner';
 import { perplexity } from '../eval/perplexity';
+import type { McResult } from '../eval/multiple-choice';
 import { quantizeWeights, type QuantizedModel } from '../quant/ptq';
 import { dequantizeHost, packedBytes, type Bits } from '../quant/pack';
 import { calibrationFrom, checkPruneOptions, pruneModel, type Importance, type PruneOptions, type PrunePlan } from '../train/prune';
@@ -120,6 +121,8 @@ export interface CompressRow {
   /** training tokens this row's model saw after pruning (cumulative over its stages) */
   trainTokens: number;
   wallSeconds: number | null;
+  /** zero-shot accuracy per task, when the hooks score tasks (`quench compress --tasks`) */
+  accuracy?: Record<string, McResult>;
 }
 
 export interface CompressHooks {
@@ -135,6 +138,8 @@ export interface CompressHooks {
   /** checkpoints to resume training stages from (verified first) */
   resume?: Partial<Record<TrainStage, Checkpoint>>;
   tokenizerJson?: string;
+  /** zero-shot accuracy of each stage's model (as `quench compare --tasks`) */
+  accuracy?: (label: string, model: LlamaModel) => Promise<Record<string, McResult> | undefined>;
 }
 
 export interface CompressResult {
@@ -188,10 +193,13 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
   const seq = Math.min(spec.kd.seq, tcfg.maxSeqLen, Math.max(8, stream.length - 1));
   if (stream.length < seq + 1) throw new Error(`the training text has ${stream.length} tokens, fewer than one sequence of ${seq + 1}`);
   const rows: CompressRow[] = [];
+  let lastAccuracy: Record<string, McResult> | undefined;
   const evalPpl = async (label: string, cfg: LlamaConfig, w: LlamaWeights, quantized?: QuantizedModel) => {
     const model = LlamaModel.fromWeights(gpu, cfg, w, { quantized });
     try {
-      return (await perplexity(evalSeqs, (ids) => sequenceNll(model, ids), (done, total) => hooks.onProgress?.({ phase: 'eval', label: `evaluating ${label}`, done, total, etaSeconds: null }))).ppl;
+      const ppl = (await perplexity(evalSeqs, (ids) => sequenceNll(model, ids), (done, total) => hooks.onProgress?.({ phase: 'eval', label: `evaluating ${label}`, done, total, etaSeconds: null }))).ppl;
+      lastAccuracy = hooks.accuracy ? await hooks.accuracy(label, model) : undefined;
+      return ppl;
     } finally {
       model.free();
     }
@@ -203,7 +211,9 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
     const r: CompressRow = {
       stage, label: STAGE_LABELS[stage], layers: cfg.nLayers, heads: cfg.nHeads, kvHeads: cfg.nKvHeads, hiddenDim: cfg.hiddenDim, params: paramCount(cfg), bytes,
       compression: teacherBytes / bytes, bits: q ? q.ptq.bits : null, ppl, pplRatio: ppl / teacherPpl, steps: null, trainTokens: 0, wallSeconds: null, ...extra,
+      ...(lastAccuracy ? { accuracy: lastAccuracy } : {}),
     };
+    lastAccuracy = undefined;
     rows.push(r);
     log(`${r.label}: ${r.params} params, ${(r.bytes / 1e3).toFixed(1)} kB (${r.compression.toFixed(2)}× smaller), ppl ${ppl.toFixed(4)} (${r.pplRatio.toFixed(3)}× the teacher's)`);
   };
@@ -292,6 +302,7 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
     const qatTokens = q.steps * q.batch * Math.min(q.seq, scfg.maxSeqLen) * q.accum;
     const sq: QuantizedModel = ptq.embedding ? { ...r.student.quantized, ptq: { ...r.student.quantized.ptq, embedding: spec.embedding! }, embedding: ptq.embedding } : r.student.quantized;
     const sw: LlamaWeights = ptq.embedding ? { ...r.student.weights, tokEmbed: kdW.tokEmbed } : r.student.weights;
+    if (hooks.accuracy) await evalPpl('pruned + KD + KD-QAT', scfg, sw, sq); // its accuracy (runTraining measured the ppl)
     addRow('kdqat', scfg, sw, sq, r.summary.evalPpl, { steps: q.steps, trainTokens: budget + qatTokens, wallSeconds: r.summary.wallSeconds });
     await emit('kdqat', scfg, sw, sq);
     final = { config: scfg, weights: sw, quantized: sq };
@@ -316,13 +327,27 @@ export function compressCells(r: CompressRow): string[] {
   return [r.label, String(r.layers), String(r.heads), String(r.kvHeads), String(r.hiddenDim), String(r.params), String(r.bytes), r.compression.toFixed(2), r.bits === null ? 'fp32' : String(r.bits), r.ppl.toFixed(4), r.pplRatio.toFixed(3), r.steps === null ? '' : String(r.steps), String(r.trainTokens), r.wallSeconds === null ? '' : r.wallSeconds.toFixed(1)];
 }
 
+/** The tasks any row was scored on, and each row's accuracy cells (acc, acc_norm) for them. */
+function accuracyColumns(rows: CompressRow[]): { header: string[]; cells: (r: CompressRow) => string[] } {
+  const tasks = [...new Set(rows.flatMap((r) => Object.keys(r.accuracy ?? {})))];
+  return {
+    header: tasks.flatMap((t) => [`${t} acc`, `${t} acc_norm`]),
+    cells: (r) => tasks.flatMap((t) => {
+      const a = r.accuracy?.[t];
+      return a ? [a.acc.toFixed(4), a.acc_norm.toFixed(4)] : ['', ''];
+    }),
+  };
+}
+
 export function compressCsv(rows: CompressRow[]): string {
   const q = (s: string) => (/[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-  return [COMPRESS_COLUMNS.join(','), ...rows.map((r) => [r.stage, ...compressCells(r).slice(1)].map(q).join(','))].join('\n') + '\n';
+  const acc = accuracyColumns(rows);
+  return [[...COMPRESS_COLUMNS, ...acc.header].join(','), ...rows.map((r) => [r.stage, ...compressCells(r).slice(1), ...acc.cells(r)].map(q).join(','))].join('\n') + '\n';
 }
 
 export function compressTable(rows: CompressRow[]): string {
-  const lines = [COMPRESS_COLUMNS as readonly string[], ...rows.map(compressCells)];
+  const acc = accuracyColumns(rows);
+  const lines = [[...COMPRESS_COLUMNS, ...acc.header], ...rows.map((r) => [...compressCells(r), ...acc.cells(r)])];
   return ['| ' + lines[0].join(' | ') + ' |', '|' + lines[0].map(() => '---').join('|') + '|', ...lines.slice(1).map((l) => '| ' + l.join(' | ') + ' |')].join('\n');
 }
 
