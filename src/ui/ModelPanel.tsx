@@ -1,6 +1,7 @@
 import { useRef, useState } from 'react';
 import { useStudio } from './store';
 import { loadDefaultModel, loadModelFiles, loadTinyModel } from './actions';
+import { ProgressBar } from './TrainPanels';
 
 const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : String(n));
 
@@ -28,6 +29,7 @@ export function ModelPanel() {
   const byteTok = useStudio((s) => s.settings.byteTokenizer);
   const [over, setOver] = useState(false);
   const input = useRef<HTMLInputElement>(null);
+  const folder = useRef<HTMLInputElement>(null);
   return (
     <section className="panel">
       <h2>Model</h2>
@@ -59,10 +61,19 @@ export function ModelPanel() {
         }} />
       </div>
       <div className="form">
+        <button data-testid="choose-folder" disabled={loading} onClick={() => folder.current?.click()}>Choose a model folder…</button>
+        {/* a whole folder (sharded safetensors + index + tokenizer files); its files are read by slices */}
+        <input ref={folder} type="file" hidden data-testid="folder-input" aria-label="model folder" {...{ webkitdirectory: '', directory: '' }} onChange={(e) => {
+          const files = e.target.files ? [...e.target.files].filter((f) => !f.webkitRelativePath || f.webkitRelativePath.split('/').length === 2) : [];
+          e.target.value = '';
+          // the model is named after its folder
+          if (files.length) void loadModelFiles(files, { name: files[0].webkitRelativePath.split('/')[0] || undefined });
+        }} />
         <button data-testid="load-default" disabled={loading} onClick={() => void loadDefaultModel()}>Bundled default model (Moby-Dick, 1M)</button>
         <button data-testid="load-tiny" disabled={loading} onClick={() => void loadTinyModel()}>Tiny random model (instant, for trying the controls)</button>
         <label><input type="checkbox" data-testid="byte-tokenizer" aria-label="use a byte tokenizer when the model comes without one" checked={byteTok} onChange={(e) => useStudio.getState().updateSettings((s) => ({ ...s, byteTokenizer: e.target.checked }))} /> byte tokenizer when a model comes without one</label>
       </div>
+      {loading && <ProgressBar />}
       {error && <p className="error" role="alert" data-testid="model-error">{error}</p>}
       {model && <p className="muted">Next: Quantize to see the damage, then Distill or Compare to repair it; Results shows the whole story.</p>}
       {model && (
@@ -75,6 +86,7 @@ export function ModelPanel() {
           <dt>heads / KV heads</dt><dd>{model.heads} / {model.kvHeads}</dd>
           <dt>hidden sizes</dt><dd>{model.dim} (model), {model.hidden} (MLP)</dd>
           <dt>vocabulary</dt><dd>{model.vocab}{model.hasTokenizer ? '' : ' (byte tokenizer)'}</dd>
+          <dt>tokenizer</dt><dd data-testid="model-tokenizer">{model.tokenizer}</dd>
           <dt>max sequence</dt><dd>{model.maxSeq}</dd>
           <dt>parameters</dt><dd data-testid="model-params">{fmt(model.params)}</dd>
           <dt>dtypes</dt><dd>{model.dtypes.join(', ')}</dd>

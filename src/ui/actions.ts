@@ -183,6 +183,7 @@ export async function loadModelFiles(files: File[], opts: { name?: string; resto
     return false;
   } finally {
     s.setModelLoading(false);
+    useStudio.getState().setProgress(null); // the weights' reading progress
   }
 }
 

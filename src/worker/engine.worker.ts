@@ -81,8 +81,10 @@ async function handle(req: Request): Promise<unknown> {
     }
     case 'createTiny':
       return need().createTiny();
-    case 'loadFiles':
-      return need().loadFiles(req.files, req.name, { byteTokenizer: req.byteTokenizer });
+    case 'loadFiles': {
+      const progress = throttledProgress(req.id);
+      return need().loadFiles(req.files, req.name, { byteTokenizer: req.byteTokenizer, onProgress: progress });
+    }
     case 'pretrain':
       stopRequested = false;
       return need().pretrain(req.spec, (point) => post({ type: 'pretrainStep', id: req.id, point }), () => stopRequested);

@@ -10,7 +10,7 @@ import { loadHfModel, type HfFiles } from '../engine/io/hf';
 import { readLlama2cCheckpoint } from '../engine/io/llama2c';
 import { blobSource, bytesSource } from '../engine/io/source';
 import { Llama2cTokenizer, type Tokenizer } from '../engine/io/tokenizer';
-import { parseTokenizerJson } from '../engine/io/hf-tokenizer';
+import { HfTokenizer, parseTokenizerJson } from '../engine/io/hf-tokenizer';
 import { ByteTokenizer } from '../engine/io/byte-tokenizer';
 import { quantizeWeights, type PtqConfig, type QuantizedModel, type TensorReport } from '../engine/quant/ptq';
 import type { StepMetrics } from '../engine/train/distill';
@@ -93,6 +93,13 @@ export interface ModelCard {
   hasTokenizer: boolean;
   /** a line about where the model comes from (the default model's card) */
   about?: string;
+  /** what kind of tokenizer it runs: "byte-level BPE, 49152 tokens", "llama2.c tokenizer.bin, 512 tokens", … */
+  tokenizer: string;
+}
+
+function tokenizerKind(t: Tokenizer): string {
+  const kind = t instanceof HfTokenizer ? `${t.kind} (tokenizer.json)` : t instanceof Llama2cTokenizer ? 'llama2.c tokenizer.bin (SentencePiece BPE)' : t instanceof ByteTokenizer ? 'raw bytes (no tokenizer)' : 'tokenizer';
+  return `${kind}, ${t.vocabSize} tokens, BOS ${t.bosId} / EOS ${t.eosId}`;
 }
 
 export interface QuantReport {
@@ -189,6 +196,7 @@ export class StudioEngine {
     return {
       name: m.name, format: m.format, layers: c.nLayers, heads: c.nHeads, kvHeads: c.nKvHeads, dim: c.dim, hidden: c.hiddenDim, vocab: c.vocabSize,
       maxSeq: c.maxSeqLen, params: paramCount(c), tied: c.tiedEmbeddings, dtypes: m.dtypes, gpuBytes: paramCount(c) * 4, hasTokenizer: !(m.tokenizer instanceof ByteTokenizer),
+      tokenizer: tokenizerKind(m.tokenizer),
     };
   }
 
@@ -287,7 +295,7 @@ export class StudioEngine {
 
   /** Dropped files: an HF folder's files, or a llama2.c .bin with its tokenizer.bin (a byte
    *  tokenizer only when asked for). */
-  async loadFiles(files: File[], name?: string, opts: { byteTokenizer?: boolean } = {}): Promise<ModelCard> {
+  async loadFiles(files: File[], name?: string, opts: { byteTokenizer?: boolean; onProgress?: (done: number, total: number, label: string) => void } = {}): Promise<ModelCard> {
     const byName = new Map(files.map((f) => [f.name, f]));
     const ggufFile = files.find((f) => f.name.endsWith('.gguf'));
     if (ggufFile) {
@@ -312,7 +320,9 @@ export class StudioEngine {
     if (!byName.has('config.json')) throw new Error(`no config.json among the dropped files (${files.map((f) => f.name).join(', ')}); drop a whole Hugging Face model folder, or a llama2.c .bin with its tokenizer.bin`);
     const hf: HfFiles = {};
     for (const f of files) hf[f.name] = blobSource(f);
-    const m = await loadHfModel(hf);
+    const shards = files.filter((f) => f.name.endsWith('.safetensors')).length;
+    const mb = (b: number) => Math.round(b / 2 ** 20);
+    const m = await loadHfModel(hf, { onProgress: (read, total) => opts.onProgress?.(mb(read), mb(total), `reading weights (MiB${shards > 1 ? `, ${shards} shards` : ''})`) });
     if (!m.tokenizerJson && !opts.byteTokenizer) throw new Error('tokenizer.json is missing among the dropped files: drop it with config.json and the safetensors, or tick "byte tokenizer" to use raw bytes');
     const tokenizer = m.tokenizerJson ? parseTokenizerJson(m.tokenizerJson, 'tokenizer.json', m.tokenizerExtras) : new ByteTokenizer();
     if (!m.tokenizerJson && m.config.vocabSize < 259) throw new Error('no tokenizer.json among the dropped files, and the model is too small for the byte tokenizer');

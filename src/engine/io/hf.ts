@@ -222,7 +222,10 @@ function minWeightBytes(config: LlamaConfig, packedBits: number, packed: Readonl
   return config.nLayers * perLayer + (config.vocabSize * config.dim * embedBits) / 8 + (config.tiedEmbeddings ? 0 : config.vocabSize * config.dim) + config.dim;
 }
 
-export async function loadHfModel(files: HfFiles): Promise<HfModel> {
+/** Reading progress of a folder: bytes of tensor data read so far, of all the shards hold. */
+export type LoadProgress = (bytesRead: number, bytesTotal: number, tensor: string) => void;
+
+export async function loadHfModel(files: HfFiles, opts: { onProgress?: LoadProgress } = {}): Promise<HfModel> {
   const cfgSrc = fileOf(files, 'config.json');
   if (!cfgSrc) throw new Error('config.json is missing from the model files');
   const cfgText = await readText(cfgSrc);
@@ -287,16 +290,25 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
   for (const name of expected.keys()) checkShape(name);
   const packedOut: Partial<Record<Projection, PackedWeight>>[] = Array.from({ length: config.nLayers }, () => ({}));
   let embeddingPacked: PackedWeight | undefined;
+  // progress by tensor (each is read as one slice and converted once: no second copy of the folder)
+  let bytesRead = 0;
+  const advance = (info: { begin: number; end: number }, name: string) => {
+    bytesRead += info.end - info.begin;
+    opts.onProgress?.(bytesRead, held, name);
+  };
   const readPacked = async (name: string, layer: number, proj: Projection | 'embedding'): Promise<Float32Array> => {
     const { layout: L, base } = packedShapes.get(name)!;
     const q = checkShape(`${base}.qweight`), sc = checkShape(`${base}.scales`), z = checkShape(`${base}.zeros`);
     if (q.info.dtype !== 'U32' && q.info.dtype !== 'I32') throw new Error(`${q.h.file}: tensor "${base}.qweight" must be U32, is ${q.info.dtype}`);
     if (z.info.dtype !== 'U8') throw new Error(`${z.h.file}: tensor "${base}.zeros" must be U8, is ${z.info.dtype}`);
     const qb = await readTensorBytes(q.src, q.h, `${base}.qweight`);
+    advance(q.info, `${base}.qweight`);
     const codes = new Uint32Array(qb.buffer, qb.byteOffset, qb.byteLength / 4);
     const scales = await readTensorF32(sc.src, sc.h, `${base}.scales`);
+    advance(sc.info, `${base}.scales`);
     for (let k = 0; k < scales.length; k++) if (!Number.isFinite(scales[k]) || scales[k] <= 0) throw new Error(`${sc.h.file}: tensor "${base}.scales" has an invalid scale (${scales[k]}) at index ${k}`);
     const zeros = Float32Array.from(await readTensorBytes(z.src, z.h, `${base}.zeros`));
+    advance(z.info, `${base}.zeros`);
     for (let k = 0; k < zeros.length; k++) if (zeros[k] > L.qmax) throw new Error(`${z.h.file}: tensor "${base}.zeros" has zero point ${zeros[k]} above ${L.qmax} at index ${k}`);
     dtypes.add(`${L.bits}-bit`);
     const pw: PackedWeight = { ...L, codes, scales, zeros };
@@ -314,6 +326,7 @@ export async function loadHfModel(files: HfFiles): Promise<HfModel> {
     }
     dtypes.add(info.dtype);
     const t = await readTensorF32(sources[i], h, name);
+    advance(info, name);
     for (let k = 0; k < t.length; k++) if (!Number.isFinite(t[k])) throw new Error(`${h.file}: tensor "${name}" has a non-finite value (${t[k]}) at index ${k}`);
     return t;
   };
