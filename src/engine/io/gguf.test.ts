@@ -228,7 +228,7 @@ describe('malformed GGUF', () => {
   it('unknown and unsupported tensor types', async () => {
     const t = typeFieldOf(ok, 'a.weight', 2);
     await expectBad(patch(t, (d) => d.setUint32(0, 99, true)), /"a\.weight" has ggml type unknown type 99/);
-    await expectBad(patch(t, (d) => d.setUint32(0, 6, true)), /ggml type Q5_0, which Quench does not read/);
+    await expectBad(patch(t, (d) => d.setUint32(0, 20, true)), /ggml type IQ4_NL, which Quench does not read/);
     await expectBad(patch(t - 16, (d) => d.setBigUint64(0, 16n, true), patch(t, (d) => d.setUint32(0, GGML_TYPE.Q8_0, true))), /"a\.weight" rows of 16 values are not a whole number of Q8_0 blocks \(32\)/);
   });
   it('offsets past the end, misaligned or overlapping; bad dims', async () => {

@@ -21,6 +21,10 @@
 //   Q4_0 (32 values, 18 B): f16 d, u8 qs[16]                    x = (q − 8)·d
 //   Q4_1 (32 values, 20 B): f16 d, f16 m, u8 qs[16]             x = q·d + m
 //     (Q4: value j < 16 is the low nibble of qs[j], value j + 16 its high nibble)
+//   Q5_0 (32 values, 22 B): f16 d, u32 qh, u8 qs[16]             x = (q − 16)·d
+//   Q5_1 (32 values, 24 B): f16 d, f16 m, u32 qh, u8 qs[16]      x = q·d + m
+//     (Q5: the 4 low bits as Q4, bit 4 of value j is bit j of qh; llama.cpp's quantizer falls back
+//     to Q5_0 / Q5_1 where a K-quant's 256-value rows do not fit)
 //   Q4_K (256 values, 144 B), Q5_K (176 B), Q6_K (210 B): super-blocks with 6-bit (K4/K5) or
 //   8-bit (K6) sub-block scales, as dequantize_row_q4_K / q5_K / q6_K.
 //
@@ -43,7 +47,7 @@ export const GGUF_VALUE = { UINT8: 0, INT8: 1, UINT16: 2, INT16: 3, UINT32: 4, I
 const VALUE_SIZE: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
 
 /** ggml tensor types by id (names for all; sizes only for those Quench reads or writes). */
-export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q5_0: 6, Q5_1: 7, Q8_0: 8, Q4_K: 12, Q5_K: 13, Q6_K: 14, BF16: 30 } as const;
 export type GgmlTypeName = keyof typeof GGML_TYPE;
 const GGML_NAMES: Record<number, string> = {
   0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 8: 'Q8_0', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K', 12: 'Q4_K', 13: 'Q5_K', 14: 'Q6_K', 15: 'Q8_K',
@@ -52,7 +56,7 @@ const GGML_NAMES: Record<number, string> = {
 /** values per block and bytes per block of the types Quench reads */
 export const GGML_BLOCK: Record<number, { block: number; bytes: number }> = {
   0: { block: 1, bytes: 4 }, 1: { block: 1, bytes: 2 }, 30: { block: 1, bytes: 2 },
-  2: { block: 32, bytes: 18 }, 3: { block: 32, bytes: 20 }, 8: { block: 32, bytes: 34 },
+  2: { block: 32, bytes: 18 }, 3: { block: 32, bytes: 20 }, 6: { block: 32, bytes: 22 }, 7: { block: 32, bytes: 24 }, 8: { block: 32, bytes: 34 },
   12: { block: 256, bytes: 144 }, 13: { block: 256, bytes: 176 }, 14: { block: 256, bytes: 210 },
 };
 export const ggmlTypeName = (t: number): string => GGML_NAMES[t] ?? `unknown type ${t}`;
@@ -137,6 +141,21 @@ export function dequantizeGgml(type: number, bytes: Uint8Array, n: number): Floa
         }
       }
       return out;
+    case GGML_TYPE.Q5_0:
+    case GGML_TYPE.Q5_1: {
+      const one = type === GGML_TYPE.Q5_1, size = one ? 24 : 22;
+      for (let b = 0; b < n / 32; b++) {
+        const o = b * size, d = h(o), m = one ? h(o + 2) : 0;
+        const qh = dv.getUint32(o + (one ? 4 : 2), true), qs = o + (one ? 8 : 6);
+        for (let j = 0; j < 16; j++) {
+          const x0 = (bytes[qs + j] & 15) | (((qh >>> j) << 4) & 0x10);
+          const x1 = (bytes[qs + j] >> 4) | ((qh >>> (j + 12)) & 0x10);
+          out[b * 32 + j] = one ? Math.fround(x0 * d) + m : (x0 - 16) * d;
+          out[b * 32 + j + 16] = one ? Math.fround(x1 * d) + m : (x1 - 16) * d;
+        }
+      }
+      return out;
+    }
     case GGML_TYPE.Q4_K:
     case GGML_TYPE.Q5_K: {
       const five = type === GGML_TYPE.Q5_K;
@@ -360,7 +379,7 @@ export async function readGgufHeader(src: ByteSource): Promise<GgufHeader> {
     const type = await c.u32(`tensor "${name}" type`);
     const offset = await c.u64(`tensor "${name}" offset`);
     const bl = GGML_BLOCK[type];
-    if (!bl) fail(`tensor "${name}" has ggml type ${ggmlTypeName(type)}, which Quench does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q5_K, Q6_K)`);
+    if (!bl) fail(`tensor "${name}" has ggml type ${ggmlTypeName(type)}, which Quench does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)`);
     if (dims[0] % bl.block !== 0) fail(`tensor "${name}" rows of ${dims[0]} values are not a whole number of ${ggmlTypeName(type)} blocks (${bl.block})`);
     if (offset % alignment !== 0) fail(`tensor "${name}" offset ${offset} is not a multiple of the alignment ${alignment}`);
     tensors.set(name, { name, dims, type, typeName: ggmlTypeName(type), offset, nbytes: (nElements / bl.block) * bl.bytes, nElements });
