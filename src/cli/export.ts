@@ -18,10 +18,11 @@ DIR/student, a llama2.c .bin with --tokenizer, a .gguf) for other runtimes:
                F32); norms F32. The fp16 block scales round ours: the max / mean weight change
                is printed and stored in the file (quench.export.* keys). An FP model: F32, or
                F16 with --dtype F16. The tokenizer is embedded (tokenizer.ggml.model "llama").
-  onnx         DIR/onnx/model.onnx + config.json, generation_config.json, tokenizer.json (the folder
-               layout transformers.js reads): MatMulNBits for 4-bit projections, a KV cache
-               (input_ids, attention_mask, position_ids, past_key_values.N.key/value -> logits,
-               present.N.key/value); --no-cache for the plain input_ids -> logits graph.
+  onnx         DIR/onnx/model.onnx + config.json, generation_config.json, tokenizer.json,
+               tokenizer_config.json (the folder layout transformers.js reads): MatMulNBits for
+               4-bit projections, a KV cache (input_ids, attention_mask, position_ids,
+               past_key_values.N.key/value -> logits, present.N.key/value); --no-cache for the
+               plain input_ids -> logits graph.
   safetensors  an HF folder: F32 / F16 for an FP model, Quench's packed layout for a quantized one.`;
 
 function printGgufReport(r: GgufExportReport, file: string): void {

@@ -20,6 +20,26 @@ export function tokenizerJsonOf(tok: Tokenizer | null, json?: string): string | 
   return undefined;
 }
 
+/** tokenizer_config.json for a tokenizer.json (HF's generic fast tokenizer class; the BOS / EOS
+ *  strings of the given ids, BOS added as Quench's encode does). */
+export function tokenizerConfigJson(tokenizerJson: string, bosId: number, eosId: number, maxLen: number): Record<string, unknown> {
+  const j = JSON.parse(tokenizerJson) as { added_tokens?: { id: number; content: string }[]; model?: { vocab?: Record<string, number> | [string, number][]; unk_token?: string } };
+  const byId = new Map<number, string>();
+  const vocab = j.model?.vocab;
+  if (vocab && !Array.isArray(vocab)) for (const [p, id] of Object.entries(vocab)) byId.set(id, p);
+  else if (Array.isArray(vocab)) vocab.forEach(([p], id) => byId.set(id, p));
+  for (const t of j.added_tokens ?? []) byId.set(t.id, t.content);
+  return {
+    tokenizer_class: 'PreTrainedTokenizerFast',
+    bos_token: byId.get(bosId) ?? null,
+    eos_token: byId.get(eosId) ?? null,
+    ...(j.model?.unk_token ? { unk_token: j.model.unk_token } : {}),
+    add_bos_token: true,
+    add_eos_token: false,
+    model_max_length: maxLen,
+  };
+}
+
 /** Files of a model as a safetensors folder: FP (quantized = null) as HF, or a quantized model. */
 export function modelFiles(config: LlamaConfig, weights: LlamaWeights, quantized: QuantizedModel | null, tokenizerJson?: string, dtype: 'F32' | 'F16' = 'F32'): Record<string, Uint8Array> {
   return quantized ? writeQuantizedHfModel(config, weights, quantized, { tokenizerJson }) : writeHfModel(config, weights, { dtype, tokenizerJson });
@@ -55,8 +75,11 @@ export function exportModel(m: ExportSource, format: ExportFormat, o: { dtype?: 
       'config.json': new TextEncoder().encode(hfConfigJson(m.config)),
       'generation_config.json': enc({ bos_token_id: m.tokenizer?.bosId ?? 1, eos_token_id: m.tokenizer?.eosId ?? 2 }),
     };
-    if (tokenizerJson) files['tokenizer.json'] = new TextEncoder().encode(tokenizerJson);
-    else warnings.push('no tokenizer: the ONNX folder has no tokenizer.json');
+    if (tokenizerJson) {
+      files['tokenizer.json'] = new TextEncoder().encode(tokenizerJson);
+      // transformers.js's AutoTokenizer needs tokenizer_config.json beside tokenizer.json
+      files['tokenizer_config.json'] = enc(tokenizerConfigJson(tokenizerJson, m.tokenizer?.bosId ?? 1, m.tokenizer?.eosId ?? 2, m.config.maxSeqLen));
+    } else warnings.push('no tokenizer: the ONNX folder has no tokenizer.json');
     return { files, warnings };
   }
   const vocab = ggufVocabOf(m.tokenizer, tokenizerJson);
