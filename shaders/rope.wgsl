@@ -1,11 +1,14 @@
 // Rotary position embedding, Hugging Face rotate_half convention, on x (B, T, NHx, HS):
-// within a head, dim i pairs with i + HS/2 (i < HS/2), angle = (pos0 + t) · theta^(-2i/HS);
+// within a head, dim i pairs with i + HS/2 (i < HS/2), angle = (pos0 + t) · invFreq[i], where
+// invFreq[i] = theta^(-2i/HS), rescaled per frequency by rope_scaling (linear, llama3);
 //   y[i] = x[i]·cos − x[i+HS/2]·sin,   y[i+HS/2] = x[i+HS/2]·cos + x[i]·sin.
 // forward rotates by +angle (sign = +1); backward applies the transpose, i.e. rotates by −angle
 // (sign = −1): dx = Rᵀ dy (activation gradient: assigns).
 // The angles come from a table cs (maxPos, HS/2) of vec2(cos, sin) built on the CPU in float64
-// (src/engine/ops/rope.ts): GPU sin/cos are only specified on [−π, π] and pos·freq in fp32 loses
-// ~pos·2⁻²⁴ rad, so the table is both more accurate and cheaper than computing them here.
+// from ropeInvFreq (src/engine/ref/rope.ts; table in src/engine/ops/rope.ts), so any scaling of the
+// frequencies is a host-side change and the kernel stays the same. GPU sin/cos are only specified
+// on [−π, π] and pos·freq in fp32 loses ~pos·2⁻²⁴ rad, so the table is both more accurate and
+// cheaper than computing them here.
 // Entries:
 //   rope          out-of-place: @binding(1) x (read), @binding(2) out (write), @binding(3) cs
 //   rope_inplace  in place:     @binding(2) out (read_write, holds x), @binding(3) cs

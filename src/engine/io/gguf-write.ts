@@ -347,6 +347,9 @@ const FILE_TYPE: Record<string, number> = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8
 export function exportGguf(cfg: LlamaConfig, w: LlamaWeights, opts: GgufExportOptions = {}): { parts: Uint8Array[]; size: number; report: GgufExportReport } {
   const qm = opts.quantized;
   const HS = headSize(cfg);
+  // llama.cpp spells scaled RoPE differently (linear: llama.rope.scaling.*; llama3: a rope_freqs
+  // tensor); neither is written or checked against llama.cpp yet, so refuse rather than drop it.
+  if (cfg.ropeScaling) throw new Error(`exportGguf: rope_scaling of type "${cfg.ropeScaling.type}" cannot be written to GGUF yet (export safetensors or ONNX instead)`);
   const floatType = opts.floatType ?? 'F32';
   const otherType = qm ? (opts.otherType ?? 'F16') : floatType;
   const tensors: GgufTensorToWrite[] = [];

@@ -16,11 +16,32 @@ describe('config.json', () => {
     expect(parseHfConfig(JSON.stringify(base))).toEqual({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 4, vocabSize: 11, maxSeqLen: 2048, normEps: 1e-6, ropeTheta: 10000, tiedEmbeddings: false });
     const full = parseHfConfig(JSON.stringify({ ...base, num_key_value_heads: 2, rms_norm_eps: 1e-5, rope_theta: 5e5, max_position_embeddings: 64, tie_word_embeddings: true }));
     expect(full).toEqual({ dim: 16, hiddenDim: 24, nLayers: 2, nHeads: 4, nKvHeads: 2, vocabSize: 11, maxSeqLen: 64, normEps: 1e-5, ropeTheta: 5e5, tiedEmbeddings: true });
-    // Mistral: sliding-window attention is full attention within the window; the length is capped there
-    expect(parseHfConfig(JSON.stringify({ ...base, architectures: ['MistralForCausalLM'], model_type: 'mistral', max_position_embeddings: 32768, sliding_window: 4096 })).maxSeqLen).toBe(4096);
+    // Mistral without a sliding window (null, or one no shorter than the context) is a LLaMA
+    const mistral = { ...base, architectures: ['MistralForCausalLM'], model_type: 'mistral', max_position_embeddings: 32768 };
+    expect(parseHfConfig(JSON.stringify({ ...mistral, sliding_window: null })).maxSeqLen).toBe(32768);
+    expect(parseHfConfig(JSON.stringify({ ...mistral, sliding_window: 32768 })).maxSeqLen).toBe(32768);
+    expect(parseHfConfig(JSON.stringify({ ...base, architectures: undefined, model_type: 'mistral' })).dim).toBe(16);
     // hfConfigJson writes what parseHfConfig reads
     const cfg = tinyConfig({ tiedEmbeddings: true, ropeTheta: 1e6 });
     expect(parseHfConfig(hfConfigJson(cfg))).toEqual(cfg);
+  });
+  it('rope_scaling llama3 (Llama-3.2-1B\'s config.json) and linear are read, written back, and "default" is plain RoPE', () => {
+    // the fields of meta-llama/Llama-3.2-1B's config.json that Quench reads
+    const llama32 = {
+      architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_hidden_layers: 16, num_attention_heads: 32, num_key_value_heads: 8,
+      head_dim: 64, vocab_size: 128256, max_position_embeddings: 131072, rms_norm_eps: 1e-5, rope_theta: 500000, tie_word_embeddings: true, hidden_act: 'silu',
+      attention_bias: false, mlp_bias: false, pretraining_tp: 1, torch_dtype: 'bfloat16', bos_token_id: 128000, eos_token_id: 128001,
+      rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+    };
+    const c = parseHfConfig(JSON.stringify(llama32));
+    expect(c).toEqual({ dim: 2048, hiddenDim: 8192, nLayers: 16, nHeads: 32, nKvHeads: 8, vocabSize: 128256, maxSeqLen: 131072, normEps: 1e-5, ropeTheta: 500000, tiedEmbeddings: true, ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } });
+    expect(parseHfConfig(hfConfigJson(c))).toEqual(c);
+    // the older spelling "type" (transformers < 4.43)
+    const lin = parseHfConfig(JSON.stringify({ ...base, rope_scaling: { type: 'linear', factor: 2 } }));
+    expect(lin.ropeScaling).toEqual({ type: 'linear', factor: 2 });
+    expect(parseHfConfig(hfConfigJson(lin))).toEqual(lin);
+    expect(parseHfConfig(JSON.stringify({ ...base, rope_scaling: { rope_type: 'default' } })).ropeScaling).toBeUndefined();
+    expect(parseHfConfig(JSON.stringify({ ...base, rope_scaling: null })).ropeScaling).toBeUndefined();
   });
   it('an explicit head_dim (a head size other than hidden/heads) round-trips and runs as the float64 reference', async () => {
     const cfg: LlamaConfig = { ...tinyConfig({ dim: 32, nHeads: 4, nKvHeads: 2, vocabSize: 29, maxSeqLen: 16 }), headDim: 12 };
@@ -45,8 +66,26 @@ describe('config.json', () => {
     const bad = (o: object) => () => parseHfConfig(JSON.stringify({ ...base, ...o }), 'my/config.json');
     expect(bad({ architectures: ['GPT2LMHeadModel'], model_type: 'gpt2' })).toThrow(/my\/config\.json: not a LLaMA-family model: architectures \["GPT2LMHeadModel"\], model_type "gpt2"/);
     expect(bad({ hidden_act: 'gelu' })).toThrow(/my\/config\.json: hidden_act "gelu" is not supported/);
-    expect(bad({ attention_bias: true })).toThrow(/attention_bias=true/);
-    expect(bad({ rope_scaling: { type: 'linear', factor: 2 } })).toThrow(/rope_scaling .* is not supported/);
+    expect(bad({ attention_bias: true })).toThrow(/my\/config\.json: attention_bias=true .* is not supported/);
+    expect(bad({ mlp_bias: true })).toThrow(/my\/config\.json: mlp_bias=true .* is not supported/);
+    expect(parseHfConfig(JSON.stringify({ ...base, attention_bias: false, mlp_bias: false })).dim).toBe(16);
+    // other architectures, by name
+    for (const [arch, mt] of [['Qwen2ForCausalLM', 'qwen2'], ['GemmaForCausalLM', 'gemma'], ['Phi3ForCausalLM', 'phi3'], ['MixtralForCausalLM', 'mixtral']])
+      expect(bad({ architectures: [arch], model_type: mt })).toThrow(new RegExp(`my/config\\.json: not a LLaMA-family model: architectures \\["${arch}"\\], model_type "${mt}" \\(Quench supports LlamaForCausalLM`));
+    // a sliding window shorter than the context
+    expect(bad({ architectures: ['MistralForCausalLM'], model_type: 'mistral', max_position_embeddings: 32768, sliding_window: 4096 })).toThrow(/my\/config\.json: sliding_window 4096 is shorter than max_position_embeddings 32768: sliding-window attention is not supported/);
+    // rope_scaling: other types by name, missing or bad fields by name
+    expect(bad({ rope_scaling: { rope_type: 'dynamic', factor: 2 } })).toThrow(/my\/config\.json: rope_scaling type "dynamic" is not supported \(Quench supports "linear" and "llama3"\)/);
+    expect(bad({ rope_scaling: { type: 'yarn', factor: 4 } })).toThrow(/rope_scaling type "yarn" is not supported/);
+    expect(bad({ rope_scaling: { factor: 4 } })).toThrow(/my\/config\.json: "rope_scaling" has no "rope_type"/);
+    expect(bad({ rope_scaling: 'llama3' })).toThrow(/my\/config\.json: "rope_scaling" must be an object or null/);
+    expect(bad({ rope_scaling: { rope_type: 'linear' } })).toThrow(/my\/config\.json: rope_scaling of type "linear" needs "factor"/);
+    expect(bad({ rope_scaling: { rope_type: 'linear', factor: 0.5 } })).toThrow(/rope_scaling "factor" must be a number >= 1, got 0\.5/);
+    const l3 = { rope_type: 'llama3', factor: 32, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 };
+    expect(bad({ rope_scaling: { ...l3, high_freq_factor: 1 } })).toThrow(/my\/config\.json: rope_scaling \(llama3\) "high_freq_factor" \(1\) must be greater than "low_freq_factor" \(1\)/);
+    expect(bad({ rope_scaling: { ...l3, original_max_position_embeddings: undefined } })).toThrow(/rope_scaling of type "llama3" needs "original_max_position_embeddings"/);
+    expect(bad({ rope_scaling: { ...l3, original_max_position_embeddings: 81.5 } })).toThrow(/"original_max_position_embeddings" must be an integer/);
+    expect(bad({ rope_scaling: { ...l3, factor: 'big' } })).toThrow(/rope_scaling "factor" must be a number >= 1, got "big"/);
     expect(bad({ hidden_size: undefined })).toThrow(/my\/config\.json: missing "hidden_size"/);
     expect(bad({ num_attention_heads: 5 })).toThrow(/my\/config\.json: dim 16 is not divisible by nHeads 5/);
     expect(bad({ num_key_value_heads: 3 })).toThrow(/nHeads 4 is not divisible by nKvHeads 3/);
@@ -108,7 +147,11 @@ describe('HF folders', () => {
     const h = await readSafetensorsHeader(src);
     const all = await Promise.all([...h.tensors.values()].map(async (t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, data: await readTensorF32(src, h, t.name) })));
     const extra = writeSafetensors([...all, { name: 'model.layers.0.self_attn.q_proj.bias', dtype: 'F32', shape: [16], data: new Float32Array(16) }]);
-    await expect(loadHfModel(asSources({ ...files, 'model.safetensors': extra }))).rejects.toThrow(/model\.safetensors: unexpected tensors model\.layers\.0\.self_attn\.q_proj\.bias/);
+    await expect(loadHfModel(asSources({ ...files, 'model.safetensors': extra }))).rejects.toThrow(/model\.safetensors: bias tensors model\.layers\.0\.self_attn\.q_proj\.bias are not supported/);
+    const extra2 = writeSafetensors([...all, { name: 'model.layers.0.mlp.gate_proj.bias', dtype: 'F32', shape: [24], data: new Float32Array(24) }, { name: 'model.layers.1.self_attn.o_proj.bias', dtype: 'F32', shape: [16], data: new Float32Array(16) }]);
+    await expect(loadHfModel(asSources({ ...files, 'model.safetensors': extra2 }))).rejects.toThrow(/model\.safetensors: bias tensors model\.layers\.0\.mlp\.gate_proj\.bias, model\.layers\.1\.self_attn\.o_proj\.bias are not supported .*attention_bias \/ mlp_bias/);
+    const extra3 = writeSafetensors([...all, { name: 'model.layers.0.self_attn.q_norm.weight', dtype: 'F32', shape: [16], data: new Float32Array(16) }]);
+    await expect(loadHfModel(asSources({ ...files, 'model.safetensors': extra3 }))).rejects.toThrow(/model\.safetensors: unexpected tensors model\.layers\.0\.self_attn\.q_norm\.weight/);
     // a value too large for F16 becomes Inf: reported by tensor and index
     const big = randomWeights(cfg, 11);
     big.finalNorm[3] = 1e6;

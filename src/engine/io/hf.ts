@@ -1,7 +1,7 @@
 // Hugging Face LLaMA layout: config.json + model.safetensors (or sharded model-0000k-of-0000n
 // with model.safetensors.index.json) + tokenizer.json. Loading validates the architecture, every
 // tensor's presence and shape against config.json, and finite values; errors name file and tensor.
-import type { LlamaConfig, LlamaLayerWeights, LlamaWeights } from '../model/config';
+import type { LlamaConfig, LlamaLayerWeights, LlamaWeights, RopeScaling } from '../model/config';
 import { headSize, layerShapes, validateConfig } from '../model/config';
 import { encodeFloats, readSafetensorsHeader, readTensorF32, writeSafetensors, type SafetensorsHeader, type TensorToWrite } from './safetensors';
 import type { ByteSource } from './source';
@@ -39,12 +39,46 @@ const HfConfigSchema = z.looseObject({
   quantization_config: z.looseObject({}).nullish(),
 });
 
+/** rope_scaling of config.json as transformers reads it ("rope_type", or the older "type");
+ *  null, absent or "default" = plain RoPE. linear and llama3 are supported, others refused by name. */
+function parseRopeScaling(v: unknown, file: string): RopeScaling | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw new Error(`${file}: "rope_scaling" must be an object or null, got ${show(v)}`);
+  const o = v as Record<string, unknown>;
+  const type = own(o, 'rope_type') ?? own(o, 'type');
+  if (type === undefined) throw new Error(`${file}: "rope_scaling" has no "rope_type" (or "type"): ${show(v)}`);
+  if (type === 'default') return undefined;
+  const num = (k: string, min: number, strict = false): number => {
+    const x = own(o, k);
+    if (x === undefined) throw new Error(`${file}: rope_scaling of type "${String(type)}" needs "${k}"`);
+    if (typeof x !== 'number' || !Number.isFinite(x) || (strict ? x <= min : x < min)) throw new Error(`${file}: rope_scaling "${k}" must be a number ${strict ? '>' : '>='} ${min}, got ${show(x)}`);
+    return x;
+  };
+  if (type === 'linear') return { type: 'linear', factor: num('factor', 1) };
+  if (type === 'llama3') {
+    const lowFreqFactor = num('low_freq_factor', 0, true), highFreqFactor = num('high_freq_factor', 0, true);
+    if (!(highFreqFactor > lowFreqFactor)) throw new Error(`${file}: rope_scaling (llama3) "high_freq_factor" (${highFreqFactor}) must be greater than "low_freq_factor" (${lowFreqFactor})`);
+    const orig = num('original_max_position_embeddings', 1);
+    if (!Number.isInteger(orig)) throw new Error(`${file}: rope_scaling "original_max_position_embeddings" must be an integer, got ${show(orig)}`);
+    return { type: 'llama3', factor: num('factor', 1), lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: orig };
+  }
+  throw new Error(`${file}: rope_scaling type ${show(type)} is not supported (Quench supports "linear" and "llama3")`);
+}
+
+/** rope_scaling as transformers' config.json writes it. */
+function ropeScalingJson(r: RopeScaling): Record<string, unknown> {
+  return r.type === 'linear'
+    ? { rope_type: 'linear', factor: r.factor }
+    : { rope_type: 'llama3', factor: r.factor, low_freq_factor: r.lowFreqFactor, high_freq_factor: r.highFreqFactor, original_max_position_embeddings: r.originalMaxPositionEmbeddings };
+}
+
 export function parseHfConfig(text: string, file = 'config.json'): LlamaConfig {
   const raw = parseJsonObject(text, file);
   const { architectures, model_type: modelType } = parseWith(ArchSchema, raw, file);
   const archs = architectures ?? [];
-  if (!archs.some((a) => LLAMA_ARCHS.includes(a)) && modelType !== 'llama') {
-    throw new Error(`${file}: not a LLaMA-family model: architectures ${JSON.stringify(archs)}${modelType ? `, model_type "${modelType}"` : ''} (Quench supports LlamaForCausalLM)`);
+  const known = archs.length > 0 ? archs.some((a) => LLAMA_ARCHS.includes(a)) : modelType === 'llama' || modelType === 'mistral';
+  if (!known && modelType !== 'llama') {
+    throw new Error(`${file}: not a LLaMA-family model: architectures ${JSON.stringify(archs)}${modelType ? `, model_type "${modelType}"` : ''} (Quench supports ${LLAMA_ARCHS.join(', ')})`);
   }
   const j = parseWith(HfConfigSchema, raw, file);
   const heads = j.num_attention_heads;
@@ -60,12 +94,16 @@ export function parseHfConfig(text: string, file = 'config.json'): LlamaConfig {
     ropeTheta: j.rope_theta ?? 10000,
     tiedEmbeddings: j.tie_word_embeddings === true,
   };
-  if (j.rope_scaling !== undefined && j.rope_scaling !== null) throw new Error(`${file}: rope_scaling ${show(j.rope_scaling)} is not supported yet`);
+  const scaling = parseRopeScaling(j.rope_scaling, file);
+  if (scaling) cfg.ropeScaling = scaling;
   if (j.hidden_act !== undefined && j.hidden_act !== null && j.hidden_act !== 'silu') throw new Error(`${file}: hidden_act "${j.hidden_act}" is not supported (LLaMA uses silu)`);
-  if (j.attention_bias === true) throw new Error(`${file}: attention_bias=true (q/k/v/o biases) is not supported`);
-  if (j.mlp_bias === true) throw new Error(`${file}: mlp_bias=true is not supported`);
-  // Mistral: sliding-window attention equals full attention up to the window; cap the length there.
-  if (typeof j.sliding_window === 'number' && j.sliding_window > 0) cfg.maxSeqLen = Math.min(cfg.maxSeqLen, j.sliding_window);
+  if (j.attention_bias === true) throw new Error(`${file}: attention_bias=true (biases on q/k/v/o_proj) is not supported; Quench's LLaMA has no projection biases`);
+  if (j.mlp_bias === true) throw new Error(`${file}: mlp_bias=true (biases on gate/up/down_proj) is not supported; Quench's LLaMA has no projection biases`);
+  // Mistral: a sliding window shorter than the context is a different attention; a window at least
+  // as long as max_position_embeddings never slides, so the model is a LLaMA.
+  if (typeof j.sliding_window === 'number' && j.sliding_window < cfg.maxSeqLen) {
+    throw new Error(`${file}: sliding_window ${j.sliding_window} is shorter than max_position_embeddings ${cfg.maxSeqLen}: sliding-window attention is not supported (null, or a window >= max_position_embeddings, is full attention)`);
+  }
   // an explicit head size (Gemma-style configs, head-pruned students): q/k/v/o are (NH·head_dim) wide
   if (typeof j.head_dim === 'number' && j.head_dim !== cfg.dim / cfg.nHeads) cfg.headDim = j.head_dim;
   validateConfig(cfg, file);
@@ -88,6 +126,7 @@ export function hfConfigJson(cfg: LlamaConfig, extra: Record<string, unknown> = 
       rope_theta: cfg.ropeTheta,
       tie_word_embeddings: cfg.tiedEmbeddings,
       ...(cfg.headDim !== undefined && cfg.headDim !== cfg.dim / cfg.nHeads ? { head_dim: cfg.headDim } : {}),
+      ...(cfg.ropeScaling ? { rope_scaling: ropeScalingJson(cfg.ropeScaling) } : {}),
       hidden_act: 'silu',
       bos_token_id: 1,
       eos_token_id: 2,
@@ -275,6 +314,8 @@ export async function loadHfModel(files: HfFiles, opts: { onProgress?: LoadProgr
   if (missing.length && fileOf(files, INDEX)) throw new Error(`${INDEX}: weight_map has no shard holding tensors ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} (config.json: ${config.nLayers} layers, tie_word_embeddings=${config.tiedEmbeddings})`);
   if (missing.length) throw new Error(`${headers.map((h) => h.file).join(', ')}: missing tensors ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} (config.json: ${config.nLayers} layers, tie_word_embeddings=${config.tiedEmbeddings})`);
   const extra = [...where.keys()].filter((n) => !expected.has(n) && !(config.tiedEmbeddings && n === 'lm_head.weight') && !n.endsWith('rotary_emb.inv_freq'));
+  const biases = extra.filter((n) => n.endsWith('.bias'));
+  if (biases.length) throw new Error(`${headers[where.get(biases[0])!].file}: bias tensors ${biases.slice(0, 5).join(', ')}${biases.length > 5 ? ` and ${biases.length - 5} more` : ''} are not supported (Quench's LLaMA has no projection or norm biases; config.json attention_bias / mlp_bias)`);
   if (extra.length) throw new Error(`${headers[where.get(extra[0])!].file}: unexpected tensors ${extra.slice(0, 5).join(', ')} (not part of a LLaMA model with this config.json)`);
   const dtypes = new Set<string>();
   const checkShape = (name: string) => {

@@ -208,6 +208,7 @@ export function writeLlama2cCheckpoint(config: LlamaConfig, w: LlamaWeights, opt
     // llama2.c hard-codes both; a different model would silently run wrong there.
     throw new Error(`writeLlama2cCheckpoint: llama2.c hard-codes norm eps 1e-5 and rope theta 10000; this model has eps ${config.normEps}, theta ${config.ropeTheta}`);
   }
+  if (config.ropeScaling) throw new Error(`writeLlama2cCheckpoint: llama2.c has no RoPE scaling; this model has rope_scaling of type "${config.ropeScaling.type}"`);
   const tied = config.tiedEmbeddings || w.lmHead === null;
   const wq = w.layers.map((l) => permuteHalfToInterleaved(l.wq, nHeads, HS, C));
   const wk = w.layers.map((l) => permuteHalfToInterleaved(l.wk, nKvHeads, HS, C));

@@ -8,7 +8,11 @@
 // - RoPE uses the Hugging Face "rotate_half" convention: within each head, dimension i pairs with
 //   i + HS/2, frequency theta^(-2i/HS), i < HS/2. llama2.c checkpoints rotate interleaved pairs
 //   (2i, 2i+1); their loader permutes the rows of wq and wk into the HF convention (as HF's
-//   convert_llama_weights_to_hf.py does), so one kernel serves both.
+//   convert_llama_weights_to_hf.py does), so one kernel serves both. The inverse frequencies,
+//   with any rope_scaling (linear, llama3), are defined once: ropeInvFreq in src/engine/ref/rope.ts.
+import type { RopeScaling, RopeSpec } from '../ref/rope';
+
+export type { RopeScaling };
 
 export interface LlamaConfig {
   dim: number; // C
@@ -23,6 +27,13 @@ export interface LlamaConfig {
   tiedEmbeddings: boolean;
   /** head size when it is not dim / nHeads (a head-pruned model: HF `head_dim`) */
   headDim?: number;
+  /** HF `rope_scaling` (linear or llama3); absent = plain RoPE */
+  ropeScaling?: RopeScaling;
+}
+
+/** The RoPE of a config, as the kernels and the references take it. */
+export function ropeOf(c: LlamaConfig): RopeSpec {
+  return c.ropeScaling ? { theta: c.ropeTheta, scaling: c.ropeScaling } : c.ropeTheta;
 }
 
 export interface LlamaLayerWeights {
@@ -88,6 +99,15 @@ export function validateConfig(c: LlamaConfig, where = 'config'): void {
   if (headSize(c) % 2 !== 0) bad(`head size ${headSize(c)} must be even for RoPE`);
   if (!(c.normEps > 0)) bad(`normEps must be > 0, got ${c.normEps}`);
   if (!(c.ropeTheta > 0)) bad(`ropeTheta must be > 0, got ${c.ropeTheta}`);
+  const rs = c.ropeScaling;
+  if (rs) {
+    if (!(Number.isFinite(rs.factor) && rs.factor >= 1)) bad(`rope_scaling (${rs.type}): factor must be a number >= 1, got ${rs.factor}`);
+    if (rs.type === 'llama3') {
+      if (!(Number.isFinite(rs.lowFreqFactor) && rs.lowFreqFactor > 0)) bad(`rope_scaling (llama3): low_freq_factor must be > 0, got ${rs.lowFreqFactor}`);
+      if (!(Number.isFinite(rs.highFreqFactor) && rs.highFreqFactor > rs.lowFreqFactor)) bad(`rope_scaling (llama3): high_freq_factor must be greater than low_freq_factor (${rs.lowFreqFactor}), got ${rs.highFreqFactor}`);
+      if (!(Number.isInteger(rs.originalMaxPositionEmbeddings) && rs.originalMaxPositionEmbeddings > 0)) bad(`rope_scaling (llama3): original_max_position_embeddings must be a positive integer, got ${rs.originalMaxPositionEmbeddings}`);
+    } else if (rs.type !== 'linear') bad(`rope_scaling type "${(rs as { type: string }).type}" is not supported (linear, llama3)`);
+  }
 }
 
 /** A seeded random model for tests (small normal weights, unit norms). */

@@ -7,9 +7,9 @@ import { addForward } from '../ops/elementwise';
 import { embeddingBackward, embeddingForward } from '../ops/embedding';
 import { rmsnormBackward, rmsnormForward } from '../ops/rmsnorm';
 import { swigluBackward, swigluForward } from '../ops/swiglu';
-import { ropeBackward, ropeForward } from '../ops/rope';
+import { ropeBackward, ropeForward, type RopeSpec } from '../ops/rope';
 import { attentionBackward, attentionBackwardFlash, attentionForward } from '../ops/attention';
-import { headSize, type LlamaConfig, type LlamaWeights, PROJECTIONS, type Projection } from './config';
+import { headSize, ropeOf, type LlamaConfig, type LlamaWeights, PROJECTIONS, type Projection } from './config';
 import type { Linear } from './linear';
 import { DenseLinear } from './dense';
 import { PackedLinear, uploadPacked } from './packed';
@@ -161,11 +161,14 @@ export class LlamaModel {
   layers: LayerParams[] = [];
   private actsCache = new Map<string, Activations>();
   private gradsCache = new Map<string, ActGrads>();
+  /** theta and any rope_scaling: the kernels' table comes from ropeInvFreq */
+  private readonly rope: RopeSpec;
 
   private constructor(gpu: Gpu, cfg: LlamaConfig, label: string) {
     this.gpu = gpu;
     this.cfg = cfg;
     this.label = label;
+    this.rope = ropeOf(cfg);
   }
 
   /** Upload fp32 weights. Projections are DenseLinear; the quantizer swaps in packed ones. */
@@ -306,8 +309,8 @@ export class LlamaModel {
       L.proj.q.forward(a.q, a.xn1, BT);
       L.proj.k.forward(a.k, a.xn1, BT);
       L.proj.v.forward(a.v, a.xn1, BT);
-      ropeForward(gpu, a.q, B, T, NH, HS, cfg.ropeTheta, pos0);
-      ropeForward(gpu, a.k, B, T, NKV, HS, cfg.ropeTheta, pos0);
+      ropeForward(gpu, a.q, B, T, NH, HS, this.rope, pos0);
+      ropeForward(gpu, a.k, B, T, NKV, HS, this.rope, pos0);
       if (cache) {
         gpu.copy(a.k, cache.k[l], T * rowBytes, 0, pos0 * rowBytes);
         gpu.copy(a.v, cache.v[l], T * rowBytes, 0, pos0 * rowBytes);
@@ -391,8 +394,8 @@ export class LlamaModel {
       else if (extra.dprobs?.[l]) throw new Error('backward: an attention-map gradient needs activations with probabilities');
       // flash backward from the saved lse (g.dscores serves as its (B, NH, T) row scratch)
       else attentionBackwardFlash(gpu, { dq: g.dq, dk: g.dk, dv: g.dv, drow: g.dscores, dout: g.datt, q: a.q, k: a.k, v: a.v, out: a.att, lse: a.lse, B, T, NH, NKV, HS });
-      ropeBackward(gpu, g.dq, B, T, NH, HS, cfg.ropeTheta, 0);
-      ropeBackward(gpu, g.dk, B, T, NKV, HS, cfg.ropeTheta, 0);
+      ropeBackward(gpu, g.dq, B, T, NH, HS, this.rope, 0);
+      ropeBackward(gpu, g.dk, B, T, NKV, HS, this.rope, 0);
       L.proj.q.backwardWeight(g.dq, a.xn1, BT);
       L.proj.k.backwardWeight(g.dk, a.xn1, BT);
       L.proj.v.backwardWeight(g.dv, a.xn1, BT);

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { dot, expectClose, finiteDiff, randn, testGpu, toF64 } from '../testing';
 import { releaseRopeTables, ropeBackward, ropeForward } from './rope';
-import { ropeRef } from '../ref/rope';
+import { ropeInvFreq, ropeRef, type RopeSpec } from '../ref/rope';
+
+// Llama-3.2's rope_scaling (config.json of Llama-3.2-1B): theta 5e5, head_dim 64
+const LLAMA32: RopeSpec = { theta: 500000, scaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } };
 
 // GPU tolerance: cos/sin come from a float64 table rounded to f32 (rel 2^-24), and each output is
 // a·c − b·s in f32, so |err| <= ~3·2^-24·(|a|+|b|) <= ~2e-6 for randn inputs (|x| < 6).
@@ -21,6 +24,25 @@ describe('rope', () => {
     expectClose('rows', two, [Math.cos(5), 0, Math.sin(5), 0, Math.cos(6), 0, Math.sin(6), 0], { atol: 1e-15, rtol: 0 });
   });
 
+  it('llama3 inverse frequencies = transformers _compute_llama3_parameters (values from a Python transcription of it)', () => {
+    const inv = ropeInvFreq(64, LLAMA32);
+    const plain = ropeInvFreq(64, 500000);
+    // pairs with wavelength < 8192/4 keep their frequency, > 8192/1 are divided by 32, between: smoothed
+    const want: [number, number][] = [[0, 1.0], [14, 0.0032114459947525913], [15, 0.001290547928209264], [16, 0.00042955679655936815], [17, 9.70828780262767e-5], [18, 1.9461638184831125e-5], [31, 9.418306725434909e-8]];
+    for (const [i, v] of want) expectClose(`invFreq[${i}]`, [inv[i]], [v], { atol: 0, rtol: 1e-14 });
+    for (let i = 0; i < 15; i++) expect(inv[i]).toBe(plain[i]);
+    for (let i = 18; i < 32; i++) expectClose(`low ${i}`, [inv[i]], [plain[i] / 32], { atol: 0, rtol: 1e-15 });
+    for (const i of [15, 16, 17]) expect(inv[i] < plain[i] && inv[i] > plain[i] / 32).toBe(true);
+  });
+
+  it('linear scaling divides the positions by factor', () => {
+    const x = toF64(randn(2 * 8, 7));
+    const lin: RopeSpec = { theta: 10000, scaling: { type: 'linear', factor: 4 } };
+    // position 12 scaled by 4 is position 3 unscaled
+    expectClose('pos 12 / 4', ropeRef(x, 1, 1, 2, 8, lin, 12), ropeRef(x, 1, 1, 2, 8, 10000, 3), { atol: 1e-15, rtol: 1e-14 });
+    expectClose('invFreq', ropeInvFreq(8, lin), Array.from(ropeInvFreq(8, 10000), (v) => v / 4), { atol: 0, rtol: 1e-15 });
+  });
+
   it('reference backward (inverse rotation) matches finite differences', () => {
     const [B, T, NH, HS] = [2, 3, 2, 6];
     const x = toF64(randn(B * T * NH * HS, 1)), d = toF64(randn(x.length, 2));
@@ -28,16 +50,18 @@ describe('rope', () => {
     expectClose('dx', ropeRef(d, B, T, NH, HS, 10000, 5, true), fd, { atol: 1e-9, rtol: 1e-7 });
   });
 
-  const cases: [B: number, T: number, NH: number, HS: number, pos0: number, theta: number][] = [
+  const cases: [B: number, T: number, NH: number, HS: number, pos0: number, theta: RopeSpec][] = [
     [1, 1, 1, 8, 0, 10000],
     [1, 1, 1, 2, 7, 10000],
     [2, 7, 4, 8, 3, 10000],
     [3, 5, 3, 6, 0, 10000],
     [1, 33, 2, 64, 100, 500000],
     [1, 5, 2, 128, 2040, 10000], // large angles: where in-kernel fp32 sin/cos would drift
+    [2, 6, 3, 64, 8190, LLAMA32], // Llama-3.2's llama3 scaling around its original context length
+    [1, 9, 2, 10, 40, { theta: 10000, scaling: { type: 'linear', factor: 2.5 } }],
   ];
   for (const [B, T, NH, HS, pos0, theta] of cases) {
-    it(`GPU vs reference B=${B} T=${T} NH=${NH} HS=${HS} pos0=${pos0} theta=${theta}`, async () => {
+    it(`GPU vs reference B=${B} T=${T} NH=${NH} HS=${HS} pos0=${pos0} rope=${JSON.stringify(theta)}`, async () => {
       const gpu = await testGpu();
       const n = B * T * NH * HS;
       const x = randn(n, 3 + T), dy = randn(n, 4 + T);
@@ -74,6 +98,13 @@ describe('rope', () => {
     gpu.free(tx);
     gpu.free(ty);
     expect(gpu.liveBytes - base).toBe(1024 * (HS / 2) * 2 * 4); // one table, 1024 positions
+    // a scaled RoPE of the same theta and head size is another table, not the cached plain one
+    const lin: RopeSpec = { theta: 10000, scaling: { type: 'linear', factor: 8 } };
+    const tx2 = gpu.tensor('x', [1, 1, NH * HS], 'f32', x), tz = gpu.tensor('z', [1, 1, NH * HS]);
+    ropeForward(gpu, tz, tx2, 1, 1, NH, HS, lin, 16);
+    expectClose('linear, after plain', await gpu.readF32(tz), ropeRef(x, 1, 1, NH, HS, 10000, 2), TOL);
+    gpu.free(tx2);
+    gpu.free(tz);
     releaseRopeTables(gpu);
     expect(gpu.liveBytes).toBe(base);
   });

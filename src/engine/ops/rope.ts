@@ -1,9 +1,14 @@
 // RoPE (HF rotate_half convention) on x (B, T, nHeads, HS) at positions pos0 + t.
 // Forward rotates by +angle, backward by −angle (the transpose). Both may run in place (out === x:
 // the buffer is then bound once, read_write) or out of place; both assign.
-// cos/sin come from a per-(theta, HS) table computed in float64 on the CPU and cached on the GPU
-// (see shaders/rope.wgsl for why); it grows on demand and lives until releaseRopeTables(gpu).
+// cos/sin come from a per-(RoPE spec, HS) table computed in float64 on the CPU from the inverse
+// frequencies of ropeInvFreq (src/engine/ref/rope.ts: theta and any rope_scaling, the one place
+// they are defined) and cached on the GPU (see shaders/rope.wgsl for why); it grows on demand and
+// lives until releaseRopeTables(gpu).
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
+import { ropeInvFreq, ropeKey, ropeTheta, type RopeSpec } from '../ref/rope';
+
+export type { RopeSpec };
 
 const WG = 64;
 
@@ -13,33 +18,29 @@ interface RopeTable {
 }
 const tables = new WeakMap<Gpu, Map<string, RopeTable>>();
 
-/** The angle of pair i at position pos (HF: inv_freq = 1 / theta^(2i/HS)); shared with the reference. */
-export function ropeAngle(pos: number, i: number, HS: number, theta: number): number {
-  return pos / Math.pow(theta, (2 * i) / HS);
-}
-
 /** The (cos, sin) table for positions [0, nPos), grown (to a power of two, at least 64) on demand. */
-export function ropeTable(gpu: Gpu, HS: number, theta: number, nPos: number): Tensor {
+export function ropeTable(gpu: Gpu, HS: number, rope: RopeSpec, nPos: number): Tensor {
   let m = tables.get(gpu);
   if (!m) {
     m = new Map();
     tables.set(gpu, m);
   }
-  const key = `${theta}:${HS}`;
+  const key = `${ropeKey(rope)}:${HS}`;
   const have = m.get(key);
   if (have && have.nPos >= nPos) return have.t;
   let cap = 64;
   while (cap < nPos) cap *= 2;
   const half = HS / 2;
+  const inv = ropeInvFreq(HS, rope); // (HS/2) f64
   const data = new Float32Array(cap * half * 2);
   for (let pos = 0; pos < cap; pos++)
     for (let i = 0; i < half; i++) {
-      const a = ropeAngle(pos, i, HS, theta);
+      const a = pos * inv[i];
       data[2 * (pos * half + i)] = Math.cos(a);
       data[2 * (pos * half + i) + 1] = Math.sin(a);
     }
   if (have) gpu.free(have.t);
-  const t = gpu.tensor(`rope.table.theta${theta}.hs${HS}`, [cap, half, 2], 'f32', data);
+  const t = gpu.tensor(`rope.table.${ropeKey(rope)}.hs${HS}`, [cap, half, 2], 'f32', data);
   m.set(key, { t, nPos: cap });
   return t;
 }
@@ -52,41 +53,43 @@ export function releaseRopeTables(gpu: Gpu): void {
   tables.delete(gpu);
 }
 
-function rope(gpu: Gpu, out: Tensor, x: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number, sign: number): void {
+function rope(gpu: Gpu, out: Tensor, x: Tensor, B: number, T: number, nHeads: number, HS: number, spec: RopeSpec, pos0: number, sign: number): void {
+  const theta = ropeTheta(spec);
   if (HS % 2 !== 0 || HS <= 0) throw new Error(`rope: head size ${HS} must be even and positive`);
   const n = B * T * nHeads * HS;
   if (x.numel < n || out.numel < n) throw new Error(`rope: tensors "${x.label}" (${x.numel}) / "${out.label}" (${out.numel}) smaller than B*T*nHeads*HS = ${n}`);
   if (!(theta > 0)) throw new Error(`rope: theta must be > 0, got ${theta}`);
   if (n === 0) return;
-  const cs = ropeTable(gpu, HS, theta, pos0 + T);
+  const cs = ropeTable(gpu, HS, spec, pos0 + T);
   const params = new Params().u32(B * T, T, nHeads, HS, pos0).f32(sign).u32(0, 0);
   const workgroups = gpu.grid(Math.ceil(n / 2 / WG));
   if (out.buffer === x.buffer) gpu.run({ shader: 'rope', entry: 'rope_inplace', constants: { WG } }, { params, bindings: { 2: out, 3: cs }, workgroups });
   else gpu.run({ shader: 'rope', entry: 'rope', constants: { WG } }, { params, bindings: { 1: x, 2: out, 3: cs }, workgroups });
 }
 
-type RopeArgs = [B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number];
-function parse(a: Tensor, rest: (Tensor | number)[]): { out: Tensor; x: Tensor; s: RopeArgs } {
+type RopeArgs = [B: number, T: number, nHeads: number, HS: number, rope: RopeSpec, pos0: number];
+function parse(a: Tensor, rest: (Tensor | RopeSpec)[]): { out: Tensor; x: Tensor; s: RopeArgs } {
   if (typeof rest[0] === 'number') return { out: a, x: a, s: rest as RopeArgs };
-  return { out: a, x: rest[0], s: rest.slice(1) as RopeArgs };
+  return { out: a, x: rest[0] as Tensor, s: rest.slice(1) as RopeArgs };
 }
 
-/** out = RoPE(x) at positions pos0 + t (assigns). out === x rotates in place.
+/** out = RoPE(x) at positions pos0 + t (assigns). out === x rotates in place. `rope` is theta, or
+ *  { theta, scaling } (rope_scaling linear / llama3).
  *  out, x: (B, T, nHeads*HS) f32. */
-export function ropeForward(gpu: Gpu, out: Tensor, x: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number): void;
+export function ropeForward(gpu: Gpu, out: Tensor, x: Tensor, B: number, T: number, nHeads: number, HS: number, rope: RopeSpec, pos0: number): void;
 /** In-place shorthand: ropeForward(gpu, x, x, ...). */
-export function ropeForward(gpu: Gpu, x: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number): void;
-export function ropeForward(gpu: Gpu, a: Tensor, ...rest: (Tensor | number)[]): void {
+export function ropeForward(gpu: Gpu, x: Tensor, B: number, T: number, nHeads: number, HS: number, rope: RopeSpec, pos0: number): void;
+export function ropeForward(gpu: Gpu, a: Tensor, ...rest: (Tensor | RopeSpec)[]): void {
   const { out, x, s } = parse(a, rest);
   rope(gpu, out, x, ...s, 1);
 }
 
 /** dx = Rᵀ dy (rotation by −angle; activation gradient, assigns). dx === dy works in place.
  *  dx, dy: (B, T, nHeads*HS) f32. */
-export function ropeBackward(gpu: Gpu, dx: Tensor, dy: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number): void;
+export function ropeBackward(gpu: Gpu, dx: Tensor, dy: Tensor, B: number, T: number, nHeads: number, HS: number, rope: RopeSpec, pos0: number): void;
 /** In-place shorthand: ropeBackward(gpu, d, d, ...). */
-export function ropeBackward(gpu: Gpu, d: Tensor, B: number, T: number, nHeads: number, HS: number, theta: number, pos0: number): void;
-export function ropeBackward(gpu: Gpu, a: Tensor, ...rest: (Tensor | number)[]): void {
+export function ropeBackward(gpu: Gpu, d: Tensor, B: number, T: number, nHeads: number, HS: number, rope: RopeSpec, pos0: number): void;
+export function ropeBackward(gpu: Gpu, a: Tensor, ...rest: (Tensor | RopeSpec)[]): void {
   const { out, x, s } = parse(a, rest);
   rope(gpu, out, x, ...s, -1);
 }

@@ -6,7 +6,8 @@
 // present.N.key/value (B, NKV, P+T, HS) out (onnxruntime-genai / transformers.js names). The
 // causal mask is built from the shapes (Range + LessOrEqual, And the attention mask) and RoPE from
 // the positions and HS/2 inverse frequencies: no (S, S) or (S, HS) initializers.
-import { headSize, PROJECTIONS, PROJECTION_KEY, type LlamaConfig, type LlamaWeights } from '../model/config';
+import { headSize, PROJECTIONS, PROJECTION_KEY, ropeOf, type LlamaConfig, type LlamaWeights } from '../model/config';
+import { ropeInvFreq } from '../ref/rope';
 import { toMatMulNBits } from './pack';
 import type { QuantizedModel } from './ptq';
 import { PbWriter } from './protobuf';
@@ -91,10 +92,10 @@ export function exportOnnx(cfg: LlamaConfig, w: LlamaWeights, qm: QuantizedModel
   const HS = headSize(cfg);
   const half = HS / 2;
   const cache = !!opts.kvCache;
-  // RoPE from the positions: angle = pos · theta^(-2i/HS), i < HS/2, repeated for both halves
+  // RoPE from the positions: angle = pos · invFreq[i], i < HS/2, repeated for both halves
   // (rotate_half form); only the HS/2 inverse frequencies are stored.
   const invFreq = new Float32Array(half);
-  for (let i = 0; i < half; i++) invFreq[i] = 1 / Math.pow(cfg.ropeTheta, (2 * i) / HS);
+  invFreq.set(ropeInvFreq(HS, ropeOf(cfg))); // theta and any rope_scaling, as the kernels
   g.f32('inv_freq', [half], invFreq);
   g.i64('zero1', [0]);
   g.i64('axis0', [0]);

@@ -11,12 +11,14 @@
 //   refDecoder / refGenerateGreedy: KV-cached single-token decoding, greedy generation
 // Conventions (src/engine/model/config.ts): rows are r = b*T + t; Linear weights (out, in) with
 // y = x·Wᵀ; RoPE in the HF rotate_half convention (i pairs with i + HS/2, angle
-// pos·theta^(-2i/HS)); GQA head h reads KV head floor(h / (NH/NKV)); causal softmax attention
-// scaled by 1/sqrt(HS); RMSNorm y = x / sqrt(mean(x²) + eps) * w; SwiGLU MLP
+// pos·invFreq[i], invFreq[i] = theta^(-2i/HS) rescaled by rope_scaling: ropeInvFreq of ref/rope.ts,
+// the one definition of the frequencies); GQA head h reads KV head floor(h / (NH/NKV)); causal
+// softmax attention scaled by 1/sqrt(HS); RMSNorm y = x / sqrt(mean(x²) + eps) * w; SwiGLU MLP
 // down(silu(gate(x)) * up(x)); logits = lmHead·rmsnorm_final(x) (lmHead = tokEmbed when tied).
 // Checked against central finite differences in llama.test.ts, and against llama2.c's golden
 // greedy output of stories260K.
-import { headSize, PROJECTION_KEY, PROJECTIONS, type LlamaConfig, type LlamaLayerWeights, type Projection } from '../model/config';
+import { headSize, ropeOf, PROJECTION_KEY, PROJECTIONS, type LlamaConfig, type LlamaLayerWeights, type Projection } from '../model/config';
+import { ropeInvFreq } from './rope';
 
 type Arr = ArrayLike<number>;
 /** A weight array: the loaders' Float32Array, or a Float64Array copy (finite differences). */
@@ -152,14 +154,16 @@ function rmsnormBackward(dy: Arr, x: Arr, w: Arr, rstd: Arr, N: number, C: numbe
   }
 }
 
-/** RoPE angle tables for positions [pos0, pos0+T): cos/sin (T, HS/2). */
-function ropeTables(T: number, HS: number, theta: number, pos0 = 0): { cos: Float64Array; sin: Float64Array } {
+/** RoPE angle tables for positions [pos0, pos0+T): cos/sin (T, HS/2); the inverse frequencies
+ *  (theta, rope_scaling) from ropeInvFreq, the one definition the GPU table also uses. */
+function ropeTables(T: number, HS: number, cfg: LlamaConfig, pos0 = 0): { cos: Float64Array; sin: Float64Array } {
   const half = HS / 2;
+  const inv = ropeInvFreq(HS, ropeOf(cfg));
   const cos = new Float64Array(T * half);
   const sin = new Float64Array(T * half);
   for (let t = 0; t < T; t++)
     for (let i = 0; i < half; i++) {
-      const a = (pos0 + t) * Math.pow(theta, (-2 * i) / HS);
+      const a = (pos0 + t) * inv[i];
       cos[t * half + i] = Math.cos(a);
       sin[t * half + i] = Math.sin(a);
     }
@@ -220,7 +224,7 @@ export function refForward(cfg: LlamaConfig, w: RefWeights, tokens: number[] | n
   const BT = nb * nt;
   const group = NH / NKV;
   const scale = 1 / Math.sqrt(HS);
-  const tab = ropeTables(nt, HS, cfg.ropeTheta);
+  const tab = ropeTables(nt, HS, cfg);
 
   let x = new Float64Array(BT * C);
   tk.flat.forEach((id, r) => {
@@ -397,7 +401,7 @@ export function refBackward(cfg: LlamaConfig, w: RefWeights, tokens: number[] | 
   const BT = nb * nt;
   const group = NH / NKV;
   const scale = 1 / Math.sqrt(HS);
-  const tab = ropeTables(nt, HS, cfg.ropeTheta);
+  const tab = ropeTables(nt, HS, cfg);
   const head = w.lmHead ?? w.tokEmbed;
   const dl = Float64Array.from(dlogits);
 
@@ -587,7 +591,7 @@ export function refDecoder(cfg: LlamaConfig, w: RefWeights): RefDecoder {
       if (pos >= S) throw new Error(`refDecoder: position ${pos} past maxSeqLen ${S}`);
       if (!(token >= 0 && token < V)) throw new Error(`refDecoder: token ${token} outside the vocabulary`);
       next++;
-      const tab = ropeTables(1, HS, cfg.ropeTheta, pos);
+      const tab = ropeTables(1, HS, cfg, pos);
       let x = Float64Array.from(w.tokEmbed.subarray(token * C, token * C + C));
       w.layers.forEach((lw, l) => {
         const xn = rmsnorm(x, lw.attnNorm, 1, C, eps).y;

@@ -139,6 +139,8 @@ const enc = (s: string) => new TextEncoder().encode(s);
 /** The recipe folder's files (relative path → bytes). */
 export function recipeFiles(spec: RunSpec, teacher: RecipeTeacher, split: DataSplit, o: RecipeOptions = {}): Record<string, Uint8Array> {
   const cfg = teacher.config;
+  // kdqat.py builds plain RoPE tables; it is not checked against a scaled one yet
+  if (cfg.ropeScaling) throw new Error(`the PyTorch recipe does not support rope_scaling yet (this model has type "${cfg.ropeScaling.type}")`);
   const description: EvalDescription = { ...split.description };
   const stream = trainStream(split.train, teacher.tokenizer);
   const seqs = evalSequences(split.evalDocs, teacher.tokenizer, cfg.maxSeqLen, description);
