@@ -303,7 +303,7 @@ export class StudioEngine {
       const { loadGgufModel } = await import('../engine/io/gguf');
       const g = await loadGgufModel(blobSource(ggufFile));
       if (!g.tokenizerJson && !opts.byteTokenizer) throw new Error(`${ggufFile.name}: no tokenizer usable here in its metadata (tokenizer.ggml.*); tick "byte tokenizer" to use raw bytes`);
-      const tokenizer = g.tokenizerJson ? parseTokenizerJson(g.tokenizerJson, `${ggufFile.name} (tokenizer.ggml.*)`) : new ByteTokenizer();
+      const tokenizer = g.tokenizerJson ? parseTokenizerJson(g.tokenizerJson, `${ggufFile.name} (tokenizer.ggml.*)`, { generationConfig: g.specialIds }) : new ByteTokenizer();
       checkVocabularies(g.config, tokenizer, ggufFile.name, g.tokenizerJson ? `${ggufFile.name} (tokenizer.ggml.*)` : 'byte tokenizer');
       return this.setModel({ name: name ?? ggufFile.name, format: 'GGUF (llama.cpp)', config: g.config, weights: g.weights, tokenizer, tokenizerJson: g.tokenizerJson ?? undefined, dtypes: g.dtypes });
     }

@@ -21,7 +21,7 @@ import { dequantizeHost, getCode, type PackedWeight } from '../quant/pack';
 import type { QuantizedModel } from '../quant/ptq';
 import { byteOfPiece, Llama2cTokenizer, type Tokenizer } from './tokenizer';
 import type { TokenizerJson } from './hf-tokenizer';
-import { dequantizeGgml, f16ToF32, f32ToF16, GGML_BLOCK, GGML_TYPE, GGUF_DEFAULT_ALIGNMENT, GGUF_LAYER_NAMES, GGUF_MAGIC, GGUF_TOKEN_TYPE, GGUF_VALUE, ggmlTypeName } from './gguf';
+import { dequantizeGgml, f16ToF32, f32ToF16, GGML_BLOCK, GGML_TYPE, GGUF_BPE_PRE, GGUF_DEFAULT_ALIGNMENT, GGUF_LAYER_NAMES, GGUF_MAGIC, GGUF_TOKEN_TYPE, GGUF_VALUE, ggmlTypeName } from './gguf';
 
 // ---- the container ----
 
@@ -239,6 +239,11 @@ function permuteRowsPacked(p: PackedWeight, src: Int32Array): PackedWeight {
 // ---- the tokenizer ----
 
 export interface GgufVocab {
+  /** tokenizer.ggml.model: "llama" (SentencePiece BPE, scores; the default) or "gpt2" (byte-level BPE, merges) */
+  model?: 'llama' | 'gpt2';
+  /** gpt2: tokenizer.ggml.merges ("left right", by rank) and tokenizer.ggml.pre (the pre-tokenizer's llama.cpp name) */
+  merges?: string[];
+  pre?: string;
   tokens: string[];
   scores: Float32Array;
   types: Int32Array;
@@ -262,10 +267,11 @@ export function ggufVocabFromLlama2c(tok: Llama2cTokenizer): GgufVocab {
  *  vocabulary. llama.cpp's SentencePiece tokenizer merges the adjacent pair whose joined piece
  *  scores best; scores here are −(rank of the first merge that makes the piece), so it merges in
  *  the order of the merges list (pieces made by no merge get −1e9). */
-export function ggufVocabFromTokenizerJson(json: TokenizerJson, name = 'tokenizer.json'): GgufVocab {
+export function ggufVocabFromTokenizerJson(json: TokenizerJson, name = 'tokenizer.json', specials: { bosId?: number; eosId?: number } = {}): GgufVocab {
+  if (JSON.stringify([json.pre_tokenizer ?? null, json.decoder ?? null]).includes('"ByteLevel"')) return ggufByteLevelVocab(json, name, specials);
   const m = json.model;
   if (!m || (m.type ?? 'BPE') !== 'BPE' || !m.vocab) throw new Error(`${name}: GGUF export needs a BPE tokenizer.json (SentencePiece style)`);
-  const V = Math.max(...Object.values(m.vocab), ...(json.added_tokens ?? []).map((t) => t.id)) + 1;
+  const V = [...Object.values(m.vocab), ...(json.added_tokens ?? []).map((t) => t.id)].reduce((a, b) => Math.max(a, b), -1) + 1;
   const tokens: string[] = new Array(V).fill('');
   const types = new Int32Array(V).fill(GGUF_TOKEN_TYPE.NORMAL);
   const scores = new Float32Array(V).fill(-1e9);
@@ -298,10 +304,56 @@ export function ggufVocabFromTokenizerJson(json: TokenizerJson, name = 'tokenize
   return { tokens, scores, types, bosId: find('<s>', 1), eosId: find('</s>', 2), unkId: find(m.unk_token ?? '<unk>', 0), addSpacePrefix };
 }
 
+/** What identifies a byte-level pre-tokenizer to llama.cpp: each step's type, split regex, and
+ *  ByteLevel / Digits options (offsets do not change the tokens). */
+function preSignature(pre: unknown): string {
+  const steps: unknown[] = [];
+  const walk = (c: unknown) => {
+    if (!c || typeof c !== 'object') return;
+    const o = c as Record<string, unknown>;
+    if (o.type === 'Sequence') return (o.pretokenizers as unknown[] | undefined)?.forEach(walk);
+    steps.push([o.type, (o.pattern as Record<string, unknown> | undefined)?.Regex ?? null, o.behavior ?? null, o.add_prefix_space ?? null, o.use_regex ?? null, o.individual_digits ?? null]);
+  };
+  walk(pre);
+  return JSON.stringify(steps);
+}
+
+/** A byte-level BPE tokenizer.json (GPT-2 / Llama-3 / SmolLM / Qwen2 style) as a "gpt2" GGUF
+ *  vocabulary: tokens by id, merges in rank order, the pre-tokenizer by its llama.cpp name
+ *  (tokenizer.ggml.pre; refused when it is none Quench knows), added tokens as CONTROL (special) or
+ *  USER_DEFINED. BOS / EOS: the given ids (the loaded tokenizer's), else the usual names. */
+export function ggufByteLevelVocab(json: TokenizerJson, name = 'tokenizer.json', ids: { bosId?: number; eosId?: number } = {}): GgufVocab {
+  const m = json.model;
+  if (!m || (m.type ?? 'BPE') !== 'BPE' || !m.vocab || !m.merges) throw new Error(`${name}: GGUF export of a byte-level tokenizer needs a BPE model with vocab and merges`);
+  const sig = preSignature(json.pre_tokenizer);
+  const pre = Object.keys(GGUF_BPE_PRE).find((k) => k !== 'default' && k !== 'llama3' && preSignature(GGUF_BPE_PRE[k]) === sig);
+  if (!pre) throw new Error(`${name}: its byte-level pre-tokenizer ${sig.slice(0, 200)} is not one llama.cpp knows by a name Quench writes (${Object.keys(GGUF_BPE_PRE).filter((k) => k !== 'default' && k !== 'llama3').join(', ')}); GGUF export cannot keep its tokenization`);
+  const entries: [string, number][] = Array.isArray(m.vocab) ? m.vocab.map(([p], i) => [p, i]) : Object.entries(m.vocab);
+  const V = [...entries.map(([, i]) => i), ...(json.added_tokens ?? []).map((t) => t.id)].reduce((a, b) => Math.max(a, b), -1) + 1; // no spread: 128k arguments overflow the stack
+  const tokens: string[] = new Array(V).fill('');
+  const types = new Int32Array(V).fill(GGUF_TOKEN_TYPE.NORMAL);
+  for (const [p, i] of entries) tokens[i] = p;
+  for (const t of json.added_tokens ?? []) {
+    tokens[t.id] = t.content;
+    types[t.id] = t.special ? GGUF_TOKEN_TYPE.CONTROL : GGUF_TOKEN_TYPE.USER_DEFINED;
+  }
+  tokens.forEach((t, i) => {
+    if (t === '') {
+      tokens[i] = `[PAD${i}]`;
+      types[i] = GGUF_TOKEN_TYPE.UNUSED;
+    }
+  });
+  const merges = m.merges.map((mg) => (Array.isArray(mg) ? `${mg[0]} ${mg[1]}` : mg));
+  const find = (names: string[]) => names.map((n) => tokens.indexOf(n)).find((i) => i >= 0);
+  const bosId = ids.bosId ?? find(['<|begin_of_text|>', '<s>', '<|endoftext|>', '<|im_start|>']) ?? 0;
+  const eosId = ids.eosId ?? find(['<|end_of_text|>', '</s>', '<|endoftext|>', '<|im_end|>']) ?? 0;
+  return { model: 'gpt2', merges, pre, tokens, scores: new Float32Array(0), types, bosId, eosId, unkId: -1, addSpacePrefix: false };
+}
+
 /** The vocabulary of a loaded tokenizer (llama2.c's, or a tokenizer.json's text). */
 export function ggufVocabOf(tok: Tokenizer | null, tokenizerJson?: string | null): GgufVocab | null {
   if (tok instanceof Llama2cTokenizer) return ggufVocabFromLlama2c(tok);
-  if (tokenizerJson) return ggufVocabFromTokenizerJson(JSON.parse(tokenizerJson) as TokenizerJson);
+  if (tokenizerJson) return ggufVocabFromTokenizerJson(JSON.parse(tokenizerJson) as TokenizerJson, 'tokenizer.json', tok ? { bosId: tok.bosId, eosId: tok.eosId } : {});
   return null;
 }
 
@@ -451,23 +503,26 @@ export function exportGguf(cfg: LlamaConfig, w: LlamaWeights, opts: GgufExportOp
   const v = opts.vocab;
   if (v) {
     if (v.tokens.length > cfg.vocabSize) throw new Error(`exportGguf: the tokenizer has ${v.tokens.length} tokens, the model ${cfg.vocabSize}`);
+    const gpt2 = v.model === 'gpt2';
     const tokens = [...v.tokens], scores = Array.from(v.scores), types = Array.from(v.types);
     for (let i = tokens.length; i < cfg.vocabSize; i++) {
       tokens.push(`[PAD${i}]`);
-      scores.push(-1e9);
+      if (!gpt2) scores.push(-1e9);
       types.push(GGUF_TOKEN_TYPE.UNUSED);
     }
     kvs.push(
-      { key: 'tokenizer.ggml.model', type: 'string', value: 'llama' },
+      { key: 'tokenizer.ggml.model', type: 'string', value: gpt2 ? 'gpt2' : 'llama' },
+      ...(gpt2 ? [{ key: 'tokenizer.ggml.pre', type: 'string', value: v.pre ?? 'default' } as GgufKv] : []),
       { key: 'tokenizer.ggml.tokens', type: 'array', itemType: 'string', value: tokens },
-      { key: 'tokenizer.ggml.scores', type: 'array', itemType: 'f32', value: scores },
+      ...(gpt2 ? [] : [{ key: 'tokenizer.ggml.scores', type: 'array', itemType: 'f32', value: scores } as GgufKv]),
       { key: 'tokenizer.ggml.token_type', type: 'array', itemType: 'i32', value: types },
+      ...(gpt2 ? [{ key: 'tokenizer.ggml.merges', type: 'array', itemType: 'string', value: v.merges ?? [] } as GgufKv] : []),
       { key: 'tokenizer.ggml.bos_token_id', type: 'u32', value: v.bosId },
       { key: 'tokenizer.ggml.eos_token_id', type: 'u32', value: v.eosId },
-      { key: 'tokenizer.ggml.unknown_token_id', type: 'u32', value: v.unkId },
+      ...(v.unkId >= 0 ? [{ key: 'tokenizer.ggml.unknown_token_id', type: 'u32', value: v.unkId } as GgufKv] : []),
       { key: 'tokenizer.ggml.add_bos_token', type: 'bool', value: true },
       { key: 'tokenizer.ggml.add_eos_token', type: 'bool', value: false },
-      { key: 'tokenizer.ggml.add_space_prefix', type: 'bool', value: v.addSpacePrefix },
+      ...(gpt2 ? [] : [{ key: 'tokenizer.ggml.add_space_prefix', type: 'bool', value: v.addSpacePrefix } as GgufKv]),
     );
   }
   if (qm) {

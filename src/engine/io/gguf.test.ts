@@ -241,7 +241,7 @@ describe('malformed GGUF', () => {
     await expectBad(patch(a - 8, (d) => d.setBigUint64(0, 0n, true)), /zero dimension/);
     await expectBad(patch(a - 8, (d) => d.setBigUint64(0, 1n << 40n, true)), /runs past the end|absurd/);
   });
-  it('a llama file with a missing tensor, or a gpt2 vocabulary, is refused by name', async () => {
+  it('a llama file with a missing tensor, or a gpt2 vocabulary without merges or with an unknown pre-tokenizer, is refused by name', async () => {
     const b = concatParts(exportGguf(cfg, randomWeights(cfg, 1), {}).parts);
     const h = await readGgufHeader(bytesSource('m.gguf', b));
     expect(h.tensors.size).toBe(3 + 9 * cfg.nLayers);
@@ -249,7 +249,9 @@ describe('malformed GGUF', () => {
     await expect(loadGgufModel(bytesSource('t.gguf', noArch))).rejects.toThrow(/t\.gguf: .*no 2-D tensor "token_embd.weight"|t\.gguf: metadata/);
     const gpt2 = concatParts(writeGgufParts([{ key: 'general.architecture', type: 'string', value: 'llama' }, { key: 'tokenizer.ggml.model', type: 'string', value: 'gpt2' }], []).parts);
     const { ggufTokenizerJson } = await import('./gguf');
-    expect(() => ggufTokenizerJson({ file: 'g.gguf', metadata: new Map([['tokenizer.ggml.model', 'gpt2']]) } as never)).toThrow(/g\.gguf: tokenizer.ggml.model is "gpt2" \(byte-level BPE/);
+    expect(() => ggufTokenizerJson({ file: 'g.gguf', metadata: new Map<string, unknown>([['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.tokens', ['a', 'b']]]) } as never)).toThrow(/g\.gguf: tokenizer.ggml.model is "gpt2" but tokenizer.ggml.merges is missing/);
+    expect(() => ggufTokenizerJson({ file: 'g.gguf', metadata: new Map<string, unknown>([['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.tokens', ['a', 'b']], ['tokenizer.ggml.merges', ['a b']], ['tokenizer.ggml.pre', 'deepseek-llm']]) } as never)).toThrow(/g\.gguf: tokenizer.ggml.pre "deepseek-llm" is a byte-level pre-tokenizer Quench does not know/);
+    expect(() => ggufTokenizerJson({ file: 'g.gguf', metadata: new Map<string, unknown>([['tokenizer.ggml.model', 'bert']]) } as never)).toThrow(/g\.gguf: tokenizer.ggml.model "bert" is not supported/);
     await expect(loadGgufModel(bytesSource('g.gguf', gpt2))).rejects.toThrow(/^g\.gguf: /);
   });
   it('random corruption: every outcome is a clean Error or a model, quickly', async () => {

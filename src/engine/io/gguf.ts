@@ -273,6 +273,16 @@ class Cursor {
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`${what} is ${v}, beyond any file size`);
     return Number(v);
   }
+  /** A string read without awaiting when its length and bytes are already buffered (vocabularies
+   *  hold 10^5 of them); undefined when the slow path (a read, or an error) is needed. */
+  strBuffered(): string | undefined {
+    const at = this.pos - this.bufStart;
+    if (at < 0 || at + 8 > this.buf.byteLength) return undefined;
+    const len = Number(this.dv.getBigUint64(at, true));
+    if (at + 8 + len > this.buf.byteLength) return undefined;
+    this.pos += 8 + len;
+    return utf8.decode(this.buf.subarray(at + 8, at + 8 + len));
+  }
   async str(what: string, maxLen = this.remaining): Promise<string> {
     const len = await this.u64(`${what} length`);
     if (len > maxLen || len > this.remaining) this.fail(`${what} at byte ${this.pos - 8} claims ${len} bytes, the file has ${this.remaining} left`);
@@ -345,7 +355,7 @@ export async function readGgufHeader(src: ByteSource): Promise<GgufHeader> {
       if (minSize === undefined) fail(`${what}: unknown array item type ${itemType}`);
       if (n * minSize > c.remaining) fail(`${what}: array of ${n} items cannot fit in the ${c.remaining} bytes left`);
       const arr: GgufValue[] = new Array(n);
-      for (let i = 0; i < n; i++) arr[i] = await readValue(itemType, what, depth + 1);
+      for (let i = 0; i < n; i++) arr[i] = (itemType === GGUF_VALUE.STRING ? c.strBuffered() : undefined) ?? (await readValue(itemType, what, depth + 1));
       return arr;
     }
     if (VALUE_SIZE[type] === undefined) fail(`${what}: unknown value type ${type}`);
@@ -417,6 +427,8 @@ export interface GgufModel {
   weights: LlamaWeights;
   /** tokenizer.json built from the GGUF vocabulary (null when the file has none) */
   tokenizerJson: string | null;
+  /** BOS / EOS ids from tokenizer.ggml.* (pass as the tokenizer's generationConfig) */
+  specialIds: { bos_token_id?: number; eos_token_id?: number };
   /** ggml types of the tensors, e.g. ['F32', 'Q4_1', 'F16'] */
   dtypes: string[];
   header: GgufHeader;
@@ -484,14 +496,28 @@ export function ggufLlamaConfig(h: GgufHeader): LlamaConfig {
 /** GGUF token types (llama_token_type) */
 export const GGUF_TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
-/** tokenizer.json for a tokenizer.ggml.model = "llama" (SentencePiece BPE) vocabulary; null when
- *  the file has no tokenizer. Byte-level BPE ("gpt2") and others are refused by name. */
+/** Byte-level pre-tokenizers by tokenizer.ggml.pre (llama.cpp's names; the regexes are those of the
+ *  tokenizer.json files the names stand for, as convert_hf_to_gguf.py identifies them). */
+const LLAMA3_SPLIT = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+const QWEN2_SPLIT = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+export const GGUF_BPE_PRE: Record<string, unknown> = {
+  'llama-bpe': { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: LLAMA3_SPLIT }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
+  qwen2: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: QWEN2_SPLIT }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false }] },
+  smollm: { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] },
+  gpt2: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+};
+GGUF_BPE_PRE.llama3 = GGUF_BPE_PRE['llama-bpe'];
+GGUF_BPE_PRE.default = GGUF_BPE_PRE.gpt2;
+
+/** tokenizer.json for a GGUF vocabulary: tokenizer.ggml.model "llama" (SentencePiece BPE: pieces
+ *  and scores) or "gpt2" (byte-level BPE: tokens, merges and tokenizer.ggml.pre, which names the
+ *  pre-tokenizer); null when the file has none. Other models are refused by name. */
 export function ggufTokenizerJson(h: GgufHeader): TokenizerJson | null {
   const { bad, str, arr } = metaOf(h);
   const model = str('tokenizer.ggml.model');
   if (model === undefined) return null;
-  if (model === 'gpt2') bad('tokenizer.ggml.model is "gpt2" (byte-level BPE, as LLaMA-3 / Qwen): not supported yet; give a SentencePiece tokenizer with --tokenizer, or use a model with a "llama" (SentencePiece) vocabulary');
-  if (model !== 'llama') bad(`tokenizer.ggml.model "${model}" is not supported (Quench reads "llama", SentencePiece BPE)`);
+  if (model === 'gpt2') return ggufByteLevelTokenizerJson(h);
+  if (model !== 'llama') bad(`tokenizer.ggml.model "${model}" is not supported (Quench reads "llama", SentencePiece BPE, and "gpt2", byte-level BPE)`);
   const tokens = arr('tokenizer.ggml.tokens');
   if (!tokens || !tokens.every((t) => typeof t === 'string')) return bad('tokenizer.ggml.tokens is missing or not an array of strings');
   const scores = arr('tokenizer.ggml.scores') ?? [];
@@ -512,6 +538,62 @@ export function ggufTokenizerJson(h: GgufHeader): TokenizerJson | null {
     json.decoder = { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }] };
   }
   return json;
+}
+
+/** A "gpt2" (byte-level BPE) GGUF vocabulary as a tokenizer.json: model.vocab from
+ *  tokenizer.ggml.tokens, model.merges from tokenizer.ggml.merges ("left right"), control and
+ *  unknown tokens as special added tokens, user-defined ones as added tokens, the pre-tokenizer
+ *  named by tokenizer.ggml.pre, a ByteLevel decoder, BOS prepended unless add_bos_token is false. */
+function ggufByteLevelTokenizerJson(h: GgufHeader): TokenizerJson {
+  const { bad, str, arr } = metaOf(h);
+  const tokens = arr('tokenizer.ggml.tokens');
+  if (!tokens || !tokens.every((t) => typeof t === 'string')) return bad('tokenizer.ggml.tokens is missing or not an array of strings');
+  const merges = arr('tokenizer.ggml.merges');
+  if (!merges || !merges.every((m) => typeof m === 'string')) return bad('tokenizer.ggml.model is "gpt2" but tokenizer.ggml.merges is missing or not an array of strings');
+  const types = arr('tokenizer.ggml.token_type') ?? [];
+  if (types.length !== 0 && types.length !== tokens.length) bad(`tokenizer.ggml.token_type has ${types.length} entries, tokens ${tokens.length}`);
+  const preName = str('tokenizer.ggml.pre') ?? 'default';
+  const pre = GGUF_BPE_PRE[preName];
+  if (!pre) bad(`tokenizer.ggml.pre "${preName}" is a byte-level pre-tokenizer Quench does not know (it reads ${Object.keys(GGUF_BPE_PRE).join(', ')}); give the model's tokenizer.json with --tokenizer`);
+  const vocab = new Map<string, number>();
+  const added: NonNullable<TokenizerJson['added_tokens']> = [];
+  (tokens as string[]).forEach((t, i) => {
+    const ty = types[i];
+    if (ty === GGUF_TOKEN_TYPE.CONTROL || ty === GGUF_TOKEN_TYPE.UNKNOWN || ty === GGUF_TOKEN_TYPE.USER_DEFINED) added.push({ id: i, content: t, single_word: false, lstrip: false, rstrip: false, normalized: ty === GGUF_TOKEN_TYPE.USER_DEFINED, special: ty !== GGUF_TOKEN_TYPE.USER_DEFINED });
+    if (!vocab.has(t)) vocab.set(t, i);
+  });
+  const mergeList = (merges as string[]).map((m, k) => {
+    const at = m.indexOf(' ', 1);
+    if (at < 0) bad(`tokenizer.ggml.merges[${k}] ${JSON.stringify(m.slice(0, 40))} is not "left right"`);
+    return [m.slice(0, at), m.slice(at + 1)] as [string, string];
+  });
+  const bosId = h.metadata.get('tokenizer.ggml.bos_token_id');
+  const addBos = h.metadata.get('tokenizer.ggml.add_bos_token') !== false && typeof bosId === 'number' && bosId >= 0 && bosId < tokens.length;
+  const bos = addBos ? (tokens[bosId as number] as string) : null;
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: pre,
+    post_processor: bos
+      ? { type: 'TemplateProcessing', single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }], pair: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: bos, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }], special_tokens: { [bos]: { id: bos, ids: [bosId as number], tokens: [bos] } } }
+      : { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: preName === 'llama-bpe' || preName === 'llama3', vocab: Object.fromEntries(vocab), merges: mergeList },
+  };
+}
+
+/** BOS / EOS ids from the GGUF metadata, in generation_config.json's form (for the tokenizer's
+ *  loader; absent keys are left out). */
+export function ggufSpecialIds(h: GgufHeader): { bos_token_id?: number; eos_token_id?: number } {
+  const out: { bos_token_id?: number; eos_token_id?: number } = {};
+  for (const [k, o] of [['tokenizer.ggml.bos_token_id', 'bos_token_id'], ['tokenizer.ggml.eos_token_id', 'eos_token_id']] as const) {
+    const v = h.metadata.get(k);
+    if (typeof v === 'number' && Number.isInteger(v) && v >= 0) out[o] = v;
+  }
+  return out;
 }
 
 /** A "llama" GGUF file as Quench's config and fp32 weights (every tensor dequantized). */
@@ -555,5 +637,5 @@ export async function loadGgufModel(src: ByteSource, opts: { skipTokenizer?: boo
     lmHead: config.tiedEmbeddings ? null : await read('output.weight'),
   };
   const tj = opts.skipTokenizer ? null : ggufTokenizerJson(h);
-  return { config, weights, tokenizerJson: tj ? JSON.stringify(tj) : null, dtypes: [...dtypes], header: h };
+  return { config, weights, tokenizerJson: tj ? JSON.stringify(tj) : null, specialIds: ggufSpecialIds(h), dtypes: [...dtypes], header: h };
 }

@@ -40,7 +40,7 @@ async function loadGgufFile(path: string, tokenizerPath?: string): Promise<Loade
   const src = await fileSource(path);
   try {
     const m = await loadGgufModel(src, { skipTokenizer: !!tokenizerPath });
-    const tok = tokenizerPath ? loadTokenizerFile(tokenizerPath, m.config.vocabSize) : m.tokenizerJson ? parseTokenizerJson(m.tokenizerJson, basename(path)) : null;
+    const tok = tokenizerPath ? loadTokenizerFile(tokenizerPath, m.config.vocabSize) : m.tokenizerJson ? parseTokenizerJson(m.tokenizerJson, basename(path), { generationConfig: m.specialIds }) : null;
     return { config: m.config, weights: m.weights, tokenizer: tok, format: 'gguf', path, dtypes: m.dtypes, tokenizerJson: tokenizerPath ? undefined : (m.tokenizerJson ?? undefined) };
   } finally {
     await src.close?.();
