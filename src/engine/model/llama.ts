@@ -12,6 +12,7 @@ import { attentionBackward, attentionBackwardFlash, attentionForward } from '../
 import { headSize, ropeOf, type LlamaConfig, type LlamaWeights, PROJECTIONS, type Projection } from './config';
 import type { Linear } from './linear';
 import { DenseLinear } from './dense';
+import { HalfLinear } from './half';
 import { PackedLinear, uploadPacked } from './packed';
 import type { QuantizedModel } from '../quant/ptq';
 import { dequantizeHost } from '../format/pack';
@@ -44,9 +45,16 @@ export interface LayerActs {
   mlpOut: Tensor; // (B*T, C)
 }
 
+/** What a forward keeps per layer. 'all': every layer's activations (backward, per-layer losses
+ *  read after the forward). 'residuals': the L+1 residual streams only, one set of layer
+ *  activations shared by all layers (each layer's are recomputed from its input in the backward:
+ *  one more forward, ~1/L of the memory). 'none': forward only, two ping-pong residual buffers and
+ *  one shared layer (a teacher; per-layer values must be read between forwardLayer calls). */
+export type ActStore = 'all' | 'residuals' | 'none';
+
 export class Activations {
-  readonly x: Tensor[]; // L+1 residual streams (B*T, C): x[0] embeddings, x[l+1] output of layer l
-  readonly layers: LayerActs[];
+  readonly x: Tensor[]; // L+1 residual streams (B*T, C): x[0] embeddings, x[l+1] output of layer l ('none': two buffers alternate)
+  readonly layers: LayerActs[]; // 'residuals' / 'none': L references to one shared LayerActs
   readonly xnf: Tensor; // (B*T, C)
   readonly rstdf: Tensor; // (B*T)
   readonly logits: Tensor; // (logitRows, V): all B*T rows, or a chunk of them (see logitsRows)
@@ -54,14 +62,18 @@ export class Activations {
   /** rows of logits held at once: B*T, or fewer when only log-probs are needed (chunked) */
   readonly logitRows: number;
   readonly xnfRows: Tensor | null; // (logitRows, C) the final-norm rows of one chunk
-  constructor(gpu: Gpu, readonly cfg: LlamaConfig, readonly B: number, readonly T: number, withProbs: boolean, logitRows = B * T) {
+  constructor(gpu: Gpu, readonly cfg: LlamaConfig, readonly B: number, readonly T: number, withProbs: boolean, logitRows = B * T, readonly store: ActStore = 'all') {
     const BT = B * T;
     const { dim: C, hiddenDim: H, nHeads: NH, nKvHeads: NKV, vocabSize: V } = cfg;
     const HS = headSize(cfg);
     const t = (name: string, shape: number[]) => gpu.tensor(`acts.${name}`, shape);
     this.tokens = gpu.tensor('acts.tokens', [BT], 'u32');
-    this.x = Array.from({ length: cfg.nLayers + 1 }, (_, l) => t(`x${l}`, [BT, C]));
-    this.layers = Array.from({ length: cfg.nLayers }, (_, l) => ({
+    if (store === 'none') {
+      const pp = [t('x0', [BT, C]), t('x1', [BT, C])];
+      this.x = Array.from({ length: cfg.nLayers + 1 }, (_, l) => pp[l % 2]);
+    } else this.x = Array.from({ length: cfg.nLayers + 1 }, (_, l) => t(`x${l}`, [BT, C]));
+    const nSets = store === 'all' ? cfg.nLayers : 1;
+    const sets: LayerActs[] = Array.from({ length: nSets }, (_, l) => ({
       xn1: t(`${l}.xn1`, [BT, C]),
       rstd1: t(`${l}.rstd1`, [BT]),
       q: t(`${l}.q`, [BT, NH * HS]),
@@ -79,6 +91,7 @@ export class Activations {
       act: t(`${l}.act`, [BT, H]),
       mlpOut: t(`${l}.mlpOut`, [BT, C]),
     }));
+    this.layers = Array.from({ length: cfg.nLayers }, (_, l) => sets[store === 'all' ? l : 0]);
     this.xnf = t('xnf', [BT, C]);
     this.rstdf = t('rstdf', [BT]);
     this.logitRows = Math.max(1, Math.min(BT, Math.floor(logitRows)));
@@ -88,9 +101,9 @@ export class Activations {
   }
   readonly withProbs: boolean;
   free(gpu: Gpu): void {
-    const all: Tensor[] = [this.tokens, ...this.x, this.xnf, this.rstdf, this.logits];
-    if (this.xnfRows) all.push(this.xnfRows);
-    for (const l of this.layers) all.push(...Object.values(l));
+    const all = new Set<Tensor>([this.tokens, ...this.x, this.xnf, this.rstdf, this.logits]);
+    if (this.xnfRows) all.add(this.xnfRows);
+    for (const l of new Set(this.layers)) for (const t of Object.values(l)) all.add(t);
     for (const t of all) gpu.free(t);
   }
 }
@@ -108,8 +121,8 @@ class ActGrads {
   readonly dq: Tensor; // (B*T, NH*HS)
   readonly dk: Tensor; // (B*T, NKV*HS)
   readonly dv: Tensor; // (B*T, NKV*HS)
-  readonly dscores: Tensor; // (B, NH, T, T) attention backward scratch
-  constructor(gpu: Gpu, cfg: LlamaConfig, B: number, T: number) {
+  readonly dscores: Tensor; // (B, NH, T, T) attention backward scratch; (B, NH, T) for the flash backward
+  constructor(gpu: Gpu, cfg: LlamaConfig, B: number, T: number, withProbs: boolean) {
     const BT = B * T;
     const HS = headSize(cfg);
     const t = (name: string, shape: number[]) => gpu.tensor(`grads.${name}`, shape);
@@ -124,11 +137,17 @@ class ActGrads {
     this.dq = t('dq', [BT, cfg.nHeads * HS]);
     this.dk = t('dk', [BT, cfg.nKvHeads * HS]);
     this.dv = t('dv', [BT, cfg.nKvHeads * HS]);
-    this.dscores = t('dscores', [B, cfg.nHeads, T, T]);
+    this.dscores = t('dscores', withProbs ? [B, cfg.nHeads, T, T] : [B, cfg.nHeads, T]);
   }
   free(gpu: Gpu): void {
     for (const t of [...this.dresid, this.dxn, this.dtmp, this.dh, this.dact, this.dgate, this.dup, this.datt, this.dq, this.dk, this.dv, this.dscores]) gpu.free(t);
   }
+}
+
+export interface BackwardExtra {
+  dprobs?: (Tensor | null)[];
+  dattnOut?: (Tensor | null)[];
+  dhidden?: (Tensor | null)[];
 }
 
 export interface KvCache {
@@ -147,6 +166,11 @@ export interface LlamaModelOptions {
   trainEmbeddings?: boolean;
   /** build each projection yourself (the QAT student) */
   makeProjection?: (layer: number, proj: Projection, w: Float32Array, N: number, K: number) => Linear;
+  /** read the token embedding (and an untied classifier) from this model's buffers instead of
+   *  uploading a copy (a frozen student embedding is the teacher's, bit for bit); not trained */
+  shareEmbeddingWith?: LlamaModel;
+  /** projections stored as f16 (forward only: a frozen teacher); those with K % 4 != 0 stay fp32 */
+  halfProjections?: boolean;
 }
 
 export class LlamaModel {
@@ -159,6 +183,8 @@ export class LlamaModel {
   finalNorm!: Tensor; // (C)
   finalNormGrad: Tensor | null = null;
   layers: LayerParams[] = [];
+  /** false: tokEmbed (and the classifier) belong to another model (shareEmbeddingWith) */
+  ownsEmbedding = true;
   private actsCache = new Map<string, Activations>();
   private gradsCache = new Map<string, ActGrads>();
   /** theta and any rope_scaling: the kernels' table comes from ropeInvFreq */
@@ -180,10 +206,19 @@ export class LlamaModel {
     // a packed embedding runs as its dequantized values (a gather reads one row; the classifier's
     // matmul over it is the same numbers the shipped file holds)
     const emb = opts.quantized?.embedding ? dequantizeHost(opts.quantized.embedding) : w.tokEmbed;
-    m.tokEmbed = gpu.tensor(`${L}.tok_embeddings`, [V, C], 'f32', emb);
     const trEmb = opts.trainEmbeddings ?? tr;
+    const share = opts.shareEmbeddingWith;
+    if (share) {
+      if (trEmb) throw new Error('fromWeights: a shared embedding cannot be trained');
+      m.tokEmbed = share.tokEmbed;
+      m.ownsEmbedding = false;
+      const head = share.lmHead;
+      if (w.lmHead && !(head instanceof DenseLinear && head.w !== share.tokEmbed)) throw new Error('fromWeights: the model to share an untied classifier with has none');
+      m.lmHead = w.lmHead ? new DenseLinear(gpu, (head as DenseLinear).w, V, C, false, false) : new DenseLinear(gpu, m.tokEmbed, V, C, false, false);
+    } else m.tokEmbed = gpu.tensor(`${L}.tok_embeddings`, [V, C], 'f32', emb);
     if (trEmb) m.tokEmbedGrad = gpu.tensor(`${L}.tok_embeddings.grad`, [V, C]);
-    if (w.lmHead) m.lmHead = new DenseLinear(gpu, gpu.tensor(`${L}.lm_head`, [V, C], 'f32', w.lmHead), V, C, trEmb);
+    if (share) { /* classifier set above */ }
+    else if (w.lmHead) m.lmHead = new DenseLinear(gpu, gpu.tensor(`${L}.lm_head`, [V, C], 'f32', w.lmHead), V, C, trEmb);
     else m.lmHead = new DenseLinear(gpu, m.tokEmbed, V, C, m.tokEmbedGrad ?? false, false);
     m.finalNorm = gpu.tensor(`${L}.norm`, [C], 'f32', w.finalNorm);
     if (tr) m.finalNormGrad = gpu.tensor(`${L}.norm.grad`, [C]);
@@ -199,6 +234,7 @@ export class LlamaModel {
         const [N, K] = shapes[p];
         const packed = opts.quantized?.packed[l]?.[p];
         if (opts.makeProjection) proj[p] = opts.makeProjection(l, p, lw[key[p]], N, K);
+        else if (opts.halfProjections && !tr && HalfLinear.fits(K)) proj[p] = new HalfLinear(gpu, `${L}.layers.${l}.${p}_proj`, lw[key[p]], N, K);
         else if (packed) proj[p] = new PackedLinear(gpu, uploadPacked(gpu, `${L}.layers.${l}.${p}_proj`, packed));
         else proj[p] = new DenseLinear(gpu, gpu.tensor(`${L}.layers.${l}.${p}_proj`, [N, K], 'f32', lw[key[p]]), N, K, tr);
       }
@@ -246,8 +282,8 @@ export class LlamaModel {
 
   /** Activations for B x T (cached by shape). `logitRows` < B*T: the classifier is not run by the
    *  forward; call logitsRows() for each chunk of rows (scoring long documents, large vocabularies). */
-  activations(B: number, T: number, withProbs = true, logitRows = B * T): Activations {
-    const key = `${B}x${T}:${withProbs}:${Math.min(B * T, logitRows)}`;
+  activations(B: number, T: number, withProbs = true, logitRows = B * T, store: ActStore = 'all'): Activations {
+    const key = `${B}x${T}:${withProbs}:${Math.min(B * T, logitRows)}:${store}`;
     let a = this.actsCache.get(key);
     if (a) {
       // most recently used last
@@ -261,16 +297,16 @@ export class LlamaModel {
       old.free(this.gpu);
       this.actsCache.delete(oldKey);
     }
-    a = new Activations(this.gpu, this.cfg, B, T, withProbs, logitRows);
+    a = new Activations(this.gpu, this.cfg, B, T, withProbs, logitRows, store);
     this.actsCache.set(key, a);
     return a;
   }
 
-  private actGrads(B: number, T: number): ActGrads {
-    const key = `${B}x${T}`;
+  private actGrads(B: number, T: number, withProbs: boolean): ActGrads {
+    const key = `${B}x${T}:${withProbs}`;
     let g = this.gradsCache.get(key);
     if (!g) {
-      g = new ActGrads(this.gpu, this.cfg, B, T);
+      g = new ActGrads(this.gpu, this.cfg, B, T, withProbs);
       this.gradsCache.set(key, g);
     }
     return g;
@@ -295,42 +331,59 @@ export class LlamaModel {
    * the whole cache).
    */
   private run(acts: Activations, cache: KvCache | null, pos0: number): void {
+    this.forwardStart(acts);
+    for (let l = 0; l < this.cfg.nLayers; l++) this.layerForward(acts, l, cache, pos0);
+    this.forwardFinish(acts);
+  }
+
+  /** The forward in pieces, for callers that read per-layer values between layers (a teacher with
+   *  store 'none', layer-wise distillation losses): forwardStart, forwardLayer for l = 0..L-1,
+   *  forwardFinish. `logits` false: skip the classifier (the caller runs logitsRows per chunk). */
+  forwardStart(acts: Activations): void {
+    embeddingForward(this.gpu, acts.x[0], acts.tokens, this.tokEmbed, acts.B * acts.T, this.cfg.dim);
+  }
+  forwardLayer(acts: Activations, l: number): void {
+    this.layerForward(acts, l, null, 0);
+  }
+  forwardFinish(acts: Activations, logits = true): void {
+    const BT = acts.B * acts.T;
+    rmsnormForward(this.gpu, acts.xnf, acts.rstdf, acts.x[this.cfg.nLayers], this.finalNorm, BT, this.cfg.dim, this.cfg.normEps);
+    if (logits && acts.logitRows === BT) this.lmHead.forward(acts.logits, acts.xnf, BT);
+  }
+
+  private layerForward(acts: Activations, l: number, cache: KvCache | null, pos0: number): void {
     const { gpu, cfg } = this;
     const { B, T } = acts;
     const BT = B * T;
-    const { dim: C, hiddenDim: H, nHeads: NH, nKvHeads: NKV } = cfg;
+    const { hiddenDim: H, nHeads: NH, nKvHeads: NKV } = cfg;
     const HS = headSize(cfg);
     const rowBytes = NKV * HS * 4;
-    embeddingForward(gpu, acts.x[0], acts.tokens, this.tokEmbed, BT, C);
-    this.layers.forEach((L, l) => {
-      const a = acts.layers[l];
-      const x = acts.x[l];
-      rmsnormForward(gpu, a.xn1, a.rstd1, x, L.attnNorm, BT, C, cfg.normEps);
-      L.proj.q.forward(a.q, a.xn1, BT);
-      L.proj.k.forward(a.k, a.xn1, BT);
-      L.proj.v.forward(a.v, a.xn1, BT);
-      ropeForward(gpu, a.q, B, T, NH, HS, this.rope, pos0);
-      ropeForward(gpu, a.k, B, T, NKV, HS, this.rope, pos0);
-      if (cache) {
-        gpu.copy(a.k, cache.k[l], T * rowBytes, 0, pos0 * rowBytes);
-        gpu.copy(a.v, cache.v[l], T * rowBytes, 0, pos0 * rowBytes);
-        attentionForward(gpu, { out: a.att, q: a.q, k: cache.k[l], v: cache.v[l], B: 1, Tq: T, Tk: pos0 + T, TkMax: cache.maxT, NH, NKV, HS, pos0 });
-      } else {
-        // without probabilities: the flash kernels (no T×T matrix; lse saved for the flash backward)
-        const p = acts.withProbs ? { probs: a.probs } : { lse: a.lse };
-        attentionForward(gpu, { out: a.att, ...p, q: a.q, k: a.k, v: a.v, B, Tq: T, Tk: T, TkMax: T, NH, NKV, HS, pos0: 0 });
-      }
-      L.proj.o.forward(a.attnOut, a.att, BT);
-      addForward(gpu, a.h, x, a.attnOut);
-      rmsnormForward(gpu, a.xn2, a.rstd2, a.h, L.mlpNorm, BT, C, cfg.normEps);
-      L.proj.gate.forward(a.gate, a.xn2, BT);
-      L.proj.up.forward(a.up, a.xn2, BT);
-      swigluForward(gpu, a.act, a.gate, a.up, BT * H);
-      L.proj.down.forward(a.mlpOut, a.act, BT);
-      addForward(gpu, acts.x[l + 1], a.h, a.mlpOut);
-    });
-    rmsnormForward(gpu, acts.xnf, acts.rstdf, acts.x[cfg.nLayers], this.finalNorm, BT, C, cfg.normEps);
-    if (acts.logitRows === BT) this.lmHead.forward(acts.logits, acts.xnf, BT);
+    const L = this.layers[l];
+    const a = acts.layers[l];
+    const x = acts.x[l];
+    rmsnormForward(gpu, a.xn1, a.rstd1, x, L.attnNorm, BT, cfg.dim, cfg.normEps);
+    L.proj.q.forward(a.q, a.xn1, BT);
+    L.proj.k.forward(a.k, a.xn1, BT);
+    L.proj.v.forward(a.v, a.xn1, BT);
+    ropeForward(gpu, a.q, B, T, NH, HS, this.rope, pos0);
+    ropeForward(gpu, a.k, B, T, NKV, HS, this.rope, pos0);
+    if (cache) {
+      gpu.copy(a.k, cache.k[l], T * rowBytes, 0, pos0 * rowBytes);
+      gpu.copy(a.v, cache.v[l], T * rowBytes, 0, pos0 * rowBytes);
+      attentionForward(gpu, { out: a.att, q: a.q, k: cache.k[l], v: cache.v[l], B: 1, Tq: T, Tk: pos0 + T, TkMax: cache.maxT, NH, NKV, HS, pos0 });
+    } else {
+      // without probabilities: the flash kernels (no T×T matrix; lse saved for the flash backward)
+      const p = acts.withProbs ? { probs: a.probs } : { lse: a.lse };
+      attentionForward(gpu, { out: a.att, ...p, q: a.q, k: a.k, v: a.v, B, Tq: T, Tk: T, TkMax: T, NH, NKV, HS, pos0: 0 });
+    }
+    L.proj.o.forward(a.attnOut, a.att, BT);
+    addForward(gpu, a.h, x, a.attnOut);
+    rmsnormForward(gpu, a.xn2, a.rstd2, a.h, L.mlpNorm, BT, cfg.dim, cfg.normEps);
+    L.proj.gate.forward(a.gate, a.xn2, BT);
+    L.proj.up.forward(a.up, a.xn2, BT);
+    swigluForward(gpu, a.act, a.gate, a.up, BT * H);
+    L.proj.down.forward(a.mlpOut, a.act, BT);
+    addForward(gpu, acts.x[l + 1], a.h, a.mlpOut);
   }
 
   /** The classifier on rows [r0, r0+n) of the last forward's final norm: logits into rows 0..n-1 of
@@ -348,26 +401,54 @@ export class LlamaModel {
     this.lmHead.forward(acts.logits, xr, n);
   }
 
+  /** Backward of the classifier for logit rows [r0, r0+n) (after logitsRows(acts, r0, n)):
+   *  d(lm_head) += dlogitsᵀ·xnf rows (when trained), and rows r0..r0+n-1 of dxnf (B*T, C) =
+   *  dlogits·W (assigns). dlogits (n, V) f32. Chunk by chunk, then backwardFromNorm(acts, dxnf). */
+  classifierBackwardRows(acts: Activations, dlogits: Tensor, r0: number, n: number, dxnf: Tensor): void {
+    const C = this.cfg.dim;
+    const xr = acts.xnfRows;
+    if (!xr) {
+      if (r0 !== 0) throw new Error('classifierBackwardRows: activations hold every row; use one chunk of all rows');
+      this.lmHead.backwardWeight(dlogits, acts.xnf, n);
+      this.lmHead.backwardInput(dxnf, dlogits, n, false);
+      return;
+    }
+    this.lmHead.backwardWeight(dlogits, xr, n);
+    // xr is no longer needed for this chunk (its weight gradient is recorded above): reuse it for dx
+    this.lmHead.backwardInput(xr, dlogits, n, false);
+    this.gpu.copy(xr, dxnf, n * C * 4, 0, r0 * C * 4);
+  }
+
   /**
    * Backward from dlogits (B*T, V) through the whole model. Parameter gradients accumulate (+=):
    * call zeroGrads() first. `dprobsExtra[l]` (B, NH, T, T) adds an attention-map loss gradient;
    * `dattnOutExtra[l]` and `dhiddenExtra[l]` (B*T, C) add attention-output and hidden-state loss
    * gradients (hidden l = output of layer l). Frozen projections (no grad) skip their weight gradient.
    */
-  backward(acts: Activations, dlogits: Tensor, extra: { dprobs?: (Tensor | null)[]; dattnOut?: (Tensor | null)[]; dhidden?: (Tensor | null)[] } = {}): void {
+  backward(acts: Activations, dlogits: Tensor, extra: BackwardExtra = {}): void {
+    const BT = acts.B * acts.T;
+    const g = this.actGrads(acts.B, acts.T, acts.withProbs);
+    this.lmHead.backwardWeight(dlogits, acts.xnf, BT);
+    this.lmHead.backwardInput(g.dxn, dlogits, BT, false);
+    this.backwardFromNorm(acts, g.dxn, extra);
+  }
+
+  /** The backward from d(final-norm output) dxnf (B*T, C) (see classifierBackwardRows); with
+   *  store 'residuals' each layer's activations are recomputed from its input first. */
+  backwardFromNorm(acts: Activations, dxnf: Tensor, extra: BackwardExtra = {}): void {
     const { gpu, cfg } = this;
     const { B, T } = acts;
     const BT = B * T;
     const { dim: C, hiddenDim: H, nHeads: NH, nKvHeads: NKV, vocabSize: V } = cfg;
     const HS = headSize(cfg);
-    const g = this.actGrads(B, T);
+    if (acts.store === 'none') throw new Error('backward: these activations were kept for a forward only (store "none")');
+    const g = this.actGrads(B, T, acts.withProbs);
     let cur = 0; // g.dresid[cur] holds d x[l+1]
-    this.lmHead.backwardWeight(dlogits, acts.xnf, BT);
-    this.lmHead.backwardInput(g.dxn, dlogits, BT, false);
-    rmsnormBackward(gpu, g.dresid[cur], this.finalNormGrad, g.dxn, acts.x[cfg.nLayers], this.finalNorm, acts.rstdf, BT, C);
+    rmsnormBackward(gpu, g.dresid[cur], this.finalNormGrad, dxnf, acts.x[cfg.nLayers], this.finalNorm, acts.rstdf, BT, C);
     for (let l = cfg.nLayers - 1; l >= 0; l--) {
       const L = this.layers[l];
       const a = acts.layers[l];
+      if (acts.store === 'residuals') this.layerForward(acts, l, null, 0); // x[l+1] is rewritten with the same values
       const dres = g.dresid[cur];
       const dh1 = extra.dhidden?.[l];
       if (dh1) addForward(gpu, g.dtmp, dres, dh1), gpu.copy(g.dtmp, dres);
@@ -438,7 +519,7 @@ export class LlamaModel {
   free(): void {
     this.releaseActivations();
     const { gpu } = this;
-    gpu.free(this.tokEmbed);
+    if (this.ownsEmbedding) gpu.free(this.tokEmbed);
     gpu.free(this.tokEmbedGrad);
     this.lmHead.free(gpu);
     gpu.free(this.finalNorm);

@@ -2,7 +2,8 @@
 // the weights quantized from the latents (requantize() each step, so the forward we train is the
 // inference we ship); its backward passes dX through the quantized weights and the weight gradient
 // through the straight-through estimator into the latents. A frozen projection is quantized once,
-// keeps those codes for the whole run, and never computes a weight gradient.
+// keeps those codes for the whole run, and never computes a weight gradient: it keeps only its
+// packed codes, scales and zeros (its fp32 latent is freed once quantized).
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { matmulBackwardWeight } from '../ops/matmul';
 import { qmatmulBackwardInput, qmatmulForward, type GpuPacked } from '../ops/qmatmul';
@@ -23,13 +24,18 @@ export interface QatOptions {
   /** starting scales and zeros (N, nBlocks), e.g. from the PTQ clip search; used by frozen
    *  projections (quantized once, with these) and by learned scales (their starting point) */
   init?: { scales: Float32Array; zeros: Float32Array };
+  /** scratch for d(quantized weight), at least N·K f32, shared by the projections of one model
+   *  (used one at a time in the backward); without it the projection allocates its own */
+  dwq?: Tensor;
 }
 
 export class QatLinear implements Linear {
-  readonly latent: Tensor; // (N, K) f32
+  /** (N, K) f32; null for a frozen projection (freed after its one quantization) */
+  latent: Tensor | null;
   readonly grad: Tensor | null; // (N, K) latent gradient (accumulates)
   readonly packed: GpuPacked;
-  private readonly dwq: Tensor | null; // (N, K) scratch: gradient wrt the quantized weight
+  private readonly dwq: Tensor | null; // (N, K) scratch: gradient wrt the quantized weight (shared or owned)
+  private readonly ownsDwq: boolean;
   /** (N, nBlocks) LSQ step-size gradient (accumulates; zeroed by the owner), learned scales only */
   readonly scaleGrad: Tensor | null;
   private quantizedOnce = false;
@@ -37,7 +43,9 @@ export class QatLinear implements Linear {
     this.latent = gpu.tensor(`${label}.latent`, [N, K], 'f32', w);
     this.packed = allocPacked(gpu, label, layoutOf(N, K, opts.bits, opts.group));
     this.grad = opts.frozen ? null : gpu.tensor(`${label}.grad`, [N, K]);
-    this.dwq = opts.frozen ? null : gpu.tensor(`${label}.dwq`, [N, K]);
+    if (opts.dwq && opts.dwq.numel < N * K) throw new Error(`QatLinear ${label}: the shared dwq scratch "${opts.dwq.label}" has ${opts.dwq.numel} elements, needs ${N * K}`);
+    this.ownsDwq = !opts.frozen && !opts.dwq;
+    this.dwq = opts.frozen ? null : (opts.dwq ?? gpu.tensor(`${label}.dwq`, [N, K]));
     this.scaleGrad = opts.frozen || !opts.learnScales ? null : gpu.tensor(`${label}.scale_grad`, [...this.packed.scales.shape]);
     if (opts.init && (opts.frozen || opts.learnScales)) {
       gpu.write(this.packed.scales, opts.init.scales);
@@ -45,19 +53,23 @@ export class QatLinear implements Linear {
       this.quantizedOnce = true;
     }
     this.quantize();
+    if (opts.frozen) {
+      gpu.free(this.latent);
+      this.latent = null;
+    }
   }
   get frozen(): boolean {
     return this.opts.frozen;
   }
   get bytes(): number {
-    return this.latent.bytes + this.packed.codes.bytes + this.packed.scales.bytes + this.packed.zeros.bytes;
+    return (this.latent?.bytes ?? 0) + this.packed.codes.bytes + this.packed.scales.bytes + this.packed.zeros.bytes;
   }
   /** Recompute scales and codes from the latents (skipped for frozen projections). */
   requantize(): void {
     if (!this.opts.frozen) this.quantize();
   }
   private quantize(): void {
-    quantizePack(this.gpu, this.packed, this.latent, { sym: this.opts.sym, clip: this.opts.clip ?? 1, keepScales: this.quantizedOnce && (this.scaleGrad !== null || this.opts.frozen) });
+    quantizePack(this.gpu, this.packed, this.latent!, { sym: this.opts.sym, clip: this.opts.clip ?? 1, keepScales: this.quantizedOnce && (this.scaleGrad !== null || this.opts.frozen) });
     this.quantizedOnce = true;
   }
   forward(out: Tensor, x: Tensor, M: number): void {
@@ -67,7 +79,7 @@ export class QatLinear implements Linear {
     qmatmulBackwardInput(this.gpu, dx, dout, this.packed, M, accumulate);
   }
   backwardWeight(dout: Tensor, x: Tensor, M: number): void {
-    if (!this.grad || !this.dwq) return;
+    if (!this.grad || !this.dwq || !this.latent) return;
     this.gpu.zero(this.dwq);
     matmulBackwardWeight(this.gpu, this.dwq, dout, x, M, this.K, this.N);
     steBackward(this.gpu, this.grad, this.dwq, this.latent, this.packed);
@@ -76,7 +88,7 @@ export class QatLinear implements Linear {
   free(gpu: Gpu): void {
     gpu.free(this.latent);
     gpu.free(this.grad);
-    gpu.free(this.dwq);
+    if (this.ownsDwq) gpu.free(this.dwq);
     gpu.free(this.scaleGrad);
     freePacked(gpu, this.packed);
   }

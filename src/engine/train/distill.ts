@@ -5,13 +5,19 @@
 // norm clipping, gradient accumulation, a seed that fixes data order. Per-step metrics: loss
 // components, lr, global grad norm, tokens/s; every `metricsEvery` steps: per layer × projection
 // squared gradient norms, per-layer forward error against the teacher, code-flip fractions.
+// Memory (train/memory.ts plans it): the logit losses run chunk by chunk of rows (no B·T·V
+// logits), the teacher keeps one layer of activations (its forward is interleaved with the
+// student's, layer by layer, so per-layer losses read both), the student's embedding is the
+// teacher's buffer, frozen projections keep only their packed codes, one d(quantized weight)
+// scratch serves every projection, and for large shapes the student's layer activations are
+// recomputed in the backward and the teacher's projections are f16.
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { PROJECTIONS, headSize, type LlamaConfig, type LlamaWeights, type Projection } from '../model/config';
 import { LlamaModel, type Activations } from '../model/llama';
 import { DenseLinear } from '../model/dense';
 import { QatLinear } from '../model/qat';
 import { addForward } from '../ops/elementwise';
-import { attnKlBackward, attnKlForward, crossEntropyBackward, crossEntropyForward, klBackward, klForward, mseBackward, mseForward } from '../ops/loss';
+import { attnKlBackward, attnKlForward, mseBackward, mseForward } from '../ops/loss';
 import { adamwStep, clipScale, sum, sumSquares } from '../ops/optim';
 import { getCode, quantizeHost, type Bits, type PackedWeight } from '../format/pack';
 import { searchClip, type QuantizedModel } from '../quant/ptq';
@@ -19,6 +25,8 @@ import { sequenceNll } from '../model/runner';
 import { perplexity } from '../eval/perplexity';
 import { Rng, sampleBatch } from './data';
 import type { FreezeMask } from './freeze';
+import { LogitLoss } from './logit-loss';
+import { planDistillMemory, type DistillMemoryOptions, type MemoryPlan } from './memory';
 
 export interface LossWeights {
   kl: number;
@@ -123,23 +131,35 @@ export class Distiller {
   private readonly sumsq: Tensor; // (nParams) per-parameter squared grad norms
   private readonly clipBuf: Tensor; // (2) clip scale, global norm
   private readonly scratch: Record<string, Tensor> = {};
+  private readonly logitLoss: LogitLoss;
+  private readonly dwq: Tensor | null; // (max N·K) d(quantized weight) scratch shared by the student's projections
+  /** the memory choices this run made (logit rows, recompute, f16 teacher) and its estimate */
+  readonly plan: MemoryPlan;
 
-  constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, weights: LlamaWeights, readonly dc: DistillConfig, readonly stream: Uint32Array) {
+  constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, weights: LlamaWeights, readonly dc: DistillConfig, readonly stream: Uint32Array, mem: DistillMemoryOptions = {}) {
     if (dc.freeze.length !== cfg.nLayers) throw new Error(`freeze mask has ${dc.freeze.length} layers, the model ${cfg.nLayers}`);
     this.rng = new Rng(dc.seed >>> 0);
-    this.teacher = LlamaModel.fromWeights(gpu, cfg, weights, { label: 'teacher' });
+    const lim = gpu.device.limits;
+    this.plan = planDistillMemory(cfg, dc, { maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize, maxBufferSize: lim.maxBufferSize, hasF16: gpu.hasF16 }, mem);
+    this.teacher = LlamaModel.fromWeights(gpu, cfg, weights, { label: 'teacher', halfProjections: this.plan.teacherHalf });
+    let dwqElems = 0;
+    if (!dc.fpReference) for (let l = 0; l < cfg.nLayers; l++) for (const p of PROJECTIONS) if (!dc.freeze[l][p]) dwqElems = Math.max(dwqElems, this.teacher.layers[l].proj[p].N * this.teacher.layers[l].proj[p].K);
+    this.dwq = dwqElems > 0 ? gpu.tensor('student.dwq', [dwqElems]) : null;
     this.student = LlamaModel.fromWeights(gpu, cfg, weights, {
       label: 'student',
       trainable: dc.trainNorms,
       trainEmbeddings: false,
+      shareEmbeddingWith: this.teacher,
       makeProjection: (l, p, w, N, K) =>
         dc.fpReference
           ? new DenseLinear(gpu, gpu.tensor(`student.layers.${l}.${p}.w`, [N, K], 'f32', w), N, K, !dc.freeze[l][p])
           : new QatLinear(gpu, `student.layers.${l}.${p}`, w, N, K, {
               bits: dc.bits, group: dc.group, sym: dc.sym, clip: dc.clip, frozen: dc.freeze[l][p], learnScales: dc.scales === 'learned',
               init: dc.scaleInit === 'search' && (dc.freeze[l][p] || dc.scales === 'learned') ? searchedScales(w, N, K, dc) : undefined,
+              dwq: this.dwq ?? undefined,
             }),
     });
+    this.logitLoss = new LogitLoss(gpu);
     const addParam = (name: string, param: Tensor, grad: Tensor | null, layer?: number, proj?: Projection, isScale = false) => {
       if (!grad) return;
       this.params.push({ name, param, grad, m: gpu.tensor(`${name}.adam_m`, [...param.shape]), v: gpu.tensor(`${name}.adam_v`, [...param.shape]), layer, proj, isScale });
@@ -148,7 +168,7 @@ export class Distiller {
       for (const p of PROJECTIONS) {
         const lin = L.proj[p];
         if (lin instanceof QatLinear) {
-          addParam(`layers.${l}.${p}`, lin.latent, lin.grad, l, p);
+          if (lin.latent) addParam(`layers.${l}.${p}`, lin.latent, lin.grad, l, p);
           addParam(`layers.${l}.${p}.scales`, lin.packed.scales, lin.scaleGrad, l, p, true);
         }
         else if (lin instanceof DenseLinear) addParam(`layers.${l}.${p}`, lin.w, lin.grad, l, p);
@@ -191,16 +211,17 @@ export class Distiller {
     const B = dc.batch, T = dc.seq, BT = B * T, V = cfg.vocabSize, C = cfg.dim, L = cfg.nLayers, NH = cfg.nHeads;
     const t0 = performance.now();
     const withProbs = dc.loss.attnMap > 0;
-    const ta = this.teacher.activations(B, T, withProbs);
-    const sa = this.student.activations(B, T, withProbs); // without: flash attention forward/backward
+    const R = this.plan.logitRows;
+    const ta = this.teacher.activations(B, T, withProbs, R, 'none'); // forward only: one layer kept
+    const sa = this.student.activations(B, T, withProbs, R, this.plan.recompute ? 'residuals' : 'all'); // without probs: flash attention
     const rows = this.t('rows', [Math.max(BT, B * NH * T)]);
     const targets = this.t('targets', [BT], 'u32');
-    const dlogits = this.t('dlogits', [BT, V]);
-    const dtmp = this.t('dlogits2', [BT, V]);
-    const dlog3 = this.t('dlogits3', [BT, V]);
+    const dxnf = this.t('dxnf', [BT, C]); // (B*T, C) d loss / d student final-norm output
+    const logitSums = this.t('logitsums', [2]); // Σ per-row KL, Σ per-row CE of one micro-batch
     const dprobs = withProbs ? Array.from({ length: L }, (_, l) => this.t(`dprobs${l}`, [B, NH, T, T])) : [];
     const dattn = dc.loss.attnOut > 0 ? Array.from({ length: L }, (_, l) => this.t(`dattn${l}`, [BT, C])) : [];
     const dhid = dc.loss.hidden > 0 ? Array.from({ length: L }, (_, l) => this.t(`dhid${l}`, [BT, C])) : [];
+    const metricsNow = dc.metricsEvery > 0 && (this.step % dc.metricsEvery === 0 || this.step === dc.steps - 1);
     this.requantize();
     this.student.zeroGrads();
     for (const p of this.params) if (p.isScale) gpu.zero(p.grad);
@@ -212,36 +233,14 @@ export class Distiller {
       gpu.write(ta.tokens, inputs);
       gpu.write(sa.tokens, inputs);
       gpu.write(targets, tg);
-      this.teacher.forward(ta);
-      this.student.forward(sa);
       const a = 1 / dc.accum;
-      // logits: KL with temperature and/or CE; d(loss)/d(logits) accumulates across terms
-      let haveD = false;
-      const addD = (src: Tensor) => {
-        if (!haveD) {
-          gpu.copy(src, dlogits);
-          haveD = true;
-        } else {
-          addForward(gpu, dlog3, dlogits, src);
-          gpu.copy(dlog3, dlogits);
-        }
-      };
-      if (dc.loss.kl > 0) {
-        klForward(gpu, rows, sa.logits, ta.logits, BT, V, dc.temperature);
-        sum(gpu, this.t('tmp1', [1]), 0, rows, BT);
-        this.accumSlot(losses, 0, this.t('tmp1', [1]));
-        klBackward(gpu, dtmp, sa.logits, ta.logits, BT, V, dc.temperature, (dc.loss.kl * a) / BT);
-        addD(dtmp);
-      }
-      if (dc.loss.ce > 0) {
-        crossEntropyForward(gpu, rows, sa.logits, targets, BT, V);
-        sum(gpu, this.t('tmp1', [1]), 0, rows, BT);
-        this.accumSlot(losses, 1, this.t('tmp1', [1]));
-        crossEntropyBackward(gpu, dtmp, sa.logits, targets, BT, V, (dc.loss.ce * a) / BT);
-        addD(dtmp);
-      }
-      if (!haveD) gpu.zero(dlogits);
+      // teacher and student forward interleaved layer by layer: the per-layer losses and metrics
+      // read both models' layer l before the next layer overwrites the teacher's
+      this.teacher.forwardStart(ta);
+      this.student.forwardStart(sa);
       for (let l = 0; l < L; l++) {
+        this.teacher.forwardLayer(ta, l);
+        this.student.forwardLayer(sa, l);
         if (withProbs) {
           const n = B * NH * T;
           attnKlForward(gpu, rows, sa.layers[l].probs, ta.layers[l].probs, n, T);
@@ -261,8 +260,18 @@ export class Distiller {
           this.accumSlot(losses, 4, this.t('tmp1', [1]));
           mseBackward(gpu, dhid[l], sa.x[l + 1], ta.x[l + 1], BT, C, (dc.loss.hidden * a) / BT);
         }
+        if (metricsNow && micro === dc.accum - 1) this.layerMetrics(ta, sa, l);
       }
-      this.student.backward(sa, dlogits, { dprobs: withProbs ? dprobs : undefined, dattnOut: dattn.length ? dattn : undefined, dhidden: dhid.length ? dhid : undefined });
+      this.teacher.forwardFinish(ta, false);
+      this.student.forwardFinish(sa, false);
+      // logits: KL with temperature and/or CE, chunk by chunk of rows, back into d(final norm)
+      this.logitLoss.run({
+        student: this.student, sa, teacher: dc.loss.kl > 0 ? this.teacher : undefined, ta: dc.loss.kl > 0 ? ta : undefined, targets, temperature: dc.temperature,
+        klScale: (dc.loss.kl * a) / BT, ceScale: (dc.loss.ce * a) / BT, out: logitSums, klIndex: 0, ceIndex: 1, dxnf,
+      });
+      if (dc.loss.kl > 0) this.accumSlot(losses, 0, logitSums, 0);
+      if (dc.loss.ce > 0) this.accumSlot(losses, 1, logitSums, 1);
+      this.student.backwardFromNorm(sa, dxnf, { dprobs: withProbs ? dprobs : undefined, dattnOut: dattn.length ? dattn : undefined, dhidden: dhid.length ? dhid : undefined });
     }
     // gradient norms, clipping, AdamW
     this.params.forEach((p, i) => sumSquares(gpu, this.sumsq, i, p.grad));
@@ -282,32 +291,38 @@ export class Distiller {
     const loss = LOSS_SLOTS.reduce((s, k) => s + dc.loss[k] * comp[k], 0);
     const m: StepMetrics = { step: this.step, lr, loss, losses: comp, gradNorm: clip[1], tokensPerSec: (BT * dc.accum) / ((performance.now() - t0) / 1000) };
     if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${this.step} (components ${JSON.stringify(comp)}); stopping — lower the learning rate`);
-    if (dc.metricsEvery > 0 && (this.step % dc.metricsEvery === 0 || this.step === dc.steps - 1)) Object.assign(m, await this.detailedMetrics(ta, sa));
+    if (metricsNow) Object.assign(m, await this.detailedMetrics());
     this.step++;
     this.history.push(m);
     return m;
   }
 
-  private accumSlot(losses: Tensor, slot: number, one: Tensor): void {
-    // losses[slot] += one[0]  (tiny: two-element add through the elementwise kernel)
+  private accumSlot(losses: Tensor, slot: number, src: Tensor, srcIndex = 0): void {
+    // losses[slot] += src[srcIndex]  (tiny: one-element add through the elementwise kernel)
     const tmp = this.t('slot', [1]);
+    const one = this.t('slot1', [1]);
     this.gpu.copy(losses, tmp, 4, slot * 4, 0);
+    this.gpu.copy(src, one, 4, srcIndex * 4, 0);
     addForward(this.gpu, this.t('slot2', [1]), tmp, one);
     this.gpu.copy(this.t('slot2', [1]), losses, 4, 0, slot * 4);
   }
 
-  private async detailedMetrics(ta: Activations, sa: Activations): Promise<Partial<StepMetrics>> {
+  /** Layer l's forward error against the teacher into metricBuf (during the interleaved forward). */
+  private layerMetrics(ta: Activations, sa: Activations, l: number): void {
     const { gpu, cfg } = this;
     const L = cfg.nLayers, BT = ta.B * ta.T, C = cfg.dim;
     const rows = this.t('rows2', [BT]);
-    for (let l = 0; l < L; l++) {
-      mseForward(gpu, rows, sa.x[l + 1], ta.x[l + 1], BT, C);
-      sum(gpu, this.metricBuf, l, rows, BT);
-      sumSquares(gpu, this.metricBuf, 2 * L + l, ta.x[l + 1]);
-      mseForward(gpu, rows, sa.layers[l].attnOut, ta.layers[l].attnOut, BT, C);
-      sum(gpu, this.metricBuf, L + l, rows, BT);
-      sumSquares(gpu, this.metricBuf, 3 * L + l, ta.layers[l].attnOut);
-    }
+    mseForward(gpu, rows, sa.x[l + 1], ta.x[l + 1], BT, C);
+    sum(gpu, this.metricBuf, l, rows, BT);
+    sumSquares(gpu, this.metricBuf, 2 * L + l, ta.x[l + 1], BT * C);
+    mseForward(gpu, rows, sa.layers[l].attnOut, ta.layers[l].attnOut, BT, C);
+    sum(gpu, this.metricBuf, L + l, rows, BT);
+    sumSquares(gpu, this.metricBuf, 3 * L + l, ta.layers[l].attnOut, BT * C);
+  }
+
+  private async detailedMetrics(): Promise<Partial<StepMetrics>> {
+    const { gpu, cfg } = this;
+    const L = cfg.nLayers, C = cfg.dim;
     const mb = await gpu.readF32(this.metricBuf);
     const sq = await gpu.readF32(this.sumsq);
     const gradSq = Array.from({ length: L }, () => Object.fromEntries(PROJECTIONS.map((p) => [p, 0])) as Record<Projection, number>);
@@ -394,6 +409,8 @@ export class Distiller {
       this.gpu.free(p.v);
     }
     for (const t of Object.values(this.scratch)) this.gpu.free(t);
+    this.logitLoss.free();
+    this.gpu.free(this.dwq);
     for (const t of [this.lossBuf, this.metricBuf, this.sumsq, this.clipBuf]) this.gpu.free(t);
   }
 }

@@ -1,18 +1,22 @@
 // Pretraining from random initialisation: the same LLaMA forward/backward, next-token
-// cross-entropy, AdamW with warm-up + cosine, global-norm clipping, seeded data order.
+// cross-entropy, AdamW with warm-up + cosine, global-norm clipping, seeded data order. The loss
+// runs chunk by chunk of logit rows (train/logit-loss.ts): never B·T·V logits in one binding.
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { randomWeights, type LlamaConfig, type LlamaWeights, PROJECTIONS } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import { DenseLinear } from '../model/dense';
-import { crossEntropyBackward, crossEntropyForward } from '../ops/loss';
-import { adamwStep, clipScale, sum, sumSquares } from '../ops/optim';
+import { adamwStep, clipScale, sumSquares } from '../ops/optim';
 import { Rng, sampleBatch } from './data';
 import { lrAt } from './distill';
+import { LogitLoss, logitChunkRows } from './logit-loss';
 
 export const PRETRAIN_CONFIGS: Record<string, Omit<LlamaConfig, 'vocabSize'>> = {
   tiny: { dim: 64, hiddenDim: 172, nLayers: 4, nHeads: 8, nKvHeads: 4, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
-  // the bundled default teacher (public/models/default): about 1M parameters with a 2048 vocabulary
-  default: { dim: 128, hiddenDim: 384, nLayers: 4, nHeads: 4, nKvHeads: 2, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
+  // the bundled default teacher (public/models/default): about 0.5M parameters with a 1024 vocabulary,
+  // sized to what trains in about an hour on 2 shared CPU cores (lavapipe); see make-default-model
+  default: { dim: 96, hiddenDim: 256, nLayers: 4, nHeads: 6, nKvHeads: 2, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
+  // the previous default teacher's shape (1.05M parameters with a 2048 vocabulary)
+  mini: { dim: 128, hiddenDim: 384, nLayers: 4, nHeads: 4, nKvHeads: 2, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
   small: { dim: 192, hiddenDim: 512, nLayers: 6, nHeads: 6, nKvHeads: 2, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
 };
 
@@ -64,8 +68,11 @@ export class Pretrainer {
   private readonly sumsq: Tensor;
   private readonly clip: Tensor;
   private readonly out: Tensor;
+  private readonly logitLoss: LogitLoss;
   step = 0;
-  constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, readonly pc: PretrainConfig, readonly stream: Uint32Array, init?: LlamaWeights) {
+  /** logitRows: rows per logits chunk (default: logitChunkRows) */
+  constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, readonly pc: PretrainConfig, readonly stream: Uint32Array, init?: LlamaWeights, private readonly logitRows?: number) {
+    this.logitLoss = new LogitLoss(gpu);
     this.rng = new Rng(pc.seed);
     this.model = LlamaModel.fromWeights(gpu, cfg, init ?? pretrainInit(cfg, pc.seed), { trainable: true, label: 'pretrain' });
     const add = (p: Tensor, g: Tensor | null) => g && this.params.push({ p, g, m: gpu.tensor('adam_m', [...p.shape]), v: gpu.tensor('adam_v', [...p.shape]) });
@@ -82,31 +89,31 @@ export class Pretrainer {
     }
     this.sumsq = gpu.tensor('pretrain.sumsq', [this.params.length]);
     this.clip = gpu.tensor('pretrain.clip', [2]);
-    this.out = gpu.tensor('pretrain.loss', [1]);
+    this.out = gpu.tensor('pretrain.loss', [2]);
   }
 
   async trainStep(): Promise<{ step: number; loss: number; lr: number; gradNorm: number }> {
     const { gpu, cfg, pc } = this;
     const B = pc.batch, T = pc.seq, BT = B * T, V = cfg.vocabSize;
-    const acts = this.model.activations(B, T, true);
+    const R = this.logitRows ?? logitChunkRows(gpu, BT, V);
+    const acts = this.model.activations(B, T, false, R); // flash attention: no probabilities needed
     const { inputs, targets } = sampleBatch(this.stream, B, T, this.rng);
     const tt = gpu.tensor('pretrain.targets', [BT], 'u32', targets);
-    const rows = gpu.tensor('pretrain.rows', [BT]);
-    const dl = gpu.tensor('pretrain.dlogits', [BT, V]);
+    const dxnf = gpu.tensor('pretrain.dxnf', [BT, cfg.dim]); // (B*T, C)
     gpu.write(acts.tokens, inputs);
     this.model.zeroGrads();
-    this.model.forward(acts);
-    crossEntropyForward(gpu, rows, acts.logits, tt, BT, V);
-    sum(gpu, this.out, 0, rows, BT);
-    crossEntropyBackward(gpu, dl, acts.logits, tt, BT, V, 1 / BT);
-    this.model.backward(acts, dl);
+    this.model.forwardStart(acts);
+    for (let l = 0; l < cfg.nLayers; l++) this.model.forwardLayer(acts, l);
+    this.model.forwardFinish(acts, false);
+    this.logitLoss.run({ student: this.model, sa: acts, targets: tt, temperature: 1, klScale: 0, ceScale: 1 / BT, out: this.out, klIndex: 0, ceIndex: 1, dxnf });
+    this.model.backwardFromNorm(acts, dxnf);
     this.params.forEach((x, i) => sumSquares(gpu, this.sumsq, i, x.g));
     clipScale(gpu, this.clip, this.sumsq, this.params.length, pc.gradClip);
     const lr = lrAt(this.step, pc);
     for (const x of this.params) adamwStep(gpu, x.p, x.g, x.m, x.v, this.clip, this.step + 1, { lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: pc.weightDecay });
-    const loss = (await gpu.readF32(this.out))[0] / BT;
+    const loss = (await gpu.readF32(this.out))[1] / BT;
     const gradNorm = (await gpu.readF32(this.clip))[1];
-    for (const t of [tt, rows, dl]) gpu.free(t);
+    for (const t of [tt, dxnf]) gpu.free(t);
     if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${this.step}; lower the learning rate`);
     return { step: this.step++, loss, lr, gradNorm };
   }
@@ -131,5 +138,6 @@ export class Pretrainer {
       this.gpu.free(x.v);
     }
     for (const t of [this.sumsq, this.clip, this.out]) this.gpu.free(t);
+    this.logitLoss.free();
   }
 }
