@@ -1,7 +1,9 @@
 // quench distill: a thin argument parser over the workflow layer (src/engine/workflow), which the
 // studio's worker calls too: one spec, one set of defaults, one data split, one run loop.
 import { existsSync, readFileSync } from 'node:fs';
+import { totalmem } from 'node:os';
 import { createNodeGpu } from '../engine/gpu/node';
+import { isSoftwareMatmulAdapter } from '../engine/ops/matmul';
 import type { Gpu } from '../engine/gpu/runtime';
 import { loadModelFromPath, type LoadedModel } from '../engine/io/load-node';
 import type { LossWeights } from '../engine/train/distill';
@@ -150,7 +152,9 @@ export async function run(argv: string[]): Promise<number> {
       const r = await autoFreezeInFolder(gpu, m, spec, split, a.out as string);
       console.log(JSON.stringify({ ...r.outcome.summary, autoFreeze: { chosen: r.chosen.name, reason: r.chosen.reason, costRuns: +r.costRuns.toFixed(3), rounds: r.rounds }, data: split.description }));
     } else {
-      const r = await runInFolder(gpu, m, spec, split, a.out as string, { resume: !!a.resume });
+      // a software adapter's GPU memory is this machine's (WebGPU reports no adapter memory)
+      const memoryBudgetBytes = isSoftwareMatmulAdapter(gpu) ? totalmem() : undefined;
+      const r = await runInFolder(gpu, m, spec, split, a.out as string, { resume: !!a.resume, memoryBudgetBytes });
       console.log(JSON.stringify({ ...r.summary, data: split.description }));
     }
   } finally {

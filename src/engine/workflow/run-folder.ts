@@ -8,7 +8,7 @@ import type { Gpu } from '../gpu/runtime';
 import type { McResult } from '../eval/multiple-choice';
 import { LlamaModel } from '../model/llama';
 import { RunDir } from './run-dir';
-import { runTraining, type Progress, type RunOutcome, type Teacher } from './run';
+import { checkSpecMemory, runTraining, type Progress, type RunOutcome, type Teacher } from './run';
 import { carveValidation, evalSequences, trainStream, type DataSplit } from './data';
 import { autoFreeze, type AutoFreezeResult } from './auto-freeze';
 import { modelFiles, tokenizerJsonOf } from './export';
@@ -25,6 +25,8 @@ export interface FolderOptions {
   shouldStop?: () => boolean;
   /** the folder was claimed by the caller already (auto-freeze's chosen run) */
   fresh?: boolean;
+  /** GPU memory the run may use (RunHooks.memoryBudgetBytes) */
+  memoryBudgetBytes?: number;
 }
 
 /** A progress printer: a line at most every 5 s and at the end, with ETA. */
@@ -42,16 +44,18 @@ export async function runInFolder(gpu: Gpu, teacher: Teacher & { tokenizerJson?:
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const dir = new RunDir(outDir);
   // everything that can refuse, before the folder is touched
+  const stream = trainStream(split.train, teacher.tokenizer);
+  checkSpecMemory(gpu, teacher.config, spec, stream.length, o.memoryBudgetBytes);
   const resume = o.resume ? await dir.readCheckpoint() : undefined;
   if (!o.resume && !o.fresh) dir.claimFresh();
   if (o.fresh) dir.atomicWrite('metrics.jsonl', '');
-  const stream = trainStream(split.train, teacher.tokenizer);
   const evalSeqs = evalSequences(split.evalDocs, teacher.tokenizer, teacher.config.maxSeqLen, split.description);
   let resumedHistory = false;
   let lastStepLog = 0;
   const outcome = await runTraining(gpu, teacher, spec, stream, evalSeqs, {
     resumeFrom: dir.checkpointJson,
     checkpointEvery: o.checkpointEvery ?? 100,
+    memoryBudgetBytes: o.memoryBudgetBytes,
     onStep: (m) => {
       if (resume && !resumedHistory) {
         // the checkpoint verified: only now is the folder's metrics file rewritten

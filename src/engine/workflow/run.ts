@@ -6,7 +6,8 @@ import type { Gpu } from '../gpu/runtime';
 import { headSize, type LlamaConfig, type LlamaWeights } from '../model/config';
 import type { Tokenizer } from '../io/tokenizer';
 import type { QuantizedModel } from '../quant/ptq';
-import { Distiller, type StepMetrics } from '../train/distill';
+import { Distiller, type DistillConfig, type StepMetrics } from '../train/distill';
+import { memoryRefusal, planDistillMemory, type AdapterLimits, type MemoryPlan } from '../train/memory';
 import { describeFreeze } from '../train/freeze';
 import { perplexity } from '../eval/perplexity';
 import { sequenceNll } from '../model/runner';
@@ -39,6 +40,32 @@ export interface RunHooks {
   checkpointEvery?: number;
   /** where a resume checkpoint came from, for messages */
   resumeFrom?: string;
+  /** GPU memory the run may use (bytes): refused before it starts when the estimate is more.
+   *  WebGPU does not tell an adapter's memory: the caller knows (a software adapter's is the
+   *  host's); without it only the per-binding limits are checked */
+  memoryBudgetBytes?: number;
+}
+
+export function adapterLimits(gpu: Gpu): AdapterLimits {
+  const l = gpu.device.limits;
+  return { maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, hasF16: gpu.hasF16 };
+}
+
+/** The run's memory estimate (train/memory.ts, the plan the Distiller allocates by); throws, with
+ *  the estimate and the limit, when a tensor exceeds one binding or the total the budget. */
+export function checkRunMemory(gpu: Gpu, cfg: LlamaConfig, dc: DistillConfig, label: string, budgetBytes?: number): MemoryPlan {
+  const lim = adapterLimits(gpu);
+  const plan = planDistillMemory(cfg, dc, lim);
+  const why = memoryRefusal(plan, lim, budgetBytes);
+  if (why) throw new Error(`${label}: ${why}`);
+  return plan;
+}
+
+/** checkRunMemory for a spec, before anything is allocated or written. */
+export function checkSpecMemory(gpu: Gpu, cfg: LlamaConfig, spec: RunSpec, trainTokens: number, budgetBytes?: number): MemoryPlan {
+  const dc = resolveRunSpec(spec, cfg);
+  const seq = Math.min(dc.seq, Math.max(8, trainTokens - 1));
+  return checkRunMemory(gpu, cfg, { ...dc, seq }, runLabel(spec), budgetBytes);
 }
 
 export interface RunSummary {
@@ -83,6 +110,7 @@ export async function runTraining(gpu: Gpu, teacher: Teacher, spec: RunSpec, tra
   const dc = resolveRunSpec(spec, teacher.config);
   const seq = Math.min(dc.seq, Math.max(8, train.length - 1));
   if (train.length < seq + 1) throw new Error(`the training text has ${train.length} tokens, fewer than one sequence of ${seq + 1}`);
+  checkRunMemory(gpu, teacher.config, { ...dc, seq }, runLabel(spec), hooks.memoryBudgetBytes);
   const d = new Distiller(gpu, teacher.config, teacher.weights, { ...dc, seq }, train);
   const label = runLabel(spec);
   try {
