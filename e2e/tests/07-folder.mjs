@@ -39,6 +39,9 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   expect(/BF16/.test(card), `the card shows the dtype: ${card}`);
   const tok = await page.getByTestId('model-tokenizer').innerText();
   expect(/byte-level BPE/.test(tok) && /128256 tokens/.test(tok) && /BOS 128000/.test(tok), `the tokenizer's kind and BOS from tokenizer_config.json: ${tok}`);
+  // the memory estimate a KD-QAT run checks: the 128256 × 32 embedding's logits dominate
+  const mem = await page.getByTestId('model-memory').innerText();
+  expect(/MiB \(\d+\.\d bytes per parameter\)/.test(mem) && /logits/.test(mem) && /default recipe/.test(mem), `the card shows the memory estimate: ${mem}`);
   const seen = await page.evaluate(() => window.__progress);
   expect(seen.some((t) => /reading weights/.test(t) && new RegExp(`${shards.length} shards`).test(t)), `the reading progress was shown: ${JSON.stringify(seen)}`);
   expect((await page.getByTestId('model-error').count()) === 0, 'no error');

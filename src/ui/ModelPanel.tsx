@@ -21,6 +21,8 @@ async function filesFromDrop(dt: DataTransfer): Promise<File[]> {
   return out;
 }
 
+const mib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`);
+
 export function ModelPanel() {
   const model = useStudio((s) => s.model);
   const error = useStudio((s) => s.modelError);
@@ -69,7 +71,7 @@ export function ModelPanel() {
           // the model is named after its folder
           if (files.length) void loadModelFiles(files, { name: files[0].webkitRelativePath.split('/')[0] || undefined });
         }} />
-        <button data-testid="load-default" disabled={loading} onClick={() => void loadDefaultModel()}>Bundled default model (Moby-Dick, 1M)</button>
+        <button data-testid="load-default" disabled={loading} onClick={() => void loadDefaultModel()}>Bundled default model (Moby-Dick + State of the Union, 0.5M)</button>
         <button data-testid="load-tiny" disabled={loading} onClick={() => void loadTinyModel()}>Tiny random model (instant, for trying the controls)</button>
         <label><input type="checkbox" data-testid="byte-tokenizer" aria-label="use a byte tokenizer when the model comes without one" checked={byteTok} onChange={(e) => useStudio.getState().updateSettings((s) => ({ ...s, byteTokenizer: e.target.checked }))} /> byte tokenizer when a model comes without one</label>
       </div>
@@ -90,6 +92,7 @@ export function ModelPanel() {
           <dt>max sequence</dt><dd>{model.maxSeq}</dd>
           <dt>parameters</dt><dd data-testid="model-params">{fmt(model.params)}</dd>
           <dt>dtypes</dt><dd>{model.dtypes.join(', ')}</dd>
+          <dt>KD-QAT memory (estimate)</dt><dd data-testid="model-memory">{mib(model.memory.bytes.total)} ({model.memory.perParam.toFixed(1)} bytes per parameter): teacher {mib(model.memory.bytes.teacher)}, student {mib(model.memory.bytes.weights)}, gradients {mib(model.memory.bytes.gradients)}, optimizer {mib(model.memory.bytes.optimizer)}, activations {mib(model.memory.bytes.activations)}, logits {mib(model.memory.bytes.logits)} — {model.memory.at}{model.memory.refusal ? <strong className="error"> · will not fit: {model.memory.refusal}</strong> : ''}</dd>
           <dt>bytes on GPU (fp32)</dt><dd>{(model.gpuBytes / 2 ** 20).toFixed(2)} MiB{gpu ? ` of ${(gpu.limits.maxStorageBufferBindingSize / 2 ** 20).toFixed(0)} MiB per binding` : ''}</dd>
         </dl>
       )}

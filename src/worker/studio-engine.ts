@@ -23,8 +23,9 @@ import { carveValidation, evalSequences, heldOutText, splitText, trainStream, ty
 import { autoFreeze } from '../engine/workflow/auto-freeze';
 import { exportModel, modelFiles, tokenizerJsonOf, type ExportFormat, type ExportResult } from '../engine/workflow/export';
 import { computeBaselines, type Baselines } from '../engine/workflow/results';
-import { runTraining, type Progress, type RunOutcome, type RunSummary } from '../engine/workflow/run';
-import { makeRunSpec, runLabel, type RunSpec } from '../engine/workflow/spec';
+import { adapterLimits, runTraining, type Progress, type RunOutcome, type RunSummary } from '../engine/workflow/run';
+import { DEFAULT_RUN_SPEC, makeRunSpec, resolveRunSpec, runLabel, type RunSpec } from '../engine/workflow/spec';
+import { memoryRefusal, planDistillMemory } from '../engine/train/memory';
 import { PRETRAIN_CONFIGS, Pretrainer, pretrainConfigOf } from '../engine/train/pretrain';
 import { evaluateTask, type McResult } from '../engine/eval/multiple-choice';
 import { parseTask, TASKS, type TaskName } from '../engine/eval/tasks';
@@ -95,6 +96,8 @@ export interface ModelCard {
   about?: string;
   /** what kind of tokenizer it runs: "byte-level BPE, 49152 tokens", "llama2.c tokenizer.bin, 512 tokens", … */
   tokenizer: string;
+  /** the GPU memory a KD-QAT run of this model needs (train/memory.ts), at `at`; refusal when it will not fit */
+  memory: { at: string; bytes: { teacher: number; weights: number; gradients: number; optimizer: number; activations: number; logits: number; total: number }; perParam: number; refusal: string | null };
 }
 
 function tokenizerKind(t: Tokenizer): string {
@@ -197,7 +200,18 @@ export class StudioEngine {
       name: m.name, format: m.format, layers: c.nLayers, heads: c.nHeads, kvHeads: c.nKvHeads, dim: c.dim, hidden: c.hiddenDim, vocab: c.vocabSize,
       maxSeq: c.maxSeqLen, params: paramCount(c), tied: c.tiedEmbeddings, dtypes: m.dtypes, gpuBytes: paramCount(c) * 4, hasTokenizer: !(m.tokenizer instanceof ByteTokenizer),
       tokenizer: tokenizerKind(m.tokenizer),
+      memory: this.memoryEstimate(c),
     };
+  }
+
+  /** KD-QAT's GPU memory for this model at the default recipe, as the run will check it. */
+  private memoryEstimate(c: LlamaConfig): ModelCard['memory'] {
+    const spec = DEFAULT_RUN_SPEC;
+    const dc = resolveRunSpec(spec, c);
+    const seq = Math.min(dc.seq, c.maxSeqLen);
+    const lim = adapterLimits(this.gpu);
+    const p = planDistillMemory(c, { ...dc, seq }, lim);
+    return { at: `KD-QAT w${spec.bits}g${spec.group}, batch ${spec.batch}×${seq}, no freeze (the default recipe)`, bytes: p.bytes, perParam: p.bytes.total / p.studentParams, refusal: memoryRefusal(p, lim) };
   }
 
   private setModel(m: NonNullable<StudioEngine['model']>): ModelCard {
