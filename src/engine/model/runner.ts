@@ -41,7 +41,9 @@ export async function tokenLogprobsBatch(model: LlamaModel, seqs: number[][], ma
     const ids = new Uint32Array(B * T);
     chunk.forEach((k, b) => ids.set(seqs[k].slice(seqs[k].length - Math.min(L, seqs[k].length)), b * T));
     const rows = Math.min(B * T, rowsCap);
-    const acts = model.activations(B, T, false, rows);
+    // a forward only: one layer's activations reused by every layer (store 'none'), so a long
+    // document at 30 layers holds ~1/30 of the activation bytes
+    const acts = model.activations(B, T, false, rows, 'none');
     model.gpu.write(acts.tokens, ids);
     model.forward(acts);
     const lps = chunk.map((k) => new Float64Array(seqs[k].length - 1));
@@ -135,13 +137,13 @@ export async function generate(model: LlamaModel, prompt: number[], o: GenerateO
   try {
     // Prefill the prompt in one pass, then one token per step.
     // (only the last row's logits: a long prompt times a large vocabulary would not fit a binding)
-    let acts = model.activations(1, prompt.length, false, 1);
+    let acts = model.activations(1, prompt.length, false, 1, 'none');
     model.gpu.write(acts.tokens, new Uint32Array(prompt));
     model.forwardCached(acts, cache, 0);
     if (prompt.length > 1) model.logitsRows(acts, prompt.length - 1, 1);
     let pos = prompt.length;
     let lastRow = 0;
-    const step = model.activations(1, 1, false);
+    const step = model.activations(1, 1, false, 1, 'none');
     while (out.length < o.maxTokens && pos < maxT + 0) {
       const all = await model.gpu.readBytes(acts.logits.buffer, V * 4, lastRow * V * 4);
       const next = sampleToken(new Float32Array(all), o.temperature ?? 0, o.topP ?? 1, rand);
