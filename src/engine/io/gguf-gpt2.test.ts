@@ -5,7 +5,8 @@
 // vocabulary; Quench's loader turns the GGUF metadata back into a tokenizer.json with no
 // --tokenizer, and that tokenizer encodes every test string exactly as the original tokenizer.json
 // does (and decodes back); llama.cpp's own tokenizer, built from the same GGUF metadata, gives the
-// same ids — so the file is right for llama.cpp too.
+// same ids — so the file is right for llama.cpp too. The other pre-tokenizer names Quench reads and
+// writes (gpt-2, smollm, qwen2) are checked the same way against llama.cpp with QUENCH_GGUF_ALL_PRE=1.
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { describe, expect, it } from 'vitest';
 import { hasSharedData, sharedPath } from './data';
 import { parseTokenizerJson, type TokenizerJson } from './hf-tokenizer';
 import { concatParts, exportGguf, ggufVocabFromTokenizerJson, ggufVocabOf } from './gguf-write';
-import { readGgufHeader } from './gguf';
+import { GGUF_BPE_PRE, readGgufHeader } from './gguf';
 import { bytesSource } from './source';
 import { loadModelFromPath } from './load-node';
 import { randomWeights, type LlamaConfig } from '../model/config';
@@ -78,6 +79,35 @@ describe('gpt2 (byte-level BPE) GGUF vocabularies', () => {
       await llama.dispose();
     }
     console.log(`Llama-3 vocabulary through GGUF "gpt2": ${lines.length} strings tokenized identically by the original tokenizer.json, Quench's import and llama.cpp`);
+  });
+
+  // three more 128k-vocabulary files (~1 min on this loaded 2-core machine): outside the default
+  // suite, run with QUENCH_GGUF_ALL_PRE=1 npx vitest run src/engine/io/gguf-gpt2.test.ts
+  it.skipIf(!process.env.QUENCH_GGUF_ALL_PRE)('the other pre-tokenizers Quench names (gpt-2, smollm, qwen2), on the same vocabulary: Quench\'s import tokenizes as llama.cpp', async () => {
+    const base = JSON.parse(readFileSync(join(LLAMA3, 'tokenizer.json'), 'utf8')) as TokenizerJson;
+    const lines = [...STRINGS, ...(hasSharedData ? readFileSync(sharedPath('text/tinystories_val_800.txt'), 'utf8').split('\n').filter((l) => l.length > 0).slice(0, 60) : [])];
+    const cfg: LlamaConfig = { dim: 32, hiddenDim: 64, nLayers: 1, nHeads: 2, nKvHeads: 2, vocabSize: 128256, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
+    const w = randomWeights(cfg, 3, 0.1);
+    const dir = mkdtempSync(join(tmpdir(), 'quench-gpt2-pre-'));
+    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+    const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: 1 });
+    try {
+      for (const name of ['gpt-2', 'smollm', 'qwen2']) {
+        // llama.cpp sets ignore_merges for llama-bpe only
+        const j = { ...base, pre_tokenizer: GGUF_BPE_PRE[name], model: { ...base.model, ignore_merges: false } };
+        const vocab = ggufVocabFromTokenizerJson(j, `${name}/tokenizer.json`, { bosId: 128000, eosId: 128001 });
+        expect(vocab.pre).toBe(name);
+        const file = join(dir, `${name}.gguf`);
+        writeFileSync(file, concatParts(exportGguf(cfg, w, { vocab, floatType: 'F16' }).parts));
+        const tok = (await loadModelFromPath(file)).tokenizer!;
+        const model = await llama.loadModel({ modelPath: file, vocabOnly: true });
+        const bad = lines.filter((s) => JSON.stringify(Array.from(model.tokenize(s) as ArrayLike<number>)) !== JSON.stringify(tok.encode(s, { bos: false })));
+        expect(bad.slice(0, 3), `${name}: ${bad.length} of ${lines.length} strings differ`).toEqual([]);
+        await model.dispose();
+      }
+    } finally {
+      await llama.dispose();
+    }
   });
 
   it('a byte-level pre-tokenizer llama.cpp has no name for is refused by name at export', () => {

@@ -326,8 +326,8 @@ export function ggufByteLevelVocab(json: TokenizerJson, name = 'tokenizer.json',
   const m = json.model;
   if (!m || (m.type ?? 'BPE') !== 'BPE' || !m.vocab || !m.merges) throw new Error(`${name}: GGUF export of a byte-level tokenizer needs a BPE model with vocab and merges`);
   const sig = preSignature(json.pre_tokenizer);
-  const pre = Object.keys(GGUF_BPE_PRE).find((k) => k !== 'default' && k !== 'llama3' && preSignature(GGUF_BPE_PRE[k]) === sig);
-  if (!pre) throw new Error(`${name}: its byte-level pre-tokenizer ${sig.slice(0, 200)} is not one llama.cpp knows by a name Quench writes (${Object.keys(GGUF_BPE_PRE).filter((k) => k !== 'default' && k !== 'llama3').join(', ')}); GGUF export cannot keep its tokenization`);
+  const pre = Object.keys(GGUF_BPE_PRE).find((k) => preSignature(GGUF_BPE_PRE[k]) === sig);
+  if (!pre) throw new Error(`${name}: its byte-level pre-tokenizer ${sig.slice(0, 200)} is not one llama.cpp knows by a name Quench writes (${Object.keys(GGUF_BPE_PRE).join(', ')}); GGUF export cannot keep its tokenization`);
   const entries: [string, number][] = Array.isArray(m.vocab) ? m.vocab.map(([p], i) => [p, i]) : Object.entries(m.vocab);
   const V = [...entries.map(([, i]) => i), ...(json.added_tokens ?? []).map((t) => t.id)].reduce((a, b) => Math.max(a, b), -1) + 1; // no spread: 128k arguments overflow the stack
   const tokens: string[] = new Array(V).fill('');
@@ -512,7 +512,7 @@ export function exportGguf(cfg: LlamaConfig, w: LlamaWeights, opts: GgufExportOp
     }
     kvs.push(
       { key: 'tokenizer.ggml.model', type: 'string', value: gpt2 ? 'gpt2' : 'llama' },
-      ...(gpt2 ? [{ key: 'tokenizer.ggml.pre', type: 'string', value: v.pre ?? 'default' } as GgufKv] : []),
+      ...(gpt2 ? [{ key: 'tokenizer.ggml.pre', type: 'string', value: v.pre! } as GgufKv] : []),
       { key: 'tokenizer.ggml.tokens', type: 'array', itemType: 'string', value: tokens },
       ...(gpt2 ? [] : [{ key: 'tokenizer.ggml.scores', type: 'array', itemType: 'f32', value: scores } as GgufKv]),
       { key: 'tokenizer.ggml.token_type', type: 'array', itemType: 'i32', value: types },

@@ -497,17 +497,19 @@ export function ggufLlamaConfig(h: GgufHeader): LlamaConfig {
 export const GGUF_TOKEN_TYPE = { NORMAL: 1, UNKNOWN: 2, CONTROL: 3, USER_DEFINED: 4, UNUSED: 5, BYTE: 6 } as const;
 
 /** Byte-level pre-tokenizers by tokenizer.ggml.pre (llama.cpp's names; the regexes are those of the
- *  tokenizer.json files the names stand for, as convert_hf_to_gguf.py identifies them). */
+ *  tokenizer.json files the names stand for, as convert_hf_to_gguf.py identifies them). llama.cpp's
+ *  "default" (also what it assumes when the key is missing) splits punctuation first, like no
+ *  tokenizer.json Quench knows, so it is refused rather than guessed. */
 const LLAMA3_SPLIT = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
 const QWEN2_SPLIT = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
 export const GGUF_BPE_PRE: Record<string, unknown> = {
   'llama-bpe': { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: LLAMA3_SPLIT }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false }] },
   qwen2: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: QWEN2_SPLIT }, behavior: 'Isolated', invert: false }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false }] },
   smollm: { type: 'Sequence', pretokenizers: [{ type: 'Digits', individual_digits: true }, { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true }] },
-  gpt2: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+  'gpt-2': { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
 };
-GGUF_BPE_PRE.llama3 = GGUF_BPE_PRE['llama-bpe'];
-GGUF_BPE_PRE.default = GGUF_BPE_PRE.gpt2;
+/** other names llama.cpp gives the same pre-tokenizers (read, never written) */
+export const GGUF_BPE_PRE_ALIASES: Record<string, string> = { llama3: 'llama-bpe', 'llama-v3': 'llama-bpe' };
 
 /** tokenizer.json for a GGUF vocabulary: tokenizer.ggml.model "llama" (SentencePiece BPE: pieces
  *  and scores) or "gpt2" (byte-level BPE: tokens, merges and tokenizer.ggml.pre, which names the
@@ -552,9 +554,12 @@ function ggufByteLevelTokenizerJson(h: GgufHeader): TokenizerJson {
   if (!merges || !merges.every((m) => typeof m === 'string')) return bad('tokenizer.ggml.model is "gpt2" but tokenizer.ggml.merges is missing or not an array of strings');
   const types = arr('tokenizer.ggml.token_type') ?? [];
   if (types.length !== 0 && types.length !== tokens.length) bad(`tokenizer.ggml.token_type has ${types.length} entries, tokens ${tokens.length}`);
-  const preName = str('tokenizer.ggml.pre') ?? 'default';
-  const pre = GGUF_BPE_PRE[preName];
-  if (!pre) bad(`tokenizer.ggml.pre "${preName}" is a byte-level pre-tokenizer Quench does not know (it reads ${Object.keys(GGUF_BPE_PRE).join(', ')}); give the model's tokenizer.json with --tokenizer`);
+  const preName = str('tokenizer.ggml.pre');
+  const known = [...Object.keys(GGUF_BPE_PRE), ...Object.keys(GGUF_BPE_PRE_ALIASES)].join(', ');
+  if (preName === undefined) bad(`tokenizer.ggml.model is "gpt2" but tokenizer.ggml.pre is missing, so the pre-tokenizer is unknown (Quench reads ${known}); give the model's tokenizer.json with --tokenizer`);
+  const canonical = GGUF_BPE_PRE_ALIASES[preName!] ?? preName!;
+  const pre = GGUF_BPE_PRE[canonical];
+  if (!pre) bad(`tokenizer.ggml.pre "${preName}" is a byte-level pre-tokenizer Quench does not know (it reads ${known}); give the model's tokenizer.json with --tokenizer`);
   const vocab = new Map<string, number>();
   const added: NonNullable<TokenizerJson['added_tokens']> = [];
   (tokens as string[]).forEach((t, i) => {
@@ -581,7 +586,8 @@ function ggufByteLevelTokenizerJson(h: GgufHeader): TokenizerJson {
       ? { type: 'TemplateProcessing', single: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }], pair: [{ SpecialToken: { id: bos, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: bos, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }], special_tokens: { [bos]: { id: bos, ids: [bosId as number], tokens: [bos] } } }
       : { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: preName === 'llama-bpe' || preName === 'llama3', vocab: Object.fromEntries(vocab), merges: mergeList },
+    // ignore_merges as llama.cpp's vocabulary loader sets it (llama-bpe only)
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: canonical === 'llama-bpe', vocab: Object.fromEntries(vocab), merges: mergeList },
   };
 }
 
