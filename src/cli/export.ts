@@ -17,7 +17,9 @@ DIR/student, a llama2.c .bin with --tokenizer, a .gguf) for other runtimes:
                rows are not a multiple of 32 values, F16; embeddings F16 (--dtype F32 keeps them
                F32); norms F32. The fp16 block scales round ours: the max / mean weight change
                is printed and stored in the file (quench.export.* keys). An FP model: F32, or
-               F16 with --dtype F16. The tokenizer is embedded (tokenizer.ggml.model "llama").
+               F16 with --dtype F16. The tokenizer is embedded: tokenizer.ggml.model "llama"
+               (SentencePiece) or "gpt2" (byte-level BPE with its merges and llama.cpp's name for
+               the pre-tokenizer: llama-bpe, qwen2, smollm, gpt-2; others are refused).
   onnx         DIR/onnx/model.onnx + config.json, generation_config.json, tokenizer.json,
                tokenizer_config.json (the folder layout transformers.js reads): MatMulNBits for
                4-bit projections, a KV cache (input_ids, attention_mask, position_ids,
