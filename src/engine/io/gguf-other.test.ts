@@ -177,7 +177,7 @@ describe.skipIf(!HAVE || !hasSharedData)('GGUF files written by llama.cpp\'s qua
     expect(d2.max).toBeLessThan(1e-4);
     expect(ctl.greedy).toEqual(ours.greedy);
     const types = [...ours.m.header.tensors.values()].reduce<Record<string, number>>((a, t) => ((a[t.typeName] = (a[t.typeName] ?? 0) + 1), a), {});
-    figures.push(`  ${label} ${ftype[0].padEnd(6)} ${JSON.stringify(types)}: max |Δ log p| ${d.max.toExponential(2)} mean ${d.mean.toExponential(2)}; greedy equal for ${agree}/64 (first near-tie < 0.3 at ${firstTie < 0 ? 'none' : firstTie}); imported weights as F32: ${d2.max.toExponential(2)}, greedy 64/64`);
+    figures.push(`  ${label} ${ftype[0].padEnd(6)} ${JSON.stringify(types)}: max |Δ log p| ${d.max.toExponential(2)} mean ${d.mean.toExponential(2)}; greedy equal for ${agree}/64${firstDiff >= 0 ? ` (parted at position ${firstDiff}, Quench's top-2 margin there ${ours.margins[firstDiff].toFixed(3)})` : ''} (first near-tie < 0.3 at ${firstTie < 0 ? 'none' : firstTie}); imported weights as F32: ${d2.max.toExponential(2)}, greedy 64/64`);
     return types;
   }
 
