@@ -16,6 +16,7 @@ import { layerShapes, randomWeights, type LlamaConfig, type LlamaWeights } from 
 import { writeHfModel, writeQuantizedHfModel } from '../src/engine/io/hf';
 import { writeLlama2cCheckpoint, writeLlama2cTokenizer } from '../src/engine/io/llama2c';
 import { tokenizerJsonFromPieces } from '../src/engine/io/hf-tokenizer';
+import { byteChars, byteLevelJson } from '../src/engine/io/byte-level-fixture';
 import { Llama2cTokenizer } from '../src/engine/io/tokenizer';
 import { loadModelFromPath, type LoadedModel } from '../src/engine/io/load-node';
 import { parseTask, TASK_FILES, type McDoc, type TaskName } from '../src/engine/eval/tasks';
@@ -48,7 +49,7 @@ export interface FuzzCase {
   runSpec?: string;
 }
 
-export const KINDS = ['safetensors', 'config', 'index', 'quantized', 'llama2c-v0', 'llama2c-q80', 'tokenizer-bin', 'tokenizer-json', 'tasks', 'gguf', 'checkpoint', 'run-spec'] as const;
+export const KINDS = ['safetensors', 'config', 'index', 'quantized', 'llama2c-v0', 'llama2c-q80', 'tokenizer-bin', 'tokenizer-json', 'tokenizer-json-bytelevel', 'tasks', 'gguf', 'checkpoint', 'run-spec'] as const;
 export type Kind = (typeof KINDS)[number];
 
 // ---------------------------------------------------------------------------------------------
@@ -61,6 +62,9 @@ interface Bases {
   realTokenizer: boolean;
   tokBin: Uint8Array;
   tokJson: string;
+  /** a byte-level BPE tokenizer.json (Llama-3 / SmolLM style) with exactly the model's vocab_size */
+  byteJson: string;
+  hfByte: Record<string, Uint8Array>;
   pieces: string[];
   scores: Float32Array;
   cfg: LlamaConfig; // HF folders (untied)
@@ -103,14 +107,18 @@ export function getBases(): Bases {
   const tied: LlamaConfig = { ...cfg, tiedEmbeddings: true };
   const wt: LlamaWeights = { ...randomWeights(tied, 18), lmHead: null };
   const quantModel = quantizeWeights(cfg, w, { bits: 4, group: 8, sym: false, clipSearch: false });
+  const byteJson = JSON.stringify(byteLevelJson(V - 2)); // V - 2 BPE entries + BOS/EOS
+  const hf = writeHfModel(cfg, w, { tokenizerJson: tokJson });
   bases = {
     realTokenizer,
     tokBin,
     tokJson,
+    byteJson,
+    hfByte: { ...hf, 'tokenizer.json': enc(byteJson) },
     pieces,
     scores,
     cfg,
-    hf: writeHfModel(cfg, w, { tokenizerJson: tokJson }),
+    hf,
     hfF16: writeHfModel(cfg, w, { dtype: 'F16', tokenizerJson: tokJson }),
     sharded: writeHfModel(cfg, w, { tokenizerJson: tokJson, maxShardBytes: 12_000 }),
     quant: writeQuantizedHfModel(cfg, w, quantModel, { tokenizerJson: tokJson }),
@@ -563,6 +571,51 @@ function tokenizerJsonArb(): fc.Arbitrary<FuzzCase> {
   return fc.oneof(idBlow, idType, addedId, structure, bigger, delMerge, delField, truncate, flips);
 }
 
+/** Byte-level BPE (Llama-3 / SmolLM style): the same id mutations on another family of files, and
+ *  what only byte-level files have (the 256 byte characters, Split/ByteLevel options, regexes). */
+function tokenizerJsonByteLevelArb(): fc.Arbitrary<FuzzCase> {
+  const B = getBases();
+  const F = 'tokenizer.json';
+  const text = B.byteJson;
+  const j = JSON.parse(text) as { model: { vocab: Record<string, number>; merges: unknown[] } };
+  const pieces = Object.keys(j.model.vocab);
+  const nMerges = j.model.merges.length;
+  const bytes = byteChars();
+  const mk = (t: string, mutation: string, invalid: boolean) => modelCase('tokenizer-json-bytelevel', B.hfByte, F, t, mutation, invalid);
+  const idBlow = fc.tuple(frac, pick([1e9, 1e6, 2 ** 31, 1e300, pieces.length + 5, 2 ** 20, 2 ** 53])).map(([f, id]) => mk(editJson(text, ['model', 'vocab', at(pieces, f)], id), `vocab id ${id}`, true));
+  const idType = fc.tuple(frac, pick([-1, 3.5, '5', null, true, [], {}, new Raw('1e400')])).map(([f, v]) => mk(editJson(text, ['model', 'vocab', at(pieces, f)], v), `vocab id ${showEdit(v)}`, true));
+  const addedId = fc.tuple(fc.integer({ min: 0, max: 1 }), pick([-1, 3.5, '1', null, 1e9, 1e6, pieces.length + 7])).map(([i, v]) => mk(editJson(text, ['added_tokens', i, 'id'], v), `added_tokens id ${JSON.stringify(v)}`, true));
+  // a byte character missing: text with that byte could not be encoded
+  const dropByte = fc.nat({ max: 255 }).map((b) => mk(editJson(text, ['model', 'vocab', bytes[b]], DELETE), `delete byte character ${b}`, true));
+  const structure = pick<[(string | number)[], unknown]>([
+    [['model'], null],
+    [['model', 'vocab'], []],
+    [['model', 'vocab'], {}],
+    [['model', 'merges'], {}],
+    [['model', 'merges', 0], ['Ā']],
+    [['model', 'merges', 0], [1, 2]],
+    [['model', 'merges', 0], ['zz-not-a-piece', 'Ā']],
+    [['model', 'type'], 'WordLevel'],
+    [['pre_tokenizer'], { type: 'ByteLevel', use_regex: 'yes' }],
+    [['pre_tokenizer'], { type: 'Split', pattern: { Regex: '(' }, behavior: 'Isolated', invert: false }],
+    [['pre_tokenizer'], { type: 'Split', pattern: { Regex: 5 }, behavior: 'Isolated', invert: false }],
+    [['pre_tokenizer'], { type: 'Split', pattern: { Regex: '\\s+' }, behavior: 'Sideways', invert: false }],
+    [['pre_tokenizer'], { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\p{L}+' }, behavior: 'Isolated', invert: false }, null] }],
+    [['pre_tokenizer'], { type: 'UnicodeScripts' }],
+    [['decoder'], { type: 'CTC' }],
+    [['decoder'], 7],
+    [['added_tokens'], {}],
+    [['added_tokens', 0, 'content'], 5],
+  ]).map(([p, v]) => mk(editJson(text, p, v), `${p.join('.')}=${JSON.stringify(v)}`, true));
+  // more tokens than the model's embedding has rows
+  const bigger = fc.integer({ min: 1, max: 300 }).map((n) => mk(JSON.stringify(byteLevelJson(pieces.length + n)), `${n} tokens more than the model`, true));
+  const delMerge = fc.nat({ max: Math.max(0, nMerges - 1) }).map((k) => mk(editJson(text, ['model', 'merges', k], DELETE), 'delete a merge', false));
+  const delField = pick<(string | number)[]>([['normalizer'], ['decoder'], ['added_tokens'], ['post_processor'], ['model', 'ignore_merges']]).map((p) => mk(editJson(text, p, DELETE), `delete ${p.join('.')}`, false));
+  const truncate = frac.map((f) => mk(text.slice(0, Math.floor(f * text.length)), 'truncate', true));
+  const flips = fc.tuple(fc.nat(), fc.integer({ min: 1, max: 127 })).map(([p, m]) => mk(dec(flip(enc(text), p, m)), 'flip', false));
+  return fc.oneof(idBlow, idType, addedId, dropByte, structure, bigger, delMerge, delField, truncate, flips);
+}
+
 const TASK_FIELDS: Record<TaskName, string[][]> = {
   arc_easy: [['question', 'stem'], ['question', 'choices'], ['answerKey'], ['question']],
   arc_challenge: [['question', 'stem'], ['question', 'choices'], ['answerKey'], ['question']],
@@ -736,6 +789,8 @@ export function arbitraryFor(kind: Kind): fc.Arbitrary<FuzzCase> {
       return tokenizerBinArb();
     case 'tokenizer-json':
       return tokenizerJsonArb();
+    case 'tokenizer-json-bytelevel':
+      return tokenizerJsonByteLevelArb();
     case 'tasks':
       return tasksArb();
     case 'gguf':

@@ -83,7 +83,8 @@ const MetaspaceSchema = z.looseObject({ replacement: z.string().min(1).nullish()
 const ReplaceSchema = z.looseObject({ pattern: z.union([z.looseObject({ String: z.string() }), z.looseObject({ Regex: z.string() })]), content: z.string() });
 const PrependSchema = z.looseObject({ prepend: z.string() });
 const StripSchema = z.looseObject({ content: optStr, start: z.number().int().min(0).nullish(), stop: z.number().int().min(0).nullish() });
-const SplitSchema = z.looseObject({ pattern: z.union([z.looseObject({ String: z.string() }), z.looseObject({ Regex: z.string() })]), behavior: z.string().nullish(), invert: z.boolean().nullish() });
+const SplitSchema = z.looseObject({ pattern: z.union([z.looseObject({ String: z.string() }), z.looseObject({ Regex: z.string() })]), behavior: z.enum(['Removed', 'Isolated', 'MergedWithPrevious', 'MergedWithNext', 'Contiguous']).nullish(), invert: z.boolean().nullish() });
+const ByteLevelSchema = z.looseObject({ add_prefix_space: z.boolean().nullish(), trim_offsets: z.boolean().nullish(), use_regex: z.boolean().nullish() });
 const tokenId = z.number().int().min(0).max(LIMITS.vocabSize - 1);
 const AddedSchema = z.array(z.looseObject({ id: tokenId, content: z.string(), special: z.boolean().nullish(), normalized: z.boolean().nullish(), lstrip: z.boolean().nullish(), rstrip: z.boolean().nullish() })).nullish();
 /** The parts of tokenizer.json this reader uses; everything else passes through. */
@@ -186,6 +187,7 @@ export class HfTokenizer implements Tokenizer {
       if (!PRE_TOKENIZERS.has(p.type!)) throw new Error(`${name}: pre-tokenizer ${JSON.stringify(p.type)} is not supported`);
       if (p.type === 'Metaspace') checkComponent(MetaspaceSchema, p, name, 'pre_tokenizer');
       if (p.type === 'Split') checkComponent(SplitSchema, p, name, 'pre_tokenizer');
+      if (p.type === 'ByteLevel') checkComponent(ByteLevelSchema, p, name, 'pre_tokenizer');
     }
     for (const n of flatten(json.normalizer, 'normalizers', name, 'normalizer')) {
       if (!NORMALIZERS.has(n.type!)) throw new Error(`${name}: normalizer ${JSON.stringify(n.type)} is not supported`);
@@ -198,6 +200,7 @@ export class HfTokenizer implements Tokenizer {
       if (d.type === 'Metaspace') checkComponent(MetaspaceSchema, d, name, 'decoder');
       else if (d.type === 'Replace') checkComponent(ReplaceSchema, d, name, 'decoder');
       else if (d.type === 'Strip') checkComponent(StripSchema, d, name, 'decoder');
+      else if (d.type === 'ByteLevel') checkComponent(ByteLevelSchema, d, name, 'decoder');
     }
 
     // Ids index a dense table: the largest id must lie within the number of entries the file holds
