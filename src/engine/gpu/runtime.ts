@@ -71,6 +71,9 @@ export interface GpuInfo {
   features: string[];
   limits: Record<string, number>;
   backend: string;
+  /** adapter's subgroup sizes (0 when unknown) */
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
 }
 
 export type GpuErrorHandler = (message: string) => void;
@@ -111,6 +114,8 @@ export class Gpu {
   readonly info: GpuInfo;
   readonly hasTimestamps: boolean;
   readonly hasF16: boolean;
+  /** the device was created with WGSL `enable subgroups` (sizes: info.subgroupMinSize/MaxSize) */
+  readonly hasSubgroups: boolean;
   /** bytes of live tensors, and the most ever live at once */
   liveBytes = 0;
   peakBytes = 0;
@@ -138,6 +143,7 @@ export class Gpu {
     this.info = info;
     this.hasTimestamps = device.features.has('timestamp-query');
     this.hasF16 = device.features.has('shader-f16');
+    this.hasSubgroups = device.features.has('subgroups' as GPUFeatureName);
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
     device.addEventListener('uncapturederror', (ev: Event) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
@@ -164,7 +170,8 @@ export class Gpu {
     const requiredLimits: Record<string, number> = {};
     for (const k of want) requiredLimits[k] = adapter.limits[k] as number;
     const features: GPUFeatureName[] = [];
-    for (const f of ['timestamp-query', 'shader-f16'] as GPUFeatureName[]) if (adapter.features.has(f)) features.push(f);
+    // subgroups: the software (lavapipe) matmul broadcasts operands across its 8 SIMD lanes.
+    for (const f of ['timestamp-query', 'shader-f16', 'subgroups'] as GPUFeatureName[]) if (adapter.features.has(f)) features.push(f);
     const device = await gpuWait(adapter.requestDevice({ requiredLimits, requiredFeatures: features, label: 'quench' }));
     const ai = adapter.info;
     const limits: Record<string, number> = {};
@@ -181,6 +188,8 @@ export class Gpu {
       description: ai?.description ?? '',
       features: [...adapter.features].map(String).sort(),
       limits,
+      subgroupMinSize: (ai as { subgroupMinSize?: number } | undefined)?.subgroupMinSize ?? 0,
+      subgroupMaxSize: (ai as { subgroupMaxSize?: number } | undefined)?.subgroupMaxSize ?? 0,
       backend,
     };
     return new Gpu(device, info);

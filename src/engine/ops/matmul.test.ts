@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../gpu/runtime';
 import { dot, expectClose, finiteDiff, randn, testGpu, toF64 } from '../testing';
-import { MATMUL_VARIANTS, matmulBackwardInput, matmulBackwardWeight, matmulForward, pickMatmulVariant } from './matmul';
+import { hasSubgroup8, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant } from './matmul';
 import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } from '../ref/matmul';
 
 // fp32 accumulation over K (or M) products of N(0,1) values against float64: errors grow ~ sqrt(R)·ulp.
@@ -11,6 +11,8 @@ const TOL = { atol: 2e-5, rtol: 1e-5 };
 // tiles in every direction, several workgroup-memory slabs), N not a multiple of 4 with K aligned.
 const SHAPES: [number, number, number][] = [
   [1, 7, 5], [1, 300, 129], [1, 64, 64], [2, 8, 12], [3, 64, 172], [33, 65, 17], [128, 64, 64], [67, 20, 130], [70, 132, 68],
+  // the subgroup kernel's 32x16 blocks: partial in both directions, R a multiple of 4 and not, R < 4
+  [5, 63, 129], [65, 17, 3], [129, 36, 33], [63, 3, 65],
 ];
 
 describe('matmul float64 references vs finite differences', () => {
@@ -25,13 +27,19 @@ describe('matmul float64 references vs finite differences', () => {
 });
 
 describe('pickMatmulVariant', () => {
-  const fake = (description: string, vendor = '') => ({ info: { vendor, architecture: '', device: '', description, features: [], limits: {}, backend: 'dawn' } }) as unknown as Gpu;
-  it('register tiles on software adapters, workgroup memory on GPUs', async () => {
+  const fake = (description: string, vendor = '', sg = 0) =>
+    ({ hasSubgroups: sg > 0, info: { vendor, architecture: '', device: '', description, features: [], limits: {}, backend: 'dawn', subgroupMinSize: sg, subgroupMaxSize: sg } }) as unknown as Gpu;
+  it('register tiles on software adapters (subgroup broadcasts where subgroups are 8 wide), workgroup memory on GPUs', async () => {
+    expect(pickMatmulVariant(fake('llvmpipe (LLVM 19.1.7, 256 bits)', 'mesa', 8))).toBe('subgroup');
     expect(pickMatmulVariant(fake('llvmpipe (LLVM 19.1.7, 256 bits)', 'mesa'))).toBe('regtile');
-    expect(pickMatmulVariant(fake('SwiftShader Device (Subzero)', 'google'))).toBe('regtile');
-    expect(pickMatmulVariant(fake('NVIDIA GeForce RTX 4090', 'nvidia'))).toBe('shared');
+    expect(pickMatmulVariant(fake('llvmpipe (LLVM 19.1.7, 512 bits)', 'mesa', 16))).toBe('regtile');
+    expect(pickMatmulVariant(fake('SwiftShader Device (Subzero)', 'google', 4))).toBe('regtile');
+    expect(pickMatmulVariant(fake('NVIDIA GeForce RTX 4090', 'nvidia', 32))).toBe('shared');
     expect(pickMatmulVariant(fake('', 'apple'))).toBe('shared');
-    expect(pickMatmulVariant(await testGpu())).toBe('regtile'); // this machine: lavapipe or SwiftShader
+    const gpu = await testGpu(); // this machine: lavapipe (8-wide subgroups) or SwiftShader
+    expect(pickMatmulVariant(gpu)).toBe(hasSubgroup8(gpu) ? 'subgroup' : 'regtile');
+    const t = { numel: 64, label: 't' } as never;
+    expect(() => matmulForward(fake('SwiftShader', 'google', 4), t, t, t, 2, 2, 2, { variant: 'subgroup' })).toThrow(/subgroups of exactly 8 lanes.*SwiftShader.*4-4/);
   });
 });
 
@@ -45,7 +53,7 @@ describe('matmul GPU vs float64 reference', () => {
       const dwRef = matmulBackwardWeightRef(dy, x, M, K, N).map((v, i) => v + dw0[i]);
       const tx = gpu.tensor('x', [M, K], 'f32', x), tw = gpu.tensor('w', [N, K], 'f32', w), tdy = gpu.tensor('dy', [M, N], 'f32', dy);
       const ty = gpu.tensor('y', [M, N]), tdx = gpu.tensor('dx', [M, K]), tdw = gpu.tensor('dw', [N, K]);
-      for (const variant of MATMUL_VARIANTS) {
+      for (const variant of matmulVariants(gpu)) {
         for (const gemv of M === 1 ? [true, false] : [true]) {
           const tag = `${variant}${M === 1 ? (gemv ? ' gemv' : ' gemm') : ''}`;
           gpu.write(ty, y0);

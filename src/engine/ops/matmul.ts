@@ -3,8 +3,12 @@
 //   matmulBackwardInput:  dx (M,K) = dy (M,N) · W (N,K)     (assigns, or += with accumulate)
 //   matmulBackwardWeight: dW (N,K) += dyᵀ (N,M) · x (M,K)   (always accumulates)
 // Kernel variants (opts.variant):
+//   'subgroup' (shaders/matmul_sg.wgsl) one 8-lane subgroup per 32x16 block of C, each operand value
+//              loaded once and shared by subgroupBroadcast; vec4 loads for the forward when K % 4 == 0,
+//              scalar strided loads otherwise (any shape). No workgroup memory. CPU Vulkan with
+//              8-wide subgroups (lavapipe): measured 2.5-4x 'regtile' there.
 //   'regtile'  4x4 register tile per thread, vec4 loads where the shape allows (K, N multiples of 4),
-//              no workgroup memory: fastest on CPU Vulkan (lavapipe, SwiftShader).
+//              no workgroup memory: CPU Vulkan without subgroups (SwiftShader).
 //   'shared'   workgroup-memory tiled (64x64 block per workgroup, BK-deep slabs): what real GPUs want.
 //   'auto'     (default) pickMatmulVariant(gpu).
 // At M = 1 the forward takes a GEMV path unless opts.gemv === false: 'regtile' -> one thread per 4
@@ -12,8 +16,9 @@
 // 'gemv' is kept as an alias: 'shared' GEMV at M = 1, 'auto' otherwise.
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 
-export type MatmulVariant = 'auto' | 'regtile' | 'shared' | 'gemv';
-export const MATMUL_VARIANTS: readonly ('regtile' | 'shared')[] = ['regtile', 'shared'];
+export type MatmulKernel = 'subgroup' | 'regtile' | 'shared';
+export type MatmulVariant = 'auto' | MatmulKernel | 'gemv';
+export const MATMUL_VARIANTS: readonly MatmulKernel[] = ['subgroup', 'regtile', 'shared'];
 
 export interface MatmulOpts {
   /** out += result instead of out = result (forward and backward-input only; dW always accumulates) */
@@ -29,9 +34,21 @@ export function isSoftwareMatmulAdapter(gpu: Gpu): boolean {
   return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description} ${i.backend}`);
 }
 
-/** The kernel family 'auto' runs on this adapter: register tiles on CPU adapters, workgroup memory on GPUs. */
-export function pickMatmulVariant(gpu: Gpu): 'regtile' | 'shared' {
-  return isSoftwareMatmulAdapter(gpu) ? 'regtile' : 'shared';
+/** The 'subgroup' kernels need WGSL subgroups with exactly 8 lanes (their blocks are 8 lanes wide). */
+export function hasSubgroup8(gpu: Gpu): boolean {
+  return !!gpu.hasSubgroups && gpu.info.subgroupMinSize === 8 && gpu.info.subgroupMaxSize === 8;
+}
+
+/** The variants this device can run (the bench and tests iterate over these). */
+export function matmulVariants(gpu: Gpu): MatmulKernel[] {
+  return MATMUL_VARIANTS.filter((v) => v !== 'subgroup' || hasSubgroup8(gpu));
+}
+
+/** The kernel family 'auto' runs on this adapter: register tiles on CPU adapters (with subgroup
+ *  broadcasts where the subgroups are 8 wide), workgroup memory on GPUs. */
+export function pickMatmulVariant(gpu: Gpu): MatmulKernel {
+  if (!isSoftwareMatmulAdapter(gpu)) return 'shared';
+  return hasSubgroup8(gpu) ? 'subgroup' : 'regtile';
 }
 
 // Workgroup shapes (override constants). regtile: 4x4 threads, each 4x4 outputs -> 16x16 block
@@ -39,6 +56,7 @@ export function pickMatmulVariant(gpu: Gpu): 'regtile' | 'shared' {
 // tiled: 16x16 threads -> 64x64 block, 16-deep slabs. gemv: 64 threads.
 const RT = { WGX: 4, WGY: 4 };
 const SH = { WGX: 16, WGY: 16, BK: 16 };
+const SG = { BM: 32, BN: 16 }; // matmul_sg.wgsl block of C per workgroup (TM = 4 rows x 8 lanes, NB = 2 x 8 columns)
 const GEMV_WG = 64;
 const ROWS_WG = 16; // gemv_rows: 4 outputs per thread, small workgroups spread rows over CPU cores
 
@@ -48,17 +66,23 @@ function checkSize(name: string, t: Tensor, n: number): void {
   if (t.numel < n) throw new Error(`${name}: tensor "${t.label}" has ${t.numel} elements, needs ${n}`);
 }
 
-function resolve(gpu: Gpu, v: MatmulVariant | undefined): 'regtile' | 'shared' {
-  if (v === 'regtile' || v === 'shared') return v;
+function resolve(gpu: Gpu, v: MatmulVariant | undefined): MatmulKernel {
+  if (v === 'subgroup' && !hasSubgroup8(gpu)) throw new Error(`matmul variant 'subgroup' needs WGSL subgroups of exactly 8 lanes; this adapter (${gpu.info.description || gpu.info.vendor}) has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
+  if (v === 'regtile' || v === 'shared' || v === 'subgroup') return v;
   if (v === 'gemv') return 'shared';
   return pickMatmulVariant(gpu);
 }
 
 /** C (I,J) (+)= Σ_r A(i,r) B(j,r), A(i,r) = a[i*sAi + r*sAr], B(j,r) = b[j*sBj + r*sBr]. */
-function gemm(gpu: Gpu, variant: 'regtile' | 'shared', layout: Layout, c: Tensor, a: Tensor, b: Tensor, I: number, J: number, R: number, s: [number, number, number, number], accumulate: boolean): void {
+function gemm(gpu: Gpu, variant: MatmulKernel, layout: Layout, c: Tensor, a: Tensor, b: Tensor, I: number, J: number, R: number, s: [number, number, number, number], accumulate: boolean): void {
   if (I === 0 || J === 0) return;
   const params = new Params().u32(I, J, R, s[0], s[1], s[2], s[3], accumulate ? 1 : 0);
   const bindings = [a, b, c];
+  if (variant === 'subgroup') {
+    const vec4 = layout === 'nt' && R % 4 === 0 && s[0] % 4 === 0 && s[2] % 4 === 0;
+    gpu.run({ shader: 'matmul_sg', entry: vec4 ? 'sg_nt4' : 'sg_gen' }, { params, bindings, workgroups: [Math.ceil(J / SG.BN), Math.ceil(I / SG.BM)] });
+    return;
+  }
   if (variant === 'shared') {
     gpu.run({ shader: 'matmul', entry: 'tiled', constants: SH }, { params, bindings, workgroups: [Math.ceil(J / (4 * SH.WGX)), Math.ceil(I / (4 * SH.WGY))] });
     return;
