@@ -7,11 +7,11 @@
 //    `quench eval` prints (the CLI itself, --json) on the same documents. Tolerance: |Δ mean NLL|
 //    ≤ 1e-5 nats (relative 1e-5 on the perplexity). Both sides are fp32 on the same weights (ORT's
 //    MatMulNBits dequantizes the same codes, fp32 scales and zero points); only summation order
-//    differs, measured ~1e-7 nats.
+//    differs, measured ~1e-7 nats. Both 4-bit graphs are smaller than the FP32 safetensors.
 // 2. @huggingface/transformers (transformers.js, Node, onnxruntime-node underneath) loads the
 //    folder from local files with remote models disabled and fetch() made to throw, tokenizes as
 //    Quench does, and its greedy generation equals Quench's (LlamaModel + generate, temperature 0).
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -82,6 +82,9 @@ describe.skipIf(!hasSharedData)('the ONNX export folder in onnxruntime-node and 
     const cli = JSON.parse(execFileSync(process.execPath, [join(repo, 'bin/quench.mjs'), 'eval', '--model', student, '--text', textFile, '--sep', '<|endoftext|>', '--limit', String(DOCS), '--json'], { encoding: 'utf8', env: { ...process.env, QUENCH_PROGRESS: '0' } }).trim().split('\n').pop()!) as { ppl: number; nll: number; tokens: number; documents: number };
     const cliSeconds = (performance.now() - tc) / 1000;
     const cfg = m.config, V = cfg.vocabSize, HS = cfg.dim / cfg.nHeads;
+    // the 4-bit folders are smaller than the FP32 model (safetensors of the same weights)
+    const fp32 = modelFiles(cfg, m.weights, null)['model.safetensors'].byteLength;
+    for (const g of ['onnx-kv', 'onnx-plain']) expect(statSync(join(dir, g, 'onnx/model.onnx')).size).toBeLessThan(fp32);
     // one thread each: on this shared 2-core machine more threads spin
     const so: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, interOpNumThreads: 1 };
     const plain = await ort.InferenceSession.create(join(dir, 'onnx-plain/onnx/model.onnx'), so);
