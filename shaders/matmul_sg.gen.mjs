@@ -18,7 +18,10 @@ const head = `// fp32 matmul for CPU Vulkan (lavapipe) with subgroup broadcasts.
 // No workgroup memory, no barriers. Needs a subgroup size of exactly 8 (the wrapper checks).
 // Entries (bindings 0 params, 1 A, 2 B (read), 3 C (read_write); dispatch (ceil(J/${BN}), ceil(I/${BM}))):
 //   sg_nt4   A and B contiguous along r (forward y = x·Wᵀ), vec4 loads; needs R % 4 == 0 and sAi, sBj % 4 == 0.
-//   sg_gen   any strides and shape, scalar loads, r unrolled by 4 (backward dX, dW, ragged shapes).
+//   sg_nn4   A contiguous along r (vec4 loads, R % 4 == 0, sAi % 4 == 0), B any strides (backward dX).
+//   sg_tn4   A contiguous along i (vec4 loads: lane l owns rows i0 + 4l .. 4l + 3 instead; I % 4 == 0,
+//            sAr % 4 == 0), B any strides, r unrolled by 2 (backward dW).
+//   sg_gen   any strides and shape, scalar loads, r unrolled by 4 (ragged shapes).
 // CPU reference: src/engine/ref/matmul.ts
 enable subgroups;
 
@@ -48,12 +51,12 @@ fn bcastLo(v: f32) -> vec4f { return vec4f(subgroupBroadcast(v, 0u), subgroupBro
 fn bcastHi(v: f32) -> vec4f { return vec4f(subgroupBroadcast(v, 4u), subgroupBroadcast(v, 5u), subgroupBroadcast(v, 6u), subgroupBroadcast(v, 7u)); }
 `;
 
-function prologue(L, scale) {
+function prologue(L, scale, bscale = scale) {
   L.push(`  let i0 = wid.y * ${BM}u + sl;`);
   L.push(`  let j0 = wid.x * ${BN}u;`);
   L.push(`  // rows/columns past the edge are clamped to valid ones; put1 drops their results`);
-  for (let t = 0; t < TM; t++) L.push(`  let ia${t} = min(i0 + ${8 * t}u, p.I - 1u) * ${scale('p.sAi')};`);
-  for (let n = 0; n < NB; n++) L.push(`  let jb${n} = min(j0 + sl + ${8 * n}u, p.J - 1u) * ${scale('p.sBj')};`);
+  if (scale) for (let t = 0; t < TM; t++) L.push(`  let ia${t} = min(i0 + ${8 * t}u, p.I - 1u) * ${scale('p.sAi')};`);
+  for (let n = 0; n < NB; n++) L.push(`  let jb${n} = min(j0 + sl + ${8 * n}u, p.J - 1u) * ${bscale('p.sBj')};`);
   // c{t}_{q}: row t of this lane, columns j0 + 4q .. j0 + 4q + 3
   for (let t = 0; t < TM; t++) for (let q = 0; q < 2 * NB; q++) L.push(`  var c${t}_${q} = vec4f(0.0);`);
 }
@@ -67,8 +70,8 @@ function step(L, s, ind = '    ') {
   for (let t = 0; t < TM; t++) for (let q = 0; q < 2 * NB; q++) L.push(`${ind}c${t}_${q} += av${t}${s} * bq${s}_${q};`);
 }
 
-function epilogue(L) {
-  for (let t = 0; t < TM; t++) for (let q = 0; q < 2 * NB; q++) L.push(`  put4(i0 + ${8 * t}u, j0 + ${4 * q}u, c${t}_${q});`);
+function epilogue(L, row = (t) => `i0 + ${8 * t}u`) {
+  for (let t = 0; t < TM; t++) for (let q = 0; q < 2 * NB; q++) L.push(`  put4(${row(t)}, j0 + ${4 * q}u, c${t}_${q});`);
   L.push(`}`);
 }
 
@@ -88,6 +91,58 @@ function nt4() {
   }
   L.push(`  }`);
   epilogue(L);
+  return L.join('\n');
+}
+
+function nn4() {
+  const L = [];
+  L.push(`@compute @workgroup_size(8)`);
+  L.push(`fn sg_nn4(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sl: u32) {`);
+  prologue(L, (s) => `(${s} / 4u)`, (s) => s);
+  L.push(`  for (var r = 0u; r < p.R / 4u; r++) {`);
+  for (let t = 0; t < TM; t++) L.push(`    let a${t} = a4[ia${t} + r];`);
+  for (let s = 0; s < 4; s++) L.push(`    let rb${s} = (4u * r + ${s}u) * p.sBr;`);
+  for (let s = 0; s < 4; s++) for (let n = 0; n < NB; n++) L.push(`    let bl${n}${'xyzw'[s]} = b[jb${n} + rb${s}];`);
+  const comp = 'xyzw';
+  for (let s = 0; s < 4; s++) {
+    for (let t = 0; t < TM; t++) L.push(`    let av${t}${comp[s]} = a${t}.${comp[s]};`);
+    step(L, comp[s]);
+  }
+  L.push(`  }`);
+  epilogue(L);
+  return L.join('\n');
+}
+
+// A contiguous along i: lane l owns the 4 consecutive rows ib + t (ib = wid.y * 32 + 4l), one vec4 per r.
+function tn4() {
+  if (TM !== 4) throw new Error('sg_tn4 assumes TM = 4');
+  const L = [];
+  L.push(`@compute @workgroup_size(8)`);
+  L.push(`fn sg_tn4(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sl: u32) {`);
+  prologue(L, null, (s) => s);
+  L.push(`  let ib = wid.y * ${BM}u + 4u * sl;`);
+  L.push(`  let ia = min(ib, p.I - 4u) / 4u;`);
+  L.push(`  let sAr4 = p.sAr / 4u;`);
+  L.push(`  let R2 = p.R & ~1u;`);
+  L.push(`  for (var r = 0u; r < R2; r += 2u) {`);
+  for (let s = 0; s < 2; s++) {
+    L.push(`    let a${s} = a4[ia + (r + ${s}u) * sAr4];`);
+    L.push(`    let rb${s} = (r + ${s}u) * p.sBr;`);
+    for (let n = 0; n < NB; n++) L.push(`    let bl${n}${s} = b[jb${n} + rb${s}];`);
+  }
+  for (let s = 0; s < 2; s++) {
+    for (let t = 0; t < TM; t++) L.push(`    let av${t}${s} = a${s}.${'xyzw'[t]};`);
+    step(L, String(s));
+  }
+  L.push(`  }`);
+  L.push(`  if (R2 < p.R) {`);
+  L.push(`    let at = a4[ia + R2 * sAr4];`);
+  L.push(`    let rbt = R2 * p.sBr;`);
+  for (let n = 0; n < NB; n++) L.push(`    let bl${n}t = b[jb${n} + rbt];`);
+  for (let t = 0; t < TM; t++) L.push(`    let av${t}t = at.${'xyzw'[t]};`);
+  step(L, 't');
+  L.push(`  }`);
+  epilogue(L, (t) => `ib + ${t}u`);
   return L.join('\n');
 }
 
@@ -119,4 +174,4 @@ function gen() {
   return L.join('\n');
 }
 
-console.log([head, nt4(), '', gen(), ''].join('\n'));
+console.log([head, nt4(), '', nn4(), '', tn4(), '', gen(), ''].join('\n'));

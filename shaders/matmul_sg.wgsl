@@ -10,7 +10,10 @@
 // No workgroup memory, no barriers. Needs a subgroup size of exactly 8 (the wrapper checks).
 // Entries (bindings 0 params, 1 A, 2 B (read), 3 C (read_write); dispatch (ceil(J/16), ceil(I/32))):
 //   sg_nt4   A and B contiguous along r (forward y = x·Wᵀ), vec4 loads; needs R % 4 == 0 and sAi, sBj % 4 == 0.
-//   sg_gen   any strides and shape, scalar loads, r unrolled by 4 (backward dX, dW, ragged shapes).
+//   sg_nn4   A contiguous along r (vec4 loads, R % 4 == 0, sAi % 4 == 0), B any strides (backward dX).
+//   sg_tn4   A contiguous along i (vec4 loads: lane l owns rows i0 + 4l .. 4l + 3 instead; I % 4 == 0,
+//            sAr % 4 == 0), B any strides, r unrolled by 2 (backward dW).
+//   sg_gen   any strides and shape, scalar loads, r unrolled by 4 (ragged shapes).
 // CPU reference: src/engine/ref/matmul.ts
 enable subgroups;
 
@@ -194,6 +197,298 @@ fn sg_nt4(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sl
   put4(i0 + 24u, j0 + 4u, c3_1);
   put4(i0 + 24u, j0 + 8u, c3_2);
   put4(i0 + 24u, j0 + 12u, c3_3);
+}
+
+@compute @workgroup_size(8)
+fn sg_nn4(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
+  let i0 = wid.y * 32u + sl;
+  let j0 = wid.x * 16u;
+  // rows/columns past the edge are clamped to valid ones; put1 drops their results
+  let ia0 = min(i0 + 0u, p.I - 1u) * (p.sAi / 4u);
+  let ia1 = min(i0 + 8u, p.I - 1u) * (p.sAi / 4u);
+  let ia2 = min(i0 + 16u, p.I - 1u) * (p.sAi / 4u);
+  let ia3 = min(i0 + 24u, p.I - 1u) * (p.sAi / 4u);
+  let jb0 = min(j0 + sl + 0u, p.J - 1u) * p.sBj;
+  let jb1 = min(j0 + sl + 8u, p.J - 1u) * p.sBj;
+  var c0_0 = vec4f(0.0);
+  var c0_1 = vec4f(0.0);
+  var c0_2 = vec4f(0.0);
+  var c0_3 = vec4f(0.0);
+  var c1_0 = vec4f(0.0);
+  var c1_1 = vec4f(0.0);
+  var c1_2 = vec4f(0.0);
+  var c1_3 = vec4f(0.0);
+  var c2_0 = vec4f(0.0);
+  var c2_1 = vec4f(0.0);
+  var c2_2 = vec4f(0.0);
+  var c2_3 = vec4f(0.0);
+  var c3_0 = vec4f(0.0);
+  var c3_1 = vec4f(0.0);
+  var c3_2 = vec4f(0.0);
+  var c3_3 = vec4f(0.0);
+  for (var r = 0u; r < p.R / 4u; r++) {
+    let a0 = a4[ia0 + r];
+    let a1 = a4[ia1 + r];
+    let a2 = a4[ia2 + r];
+    let a3 = a4[ia3 + r];
+    let rb0 = (4u * r + 0u) * p.sBr;
+    let rb1 = (4u * r + 1u) * p.sBr;
+    let rb2 = (4u * r + 2u) * p.sBr;
+    let rb3 = (4u * r + 3u) * p.sBr;
+    let bl0x = b[jb0 + rb0];
+    let bl1x = b[jb1 + rb0];
+    let bl0y = b[jb0 + rb1];
+    let bl1y = b[jb1 + rb1];
+    let bl0z = b[jb0 + rb2];
+    let bl1z = b[jb1 + rb2];
+    let bl0w = b[jb0 + rb3];
+    let bl1w = b[jb1 + rb3];
+    let av0x = a0.x;
+    let av1x = a1.x;
+    let av2x = a2.x;
+    let av3x = a3.x;
+    let bqx_0 = bcastLo(bl0x);
+    let bqx_1 = bcastHi(bl0x);
+    let bqx_2 = bcastLo(bl1x);
+    let bqx_3 = bcastHi(bl1x);
+    c0_0 += av0x * bqx_0;
+    c0_1 += av0x * bqx_1;
+    c0_2 += av0x * bqx_2;
+    c0_3 += av0x * bqx_3;
+    c1_0 += av1x * bqx_0;
+    c1_1 += av1x * bqx_1;
+    c1_2 += av1x * bqx_2;
+    c1_3 += av1x * bqx_3;
+    c2_0 += av2x * bqx_0;
+    c2_1 += av2x * bqx_1;
+    c2_2 += av2x * bqx_2;
+    c2_3 += av2x * bqx_3;
+    c3_0 += av3x * bqx_0;
+    c3_1 += av3x * bqx_1;
+    c3_2 += av3x * bqx_2;
+    c3_3 += av3x * bqx_3;
+    let av0y = a0.y;
+    let av1y = a1.y;
+    let av2y = a2.y;
+    let av3y = a3.y;
+    let bqy_0 = bcastLo(bl0y);
+    let bqy_1 = bcastHi(bl0y);
+    let bqy_2 = bcastLo(bl1y);
+    let bqy_3 = bcastHi(bl1y);
+    c0_0 += av0y * bqy_0;
+    c0_1 += av0y * bqy_1;
+    c0_2 += av0y * bqy_2;
+    c0_3 += av0y * bqy_3;
+    c1_0 += av1y * bqy_0;
+    c1_1 += av1y * bqy_1;
+    c1_2 += av1y * bqy_2;
+    c1_3 += av1y * bqy_3;
+    c2_0 += av2y * bqy_0;
+    c2_1 += av2y * bqy_1;
+    c2_2 += av2y * bqy_2;
+    c2_3 += av2y * bqy_3;
+    c3_0 += av3y * bqy_0;
+    c3_1 += av3y * bqy_1;
+    c3_2 += av3y * bqy_2;
+    c3_3 += av3y * bqy_3;
+    let av0z = a0.z;
+    let av1z = a1.z;
+    let av2z = a2.z;
+    let av3z = a3.z;
+    let bqz_0 = bcastLo(bl0z);
+    let bqz_1 = bcastHi(bl0z);
+    let bqz_2 = bcastLo(bl1z);
+    let bqz_3 = bcastHi(bl1z);
+    c0_0 += av0z * bqz_0;
+    c0_1 += av0z * bqz_1;
+    c0_2 += av0z * bqz_2;
+    c0_3 += av0z * bqz_3;
+    c1_0 += av1z * bqz_0;
+    c1_1 += av1z * bqz_1;
+    c1_2 += av1z * bqz_2;
+    c1_3 += av1z * bqz_3;
+    c2_0 += av2z * bqz_0;
+    c2_1 += av2z * bqz_1;
+    c2_2 += av2z * bqz_2;
+    c2_3 += av2z * bqz_3;
+    c3_0 += av3z * bqz_0;
+    c3_1 += av3z * bqz_1;
+    c3_2 += av3z * bqz_2;
+    c3_3 += av3z * bqz_3;
+    let av0w = a0.w;
+    let av1w = a1.w;
+    let av2w = a2.w;
+    let av3w = a3.w;
+    let bqw_0 = bcastLo(bl0w);
+    let bqw_1 = bcastHi(bl0w);
+    let bqw_2 = bcastLo(bl1w);
+    let bqw_3 = bcastHi(bl1w);
+    c0_0 += av0w * bqw_0;
+    c0_1 += av0w * bqw_1;
+    c0_2 += av0w * bqw_2;
+    c0_3 += av0w * bqw_3;
+    c1_0 += av1w * bqw_0;
+    c1_1 += av1w * bqw_1;
+    c1_2 += av1w * bqw_2;
+    c1_3 += av1w * bqw_3;
+    c2_0 += av2w * bqw_0;
+    c2_1 += av2w * bqw_1;
+    c2_2 += av2w * bqw_2;
+    c2_3 += av2w * bqw_3;
+    c3_0 += av3w * bqw_0;
+    c3_1 += av3w * bqw_1;
+    c3_2 += av3w * bqw_2;
+    c3_3 += av3w * bqw_3;
+  }
+  put4(i0 + 0u, j0 + 0u, c0_0);
+  put4(i0 + 0u, j0 + 4u, c0_1);
+  put4(i0 + 0u, j0 + 8u, c0_2);
+  put4(i0 + 0u, j0 + 12u, c0_3);
+  put4(i0 + 8u, j0 + 0u, c1_0);
+  put4(i0 + 8u, j0 + 4u, c1_1);
+  put4(i0 + 8u, j0 + 8u, c1_2);
+  put4(i0 + 8u, j0 + 12u, c1_3);
+  put4(i0 + 16u, j0 + 0u, c2_0);
+  put4(i0 + 16u, j0 + 4u, c2_1);
+  put4(i0 + 16u, j0 + 8u, c2_2);
+  put4(i0 + 16u, j0 + 12u, c2_3);
+  put4(i0 + 24u, j0 + 0u, c3_0);
+  put4(i0 + 24u, j0 + 4u, c3_1);
+  put4(i0 + 24u, j0 + 8u, c3_2);
+  put4(i0 + 24u, j0 + 12u, c3_3);
+}
+
+@compute @workgroup_size(8)
+fn sg_tn4(@builtin(workgroup_id) wid: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
+  let i0 = wid.y * 32u + sl;
+  let j0 = wid.x * 16u;
+  // rows/columns past the edge are clamped to valid ones; put1 drops their results
+  let jb0 = min(j0 + sl + 0u, p.J - 1u) * p.sBj;
+  let jb1 = min(j0 + sl + 8u, p.J - 1u) * p.sBj;
+  var c0_0 = vec4f(0.0);
+  var c0_1 = vec4f(0.0);
+  var c0_2 = vec4f(0.0);
+  var c0_3 = vec4f(0.0);
+  var c1_0 = vec4f(0.0);
+  var c1_1 = vec4f(0.0);
+  var c1_2 = vec4f(0.0);
+  var c1_3 = vec4f(0.0);
+  var c2_0 = vec4f(0.0);
+  var c2_1 = vec4f(0.0);
+  var c2_2 = vec4f(0.0);
+  var c2_3 = vec4f(0.0);
+  var c3_0 = vec4f(0.0);
+  var c3_1 = vec4f(0.0);
+  var c3_2 = vec4f(0.0);
+  var c3_3 = vec4f(0.0);
+  let ib = wid.y * 32u + 4u * sl;
+  let ia = min(ib, p.I - 4u) / 4u;
+  let sAr4 = p.sAr / 4u;
+  let R2 = p.R & ~1u;
+  for (var r = 0u; r < R2; r += 2u) {
+    let a0 = a4[ia + (r + 0u) * sAr4];
+    let rb0 = (r + 0u) * p.sBr;
+    let bl00 = b[jb0 + rb0];
+    let bl10 = b[jb1 + rb0];
+    let a1 = a4[ia + (r + 1u) * sAr4];
+    let rb1 = (r + 1u) * p.sBr;
+    let bl01 = b[jb0 + rb1];
+    let bl11 = b[jb1 + rb1];
+    let av00 = a0.x;
+    let av10 = a0.y;
+    let av20 = a0.z;
+    let av30 = a0.w;
+    let bq0_0 = bcastLo(bl00);
+    let bq0_1 = bcastHi(bl00);
+    let bq0_2 = bcastLo(bl10);
+    let bq0_3 = bcastHi(bl10);
+    c0_0 += av00 * bq0_0;
+    c0_1 += av00 * bq0_1;
+    c0_2 += av00 * bq0_2;
+    c0_3 += av00 * bq0_3;
+    c1_0 += av10 * bq0_0;
+    c1_1 += av10 * bq0_1;
+    c1_2 += av10 * bq0_2;
+    c1_3 += av10 * bq0_3;
+    c2_0 += av20 * bq0_0;
+    c2_1 += av20 * bq0_1;
+    c2_2 += av20 * bq0_2;
+    c2_3 += av20 * bq0_3;
+    c3_0 += av30 * bq0_0;
+    c3_1 += av30 * bq0_1;
+    c3_2 += av30 * bq0_2;
+    c3_3 += av30 * bq0_3;
+    let av01 = a1.x;
+    let av11 = a1.y;
+    let av21 = a1.z;
+    let av31 = a1.w;
+    let bq1_0 = bcastLo(bl01);
+    let bq1_1 = bcastHi(bl01);
+    let bq1_2 = bcastLo(bl11);
+    let bq1_3 = bcastHi(bl11);
+    c0_0 += av01 * bq1_0;
+    c0_1 += av01 * bq1_1;
+    c0_2 += av01 * bq1_2;
+    c0_3 += av01 * bq1_3;
+    c1_0 += av11 * bq1_0;
+    c1_1 += av11 * bq1_1;
+    c1_2 += av11 * bq1_2;
+    c1_3 += av11 * bq1_3;
+    c2_0 += av21 * bq1_0;
+    c2_1 += av21 * bq1_1;
+    c2_2 += av21 * bq1_2;
+    c2_3 += av21 * bq1_3;
+    c3_0 += av31 * bq1_0;
+    c3_1 += av31 * bq1_1;
+    c3_2 += av31 * bq1_2;
+    c3_3 += av31 * bq1_3;
+  }
+  if (R2 < p.R) {
+    let at = a4[ia + R2 * sAr4];
+    let rbt = R2 * p.sBr;
+    let bl0t = b[jb0 + rbt];
+    let bl1t = b[jb1 + rbt];
+    let av0t = at.x;
+    let av1t = at.y;
+    let av2t = at.z;
+    let av3t = at.w;
+    let bqt_0 = bcastLo(bl0t);
+    let bqt_1 = bcastHi(bl0t);
+    let bqt_2 = bcastLo(bl1t);
+    let bqt_3 = bcastHi(bl1t);
+    c0_0 += av0t * bqt_0;
+    c0_1 += av0t * bqt_1;
+    c0_2 += av0t * bqt_2;
+    c0_3 += av0t * bqt_3;
+    c1_0 += av1t * bqt_0;
+    c1_1 += av1t * bqt_1;
+    c1_2 += av1t * bqt_2;
+    c1_3 += av1t * bqt_3;
+    c2_0 += av2t * bqt_0;
+    c2_1 += av2t * bqt_1;
+    c2_2 += av2t * bqt_2;
+    c2_3 += av2t * bqt_3;
+    c3_0 += av3t * bqt_0;
+    c3_1 += av3t * bqt_1;
+    c3_2 += av3t * bqt_2;
+    c3_3 += av3t * bqt_3;
+  }
+  put4(ib + 0u, j0 + 0u, c0_0);
+  put4(ib + 0u, j0 + 4u, c0_1);
+  put4(ib + 0u, j0 + 8u, c0_2);
+  put4(ib + 0u, j0 + 12u, c0_3);
+  put4(ib + 1u, j0 + 0u, c1_0);
+  put4(ib + 1u, j0 + 4u, c1_1);
+  put4(ib + 1u, j0 + 8u, c1_2);
+  put4(ib + 1u, j0 + 12u, c1_3);
+  put4(ib + 2u, j0 + 0u, c2_0);
+  put4(ib + 2u, j0 + 4u, c2_1);
+  put4(ib + 2u, j0 + 8u, c2_2);
+  put4(ib + 2u, j0 + 12u, c2_3);
+  put4(ib + 3u, j0 + 0u, c3_0);
+  put4(ib + 3u, j0 + 4u, c3_1);
+  put4(ib + 3u, j0 + 8u, c3_2);
+  put4(ib + 3u, j0 + 12u, c3_3);
 }
 
 @compute @workgroup_size(8)

@@ -4,8 +4,8 @@
 //   matmulBackwardWeight: dW (N,K) += dyᵀ (N,M) · x (M,K)   (always accumulates)
 // Kernel variants (opts.variant):
 //   'subgroup' (shaders/matmul_sg.wgsl) one 8-lane subgroup per 32x16 block of C, each operand value
-//              loaded once and shared by subgroupBroadcast; vec4 loads for the forward when K % 4 == 0,
-//              scalar strided loads otherwise (any shape). No workgroup memory. CPU Vulkan with
+//              loaded once and shared by subgroupBroadcast; vec4 loads where aligned (forward: K % 4,
+//              dX and dW: N % 4), scalar strided loads otherwise (any shape). No workgroup memory. CPU Vulkan with
 //              8-wide subgroups (lavapipe): measured 2.5-4x 'regtile' there.
 //   'regtile'  4x4 register tile per thread, vec4 loads where the shape allows (K, N multiples of 4),
 //              no workgroup memory: CPU Vulkan without subgroups (SwiftShader).
@@ -79,8 +79,12 @@ function gemm(gpu: Gpu, variant: MatmulKernel, layout: Layout, c: Tensor, a: Ten
   const params = new Params().u32(I, J, R, s[0], s[1], s[2], s[3], accumulate ? 1 : 0);
   const bindings = [a, b, c];
   if (variant === 'subgroup') {
-    const vec4 = layout === 'nt' && R % 4 === 0 && s[0] % 4 === 0 && s[2] % 4 === 0;
-    gpu.run({ shader: 'matmul_sg', entry: vec4 ? 'sg_nt4' : 'sg_gen' }, { params, bindings, workgroups: [Math.ceil(J / SG.BN), Math.ceil(I / SG.BM)] });
+    // vec4 loads of A along r (forward, dX) or along i (dW), of B along r (forward) where aligned
+    let entry = 'sg_gen';
+    if (layout === 'nt' && R % 4 === 0 && s[0] % 4 === 0 && s[2] % 4 === 0) entry = 'sg_nt4';
+    else if (layout === 'nn' && R % 4 === 0 && s[0] % 4 === 0) entry = 'sg_nn4';
+    else if (layout === 'tn' && I % 4 === 0 && s[1] % 4 === 0) entry = 'sg_tn4';
+    gpu.run({ shader: 'matmul_sg', entry }, { params, bindings, workgroups: [Math.ceil(J / SG.BN), Math.ceil(I / SG.BM)] });
     return;
   }
   if (variant === 'shared') {
