@@ -1,65 +1,148 @@
-// fp32 matmul figures (shaders/matmul.wgsl), forward y = x·Wᵀ at square LLaMA-like shapes K = N:
-// GEMV (M = 1, decode; each variant's GEMV path) and GEMM (M = 256), for each kernel variant:
-//   regtile  register tiles, no workgroup memory (CPU Vulkan's choice)
-//   shared   workgroup-memory tiles / workgroup-reduction GEMV (real GPUs' choice)
-// Iterations scale down with the work so the whole run stays under about a minute on CPU Vulkan.
-// GB/s counts the bytes of W, x and y once per call (the GEMV roofline figure).
+// fp32 matmul figures (shaders/matmul.wgsl, shaders/matmul_sg.wgsl), side by side in one run:
+//   GEMM: forward y = x·Wᵀ, dX = dY·W, dW += dYᵀ·X at the issue's shapes (M×K×N) 256×1024×1024,
+//         1024³ (the lavapipe target) and 256×2048×2048, for every variant this device runs
+//         (subgroup / regtile / shared), and numpy's sgemm on the same products when /usr/bin/python3
+//         has numpy (the roofline on these cores).
+//   GEMV: M = 1 forward (decode) at K = N in {1024, 2048, 4096}, each variant's GEMV path.
+// A case whose estimated time (its FLOPs at the speed the same variant and product reached on a
+// smaller shape) exceeds callCapMs is skipped and says so, as is everything after the section's
+// deadline: the whole bench has to finish on CPU Vulkan. GB/s counts W, x and y once per call.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import type { Gpu } from '../src/engine/gpu/runtime';
-import { MATMUL_VARIANTS, matmulForward, pickMatmulVariant } from '../src/engine/ops/matmul';
+import { matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant } from '../src/engine/ops/matmul';
 import { randn } from '../src/engine/testing';
 import { timeIt, type BenchRow } from './types';
 
 export interface MatmulBenchOpts {
-  sizes?: number[];
-  rows?: number[];
-  /** stop adding iterations once this much (estimated) time per case is spent, ms */
+  /** GEMM shapes [M, K, N] */
+  gemm?: [number, number, number][];
+  /** GEMV sizes K = N */
+  gemv?: number[];
+  /** stop adding repetitions once this much (estimated) time per case is spent, ms */
   budgetMs?: number;
+  /** skip a case expected to take longer than this per call, ms */
+  callCapMs?: number;
+  /** no new case starts after this time (performance.now() ms) */
+  deadline?: number;
 }
 
-export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise<BenchRow[]> {
-  const sizes = opts.sizes ?? [64, 256, 512, 1024, 2048];
-  const Ms = opts.rows ?? [1, 256];
-  const budget = opts.budgetMs ?? 1500;
-  const auto = pickMatmulVariant(gpu);
-  const rows: BenchRow[] = [];
-  for (const K of sizes) {
-    const N = K;
-    const w = gpu.tensor('bench.w', [N, K], 'f32', randn(N * K, 1, 0.05));
-    for (const M of Ms) {
-      const x = gpu.tensor('bench.x', [M, K], 'f32', randn(M * K, 2));
-      const y = gpu.tensor('bench.y', [M, N]);
-      for (const variant of MATMUL_VARIANTS) {
-        const call = () => matmulForward(gpu, y, x, w, M, K, N, { variant });
-        // one untimed call compiles the pipeline; one timed call sizes the repetitions
-        call();
-        await gpu.sync();
-        const t0 = performance.now();
-        call();
-        await gpu.sync();
-        const once = Math.max(performance.now() - t0, 1e-3);
-        // several calls per sync amortise the submit/readback round trip for tiny shapes
-        const reps = Math.max(1, Math.min(50, Math.floor(budget / 10 / once)));
-        const iters = Math.max(1, Math.min(7, Math.floor(budget / (once * reps))));
-        const ms =
-          (await timeIt(async () => {
-            for (let r = 0; r < reps; r++) call();
-            await gpu.sync();
-          }, iters, 0)) / reps;
-        const flops = 2 * M * N * K;
-        const bytes = 4 * (N * K + M * K + M * N);
-        rows.push({
-          name: `fp32 ${M === 1 ? 'gemv' : 'gemm'} (${variant})`,
-          shape: `M=${M} K=${K} N=${N}`,
-          ms,
-          gflops: flops / ms / 1e6,
-          gbps: bytes / ms / 1e6,
-          note: `${variant === auto ? 'auto; ' : ''}${iters}x${reps}`,
-        });
-      }
-      gpu.free(x);
-      gpu.free(y);
-    }
-    gpu.free(w);
+type Op = 'fwd' | 'dx' | 'dw';
+const OP_NAME: Record<Op, string> = { fwd: 'y=x·Wᵀ', dx: 'dX=dY·W', dw: 'dW+=dYᵀ·X' };
+
+/** numpy sgemm GFLOP/s for each [M, K, N] and product, or null when python3/numpy is missing. */
+export function numpySgemm(shapes: [number, number, number][]): Record<string, number> | null {
+  const py = '/usr/bin/python3';
+  if (!existsSync(py)) return null;
+  const script = `
+import json, sys, time
+import numpy as np
+out = {}
+for M, K, N in json.loads(sys.argv[1]):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((M, K), dtype=np.float32); w = rng.standard_normal((N, K), dtype=np.float32)
+    dy = rng.standard_normal((M, N), dtype=np.float32)
+    for op, f in (('fwd', lambda: x @ w.T), ('dx', lambda: dy @ w), ('dw', lambda: dy.T @ x)):
+        f(); best = 1e9
+        for _ in range(5):
+            t = time.perf_counter(); f(); best = min(best, time.perf_counter() - t)
+        out[f'{M}x{K}x{N} {op}'] = 2 * M * N * K / best / 1e9
+print(json.dumps(out))
+`;
+  const r = spawnSync(py, ['-c', script, JSON.stringify(shapes)], { encoding: 'utf8', timeout: 120_000 });
+  if (r.status !== 0) return null;
+  try {
+    return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as Record<string, number>;
+  } catch {
+    return null;
   }
-  return rows;
+}
+
+async function measure(gpu: Gpu, call: () => void, budget: number): Promise<{ ms: number; note: string }> {
+  // one untimed call compiles the pipeline; one timed call sizes the repetitions
+  call();
+  await gpu.sync();
+  const t0 = performance.now();
+  call();
+  await gpu.sync();
+  const once = Math.max(performance.now() - t0, 1e-3);
+  // several calls per sync amortise the submit/readback round trip for short calls
+  const reps = Math.max(1, Math.min(50, Math.floor(budget / 10 / once)));
+  const iters = Math.max(1, Math.min(5, Math.floor(budget / (once * reps))));
+  const ms = (await timeIt(async () => {
+    for (let r = 0; r < reps; r++) call();
+    await gpu.sync();
+  }, iters, 0)) / reps;
+  return { ms, note: `${iters}x${reps}` };
+}
+
+export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise<{ rows: BenchRow[]; notes: string[] }> {
+  const gemmShapes = opts.gemm ?? [[256, 1024, 1024], [1024, 1024, 1024], [256, 2048, 2048]];
+  const gemvSizes = opts.gemv ?? [1024, 2048, 4096];
+  const budget = opts.budgetMs ?? 1500;
+  const cap = opts.callCapMs ?? 15_000;
+  const deadline = opts.deadline ?? Infinity;
+  const auto = pickMatmulVariant(gpu);
+  const variants = matmulVariants(gpu);
+  const rows: BenchRow[] = [];
+  const notes: string[] = [];
+  const speed = new Map<string, number>(); // variant+op -> GFLOP/s measured so far (for the skip estimate)
+  const skipped = (name: string, shape: string, why: string) => rows.push({ name, shape, ms: NaN, note: `skipped: ${why}` });
+
+  for (const [M, K, N] of gemmShapes) {
+    const shape = `M=${M} K=${K} N=${N}`;
+    const x = gpu.tensor('bench.x', [M, K], 'f32', randn(M * K, 2));
+    const w = gpu.tensor('bench.w', [N, K], 'f32', randn(N * K, 1, 0.05));
+    const y = gpu.tensor('bench.y', [M, N], 'f32', randn(M * N, 3));
+    const dx = gpu.tensor('bench.dx', [M, K]);
+    const dw = gpu.tensor('bench.dw', [N, K]);
+    const flops = 2 * M * N * K;
+    for (const op of ['fwd', 'dx', 'dw'] as Op[]) {
+      for (const variant of variants) {
+        const name = `fp32 gemm ${OP_NAME[op]} (${variant})`;
+        const est = flops / ((speed.get(variant + op) ?? Infinity) * 1e6);
+        if (performance.now() > deadline) { skipped(name, shape, 'section time cap'); continue; }
+        if (est > cap) { skipped(name, shape, `estimated ${(est / 1000).toFixed(0)} s per call > ${cap / 1000} s cap`); continue; }
+        const call = op === 'fwd' ? () => matmulForward(gpu, y, x, w, M, K, N, { variant })
+          : op === 'dx' ? () => matmulBackwardInput(gpu, dx, y, w, M, K, N, { variant })
+          : () => matmulBackwardWeight(gpu, dw, y, x, M, K, N, { variant });
+        const { ms, note } = await measure(gpu, call, budget);
+        const gflops = flops / ms / 1e6;
+        speed.set(variant + op, gflops);
+        rows.push({ name, shape, ms, gflops, gbps: (4 * (N * K + M * K + M * N)) / ms / 1e6, note: `${variant === auto ? 'auto; ' : ''}${note}` });
+      }
+    }
+    for (const t of [x, w, y, dx, dw]) gpu.free(t);
+  }
+
+  const np = numpySgemm(gemmShapes);
+  if (np) {
+    for (const [M, K, N] of gemmShapes) for (const op of ['fwd', 'dx', 'dw'] as Op[]) {
+      const g = np[`${M}x${K}x${N} ${op}`];
+      if (g) rows.push({ name: `numpy sgemm ${OP_NAME[op]} (python3, CPU)`, shape: `M=${M} K=${K} N=${N}`, ms: (2 * M * N * K) / g / 1e6, gflops: g, note: 'peer' });
+    }
+  } else notes.push('numpy sgemm: /usr/bin/python3 with numpy not found, no roofline row');
+  // the headline ratio: best Quench fp32 GEMM vs numpy at each shape and product
+  for (const [M, K, N] of gemmShapes) for (const op of ['fwd', 'dx', 'dw'] as Op[]) {
+    const shape = `M=${M} K=${K} N=${N}`;
+    const ours = rows.filter((r) => r.shape === shape && r.name.startsWith(`fp32 gemm ${OP_NAME[op]}`) && r.gflops).sort((a, b) => b.gflops! - a.gflops!)[0];
+    const peer = rows.find((r) => r.shape === shape && r.name.startsWith(`numpy sgemm ${OP_NAME[op]}`));
+    if (ours) notes.push(`${shape} ${OP_NAME[op]}: best ${ours.name} ${ours.gflops!.toFixed(2)} GFLOP/s${peer ? `, numpy ${peer.gflops!.toFixed(1)} GFLOP/s (numpy/ours ${(peer.gflops! / ours.gflops!).toFixed(1)}x)` : ''}`);
+  }
+
+  for (const K of gemvSizes) {
+    const N = K;
+    const shape = `M=1 K=${K} N=${N}`;
+    const x = gpu.tensor('bench.x', [1, K], 'f32', randn(K, 2));
+    const w = gpu.tensor('bench.w', [N, K], 'f32', randn(N * K, 1, 0.05));
+    const y = gpu.tensor('bench.y', [1, N]);
+    for (const variant of variants) {
+      const name = `fp32 gemv (${variant})`;
+      if (performance.now() > deadline) { skipped(name, shape, 'section time cap'); continue; }
+      const { ms, note } = await measure(gpu, () => matmulForward(gpu, y, x, w, 1, K, N, { variant }), budget);
+      rows.push({ name, shape, ms, gflops: (2 * N * K) / ms / 1e6, gbps: (4 * (N * K + K + N)) / ms / 1e6, note: `${variant === auto ? 'auto; ' : ''}${note}` });
+    }
+    for (const t of [x, w, y]) gpu.free(t);
+  }
+  return { rows, notes };
 }

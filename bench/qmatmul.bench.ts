@@ -1,17 +1,23 @@
-// int4 (group 32, asymmetric) packed matmul: GEMV (M = 1, decode) and GEMM (M = 256) at K = N in
-// {256, 512, 1024, 2048}, every kernel variant that applies, and the backward dX (M = 256).
+// int4 (group 32, asymmetric) packed matmul: GEMV (M = 1, decode) at K = N in {256, ..., 4096} and
+// GEMM (M = 256) up to 2048, every kernel variant this device runs, and the backward dX (M = 256).
+// Cases estimated (from the same variant's speed on a smaller shape) to take over callCapMs per call,
+// and everything after the deadline, are skipped and say so.
 // ms is per call: short calls are batched several per GPU sync, slow ones get fewer repetitions
 // (about budgetMs per row) so the whole run stays near 30-40 s on CPU Vulkan. GB/s counts the bytes a call must
 // move at least: packed codes + scales + zeros + x + y. Figures are printed, never asserted.
 import type { Gpu } from '../src/engine/gpu/runtime';
-import { isSoftwareAdapter, pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, type GpuPacked, type QmatmulVariant } from '../src/engine/ops/qmatmul';
+import { isSoftwareAdapter, pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulVariant } from '../src/engine/ops/qmatmul';
 import { quantizeHost } from '../src/engine/quant/pack';
 import { randn } from '../src/engine/testing';
 import { timeIt, type BenchRow } from './types';
 
-export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048], opts: { budgetMs?: number } = {}): Promise<BenchRow[]> {
+export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096], opts: { budgetMs?: number; callCapMs?: number; deadline?: number } = {}): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const budget = opts.budgetMs ?? 2500; // per (shape, variant): fewer repetitions for slow cases
+  const cap = opts.callCapMs ?? 15_000;
+  const deadline = opts.deadline ?? Infinity;
+  const speed = new Map<string, number>(); // variant -> GFLOP/s so far, to skip cases that would take too long
+  const available = qmatmulVariants(gpu);
   for (const K of sizes) {
     const N = K;
     const p = quantizeHost(randn(N * K, 1, 0.05), N, K, { bits: 4, group: 32, sym: false });
@@ -25,11 +31,20 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048], opt
     for (const M of [1, 256]) {
       const x = gpu.tensor('bench.x', [M, K], 'f32', randn(M * K, 2));
       const y = gpu.tensor('bench.y', [M, N]);
-      const variants: (Exclude<QmatmulVariant, 'auto'> | 'dx' | 'dx_wg')[] = M === 1 ? ['gemv_rows', 'gemv'] : ['gemm', 'gemm_wg', 'dx', 'dx_wg'];
+      // GEMV at every size; GEMM (M = 256) up to 2048
+      if (M > 1 && K > 2048) { gpu.free(x); gpu.free(y); continue; }
+      const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv'] : ['gemm', 'gemm_wg', 'dx', 'dx_wg']) as (Exclude<QmatmulVariant, 'auto'> | 'dx' | 'dx_wg')[])
+        .filter((v) => v === 'dx' || v === 'dx_wg' || available.includes(v));
       const autoDx = isSoftwareAdapter(gpu) ? 'dx' : 'dx_wg';
       const dx = M === 1 ? null : gpu.tensor('bench.dx', [M, K]);
       const auto = pickQmatmulVariant(gpu, M);
       for (const v of variants) {
+        const name = v === 'dx' || v === 'dx_wg' ? `int4 dx=dy·W (${v})` : `int4 ${M === 1 ? 'gemv' : 'gemm'} (${v})`;
+        const est = (2 * M * N * K) / ((speed.get(v) ?? Infinity) * 1e6);
+        if (performance.now() > deadline || est > cap) {
+          rows.push({ name, shape: `M=${M} K=${K} N=${N}`, ms: NaN, note: `skipped: ${est > cap ? `estimated ${(est / 1000).toFixed(0)} s per call > ${cap / 1000} s cap` : 'section time cap'}` });
+          continue;
+        }
         const call = () => (v === 'dx' || v === 'dx_wg' ? qmatmulBackwardInput(gpu, dx!, y, w, M, false, v) : qmatmulForward(gpu, y, x, w, M, v));
         const once = async () => {
           call();
@@ -46,8 +61,9 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048], opt
             for (let r = 0; r < reps; r++) call();
             await gpu.sync();
           }, iters, 0)) / reps;
+        speed.set(v, (2 * M * N * K) / ms / 1e6);
         rows.push({
-          name: v === 'dx' || v === 'dx_wg' ? `int4 dx=dy·W (${v})` : `int4 ${M === 1 ? 'gemv' : 'gemm'} (${v})`,
+          name,
           shape: `M=${M} K=${K} N=${N}`,
           ms,
           gflops: (2 * M * N * K) / ms / 1e6,
