@@ -57,6 +57,13 @@ export async function run(argv: string[]): Promise<number> {
     const f = rows.filter((r) => /fp32/.test(r.name) && /gemv/i.test(r.name) && r.shape === q.shape && Number.isFinite(r.ms)).sort((a, b) => a.ms - b.ms)[0];
     if (f) ratios.push(`${q.shape}: int4 gemv / best fp32 gemv time = ${(q.ms / f.ms).toFixed(3)} (${q.name} vs ${f.name}); int4 reads ${(q.gbps! * q.ms / (f.gbps! * f.ms)).toFixed(3)} of the bytes`);
   }
+  // on a GPU: the int4 GEMV's fraction of the memory bandwidth (QUENCH_PEAK_GBPS, set by bench/gpu.sh)
+  const peak = Number(process.env.QUENCH_PEAK_GBPS || 0);
+  const q = rows.filter((r) => /int4 gemv/.test(r.name) && r.gbps).sort((a, b) => b.gbps! - a.gbps!);
+  const big = q.find((r) => r.shape === 'M=1 K=4096 N=4096') ?? q[0];
+  if (big) ratios.push(`int4 GEMV ${big.shape}: ${big.gbps!.toFixed(1)} GB/s (${big.name})${peak ? ` = ${((100 * big.gbps!) / peak).toFixed(1)}% of ${peak} GB/s (target >= 60% on a GPU)` : ''}`);
+  const att = rows.filter((r) => /attention/.test(r.name) && r.gflops).sort((a, b) => b.gflops! - a.gflops!)[0];
+  if (att) ratios.push(`attention forward best: ${(att.gflops! / 1000).toFixed(4)} TFLOP/s (${att.name}, ${att.shape})`);
   if (ratios.length) console.log(`\n${ratios.join('\n')}`);
   console.log(`\nbench wall time ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   if (argv.includes('--json')) console.log(JSON.stringify(rows));
