@@ -33,7 +33,7 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
       const y = gpu.tensor('bench.y', [M, N]);
       // GEMV at every size; GEMM (M = 256) up to 2048
       if (M > 1 && K > 2048) { gpu.free(x); gpu.free(y); continue; }
-      const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv'] : ['gemm', 'gemm_wg', 'dx', 'dx_wg']) as (Exclude<QmatmulVariant, 'auto'> | 'dx' | 'dx_wg')[])
+      const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv'] : ['gemm_sg', 'gemm', 'gemm_wg', 'dx', 'dx_wg']) as (Exclude<QmatmulVariant, 'auto'> | 'dx' | 'dx_wg')[])
         .filter((v) => v === 'dx' || v === 'dx_wg' || available.includes(v));
       const autoDx = isSoftwareAdapter(gpu) ? 'dx' : 'dx_wg';
       const dx = M === 1 ? null : gpu.tensor('bench.dx', [M, K]);

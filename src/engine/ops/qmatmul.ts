@@ -3,7 +3,9 @@
 //   qmatmulForward:        y (M, N) = x (M, K) · dequant(W)ᵀ          (assigns)
 //   qmatmulBackwardInput:  dx (M, K) = dy (M, N) · dequant(W) (N, K)  (assigns, or += with accumulate)
 // Variants (all tested; 'auto' picks per adapter and M):
-//   'gemm'      register-tiled 4×8 per thread, no workgroup memory   — CPU Vulkan, any M
+//   'gemm'      register-tiled 4×8 per thread, no workgroup memory   — CPU Vulkan without subgroups, any M
+//   'gemm_sg'   16×32 block per 8-lane subgroup, x shared by subgroupBroadcast, codes dequantized in
+//               registers (shaders/qmatmul_sg.wgsl)                   — CPU Vulkan with 8-wide subgroups, any M
 //   'gemm_wg'   64×64 tile through workgroup memory, barriers         — real GPUs, any M
 //   'gemv'      M = 1, one workgroup per row + workgroup reduction    — real GPUs
 //   'gemv_rows' M = 1, one thread per 8 rows, no barriers             — CPU Vulkan without subgroups
@@ -22,12 +24,12 @@ export interface GpuPacked {
   zeros: Tensor; // (N, nBlocks) f32, integer-valued
 }
 
-export type QmatmulVariant = 'auto' | 'gemm' | 'gemm_wg' | 'gemv' | 'gemv_rows' | 'gemv_sg';
-export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['gemm', 'gemm_wg', 'gemv', 'gemv_rows', 'gemv_sg'];
+export type QmatmulVariant = 'auto' | 'gemm' | 'gemm_sg' | 'gemm_wg' | 'gemv' | 'gemv_rows' | 'gemv_sg';
+export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['gemm', 'gemm_sg', 'gemm_wg', 'gemv', 'gemv_rows', 'gemv_sg'];
 
-/** The forward variants this device can run ('gemv_sg' needs 8-wide subgroups). */
+/** The forward variants this device can run (the _sg ones need 8-wide subgroups). */
 export function qmatmulVariants(gpu: Gpu): Exclude<QmatmulVariant, 'auto'>[] {
-  return QMATMUL_VARIANTS.filter((v) => v !== 'gemv_sg' || hasSubgroup8(gpu));
+  return QMATMUL_VARIANTS.filter((v) => !v.endsWith('_sg') || hasSubgroup8(gpu));
 }
 
 /** Software (CPU) Vulkan/WebGPU adapters: lavapipe/llvmpipe, SwiftShader. */
@@ -41,7 +43,7 @@ export function isSoftwareAdapter(gpu: Gpu): boolean {
 export function pickQmatmulVariant(gpu: Gpu, M: number): Exclude<QmatmulVariant, 'auto'> {
   const soft = isSoftwareAdapter(gpu);
   if (M === 1) return soft ? (hasSubgroup8(gpu) ? 'gemv_sg' : 'gemv_rows') : 'gemv';
-  return soft ? 'gemm' : 'gemm_wg';
+  return soft ? (hasSubgroup8(gpu) ? 'gemm_sg' : 'gemm') : 'gemm_wg';
 }
 
 const GEMV_WG = 64;
@@ -67,6 +69,10 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
     case 'gemv_rows':
       if (M !== 1) throw new Error('qmatmul gemv_rows needs M = 1');
       gpu.run({ shader: 'qmatmul', entry: 'gemv_rows', constants: { WG: ROWS_WG } }, { params: params(L, 1), bindings, workgroups: gpu.grid(Math.ceil(L.N / (8 * ROWS_WG))) });
+      return;
+    case 'gemm_sg':
+      if (!hasSubgroup8(gpu)) throw new Error(`qmatmul gemm_sg needs WGSL subgroups of exactly 8 lanes; this adapter (${gpu.info.description || gpu.info.vendor}) has none`);
+      gpu.run({ shader: 'qmatmul_sg', entry: 'gemm_sg' }, { params: params(L, M), bindings, workgroups: [Math.ceil(L.N / 32), Math.ceil(M / 16)] });
       return;
     case 'gemv_sg':
       if (M !== 1) throw new Error('qmatmul gemv_sg needs M = 1');
