@@ -1,6 +1,6 @@
 // `npm run bench` / `quench bench`: kernel figures measured side by side in one run, on whatever
 // adapter Dawn finds here. Printed, never asserted (this machine is shared and noisy).
-//   --only fp32|int4|attention|kdqat   run one family     --json   also print rows as JSON
+//   --only fp32|int4|attention|eval|kdqat   run one family     --json   also print rows as JSON
 //   --quick                      small shapes (checks that every section runs; bench/gpu.sh uses it to try itself)
 //   --section-s S                time cap per section (default 240): no new case starts after it
 // Every section also skips a case whose estimated time per call (from the same kernel's speed on a
@@ -48,6 +48,12 @@ export async function run(argv: string[]): Promise<number> {
     });
     rows.push(...r.rows);
     notes.push(...r.ratios);
+  }
+  if (!only || only === 'eval') {
+    const { benchEval } = await import('./eval.bench');
+    const r = await benchEval(gpu, { docs: quick ? 4 : 16 });
+    rows.push(...r.rows);
+    notes.push(...r.notes);
   }
   if (!only || only === 'kdqat') {
     // a real process each (quench distill, python3): runs last, after the kernels' device is idle

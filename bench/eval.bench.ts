@@ -1,0 +1,90 @@
+// Perplexity evaluation tokens/s: `quench eval`'s code path (LlamaModel + sequenceNll, one document
+// at a time) beside onnxruntime-node (CPU, one thread) on the same model exported as ONNX
+// (exportModel(…, 'onnx'), MatMulNBits, the input_ids -> logits graph), same documents, same NLL.
+// Model: stories260K quantized w4g32 (../shared/data/models/stories260K). Each side does one
+// untimed pass over the first document first (pipeline compilation / session warm-up).
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import type { Gpu } from '../src/engine/gpu/runtime';
+import { readLlama2cCheckpoint } from '../src/engine/io/llama2c';
+import { Llama2cTokenizer } from '../src/engine/io/tokenizer';
+import { quantizeWeights } from '../src/engine/quant/ptq';
+import { encodeDocuments, perplexity, splitDocuments } from '../src/engine/eval/perplexity';
+import { LlamaModel } from '../src/engine/model/llama';
+import { sequenceNll } from '../src/engine/model/runner';
+import { exportModel } from '../src/engine/workflow/export';
+import type { BenchRow } from './types';
+
+const SHARED = resolve(import.meta.dirname, '../../shared/data');
+
+/** Summed NLL (float64) of tokens[1..] from rows of logits (T, V) f32. */
+function nllOf(logits: Float32Array, tokens: number[], V: number): number {
+  let s = 0;
+  for (let t = 0; t < tokens.length - 1; t++) {
+    const row = logits.subarray(t * V, (t + 1) * V);
+    let mx = -Infinity, z = 0;
+    for (const v of row) mx = Math.max(mx, v);
+    for (const v of row) z += Math.exp(v - mx);
+    s -= row[tokens[t + 1]] - mx - Math.log(z);
+  }
+  return s;
+}
+
+export async function benchEval(gpu: Gpu, opts: { docs?: number } = {}): Promise<{ rows: BenchRow[]; notes: string[] }> {
+  const rows: BenchRow[] = [];
+  const notes: string[] = [];
+  const S = join(SHARED, 'models/stories260K');
+  const textFile = join(SHARED, 'text/tinystories_val_800.txt');
+  if (!existsSync(join(S, 'stories260K.bin')) || !existsSync(textFile)) {
+    notes.push(`eval: ${S} or ${textFile} not found, skipped`);
+    return { rows, notes };
+  }
+  let ort: typeof import('onnxruntime-node');
+  try {
+    ort = await import('onnxruntime-node');
+  } catch {
+    notes.push('eval: onnxruntime-node not installed, no peer row');
+    return { rows, notes };
+  }
+  const { config: cfg, weights } = readLlama2cCheckpoint(readFileSync(join(S, 'stories260K.bin')), 'stories260K.bin');
+  const tok = new Llama2cTokenizer(readFileSync(join(S, 'tok512.bin')), 'tok512.bin', cfg.vocabSize);
+  const quantized = quantizeWeights(cfg, weights, { bits: 4, group: 32, sym: false, clipSearch: false });
+  const docs = splitDocuments(readFileSync(textFile, 'utf8'), '<|endoftext|>').slice(0, opts.docs ?? 16);
+  const seqs = encodeDocuments(docs, (s) => tok.encode(s, { bos: true }), cfg.maxSeqLen);
+  const tokens = seqs.reduce((n, s) => n + s.length - 1, 0);
+  const shape = `stories260K w4g32, ${seqs.length} docs, ${tokens} tokens`;
+
+  const model = LlamaModel.fromWeights(gpu, cfg, weights, { quantized });
+  await sequenceNll(model, seqs[0]); // compile
+  let t0 = performance.now();
+  const q = await perplexity(seqs, (ids) => sequenceNll(model, ids));
+  const qs = (performance.now() - t0) / 1000;
+  rows.push({ name: 'eval (quench eval path, WebGPU)', shape, ms: qs * 1000, note: `${(tokens / qs).toFixed(0)} tokens/s; ppl ${q.ppl.toFixed(4)}` });
+
+  const dir = mkdtempSync(join(tmpdir(), 'quench-eval-bench-'));
+  try {
+    const r = exportModel({ name: 'stories260K-w4g32', config: cfg, weights, quantized, tokenizer: tok }, 'onnx', { kvCache: false });
+    for (const [n, b] of Object.entries(r.files)) {
+      mkdirSync(dirname(join(dir, n)), { recursive: true });
+      writeFileSync(join(dir, n), b);
+    }
+    // one thread: on a shared 2-core machine more threads spin
+    const sess = await ort.InferenceSession.create(join(dir, 'onnx/model.onnx'), { intraOpNumThreads: 1, interOpNumThreads: 1 });
+    const i64 = (xs: number[]) => new ort.Tensor('int64', BigInt64Array.from(xs.map(BigInt)), [1, xs.length]);
+    const nll = async (ids: number[]) => nllOf((await sess.run({ input_ids: i64(ids) })).logits.data as Float32Array, ids, cfg.vocabSize);
+    await nll(seqs[0]);
+    t0 = performance.now();
+    const o = await perplexity(seqs, nll);
+    const os = (performance.now() - t0) / 1000;
+    await sess.release();
+    rows.push({ name: 'eval (onnxruntime-node CPU, 1 thread)', shape, ms: os * 1000, note: `${(tokens / os).toFixed(0)} tokens/s; ppl ${o.ppl.toFixed(4)}; peer` });
+    const ratio = os / qs;
+    notes.push(`eval ${shape}: quench ${(tokens / qs).toFixed(0)} tokens/s, onnxruntime-node ${(tokens / os).toFixed(0)} tokens/s -> quench/ORT ${ratio.toFixed(2)} (target >= 0.5: ${ratio >= 0.5 ? 'met' : 'missed'}); |Δppl| ${Math.abs(q.ppl - o.ppl).toExponential(1)}`);
+  } catch (e) {
+    notes.push(`eval bench (onnxruntime side) failed: ${(e as Error).message.split('\n')[0]}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return { rows, notes };
+}
