@@ -4,9 +4,10 @@
 // KD-QAT step (an fp32 teacher, a w4 QAT student, d = KL(T=2)·T² + 0.5·CE) whose student latent
 // gradients must be the reference gradients at the dequantized weights passed through the STE.
 // Then the same KD-QAT step at real widths and vocabularies at reduced depth: SmolLM2-135M's shape
-// (576 wide, MLP 1536, 9/3 heads, vocab 49152, tied) and Llama-3.2-1B's features (2048 wide, MLP
-// 8192, 32/8 heads of 64, llama3 scaling, theta 5e5, tied; vocabulary reduced to 8192: the full
-// 128256 x 2048 embedding is 1 GB, more than one storage binding).
+// (576 wide, MLP 1536, 9/3 heads, vocab 49152, tied) and Llama-3.2-1B's features (2048 wide, 32/8
+// heads of 64, llama3 scaling, theta 5e5, tied), with its MLP reduced from 8192 to 2048 (the step
+// and its float64 reference cost ~3x less; no feature lives there) and its vocabulary to 8192 (the
+// full 128256 x 2048 embedding is 1 GB, more than one storage binding).
 import { describe, expect, it } from 'vitest';
 import { layerShapes, PROJECTIONS, PROJECTION_KEY, randomWeights, tinyConfig, type LlamaConfig, type LlamaLayerWeights, type LlamaWeights } from './config';
 import { LlamaModel } from './llama';
@@ -97,9 +98,10 @@ function acceptEdgeTies(got: Float32Array, want: Float64Array, dWq: ArrayLike<nu
  * same batch (flash attention: no attention-map loss, as distillation runs by default);
  * d(logits) = KL(T=2)·T² / BT + 0.5·CE / BT (the Distiller's scaling: ignored rows count 0); the
  * student backward. Checked: teacher and student logits, and every student latent gradient =
- * STE(reference dWq at the dequantized weights), plus the norm gradients.
+ * STE(reference dWq at the dequantized weights) (every entry, or with sampleRows 16 bands of 8 rows
+ * of each projection), plus the norm gradients.
  */
-async function kdqatStep(gpu: Gpu, cfg: LlamaConfig, w: LlamaWeights, B: number, T: number, seed: number, tol = { atol: 2e-5, rtol: 2e-3 }): Promise<void> {
+async function kdqatStep(gpu: Gpu, cfg: LlamaConfig, w: LlamaWeights, B: number, T: number, seed: number, sampleRows = false, tol = { atol: 2e-5, rtol: 2e-3 }): Promise<void> {
   const BT = B * T, V = cfg.vocabSize, temp = 2, ceW = 0.5;
   const { tokens, targets, n } = batch(cfg, B, T, seed);
   const teacher = LlamaModel.fromWeights(gpu, cfg, w, { label: 'teacher' });
@@ -136,8 +138,8 @@ async function kdqatStep(gpu: Gpu, cfg: LlamaConfig, w: LlamaWeights, B: number,
   }
   const ft = refForward(cfg, w, tokens, B, T);
   const fs = refForward(cfg, wq, tokens, B, T);
-  // fp32 sums of K terms err by ~sqrt(K)·2⁻²⁴ of their scale: at 2048 wide with an 8192 MLP that
-  // is ~1e-5 of the logits' spread (sd 22 there), more than a fixed 1e-4 allows
+  // fp32 sums of K terms err by ~sqrt(K)·2⁻²⁴ of their scale: at 2048 wide that is ~1e-5 of the
+  // logits' spread (sd 22 there), more than a fixed 1e-4 allows
   const lt = { atol: Math.max(1e-4, 2e-5 * rms(ft.logits)), rtol: 1e-4 };
   expectClose('teacher logits', await gpu.readF32(ta.logits), ft.logits, lt);
   expectClose('student logits', await gpu.readF32(sa.logits), fs.logits, lt);
@@ -148,12 +150,24 @@ async function kdqatStep(gpu: Gpu, cfg: LlamaConfig, w: LlamaWeights, B: number,
   let blocked = 0, ties = 0;
   for (let l = 0; l < cfg.nLayers; l++) {
     for (const [i, p] of PROJECTIONS.entries()) {
-      const dWq = g.get(`layers.${l}.${PROJECTION_KEY[p]}`)!;
-      const want = steRef(dWq, w.layers[l][PROJECTION_KEY[p]], packed[l][i]);
-      blocked += want.filter((x, j) => x === 0 && dWq[j] !== 0).length;
-      const got = await gpu.readF32((student.layers[l].proj[p] as QatLinear).grad!);
-      ties += acceptEdgeTies(got, want, dWq, w.layers[l][PROJECTION_KEY[p]], packed[l][i]);
-      expectClose(`latent grad layers.${l}.${p}`, got, want, tol);
+      const q = student.layers[l].proj[p] as QatLinear, pw = packed[l][i], K = pw.K;
+      const dWq = g.get(`layers.${l}.${PROJECTION_KEY[p]}`)!, lw = w.layers[l][PROJECTION_KEY[p]];
+      // every row, or (large shapes) bands of 8 rows spread over the output dimension (every head,
+      // every column): reading and checking 60 M gradient entries would cost more than the step
+      // fp32 error of a gradient entry follows the scale of the terms summed into it (V, C, H wide
+      // sums of both signs), not the entry: at 2048 wide a few entries err by ~1e-4 of the tensor's
+      // rms (measured 4.6e-5 at rms 0.37); the tiny models' fixed atol is far above that
+      const gt = { ...tol, atol: Math.max(tol.atol, 2e-4 * rms(dWq)) };
+      const bands: [number, number][] = sampleRows && pw.N > 16 * 8 ? Array.from({ length: 16 }, (_, k) => Math.floor((k * (pw.N - 8)) / 15)).map((r) => [r, r + 8]) : [[0, pw.N]];
+      for (const [r0, r1] of bands) {
+        const sub: PackedWeight = { ...pw, N: r1 - r0, scales: pw.scales.subarray(r0 * pw.nBlocks, r1 * pw.nBlocks), zeros: pw.zeros.subarray(r0 * pw.nBlocks, r1 * pw.nBlocks) };
+        const dsub = dWq.subarray(r0 * K, r1 * K), wsub = lw.subarray(r0 * K, r1 * K);
+        const want = steRef(dsub, wsub, sub);
+        blocked += want.filter((x, j) => x === 0 && dsub[j] !== 0).length;
+        const got = new Float32Array(await gpu.readBytes(q.grad!.buffer, (r1 - r0) * K * 4, r0 * K * 4));
+        ties += acceptEdgeTies(got, want, dsub, wsub, sub);
+        expectClose(`latent grad layers.${l}.${p} rows ${r0}..${r1 - 1}`, got, want, gt);
+      }
     }
     expectClose(`d layers.${l}.attnNorm`, await gpu.readF32(student.layers[l].attnNormGrad!), g.get(`layers.${l}.attnNorm`)!, tol);
     expectClose(`d layers.${l}.mlpNorm`, await gpu.readF32(student.layers[l].mlpNormGrad!), g.get(`layers.${l}.mlpNorm`)!, tol);
@@ -222,9 +236,9 @@ describe('real widths and vocabularies at reduced depth', () => {
     await kdqatStep(gpu, cfg, fastWeights(cfg, 5), 1, 6, 6);
   }, 300_000);
 
-  it('Llama-3.2-1B features (2048, MLP 8192, 32/8 heads of 64, llama3 scaling, theta 5e5, tied; vocab 8192), 1 layer: one KD-QAT step', async () => {
+  it('Llama-3.2-1B features (2048 wide, 32/8 heads of 64, llama3 scaling, theta 5e5, tied; MLP 2048, vocab 8192), 1 layer: one KD-QAT step', async () => {
     const gpu = await testGpu();
-    const cfg: LlamaConfig = { dim: 2048, hiddenDim: 8192, nLayers: 1, nHeads: 32, nKvHeads: 8, vocabSize: 8192, maxSeqLen: 131072, normEps: 1e-5, ropeTheta: 500000, tiedEmbeddings: true, ropeScaling: LLAMA3(8192, 32) };
-    await kdqatStep(gpu, cfg, fastWeights(cfg, 7), 1, 4, 8);
+    const cfg: LlamaConfig = { dim: 2048, hiddenDim: 2048, nLayers: 1, nHeads: 32, nKvHeads: 8, vocabSize: 8192, maxSeqLen: 131072, normEps: 1e-5, ropeTheta: 500000, tiedEmbeddings: true, ropeScaling: LLAMA3(8192, 32) };
+    await kdqatStep(gpu, cfg, fastWeights(cfg, 7), 1, 4, 8, true);
   }, 300_000);
 });
