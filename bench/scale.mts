@@ -64,7 +64,7 @@ console.log(`student parameters         ${params.toLocaleString('en-US')}`);
 console.log(`peak GPU bytes             ${peak.toLocaleString('en-US')} (${mib(peak)})`);
 console.log(`bytes per student param    ${(peak / params).toFixed(2)}`);
 console.log(`build (upload, quantize)   ${buildS.toFixed(1)} s`);
-console.log(`step time                  ${times.map((t) => `${t.toFixed(1)} s`).join(', ')} (${((B * T) / times[times.length - 1]).toFixed(0)} tokens/s), loss ${loss.toFixed(4)}`);
+console.log(`step time                  ${times.map((t) => `${t.toFixed(1)} s`).join(', ')} (${((B * T) / times[times.length - 1]).toFixed(2)} tokens/s), loss ${loss.toFixed(4)}`);
 console.log('live after step 1, by part (plan in brackets):');
 const plan = d.plan.bytes;
 const planOf: Record<string, number> = { teacher: plan.teacher, 'student weights': plan.weights, gradients: plan.gradients, optimizer: plan.optimizer, 'activations + scratch': plan.activations + plan.logits };
