@@ -30,10 +30,10 @@ export interface MatmulBenchOpts {
 type Op = 'fwd' | 'dx' | 'dw';
 const OP_NAME: Record<Op, string> = { fwd: 'y=x·Wᵀ', dx: 'dX=dY·W', dw: 'dW+=dYᵀ·X' };
 
-/** numpy sgemm GFLOP/s for each [M, K, N] and product, or null when python3/numpy is missing. */
-export function numpySgemm(shapes: [number, number, number][]): Record<string, number> | null {
+/** numpy sgemm GFLOP/s for each [M, K, N] and product, or why there are none. */
+export function numpySgemm(shapes: [number, number, number][]): Record<string, number> | string {
   const py = '/usr/bin/python3';
-  if (!existsSync(py)) return null;
+  if (!existsSync(py)) return `${py} not found`;
   const script = `
 import json, sys, time
 import numpy as np
@@ -44,17 +44,19 @@ for M, K, N in json.loads(sys.argv[1]):
     dy = rng.standard_normal((M, N), dtype=np.float32)
     for op, f in (('fwd', lambda: x @ w.T), ('dx', lambda: dy @ w), ('dw', lambda: dy.T @ x)):
         f(); best = 1e9
-        for _ in range(5):
+        for _ in range(3):
             t = time.perf_counter(); f(); best = min(best, time.perf_counter() - t)
         out[f'{M}x{K}x{N} {op}'] = 2 * M * N * K / best / 1e9
 print(json.dumps(out))
 `;
-  const r = spawnSync(py, ['-c', script, JSON.stringify(shapes)], { encoding: 'utf8', timeout: 120_000 });
-  if (r.status !== 0) return null;
+  // OpenBLAS threads thrash on a busy shared machine: allow minutes
+  const r = spawnSync(py, ['-c', script, JSON.stringify(shapes)], { encoding: 'utf8', timeout: 600_000 });
+  if (r.error) return `python3 numpy run failed: ${r.error.message}`;
+  if (r.status !== 0) return /No module named/.test(r.stderr) ? 'numpy not installed' : `python3 exited ${r.status}: ${r.stderr.trim().split('\n').pop()}`;
   try {
     return JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as Record<string, number>;
   } catch {
-    return null;
+    return 'numpy printed no figures';
   }
 }
 
@@ -80,7 +82,7 @@ export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise
   const gemmShapes = opts.gemm ?? [[256, 1024, 1024], [1024, 1024, 1024], [256, 2048, 2048]];
   const gemvSizes = opts.gemv ?? [1024, 2048, 4096];
   const budget = opts.budgetMs ?? 1500;
-  const cap = opts.callCapMs ?? 15_000;
+  const cap = opts.callCapMs ?? 10_000;
   const deadline = opts.deadline ?? Infinity;
   const auto = pickMatmulVariant(gpu);
   const variants = matmulVariants(gpu);
@@ -89,6 +91,21 @@ export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise
   const speed = new Map<string, number>(); // variant+op -> GFLOP/s measured so far (for the skip estimate)
   const skipped = (name: string, shape: string, why: string) => rows.push({ name, shape, ms: NaN, note: `skipped: ${why}` });
 
+  // GEMV first: quick, and the int4/fp32 GEMV ratio needs it even when the GEMMs hit the cap
+  for (const K of gemvSizes) {
+    const N = K;
+    const shape = `M=1 K=${K} N=${N}`;
+    const x = gpu.tensor('bench.x', [1, K], 'f32', randn(K, 2));
+    const w = gpu.tensor('bench.w', [N, K], 'f32', randn(N * K, 1, 0.05));
+    const y = gpu.tensor('bench.y', [1, N]);
+    for (const variant of variants) {
+      const name = `fp32 gemv (${variant})`;
+      if (performance.now() > deadline) { skipped(name, shape, 'section time cap'); continue; }
+      const { ms, note } = await measure(gpu, () => matmulForward(gpu, y, x, w, 1, K, N, { variant }), budget);
+      rows.push({ name, shape, ms, gflops: (2 * N * K) / ms / 1e6, gbps: (4 * (N * K + K + N)) / ms / 1e6, note: `${variant === auto ? 'auto; ' : ''}${note}` });
+    }
+    for (const t of [x, w, y]) gpu.free(t);
+  }
   for (const [M, K, N] of gemmShapes) {
     const shape = `M=${M} K=${K} N=${N}`;
     const x = gpu.tensor('bench.x', [M, K], 'f32', randn(M * K, 2));
@@ -116,12 +133,12 @@ export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise
   }
 
   const np = numpySgemm(gemmShapes);
-  if (np) {
+  if (typeof np !== 'string') {
     for (const [M, K, N] of gemmShapes) for (const op of ['fwd', 'dx', 'dw'] as Op[]) {
       const g = np[`${M}x${K}x${N} ${op}`];
       if (g) rows.push({ name: `numpy sgemm ${OP_NAME[op]} (python3, CPU)`, shape: `M=${M} K=${K} N=${N}`, ms: (2 * M * N * K) / g / 1e6, gflops: g, note: 'peer' });
     }
-  } else notes.push('numpy sgemm: /usr/bin/python3 with numpy not found, no roofline row');
+  } else notes.push(`numpy sgemm: ${np}; no roofline row`);
   // the headline ratio: best Quench fp32 GEMM vs numpy at each shape and product
   for (const [M, K, N] of gemmShapes) for (const op of ['fwd', 'dx', 'dw'] as Op[]) {
     const shape = `M=${M} K=${K} N=${N}`;
@@ -130,19 +147,5 @@ export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise
     if (ours) notes.push(`${shape} ${OP_NAME[op]}: best ${ours.name} ${ours.gflops!.toFixed(2)} GFLOP/s${peer ? `, numpy ${peer.gflops!.toFixed(1)} GFLOP/s (numpy/ours ${(peer.gflops! / ours.gflops!).toFixed(1)}x)` : ''}`);
   }
 
-  for (const K of gemvSizes) {
-    const N = K;
-    const shape = `M=1 K=${K} N=${N}`;
-    const x = gpu.tensor('bench.x', [1, K], 'f32', randn(K, 2));
-    const w = gpu.tensor('bench.w', [N, K], 'f32', randn(N * K, 1, 0.05));
-    const y = gpu.tensor('bench.y', [1, N]);
-    for (const variant of variants) {
-      const name = `fp32 gemv (${variant})`;
-      if (performance.now() > deadline) { skipped(name, shape, 'section time cap'); continue; }
-      const { ms, note } = await measure(gpu, () => matmulForward(gpu, y, x, w, 1, K, N, { variant }), budget);
-      rows.push({ name, shape, ms, gflops: (2 * N * K) / ms / 1e6, gbps: (4 * (N * K + K + N)) / ms / 1e6, note: `${variant === auto ? 'auto; ' : ''}${note}` });
-    }
-    for (const t of [x, w, y]) gpu.free(t);
-  }
   return { rows, notes };
 }
