@@ -348,22 +348,36 @@ function configArb(): fc.Arbitrary<FuzzCase> {
     ['model_type', 5],
     ['hidden_act', 'gelu'],
     ['hidden_act', 5],
-    ['rope_scaling', { type: 'linear', factor: 2 }],
+    ['rope_scaling', { rope_type: 'dynamic', factor: 2 }],
+    ['rope_scaling', { rope_type: 'llama3', factor: 8 }],
+    ['rope_scaling', { type: 'linear', factor: 0.5 }],
+    ['rope_scaling', { rope_type: 'llama3', factor: 8, low_freq_factor: 4, high_freq_factor: 1, original_max_position_embeddings: 16 }],
+    ['rope_scaling', 'linear'],
     ['attention_bias', true],
     ['attention_bias', 'no'],
+    ['mlp_bias', true],
     ['head_dim', 8],
     ['sliding_window', 'x'],
+    ['sliding_window', 4],
   ]).map(([f, v]) => {
     let t = editJson(text, [f], v);
     if (f === 'architectures' && Array.isArray(v)) t = editJson(t, ['model_type'], 'gpt2');
     return mk(t, `${f}=${JSON.stringify(v)}`, true);
   });
+  // LLaMA-family fields that are supported: must load (issue 13, part C)
+  const family = pick<[string, unknown]>([
+    ['rope_scaling', { type: 'linear', factor: 2 }],
+    ['rope_scaling', { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 16 }],
+    ['rope_scaling', { rope_type: 'default' }],
+    ['sliding_window', 64],
+    ['attention_bias', false],
+  ]).map(([f, v]) => mk(editJson(text, [f], v), `${f}=${JSON.stringify(v)}`, false));
   const whole = pick([new Raw('null'), new Raw('[]'), new Raw('"x"'), new Raw('5'), new Raw('')]).map((v) => mk(v.text, `config.json is ${v.text || 'empty'}`, true));
   const truncate = frac.map((f) => mk(text.slice(0, Math.floor(f * text.length)), 'truncate', true));
   const del = pick(Object.keys(JSON.parse(text))).map((f) => mk(editJson(text, [f], DELETE), `delete ${f}`, false));
   const nul = pick(Object.keys(JSON.parse(text))).map((f) => mk(editJson(text, [f], null), `null ${f}`, false));
   const flips = fc.tuple(fc.nat(), fc.integer({ min: 1, max: 127 })).map(([p, m]) => mk(dec(flip(B.hf[F], p, m)), 'flip', false));
-  return fc.oneof(typeswap, blowup, mismatch, arch, whole, truncate, del, nul, flips);
+  return fc.oneof(typeswap, blowup, mismatch, arch, family, whole, truncate, del, nul, flips);
 }
 
 function indexArb(): fc.Arbitrary<FuzzCase> {
