@@ -5,24 +5,47 @@
 // step time and where the bytes are (teacher / student weights / gradients / optimizer /
 // activations and scratch), next to the plan the workflow checks before a run (train/memory.ts).
 // Usage: npm run bench:scale -- [--layers 30] [--batch 4] [--seq 256] [--steps 1] [--freeze ov]
-//          [--teacher-half auto|on|off] [--recompute auto|on|off] [--profile]
+//          [--teacher-half auto|on|off] [--recompute auto|on|off] [--profile] [--plan-only]
+// First it prints the plan (train/memory.ts, what a run checks before it starts) for the
+// SmolLM2-135M, TinyLlama-1.1B and Llama-3.2-1B shapes on this adapter: bytes per student
+// parameter and whether the run fits (the 1B shapes do not run here: their embedding alone is over
+// lavapipe's 128 MiB binding). --plan-only stops there; otherwise the SmolLM2 run is measured.
 import { parseArgs } from 'node:util';
 import { createNodeGpu } from '../src/engine/gpu/node';
 import { randomWeights, type LlamaConfig } from '../src/engine/model/config';
 import { DEFAULT_DISTILL, Distiller, type DistillConfig } from '../src/engine/train/distill';
 import { parseFreeze } from '../src/engine/train/freeze';
 import { Rng } from '../src/engine/train/data';
+import { memoryRefusal, planDistillMemory } from '../src/engine/train/memory';
+import { adapterLimits } from '../src/engine/workflow/run';
 
 const { values: a } = parseArgs({
   options: {
     layers: { type: 'string', default: '30' }, batch: { type: 'string', default: '4' }, seq: { type: 'string', default: '256' }, steps: { type: 'string', default: '1' },
     freeze: { type: 'string', default: 'ov' }, 'teacher-half': { type: 'string', default: 'auto' }, recompute: { type: 'string', default: 'auto' }, profile: { type: 'boolean', default: false },
+    'plan-only': { type: 'boolean', default: false },
   },
 });
 const tri = (s: string) => (s === 'on' ? true : s === 'off' ? false : 'auto' as const);
 const L = Number(a.layers), B = Number(a.batch), T = Number(a.seq), steps = Number(a.steps);
 const cfg: LlamaConfig = { dim: 576, hiddenDim: 1536, nLayers: L, nHeads: 9, nKvHeads: 3, vocabSize: 49152, maxSeqLen: 2048, normEps: 1e-5, ropeTheta: 100000, tiedEmbeddings: true };
 const gpu = await createNodeGpu();
+// the plan at full depth for three real shapes (random weights are not needed for a plan)
+const SHAPES: Record<string, LlamaConfig> = {
+  'SmolLM2-135M': cfg,
+  'TinyLlama-1.1B': { dim: 2048, hiddenDim: 5632, nLayers: 22, nHeads: 32, nKvHeads: 4, vocabSize: 32000, maxSeqLen: 2048, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: false },
+  'Llama-3.2-1B': { dim: 2048, hiddenDim: 8192, nLayers: 16, nHeads: 32, nKvHeads: 8, vocabSize: 128256, maxSeqLen: 2048, normEps: 1e-5, ropeTheta: 500000, tiedEmbeddings: true, ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } },
+};
+const lim = adapterLimits(gpu);
+const gibOf = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+console.log(`plan (train/memory.ts) at B=${B}, T=${T}, freeze ${a.freeze}, w4g32, full depth, on this adapter (binding ${gibOf(lim.maxStorageBufferBindingSize)}, shader-f16 ${lim.hasF16}):`);
+for (const [name, c] of Object.entries(SHAPES)) {
+  const pdc = { ...DEFAULT_DISTILL, freeze: parseFreeze(a.freeze!, c.nLayers), batch: B, seq: T };
+  const p = planDistillMemory(c, pdc, lim, { teacherHalf: tri(a['teacher-half']!), recompute: tri(a.recompute!) });
+  const why = memoryRefusal(p, lim);
+  console.log(`  ${name.padEnd(15)} ${p.studentParams.toLocaleString('en-US').padStart(14)} params  ${gibOf(p.bytes.total).padStart(10)}  ${(p.bytes.total / p.studentParams).toFixed(2)} bytes/param  teacher f16 ${p.teacherHalf}, recompute ${p.recompute}, ${p.logitRows} logit rows/chunk${why ? `  — refused here: ${why}` : ''}`);
+}
+if (a['plan-only']) process.exit(0);
 const r = new Rng(7);
 const stream = Uint32Array.from({ length: B * T * 4 + 1 }, () => Math.floor(r.next() * cfg.vocabSize));
 // scales from min/max (the clip search over 106 M weights on the host takes minutes and changes no byte)
