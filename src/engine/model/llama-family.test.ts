@@ -14,7 +14,7 @@ import { LlamaModel } from './llama';
 import { QatLinear } from './qat';
 import { addForward } from '../ops/elementwise';
 import { crossEntropyBackward, klBackward } from '../ops/loss';
-import { namedGrads, refBackward, refForward, refKlLoss, refLoss } from '../ref/llama';
+import { namedGrads, refBackward, refDecoder, refForward, refKlLoss, refLoss } from '../ref/llama';
 import { steRef } from '../ref/quant';
 import { dequantizeHost, type PackedWeight } from '../format/pack';
 import { expectClose, rng, testGpu } from '../testing';
@@ -227,6 +227,28 @@ describe('LLaMA-family configs vs the float64 reference', () => {
       expect(Math.max(...a.map((x, i) => Math.abs(x - b[i])))).toBeGreaterThan(1e-2);
     });
   }
+});
+
+describe('KV-cached decoding with a scaled RoPE', () => {
+  it('llama3 scaling, token by token past original_max_position_embeddings: logits = the float64 decoder', async () => {
+    const gpu = await testGpu();
+    const cfg = tinyConfig({ dim: 32, hiddenDim: 40, nHeads: 4, nKvHeads: 2, vocabSize: 37, maxSeqLen: 64, ropeTheta: 100, ropeScaling: LLAMA3(32, 8) });
+    const w = randomWeights(cfg, 23, 0.5);
+    const m = LlamaModel.fromWeights(gpu, cfg, w);
+    const cache = m.createKvCache(48);
+    const dec = refDecoder(cfg, w);
+    const acts = m.activations(1, 1, false);
+    const r = rng(9);
+    for (let pos = 0; pos < 48; pos++) {
+      const tok = Math.floor(r() * cfg.vocabSize);
+      gpu.write(acts.tokens, new Uint32Array([tok]));
+      m.forwardCached(acts, cache, pos);
+      const want = dec.step(tok, pos);
+      if (pos % 8 === 7) expectClose(`logits at position ${pos}`, await gpu.readF32(acts.logits), want, { atol: 1e-4, rtol: 1e-4 });
+    }
+    m.freeKvCache(cache);
+    m.free();
+  });
 });
 
 describe('real widths and vocabularies at reduced depth', () => {
