@@ -193,9 +193,9 @@ async function refreshData(): Promise<void> {
 }
 
 /** The files of the bundled default model, as the page serves them. */
-export const DEFAULT_MODEL = { base: '/models/default/', files: ['config.json', 'model.safetensors', 'tokenizer.json'], data: 'data.txt', name: 'quench-default (Moby-Dick, 1M)' };
+export const DEFAULT_MODEL = { base: '/models/default/', files: ['config.json', 'model.safetensors', 'tokenizer.json'], data: 'data.txt', name: 'quench-default (Moby-Dick + State of the Union, 0.5M)', corpus: 'Moby-Dick + State of the Union addresses' };
 
-/** Load the bundled default teacher and its Moby-Dick text as the data; false when unavailable. */
+/** Load the bundled default teacher and its corpus's text (Moby-Dick + State of the Union) as the data; false when unavailable. */
 export async function loadDefaultModel(): Promise<boolean> {
   const s = useStudio.getState();
   s.setModelLoading(true);
@@ -213,7 +213,7 @@ export async function loadDefaultModel(): Promise<boolean> {
     await loadDefaultData();
     // its card's headline numbers, shown on the Model tab
     const c = await fetch(DEFAULT_MODEL.base + 'card.json').then((x) => (x.ok ? x.json() : null)).catch(() => null);
-    const about = c?.heldOut ? `pretrained here on ${String(c.corpus).split(' (')[0]}: ${c.training.steps} steps of ${c.training.batch}×${c.training.seq} tokens; held-out perplexity ${c.heldOut.ppl.toFixed(1)} (unigram ${c.unigram.ppl.toFixed(0)})` : undefined;
+    const about = c?.heldOut ? `pretrained here on ${DEFAULT_MODEL.corpus}: ${c.training.steps} steps of ${c.training.batch}×${c.training.seq} tokens; held-out perplexity ${c.heldOut.ppl.toFixed(1)} (unigram ${c.unigram.ppl.toFixed(0)})` : undefined;
     s.setModel({ ...card, about });
     await refreshModels();
     return true;
@@ -225,10 +225,11 @@ export async function loadDefaultModel(): Promise<boolean> {
   }
 }
 
-/** The bundled Moby-Dick text as the data (not kept in IndexedDB: the page serves it). */
+/** The bundled corpus text as the data (not kept in IndexedDB: the page serves it): training
+ *  paragraphs of the default model's corpus, then held-out ones (the studio's held-out split). */
 async function loadDefaultData(): Promise<void> {
   const r = await fetch(DEFAULT_MODEL.base + DEFAULT_MODEL.data);
-  if (r.ok) await setDataText(await r.text(), `Moby-Dick excerpt (${DEFAULT_MODEL.base}${DEFAULT_MODEL.data})`, false);
+  if (r.ok) await setDataText(await r.text(), `${DEFAULT_MODEL.corpus} excerpt (${DEFAULT_MODEL.base}${DEFAULT_MODEL.data})`, false);
   await saveData(null).catch(() => {});
 }
 

