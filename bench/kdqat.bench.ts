@@ -4,6 +4,8 @@
 // PyTorch runs the same spec through `quench export-recipe` and the recipe's kdqat.py (the exact
 // KD-QAT step in PyTorch, src/engine/workflow/kdqat.py) with --device cpu --threads 1, via
 // bench/kdqat_step.py. tokens/s is the median over the steps after the first two (compile, warm-up).
+// Dispatches, submits and host waits per Quench step: the difference of two `quench distill` runs
+// (S and S + 4 steps, same data and evaluation; QUENCH_GPU_COUNTS=1) over the 4 extra steps.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,7 +26,7 @@ function stepRates(metricsFile: string): number[] {
   return rates.length > 2 ? rates.slice(2) : rates;
 }
 
-export async function benchKdqat(opts: { steps?: number } = {}): Promise<{ rows: BenchRow[]; notes: string[] }> {
+export async function benchKdqat(opts: { steps?: number; counts?: boolean } = {}): Promise<{ rows: BenchRow[]; notes: string[] }> {
   const rows: BenchRow[] = [];
   const notes: string[] = [];
   const model = join(SHARED, 'models/stories260K');
@@ -36,13 +38,25 @@ export async function benchKdqat(opts: { steps?: number } = {}): Promise<{ rows:
   const steps = opts.steps ?? 12;
   const dir = mkdtempSync(join(tmpdir(), 'quench-kdqat-bench-'));
   const shape = `stories260K w4g32 B=8 T=128, ${steps} steps`;
-  const flags = ['--teacher', join(model, 'stories260K.bin'), '--tokenizer', join(model, 'tok512.bin'), '--data', text, '--bits', '4', '--group', '32',
-    '--batch', '8', '--seq', '128', '--steps', String(steps), '--metrics-every', '1', '--eval-docs', '1'];
-  const env = { ...process.env, QUENCH_PROGRESS: '0' };
+  const flagsFor = (n: number) => ['--teacher', join(model, 'stories260K.bin'), '--tokenizer', join(model, 'tok512.bin'), '--data', text, '--bits', '4', '--group', '32',
+    '--batch', '8', '--seq', '128', '--steps', String(n), '--metrics-every', '1', '--eval-docs', '1'];
+  const flags = flagsFor(steps);
+  const env = { ...process.env, QUENCH_PROGRESS: '0', QUENCH_GPU_COUNTS: '1' };
+  type Counts = { dispatches: number; submits: number; hostWaits: number };
+  const distill = (n: number, out: string): Counts | null => {
+    const r = spawnSync('node', [join(ROOT, 'bin/quench.mjs'), 'distill', ...flagsFor(n), '--out', out], { cwd: ROOT, env, encoding: 'utf8', timeout: 900_000 });
+    if (r.status !== 0) throw new Error(`quench distill failed: ${(r.stderr ?? '').trim().split('\n').pop()}`);
+    const line = (r.stderr ?? '').split('\n').find((l) => l.startsWith('quench gpu counts '));
+    return line ? (JSON.parse(line.slice('quench gpu counts '.length)) as Counts) : null;
+  };
   try {
-    execFileSync('node', [join(ROOT, 'bin/quench.mjs'), 'distill', ...flags, '--out', join(dir, 'quench')], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 900_000 });
+    const c1 = distill(steps, join(dir, 'quench'));
     const q = median(stepRates(join(dir, 'quench/metrics.jsonl')));
     rows.push({ name: 'KD-QAT step (quench distill, WebGPU)', shape, ms: (8 * 128 * 1000) / q, note: `${q.toFixed(0)} tokens/s` });
+    if (opts.counts !== false && c1) {
+      const c2 = distill(steps + 4, join(dir, 'quench2'));
+      if (c2) notes.push(`KD-QAT quench step: ${(c2.dispatches - c1.dispatches) / 4} dispatches, ${(c2.submits - c1.submits) / 4} submits, ${(c2.hostWaits - c1.hostWaits) / 4} host waits (blocking readbacks/syncs) per step (target: 0 host waits)`);
+    }
 
     const py = '/usr/bin/python3';
     const hasTorch = existsSync(py) && spawnSync(py, ['-c', 'import torch'], { timeout: 60_000 }).status === 0;

@@ -158,6 +158,8 @@ export async function run(argv: string[]): Promise<number> {
       console.log(JSON.stringify({ ...r.summary, data: split.description }));
     }
   } finally {
+    // for npm run bench (bench/kdqat.bench.ts): dispatches, submits and host waits of the whole command
+    if (process.env.QUENCH_GPU_COUNTS) process.stderr.write(`quench gpu counts ${JSON.stringify(gpu.counts)}\n`);
     gpu.destroy();
   }
   return 0;

@@ -116,6 +116,9 @@ export class Gpu {
   readonly hasF16: boolean;
   /** the device was created with WGSL `enable subgroups` (sizes: info.subgroupMinSize/MaxSize) */
   readonly hasSubgroups: boolean;
+  /** dispatches recorded, command buffers submitted, and host waits on the GPU (sync, readbacks)
+   *  since creation: `npm run bench` reports them per KD-QAT step */
+  readonly counts = { dispatches: 0, submits: 0, hostWaits: 0 };
   /** bytes of live tensors, and the most ever live at once */
   liveBytes = 0;
   peakBytes = 0;
@@ -273,6 +276,7 @@ export class Gpu {
     this.endPass();
     this.enc().copyBufferToBuffer(src, offset, staging, 0, size);
     this.flush();
+    this.counts.hostWaits++;
     await gpuWait(staging.mapAsync(GPUMapMode.READ));
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
@@ -380,6 +384,7 @@ export class Gpu {
     const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxDim || y > maxDim || z > maxDim) throw new Error(`kernel ${name}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension (use gpu.grid)`);
     if (x === 0 || y === 0 || z === 0) return;
+    this.counts.dispatches++;
     this.batchKernels.push(name);
     const encoder = this.enc();
     if (this.profile && this.hasTimestamps) {
@@ -416,6 +421,7 @@ export class Gpu {
     let resolveQueries: (() => void) | null = null;
     if (this.profile && this.querySet && this.querySlots > 0) resolveQueries = this.resolveTimestamps(this.encoder);
     this.device.queue.submit([this.encoder.finish()]);
+    this.counts.submits++;
     this.encoder = null;
     void gpuWait(this.device.popErrorScope()).then((err) => {
       if (err) this.report(`GPU validation error in a batch of ${kernels.length} dispatches (${[...new Set(kernels)].join(', ')}): ${err.message}`);
@@ -428,6 +434,7 @@ export class Gpu {
   /** Submit and wait for the GPU to finish; rethrows the first GPU error since the last sync. */
   async sync(): Promise<void> {
     this.flush();
+    this.counts.hostWaits++;
     await gpuWait(this.device.queue.onSubmittedWorkDone());
     this.throwPending();
   }

@@ -30,3 +30,23 @@ describe('elementwise', () => {
   });
 });
 const WG = 256;
+
+describe('gpu.counts', () => {
+  it('counts dispatches, submits and host waits (npm run bench reports them per KD-QAT step)', async () => {
+    const gpu = await testGpu();
+    const n = 64;
+    const ta = gpu.tensor('a', [n], 'f32', randn(n, 1)), out = gpu.tensor('out', [n]);
+    await gpu.sync();
+    const c0 = { ...gpu.counts };
+    addForward(gpu, out, ta, ta);
+    scaleInPlace(gpu, out, 2);
+    expect(gpu.counts.dispatches - c0.dispatches).toBe(2);
+    expect(gpu.counts.hostWaits - c0.hostWaits).toBe(0); // recording does not wait
+    await gpu.readF32(out);
+    expect(gpu.counts.submits - c0.submits).toBe(1); // both dispatches and the readback copy in one command buffer
+    expect(gpu.counts.hostWaits - c0.hostWaits).toBe(1);
+    await gpu.sync();
+    expect(gpu.counts.hostWaits - c0.hostWaits).toBe(2);
+    for (const t of [ta, out]) gpu.free(t);
+  });
+});
