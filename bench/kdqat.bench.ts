@@ -3,7 +3,8 @@
 // freeze scheme, AdamW, 8 x 128 tokens per step, tinystories text. Quench runs `quench distill`;
 // PyTorch runs the same spec through `quench export-recipe` and the recipe's kdqat.py (the exact
 // KD-QAT step in PyTorch, src/engine/workflow/kdqat.py) with --device cpu --threads 1, via
-// bench/kdqat_step.py. tokens/s is the median over the steps after the first two (compile, warm-up).
+// bench/kdqat_step.py. Detailed metrics (per-layer norms, code flips) are off (--metrics-every 1000)
+// on both sides: they cost ~37 extra readbacks on the steps that take them. tokens/s is the median over the steps after the first two (compile, warm-up).
 // Dispatches, submits and host waits per Quench step: the difference of two `quench distill` runs
 // (S and S + 4 steps, same data and evaluation; QUENCH_GPU_COUNTS=1) over the 4 extra steps.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -39,7 +40,7 @@ export async function benchKdqat(opts: { steps?: number; counts?: boolean } = {}
   const dir = mkdtempSync(join(tmpdir(), 'quench-kdqat-bench-'));
   const shape = `stories260K w4g32 B=8 T=128, ${steps} steps`;
   const flagsFor = (n: number) => ['--teacher', join(model, 'stories260K.bin'), '--tokenizer', join(model, 'tok512.bin'), '--data', text, '--bits', '4', '--group', '32',
-    '--batch', '8', '--seq', '128', '--steps', String(n), '--metrics-every', '1', '--eval-docs', '1'];
+    '--batch', '8', '--seq', '128', '--steps', String(n), '--metrics-every', '1000', '--eval-docs', '1'];
   const flags = flagsFor(steps);
   const env = { ...process.env, QUENCH_PROGRESS: '0', QUENCH_GPU_COUNTS: '1' };
   type Counts = { dispatches: number; submits: number; hostWaits: number };
