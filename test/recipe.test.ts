@@ -24,7 +24,8 @@ import { KDQAT_PY } from '../src/engine/workflow/kdqat-py';
 import { run as exportRecipeCli } from '../src/cli/export-recipe';
 import { importRun } from '../src/cli/import-run';
 import type { StepMetrics } from '../src/engine/train/distill';
-import { PROJECTIONS } from '../src/engine/model/config';
+import { PROJECTIONS, randomWeights, type LlamaConfig } from '../src/engine/model/config';
+import { ByteTokenizer } from '../src/engine/io/byte-tokenizer';
 
 const PY = '/usr/bin/python3';
 const hasTorch = existsSync(PY) && spawnSync(PY, ['-c', 'import torch'], { encoding: 'utf8' }).status === 0;
@@ -184,5 +185,24 @@ describe.skipIf(!!why)('the PyTorch recipe of a stories260K w4g32 run', () => {
           else expect(rel(a, b), `${what}: gradSq[${l}].${p} ${a} vs ${b}`).toBeLessThan(1e-3);
         }
     }
+  });
+
+  it('a head-pruned teacher (explicit head_dim, as quench compress writes): step 0 equals Quench, and the student loads with its head size', async () => {
+    const gpu = await testGpu();
+    const root = mkdtempSync(join(tmpdir(), 'quench-recipe-hd-'));
+    const tok = new ByteTokenizer();
+    const cfg: LlamaConfig = { dim: 32, hiddenDim: 48, nLayers: 2, nHeads: 2, nKvHeads: 1, headDim: 12, vocabSize: tok.vocabSize, maxSeqLen: 64, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true };
+    const teacher: Teacher = { name: 'head-pruned', config: cfg, weights: randomWeights(cfg, 4, 0.3), tokenizer: tok };
+    const split: DataSplit = splitDocs(docs60().slice(0, 20), 'tinystories_val_800[:20]');
+    const spec = makeRunSpec({ bits: 4, group: 16, steps: 1, batch: 2, seq: 32 }, 'head_dim 12');
+    const qr = await runTraining(gpu, teacher, spec, trainStream(split.train, tok), evalSequences(split.evalDocs.slice(0, 1), tok, cfg.maxSeqLen));
+    for (const [name, bytes] of Object.entries(recipeFiles(spec, teacher, split))) {
+      mkdirSync(dirname(join(root, name)), { recursive: true });
+      writeFileSync(join(root, name), bytes);
+    }
+    python([PY, join(root, 'kdqat.py'), '--out', join(root, 'out'), '--device', 'cpu', '--threads', '1', '--quiet'], root);
+    expectStep0(readMetrics(join(root, 'out', 'metrics.jsonl'))[0], qr.history[0], 'head_dim 12');
+    const st = await loadModelFromPath(join(root, 'out', 'student'));
+    expect(st.config.headDim).toBe(12);
   });
 });

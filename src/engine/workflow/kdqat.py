@@ -332,15 +332,14 @@ class Llama(nn.Module):
 
     def rope(self, T, device):
         if self._rope is None or self._rope[0].shape[0] < T or self._rope[0].device != device:
-            C, NH = self.cfg['dim'], self.cfg['nHeads']
-            self._rope = rope_tables(max(T, 64), C // NH, self.cfg['ropeTheta'], device)
+            self._rope = rope_tables(max(T, 64), head_size(self.cfg), self.cfg['ropeTheta'], device)
         return self._rope[0][:T], self._rope[1][:T]
 
     def forward(self, tokens, want_probs=False):
         cfg = self.cfg
         B, T = tokens.shape
         C, NH, NKV, eps = cfg['dim'], cfg['nHeads'], cfg['nKvHeads'], cfg['normEps']
-        HS = C // NH
+        HS = head_size(cfg)
         cos, sin = self.rope(T, tokens.device)
         causal = torch.ones(T, T, dtype=torch.bool, device=tokens.device).triu(1)
         x = F.embedding(tokens, self.emb)
@@ -356,7 +355,7 @@ class Llama(nn.Module):
                 v = v.repeat_interleave(NH // NKV, dim=1)
             s = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(HS))
             p = torch.softmax(s.masked_fill(causal, float('-inf')), dim=-1)
-            att = (p @ v).transpose(1, 2).reshape(B, T, C)
+            att = (p @ v).transpose(1, 2).reshape(B, T, NH * HS)
             ao = att @ P['o'].weight().t()
             h = x + ao
             xn2 = rmsnorm(h, L.mlp_norm, eps)
@@ -369,6 +368,11 @@ class Llama(nn.Module):
         head = self.lm_head if self.lm_head is not None else self.emb
         logits = rmsnorm(x, self.final_norm, eps) @ head.t()
         return logits, probs, attn_outs, xs
+
+
+def head_size(cfg):
+    # an explicit head size (head-pruned students of quench compress carry one): q/k/v/o are NH*HS wide
+    return cfg.get('headDim') or cfg['dim'] // cfg['nHeads']
 
 
 def hf_layer(w, l, p):
@@ -499,6 +503,8 @@ def hf_config(cfg, extra=None):
          'vocab_size': cfg['vocabSize'], 'max_position_embeddings': cfg['maxSeqLen'], 'rms_norm_eps': cfg['normEps'],
          'rope_theta': cfg['ropeTheta'], 'tie_word_embeddings': cfg['tiedEmbeddings'], 'hidden_act': 'silu',
          'bos_token_id': 1, 'eos_token_id': 2, 'torch_dtype': 'float32'}
+    if head_size(cfg) != cfg['dim'] // cfg['nHeads'] or cfg['dim'] % cfg['nHeads']:
+        c['head_dim'] = head_size(cfg)
     c.update(extra or {})
     return c
 
