@@ -30,8 +30,8 @@ ${DEFAULT_MODEL_RECIPE.steps} steps of ${DEFAULT_MODEL_RECIPE.batch}x${DEFAULT_M
 (card.json records the measured seconds). On a quiet machine or a real GPU it is faster.
   --steps N         pretraining steps (default ${DEFAULT_MODEL_RECIPE.steps})
   --save-every N    write the model folder every N steps (default 100)
-  --repair BITS     KD-QAT repairs to run at the studio's defaults, e.g. 3,4 (default 3,4; none to skip)
-  --repair-steps N  steps of those repairs (default: the studio's, ${DEFAULT_RUN_SPEC.steps})
+  --repair BITS     KD-QAT repairs to run at the studio's defaults, e.g. 3,4 (default ${DEFAULT_MODEL_RECIPE.repair.join(',')}; none to skip)
+  --repair-steps N  steps of those repairs (default ${DEFAULT_MODEL_RECIPE.repairSteps}, for time; the studio's own default is ${DEFAULT_RUN_SPEC.steps})
   --eval-only       evaluate DIR (trained by this script) again and rewrite its card`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -42,7 +42,7 @@ export async function run(argv: string[]): Promise<number> {
   const steps = int(a.steps, 'steps', R.steps);
   const seed = int(a.seed, 'seed', R.seed);
   const saveEvery = int(a['save-every'], 'save-every', 100);
-  const repairBits = ((a.repair as string | undefined) ?? '3,4').split(',').filter((x) => x !== '' && x !== 'none').map((x) => {
+  const repairBits = ((a.repair as string | undefined) ?? R.repair.join(',')).split(',').filter((x) => x !== '' && x !== 'none').map((x) => {
     if (!['2', '3', '4'].includes(x)) throw new Error(`--repair: bits must be 2, 3 or 4 (comma-separated, or none), got "${x}"`);
     return Number(x) as 2 | 3 | 4;
   });
@@ -139,7 +139,7 @@ export async function run(argv: string[]): Promise<number> {
     };
     writeCard();
     for (const bits of repairBits) {
-      const r = await repairAtDefaults(gpu2, m, corpus.heldOut, stream, bits, log, a['repair-steps'] === undefined ? undefined : int(a['repair-steps'], 'repair-steps', 0));
+      const r = await repairAtDefaults(gpu2, m, corpus.heldOut, stream, bits, log, int(a['repair-steps'], 'repair-steps', R.repairSteps));
       const row = ev.quantization.find((q) => q.bits === bits)!;
       const rec = (from: number) => +((from - r.ppl) / (from - fp)).toFixed(4);
       repair.push({ ...r, rtnPpl: row.rtnPpl, clipPpl: row.clipPpl, recoveredOfRtn: rec(row.rtnPpl), recoveredOfClip: rec(row.clipPpl) });
@@ -157,7 +157,7 @@ export async function run(argv: string[]): Promise<number> {
 const f3 = (x: number) => x.toFixed(3);
 const pct = (x: number, fp: number) => `${x >= fp ? '+' : ''}${(((x - fp) / fp) * 100).toFixed(1)}%`;
 
-function cardMarkdown(c: Record<string, any>): string {
+export function cardMarkdown(c: Record<string, any>): string {
   const cfg = c.config;
   const fp = c.heldOut.ppl;
   const u = c.unseen;
@@ -203,7 +203,9 @@ ${quant}
 
 The studio's default run (DEFAULT_RUN_SPEC: ${DEFAULT_RUN_SPEC.steps} steps of ${DEFAULT_RUN_SPEC.batch} x ${DEFAULT_RUN_SPEC.seq}, ${Object.entries(DEFAULT_RUN_SPEC.loss).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(' + ')} (T ${DEFAULT_RUN_SPEC.temperature}), lr ${DEFAULT_RUN_SPEC.lr}, ${r0 ? r0.scales : DEFAULT_RUN_SPEC.scales} scales, no freeze) with only the bits set${r0 && r0.steps !== DEFAULT_RUN_SPEC.steps ? ` — and, to fit the time this card was made in, **${r0.steps} steps instead of ${DEFAULT_RUN_SPEC.steps}** (\`--repair-steps ${r0.steps}\`; the learning-rate schedule spans those steps)` : ''},
 on the training split, from this teacher; evaluated on the same held-out paragraphs. Recovered = the
-share of the PTQ damage (RTN, or clip search) the run repairs: (PTQ − KD-QAT) / (PTQ − FP).
+share of the PTQ damage (RTN, or clip search) the run repairs: (PTQ − KD-QAT) / (PTQ − FP). Above
+100% the student ends better than its FP teacher: the run's CE term keeps training it on text the
+lightly trained teacher never saw (${c.training.tokensSeen.toLocaleString('en-US')} of ${c.training.trainingTokens.toLocaleString('en-US')} training tokens), so a small PTQ gap is more than closed.
 
 | weights | RTN ppl | clip-search ppl | KD-QAT ppl (vs FP) | recovered of RTN | recovered of clip | time |
 |---|---|---|---|---|---|---|

@@ -27,9 +27,13 @@ export const DEFAULT_MODEL_RECIPE = {
   lr: 3e-3, // warm-up, decay, weight decay and clipping: pretrainConfigOf's defaults
   seed: 1,
   machine: '2 CPU cores shared with other jobs, WebGPU on Mesa lavapipe, no GPU',
+  // the KD-QAT repairs on the card: the studio's DEFAULT_RUN_SPEC with these bits, and 100 steps
+  // instead of its 300 to fit the time the bundled card was made in (--repair-steps 300 for those)
+  repair: [3, 2],
+  repairSteps: 100,
   // measured when the bundled model was made (card.json has the seconds)
-  trainMinutes: 0,
-  evalMinutes: 0,
+  trainMinutes: 51,
+  evalMinutes: 19,
   prompts: ['Call me', 'The whale', 'Fellow-Citizens of the Senate', 'The sea was'],
 } as const;
 
