@@ -155,7 +155,7 @@ export interface CompressResult {
 
 /** Bytes of a model as shipped: fp32 embeddings, norms and unquantized projections; packed ones as packed. */
 export function modelBytes(cfg: LlamaConfig, w: LlamaWeights, q: QuantizedModel | null): number {
-  let b = (q?.embedding ? 0 : w.tokEmbed.length * 4) + (q?.embedding ? packedBytes(q.embedding) : 0) + ((w.lmHead?.length ?? 0) + w.finalNorm.length) * 4;
+  let b = (q?.embedding ? packedBytes(q.embedding) : w.tokEmbed.length * 4) + ((w.lmHead?.length ?? 0) + w.finalNorm.length) * 4;
   w.layers.forEach((lw, l) => {
     b += (lw.attnNorm.length + lw.mlpNorm.length) * 4;
     for (const p of PROJECTIONS) {
@@ -193,35 +193,39 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
   const seq = Math.min(spec.kd.seq, tcfg.maxSeqLen, Math.max(8, stream.length - 1));
   if (stream.length < seq + 1) throw new Error(`the training text has ${stream.length} tokens, fewer than one sequence of ${seq + 1}`);
   const rows: CompressRow[] = [];
-  let lastAccuracy: Record<string, McResult> | undefined;
-  const evalPpl = async (label: string, cfg: LlamaConfig, w: LlamaWeights, quantized?: QuantizedModel) => {
+  type Scores = { ppl: number; accuracy?: Record<string, McResult> };
+  const withModel = async <T>(cfg: LlamaConfig, w: LlamaWeights, quantized: QuantizedModel | undefined, f: (m: LlamaModel) => Promise<T>): Promise<T> => {
     const model = LlamaModel.fromWeights(gpu, cfg, w, { quantized });
     try {
-      const ppl = (await perplexity(evalSeqs, (ids) => sequenceNll(model, ids), (done, total) => hooks.onProgress?.({ phase: 'eval', label: `evaluating ${label}`, done, total, etaSeconds: null }))).ppl;
-      lastAccuracy = hooks.accuracy ? await hooks.accuracy(label, model) : undefined;
-      return ppl;
+      return await f(model);
     } finally {
       model.free();
     }
   };
+  // held-out perplexity by the workflow's protocol, and zero-shot accuracy when the hooks score tasks
+  const evaluate = (label: string, cfg: LlamaConfig, w: LlamaWeights, quantized?: QuantizedModel): Promise<Scores> =>
+    withModel(cfg, w, quantized, async (model) => ({
+      ppl: (await perplexity(evalSeqs, (ids) => sequenceNll(model, ids), (done, total) => hooks.onProgress?.({ phase: 'eval', label: `evaluating ${label}`, done, total, etaSeconds: null }))).ppl,
+      accuracy: await hooks.accuracy?.(label, model),
+    }));
   const teacherBytes = modelBytes(tcfg, teacher.weights, null);
   let teacherPpl = NaN;
-  const addRow = (stage: CompressStage, cfg: LlamaConfig, w: LlamaWeights, q: QuantizedModel | null, ppl: number, extra: Partial<CompressRow> = {}) => {
+  const addRow = (stage: CompressStage, cfg: LlamaConfig, w: LlamaWeights, q: QuantizedModel | null, { ppl, accuracy }: Scores, extra: Partial<CompressRow> = {}) => {
     const bytes = modelBytes(cfg, w, q);
     const r: CompressRow = {
       stage, label: STAGE_LABELS[stage], layers: cfg.nLayers, heads: cfg.nHeads, kvHeads: cfg.nKvHeads, hiddenDim: cfg.hiddenDim, params: paramCount(cfg), bytes,
       compression: teacherBytes / bytes, bits: q ? q.ptq.bits : null, ppl, pplRatio: ppl / teacherPpl, steps: null, trainTokens: 0, wallSeconds: null, ...extra,
-      ...(lastAccuracy ? { accuracy: lastAccuracy } : {}),
+      ...(accuracy ? { accuracy } : {}),
     };
-    lastAccuracy = undefined;
     rows.push(r);
     log(`${r.label}: ${r.params} params, ${(r.bytes / 1e3).toFixed(1)} kB (${r.compression.toFixed(2)}× smaller), ppl ${ppl.toFixed(4)} (${r.pplRatio.toFixed(3)}× the teacher's)`);
   };
   const tj = tokenizerJsonOf(tok, hooks.tokenizerJson);
   const emit = async (stage: Exclude<CompressStage, 'teacher'>, cfg: LlamaConfig, w: LlamaWeights, q: QuantizedModel | null) => hooks.onModel?.(stage, compressModelFiles(cfg, w, q, tj));
 
-  teacherPpl = await evalPpl('the teacher', tcfg, teacher.weights);
-  addRow('teacher', tcfg, teacher.weights, null, teacherPpl);
+  const teacherScores = await evaluate('the teacher', tcfg, teacher.weights);
+  teacherPpl = teacherScores.ppl;
+  addRow('teacher', tcfg, teacher.weights, null, teacherScores);
 
   // 1. prune
   const calib = calibrationFrom(stream, spec.calibration.sequences, Math.min(spec.calibration.seq, tcfg.maxSeqLen, stream.length - 1));
@@ -230,7 +234,7 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
   const scfg = pruned.config;
   checkStudent(tcfg, scfg, { loss: spec.kd.loss, layerMap: pruned.plan.keepLayers });
   log(`pruned: layers kept ${pruned.plan.keepLayers.join(',')} of ${tcfg.nLayers}; ${scfg.nKvHeads}/${tcfg.nKvHeads} KV groups (${scfg.nHeads}/${tcfg.nHeads} heads); ${scfg.hiddenDim}/${tcfg.hiddenDim} MLP channels`);
-  addRow('pruned', scfg, pruned.weights, null, await evalPpl('the pruned model', scfg, pruned.weights));
+  addRow('pruned', scfg, pruned.weights, null, await evaluate('the pruned model', scfg, pruned.weights));
   await emit('pruned', scfg, pruned.weights, null);
 
   const budget = spec.kd.steps * spec.kd.batch * seq * spec.kd.accum;
@@ -273,7 +277,7 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
   // 2. KD into the pruned student
   const kdOut = await trainSmall('kd', pruned.weights, spec.kd.loss);
   if (!kdOut) return result(null);
-  addRow('kd', scfg, kdOut.weights, null, await evalPpl('pruned + KD', scfg, kdOut.weights), { steps: spec.kd.steps, trainTokens: budget, wallSeconds: +kdOut.wall.toFixed(1) });
+  addRow('kd', scfg, kdOut.weights, null, await evaluate('pruned + KD', scfg, kdOut.weights), { steps: spec.kd.steps, trainTokens: budget, wallSeconds: +kdOut.wall.toFixed(1) });
   await emit('kd', scfg, kdOut.weights, null);
 
   // 3. PTQ of the distilled student
@@ -282,7 +286,7 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
   // from here on the weights carry the embedding the shipped file holds (its dequantized codes)
   const kdW: LlamaWeights = ptq.embedding ? { ...kdOut.weights, tokEmbed: dequantizeHost(ptq.embedding) } : kdOut.weights;
   if (ptq.embedding) log(`embedding: ${ptq.embedding.bits}-bit, groups of ${ptq.embedding.group} (${(packedBytes(ptq.embedding) / 1e3).toFixed(1)} kB instead of ${((kdOut.weights.tokEmbed.length * 4) / 1e3).toFixed(1)} kB)`);
-  addRow('ptq', scfg, kdW, ptq, await evalPpl('pruned + KD + PTQ', scfg, kdW, ptq), { trainTokens: budget });
+  addRow('ptq', scfg, kdW, ptq, await evaluate('pruned + KD + PTQ', scfg, kdW, ptq), { trainTokens: budget });
   await emit('ptq', scfg, kdW, ptq);
   let final: CompressResult['final'] = { config: scfg, weights: kdW, quantized: ptq };
 
@@ -302,8 +306,9 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
     const qatTokens = q.steps * q.batch * Math.min(q.seq, scfg.maxSeqLen) * q.accum;
     const sq: QuantizedModel = ptq.embedding ? { ...r.student.quantized, ptq: { ...r.student.quantized.ptq, embedding: spec.embedding! }, embedding: ptq.embedding } : r.student.quantized;
     const sw: LlamaWeights = ptq.embedding ? { ...r.student.weights, tokEmbed: kdW.tokEmbed } : r.student.weights;
-    if (hooks.accuracy) await evalPpl('pruned + KD + KD-QAT', scfg, sw, sq); // its accuracy (runTraining measured the ppl)
-    addRow('kdqat', scfg, sw, sq, r.summary.evalPpl, { steps: q.steps, trainTokens: budget + qatTokens, wallSeconds: r.summary.wallSeconds });
+    // runTraining measured its perplexity; only the accuracy is left to score
+    const accuracy = hooks.accuracy ? await withModel(scfg, sw, sq, (m) => hooks.accuracy!('pruned + KD + KD-QAT', m)) : undefined;
+    addRow('kdqat', scfg, sw, sq, { ppl: r.summary.evalPpl, accuracy }, { steps: q.steps, trainTokens: budget + qatTokens, wallSeconds: r.summary.wallSeconds });
     await emit('kdqat', scfg, sw, sq);
     final = { config: scfg, weights: sw, quantized: sq };
   }
@@ -314,7 +319,7 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
     for (const [stage, init] of [['ce-scratch', pretrainInit(scfg, spec.kd.seed)], ['ce-pruned', pruned.weights]] as const) {
       const out = await trainSmall(stage, init, ce);
       if (!out) return result(final);
-      addRow(stage, scfg, out.weights, null, await evalPpl(STAGE_LABELS[stage], scfg, out.weights), { steps: spec.kd.steps, trainTokens: budget, wallSeconds: +out.wall.toFixed(1) });
+      addRow(stage, scfg, out.weights, null, await evaluate(STAGE_LABELS[stage], scfg, out.weights), { steps: spec.kd.steps, trainTokens: budget, wallSeconds: +out.wall.toFixed(1) });
       await emit(stage, scfg, out.weights, null);
     }
   }
