@@ -34,9 +34,11 @@ follows quench eval's protocol (BOS, truncated to the model's context). --teache
 N sequences of --seq tokens sampled from the teacher instead (data-free distillation, as LLM-QAT).
 --freeze auto: probes (no freeze and the FP fine-tune) measure per layer x projection gradient
 norms against the FP reference, code flips and the error each projection's quantization adds;
-ranked candidate masks then race by successive halving (1/8, 1/4 of the steps, chosen on a
-validation slice of the training documents, never the held-out text); the winner continues to the
-end. About 1.5 full runs plus the probes; DIR/auto-freeze.json has the evidence.
+ranked candidate masks (whole projection types, and the per-layer cells that score on their own)
+then race by successive halving (1/8, 1/4 of the steps; 1/16, 1/8, 1/4 with a cell candidate),
+chosen on a validation slice of the training documents, never the held-out text; the winner's
+scheme then has its ordinary full run. At most 1.975 full runs in all, probes included;
+DIR/auto-freeze.json has the evidence.
 The studio uses the same defaults:
 ${JSON.stringify(DEFAULT_RUN_SPEC)}`;
 

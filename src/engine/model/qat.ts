@@ -43,7 +43,7 @@ export class QatLinear implements Linear {
     this.latent = gpu.tensor(`${label}.latent`, [N, K], 'f32', w);
     this.packed = allocPacked(gpu, label, layoutOf(N, K, opts.bits, opts.group));
     this.grad = opts.frozen ? null : gpu.tensor(`${label}.grad`, [N, K]);
-    if (opts.dwq && opts.dwq.numel < N * K) throw new Error(`QatLinear ${label}: the shared dwq scratch "${opts.dwq.label}" has ${opts.dwq.numel} elements, needs ${N * K}`);
+    if (!opts.frozen && opts.dwq && opts.dwq.numel < N * K) throw new Error(`QatLinear ${label}: the shared dwq scratch "${opts.dwq.label}" has ${opts.dwq.numel} elements, needs ${N * K}`);
     this.ownsDwq = !opts.frozen && !opts.dwq;
     this.dwq = opts.frozen ? null : (opts.dwq ?? gpu.tensor(`${label}.dwq`, [N, K]));
     this.scaleGrad = opts.frozen || !opts.learnScales ? null : gpu.tensor(`${label}.scale_grad`, [...this.packed.scales.shape]);

@@ -4,14 +4,17 @@
 //     projection type, the fraction of codes that flipped; per layer, how much of the forward error
 //     training removed; and, per cell, the error quantizing that one projection adds (KL of the
 //     logits to the teacher's with only that projection quantized, on a calibration batch).
-//  2. Candidates: masks over projection types, ranked by a score from those signals, each with its
-//     reason in words.
+//  2. Candidates: masks over projection types, ranked by a score from those signals, and the
+//     per-layer cells that score above 0 on their own (when they are not a whole-type mask), each
+//     with its reason in words.
 //  3. Successive halving on identical seed and data: every candidate (and no freeze) trains to 1/8
 //     of the run, the better half (by perplexity on a validation slice of the *training* documents,
 //     never the held-out text) and no freeze continue to 1/4 (from their checkpoints); the best
-//     there is chosen (the extrapolation to the full length is reported, not used).
+//     there is chosen (the extrapolation to the full length is reported, not used). With a fifth
+//     (cell) candidate the rungs are 1/16, 1/8, 1/4 and no freeze holds one of the kept places.
 //  4. The chosen scheme's full run, from step 0 on all the training documents: exactly the run
-//     that scheme gets without auto-freeze. Cost ≤ 0.1 (probes) + 0.875 (rungs) + 1 = 1.975 runs.
+//     that scheme gets without auto-freeze. Cost ≤ 0.1 (probes) + 0.875 (rungs; 0.75 with five
+//     candidates) + 1 = 1.975 runs.
 import type { Gpu } from '../gpu/runtime';
 import { PROJECTIONS, PROJECTION_KEY, type LlamaConfig, type LlamaWeights, type Projection } from '../model/config';
 import { LlamaModel } from '../model/llama';
@@ -159,12 +162,39 @@ export function rankCandidates(s: Signals, nLayers: number, max = 3): Candidate[
     const mask = maskOf(projs);
     out.push({ name: describeFreeze(mask), mask, score: positive.slice(0, k).reduce((a, x) => a + x.score, 0), reason: positive.slice(0, k).map(why).join('; ') });
   }
-  // when fewer than `max` types score above 0, the best-scoring layer cells of the top type
+  // when no type scores above 0, the best-scoring one all the same
   if (out.length === 0 && scored.length) {
     const x = scored[0];
     out.push({ name: describeFreeze(maskOf([x.p])), mask: maskOf([x.p]), score: x.score, reason: `${why(x)} (its score ${x.score.toFixed(2)} is the best, though not above 0)` });
   }
+  // per-layer cells: the same score for each layer × projection (a cell's share of its type's
+  // added error, L × its KL against the type normaliser, so the mean cell scores as its type does);
+  // the best-scoring cells above 0, as many as one type has (a light freeze spread by the signals),
+  // form one more candidate when they are not a whole-type mask already
+  const cellScores = s.cells.map((c) => {
+    const t = byProj.find((x) => x.p === c.proj)!;
+    const fragility = c.gradRatio / maxRatio + t.flips / maxFlip;
+    const cost = ((nLayers * c.addedKl) / maxKl) * (0.5 + Math.max(0, s.errorRemoved[c.layer] ?? 0));
+    return { c, score: fragility - cost };
+  });
+  const hot = cellScores.filter((x) => x.score > 0).sort((a, b) => b.score - a.score).slice(0, nLayers);
+  if (hot.length) {
+    const mask = maskOf([]);
+    for (const { c } of hot) mask[c.layer][c.proj] = true;
+    const typeMask = PROJECTIONS.every((p) => mask.every((l) => l[p]) || mask.every((l) => !l[p]));
+    if (!typeMask) {
+      const name = cellMaskName(mask);
+      const top = hot.slice(0, 3).map(({ c, score }) => `${c.proj} in layer ${c.layer} (${c.gradRatio.toFixed(1)}× the FP reference's gradient, KL ${c.addedKl.toExponential(1)} added; score ${score.toFixed(2)})`);
+      out.push({ name, mask, score: hot.reduce((a, x) => a + x.score, 0), reason: `the ${hot.length} best of the ${cellScores.length} layer cells, each scored as its type is (fragility above lock-in cost):  ${top.join(', ')}` });
+    }
+  }
   return out;
+}
+
+/** `cells v0,1 o2`: the projections frozen and, for each, the layers */
+export function cellMaskName(mask: FreezeMask): string {
+  const parts = PROJECTIONS.map((p) => ({ p, ls: mask.flatMap((l, i) => (l[p] ? [i] : [])) })).filter((x) => x.ls.length);
+  return `cells ${parts.map((x) => `${x.p}${x.ls.join(',')}`).join(' ')}`;
 }
 
 /**
@@ -175,7 +205,7 @@ export function rankCandidates(s: Signals, nLayers: number, max = 3): Candidate[
  * last two rungs in log(steps) to `fullSteps` is reported beside it.
  * `advance(name, toStep)` trains that candidate to `toStep` and returns its metric there.
  */
-export async function successiveHalving(names: string[], rungs: number[], advance: (name: string, toStep: number) => Promise<number>, o: { always?: string[]; fullSteps?: number } = {}): Promise<{ winner: string; rounds: HalvingRound[]; predicted: Record<string, number> }> {
+export async function successiveHalving(names: string[], rungs: number[], advance: (name: string, toStep: number) => Promise<number>, o: { always?: string[]; fullSteps?: number; alwaysInSlots?: boolean } = {}): Promise<{ winner: string; rounds: HalvingRound[]; predicted: Record<string, number> }> {
   let alive = [...names];
   const rounds: HalvingRound[] = [];
   const seen = new Map<string, [number, number][]>();
@@ -192,8 +222,11 @@ export async function successiveHalving(names: string[], rungs: number[], advanc
     let keep: string[];
     if (!last) {
       const k = Math.max(1, Math.ceil(alive.length / 2));
-      keep = order(results.map((r) => ({ name: r.name, v: r.valPpl }))).slice(0, k).map((r) => r.name);
-      for (const a of o.always ?? []) if (alive.includes(a) && !keep.includes(a)) keep.push(a);
+      const always = (o.always ?? []).filter((a) => alive.includes(a));
+      const ranked = order(results.map((r) => ({ name: r.name, v: r.valPpl }))).map((r) => r.name);
+      // alwaysInSlots: the always-kept candidates take places among the k (a fixed cost per rung)
+      keep = o.alwaysInSlots ? [...always, ...ranked.filter((n) => !always.includes(n)).slice(0, Math.max(0, k - always.length))] : ranked.slice(0, k);
+      for (const a of always) if (!keep.includes(a)) keep.push(a);
     } else {
       // the decision is the last rung's measured value (ties: the order given, no freeze first);
       // the extrapolation to the full length is reported, not used: at w2 it preferred a frozen v
@@ -268,19 +301,22 @@ export async function autoFreeze(gpu: Gpu, teacher: Teacher, base: RunSpec, trai
   const specOf = (c: Candidate) => makeRunSpec({ ...base, kind: 'kdqat', scheme: c.name === 'none' ? 'none' : 'custom', mask: c.name === 'none' ? undefined : c.mask }, `auto-freeze ${c.name}`);
   const state = new Map<string, { ckpt?: Checkpoint; history: StepMetrics[] }>(candidates.map((c) => [c.name, { history: [] }]));
   let stepsTrained = 2 * P;
-  const rungs = [Math.max(1, Math.floor(S / 8)), Math.max(1, Math.floor(S / 4))];
+  // up to four candidates: rungs at 1/8 and 1/4, the better half and no freeze going on; five (a
+  // per-layer cell mask beside the type masks): rungs at 1/16, 1/8 and 1/4, no freeze taking one of
+  // the better half's places, so the rungs cost 5/16 + 3/16 + 2/8 = 0.75 runs instead of 0.875
+  const five = candidates.length > 4;
+  const rungs = (five ? [16, 8, 4] : [8, 4]).map((d) => Math.max(1, Math.floor(S / d)));
   const { winner, rounds, predicted } = await successiveHalving(candidates.map((c) => c.name), rungs, async (name, toStep) => {
     const c = candidates.find((x) => x.name === name)!;
     const st = state.get(name)!;
     const from = st.ckpt?.meta.step ?? 0;
-    let n = from;
-    const r = await runTraining(gpu, teacher, specOf(c), train, o.valSeqs, { onProgress: o.onProgress, onStep: () => void n++, shouldStop: () => n >= toStep }, st.ckpt);
+    const r = await runTraining(gpu, teacher, specOf(c), train, o.valSeqs, { onProgress: o.onProgress, untilStep: toStep }, st.ckpt);
     stepsTrained += toStep - from;
     st.ckpt = r.checkpoint ?? undefined;
     st.history = r.history;
     log(`auto-freeze ${name}: validation perplexity ${r.summary!.evalPpl.toFixed(4)} at step ${toStep}`);
     return r.summary!.evalPpl;
-  }, { always: ['none'], fullSteps: S });
+  }, { always: ['none'], fullSteps: S, alwaysInSlots: five });
   for (const [n, v] of Object.entries(predicted)) log(`auto-freeze ${n}: validation perplexity extrapolated to step ${S}: ${v.toFixed(4)}`);
   const chosen = candidates.find((c) => c.name === winner)!;
   log(`auto-freeze: chose ${chosen.name}`);
