@@ -12,6 +12,7 @@ import { attentionBackward, attentionBackwardFlash, attentionForward } from '../
 import { headSize, ropeOf, type LlamaConfig, type LlamaWeights, PROJECTIONS, type Projection } from './config';
 import type { Linear } from './linear';
 import { DenseLinear } from './dense';
+import { VocabLinear, VocabTable } from './vocab';
 import { HalfLinear } from './half';
 import { PackedLinear, uploadPacked } from './packed';
 import type { QuantizedModel } from '../quant/ptq';
@@ -177,9 +178,9 @@ export class LlamaModel {
   readonly cfg: LlamaConfig;
   readonly gpu: Gpu;
   readonly label: string;
-  tokEmbed!: Tensor; // (V, C)
-  tokEmbedGrad: Tensor | null = null;
-  lmHead!: Linear; // (V, C): tokEmbed itself when tied
+  tokEmbed!: VocabTable; // (V, C) in chunks of rows under one binding (model/vocab.ts)
+  tokEmbedGrad: VocabTable | null = null;
+  lmHead!: VocabLinear; // (V, C): over tokEmbed itself when tied
   finalNorm!: Tensor; // (C)
   finalNormGrad: Tensor | null = null;
   layers: LayerParams[] = [];
@@ -213,13 +214,15 @@ export class LlamaModel {
       m.tokEmbed = share.tokEmbed;
       m.ownsEmbedding = false;
       const head = share.lmHead;
-      if (w.lmHead && !(head instanceof DenseLinear && head.w !== share.tokEmbed)) throw new Error('fromWeights: the model to share an untied classifier with has none');
-      m.lmHead = w.lmHead ? new DenseLinear(gpu, (head as DenseLinear).w, V, C, false, false) : new DenseLinear(gpu, m.tokEmbed, V, C, false, false);
-    } else m.tokEmbed = gpu.tensor(`${L}.tok_embeddings`, [V, C], 'f32', emb);
-    if (trEmb) m.tokEmbedGrad = gpu.tensor(`${L}.tok_embeddings.grad`, [V, C]);
+      if (w.lmHead && head.w === share.tokEmbed) throw new Error('fromWeights: the model to share an untied classifier with has none');
+      m.lmHead = new VocabLinear(gpu, w.lmHead ? head.w : m.tokEmbed, null, false, false);
+    } else m.tokEmbed = new VocabTable(gpu, `${L}.tok_embeddings`, V, C, emb);
+    if (trEmb) m.tokEmbedGrad = m.tokEmbed.like(gpu, `${L}.tok_embeddings.grad`);
     if (share) { /* classifier set above */ }
-    else if (w.lmHead) m.lmHead = new DenseLinear(gpu, gpu.tensor(`${L}.lm_head`, [V, C], 'f32', w.lmHead), V, C, trEmb);
-    else m.lmHead = new DenseLinear(gpu, m.tokEmbed, V, C, m.tokEmbedGrad ?? false, false);
+    else if (w.lmHead) {
+      const head = new VocabTable(gpu, `${L}.lm_head`, V, C, w.lmHead);
+      m.lmHead = new VocabLinear(gpu, head, trEmb ? head.like(gpu, `${L}.lm_head.grad`) : null, true, true);
+    } else m.lmHead = new VocabLinear(gpu, m.tokEmbed, m.tokEmbedGrad, false, false);
     m.finalNorm = gpu.tensor(`${L}.norm`, [C], 'f32', w.finalNorm);
     if (tr) m.finalNormGrad = gpu.tensor(`${L}.norm.grad`, [C]);
     const HS = headSize(cfg);
@@ -252,8 +255,7 @@ export class LlamaModel {
   /** Bytes the weights take on the GPU (packed projections count their packed size). */
   weightBytes(): number {
     let b = this.tokEmbed.bytes + this.finalNorm.bytes;
-    if (this.lmHead instanceof DenseLinear && this.lmHead.w !== this.tokEmbed) b += this.lmHead.bytes;
-    else if (!(this.lmHead instanceof DenseLinear)) b += this.lmHead.bytes;
+    if (this.lmHead.w !== this.tokEmbed) b += this.lmHead.bytes;
     for (const l of this.layers) {
       b += l.attnNorm.bytes + l.mlpNorm.bytes;
       for (const p of PROJECTIONS) b += l.proj[p].bytes;
@@ -265,8 +267,8 @@ export class LlamaModel {
   gradTensors(): Tensor[] {
     const out: Tensor[] = [];
     const push = (t: Tensor | null) => t && !out.includes(t) && out.push(t);
-    push(this.tokEmbedGrad);
-    push(this.lmHead.grad);
+    for (const t of this.tokEmbedGrad?.chunks ?? []) push(t);
+    for (const t of this.lmHead.gradTable?.chunks ?? []) push(t);
     push(this.finalNormGrad);
     for (const l of this.layers) {
       push(l.attnNormGrad);
@@ -340,7 +342,7 @@ export class LlamaModel {
    *  store 'none', layer-wise distillation losses): forwardStart, forwardLayer for l = 0..L-1,
    *  forwardFinish. `logits` false: skip the classifier (the caller runs logitsRows per chunk). */
   forwardStart(acts: Activations): void {
-    embeddingForward(this.gpu, acts.x[0], acts.tokens, this.tokEmbed, acts.B * acts.T, this.cfg.dim);
+    embeddingForward(this.gpu, acts.x[0], acts.tokens, this.tokEmbed.chunks, acts.B * acts.T, this.cfg.dim);
   }
   forwardLayer(acts: Activations, l: number): void {
     this.layerForward(acts, l, null, 0);
@@ -487,7 +489,7 @@ export class LlamaModel {
       addForward(gpu, g.dresid[1 - cur], g.dtmp, g.dh); // d x[l]
       cur = 1 - cur;
     }
-    if (this.tokEmbedGrad) embeddingBackward(gpu, this.tokEmbedGrad, g.dresid[cur], acts.tokens, BT, V, C);
+    if (this.tokEmbedGrad) embeddingBackward(gpu, this.tokEmbedGrad.chunks, g.dresid[cur], acts.tokens, BT, V, C);
   }
 
   // ------------------------------------------------------------------ decoding with a KV cache
@@ -519,8 +521,8 @@ export class LlamaModel {
   free(): void {
     this.releaseActivations();
     const { gpu } = this;
-    if (this.ownsEmbedding) gpu.free(this.tokEmbed);
-    gpu.free(this.tokEmbedGrad);
+    if (this.ownsEmbedding) this.tokEmbed.free(gpu);
+    this.tokEmbedGrad?.free(gpu);
     this.lmHead.free(gpu);
     gpu.free(this.finalNorm);
     gpu.free(this.finalNormGrad);

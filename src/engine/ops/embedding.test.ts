@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dot, expectClose, finiteDiff, randn, rng, testGpu, toF64 } from '../testing';
-import { checkTokens, embeddingBackward, embeddingForward, writeTokens } from './embedding';
-import { embeddingBackwardRef, embeddingForwardRef } from '../ref/embedding';
+import { checkTokens, copyColumns, embeddingBackward, embeddingForward, writeTokens } from './embedding';
+import { copyColumnsRef, embeddingBackwardRef, embeddingForwardRef } from '../ref/embedding';
 
 describe('embedding', () => {
   it('reference backward matches finite differences', () => {
@@ -71,6 +71,49 @@ describe('embedding', () => {
     const gpu = await testGpu();
     const t = gpu.tensor('tok', [3], 'u32');
     expect(() => writeTokens(gpu, t, [0, 5, 1], 5)).toThrow(/tokens for "tok": token id 5 at position 1 is outside the vocabulary \[0, 5\)/);
+    gpu.free(t);
+  });
+
+  it('a table split into chunks of rows (ragged last, ids in every chunk and outside): gather and scatter-add = reference', async () => {
+    const gpu = await testGpu();
+    const V = 203, C = 7, N = 150, split = [64, 64, 64, 11];
+    const r = rng(21);
+    // ids of every chunk, its first and last rows, repeats, and ids >= V (zero rows, no gradient)
+    const tokens = Array.from({ length: N }, (_, i) => (i % 37 === 5 ? V + i : i % 11 === 0 ? [0, 63, 64, 191, 192, 202][i % 6] : Math.floor(r() * V)));
+    const table = randn(V * C, 1), dout = randn(N * C, 2), d0 = randn(V * C, 3);
+    const tt = gpu.tensor('tok', [N], 'u32', tokens);
+    let v0 = 0;
+    const chunks = split.map((rows, k) => {
+      const t = gpu.tensor(`table.${k}`, [rows, C], 'f32', table.subarray(v0 * C, (v0 + rows) * C));
+      const g = gpu.tensor(`dtable.${k}`, [rows, C], 'f32', d0.subarray(v0 * C, (v0 + rows) * C));
+      v0 += rows;
+      return { t, g };
+    });
+    const out = gpu.tensor('out', [N, C], 'f32', randn(N * C, 4)); // stale values: every row must be written
+    embeddingForward(gpu, out, tt, chunks.map((c) => c.t), N, C);
+    expectClose('gather over chunks', await gpu.readF32(out), embeddingForwardRef(tokens, table, C, V), { atol: 0, rtol: 0 });
+    const td = gpu.tensor('dout', [N, C], 'f32', dout);
+    embeddingBackward(gpu, chunks.map((c) => c.g), td, tt, N, V, C);
+    const got = new Float32Array(V * C);
+    v0 = 0;
+    for (const [k, c] of chunks.entries()) got.set(await gpu.readF32(c.g), v0 * C), (v0 += split[k]);
+    const g = embeddingBackwardRef(dout, tokens, V, C);
+    expectClose('scatter-add over chunks (accumulates)', got, g.map((x, i) => x + d0[i]), { atol: 1e-5, rtol: 1e-5 });
+    expect(() => embeddingBackward(gpu, chunks.slice(0, 3).map((c) => c.g), td, tt, N, V, C)).toThrow(/192 rows in 3 chunk\(s\), needs 203/);
+    for (const t of [tt, out, td, ...chunks.flatMap((c) => [c.t, c.g])]) gpu.free(t);
+  });
+
+  it('copyColumns: a block of columns between row strides = reference', async () => {
+    const gpu = await testGpu();
+    for (const [rows, cols, ss, sc, ds, dc] of [[5, 13, 13, 0, 40, 27], [5, 13, 40, 27, 13, 0], [1, 300, 1000, 700, 300, 0], [3, 1, 9, 8, 4, 2]]) {
+      const src = randn(rows * ss, rows + cols), dst0 = randn(rows * ds, 7);
+      const ts = gpu.tensor('src', [rows * ss], 'f32', src), td = gpu.tensor('dst', [rows * ds], 'f32', dst0);
+      copyColumns(gpu, td, ts, { rows, cols, srcStride: ss, srcCol: sc, dstStride: ds, dstCol: dc });
+      expectClose(`copyColumns ${rows}x${cols}`, await gpu.readF32(td), copyColumnsRef(toF64(dst0), src, rows, cols, ss, sc, ds, dc), { atol: 0, rtol: 0 });
+      gpu.free(ts), gpu.free(td);
+    }
+    const t = gpu.tensor('t', [20]);
+    expect(() => copyColumns(gpu, t, t, { rows: 2, cols: 6, srcStride: 10, srcCol: 5, dstStride: 10, dstCol: 0 })).toThrow(/do not fit a row/);
     gpu.free(t);
   });
 });

@@ -16,3 +16,8 @@ export function embeddingBackwardRef(dout: ArrayLike<number>, tokens: ArrayLike<
   }
   return d;
 }
+/** shaders/columns.wgsl: dst[r, dstCol + c] = src[r, srcCol + c] for r < rows, c < cols (row strides given) */
+export function copyColumnsRef(dst: Float64Array, src: ArrayLike<number>, rows: number, cols: number, srcStride: number, srcCol: number, dstStride: number, dstCol: number): Float64Array {
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) dst[r * dstStride + dstCol + c] = src[r * srcStride + srcCol + c];
+  return dst;
+}

@@ -77,8 +77,10 @@ export class StudentDistiller {
     const add = (name: string, param: Tensor, grad: Tensor | null) => {
       if (grad) this.params.push({ name, param, grad, m: gpu.tensor(`${name}.adam_m`, [...param.shape]), v: gpu.tensor(`${name}.adam_v`, [...param.shape]) });
     };
-    add('tokEmbed', s.tokEmbed, s.tokEmbedGrad);
-    if (s.lmHead instanceof DenseLinear && s.lmHead.w !== s.tokEmbed) add('lmHead', s.lmHead.w, s.lmHead.grad);
+    // the embedding (and an untied classifier) in chunks of rows: one AdamW parameter per chunk
+    const one = s.tokEmbed.chunks.length === 1;
+    s.tokEmbed.chunks.forEach((t, k) => add(one ? 'tokEmbed' : `tokEmbed.${k}`, t, s.tokEmbedGrad?.chunks[k] ?? null));
+    if (s.lmHead.w !== s.tokEmbed) s.lmHead.w.chunks.forEach((t, k) => add(one ? 'lmHead' : `lmHead.${k}`, t, s.lmHead.gradTable?.chunks[k] ?? null));
     add('finalNorm', s.finalNorm, s.finalNormGrad);
     s.layers.forEach((L, l) => {
       add(`layers.${l}.attnNorm`, L.attnNorm, L.attnNormGrad);
@@ -199,8 +201,7 @@ export class StudentDistiller {
       const r = (p: (typeof PROJECTIONS)[number]) => g.readF32((L.proj[p] as DenseLinear).w);
       layers.push({ attnNorm: await g.readF32(L.attnNorm), mlpNorm: await g.readF32(L.mlpNorm), wq: await r('q'), wk: await r('k'), wv: await r('v'), wo: await r('o'), wGate: await r('gate'), wUp: await r('up'), wDown: await r('down') });
     }
-    const head = s.lmHead as DenseLinear;
-    return { tokEmbed: await g.readF32(s.tokEmbed), layers, finalNorm: await g.readF32(s.finalNorm), lmHead: head.w === s.tokEmbed ? null : await g.readF32(head.w) };
+    return { tokEmbed: await s.tokEmbed.read(g), layers, finalNorm: await g.readF32(s.finalNorm), lmHead: s.lmHead.w === s.tokEmbed ? null : await s.lmHead.w.read(g) };
   }
 
   /** Parameters and Adam moments, named `<param>.param|adam_m|adam_v` (the checkpoint format's). */

@@ -3,10 +3,13 @@
 // backward, the teacher's projections in f16) and the bytes each part of a run will hold, counted
 // the way the runtime's byte accounting counts them (src/engine/gpu/runtime.ts: every tensor's
 // numel × 4). The Distiller allocates by this plan; the workflow refuses, with the estimate, a run
-// that will not fit the adapter (a tensor over one binding, or a total over the budget).
+// that will not fit the adapter (a tensor over one binding, or a total over the budget). The
+// vocabulary tables are split into chunks of rows under one binding (model/vocab.ts), so a large
+// embedding is never refused for the binding: its chunks and the classifier's chunk scratch count.
 import { headSize, PROJECTIONS, type LlamaConfig, type Projection } from '../model/config';
 import { layoutOf, type Bits } from '../format/pack';
 import type { FreezeMask } from './freeze';
+import { vocabChunkRows } from '../model/vocab';
 
 /** Bytes of one chunk of training logits (R × V f32) unless the caller chooses: the four chunk
  *  buffers (teacher, student, two gradients) stay ~12 MiB at V = 49152 (16 rows). */
@@ -40,10 +43,20 @@ export interface AdapterLimits {
   maxStorageBufferBindingSize: number;
   maxBufferSize: number;
   hasF16: boolean;
+  /** bytes per vocabulary chunk when less than the two limits above (model/vocab.ts
+   *  setMaxBindingBytes: tests force the split on a tiny model) */
+  vocabBindingBytes?: number;
+}
+
+/** Rows per chunk of the vocabulary tables on these limits (all V: not split). */
+export function vocabRowsOf(cfg: LlamaConfig, lim: AdapterLimits): number {
+  return vocabChunkRows(cfg.vocabSize, cfg.dim, Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize, lim.vocabBindingBytes ?? Infinity));
 }
 
 export interface MemoryPlan {
   logitRows: number;
+  /** the embedding (and an untied classifier) in this many chunks of rows, one binding each */
+  vocabChunks: number;
   recompute: boolean;
   teacherHalf: boolean;
   /** bytes by part: weights = the student's (packed + fp32 norms/latents + the shared embedding) */
@@ -105,7 +118,10 @@ export function planDistillMemory(cfg: LlamaConfig, dc: Dc, lim: AdapterLimits, 
   // teacher: projections (f16 where K % 4 == 0) and norms; its embedding is the student's
   let teacher = norms;
   for (let l = 0; l < L; l++) for (const p of PROJECTIONS) teacher += teacherHalf && sh[p][1] % 4 === 0 ? 2 * sh[p][0] * sh[p][1] : 4 * sh[p][0] * sh[p][1];
-  const embed = see('tok_embeddings', 4 * V * C) * (cfg.tiedEmbeddings ? 1 : 2);
+  // the embedding (the teacher's buffers, shared by the student) in chunks of whole rows
+  const vRows = vocabRowsOf(cfg, lim), vChunks = Math.ceil(V / vRows);
+  see(vChunks > 1 ? `tok_embeddings chunk (${vRows} rows)` : 'tok_embeddings', 4 * vRows * C);
+  const embed = 4 * V * C * (cfg.tiedEmbeddings ? 1 : 2);
   let weights = embed + norms, gradients = 0, optimizer = 0, dwq = 0;
   if (dc.trainNorms) (gradients += norms), (optimizer += 2 * norms);
   for (let l = 0; l < L; l++)
@@ -139,10 +155,12 @@ export function planDistillMemory(cfg: LlamaConfig, dc: Dc, lim: AdapterLimits, 
   if (dc.loss.attnOut > 0) lossScratch += 4 * L * BT * C;
   if (dc.loss.hidden > 0) lossScratch += 4 * L * BT * C;
   // the student's and the teacher's logit chunk, d(logits), and the CE part when both terms are on
-  const logits = see('logits chunk', 4 * R * V) * (3 + (dc.loss.kl > 0 && dc.loss.ce > 0 ? 1 : 0));
+  let logits = see('logits chunk', 4 * R * V) * (3 + (dc.loss.kl > 0 && dc.loss.ce > 0 ? 1 : 0));
+  // a split classifier: each model's one-chunk scratch (R, rows) for its logits and d(logits)
+  if (vChunks > 1) logits += 2 * 4 * R * vRows;
   const activations = sAct + tAct + actGrads + lossScratch;
   const total = teacher + weights + gradients + optimizer + activations + logits;
-  return { logitRows: R, recompute, teacherHalf, bytes: { teacher, weights, gradients, optimizer, activations, logits, total }, studentParams: paramCount(cfg), largest };
+  return { logitRows: R, vocabChunks: vChunks, recompute, teacherHalf, bytes: { teacher, weights, gradients, optimizer, activations, logits, total }, studentParams: paramCount(cfg), largest };
 }
 
 const gib = (b: number) => (b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(0)} MiB`);

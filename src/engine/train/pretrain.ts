@@ -76,8 +76,9 @@ export class Pretrainer {
     this.rng = new Rng(pc.seed);
     this.model = LlamaModel.fromWeights(gpu, cfg, init ?? pretrainInit(cfg, pc.seed), { trainable: true, label: 'pretrain' });
     const add = (p: Tensor, g: Tensor | null) => g && this.params.push({ p, g, m: gpu.tensor('adam_m', [...p.shape]), v: gpu.tensor('adam_v', [...p.shape]) });
-    add(this.model.tokEmbed, this.model.tokEmbedGrad);
-    if (this.model.lmHead instanceof DenseLinear && this.model.lmHead.w !== this.model.tokEmbed) add(this.model.lmHead.w, this.model.lmHead.grad);
+    // the embedding (and an untied classifier) in chunks of rows: one AdamW parameter per chunk
+    this.model.tokEmbed.chunks.forEach((t, k) => add(t, this.model.tokEmbedGrad?.chunks[k] ?? null));
+    if (this.model.lmHead.w !== this.model.tokEmbed) this.model.lmHead.w.chunks.forEach((t, k) => add(t, this.model.lmHead.gradTable?.chunks[k] ?? null));
     add(this.model.finalNorm, this.model.finalNormGrad);
     for (const L of this.model.layers) {
       add(L.attnNorm, L.attnNormGrad);
@@ -127,8 +128,7 @@ export class Pretrainer {
       const r = async (p: (typeof PROJECTIONS)[number]) => g.readF32((L.proj[p] as DenseLinear).w);
       layers.push({ attnNorm: await g.readF32(L.attnNorm), mlpNorm: await g.readF32(L.mlpNorm), wq: await r('q'), wk: await r('k'), wv: await r('v'), wo: await r('o'), wGate: await r('gate'), wUp: await r('up'), wDown: await r('down') });
     }
-    const head = m.lmHead as DenseLinear;
-    return { tokEmbed: await g.readF32(m.tokEmbed), layers, finalNorm: await g.readF32(m.finalNorm), lmHead: head.w === m.tokEmbed ? null : await g.readF32(head.w) };
+    return { tokEmbed: await m.tokEmbed.read(g), layers, finalNorm: await g.readF32(m.finalNorm), lmHead: m.lmHead.w === m.tokEmbed ? null : await m.lmHead.w.read(g) };
   }
 
   free(): void {

@@ -10,7 +10,7 @@ import { randomWeights, tinyConfig, type LlamaConfig, type LlamaWeights } from '
 import { rng, testGpu } from '../testing';
 import { DEFAULT_DISTILL, Distiller, type DistillConfig } from '../train/distill';
 import { parseFreeze } from '../train/freeze';
-import { paramCount, planDistillMemory } from '../train/memory';
+import { memoryRefusal, paramCount, planDistillMemory, vocabRowsOf } from '../train/memory';
 import { ByteTokenizer } from '../io/byte-tokenizer';
 import { adapterLimits, checkRunMemory, runTraining } from './run';
 import { runInFolder } from './run-folder';
@@ -81,15 +81,29 @@ describe('a run that will not fit is refused before it starts', () => {
     expect(ok.bytes.total).toBeLessThan(1 << 30);
   });
 
-  it('a tensor over one binding (a 65536 x 576 embedding on a 128 MiB adapter): named, with its size and the limit', async () => {
+  it('a tensor over one binding (a 65536 x 576 gate projection on a 128 MiB adapter): named, with its size and the limit', async () => {
     const gpu = await testGpu();
-    const big: LlamaConfig = { ...cfg, dim: 576, hiddenDim: 1536, nHeads: 9, nKvHeads: 3, vocabSize: 65536 };
+    const big: LlamaConfig = { ...cfg, dim: 576, hiddenDim: 65536, nHeads: 9, nKvHeads: 3 };
     const bind = gpu.device.limits.maxStorageBufferBindingSize;
     if (65536 * 576 * 4 <= bind) return; // an adapter with larger bindings holds it
     const spec = makeRunSpec({ steps: 1, batch: 1, seq: 16, scheme: 'ov' }, 'test');
     const before = gpu.liveBytes;
     // the weights are never read: the check comes first
-    await expect(runTraining(gpu, teacherOf(big, {} as LlamaWeights), spec, stream, [[1, 2]])).rejects.toThrow(/tensor tok_embeddings needs ~144 MiB in one binding, the adapter allows 128 MiB \(maxStorageBufferBindingSize\)/);
+    await expect(runTraining(gpu, teacherOf(big, {} as LlamaWeights), spec, stream, [[1, 2]])).rejects.toThrow(/tensor layers\.0\.gate needs ~144 MiB in one binding, the adapter allows 128 MiB \(maxStorageBufferBindingSize\)/);
     expect(gpu.liveBytes).toBe(before);
+  });
+
+  it('an embedding over one binding is split, not refused: a 65536 x 576 one is 2 chunks under 128 MiB', async () => {
+    const gpu = await testGpu();
+    const big: LlamaConfig = { ...cfg, dim: 576, hiddenDim: 1536, nHeads: 9, nKvHeads: 3, vocabSize: 65536 };
+    const lim = adapterLimits(gpu);
+    const plan = checkRunMemory(gpu, big, { ...DEFAULT_DISTILL, freeze: parseFreeze('ov', 2), batch: 1, seq: 16 }, 'test');
+    const bind = Math.min(lim.maxStorageBufferBindingSize, lim.maxBufferSize);
+    expect(plan.largest.bytes).toBeLessThanOrEqual(bind);
+    expect(plan.vocabChunks).toBe(Math.ceil(65536 / vocabRowsOf(big, lim)));
+    if (65536 * 576 * 4 > bind) expect(plan.vocabChunks).toBeGreaterThan(1);
+    // what still does not fit is refused with the estimate
+    expect(memoryRefusal(plan, lim, plan.bytes.total - 1)).toMatch(/this run needs ~\d+ MiB of GPU memory/);
+    expect(memoryRefusal(plan, lim, plan.bytes.total)).toBeNull();
   });
 });
