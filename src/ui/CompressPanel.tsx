@@ -5,7 +5,7 @@ import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from 'rec
 import { useStudio } from './store';
 import { downloadCompressed, runCompressJob, stopTraining, useCompressedAsTeacher } from './actions';
 import { ProgressBar } from './TrainPanels';
-import { COMPRESS_COLUMNS, compressCells } from '../engine/workflow/compress';
+import { COMPRESS_COLUMNS, accuracyColumns, compressCells } from '../engine/workflow/compress';
 import type { Bits } from '../engine/format/pack';
 
 type C = ReturnType<typeof useStudio.getState>['settings']['compress'];
@@ -21,6 +21,7 @@ export function CompressPanel() {
   );
   const r = job.status === 'done' ? job.result : null;
   const imp = r?.importance;
+  const acc = r ? accuracyColumns(r.rows) : null;
   return (
     <section className="panel" data-testid="compress-panel">
       <h2>Compress</h2>
@@ -49,9 +50,9 @@ export function CompressPanel() {
         <>
           <h3>Stages ({r.status}) — held-out: {r.data.evalDocuments} documents of {r.data.source}</h3>
           <table className="results" data-testid="compress-table">
-            <thead><tr>{COMPRESS_COLUMNS.map((h) => <th key={h}>{h}</th>)}<th>download</th></tr></thead>
+            <thead><tr>{[...COMPRESS_COLUMNS, ...(acc?.header ?? [])].map((h) => <th key={h}>{h}</th>)}<th>download</th></tr></thead>
             <tbody>{r.rows.map((row) => (
-              <tr key={row.stage} data-testid={`compress-row-${row.stage}`}>{compressCells(row).map((x, i) => <td key={i}>{x}</td>)}
+              <tr key={row.stage} data-testid={`compress-row-${row.stage}`}>{[...compressCells(row), ...(acc?.cells(row) ?? [])].map((x, i) => <td key={i}>{x}</td>)}
                 <td>{r.stages.includes(row.stage) && <button aria-label={`download the ${row.stage} model`} onClick={() => void downloadCompressed(row.stage)}>files</button>}</td></tr>
             ))}</tbody>
           </table>

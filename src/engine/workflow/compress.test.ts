@@ -50,6 +50,8 @@ describe('quench compress pipeline', () => {
     // the embedding is packed at PTQ (8-bit default) and kept through KD-QAT: the shipped folder
     // holds those codes, its bytes are what the row says, and it loads back to the row's perplexity
     expect(full.final!.quantized.embedding?.bits).toBe(8);
+    expect([by.kd.embedBits, by.ptq.embedBits, by.kdqat.embedBits]).toEqual([null, 8, 8]);
+    expect(compressTable(full.rows).split('\n').find((l) => l.startsWith('| pruned + KD + PTQ |'))).toContain('| 4 | 8-bit |');
     expect(models.kdqat['model.safetensors'].byteLength).toBeGreaterThan(by.kdqat.bytes);
     expect(models.kdqat['model.safetensors'].byteLength).toBeLessThan(by.kdqat.bytes + 4096); // + the safetensors header
     const back = await loadHfModel(Object.fromEntries(Object.entries(models.kdqat).map(([k, v]) => [k, bytesSource(k, v)])));

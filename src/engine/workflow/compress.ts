@@ -114,6 +114,8 @@ export interface CompressRow {
   /** teacher bytes / these bytes */
   compression: number;
   bits: number | null;
+  /** the packed token embedding's bits (null: fp32) */
+  embedBits: number | null;
   ppl: number;
   /** ppl / the teacher's */
   pplRatio: number;
@@ -214,7 +216,7 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
     const bytes = modelBytes(cfg, w, q);
     const r: CompressRow = {
       stage, label: STAGE_LABELS[stage], layers: cfg.nLayers, heads: cfg.nHeads, kvHeads: cfg.nKvHeads, hiddenDim: cfg.hiddenDim, params: paramCount(cfg), bytes,
-      compression: teacherBytes / bytes, bits: q ? q.ptq.bits : null, ppl, pplRatio: ppl / teacherPpl, steps: null, trainTokens: 0, wallSeconds: null, ...extra,
+      compression: teacherBytes / bytes, bits: q ? q.ptq.bits : null, embedBits: q?.embedding?.bits ?? null, ppl, pplRatio: ppl / teacherPpl, steps: null, trainTokens: 0, wallSeconds: null, ...extra,
       ...(accuracy ? { accuracy } : {}),
     };
     rows.push(r);
@@ -326,14 +328,14 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
   return result(final);
 }
 
-export const COMPRESS_COLUMNS = ['stage', 'layers', 'heads', 'kv heads', 'hidden', 'params', 'bytes', 'x smaller', 'bits', 'eval ppl', 'ppl / teacher', 'steps', 'train tokens', 'wall s'] as const;
+export const COMPRESS_COLUMNS = ['stage', 'layers', 'heads', 'kv heads', 'hidden', 'params', 'bytes', 'x smaller', 'bits', 'embedding', 'eval ppl', 'ppl / teacher', 'steps', 'train tokens', 'wall s'] as const;
 
 export function compressCells(r: CompressRow): string[] {
-  return [r.label, String(r.layers), String(r.heads), String(r.kvHeads), String(r.hiddenDim), String(r.params), String(r.bytes), r.compression.toFixed(2), r.bits === null ? 'fp32' : String(r.bits), r.ppl.toFixed(4), r.pplRatio.toFixed(3), r.steps === null ? '' : String(r.steps), String(r.trainTokens), r.wallSeconds === null ? '' : r.wallSeconds.toFixed(1)];
+  return [r.label, String(r.layers), String(r.heads), String(r.kvHeads), String(r.hiddenDim), String(r.params), String(r.bytes), r.compression.toFixed(2), r.bits === null ? 'fp32' : String(r.bits), r.embedBits == null ? 'fp32' : `${r.embedBits}-bit`, r.ppl.toFixed(4), r.pplRatio.toFixed(3), r.steps === null ? '' : String(r.steps), String(r.trainTokens), r.wallSeconds === null ? '' : r.wallSeconds.toFixed(1)];
 }
 
 /** The tasks any row was scored on, and each row's accuracy cells (acc, acc_norm) for them. */
-function accuracyColumns(rows: CompressRow[]): { header: string[]; cells: (r: CompressRow) => string[] } {
+export function accuracyColumns(rows: CompressRow[]): { header: string[]; cells: (r: CompressRow) => string[] } {
   const tasks = [...new Set(rows.flatMap((r) => Object.keys(r.accuracy ?? {})))];
   return {
     header: tasks.flatMap((t) => [`${t} acc`, `${t} acc_norm`]),
