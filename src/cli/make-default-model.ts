@@ -17,7 +17,7 @@ import { writeHfModel } from '../engine/io/hf';
 import { loadModelFromPath } from '../engine/io/load-node';
 import { tokenStream } from '../engine/train/data';
 import { CORPUS_NAME, HELD_OUT_EVERY, SOTU_PIECE_CHARS, loadDefaultCorpus, studioDataText } from '../engine/train/corpus';
-import { PRETRAIN_CONFIGS, Pretrainer, pretrainConfigOf } from '../engine/train/pretrain';
+import { PRETRAIN_CONFIGS, Pretrainer, pretrainConfigOf, type PretrainStep } from '../engine/train/pretrain';
 import { DEFAULT_MODEL_RECIPE, EVAL_DOCS, evaluateDefaultModel, greedySamples, repairAtDefaults } from '../engine/train/default-model';
 import { DEFAULT_RUN_SPEC } from '../engine/workflow/spec';
 import { int, parse } from './args';
@@ -81,16 +81,26 @@ export async function run(argv: string[]): Promise<number> {
       };
       const tTrain = performance.now();
       let last = 0, avg = NaN;
-      while (p.step < steps) {
-        const s = await p.trainStep();
-        avg = Number.isNaN(avg) ? s.loss : 0.95 * avg + 0.05 * s.loss;
-        const el = (performance.now() - tTrain) / 1000;
-        if (p.step % 50 === 0 || p.step === steps) lossCurve.push({ step: p.step, loss: +avg.toFixed(4) });
-        if (performance.now() - last > 10000 || p.step === steps) {
-          last = performance.now();
-          log(`step ${p.step}/${steps} loss ${avg.toFixed(4)} lr ${s.lr.toExponential(2)} |g| ${s.gradNorm.toFixed(3)} ${el.toFixed(0)}s (eta ${((el / p.step) * (steps - p.step)).toFixed(0)}s)`);
+      // steps are submitted without waiting; their losses land a step or two later (drained
+      // before every save, so the saved curve and model agree)
+      const report = (ss: PretrainStep[]) => {
+        for (const s of ss) {
+          const done = s.step + 1;
+          avg = Number.isNaN(avg) ? s.loss : 0.95 * avg + 0.05 * s.loss;
+          const el = (performance.now() - tTrain) / 1000;
+          if (done % 50 === 0 || done === steps) lossCurve.push({ step: done, loss: +avg.toFixed(4) });
+          if (performance.now() - last > 10000 || done === steps) {
+            last = performance.now();
+            log(`step ${done}/${steps} loss ${avg.toFixed(4)} lr ${s.lr.toExponential(2)} |g| ${s.gradNorm.toFixed(3)} ${el.toFixed(0)}s (eta ${((el / done) * (steps - done)).toFixed(0)}s)`);
+          }
         }
-        if (p.step % saveEvery === 0 || p.step === steps) await save(el);
+      };
+      while (p.step < steps) {
+        report(await p.submitStep());
+        if (p.step % saveEvery === 0 || p.step === steps) {
+          report(await p.drain());
+          await save((performance.now() - tTrain) / 1000);
+        }
       }
       p.free();
       writeFileSync(join(out, 'data.txt'), studioDataText(corpus));

@@ -6,7 +6,7 @@ import { loadTokenizerFile } from '../engine/io/load-node';
 import { writeHfModel } from '../engine/io/hf';
 import { ByteTokenizer } from '../engine/io/byte-tokenizer';
 import { tokenStream } from '../engine/train/data';
-import { PRETRAIN_CONFIGS, Pretrainer, pretrainConfigOf } from '../engine/train/pretrain';
+import { PRETRAIN_CONFIGS, Pretrainer, pretrainConfigOf, type PretrainStep } from '../engine/train/pretrain';
 import { int, num, parse } from './args';
 import { trainBpe } from '../engine/io/bpe-train';
 import { parseTokenizerJson } from '../engine/io/hf-tokenizer';
@@ -40,13 +40,16 @@ export async function run(argv: string[]): Promise<number> {
     const p = new Pretrainer(gpu, cfg, pretrainConfigOf({ steps, batch: int(a.batch, 'batch', 8), seq: Math.min(int(a.seq, 'seq', 128), cfg.maxSeqLen), lr: num(a.lr, 'lr', 3e-3), seed: int(a.seed, 'seed', 1) }), stream);
     const t0 = performance.now();
     let last = 0;
-    while (p.step < steps) {
-      const s = await p.trainStep();
-      if (performance.now() - last > 5000 || p.step === steps) {
-        last = performance.now();
-        process.stderr.write(`step ${p.step}/${steps} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)} |g| ${s.gradNorm.toFixed(3)}\n`);
-      }
-    }
+    // steps are submitted without waiting; their losses land a step or two later
+    const report = (ss: PretrainStep[]) => {
+      for (const s of ss)
+        if (performance.now() - last > 5000 || s.step + 1 === steps) {
+          last = performance.now();
+          process.stderr.write(`step ${s.step + 1}/${steps} loss ${s.loss.toFixed(4)} lr ${s.lr.toExponential(2)} |g| ${s.gradNorm.toFixed(3)}\n`);
+        }
+    };
+    while (p.step < steps) report(await p.submitStep());
+    report(await p.drain());
     const w = await p.weights();
     mkdirSync(a.out as string, { recursive: true });
     for (const [n, b] of Object.entries(writeHfModel(cfg, w, { tokenizerJson }))) writeFileSync(join(a.out as string, n), b);

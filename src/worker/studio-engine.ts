@@ -136,6 +136,8 @@ export interface CompressRequest {
   baselines: boolean;
   /** the token embedding's bits (groups of 32); null = fp32; absent = the workflow's default (8) */
   embedding?: { bits: Bits; group?: number } | null;
+  /** a zero-shot task file every stage's model is scored on (as `quench compress --tasks`) */
+  accuracy?: Omit<AccuracyRequest, 'models'>;
 }
 
 export interface CompressSummary {
@@ -441,8 +443,11 @@ export class StudioEngine {
     const { makeCompressSpec, runCompress } = await import('../engine/workflow/compress');
     const cs = makeCompressSpec({ prune: spec.prune, kd: spec.kd, qat: spec.qat, baselines: spec.baselines, embedding: spec.embedding }, 'compress settings');
     const files: Record<string, Record<string, Uint8Array>> = {};
+    // the task file is parsed before any work, so a bad one is refused at once
+    const task = spec.accuracy ? { name: spec.accuracy.task, docs: this.taskDocs(spec.accuracy) } : null;
     const r = await runCompress(this.gpu, { name: m.name, config: m.config, weights: m.weights, tokenizer: m.tokenizer }, cs, this.needSplit(), {
       onProgress, shouldStop, tokenizerJson: tokenizerJsonOf(m.tokenizer, m.tokenizerJson), onModel: (stage, f) => void (files[stage] = f),
+      ...(task ? { accuracy: async (label: string, model: LlamaModel) => ({ [task.name]: await evaluateTask(task.docs, (t) => m.tokenizer.encode(t, { bos: true }), (seqs) => tokenLogprobsBatch(model, seqs), (d, t) => onProgress({ phase: 'eval', label: `${task.name}: ${label}`, done: d, total: t, etaSeconds: null })) }) } : {}),
     });
     this.compressed = files;
     const imp = r.importance;
@@ -503,11 +508,15 @@ export class StudioEngine {
     let avg = NaN;
     let weights: LlamaWeights;
     try {
-      while (p.step < spec.steps && !shouldStop()) {
-        const s = await p.trainStep();
-        avg = Number.isNaN(avg) ? s.loss : 0.9 * avg + 0.1 * s.loss;
-        onStep({ step: s.step, loss: s.loss, lr: s.lr });
-      }
+      // steps are submitted without waiting; each step's loss arrives a step or two later
+      const report = (ss: { step: number; loss: number; lr: number }[]) => {
+        for (const s of ss) {
+          avg = Number.isNaN(avg) ? s.loss : 0.9 * avg + 0.1 * s.loss;
+          onStep({ step: s.step, loss: s.loss, lr: s.lr });
+        }
+      };
+      while (p.step < spec.steps && !shouldStop()) report(await p.submitStep());
+      report(await p.drain());
       weights = await p.weights();
     } finally {
       p.free();
@@ -526,10 +535,7 @@ export class StudioEngine {
   async accuracy(req: AccuracyRequest, onProgress: (done: number, total: number, label: string) => void): Promise<AccuracyResult> {
     const m = this.model;
     if (!m) throw new Error('load a model first');
-    if (!TASKS.includes(req.task)) throw new Error(`unknown task ${JSON.stringify(req.task)} (one of ${TASKS.join(', ')})`);
-    let docs = parseTask(req.task, req.docsText, req.labelsText, req.fileName);
-    if (req.limit > 0) docs = docs.slice(0, req.limit);
-    if (docs.length === 0) throw new Error(`${req.fileName}: no documents`);
+    const docs = this.taskDocs(req);
     const results: Record<string, McResult> = {};
     for (const row of req.models) {
       if (row !== 'teacher' && !this.held.has(row)) continue;
@@ -542,6 +548,15 @@ export class StudioEngine {
       }
     }
     return { task: req.task, file: req.fileName, n: docs.length, results };
+  }
+
+  /** A task file's documents (the first `limit`; 0 = all), or a clear refusal naming the file. */
+  private taskDocs(req: Omit<AccuracyRequest, 'models'>) {
+    if (!TASKS.includes(req.task)) throw new Error(`unknown task ${JSON.stringify(req.task)} (one of ${TASKS.join(', ')})`);
+    let docs = parseTask(req.task, req.docsText, req.labelsText, req.fileName);
+    if (req.limit > 0) docs = docs.slice(0, req.limit);
+    if (docs.length === 0) throw new Error(`${req.fileName}: no documents`);
+    return docs;
   }
 
   /** The loaded model as HF files (config.json, model.safetensors, tokenizer.json). */

@@ -76,6 +76,13 @@ export interface GpuInfo {
   subgroupMaxSize?: number;
 }
 
+/** A readback in flight (Gpu.readAsync). */
+export interface AsyncRead {
+  readonly result: Promise<ArrayBuffer[]>;
+  /** the result has settled: awaiting it no longer waits on the GPU */
+  readonly landed: boolean;
+}
+
 export type GpuErrorHandler = (message: string) => void;
 
 /** Node's event loop does not see Dawn's pending callbacks and would exit (and crash Dawn's
@@ -116,9 +123,12 @@ export class Gpu {
   readonly hasF16: boolean;
   /** the device was created with WGSL `enable subgroups` (sizes: info.subgroupMinSize/MaxSize) */
   readonly hasSubgroups: boolean;
-  /** dispatches recorded, command buffers submitted, and host waits on the GPU (sync, readbacks)
-   *  since creation: `npm run bench` reports them per KD-QAT step */
-  readonly counts = { dispatches: 0, submits: 0, hostWaits: 0 };
+  /** dispatches recorded, command buffers submitted, host waits on the GPU (sync, blocking
+   *  readbacks, awaiting an async read that has not landed), async reads started (readAsync), and
+   *  throttle waits (awaitRead(r, 'throttle') on a read not landed: a training loop that runs ahead
+   *  of the GPU waiting for a step several steps back, as a full launch queue would make it) since
+   *  creation: `npm run bench` reports them per KD-QAT step */
+  readonly counts = { dispatches: 0, submits: 0, hostWaits: 0, asyncReads: 0, throttleWaits: 0 };
   /** bytes of live tensors, and the most ever live at once */
   liveBytes = 0;
   peakBytes = 0;
@@ -283,6 +293,53 @@ export class Gpu {
     staging.destroy();
     this.throwPending();
     return out;
+  }
+
+  /**
+   * Start a readback without waiting: each part (a byte range of a tensor) is copied, after the work
+   * recorded so far, into one staging buffer, which is submitted and mapped asynchronously. Nothing
+   * on the host waits here; `result` resolves with one ArrayBuffer per part once the GPU is there.
+   * Await it through awaitRead, which counts a host wait only when the read has not landed.
+   */
+  readAsync(parts: { t: Tensor; bytes?: number; offset?: number }[]): AsyncRead {
+    const sizes = parts.map((p) => Math.ceil((p.bytes ?? p.t.bytes) / 4) * 4);
+    const total = Math.max(4, sizes.reduce((a, b) => a + b, 0));
+    const staging = this.device.createBuffer({ label: 'readback-async', size: total, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.endPass();
+    let at = 0;
+    parts.forEach((p, i) => {
+      if (sizes[i] > 0) this.enc().copyBufferToBuffer(p.t.buffer, p.offset ?? 0, staging, at, sizes[i]);
+      at += sizes[i];
+    });
+    this.flush();
+    this.counts.asyncReads++;
+    const rec: { result: Promise<ArrayBuffer[]>; landed: boolean } = { result: Promise.resolve([]), landed: false };
+    rec.result = gpuWait(staging.mapAsync(GPUMapMode.READ))
+      .then(() => {
+        const m = staging.getMappedRange();
+        let o = 0;
+        const out = parts.map((p, i) => {
+          const b = m.slice(o, o + (p.bytes ?? p.t.bytes));
+          o += sizes[i];
+          return b;
+        });
+        staging.unmap();
+        staging.destroy();
+        this.throwPending();
+        return out;
+      })
+      .finally(() => (rec.landed = true));
+    rec.result.catch(() => {}); // rejections surface where the read is awaited, not as unhandled ones
+    return rec;
+  }
+
+  /** Await an async read; a host wait (or, for 'throttle', a throttle wait) when it has not landed. */
+  async awaitRead(r: AsyncRead, why: 'wait' | 'throttle' = 'wait'): Promise<ArrayBuffer[]> {
+    if (!r.landed) {
+      if (why === 'throttle') this.counts.throttleWaits++;
+      else this.counts.hostWaits++;
+    }
+    return r.result;
   }
 
   copy(src: Tensor, dst: Tensor, bytes = Math.min(src.bytes, dst.bytes), srcOffset = 0, dstOffset = 0): void {

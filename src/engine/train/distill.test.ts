@@ -10,7 +10,7 @@ import { lsqScaleGradRef, steRef } from '../ref/quant';
 import { dequantizeHost, quantizeHost, type PackedWeight } from '../format/pack';
 import { searchClip } from '../quant/ptq';
 import { expectClose, rng, testGpu } from '../testing';
-import { DEFAULT_DISTILL, Distiller, lrAt, type DistillConfig } from './distill';
+import { DEFAULT_DISTILL, Distiller, lrAt, type DistillConfig, type StepMetrics } from './distill';
 import { parseFreeze } from './freeze';
 import type { Gpu } from '../gpu/runtime';
 
@@ -202,6 +202,48 @@ describe('KD-QAT student', () => {
     if (scales === 'learned') expect(final.some((t) => t.name.endsWith('.scales.param'))).toBe(true);
     d2.free();
     }
+  });
+
+  it('submitted steps never wait on the GPU; drained, they give the waited-for run bit for bit', async () => {
+    const gpu = await testGpu();
+    const w = randomWeights(cfg, 6, 0.5);
+    // metrics every 2 steps: the detailed metrics (incl. code flips) also leave asynchronously
+    const dc = dcOf({ loss: { kl: 1, ce: 0.5, attnMap: 0, attnOut: 0, hidden: 0.1 }, steps: 5, metricsEvery: 2 });
+    const waited = new Distiller(gpu, cfg, w, dc, stream);
+    await waited.snapshotCodes();
+    for (let i = 0; i < 5; i++) await waited.trainStep();
+    const wantParams = await waited.checkpointTensors();
+    waited.free();
+    const d = new Distiller(gpu, cfg, w, dc, stream);
+    await d.snapshotCodes();
+    d.maxInFlight = 5;
+    const c0 = { ...gpu.counts };
+    const landed: StepMetrics[] = [];
+    for (let i = 0; i < 5; i++) landed.push(...(await d.submitStep()));
+    expect(gpu.counts.hostWaits - c0.hostWaits, 'host waits inside 5 submitted steps').toBe(0);
+    expect(gpu.counts.throttleWaits - c0.throttleWaits).toBe(0);
+    expect(gpu.counts.asyncReads - c0.asyncReads).toBe(5);
+    expect(d.step).toBe(5);
+    landed.push(...(await d.drain()));
+    expect(d.pendingSteps).toBe(0);
+    expect(landed.map((m) => m.step)).toEqual([0, 1, 2, 3, 4]);
+    expect(d.history).toEqual(landed);
+    const strip = (m: (typeof landed)[number]) => ({ ...m, tokensPerSec: 0 });
+    expect(d.history.map(strip)).toEqual(waited.history.map(strip));
+    expect(d.history[2].codeFlips).toBeDefined();
+    expect(d.history[1].gradSq).toBeUndefined();
+    const got = await d.checkpointTensors();
+    got.forEach((t, i) => expect([...t.data]).toEqual([...wantParams[i].data]));
+    // with the default window the loop waits only for steps maxInFlight back (throttle), never inside a step for its own results
+    const e = new Distiller(gpu, cfg, w, { ...dc, metricsEvery: 0 }, stream);
+    const c1 = { ...gpu.counts };
+    for (let i = 0; i < 5; i++) await e.submitStep();
+    expect(gpu.counts.hostWaits - c1.hostWaits).toBe(0);
+    expect(e.pendingSteps).toBeLessThanOrEqual(e.maxInFlight);
+    await e.drain();
+    expect(e.history.map((m) => m.loss)).toEqual(waited.history.map((m) => m.loss));
+    e.free();
+    d.free();
   });
 
   it('learning rate: linear warm-up then cosine to minLrRatio', () => {

@@ -11,7 +11,7 @@
 // teacher's buffer, frozen projections keep only their packed codes, one d(quantized weight)
 // scratch serves every projection, and for large shapes the student's layer activations are
 // recomputed in the backward and the teacher's projections are f16.
-import type { Gpu, Tensor } from '../gpu/runtime';
+import type { AsyncRead, Gpu, Tensor } from '../gpu/runtime';
 import { PROJECTIONS, headSize, type LlamaConfig, type LlamaWeights, type Projection } from '../model/config';
 import { LlamaModel, type Activations } from '../model/llama';
 import { DenseLinear } from '../model/dense';
@@ -135,6 +135,10 @@ export class Distiller {
   private readonly dwq: Tensor | null; // (max N·K) d(quantized weight) scratch shared by the student's projections
   /** the memory choices this run made (logit rows, recompute, f16 teacher) and its estimate */
   readonly plan: MemoryPlan;
+  /** steps that may be submitted ahead of the last one whose metrics have landed */
+  maxInFlight = 2;
+  private readonly inFlight: { step: number; lr: number; read: AsyncRead; startedAt: number; metricsNow: boolean; codes: [string, QatLinear, Projection][] }[] = [];
+  private lastLanded: number | null = null;
 
   constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, weights: LlamaWeights, readonly dc: DistillConfig, readonly stream: Uint32Array, mem: DistillMemoryOptions = {}) {
     if (dc.freeze.length !== cfg.nLayers) throw new Error(`freeze mask has ${dc.freeze.length} layers, the model ${cfg.nLayers}`);
@@ -205,11 +209,46 @@ export class Distiller {
     for (const [, q] of this.qatProjections()) q.requantize();
   }
 
-  /** One optimizer step (accum micro-batches). */
+  /** One optimizer step (accum micro-batches), waited for: submitStep + drain. Returns its metrics. */
   async trainStep(): Promise<StepMetrics> {
+    await this.submitStep();
+    await this.drain();
+    return this.history[this.history.length - 1];
+  }
+
+  /**
+   * Record and submit one optimizer step without waiting on the GPU: its losses and gradient norm
+   * (and, on metrics steps, the detailed metrics) are copied into a staging buffer and read back
+   * asynchronously. Returns the metrics of earlier steps that have landed since the last call, in
+   * step order (often none); they are also appended to `history`. At most `maxInFlight` steps run
+   * ahead of the last landed one: past that the call waits for the oldest (a throttle wait, as a
+   * full launch queue would make a CUDA loop wait). Throws on the first step whose loss is not
+   * finite (seen up to maxInFlight steps late; `drain()` before a checkpoint makes it exact).
+   */
+  async submitStep(): Promise<StepMetrics[]> {
+    this.recordStep();
+    const out: StepMetrics[] = [];
+    while (this.inFlight.length > this.maxInFlight) out.push(await this.land('throttle'));
+    while (this.inFlight.length && this.inFlight[0].read.landed) out.push(await this.land('wait'));
+    return out;
+  }
+
+  /** Wait for every step in flight; returns their metrics in step order (also in `history`). */
+  async drain(): Promise<StepMetrics[]> {
+    const out: StepMetrics[] = [];
+    while (this.inFlight.length) out.push(await this.land('wait'));
+    return out;
+  }
+
+  /** Steps submitted whose metrics have not landed yet. */
+  get pendingSteps(): number {
+    return this.inFlight.length;
+  }
+
+  private recordStep(): void {
     const { gpu, cfg, dc } = this;
-    const B = dc.batch, T = dc.seq, BT = B * T, V = cfg.vocabSize, C = cfg.dim, L = cfg.nLayers, NH = cfg.nHeads;
     const t0 = performance.now();
+    const B = dc.batch, T = dc.seq, BT = B * T, V = cfg.vocabSize, C = cfg.dim, L = cfg.nLayers, NH = cfg.nHeads;
     const withProbs = dc.loss.attnMap > 0;
     const R = this.plan.logitRows;
     const ta = this.teacher.activations(B, T, withProbs, R, 'none'); // forward only: one layer kept
@@ -280,8 +319,28 @@ export class Distiller {
     const h = { lr, beta1: dc.beta1, beta2: dc.beta2, eps: 1e-8, weightDecay: dc.weightDecay };
     const hScale = { ...h, lr: lr * dc.scaleLrRatio, weightDecay: 0 };
     for (const p of this.params) adamwStep(gpu, p.param, p.grad, p.m, p.v, this.clipBuf, this.step + 1, p.isScale ? hScale : h);
-    const lossVals = await gpu.readF32(losses);
-    const clip = await gpu.readF32(this.clipBuf);
+    // the step's scalars, and on metrics steps the per-layer errors, per-tensor grad norms and the
+    // codes (for code flips), leave in one async readback: nothing here waits on the GPU
+    const parts: { t: Tensor }[] = [{ t: losses }, { t: this.clipBuf }];
+    const codes: [string, QatLinear, Projection][] = [];
+    if (metricsNow) {
+      parts.push({ t: this.metricBuf }, { t: this.sumsq });
+      if (this.initialCodes.size) for (const e of this.qatProjections()) if (!e[1].frozen) { codes.push(e); parts.push({ t: e[1].packed.codes }); }
+    }
+    this.inFlight.push({ step: this.step, lr, read: gpu.readAsync(parts), startedAt: t0, metricsNow, codes });
+    this.step++;
+  }
+
+  /** Wait for the oldest step in flight and turn its readback into its metrics. */
+  private async land(why: 'wait' | 'throttle'): Promise<StepMetrics> {
+    const { cfg, dc } = this;
+    const f = this.inFlight[0];
+    const bufs = await this.gpu.awaitRead(f.read, why);
+    this.inFlight.shift();
+    const now = performance.now();
+    const B = dc.batch, T = dc.seq, BT = B * T, L = cfg.nLayers, NH = cfg.nHeads;
+    const lossVals = new Float32Array(bufs[0]);
+    const clip = new Float32Array(bufs[1]);
     const comp = {} as LossWeights;
     const denom = [BT, BT, B * NH * T * L, BT * L, BT * L];
     LOSS_SLOTS.forEach((k, i) => (comp[k] = lossVals[i] / denom[i] / dc.accum));
@@ -289,10 +348,15 @@ export class Distiller {
     comp.attnOut *= L;
     comp.hidden *= L;
     const loss = LOSS_SLOTS.reduce((s, k) => s + dc.loss[k] * comp[k], 0);
-    const m: StepMetrics = { step: this.step, lr, loss, losses: comp, gradNorm: clip[1], tokensPerSec: (BT * dc.accum) / ((performance.now() - t0) / 1000) };
-    if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${this.step} (components ${JSON.stringify(comp)}); stopping — lower the learning rate`);
-    if (metricsNow) Object.assign(m, await this.detailedMetrics());
-    this.step++;
+    // throughput from the GPU's pace: the time since the previous step landed (or this one started)
+    const since = Math.max(f.startedAt, this.lastLanded ?? 0);
+    this.lastLanded = now;
+    const m: StepMetrics = { step: f.step, lr: f.lr, loss, losses: comp, gradNorm: clip[1], tokensPerSec: (BT * dc.accum) / (Math.max(now - since, 1e-3) / 1000) };
+    if (!Number.isFinite(loss)) {
+      this.inFlight.length = 0; // later steps trained on top of a broken one: nothing to report
+      throw new Error(`loss became ${loss} at step ${f.step} (components ${JSON.stringify(comp)}); stopping — lower the learning rate`);
+    }
+    if (f.metricsNow) Object.assign(m, this.detailedMetrics(new Float32Array(bufs[2]), new Float32Array(bufs[3]), f.codes, bufs.slice(4)));
     this.history.push(m);
     return m;
   }
@@ -320,11 +384,9 @@ export class Distiller {
     sumSquares(gpu, this.metricBuf, 3 * L + l, ta.layers[l].attnOut, BT * C);
   }
 
-  private async detailedMetrics(): Promise<Partial<StepMetrics>> {
-    const { gpu, cfg } = this;
+  private detailedMetrics(mb: Float32Array, sq: Float32Array, codes: [string, QatLinear, Projection][], codeBytes: ArrayBuffer[]): Partial<StepMetrics> {
+    const { cfg } = this;
     const L = cfg.nLayers, C = cfg.dim;
-    const mb = await gpu.readF32(this.metricBuf);
-    const sq = await gpu.readF32(this.sumsq);
     const gradSq = Array.from({ length: L }, () => Object.fromEntries(PROJECTIONS.map((p) => [p, 0])) as Record<Projection, number>);
     this.params.forEach((p, i) => {
       if (p.layer !== undefined && p.proj && !p.isScale) gradSq[p.layer][p.proj] = sq[i];
@@ -333,11 +395,10 @@ export class Distiller {
     const hiddenRelErr = Array.from({ length: L }, (_, l) => (mb[l] * C) / Math.max(mb[2 * L + l], 1e-30));
     const attnOutRelErr = Array.from({ length: L }, (_, l) => (mb[L + l] * C) / Math.max(mb[3 * L + l], 1e-30));
     const codeFlips: Partial<Record<Projection, number>> = {};
-    if (this.initialCodes.size) {
+    if (codes.length) {
       const changed: Partial<Record<Projection, [number, number]>> = {};
-      for (const [name, q, p] of this.qatProjections()) {
-        if (q.frozen) continue;
-        const now = (await gpu.read(q.packed.codes)) as Uint32Array;
+      codes.forEach(([name, q, p], i) => {
+        const now = new Uint32Array(codeBytes[i]);
         const before = this.initialCodes.get(name)!;
         const lay = { ...q.packed.layout, codes: now };
         const lay0 = { ...q.packed.layout, codes: before };
@@ -345,7 +406,7 @@ export class Distiller {
         for (let n = 0; n < lay.N; n++) for (let k = 0; k < lay.K; k++) if (getCode(lay, n, k) !== getCode(lay0, n, k)) c++;
         const acc = changed[p] ?? [0, 0];
         changed[p] = [acc[0] + c, acc[1] + lay.N * lay.K];
-      }
+      });
       for (const [p, [c, n]] of Object.entries(changed) as [Projection, [number, number]][]) codeFlips[p] = c / n;
     }
     return { gradSq, hiddenRelErr, attnOutRelErr, codeFlips };

@@ -1,7 +1,7 @@
 // Pretraining from random initialisation: the same LLaMA forward/backward, next-token
 // cross-entropy, AdamW with warm-up + cosine, global-norm clipping, seeded data order. The loss
 // runs chunk by chunk of logit rows (train/logit-loss.ts): never B·T·V logits in one binding.
-import type { Gpu, Tensor } from '../gpu/runtime';
+import type { AsyncRead, Gpu, Tensor } from '../gpu/runtime';
 import { randomWeights, type LlamaConfig, type LlamaWeights, PROJECTIONS } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import { DenseLinear } from '../model/dense';
@@ -61,6 +61,14 @@ export function pretrainConfigOf(p: Pick<PretrainConfig, 'steps' | 'batch' | 'se
   return { warmup: Math.min(100, Math.floor(p.steps / 10)), minLrRatio: 0.1, weightDecay: 0.1, gradClip: 1, ...p };
 }
 
+/** One pretraining step's figures. */
+export interface PretrainStep {
+  step: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+}
+
 export class Pretrainer {
   readonly model: LlamaModel;
   private readonly params: { p: Tensor; g: Tensor; m: Tensor; v: Tensor }[] = [];
@@ -70,6 +78,11 @@ export class Pretrainer {
   private readonly out: Tensor;
   private readonly logitLoss: LogitLoss;
   step = 0;
+  /** steps that may be submitted ahead of the last one whose loss has landed */
+  maxInFlight = 2;
+  private readonly inFlight: { step: number; lr: number; read: AsyncRead }[] = [];
+  private targets: Tensor | null = null;
+  private dxnf: Tensor | null = null;
   /** logitRows: rows per logits chunk (default: logitChunkRows) */
   constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, readonly pc: PretrainConfig, readonly stream: Uint32Array, init?: LlamaWeights, private readonly logitRows?: number) {
     this.logitLoss = new LogitLoss(gpu);
@@ -93,14 +106,29 @@ export class Pretrainer {
     this.out = gpu.tensor('pretrain.loss', [2]);
   }
 
-  async trainStep(): Promise<{ step: number; loss: number; lr: number; gradNorm: number }> {
+  /** One step, waited for (submitStep + drain): its loss and gradient norm. */
+  async trainStep(): Promise<PretrainStep> {
+    await this.submitStep();
+    const ms = await this.drain();
+    return ms[ms.length - 1];
+  }
+
+  /**
+   * Record and submit one step without waiting on the GPU; its loss and gradient norm are read back
+   * asynchronously. Returns the steps that have landed since the last call, in order (often none).
+   * At most `maxInFlight` steps run ahead of the last landed one (past that: a throttle wait for
+   * the oldest). Throws on the first non-finite loss (seen up to maxInFlight steps late).
+   */
+  async submitStep(): Promise<PretrainStep[]> {
     const { gpu, cfg, pc } = this;
     const B = pc.batch, T = pc.seq, BT = B * T, V = cfg.vocabSize;
     const R = this.logitRows ?? logitChunkRows(gpu, BT, V);
     const acts = this.model.activations(B, T, false, R); // flash attention: no probabilities needed
     const { inputs, targets } = sampleBatch(this.stream, B, T, this.rng);
-    const tt = gpu.tensor('pretrain.targets', [BT], 'u32', targets);
-    const dxnf = gpu.tensor('pretrain.dxnf', [BT, cfg.dim]); // (B*T, C)
+    // kept across steps: a step in flight may still read them
+    const tt = (this.targets ??= gpu.tensor('pretrain.targets', [BT], 'u32'));
+    const dxnf = (this.dxnf ??= gpu.tensor('pretrain.dxnf', [BT, cfg.dim])); // (B*T, C)
+    gpu.write(tt, targets);
     gpu.write(acts.tokens, inputs);
     this.model.zeroGrads();
     this.model.forwardStart(acts);
@@ -112,11 +140,32 @@ export class Pretrainer {
     clipScale(gpu, this.clip, this.sumsq, this.params.length, pc.gradClip);
     const lr = lrAt(this.step, pc);
     for (const x of this.params) adamwStep(gpu, x.p, x.g, x.m, x.v, this.clip, this.step + 1, { lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: pc.weightDecay });
-    const loss = (await gpu.readF32(this.out))[1] / BT;
-    const gradNorm = (await gpu.readF32(this.clip))[1];
-    for (const t of [tt, dxnf]) gpu.free(t);
-    if (!Number.isFinite(loss)) throw new Error(`loss became ${loss} at step ${this.step}; lower the learning rate`);
-    return { step: this.step++, loss, lr, gradNorm };
+    this.inFlight.push({ step: this.step++, lr, read: gpu.readAsync([{ t: this.out }, { t: this.clip }]) });
+    const out: PretrainStep[] = [];
+    while (this.inFlight.length > this.maxInFlight) out.push(await this.land('throttle'));
+    while (this.inFlight.length && this.inFlight[0].read.landed) out.push(await this.land('wait'));
+    return out;
+  }
+
+  /** Wait for every step in flight; their points in order. */
+  async drain(): Promise<PretrainStep[]> {
+    const out: PretrainStep[] = [];
+    while (this.inFlight.length) out.push(await this.land('wait'));
+    return out;
+  }
+
+  private async land(why: 'wait' | 'throttle'): Promise<PretrainStep> {
+    const f = this.inFlight[0];
+    const [lossB, clipB] = await this.gpu.awaitRead(f.read, why);
+    this.inFlight.shift();
+    const BT = this.pc.batch * this.pc.seq;
+    const loss = new Float32Array(lossB)[1] / BT;
+    const gradNorm = new Float32Array(clipB)[1];
+    if (!Number.isFinite(loss)) {
+      this.inFlight.length = 0;
+      throw new Error(`loss became ${loss} at step ${f.step}; lower the learning rate`);
+    }
+    return { step: f.step, loss, lr: f.lr, gradNorm };
   }
 
   /** The trained weights, read back. */
@@ -137,7 +186,7 @@ export class Pretrainer {
       this.gpu.free(x.m);
       this.gpu.free(x.v);
     }
-    for (const t of [this.sumsq, this.clip, this.out]) this.gpu.free(t);
+    for (const t of [this.sumsq, this.clip, this.out, this.targets, this.dxnf]) this.gpu.free(t);
     this.logitLoss.free();
   }
 }

@@ -33,7 +33,11 @@ export interface Progress {
 export interface RunHooks {
   onStep?(m: StepMetrics): void | Promise<void>;
   onProgress?(p: Progress): void;
+  /** checked before each step is submitted; steps already in flight still finish and are reported
+   *  (a step's metrics land a step or two after it is submitted), so count steps with untilStep */
   shouldStop?(): boolean;
+  /** stop (status 'stopped') once this many steps have been trained */
+  untilStep?: number;
   shouldPause?(): boolean;
   /** called every `checkpointEvery` steps, at a pause and at the end */
   onCheckpoint?(c: Checkpoint): Promise<void>;
@@ -120,16 +124,33 @@ export async function runTraining(gpu: Gpu, teacher: Teacher, spec: RunSpec, tra
       d.history.push(...resume.meta.history);
     }
     await d.snapshotCodes();
-    const checkpoint = async (): Promise<Checkpoint> => ({
-      meta: { format: CHECKPOINT_FORMAT, version: 1, step: d.step, rngState: d.rng.state, spec, history: [...d.history] },
-      tensors: await d.checkpointTensors(),
-    });
+    // steps are submitted without waiting (their metrics land a step or two later): drain before
+    // anything that needs the whole history or a settled model (checkpoints, pause, the end)
+    const checkpoint = async (): Promise<Checkpoint> => {
+      await land(await d.drain());
+      return {
+        meta: { format: CHECKPOINT_FORMAT, version: 1, step: d.step, rngState: d.rng.state, spec, history: [...d.history] },
+        tensors: await d.checkpointTensors(),
+      };
+    };
     const t0 = performance.now();
     const startStep = d.step;
     const every = hooks.checkpointEvery ?? 0;
     let status: RunOutcome['status'] = 'done';
+    const land = async (ms: StepMetrics[]): Promise<void> => {
+      for (const m of ms) {
+        const where = nonFinite(m);
+        if (where) {
+          await d.drain().catch(() => []); // the steps after a broken one are not reported
+          const i = d.history.indexOf(m);
+          if (i >= 0) d.history.length = i;
+          throw new Error(`step ${m.step}: ${where} is not finite${await firstBadTensor(d)}; the run stopped, its last good checkpoint is kept. Lower the learning rate or check the data.`);
+        }
+        await hooks.onStep?.(m);
+      }
+    };
     while (d.step < dc.steps) {
-      if (hooks.shouldStop?.()) {
+      if (hooks.shouldStop?.() || (hooks.untilStep !== undefined && d.step >= hooks.untilStep)) {
         status = 'stopped';
         break;
       }
@@ -138,18 +159,13 @@ export async function runTraining(gpu: Gpu, teacher: Teacher, spec: RunSpec, tra
         await hooks.onCheckpoint?.(c);
         return { status: 'paused', history: d.history, checkpoint: c, summary: null, student: null };
       }
-      const m = await d.trainStep();
-      const where = nonFinite(m);
-      if (where) {
-        d.history.pop();
-        throw new Error(`step ${m.step}: ${where} is not finite${await firstBadTensor(d)}; the run stopped, its last good checkpoint is kept. Lower the learning rate or check the data.`);
-      }
-      await hooks.onStep?.(m);
+      await land(await d.submitStep());
       const elapsed = (performance.now() - t0) / 1000;
       const done = d.step - startStep;
       hooks.onProgress?.({ phase: 'train', label: `training ${label}`, done: d.step, total: dc.steps, etaSeconds: done > 0 ? (elapsed / done) * (dc.steps - d.step) : null });
       if (every > 0 && d.step % every === 0 && d.step < dc.steps) await hooks.onCheckpoint?.(await checkpoint());
     }
+    await land(await d.drain());
     const wall = (performance.now() - t0) / 1000;
     const ckpt = await checkpoint();
     if (status === 'done') await hooks.onCheckpoint?.(ckpt);
