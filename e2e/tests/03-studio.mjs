@@ -165,9 +165,16 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   // compress: prune to 1 layer, distil, quantize; the stages table, then the student becomes the teacher
   await page.getByRole('tab', { name: 'Compress' }).click();
   for (const [k, v] of [['layers', '1'], ['kdSteps', '3'], ['batch', '2'], ['seq', '16'], ['qatSteps', '2']]) await page.getByTestId(`cmp-${k}`).fill(v);
+  // every stage is also scored on the copa file (as quench compress --tasks)
+  await page.getByTestId('cmp-task-docs').setInputFiles(copa);
   await page.getByTestId('compress-start').click();
   await page.getByTestId('compress-table').waitFor({ timeout: 300_000 });
   for (const st of ['teacher', 'pruned', 'kd', 'ptq', 'kdqat', 'ce-scratch', 'ce-pruned']) expect(await page.getByTestId(`compress-row-${st}`).count() === 1, `compress row ${st}`);
+  const cmpText = await page.getByTestId('compress-table').textContent();
+  expect(/copa acc_norm/.test(cmpText) && /embedding/.test(cmpText), `compress table has the embedding and copa columns: ${cmpText.slice(0, 300)}`);
+  // the 15 columns, copa acc and acc_norm, the download cell
+  const kdqatCells = await page.getByTestId('compress-row-kdqat').locator('td').allTextContents();
+  expect(kdqatCells.length === 18 && kdqatCells[15] !== '' && Number(kdqatCells[15]) >= 0 && Number(kdqatCells[15]) <= 1, `the KD-QAT row carries its copa accuracy: ${kdqatCells.join(' | ')}`);
   expect(await page.getByTestId('compress-importance').locator('tbody tr').count() === 2, 'importance of both layers shown');
   await screenshot('compress');
   await page.getByTestId('compress-use').click();

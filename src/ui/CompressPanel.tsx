@@ -7,6 +7,8 @@ import { downloadCompressed, runCompressJob, stopTraining, useCompressedAsTeache
 import { ProgressBar } from './TrainPanels';
 import { COMPRESS_COLUMNS, accuracyColumns, compressCells } from '../engine/workflow/compress';
 import type { Bits } from '../engine/format/pack';
+import { useState } from 'react';
+import { TASKS, TASK_FILES, type TaskName } from '../engine/eval/tasks';
 
 type C = ReturnType<typeof useStudio.getState>['settings']['compress'];
 const setC = (over: Partial<C>) => useStudio.getState().updateSettings((s) => ({ ...s, compress: { ...s.compress, ...over } }));
@@ -15,6 +17,15 @@ export function CompressPanel() {
   const model = useStudio((s) => s.model);
   const c = useStudio((s) => s.settings.compress);
   const job = useStudio((s) => s.compressJob);
+  // an optional zero-shot task every stage is scored on (files stay in the form, not the store)
+  const [task, setTask] = useState<TaskName>('copa');
+  const [docs, setDocs] = useState<File | null>(null);
+  const [labels, setLabels] = useState<File | null>(null);
+  const [limit, setLimit] = useState(100);
+  const start = async () => {
+    const accuracy = docs ? { task, docsText: await docs.text(), labelsText: labels ? await labels.text() : undefined, fileName: docs.name, limit } : undefined;
+    await runCompressJob(accuracy);
+  };
   if (!model) return <section className="panel"><p>Load a model first.</p></section>;
   const num = (k: keyof C, label: string, step = 1) => (
     <label>{label} <input type="number" step={step} value={String(c[k])} aria-label={label} data-testid={`cmp-${k}`} onChange={(e) => setC({ [k]: Number(e.target.value) } as Partial<C>)} /></label>
@@ -41,7 +52,13 @@ export function CompressPanel() {
         {num('qatSteps', 'KD-QAT steps')}
         <label title="the token embedding (and a tied classifier) packed at the PTQ stage, kept through KD-QAT">embedding <select value={c.embedBits} aria-label="embedding bits" onChange={(e) => setC({ embedBits: Number(e.target.value) as 0 | 4 | 8 })}>{[[8, '8-bit'], [4, '4-bit'], [0, 'fp32']].map(([b, l]) => <option key={b} value={b}>{l}</option>)}</select></label>
         <label><input type="checkbox" checked={c.baselines} aria-label="CE-only baselines" onChange={(e) => setC({ baselines: e.target.checked })} /> CE-only baselines</label>
-        <button data-testid="compress-start" disabled={job.status === 'running'} onClick={() => void runCompressJob()}>{job.status === 'running' ? 'Compressing…' : 'Compress'}</button>
+      </div>
+      <div className="form" role="group" aria-label="zero-shot accuracy of every stage (optional)">
+        <label>zero-shot task <select value={task} aria-label="compress task" onChange={(e) => setTask(e.target.value as TaskName)}>{TASKS.map((t) => <option key={t}>{t}</option>)}</select></label>
+        <label>jsonl ({TASK_FILES[task].docs.split('/').pop()}) <input type="file" accept=".jsonl,.json,.txt" data-testid="cmp-task-docs" onChange={(e) => setDocs(e.target.files?.[0] ?? null)} /></label>
+        {TASK_FILES[task].labels && <label>labels ({TASK_FILES[task].labels!.split('/').pop()}) <input type="file" data-testid="cmp-task-labels" onChange={(e) => setLabels(e.target.files?.[0] ?? null)} /></label>}
+        <label>first <input type="number" value={limit} aria-label="task documents" onChange={(e) => setLimit(Number(e.target.value))} /> documents (0 = all)</label>
+        <button data-testid="compress-start" disabled={job.status === 'running'} onClick={() => void start()}>{job.status === 'running' ? 'Compressing…' : 'Compress'}</button>
         <button onClick={stopTraining}>Stop</button>
       </div>
       <ProgressBar />

@@ -563,7 +563,8 @@ export async function downloadHeldOut(): Promise<void> {
 }
 
 /** Compress (prune → KD → PTQ → KD-QAT + CE-only baselines) in the worker, as `quench compress`. */
-export async function runCompressJob(): Promise<void> {
+/** `accuracy`: a zero-shot task file every stage is scored on (the CLI's --tasks). */
+export async function runCompressJob(accuracy?: Omit<AccuracyRequest, 'models'>): Promise<void> {
   const s = useStudio.getState();
   const c = s.settings.compress;
   s.setCompressJob({ status: 'running' });
@@ -575,6 +576,7 @@ export async function runCompressJob(): Promise<void> {
         qat: { bits: c.bits, group: c.group, steps: c.qatSteps },
         baselines: c.baselines,
         embedding: c.embedBits ? { bits: c.embedBits, group: 32 } : null,
+        ...(accuracy ? { accuracy } : {}),
       },
     });
     useStudio.getState().setCompressJob({ status: 'done', result });
