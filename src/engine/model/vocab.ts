@@ -110,7 +110,7 @@ export class VocabLinear implements Linear {
     const n = M * Math.max(...this.w.rows);
     if (!this.scratch || this.scratch.numel < n) {
       this.gpu.free(this.scratch);
-      this.scratch = this.gpu.tensor(`${this.w.label}.chunk_logits`, [n]);
+      this.scratch = this.gpu.tensor(`chunk_logits.${this.w.label}`, [n]); // scratch, not weights (memory reports by label)
     }
     return this.scratch;
   }
