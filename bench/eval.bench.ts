@@ -1,5 +1,7 @@
-// Perplexity evaluation tokens/s: `quench eval`'s code path (LlamaModel + sequenceNll, one document
-// at a time) beside onnxruntime-node (CPU, one thread) on the same model exported as ONNX
+// Perplexity evaluation tokens/s: `quench eval`'s code path (LlamaModel + sequenceNlls: documents
+// batched, log-softmax + gather and per-document sums on the GPU, only the sums read back), the
+// previous path (one document per forward, logits read back, float64 log-softmax on the host),
+// and onnxruntime-node (CPU, one thread) on the same model exported as ONNX
 // (exportModel(…, 'onnx'), MatMulNBits, the input_ids -> logits graph), same documents, same NLL.
 // Model: stories260K quantized w4g32 (../shared/data/models/stories260K). Each side does one
 // untimed pass over the first document first (pipeline compilation / session warm-up).
@@ -10,9 +12,9 @@ import type { Gpu } from '../src/engine/gpu/runtime';
 import { readLlama2cCheckpoint } from '../src/engine/io/llama2c';
 import { Llama2cTokenizer } from '../src/engine/io/tokenizer';
 import { quantizeWeights } from '../src/engine/quant/ptq';
-import { encodeDocuments, perplexity, splitDocuments } from '../src/engine/eval/perplexity';
+import { encodeDocuments, perplexity, perplexityBatched, splitDocuments } from '../src/engine/eval/perplexity';
 import { LlamaModel } from '../src/engine/model/llama';
-import { sequenceNll } from '../src/engine/model/runner';
+import { sequenceNlls, tokenLogprobsBatch } from '../src/engine/model/runner';
 import { exportModel } from '../src/engine/workflow/export';
 import type { BenchRow } from './types';
 
@@ -56,11 +58,16 @@ export async function benchEval(gpu: Gpu, opts: { docs?: number } = {}): Promise
   const shape = `stories260K w4g32, ${seqs.length} docs, ${tokens} tokens`;
 
   const model = LlamaModel.fromWeights(gpu, cfg, weights, { quantized });
-  await sequenceNll(model, seqs[0]); // compile
+  await sequenceNlls(model, seqs.slice(0, 2)); // compile
+  await tokenLogprobsBatch(model, [seqs[0]]);
   let t0 = performance.now();
-  const q = await perplexity(seqs, (ids) => sequenceNll(model, ids));
+  const q = await perplexityBatched(seqs, (s) => sequenceNlls(model, s));
   const qs = (performance.now() - t0) / 1000;
   rows.push({ name: 'eval (quench eval path, WebGPU)', shape, ms: qs * 1000, note: `${(tokens / qs).toFixed(0)} tokens/s; ppl ${q.ppl.toFixed(4)}` });
+  t0 = performance.now();
+  const q0 = await perplexity(seqs, async (ids) => -(await tokenLogprobsBatch(model, [ids]))[0].reduce((a, b) => a + b, 0));
+  const q0s = (performance.now() - t0) / 1000;
+  rows.push({ name: 'eval (one doc per forward, host log-softmax)', shape, ms: q0s * 1000, note: `${(tokens / q0s).toFixed(0)} tokens/s; ppl ${q0.ppl.toFixed(4)} (the previous quench eval path)` });
 
   const dir = mkdtempSync(join(tmpdir(), 'quench-eval-bench-'));
   try {
@@ -80,6 +87,7 @@ export async function benchEval(gpu: Gpu, opts: { docs?: number } = {}): Promise
     await sess.release();
     rows.push({ name: 'eval (onnxruntime-node CPU, 1 thread)', shape, ms: os * 1000, note: `${(tokens / os).toFixed(0)} tokens/s; ppl ${o.ppl.toFixed(4)}; peer` });
     const ratio = os / qs;
+    notes.push(`eval ${shape}: batched quench eval ${(q0s / qs).toFixed(2)}x the previous path (one document per forward, logits read back); |Δppl| ${(Math.abs(q.ppl - q0.ppl) / q0.ppl).toExponential(1)} relative`);
     notes.push(`eval ${shape}: quench ${(tokens / qs).toFixed(0)} tokens/s, onnxruntime-node ${(tokens / os).toFixed(0)} tokens/s -> quench/ORT ${ratio.toFixed(2)} (target >= 0.5: ${ratio >= 0.5 ? 'met' : 'missed'}); |Δppl| ${Math.abs(q.ppl - o.ppl).toExponential(1)}`);
   } catch (e) {
     notes.push(`eval bench (onnxruntime side) failed: ${(e as Error).message.split('\n')[0]}`);

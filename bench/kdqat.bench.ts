@@ -5,7 +5,7 @@
 // KD-QAT step in PyTorch, src/engine/workflow/kdqat.py) with --device cpu --threads 1, via
 // bench/kdqat_step.py. Detailed metrics (per-layer norms, code flips) are off (--metrics-every 1000)
 // on both sides: they cost ~37 extra readbacks on the steps that take them. tokens/s is the median over the steps after the first two (compile, warm-up).
-// Dispatches, submits and host waits per Quench step: the difference of two `quench distill` runs
+// Dispatches, submits, host waits (blocking), async readbacks and throttle waits per Quench step: the difference of two `quench distill` runs
 // (S and S + 4 steps, same data and evaluation; QUENCH_GPU_COUNTS=1) over the 4 extra steps.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -43,7 +43,7 @@ export async function benchKdqat(opts: { steps?: number; counts?: boolean } = {}
     '--batch', '8', '--seq', '128', '--steps', String(n), '--metrics-every', '1000', '--eval-docs', '1'];
   const flags = flagsFor(steps);
   const env = { ...process.env, QUENCH_PROGRESS: '0', QUENCH_GPU_COUNTS: '1' };
-  type Counts = { dispatches: number; submits: number; hostWaits: number };
+  type Counts = { dispatches: number; submits: number; hostWaits: number; asyncReads?: number; throttleWaits?: number };
   const distill = (n: number, out: string): Counts | null => {
     const r = spawnSync('node', [join(ROOT, 'bin/quench.mjs'), 'distill', ...flagsFor(n), '--out', out], { cwd: ROOT, env, encoding: 'utf8', timeout: 900_000 });
     if (r.status !== 0) throw new Error(`quench distill failed: ${(r.stderr ?? '').trim().split('\n').pop()}`);
@@ -56,7 +56,8 @@ export async function benchKdqat(opts: { steps?: number; counts?: boolean } = {}
     rows.push({ name: 'KD-QAT step (quench distill, WebGPU)', shape, ms: (8 * 128 * 1000) / q, note: `${q.toFixed(0)} tokens/s` });
     if (opts.counts !== false && c1) {
       const c2 = distill(steps + 4, join(dir, 'quench2'));
-      if (c2) notes.push(`KD-QAT quench step: ${(c2.dispatches - c1.dispatches) / 4} dispatches, ${(c2.submits - c1.submits) / 4} submits, ${(c2.hostWaits - c1.hostWaits) / 4} host waits (blocking readbacks/syncs) per step (target: 0 host waits)`);
+      const per = (k: keyof Counts) => ((c2?.[k] ?? 0) - (c1[k] ?? 0)) / 4;
+      if (c2) notes.push(`KD-QAT quench step: ${per('dispatches')} dispatches, ${per('submits')} submits, host syncs per KD-QAT step: ${per('hostWaits')} (blocking readbacks/syncs; target 0: ${per('hostWaits') === 0 ? 'met' : 'missed'}), ${per('asyncReads')} async readbacks, ${per('throttleWaits')} throttle waits (the loop, 2 steps ahead, waiting for the step 2 back to land)`);
     }
 
     const py = '/usr/bin/python3';

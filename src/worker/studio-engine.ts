@@ -4,8 +4,8 @@ import { checkVocabularies } from '../engine/io/validate';
 import type { Gpu } from '../engine/gpu/runtime';
 import { paramCount, randomWeights, type LlamaConfig, type LlamaWeights } from '../engine/model/config';
 import { LlamaModel } from '../engine/model/llama';
-import { generate, sequenceNll, tokenLogprobsBatch } from '../engine/model/runner';
-import { perplexity, unigramPerplexity } from '../engine/eval/perplexity';
+import { generate, sequenceNlls, tokenLogprobsBatch } from '../engine/model/runner';
+import { perplexityBatched, unigramPerplexity } from '../engine/eval/perplexity';
 import { loadHfModel, type HfFiles } from '../engine/io/hf';
 import { readLlama2cCheckpoint } from '../engine/io/llama2c';
 import { blobSource, bytesSource } from '../engine/io/source';
@@ -355,7 +355,7 @@ export class StudioEngine {
     const m = this.needModel();
     const model = LlamaModel.fromWeights(this.gpu, m.config, weights ?? m.weights, { quantized: quantized ?? undefined });
     try {
-      return (await perplexity(this.evalSeqs(), (ids) => sequenceNll(model, ids))).ppl;
+      return (await perplexityBatched(this.evalSeqs(), (s) => sequenceNlls(model, s))).ppl;
     } finally {
       model.free();
     }

@@ -57,3 +57,24 @@ export async function perplexity(
   const nll = count > 0 ? total / count : NaN;
   return { documents: seqs.length, tokens: count, nll, ppl: Math.exp(nll) };
 }
+
+/**
+ * The same protocol with a batch scorer: `nllSums(seqs, onProgress)` returns the summed NLL of
+ * tokens[1..] of every sequence (runner's sequenceNlls: documents batched on the GPU, only sums
+ * read back). Totals are summed in float64 in document order.
+ */
+export async function perplexityBatched(
+  seqs: number[][],
+  nllSums: (seqs: number[][], onProgress?: (done: number, total: number) => void) => Promise<number[]>,
+  onProgress?: (done: number, total: number) => void,
+): Promise<PerplexityResult> {
+  const sums = await nllSums(seqs, onProgress);
+  let total = 0;
+  let count = 0;
+  for (let i = 0; i < seqs.length; i++) {
+    total += sums[i];
+    count += seqs[i].length - 1;
+  }
+  const nll = count > 0 ? total / count : NaN;
+  return { documents: seqs.length, tokens: count, nll, ppl: Math.exp(nll) };
+}

@@ -1,6 +1,8 @@
 // High-level use of a LlamaModel: perplexity of token sequences and generation with a KV cache
 // (greedy, temperature, top-p), streaming tokens to a callback.
+import type { AsyncRead } from '../gpu/runtime';
 import type { LlamaModel } from './llama';
+import { checkTargets, IGNORE_INDEX, segmentSums, tokenNllRows } from '../ops/loss';
 import { Rng } from '../train/data';
 
 /** log p(tokens[i] | tokens[<i]) for i = 1..T-1, from one GPU forward (float64 log-softmax on the
@@ -70,9 +72,106 @@ export async function tokenLogprobsBatch(model: LlamaModel, seqs: number[][], ma
 
 /** Summed NLL (nats) of tokens[1..] given their prefixes, computed on the GPU in one forward. */
 export async function sequenceNll(model: LlamaModel, tokens: number[]): Promise<number> {
-  let nll = 0;
-  for (const lp of await tokenLogprobs(model, tokens)) nll -= lp;
-  return nll;
+  return (await sequenceNlls(model, [tokens]))[0];
+}
+
+/** Rows (B·T, documents padded to the longest) one evaluation forward holds at most. */
+export const EVAL_BATCH_TOKENS = 4096;
+/** Default SequenceNllOptions.padWork. */
+export const EVAL_PAD_WORK = 1.15;
+
+export interface SequenceNllOptions {
+  /** rows (B·T, padding included) per forward; a longer document still runs alone */
+  maxTokens?: number;
+  /** the most attention work a batch's padding may add, as a ratio to its documents' own
+   *  (Σ T_max² / Σ T_i²) */
+  padWork?: number;
+  /** bytes of one chunk of logit rows (also under the adapter's binding limit) */
+  logitBytes?: number;
+  /** after each batch: documents scored so far, of all */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * Summed NLL (nats) of tokens[1..] of each sequence given its prefixes, scored on the GPU and
+ * batched across documents: sorted by length, documents are padded at the end to the longest of
+ * their batch (causal attention: padding never reaches an earlier position) and run as one B x T
+ * forward of at most `maxTokens` rows. Each chunk of logit rows goes through a log-softmax + gather
+ * of its targets on the GPU (tokenNllRows: B·T·V never needs one binding); per-document sums of
+ * those NLLs (segmentSums, Kahan) are the only thing read back, asynchronously, while the next
+ * batch runs. A sequence longer than maxSeqLen keeps its end, as tokenLogprobs.
+ */
+export async function sequenceNlls(model: LlamaModel, seqs: number[][], o: SequenceNllOptions = {}): Promise<number[]> {
+  const { gpu, cfg } = model;
+  const V = cfg.vocabSize, L = cfg.maxSeqLen;
+  const maxTokens = o.maxTokens ?? EVAL_BATCH_TOKENS;
+  const bind = gpu.device.limits.maxStorageBufferBindingSize;
+  const rowsCap = Math.max(1, Math.floor(Math.min(o.logitBytes ?? LOGIT_CHUNK_BYTES, bind) / (4 * V)));
+  const len = (k: number) => Math.min(L, seqs[k].length);
+  const order = seqs.map((_, k) => k).sort((a, b) => len(b) - len(a) || a - b);
+  // batches of consecutive documents in that order (the first is the longest of its batch), while
+  // the padding keeps attention's work (quadratic in the padded length) within padWork of the
+  // documents' own: padded rows cost the same as real ones
+  const padWork = o.padWork ?? EVAL_PAD_WORK;
+  const batches: number[][] = [];
+  for (let i = 0; i < order.length; ) {
+    const T = Math.max(1, len(order[i]));
+    let n = 1, own = T * T;
+    while (i + n < order.length && (n + 1) * T <= maxTokens && (n + 1) * T * T <= padWork * (own + len(order[i + n]) ** 2)) own += len(order[i + n++]) ** 2;
+    batches.push(order.slice(i, i + n));
+    i += n;
+  }
+  const maxBT = Math.max(1, ...batches.map((b) => b.length * Math.max(1, len(b[0]))));
+  const maxB = Math.max(1, ...batches.map((b) => b.length));
+  const chunkRows = Math.min(maxBT, rowsCap);
+  const targets = gpu.tensor('eval.targets', [maxBT], 'u32'); // (B*T) next token, IGNORE on the last and the padding
+  const nll = gpu.tensor('eval.nll', [maxBT]); // (B*T) per-token NLL
+  const tChunk = gpu.tensor('eval.tchunk', [chunkRows], 'u32');
+  const lChunk = gpu.tensor('eval.lchunk', [chunkRows]);
+  const sums = gpu.tensor('eval.sums', [maxB]); // (B) per-document NLL sums
+  const out: number[] = new Array(seqs.length).fill(0);
+  const inFlight: { read: AsyncRead; docs: number[] }[] = [];
+  let done = 0;
+  const land = async () => {
+    const f = inFlight.shift()!;
+    const v = new Float32Array((await gpu.awaitRead(f.read))[0]);
+    f.docs.forEach((k, b) => (out[k] = v[b]));
+    done += f.docs.length;
+    o.onProgress?.(done, seqs.length);
+  };
+  try {
+    for (const docs of batches) {
+      const B = docs.length, T = Math.max(1, len(docs[0])), BT = B * T;
+      const ids = new Uint32Array(BT);
+      const tg = new Uint32Array(BT).fill(IGNORE_INDEX);
+      docs.forEach((k, b) => {
+        const toks = seqs[k].slice(seqs[k].length - len(k));
+        ids.set(toks, b * T);
+        for (let t = 0; t + 1 < toks.length; t++) tg[b * T + t] = toks[t + 1];
+      });
+      checkTargets(tg, V, 'evaluation tokens');
+      const rows = Math.min(BT, rowsCap);
+      // a forward only: one layer's activations reused by every layer (store 'none'), so a long
+      // document at 30 layers holds ~1/30 of the activation bytes
+      const acts = model.activations(B, T, false, rows, 'none');
+      gpu.write(acts.tokens, ids);
+      gpu.write(targets, tg);
+      model.forward(acts);
+      for (let r0 = 0; r0 < BT; r0 += rows) {
+        const n = Math.min(rows, BT - r0);
+        if (rows < BT) model.logitsRows(acts, r0, n);
+        tokenNllRows(gpu, nll, acts.logits, targets, r0, n, V, tChunk, lChunk);
+      }
+      segmentSums(gpu, sums, nll, B, T);
+      inFlight.push({ read: gpu.readAsync([{ t: sums, bytes: B * 4 }]), docs });
+      // one batch in flight while the next is recorded: the host never waits for the batch it just submitted
+      while (inFlight.length > 1) await land();
+    }
+    while (inFlight.length) await land();
+  } finally {
+    for (const t of [targets, nll, tChunk, lChunk, sums]) gpu.free(t);
+  }
+  return out;
 }
 
 export interface GenerateOptions {

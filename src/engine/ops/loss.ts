@@ -121,3 +121,30 @@ export function mseBackward(gpu: Gpu, da: Tensor, a: Tensor, b: Tensor, rows: nu
   need('mseBackward', 'b', b, rows * C);
   run(gpu, 'mse_backward', rows, C, 1, 1, scale, { 1: a, 2: b, 5: da }, opts);
 }
+
+/**
+ * Per-token NLL of rows [r0, r0 + n) whose logits sit in `logits` (n, V) (a chunk of rows, so
+ * B·T·V never needs one binding): nll[r0 + r] = logsumexp(logits[r]) − logits[r][targets[r0 + r]]
+ * (assigns; 0 where the target is IGNORE_INDEX). The log-softmax + gather is ce_forward's
+ * (both its variants); `tChunk` and `lChunk` (≥ n elements) are scratch for the chunk's targets
+ * and NLLs, moved with buffer copies.
+ */
+export function tokenNllRows(gpu: Gpu, nll: Tensor, logits: Tensor, targets: Tensor, r0: number, n: number, V: number, tChunk: Tensor, lChunk: Tensor, opts: LossOpts = {}): void {
+  need('tokenNllRows', 'nll', nll, r0 + n);
+  need('tokenNllRows', 'targets', targets, r0 + n);
+  need('tokenNllRows', 'target scratch', tChunk, n);
+  need('tokenNllRows', 'nll scratch', lChunk, n);
+  gpu.copy(targets, tChunk, n * 4, r0 * 4, 0);
+  crossEntropyForward(gpu, lChunk, logits, tChunk, n, V, opts);
+  gpu.copy(lChunk, nll, n * 4, 0, r0 * 4);
+}
+
+/** out[outIndex + s] = Σ_{i < len} x[s·stride + i], s < nSeg (assigns): one thread per segment,
+ *  Kahan-compensated, fixed order (shaders/segsum.wgsl). */
+export function segmentSums(gpu: Gpu, out: Tensor, x: Tensor, nSeg: number, len: number, stride = len, outIndex = 0): void {
+  need('segmentSums', 'out', out, outIndex + nSeg);
+  if (nSeg > 0) need('segmentSums', 'x', x, (nSeg - 1) * stride + len);
+  if (len > stride) throw new Error(`segmentSums: segments of ${len} overlap at stride ${stride}`);
+  const WG = 64;
+  gpu.run({ shader: 'segsum', constants: { WG } }, { params: new Params().u32(nSeg, len, stride, outIndex).f32(1).u32(0, 0, 0), bindings: { 1: x, 2: out }, workgroups: [Math.ceil(nSeg / WG)] });
+}

@@ -73,3 +73,18 @@ export function mseRef(a: ArrayLike<number>, b: ArrayLike<number>, rows: number,
     }
   return { losses, dz };
 }
+
+/** float64 reference of shaders/segsum.wgsl: out[s] = Σ_{i < len} x[s·stride + i]. */
+export function segmentSumsRef(x: ArrayLike<number>, nSeg: number, len: number, stride = len): Float64Array {
+  const out = new Float64Array(nSeg);
+  for (let s = 0; s < nSeg; s++) for (let i = 0; i < len; i++) out[s] += x[s * stride + i];
+  return out;
+}
+
+/** float64 reference of evaluation scoring: per sequence, Σ_t −log softmax(logits[t])[tokens[t+1]]
+ *  over t = 0..len−2, from its logits rows (len, V). */
+export function sequenceNllRef(logits: ArrayLike<number>, tokens: ArrayLike<number>, V: number): number {
+  let s = 0;
+  for (let t = 0; t + 1 < tokens.length; t++) s -= logSoftmax(rowOf(logits, t, V))[tokens[t + 1]];
+  return s;
+}

@@ -21,8 +21,8 @@ import { attnKlBackward, attnKlForward, mseBackward, mseForward } from '../ops/l
 import { adamwStep, clipScale, sum, sumSquares } from '../ops/optim';
 import { getCode, quantizeHost, type Bits, type PackedWeight } from '../format/pack';
 import { searchClip, type QuantizedModel } from '../quant/ptq';
-import { sequenceNll } from '../model/runner';
-import { perplexity } from '../eval/perplexity';
+import { sequenceNlls } from '../model/runner';
+import { perplexityBatched } from '../eval/perplexity';
 import { Rng, sampleBatch } from './data';
 import type { FreezeMask } from './freeze';
 import { LogitLoss } from './logit-loss';
@@ -415,7 +415,7 @@ export class Distiller {
   /** Held-out perplexity of the student as it would ship (packed weights from the latents now). */
   async evaluate(seqs: number[][]): Promise<number> {
     this.requantize();
-    return (await perplexity(seqs, (ids) => sequenceNll(this.student, ids))).ppl;
+    return (await perplexityBatched(seqs, (s) => sequenceNlls(this.student, s))).ppl;
   }
 
   /** The student as a quantized model: packed projections read back, norms updated. */

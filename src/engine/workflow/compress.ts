@@ -12,8 +12,8 @@
 import type { Gpu } from '../gpu/runtime';
 import { headSize, paramCount, PROJECTIONS, PROJECTION_KEY, type LlamaConfig, type LlamaWeights } from '../model/config';
 import { LlamaModel } from '../model/llama';
-import { sequenceNll } from '../model/runner';
-import { perplexity } from '../eval/perplexity';
+import { sequenceNlls } from '../model/runner';
+import { perplexityBatched } from '../eval/perplexity';
 import type { McResult } from '../eval/multiple-choice';
 import { quantizeWeights, type QuantizedModel } from '../quant/ptq';
 import { dequantizeHost, packedBytes, type Bits } from '../quant/pack';
@@ -207,7 +207,7 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
   // held-out perplexity by the workflow's protocol, and zero-shot accuracy when the hooks score tasks
   const evaluate = (label: string, cfg: LlamaConfig, w: LlamaWeights, quantized?: QuantizedModel): Promise<Scores> =>
     withModel(cfg, w, quantized, async (model) => ({
-      ppl: (await perplexity(evalSeqs, (ids) => sequenceNll(model, ids), (done, total) => hooks.onProgress?.({ phase: 'eval', label: `evaluating ${label}`, done, total, etaSeconds: null }))).ppl,
+      ppl: (await perplexityBatched(evalSeqs, (s, p) => sequenceNlls(model, s, { onProgress: p }), (done, total) => hooks.onProgress?.({ phase: 'eval', label: `evaluating ${label}`, done, total, etaSeconds: null }))).ppl,
       accuracy: await hooks.accuracy?.(label, model),
     }));
   const teacherBytes = modelBytes(tcfg, teacher.weights, null);

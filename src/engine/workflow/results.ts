@@ -3,8 +3,8 @@
 // and group) → every KD-QAT student → the FP fine-tune with the same recipe (the fair ceiling).
 import type { Gpu } from '../gpu/runtime';
 import { LlamaModel } from '../model/llama';
-import { sequenceNll } from '../model/runner';
-import { perplexity } from '../eval/perplexity';
+import { sequenceNlls } from '../model/runner';
+import { perplexityBatched } from '../eval/perplexity';
 import type { McResult } from '../eval/multiple-choice';
 import { quantizeWeights, type PtqConfig, type QuantizedModel } from '../quant/ptq';
 import type { Bits } from '../format/pack';
@@ -54,7 +54,7 @@ export async function computeBaselines(gpu: Gpu, t: Teacher, q: { bits: Bits; gr
   const ppl = async (label: string, quantized?: QuantizedModel) => {
     const model = LlamaModel.fromWeights(gpu, t.config, t.weights, { quantized });
     try {
-      return await perplexity(evalSeqs, (ids) => sequenceNll(model, ids), (d, n) => onProgress?.(label, d, n));
+      return await perplexityBatched(evalSeqs, (s, p) => sequenceNlls(model, s, { onProgress: p }), (d, n) => onProgress?.(label, d, n));
     } finally {
       model.free();
     }

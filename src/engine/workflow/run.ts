@@ -9,8 +9,8 @@ import type { QuantizedModel } from '../quant/ptq';
 import { Distiller, type DistillConfig, type StepMetrics } from '../train/distill';
 import { memoryRefusal, planDistillMemory, type AdapterLimits, type MemoryPlan } from '../train/memory';
 import { describeFreeze } from '../train/freeze';
-import { perplexity } from '../eval/perplexity';
-import { sequenceNll } from '../model/runner';
+import { perplexityBatched } from '../eval/perplexity';
+import { sequenceNlls } from '../model/runner';
 import { CHECKPOINT_FORMAT, verifyCheckpoint, type Checkpoint } from './checkpoint';
 import { resolveRunSpec, runLabel, type RunSpec } from './spec';
 
@@ -171,7 +171,7 @@ export async function runTraining(gpu: Gpu, teacher: Teacher, spec: RunSpec, tra
     if (status === 'done') await hooks.onCheckpoint?.(ckpt);
     // the final evaluation, with its own progress
     d.requantize();
-    const ev = await perplexity(evalSeqs, (ids) => sequenceNll(d.student, ids), (done, total) => hooks.onProgress?.({ phase: 'eval', label: `final evaluation of ${label}`, done, total, etaSeconds: null }));
+    const ev = await perplexityBatched(evalSeqs, (s, p) => sequenceNlls(d.student, s, { onProgress: p }), (done, total) => hooks.onProgress?.({ phase: 'eval', label: `final evaluation of ${label}`, done, total, etaSeconds: null }));
     const student = dc.fpReference ? null : await d.exportStudent(teacher.weights);
     const last = d.history.slice(-Math.min(10, d.history.length));
     const mean = (f: (x: StepMetrics) => number) => last.reduce((s, x) => s + f(x), 0) / Math.max(1, last.length);
