@@ -185,7 +185,7 @@ export function rankCandidates(s: Signals, nLayers: number, max = 3): Candidate[
     if (!typeMask) {
       const name = cellMaskName(mask);
       const top = hot.slice(0, 3).map(({ c, score }) => `${c.proj} in layer ${c.layer} (${c.gradRatio.toFixed(1)}× the FP reference's gradient, KL ${c.addedKl.toExponential(1)} added; score ${score.toFixed(2)})`);
-      out.push({ name, mask, score: hot.reduce((a, x) => a + x.score, 0), reason: `the ${hot.length} best of the ${cellScores.length} layer cells, each scored as its type is (fragility above lock-in cost):  ${top.join(', ')}` });
+      out.push({ name, mask, score: hot.reduce((a, x) => a + x.score, 0), reason: `the ${hot.length} best of the ${cellScores.length} layer cells, each scored as its type is (fragility above lock-in cost): ${top.join(', ')}` });
     }
   }
   return out;
