@@ -2,6 +2,7 @@
 // Kernels: shaders/attention.wgsl. CPU reference: src/engine/ref/attention.ts.
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 import { isSoftwareAdapter } from './qmatmul';
+import { hasSubgroup8 } from './matmul';
 
 const WG = 64;
 /** Largest head size: the per-thread kernels hold HS accumulators per thread (MAX_HS in the WGSL);
@@ -14,10 +15,12 @@ export const MAX_HEAD_SIZE = 128;
  *  Flash kernels (online softmax, no T×T matrix, O(T) memory; forward only without probs):
  *  'flash': one thread per row, head size compiled in, keys in blocks of 4, barrier-free.
  *  'flash_tiled': one workgroup per WG query rows, K/V tiles in workgroup memory (real GPUs).
- *  'auto': with probs 'thread' on software adapters, else 'workgroup'; without probs 'flash_tiled'
- *  (see pickAttentionVariant). */
-export type AttentionVariant = 'auto' | 'thread' | 'workgroup' | 'flash' | 'flash_tiled';
-export const ATTENTION_VARIANTS = ['thread', 'workgroup', 'flash', 'flash_tiled'] as const;
+ *  'flash_sg': one 8-lane subgroup per 8 query rows, blocks of 8 keys shared by subgroupBroadcast
+ *  (CPU Vulkan with 8-wide subgroups: lavapipe; shaders/attention_sg.wgsl).
+ *  'auto': with probs 'thread' on software adapters, else 'workgroup'; without probs 'flash_sg' on
+ *  adapters with 8-wide subgroups (heads up to 32), else 'flash_tiled' (see pickAttentionVariant). */
+export type AttentionVariant = 'auto' | 'thread' | 'workgroup' | 'flash' | 'flash_tiled' | 'flash_sg';
+export const ATTENTION_VARIANTS = ['thread', 'workgroup', 'flash', 'flash_tiled', 'flash_sg'] as const;
 
 export interface AttentionForwardArgs {
   out: Tensor; // (B, Tq, NH*HS) assigns
@@ -52,7 +55,7 @@ function need(name: string, t: Tensor, n: number): void {
 
 function pick(gpu: Gpu, v: AttentionVariant | undefined): 'thread' | 'workgroup' {
   const x = v ?? 'auto';
-  if (x === 'flash' || x === 'flash_tiled') throw new Error(`attention: variant '${x}' does not materialize the probabilities`);
+  if (x === 'flash' || x === 'flash_tiled' || x === 'flash_sg') throw new Error(`attention: variant '${x}' does not materialize the probabilities`);
   return x === 'auto' ? (isSoftwareAdapter(gpu) ? 'thread' : 'workgroup') : x;
 }
 
@@ -60,8 +63,12 @@ function pick(gpu: Gpu, v: AttentionVariant | undefined): 'thread' | 'workgroup'
  *  'flash_tiled' everywhere: measured on stories260K's shape (8 heads of 8, T=512) it beat the
  *  barrier-free 'flash' by 2x on lavapipe and 1.3x on SwiftShader (one K/V tile load serves 64
  *  rows, and the tile's reads are uniform across lanes), and workgroup tiles are what real GPUs want. */
-export function pickAttentionVariant(gpu: Gpu, withProbs: boolean): Exclude<AttentionVariant, 'auto'> {
-  if (!withProbs) return 'flash_tiled';
+export function pickAttentionVariant(gpu: Gpu, withProbs: boolean, HS?: number): Exclude<AttentionVariant, 'auto'> {
+  // flash_sg where lavapipe's 8-wide subgroups are: 4x flash_tiled at stories260K's shape (B=8,
+  // T=512, 8 heads of 8; 2-3.5x with heads of 16), the K/V block shared by broadcast instead of
+  // per-lane loads. Its 8x unrolled body compiles slowly for large heads (HS 72: a minute), so
+  // heads above 32 keep flash_tiled.
+  if (!withProbs) return hasSubgroup8(gpu) && (HS === undefined || HS <= 32) ? 'flash_sg' : 'flash_tiled';
   return isSoftwareAdapter(gpu) ? 'thread' : 'workgroup';
 }
 
@@ -86,14 +93,17 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   need('v', a.v, B * TkMax * NKV * HS);
   if (a.probs) need('probs', a.probs, B * NH * Tq * Tk);
   if (a.lse) need('lse', a.lse, B * NH * Tq);
-  const variant = a.variant && a.variant !== 'auto' ? a.variant : pickAttentionVariant(gpu, !!a.probs);
-  if (variant === 'flash' || variant === 'flash_tiled') {
+  const variant = a.variant && a.variant !== 'auto' ? a.variant : pickAttentionVariant(gpu, !!a.probs, a.HS);
+  if (variant === 'flash' || variant === 'flash_tiled' || variant === 'flash_sg') {
     if (a.probs) throw new Error(`attention: variant '${variant}' cannot write the probabilities`);
     const params = new Params().u32(B, Tq, Tk, TkMax, NH, NKV, HS, a.pos0).f32(1 / Math.sqrt(HS)).u32(0, 0, a.lse ? 1 : 0);
     const bindings: Record<number, Tensor> = { 1: a.q, 2: a.k, 3: a.v, 4: a.out };
     if (a.lse) bindings[13] = a.lse;
     else bindings[13] = scratch(gpu);
-    if (variant === 'flash') {
+    if (variant === 'flash_sg') {
+      if (!hasSubgroup8(gpu)) throw new Error(`attention variant 'flash_sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
+      gpu.run({ shader: 'attention_sg', entry: 'flash_forward_sg', constants: { HSC: HS } }, { params, bindings, workgroups: gpu.grid(B * NH * Math.ceil(Tq / 8)) });
+    } else if (variant === 'flash') {
       gpu.run({ shader: 'attention', entry: 'flash_forward', constants: { WG, HSC: HS } }, { params, bindings, workgroups: gpu.grid(Math.ceil((B * NH * Tq) / WG)) });
     } else {
       const KT = keyTile(gpu, HS);

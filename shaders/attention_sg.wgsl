@@ -1,0 +1,136 @@
+// Flash attention forward for CPU Vulkan with 8-wide subgroups (lavapipe): out = softmax(q·kᵀ·scale,
+// causal) · v without the T×T matrix, and lse = m + log l per row (the flash backward's saved
+// state). Same Params, bindings and results as flash_forward / flash_forward_tiled in
+// shaders/attention.wgsl (online softmax; keys j <= pos0 + t, j < Tk).
+// Why: lavapipe runs the 8 invocations of a subgroup as the lanes of one SIMD register and turns
+// every load whose address it cannot prove uniform into a loop over the lanes, one scalar load each
+// (README, "Kernel speed"): flash_forward_tiled's K/V tile reads (workgroup memory at a loop index)
+// pay that per key. Here a workgroup is one subgroup of 8 query rows of one (b, h); for each block
+// of 8 keys lane i loads key c0 + i's k and v once and the block is shared by subgroupBroadcast
+// (register moves), 8 keys' scores are taken first and (m, l, acc) rescaled once per block (one exp
+// per key, FlashAttention-2's order). No barriers, no workgroup memory.
+// Entry: flash_forward_sg. Dispatch gpu.grid(B·NH·ceil(Tq / 8)) workgroups of 8 (subgroup size 8:
+// the wrapper checks). Unrolled by hand 8x: subgroupBroadcast needs a constant lane.
+// CPU reference: src/engine/ref/attention.ts
+enable subgroups;
+override HSC: u32 = 8u;
+override HS4: u32 = (HSC + 3u) / 4u;
+const MAX_HS4: u32 = 32u;
+const NEG: f32 = -3.0e38;
+
+struct Params { B: u32, Tq: u32, Tk: u32, TkMax: u32, NH: u32, NKV: u32, HS: u32, pos0: u32, scale: f32, writeProbs: u32, hasExtra: u32, writeLse: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> k: array<f32>;
+@group(0) @binding(3) var<storage, read> v: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(13) var<storage, read_write> lse: array<f32>; // (B, NH, Tq)
+
+fn ld4q(i: u32, d4: u32) -> vec4f {
+  let o = i + d4 * 4u;
+  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(q[o], q[o + 1u], q[o + 2u], q[o + 3u]); }
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = q[o + c]; } }
+  return r;
+}
+fn ld4k(i: u32, d4: u32) -> vec4f {
+  let o = i + d4 * 4u;
+  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(k[o], k[o + 1u], k[o + 2u], k[o + 3u]); }
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = k[o + c]; } }
+  return r;
+}
+fn ld4v(i: u32, d4: u32) -> vec4f {
+  let o = i + d4 * 4u;
+  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(v[o], v[o + 1u], v[o + 2u], v[o + 3u]); }
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = v[o + c]; } }
+  return r;
+}
+fn st4out(i: u32, d4: u32, x: vec4f) {
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { out[i + d4 * 4u + c] = x[c]; } }
+}
+fn hsum(x: vec4f) -> f32 { return (x.x + x.y) + (x.z + x.w); }
+
+@compute @workgroup_size(8)
+fn flash_forward_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
+  let nqt = (p.Tq + 7u) / 8u; // query blocks per (b, h)
+  let tile = wid.x + wid.y * nwg.x;
+  if (tile >= p.B * p.NH * nqt) { return; } // the whole subgroup: broadcasts stay in uniform control flow
+  let t0 = (tile % nqt) * 8u;
+  let h = (tile / nqt) % p.NH;
+  let b = tile / (nqt * p.NH);
+  let kvh = h / (p.NH / p.NKV);
+  let t = t0 + sl;
+  let live = t < p.Tq;
+  let tq = min(t, p.Tq - 1u); // dead lanes compute a copy of the last row and store nothing
+  let qbase = ((b * p.Tq + tq) * p.NH + h) * HSC;
+  let nkeys = min(p.pos0 + tq + 1u, p.Tk);
+  let kmax = min(p.pos0 + min(t0 + 8u, p.Tq), p.Tk); // keys any lane sees (uniform)
+  let ks = p.NKV * HSC; // k/v row stride
+  var qv: array<vec4f, MAX_HS4>;
+  var acc: array<vec4f, MAX_HS4>;
+  var kl: array<vec4f, MAX_HS4>;
+  var vl: array<vec4f, MAX_HS4>;
+  for (var d4 = 0u; d4 < HS4; d4++) { qv[d4] = ld4q(qbase, d4) * p.scale; acc[d4] = vec4f(0.0); }
+  var m = NEG;
+  var l = 0.0;
+  let kb0 = b * p.TkMax * ks + kvh * HSC;
+  for (var c0 = 0u; c0 < kmax; c0 += 8u) {
+    // lane sl holds key c0 + sl (clamped into range past kmax; masked below)
+    let kb = kb0 + min(c0 + sl, kmax - 1u) * ks;
+    for (var d4 = 0u; d4 < HS4; d4++) { kl[d4] = ld4k(kb, d4); vl[d4] = ld4v(kb, d4); }
+    var a0 = vec4f(0.0);
+    for (var d4 = 0u; d4 < HS4; d4++) { a0 += qv[d4] * subgroupBroadcast(kl[d4], 0u); }
+    let ok0 = c0 + 0u < nkeys;
+    let s0 = select(NEG, hsum(a0), ok0);
+    var a1 = vec4f(0.0);
+    for (var d4 = 0u; d4 < HS4; d4++) { a1 += qv[d4] * subgroupBroadcast(kl[d4], 1u); }
+    let ok1 = c0 + 1u < nkeys;
+    let s1 = select(NEG, hsum(a1), ok1);
+    var a2 = vec4f(0.0);
+    for (var d4 = 0u; d4 < HS4; d4++) { a2 += qv[d4] * subgroupBroadcast(kl[d4], 2u); }
+    let ok2 = c0 + 2u < nkeys;
+    let s2 = select(NEG, hsum(a2), ok2);
+    var a3 = vec4f(0.0);
+    for (var d4 = 0u; d4 < HS4; d4++) { a3 += qv[d4] * subgroupBroadcast(kl[d4], 3u); }
+    let ok3 = c0 + 3u < nkeys;
+    let s3 = select(NEG, hsum(a3), ok3);
+    var a4 = vec4f(0.0);
+    for (var d4 = 0u; d4 < HS4; d4++) { a4 += qv[d4] * subgroupBroadcast(kl[d4], 4u); }
+    let ok4 = c0 + 4u < nkeys;
+    let s4 = select(NEG, hsum(a4), ok4);
+    var a5 = vec4f(0.0);
+    for (var d4 = 0u; d4 < HS4; d4++) { a5 += qv[d4] * subgroupBroadcast(kl[d4], 5u); }
+    let ok5 = c0 + 5u < nkeys;
+    let s5 = select(NEG, hsum(a5), ok5);
+    var a6 = vec4f(0.0);
+    for (var d4 = 0u; d4 < HS4; d4++) { a6 += qv[d4] * subgroupBroadcast(kl[d4], 6u); }
+    let ok6 = c0 + 6u < nkeys;
+    let s6 = select(NEG, hsum(a6), ok6);
+    var a7 = vec4f(0.0);
+    for (var d4 = 0u; d4 < HS4; d4++) { a7 += qv[d4] * subgroupBroadcast(kl[d4], 7u); }
+    let ok7 = c0 + 7u < nkeys;
+    let s7 = select(NEG, hsum(a7), ok7);
+    let mt = max(m, max(max(max(s0, s1), max(s2, s3)), max(max(s4, s5), max(s6, s7))));
+    let corr = exp(m - mt);
+    let e0 = select(0.0, exp(s0 - mt), ok0);
+    let e1 = select(0.0, exp(s1 - mt), ok1);
+    let e2 = select(0.0, exp(s2 - mt), ok2);
+    let e3 = select(0.0, exp(s3 - mt), ok3);
+    let e4 = select(0.0, exp(s4 - mt), ok4);
+    let e5 = select(0.0, exp(s5 - mt), ok5);
+    let e6 = select(0.0, exp(s6 - mt), ok6);
+    let e7 = select(0.0, exp(s7 - mt), ok7);
+    l = l * corr + (((e0 + e1) + (e2 + e3)) + ((e4 + e5) + (e6 + e7)));
+    for (var d4 = 0u; d4 < HS4; d4++) {
+      acc[d4] = acc[d4] * corr + e0 * subgroupBroadcast(vl[d4], 0u) + e1 * subgroupBroadcast(vl[d4], 1u) + e2 * subgroupBroadcast(vl[d4], 2u) + e3 * subgroupBroadcast(vl[d4], 3u) + e4 * subgroupBroadcast(vl[d4], 4u) + e5 * subgroupBroadcast(vl[d4], 5u) + e6 * subgroupBroadcast(vl[d4], 6u) + e7 * subgroupBroadcast(vl[d4], 7u);
+    }
+    m = mt;
+  }
+  if (live) {
+    let inv = 1.0 / l;
+    for (var d4 = 0u; d4 < HS4; d4++) { st4out(qbase, d4, acc[d4] * inv); }
+    if (p.writeLse != 0u) { lse[(b * p.NH + h) * p.Tq + t] = m + log(l); }
+  }
+}
