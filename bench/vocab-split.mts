@@ -6,16 +6,23 @@
 // (runner.ts tokenLogprobs) against the reference's log-softmax, and greedy tokens against the
 // reference decoder. Random weights, in memory; about 3 GB of host memory in all (the fp32 weights
 // on the host, their copy on the software GPU, the reference's float64 activations).
-// Usage: npm run bench:vocab-split -- [--tokens 8] [--generate 3]
+// --train: then a trainable copy (the embedding's gradient in 8 chunks too) takes one next-token CE
+// backward over the prompt, the loss chunk by chunk of logit rows as pretraining runs it
+// (train/logit-loss.ts), and every gradient is checked against the float64 reference's: the
+// embedding's (all 128256 rows: the classifier's dW per chunk plus the gather's scatter-add),
+// the final norm's and the layer's. About 8 GB of host memory at its peak.
+// Usage: npm run bench:vocab-split -- [--tokens 8] [--generate 3] [--train]
 import { parseArgs } from 'node:util';
 import { createNodeGpu } from '../src/engine/gpu/node';
 import { randomWeights, type LlamaConfig } from '../src/engine/model/config';
 import { LlamaModel } from '../src/engine/model/llama';
 import { generate, tokenLogprobs } from '../src/engine/model/runner';
-import { refForward, refGenerateGreedy } from '../src/engine/ref/llama';
+import { namedGrads, refBackward, refForward, refGenerateGreedy, refLoss } from '../src/engine/ref/llama';
+import { PROJECTIONS, PROJECTION_KEY } from '../src/engine/model/config';
+import { LogitLoss, logitChunkRows } from '../src/engine/train/logit-loss';
 import { Rng } from '../src/engine/train/data';
 
-const { values: a } = parseArgs({ options: { tokens: { type: 'string', default: '8' }, generate: { type: 'string', default: '3' } } });
+const { values: a } = parseArgs({ options: { tokens: { type: 'string', default: '8' }, generate: { type: 'string', default: '3' }, train: { type: 'boolean', default: false } } });
 const T = Number(a.tokens), G = Number(a.generate);
 const cfg: LlamaConfig = { dim: 2048, hiddenDim: 8192, nLayers: 1, nHeads: 32, nKvHeads: 8, vocabSize: 128256, maxSeqLen: 2048, normEps: 1e-5, ropeTheta: 500000, tiedEmbeddings: true, ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } };
 const V = cfg.vocabSize, C = cfg.dim;
@@ -32,9 +39,10 @@ try {
 }
 console.log(`  ${oneRefused}`);
 let t = performance.now();
-const w = randomWeights(cfg, 1, 0.02);
-// the embedding at N(0, 0.02) as trained models have it (randomWeights draws 0.5): tied logits of
-// order 1, not 1000, so the log-probabilities and greedy tokens are not degenerate
+// projections at randomWeights' test scale (sd 0.5/sqrt(in/16)), the embedding at N(0, 0.02) as
+// trained models have it (randomWeights draws 0.5): the layer, not the tied embedding's self
+// product, shapes the logits, so log-probabilities, greedy tokens and gradients are not degenerate
+const w = randomWeights(cfg, 1, 0.5);
 for (let i = 0; i < w.tokEmbed.length; i++) w.tokEmbed[i] *= 0.04;
 console.log(`random weights on the host: ${((performance.now() - t) / 1000).toFixed(1)} s`);
 t = performance.now();
@@ -44,8 +52,7 @@ const e = model.tokEmbed;
 console.log(`loaded in ${((performance.now() - t) / 1000).toFixed(1)} s: ${e.chunks.length} chunks of rows ${e.rows.join(', ')} (${e.chunks.map((c) => mib(c.bytes)).join(', ')}); GPU live ${mib(gpu.liveBytes)}`);
 
 const r = new Rng(5);
-// ids from every chunk, both ends of the vocabulary; the last one in the last chunk (a random tied
-// model tends to predict its input token: the argmax then lies in the last chunk's columns)
+// ids from every chunk, both ends of the vocabulary, the last one in the last chunk
 const prompt = Array.from({ length: T }, (_, i) => (i === 0 ? 128000 : i === 1 ? V - 1 : i === 2 ? 0 : i === T - 1 ? 120001 : Math.floor(r.next() * V)));
 t = performance.now();
 const acts = model.activations(1, T, false);
@@ -86,8 +93,62 @@ if (G > 0) {
   same = JSON.stringify(got) === JSON.stringify(want);
   console.log(`greedy ${G} tokens: GPU [${got.join(', ')}] in ${gs.toFixed(1)} s, reference [${want.join(', ')}]: ${same ? 'equal' : 'DIFFERENT'}`);
 }
-const ok = bad === 0 && lpBad === 0 && same;
-console.log(ok ? 'split embedding and classifier: equal to the float64 reference' : 'MISMATCH against the float64 reference');
+let gradOk = true;
 model.free();
+if (a.train) {
+  const tm = LlamaModel.fromWeights(gpu, cfg, w, { trainable: true, label: 'train' });
+  const R = logitChunkRows(gpu, T, V);
+  const acts = tm.activations(1, T, false, R, 'residuals');
+  const targets = prompt.map((_, i) => (i + 1 < T ? prompt[i + 1] : 0xffffffff));
+  const n = T - 1;
+  t = performance.now();
+  gpu.write(acts.tokens, new Uint32Array(prompt));
+  tm.zeroGrads();
+  tm.forwardStart(acts);
+  for (let l = 0; l < cfg.nLayers; l++) tm.forwardLayer(acts, l);
+  tm.forwardFinish(acts, false);
+  const tt = gpu.tensor('targets', [T], 'u32', targets), out = gpu.tensor('out', [2]), dxnf = gpu.tensor('dxnf', [T, C]);
+  const ll = new LogitLoss(gpu);
+  ll.run({ student: tm, sa: acts, targets: tt, temperature: 1, klScale: 0, ceScale: 1 / n, out, klIndex: 0, ceIndex: 1, dxnf });
+  tm.backwardFromNorm(acts, dxnf);
+  const loss = (await gpu.readF32(out))[1] / n;
+  const gpuT = (performance.now() - t) / 1000;
+  t = performance.now();
+  const ref = refLoss(f.logits, targets, V);
+  const g = namedGrads(refBackward(cfg, w, prompt, 1, T, f, ref.dlogits));
+  const refT = (performance.now() - t) / 1000;
+  console.log(`train: CE ${loss.toFixed(6)} (reference ${ref.loss.toFixed(6)}) over ${n} rows in chunks of ${R}; GPU forward + backward ${gpuT.toFixed(1)} s, float64 backward ${refT.toFixed(1)} s; embedding gradient in ${tm.tokEmbedGrad!.chunks.length} chunks`);
+  // fp32 error of a gradient entry follows the scale of the terms summed into it: atol from the
+  // rms (as llama-family.test.ts) of the tensor, or of each row of `row` entries (the embedding:
+  // the prompt's rows also get the gather's scatter-add, far larger than the classifier's
+  // dlogitsᵀ·xnf alone that every other row holds), with no fixed floor (it would hide small gradients)
+  const check = (name: string, got: Float32Array, want: Float64Array, row = want.length) => {
+    let worst = 0, nb = 0, ssAll = 0, atolMin = Infinity, atolMax = 0;
+    const badRows = new Set<number>();
+    for (let r0 = 0; r0 < want.length; r0 += row) {
+      let ss = 0;
+      for (let i = r0; i < r0 + row; i++) ss += want[i] * want[i];
+      ssAll += ss;
+      const atol = 2e-4 * Math.sqrt(ss / row);
+      atolMin = Math.min(atolMin, atol), atolMax = Math.max(atolMax, atol);
+      for (let i = r0; i < r0 + row; i++) {
+        const d = Math.abs(got[i] - want[i]);
+        worst = Math.max(worst, d);
+        if (!(d <= atol + 2e-3 * Math.abs(want[i]))) nb++, badRows.add(r0 / row);
+      }
+    }
+    if (nb > 0) gradOk = false;
+    const at = row === want.length ? `atol ${atolMax.toExponential(1)} (2e-4 rms)` : `atol 2e-4 rms of each row (${atolMin.toExponential(1)}..${atolMax.toExponential(1)})`;
+    return `${name}: rms ${Math.sqrt(ssAll / want.length).toExponential(2)}, max |diff| ${worst.toExponential(2)}, ${nb} of ${want.length} outside ${at} + rtol 2e-3${badRows.size ? ` (rows ${[...badRows].slice(0, 8).join(', ')})` : ''}`;
+  };
+  console.log(`  ${check('d tok_embeddings', await tm.tokEmbedGrad!.read(gpu), g.get('tokEmbed')!, C)}`);
+  console.log(`  ${check('d norm', await gpu.readF32(tm.finalNormGrad!), g.get('finalNorm')!)}`);
+  for (const p of PROJECTIONS) console.log(`  ${check(`d layers.0.${p}`, await gpu.readF32(tm.layers[0].proj[p].grad!), g.get(`layers.0.${PROJECTION_KEY[p]}`)!)}`);
+  ll.free();
+  tm.free();
+  for (const x of [tt, out, dxnf]) gpu.free(x);
+}
+const ok = bad === 0 && lpBad === 0 && same && gradOk;
+console.log(ok ? 'split embedding and classifier: equal to the float64 reference' : 'MISMATCH against the float64 reference');
 gpu.destroy();
 process.exit(ok ? 0 : 1);
