@@ -26,7 +26,7 @@ import { perplexityBatched } from '../eval/perplexity';
 import { Rng, sampleBatch } from './data';
 import type { FreezeMask } from './freeze';
 import { LogitLoss } from './logit-loss';
-import { planDistillMemory, type DistillMemoryOptions, type MemoryPlan } from './memory';
+import { gpuLimits, planDistillMemory, type DistillMemoryOptions, type MemoryPlan } from './memory';
 
 export interface LossWeights {
   kl: number;
@@ -143,8 +143,7 @@ export class Distiller {
   constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, weights: LlamaWeights, readonly dc: DistillConfig, readonly stream: Uint32Array, mem: DistillMemoryOptions = {}) {
     if (dc.freeze.length !== cfg.nLayers) throw new Error(`freeze mask has ${dc.freeze.length} layers, the model ${cfg.nLayers}`);
     this.rng = new Rng(dc.seed >>> 0);
-    const lim = gpu.device.limits;
-    this.plan = planDistillMemory(cfg, dc, { maxStorageBufferBindingSize: lim.maxStorageBufferBindingSize, maxBufferSize: lim.maxBufferSize, hasF16: gpu.hasF16 }, mem);
+    this.plan = planDistillMemory(cfg, dc, gpuLimits(gpu), mem);
     this.teacher = LlamaModel.fromWeights(gpu, cfg, weights, { label: 'teacher', halfProjections: this.plan.teacherHalf });
     let dwqElems = 0;
     if (!dc.fpReference) for (let l = 0; l < cfg.nLayers; l++) for (const p of PROJECTIONS) if (!dc.freeze[l][p]) dwqElems = Math.max(dwqElems, this.teacher.layers[l].proj[p].N * this.teacher.layers[l].proj[p].K);

@@ -9,7 +9,8 @@
 import { headSize, PROJECTIONS, type LlamaConfig, type Projection } from '../model/config';
 import { layoutOf, type Bits } from '../format/pack';
 import type { FreezeMask } from './freeze';
-import { vocabChunkRows } from '../model/vocab';
+import { maxBindingBytes, vocabChunkRows } from '../model/vocab';
+import type { Gpu } from '../gpu/runtime';
 
 /** Bytes of one chunk of training logits (R × V f32) unless the caller chooses: the four chunk
  *  buffers (teacher, student, two gradients) stay ~12 MiB at V = 49152 (16 rows). */
@@ -46,6 +47,12 @@ export interface AdapterLimits {
   /** bytes per vocabulary chunk when less than the two limits above (model/vocab.ts
    *  setMaxBindingBytes: tests force the split on a tiny model) */
   vocabBindingBytes?: number;
+}
+
+/** This device's limits as the plan reads them (the vocabulary split as model/vocab.ts makes it). */
+export function gpuLimits(gpu: Gpu): AdapterLimits {
+  const l = gpu.device.limits;
+  return { maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, hasF16: gpu.hasF16, vocabBindingBytes: maxBindingBytes(gpu) };
 }
 
 /** Rows per chunk of the vocabulary tables on these limits (all V: not split). */

@@ -7,7 +7,7 @@ import { headSize, type LlamaConfig, type LlamaWeights } from '../model/config';
 import type { Tokenizer } from '../io/tokenizer';
 import type { QuantizedModel } from '../quant/ptq';
 import { Distiller, type DistillConfig, type StepMetrics } from '../train/distill';
-import { memoryRefusal, planDistillMemory, type AdapterLimits, type MemoryPlan } from '../train/memory';
+import { gpuLimits, memoryRefusal, planDistillMemory, type AdapterLimits, type MemoryPlan } from '../train/memory';
 import { describeFreeze } from '../train/freeze';
 import { perplexityBatched } from '../eval/perplexity';
 import { sequenceNlls } from '../model/runner';
@@ -51,8 +51,7 @@ export interface RunHooks {
 }
 
 export function adapterLimits(gpu: Gpu): AdapterLimits {
-  const l = gpu.device.limits;
-  return { maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize, hasF16: gpu.hasF16 };
+  return gpuLimits(gpu);
 }
 
 /** The run's memory estimate (train/memory.ts, the plan the Distiller allocates by); throws, with
