@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { PROJECTIONS, PROJECTION_KEY, randomWeights, tinyConfig, type LlamaConfig } from './config';
 import { LlamaModel } from './llama';
 import { maxBindingBytes, setMaxBindingBytes, vocabChunkRows, VocabLinear } from './vocab';
-import { generate, tokenLogprobsBatch } from './runner';
+import { generate, sequenceNlls, tokenLogprobsBatch } from './runner';
 import { crossEntropyBackward, crossEntropyForward } from '../ops/loss';
 import { embeddingForwardRef } from '../ref/embedding';
 import { namedGrads, refBackward, refForward, refGenerateGreedy, refLoss } from '../ref/llama';
@@ -144,7 +144,7 @@ describe('vocabulary tables split across bindings', () => {
     for (const t of [tt, out, dxnf]) gpu.free(t);
   });
 
-  it('greedy generation and perplexity = float64 reference and the unsplit model', async () => {
+  it('greedy generation, log-probs and batched GPU-scored NLL = float64 reference and the unsplit model', async () => {
     const cfg = base();
     const { gpu, w, whole, split } = await pair(cfg, 5);
     const prompt = [1, 999, 321, 640, 17];
@@ -154,6 +154,7 @@ describe('vocabulary tables split across bindings', () => {
     const r = rng(2);
     const docs = [Array.from({ length: 20 }, () => Math.floor(r() * V)), Array.from({ length: 13 }, () => Math.floor(r() * V))];
     const a = await tokenLogprobsBatch(split, docs), b = await tokenLogprobsBatch(whole, docs);
+    const refNll: number[] = [];
     docs.forEach((d, k) => {
       const f = refForward(cfg, w, d, 1, d.length);
       const lp = new Float64Array(d.length - 1);
@@ -164,7 +165,12 @@ describe('vocabulary tables split across bindings', () => {
       }
       expectClose(`log-probs doc ${k} = reference`, a[k], lp, { atol: 1e-4, rtol: 1e-4 });
       expectClose(`log-probs doc ${k} = unsplit`, a[k], b[k], { atol: 1e-6, rtol: 0 });
+      refNll.push(-lp.reduce((x, y) => x + y, 0));
     });
+    // evaluation's path: batched documents, the log-softmax on the GPU over chunks of 7 logit rows
+    const nll = await sequenceNlls(split, docs, { logitBytes: 7 * 4 * V });
+    expectClose('summed NLL (sequenceNlls) = reference', nll, refNll, { atol: 1e-3, rtol: 1e-5 });
+    expectClose('summed NLL (sequenceNlls) = unsplit', nll, await sequenceNlls(whole, docs, { logitBytes: 7 * 4 * V }), { atol: 1e-5, rtol: 0 });
     whole.free();
     split.free();
   });
