@@ -11,7 +11,10 @@
 // (train/logit-loss.ts), and every gradient is checked against the float64 reference's: the
 // embedding's (all 128256 rows: the classifier's dW per chunk plus the gather's scatter-add),
 // the final norm's and the layer's. About 8 GB of host memory at its peak.
-// Usage: npm run bench:vocab-split -- [--tokens 8] [--generate 3] [--train]
+// --overhead: instead, the split's cost side by side in one run: the SmolLM2-135M classifier
+// (49152×576, 108 MiB, one binding here) whole and forced into 4 chunks (setMaxBindingBytes), the
+// forward, dX and dW of 16 logit rows (a training chunk), alternated, median of --reps.
+// Usage: npm run bench:vocab-split -- [--tokens 8] [--generate 3] [--train] [--overhead [--reps 7]]
 import { parseArgs } from 'node:util';
 import { createNodeGpu } from '../src/engine/gpu/node';
 import { randomWeights, type LlamaConfig } from '../src/engine/model/config';
@@ -20,13 +23,45 @@ import { generate, tokenLogprobs } from '../src/engine/model/runner';
 import { namedGrads, refBackward, refForward, refGenerateGreedy, refLoss } from '../src/engine/ref/llama';
 import { PROJECTIONS, PROJECTION_KEY } from '../src/engine/model/config';
 import { LogitLoss, logitChunkRows } from '../src/engine/train/logit-loss';
+import { setMaxBindingBytes, VocabLinear, VocabTable } from '../src/engine/model/vocab';
 import { Rng } from '../src/engine/train/data';
 
-const { values: a } = parseArgs({ options: { tokens: { type: 'string', default: '8' }, generate: { type: 'string', default: '3' }, train: { type: 'boolean', default: false } } });
+const { values: a } = parseArgs({ options: { tokens: { type: 'string', default: '8' }, generate: { type: 'string', default: '3' }, train: { type: 'boolean', default: false }, overhead: { type: 'boolean', default: false }, reps: { type: 'string', default: '7' } } });
 const T = Number(a.tokens), G = Number(a.generate);
 const cfg: LlamaConfig = { dim: 2048, hiddenDim: 8192, nLayers: 1, nHeads: 32, nKvHeads: 8, vocabSize: 128256, maxSeqLen: 2048, normEps: 1e-5, ropeTheta: 500000, tiedEmbeddings: true, ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 8192 } };
 const V = cfg.vocabSize, C = cfg.dim;
 const gpu = await createNodeGpu();
+if (a.overhead) {
+  const Vs = 49152, Cs = 576, M = 16, reps = Number(a.reps);
+  const r0 = new Rng(3);
+  const tab = Float32Array.from({ length: Vs * Cs }, () => (r0.next() - 0.5) * 0.04);
+  const heads: [string, VocabLinear][] = [];
+  for (const [name, lim] of [['whole', null], ['4 chunks', Math.ceil((4 * Vs * Cs) / 4)]] as const) {
+    setMaxBindingBytes(gpu, lim);
+    const t = new VocabTable(gpu, `bench.${name}`, Vs, Cs, tab);
+    heads.push([`${name} (${t.rows.join(', ')} rows)`, new VocabLinear(gpu, t, t.like(gpu, `bench.${name}.grad`), true, true)]);
+  }
+  setMaxBindingBytes(gpu, null);
+  const x = gpu.tensor('bench.x', [M, Cs], 'f32', Float32Array.from({ length: M * Cs }, () => r0.next() - 0.5));
+  const out = gpu.tensor('bench.logits', [M, Vs]), dx = gpu.tensor('bench.dx', [M, Cs]);
+  const times = heads.map(() => ({ fwd: [] as number[], dx: [] as number[], dw: [] as number[] }));
+  const time = async (f: () => void) => {
+    const t0 = performance.now();
+    f();
+    await gpu.sync();
+    return performance.now() - t0;
+  };
+  for (let rep = 0; rep <= reps; rep++)
+    for (const [k, [, h]] of heads.entries()) {
+      const f = await time(() => h.forward(out, x, M)), b = await time(() => h.backwardInput(dx, out, M, false)), w = await time(() => h.backwardWeight(out, x, M));
+      if (rep > 0) times[k].fwd.push(f), times[k].dx.push(b), times[k].dw.push(w); // rep 0 compiles
+    }
+  const med = (v: number[]) => [...v].sort((p, q) => p - q)[Math.floor(v.length / 2)];
+  console.log(`classifier ${Vs}×${Cs}, ${M} rows, median of ${reps} (ms):       forward     dX     dW`);
+  heads.forEach(([name], k) => console.log(`  ${name.padEnd(44)} ${med(times[k].fwd).toFixed(1).padStart(7)} ${med(times[k].dx).toFixed(1).padStart(6)} ${med(times[k].dw).toFixed(1).padStart(6)}`));
+  gpu.destroy();
+  process.exit(0);
+}
 const lim = gpu.device.limits;
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 console.log(`adapter ${gpu.info.description || gpu.info.device}: maxStorageBufferBindingSize ${mib(lim.maxStorageBufferBindingSize)}, maxBufferSize ${mib(lim.maxBufferSize)}`);
