@@ -9,7 +9,8 @@
 // of 8 keys lane i loads key c0 + i's k and v once and the block is shared by subgroupBroadcast
 // (register moves), 8 keys' scores are taken first and (m, l, acc) rescaled once per block (one exp
 // per key, FlashAttention-2's order). No barriers, no workgroup memory.
-// Entry: flash_forward_sg. Dispatch gpu.grid(B·NH·ceil(Tq / 8)) workgroups of 8 (subgroup size 8:
+// Entries: flash_forward_sg; flash_backward_q_sg and flash_backward_kv_sg (end of file).
+// flash_forward_sg: dispatch gpu.grid(B·NH·ceil(Tq / 8)) workgroups of 8 (subgroup size 8:
 // the wrapper checks). Unrolled by hand 8x: subgroupBroadcast needs a constant lane.
 // CPU reference: src/engine/ref/attention.ts
 enable subgroups;
@@ -132,5 +133,287 @@ fn flash_forward_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
     let inv = 1.0 / l;
     for (var d4 = 0u; d4 < HS4; d4++) { st4out(qbase, d4, acc[d4] * inv); }
     if (p.writeLse != 0u) { lse[(b * p.NH + h) * p.Tq + t] = m + log(l); }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The flash backward in the same layout (training: Tq = Tk = TkMax = T, pos0 = 0). Same results
+// as flash_backward_q / flash_backward_kv in shaders/attention.wgsl (there: the formulas).
+//   flash_backward_q_sg: a subgroup = 8 query rows of one (b, h); for each block of 8 keys lane i
+//     loads key c0 + i's k and v, shared by broadcast. Writes drow (D_t) and dq (assigns).
+//     Dispatch gpu.grid(B·NH·ceil(T / 8)) workgroups of 8.
+//   flash_backward_kv_sg (after flash_backward_q_sg: reads drow): a subgroup = 8 keys of one
+//     (b, kvh); for each block of 8 queries lane i loads query c0 + i's q, dout, lse and D, shared
+//     by broadcast; the NH/NKV query heads in turn. dk, dv (assigns).
+//     Dispatch gpu.grid(B·NKV·ceil(T / 8)) workgroups of 8.
+@group(0) @binding(6) var<storage, read> dout: array<f32>;
+@group(0) @binding(10) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(11) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(12) var<storage, read_write> dv: array<f32>;
+@group(0) @binding(14) var<storage, read_write> drow: array<f32>; // (B, NH, T) D_t
+
+fn ld4dout(i: u32, d4: u32) -> vec4f {
+  let o = i + d4 * 4u;
+  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(dout[o], dout[o + 1u], dout[o + 2u], dout[o + 3u]); }
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = dout[o + c]; } }
+  return r;
+}
+fn ld4o(i: u32, d4: u32) -> vec4f {
+  let o = i + d4 * 4u;
+  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(out[o], out[o + 1u], out[o + 2u], out[o + 3u]); }
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = out[o + c]; } }
+  return r;
+}
+
+@compute @workgroup_size(8)
+fn flash_backward_q_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
+  let T = p.Tq;
+  let nqt = (T + 7u) / 8u;
+  let tile = wid.x + wid.y * nwg.x;
+  if (tile >= p.B * p.NH * nqt) { return; } // the whole subgroup
+  let t0 = (tile % nqt) * 8u;
+  let h = (tile / nqt) % p.NH;
+  let b = tile / (nqt * p.NH);
+  let kvh = h / (p.NH / p.NKV);
+  let t = t0 + sl;
+  let live = t < T;
+  let tq = min(t, T - 1u);
+  let obase = ((b * T + tq) * p.NH + h) * HSC;
+  let row = (b * p.NH + h) * T + tq;
+  let ks = p.NKV * HSC;
+  var qv: array<vec4f, MAX_HS4>;
+  var gv: array<vec4f, MAX_HS4>;
+  var acc: array<vec4f, MAX_HS4>;
+  var kl: array<vec4f, MAX_HS4>;
+  var vl: array<vec4f, MAX_HS4>;
+  var D4 = vec4f(0.0);
+  for (var d4 = 0u; d4 < HS4; d4++) {
+    qv[d4] = ld4q(obase, d4) * p.scale;
+    gv[d4] = ld4dout(obase, d4);
+    D4 += gv[d4] * ld4o(obase, d4);
+    acc[d4] = vec4f(0.0);
+  }
+  let D = hsum(D4);
+  if (live) { drow[row] = D; }
+  let L = lse[row];
+  let kmax = min(t0 + 8u, T); // keys any lane sees (uniform)
+  let kb0 = b * T * ks + kvh * HSC;
+  for (var c0 = 0u; c0 < kmax; c0 += 8u) {
+    let kb = kb0 + min(c0 + sl, kmax - 1u) * ks;
+    for (var d4 = 0u; d4 < HS4; d4++) { kl[d4] = ld4k(kb, d4); vl[d4] = ld4v(kb, d4); }
+    {
+      var s4 = vec4f(0.0);
+      var g4 = vec4f(0.0);
+      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 0u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 0u); }
+      let pr = select(0.0, exp(hsum(s4) - L), c0 + 0u <= tq);
+      let dsj = pr * (hsum(g4) - D);
+      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 0u); }
+    }
+    {
+      var s4 = vec4f(0.0);
+      var g4 = vec4f(0.0);
+      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 1u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 1u); }
+      let pr = select(0.0, exp(hsum(s4) - L), c0 + 1u <= tq);
+      let dsj = pr * (hsum(g4) - D);
+      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 1u); }
+    }
+    {
+      var s4 = vec4f(0.0);
+      var g4 = vec4f(0.0);
+      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 2u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 2u); }
+      let pr = select(0.0, exp(hsum(s4) - L), c0 + 2u <= tq);
+      let dsj = pr * (hsum(g4) - D);
+      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 2u); }
+    }
+    {
+      var s4 = vec4f(0.0);
+      var g4 = vec4f(0.0);
+      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 3u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 3u); }
+      let pr = select(0.0, exp(hsum(s4) - L), c0 + 3u <= tq);
+      let dsj = pr * (hsum(g4) - D);
+      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 3u); }
+    }
+    {
+      var s4 = vec4f(0.0);
+      var g4 = vec4f(0.0);
+      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 4u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 4u); }
+      let pr = select(0.0, exp(hsum(s4) - L), c0 + 4u <= tq);
+      let dsj = pr * (hsum(g4) - D);
+      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 4u); }
+    }
+    {
+      var s4 = vec4f(0.0);
+      var g4 = vec4f(0.0);
+      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 5u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 5u); }
+      let pr = select(0.0, exp(hsum(s4) - L), c0 + 5u <= tq);
+      let dsj = pr * (hsum(g4) - D);
+      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 5u); }
+    }
+    {
+      var s4 = vec4f(0.0);
+      var g4 = vec4f(0.0);
+      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 6u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 6u); }
+      let pr = select(0.0, exp(hsum(s4) - L), c0 + 6u <= tq);
+      let dsj = pr * (hsum(g4) - D);
+      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 6u); }
+    }
+    {
+      var s4 = vec4f(0.0);
+      var g4 = vec4f(0.0);
+      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 7u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 7u); }
+      let pr = select(0.0, exp(hsum(s4) - L), c0 + 7u <= tq);
+      let dsj = pr * (hsum(g4) - D);
+      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 7u); }
+    }
+  }
+  if (live) {
+    for (var d4 = 0u; d4 < HS4; d4++) {
+      for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { dq[obase + d4 * 4u + c] = acc[d4][c] * p.scale; } }
+    }
+  }
+}
+
+@compute @workgroup_size(8)
+fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
+  let T = p.Tq;
+  let nkt = (T + 7u) / 8u;
+  let tile = wid.x + wid.y * nwg.x;
+  if (tile >= p.B * p.NKV * nkt) { return; } // the whole subgroup
+  let j0 = (tile % nkt) * 8u;
+  let kvh = (tile / nkt) % p.NKV;
+  let b = tile / (nkt * p.NKV);
+  let group = p.NH / p.NKV;
+  let j = j0 + sl;
+  let live = j < T;
+  let jq = min(j, T - 1u);
+  let kbase = ((b * T + jq) * p.NKV + kvh) * HSC;
+  var kv: array<vec4f, MAX_HS4>;
+  var vv: array<vec4f, MAX_HS4>;
+  var ak: array<vec4f, MAX_HS4>;
+  var av: array<vec4f, MAX_HS4>;
+  var ql: array<vec4f, MAX_HS4>;
+  var gl: array<vec4f, MAX_HS4>;
+  for (var d4 = 0u; d4 < HS4; d4++) {
+    kv[d4] = ld4k(kbase, d4) * p.scale;
+    vv[d4] = ld4v(kbase, d4);
+    ak[d4] = vec4f(0.0);
+    av[d4] = vec4f(0.0);
+  }
+  for (var g = 0u; g < group; g++) {
+    let h = kvh * group + g;
+    for (var c0 = j0; c0 < T; c0 += 8u) {
+      // lane sl holds query c0 + sl (clamped into range past T; masked below)
+      let tl = min(c0 + sl, T - 1u);
+      let ob = ((b * T + tl) * p.NH + h) * HSC;
+      let rl = (b * p.NH + h) * T + tl;
+      for (var d4 = 0u; d4 < HS4; d4++) { ql[d4] = ld4q(ob, d4); gl[d4] = ld4dout(ob, d4); }
+      let lsl = lse[rl];
+      let dl = drow[rl];
+      {
+        var s4 = vec4f(0.0);
+        var g4 = vec4f(0.0);
+        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 0u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 0u); }
+        let tt = c0 + 0u;
+        let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 0u)), tt >= jq && tt < T);
+        let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 0u));
+        for (var d4 = 0u; d4 < HS4; d4++) {
+          ak[d4] += dsv * subgroupBroadcast(ql[d4], 0u);
+          av[d4] += pr * subgroupBroadcast(gl[d4], 0u);
+        }
+      }
+      {
+        var s4 = vec4f(0.0);
+        var g4 = vec4f(0.0);
+        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 1u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 1u); }
+        let tt = c0 + 1u;
+        let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 1u)), tt >= jq && tt < T);
+        let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 1u));
+        for (var d4 = 0u; d4 < HS4; d4++) {
+          ak[d4] += dsv * subgroupBroadcast(ql[d4], 1u);
+          av[d4] += pr * subgroupBroadcast(gl[d4], 1u);
+        }
+      }
+      {
+        var s4 = vec4f(0.0);
+        var g4 = vec4f(0.0);
+        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 2u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 2u); }
+        let tt = c0 + 2u;
+        let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 2u)), tt >= jq && tt < T);
+        let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 2u));
+        for (var d4 = 0u; d4 < HS4; d4++) {
+          ak[d4] += dsv * subgroupBroadcast(ql[d4], 2u);
+          av[d4] += pr * subgroupBroadcast(gl[d4], 2u);
+        }
+      }
+      {
+        var s4 = vec4f(0.0);
+        var g4 = vec4f(0.0);
+        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 3u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 3u); }
+        let tt = c0 + 3u;
+        let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 3u)), tt >= jq && tt < T);
+        let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 3u));
+        for (var d4 = 0u; d4 < HS4; d4++) {
+          ak[d4] += dsv * subgroupBroadcast(ql[d4], 3u);
+          av[d4] += pr * subgroupBroadcast(gl[d4], 3u);
+        }
+      }
+      {
+        var s4 = vec4f(0.0);
+        var g4 = vec4f(0.0);
+        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 4u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 4u); }
+        let tt = c0 + 4u;
+        let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 4u)), tt >= jq && tt < T);
+        let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 4u));
+        for (var d4 = 0u; d4 < HS4; d4++) {
+          ak[d4] += dsv * subgroupBroadcast(ql[d4], 4u);
+          av[d4] += pr * subgroupBroadcast(gl[d4], 4u);
+        }
+      }
+      {
+        var s4 = vec4f(0.0);
+        var g4 = vec4f(0.0);
+        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 5u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 5u); }
+        let tt = c0 + 5u;
+        let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 5u)), tt >= jq && tt < T);
+        let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 5u));
+        for (var d4 = 0u; d4 < HS4; d4++) {
+          ak[d4] += dsv * subgroupBroadcast(ql[d4], 5u);
+          av[d4] += pr * subgroupBroadcast(gl[d4], 5u);
+        }
+      }
+      {
+        var s4 = vec4f(0.0);
+        var g4 = vec4f(0.0);
+        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 6u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 6u); }
+        let tt = c0 + 6u;
+        let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 6u)), tt >= jq && tt < T);
+        let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 6u));
+        for (var d4 = 0u; d4 < HS4; d4++) {
+          ak[d4] += dsv * subgroupBroadcast(ql[d4], 6u);
+          av[d4] += pr * subgroupBroadcast(gl[d4], 6u);
+        }
+      }
+      {
+        var s4 = vec4f(0.0);
+        var g4 = vec4f(0.0);
+        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 7u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 7u); }
+        let tt = c0 + 7u;
+        let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 7u)), tt >= jq && tt < T);
+        let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 7u));
+        for (var d4 = 0u; d4 < HS4; d4++) {
+          ak[d4] += dsv * subgroupBroadcast(ql[d4], 7u);
+          av[d4] += pr * subgroupBroadcast(gl[d4], 7u);
+        }
+      }
+    }
+  }
+  if (live) {
+    for (var d4 = 0u; d4 < HS4; d4++) {
+      for (var c = 0u; c < 4u; c++) {
+        if (d4 * 4u + c < HSC) { dk[kbase + d4 * 4u + c] = ak[d4][c] * p.scale; dv[kbase + d4 * 4u + c] = av[d4][c]; }
+      }
+    }
   }
 }

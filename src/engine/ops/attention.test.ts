@@ -195,7 +195,7 @@ describe('attention GPU', () => {
   ];
   for (const variant of FLASH)
     for (const s of flashShapes)
-      it(`${variant}: forward (+ lse${s.bwd && variant !== 'flash_sg' ? ', flash backward' : ''}) vs reference B=${s.B} T=${s.T} NH=${s.NH} NKV=${s.NKV} HS=${s.HS}`, async () => {
+      it(`${variant}: forward (+ lse${s.bwd ? `, flash backward (${variant === 'flash_sg' ? 'sg' : 'thread'})` : ''}) vs reference B=${s.B} T=${s.T} NH=${s.NH} NKV=${s.NKV} HS=${s.HS}`, async () => {
         const gpu = await testGpu();
         // flash_sg: heads up to 33 (larger ones compile for minutes on lavapipe; auto keeps them on flash_tiled)
         if (!runs(gpu, variant) || (variant === 'flash_sg' && s.HS > 33)) return;
@@ -212,16 +212,18 @@ describe('attention GPU', () => {
         attentionForward(gpu, { out: tout2, q: tq, k: tk, v: tv, B, Tq: T, NH, NKV, HS, pos0: 0, variant });
         expectClose('out (no lse)', await gpu.readF32(tout2), await gpu.readF32(tout), { atol: 0, rtol: 0 });
         const tmp = [tq, tk, tv, tout, tout2, tl];
-        if (s.bwd && variant !== 'flash_sg') { // the backward reads out and lse, checked above for every variant
+        // the backward: the per-thread kernels after flash / flash_tiled, the subgroup ones after flash_sg
+        const bv = variant === 'flash_sg' ? 'sg' : 'thread';
+        if (s.bwd) {
           const tdo = up(gpu, 'dout', dout), tdr = up(gpu, 'drow', nr), tdq = up(gpu, 'dq', nq), tdk = up(gpu, 'dk', nk), tdv = up(gpu, 'dv', nk);
-          attentionBackwardFlash(gpu, { dq: tdq, dk: tdk, dv: tdv, drow: tdr, dout: tdo, q: tq, k: tk, v: tv, out: tout, lse: tl, B, T, NH, NKV, HS });
+          attentionBackwardFlash(gpu, { dq: tdq, dk: tdk, dv: tdv, drow: tdr, dout: tdo, q: tq, k: tk, v: tv, out: tout, lse: tl, B, T, NH, NKV, HS, variant: bv });
           const g = attentionBackwardRef(dout, q, k, v, s);
           const tol = gradTol(T, NH / NKV);
           expectClose('dq', await gpu.readF32(tdq), g.dq, tol);
           expectClose('dk', await gpu.readF32(tdk), g.dk, tol);
           expectClose('dv', await gpu.readF32(tdv), g.dv, tol);
           const again = [await gpu.readF32(tdq), await gpu.readF32(tdk), await gpu.readF32(tdv)];
-          attentionBackwardFlash(gpu, { dq: tdq, dk: tdk, dv: tdv, drow: tdr, dout: tdo, q: tq, k: tk, v: tv, out: tout, lse: tl, B, T, NH, NKV, HS });
+          attentionBackwardFlash(gpu, { dq: tdq, dk: tdk, dv: tdv, drow: tdr, dout: tdo, q: tq, k: tk, v: tv, out: tout, lse: tl, B, T, NH, NKV, HS, variant: bv });
           expectClose('dq repeat', await gpu.readF32(tdq), again[0], { atol: 0, rtol: 0 });
           expectClose('dk repeat', await gpu.readF32(tdk), again[1], { atol: 0, rtol: 0 });
           tmp.push(tdo, tdr, tdq, tdk, tdv);

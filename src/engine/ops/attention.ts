@@ -190,6 +190,10 @@ export interface AttentionFlashBackwardArgs {
   NH: number;
   NKV: number;
   HS: number;
+  /** 'thread': one thread per query row / key row (attention.wgsl); 'sg': 8-lane subgroups sharing
+   *  blocks of 8 keys / queries by broadcast (attention_sg.wgsl; 8-wide subgroups); 'auto' (default):
+   *  'sg' where the adapter has them and heads are at most 32, else 'thread' */
+  variant?: 'auto' | 'thread' | 'sg';
 }
 
 /** Training backward without the probabilities (Tq = Tk = T, pos0 = 0): recomputes them per row
@@ -202,6 +206,21 @@ export function attentionBackwardFlash(gpu: Gpu, a: AttentionFlashBackwardArgs):
   for (const [n, t] of [['dk', a.dk], ['dv', a.dv], ['k', a.k], ['v', a.v]] as const) need(n, t, B * T * NKV * HS);
   for (const [n, t] of [['drow', a.drow], ['lse', a.lse]] as const) need(n, t, B * NH * T);
   const params = () => new Params().u32(B, T, T, T, NH, NKV, HS, 0).f32(1 / Math.sqrt(HS)).u32(0, 0, 0);
+  const sg = a.variant === 'sg' || (a.variant !== 'thread' && hasSubgroup8(gpu) && HS <= 32);
+  if (sg) {
+    if (!hasSubgroup8(gpu)) throw new Error(`attention backward variant 'sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
+    gpu.run({ shader: 'attention_sg', entry: 'flash_backward_q_sg', constants: { HSC: HS } }, {
+      params: params(),
+      bindings: { 1: a.q, 2: a.k, 3: a.v, 4: a.out, 6: a.dout, 10: a.dq, 13: a.lse, 14: a.drow },
+      workgroups: gpu.grid(B * NH * Math.ceil(T / 8)),
+    });
+    gpu.run({ shader: 'attention_sg', entry: 'flash_backward_kv_sg', constants: { HSC: HS } }, {
+      params: params(),
+      bindings: { 1: a.q, 2: a.k, 3: a.v, 6: a.dout, 11: a.dk, 12: a.dv, 13: a.lse, 14: a.drow },
+      workgroups: gpu.grid(B * NKV * Math.ceil(T / 8)),
+    });
+    return;
+  }
   const constants = { WG, HSC: HS };
   gpu.run({ shader: 'attention', entry: 'flash_backward_q', constants }, {
     params: params(),
