@@ -5,7 +5,7 @@
 // the data order; the metrics are KD-QAT's StepMetrics; checkpointTensors/restore resume exactly.
 // With kl = hidden = 0 it is CE-only training of the same model and recipe (no teacher forward):
 // the compress pipeline's baselines.
-import type { Gpu, Tensor } from '../gpu/runtime';
+import type { AsyncRead, Gpu, Tensor } from '../gpu/runtime';
 import { PROJECTIONS, type LlamaConfig, type LlamaWeights } from '../model/config';
 import { LlamaModel, type Activations } from '../model/llama';
 import { DenseLinear } from '../model/dense';
@@ -63,6 +63,10 @@ export class StudentDistiller {
   readonly rng: Rng;
   step = 0;
   readonly history: StepMetrics[] = [];
+  /** steps that may be submitted ahead of the last one whose metrics have landed */
+  maxInFlight = 2;
+  private readonly inFlight: { step: number; lr: number; startedAt: number; read: AsyncRead }[] = [];
+  private lastLanded: number | null = null;
   private readonly scratch = new Map<string, Tensor>();
 
   constructor(readonly gpu: Gpu, readonly tcfg: LlamaConfig, tw: LlamaWeights | null, readonly cfg: LlamaConfig, sw: LlamaWeights, readonly kc: StudentKdConfig, readonly stream: Uint32Array) {
@@ -107,7 +111,7 @@ export class StudentDistiller {
   microStep(inputs: Uint32Array, targets: Uint32Array, B: number, T: number, scale: number, sums: Tensor, slot0: number): Activations {
     const { gpu, kc, cfg } = this;
     const BT = B * T, V = cfg.vocabSize, C = cfg.dim, L = cfg.nLayers;
-    const sa = this.student.activations(B, T, true);
+    const sa = this.student.activations(B, T, false); // no attention-map loss here: flash attention, no T×T probabilities
     const ta = this.teacher ? this.teacher.activations(B, T, false) : null;
     const rows = this.t('rows', [BT]);
     const tg = this.t('targets', [BT], 'u32');
@@ -160,10 +164,22 @@ export class StudentDistiller {
     return sa;
   }
 
-  /** One optimizer step (accum micro-batches). */
+  /** One optimizer step (accum micro-batches), waited for: submitStep + drain. */
   async trainStep(): Promise<StepMetrics> {
+    await this.submitStep();
+    await this.drain();
+    return this.history[this.history.length - 1];
+  }
+
+  /**
+   * Record and submit one optimizer step without waiting on the GPU: its loss sums and gradient
+   * norm leave in one async readback. Returns the steps whose metrics have landed since the last
+   * call, in order (also appended to `history`); at most `maxInFlight` steps run ahead (past that,
+   * a throttle wait for the oldest). drain() before checkpoints and at the end.
+   */
+  async submitStep(): Promise<StepMetrics[]> {
     const { gpu, kc } = this;
-    const B = kc.batch, T = kc.seq, BT = B * T;
+    const B = kc.batch, T = kc.seq;
     const t0 = performance.now();
     const sums = this.t('sums', [3 * kc.accum]);
     gpu.zero(sums);
@@ -178,8 +194,27 @@ export class StudentDistiller {
     clipScale(gpu, clip, sumsq, this.params.length, kc.gradClip);
     const lr = lrAt(this.step, kc);
     for (const p of this.params) adamwStep(gpu, p.param, p.grad, p.m, p.v, clip, this.step + 1, { lr, beta1: kc.beta1, beta2: kc.beta2, eps: 1e-8, weightDecay: kc.weightDecay });
-    const sv = await gpu.readF32(sums);
-    const cv = await gpu.readF32(clip);
+    this.inFlight.push({ step: this.step++, lr, startedAt: t0, read: gpu.readAsync([{ t: sums }, { t: clip }]) });
+    const out: StepMetrics[] = [];
+    while (this.inFlight.length > this.maxInFlight) out.push(await this.land('throttle'));
+    while (this.inFlight.length && this.inFlight[0].read.landed) out.push(await this.land('wait'));
+    return out;
+  }
+
+  /** Wait for every step in flight; their metrics in order (also in `history`). */
+  async drain(): Promise<StepMetrics[]> {
+    const out: StepMetrics[] = [];
+    while (this.inFlight.length) out.push(await this.land('wait'));
+    return out;
+  }
+
+  private async land(why: 'wait' | 'throttle'): Promise<StepMetrics> {
+    const { kc } = this;
+    const f = this.inFlight[0];
+    const [sb, cb] = await this.gpu.awaitRead(f.read, why);
+    this.inFlight.shift();
+    const BT = kc.batch * kc.seq;
+    const sv = new Float32Array(sb), cv = new Float32Array(cb);
     const comp: LossWeights = { kl: 0, ce: 0, attnMap: 0, attnOut: 0, hidden: 0 };
     for (let m = 0; m < kc.accum; m++) {
       comp.kl += sv[3 * m] / BT / kc.accum;
@@ -187,8 +222,11 @@ export class StudentDistiller {
       comp.hidden += sv[3 * m + 2] / BT / kc.accum; // Σ over layers of the per-layer MSE (rows are Σ/C)
     }
     const loss = kc.loss.kl * comp.kl + kc.loss.ce * comp.ce + kc.loss.hidden * comp.hidden;
-    const m: StepMetrics = { step: this.step, lr, loss, losses: comp, gradNorm: cv[1], tokensPerSec: (BT * kc.accum) / ((performance.now() - t0) / 1000) };
-    this.step++;
+    // throughput from the GPU's pace: the time since the previous step landed (or this one started)
+    const now = performance.now();
+    const since = Math.max(f.startedAt, this.lastLanded ?? 0);
+    this.lastLanded = now;
+    const m: StepMetrics = { step: f.step, lr: f.lr, loss, losses: comp, gradNorm: cv[1], tokensPerSec: (BT * kc.accum) / (Math.max(now - since, 1e-3) / 1000) };
     this.history.push(m);
     return m;
   }

@@ -253,7 +253,21 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
         d.restore(new Map(resume.tensors.map((t) => [t.name, t.data])), resume.meta.step, resume.meta.rngState, resume.meta.history);
         log(`${stage}: resumed at step ${resume.meta.step}`);
       }
-      const ckpt = async (): Promise<Checkpoint> => ({ meta: { format: CHECKPOINT_FORMAT, version: 1, step: d.step, rngState: d.rng.state, spec: rs, history: [...d.history] }, tensors: await d.checkpointTensors() });
+      // steps are submitted without waiting (their metrics land a step or two later): drained
+      // before every checkpoint and at the end
+      const land = async (ms: StepMetrics[]) => {
+        for (const m of ms) {
+          if (!Number.isFinite(m.loss) || !Number.isFinite(m.gradNorm)) {
+            await d.drain().catch(() => []);
+            throw new Error(`${stage} step ${m.step}: the loss (${m.loss}) or gradient norm (${m.gradNorm}) is not finite; lower the learning rate`);
+          }
+          await hooks.onStep?.(stage, m);
+        }
+      };
+      const ckpt = async (): Promise<Checkpoint> => {
+        await land(await d.drain());
+        return { meta: { format: CHECKPOINT_FORMAT, version: 1, step: d.step, rngState: d.rng.state, spec: rs, history: [...d.history] }, tensors: await d.checkpointTensors() };
+      };
       const t0 = performance.now(), s0 = d.step, every = hooks.checkpointEvery ?? 0;
       while (d.step < kd.steps) {
         if (hooks.shouldStop?.()) {
@@ -261,9 +275,7 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
           await hooks.onCheckpoint?.(stage, await ckpt());
           return null;
         }
-        const m = await d.trainStep();
-        if (!Number.isFinite(m.loss) || !Number.isFinite(m.gradNorm)) throw new Error(`${stage} step ${m.step}: the loss (${m.loss}) or gradient norm (${m.gradNorm}) is not finite; lower the learning rate`);
-        await hooks.onStep?.(stage, m);
+        await land(await d.submitStep());
         const el = (performance.now() - t0) / 1000;
         hooks.onProgress?.({ phase: 'train', label: `${STAGE_LABELS[stage]}`, done: d.step, total: kd.steps, etaSeconds: d.step > s0 ? (el / (d.step - s0)) * (kd.steps - d.step) : null });
         if (every > 0 && d.step % every === 0 && d.step < kd.steps) await hooks.onCheckpoint?.(stage, await ckpt());
