@@ -18,7 +18,7 @@ import { DenseLinear } from '../model/dense';
 import { QatLinear } from '../model/qat';
 import { addForward } from '../ops/elementwise';
 import { attnKlBackward, attnKlForward, mseBackward, mseForward } from '../ops/loss';
-import { adamwStep, clipScale, sum, sumSquares } from '../ops/optim';
+import { adamwStep, clipScale, sum, sumSquares, sumSquaresMany } from '../ops/optim';
 import { getCode, quantizeHost, type Bits, type PackedWeight } from '../format/pack';
 import { searchClip, type QuantizedModel } from '../quant/ptq';
 import { sequenceNlls } from '../model/runner';
@@ -312,7 +312,7 @@ export class Distiller {
       this.student.backwardFromNorm(sa, dxnf, { dprobs: withProbs ? dprobs : undefined, dattnOut: dattn.length ? dattn : undefined, dhidden: dhid.length ? dhid : undefined });
     }
     // gradient norms, clipping, AdamW
-    this.params.forEach((p, i) => sumSquares(gpu, this.sumsq, i, p.grad));
+    sumSquaresMany(gpu, this.sumsq, 0, this.params.map((p) => p.grad)); // one finish pass for all: ~80 fewer dispatches
     clipScale(gpu, this.clipBuf, this.sumsq, this.params.length, dc.gradClip);
     const lr = lrAt(this.step, dc);
     const h = { lr, beta1: dc.beta1, beta2: dc.beta2, eps: 1e-8, weightDecay: dc.weightDecay };

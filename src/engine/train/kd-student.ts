@@ -11,7 +11,7 @@ import { LlamaModel, type Activations } from '../model/llama';
 import { DenseLinear } from '../model/dense';
 import { addForward } from '../ops/elementwise';
 import { crossEntropyBackward, crossEntropyForward, klBackward, klForward, mseBackward, mseForward } from '../ops/loss';
-import { adamwStep, clipScale, sum, sumSquares } from '../ops/optim';
+import { adamwStep, clipScale, sum, sumSquaresMany } from '../ops/optim';
 import { Rng, sampleBatch } from './data';
 import { lrAt, type LossWeights, type StepMetrics } from './distill';
 
@@ -190,7 +190,7 @@ export class StudentDistiller {
     }
     const sumsq = this.t('sumsq', [this.params.length]);
     const clip = this.t('clip', [2]);
-    this.params.forEach((p, i) => sumSquares(gpu, sumsq, i, p.grad));
+    sumSquaresMany(gpu, sumsq, 0, this.params.map((p) => p.grad)); // one finish pass for all
     clipScale(gpu, clip, sumsq, this.params.length, kc.gradClip);
     const lr = lrAt(this.step, kc);
     for (const p of this.params) adamwStep(gpu, p.param, p.grad, p.m, p.v, clip, this.step + 1, { lr, beta1: kc.beta1, beta2: kc.beta2, eps: 1e-8, weightDecay: kc.weightDecay });

@@ -5,7 +5,7 @@ import type { AsyncRead, Gpu, Tensor } from '../gpu/runtime';
 import { randomWeights, type LlamaConfig, type LlamaWeights, PROJECTIONS } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import { DenseLinear } from '../model/dense';
-import { adamwStep, clipScale, sumSquares } from '../ops/optim';
+import { adamwStep, clipScale, sumSquaresMany } from '../ops/optim';
 import { Rng, sampleBatch } from './data';
 import { lrAt } from './distill';
 import { LogitLoss, logitChunkRows } from './logit-loss';
@@ -136,7 +136,7 @@ export class Pretrainer {
     this.model.forwardFinish(acts, false);
     this.logitLoss.run({ student: this.model, sa: acts, targets: tt, temperature: 1, klScale: 0, ceScale: 1 / BT, out: this.out, klIndex: 0, ceIndex: 1, dxnf });
     this.model.backwardFromNorm(acts, dxnf);
-    this.params.forEach((x, i) => sumSquares(gpu, this.sumsq, i, x.g));
+    sumSquaresMany(gpu, this.sumsq, 0, this.params.map((x) => x.g)); // one finish pass for all
     clipScale(gpu, this.clip, this.sumsq, this.params.length, pc.gradClip);
     const lr = lrAt(this.step, pc);
     for (const x of this.params) adamwStep(gpu, x.p, x.g, x.m, x.v, this.clip, this.step + 1, { lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: pc.weightDecay });
