@@ -21,7 +21,8 @@ A smaller student cut from the teacher, distilled, then quantized:
   prune   layers by measured importance (the rise in calibration loss when a layer is skipped, or
           1 − cosine(input, output)) or named (--drop-layers, 0-based); attention heads by KV group
           (--heads-keep: a ratio of the KV groups, or a count of query heads, a multiple of NH/NKV);
-          MLP channels (--mlp-keep ratio) by first-order Taylor |w·dL/dw| or |activation|×‖w_down‖
+          MLP channels (--mlp-keep ratio, rounded to a multiple of --group so down packs without
+          padding) by first-order Taylor |w·dL/dw| or |activation|×‖w_down‖
   KD      KL(teacher‖student)·T² + CE on the data (+ hidden-state MSE on mapped layers), --steps
   PTQ     --bits/--group with the per-group clip search; the token embedding (and a tied
           classifier) --embed-bits (default 8, groups of --embed-group 32; none keeps it fp32),
@@ -59,7 +60,7 @@ export async function run(argv: string[]): Promise<number> {
   const kdLoss = a.loss === undefined ? undefined : parseLoss(a.loss as string);
   if (kdLoss && (kdLoss.attnMap || kdLoss.attnOut)) throw new Error('--loss: compress distils with kl, ce and hidden (attention losses need the same head layout)');
   const spec = makeCompressSpec({
-    prune: { layers: o('layers', int), dropLayers, headsKeep: o('heads-keep', num), mlpKeep: o('mlp-keep', num), layerMetric: lm as LayerMetric | undefined, channelMetric: cm as ChannelMetric | undefined, mlpMultiple: 8 },
+    prune: { layers: o('layers', int), dropLayers, headsKeep: o('heads-keep', num), mlpKeep: o('mlp-keep', num), layerMetric: lm as LayerMetric | undefined, channelMetric: cm as ChannelMetric | undefined },
     calibration: a.calib === undefined ? undefined : { sequences: int(a.calib, 'calib', 8) },
     kd: { steps: o('steps', int), batch: o('batch', int), seq: o('seq', int), lr: o('lr', num), temperature: o('temperature', num), seed: o('seed', int), loss: kdLoss && { kl: kdLoss.kl, ce: kdLoss.ce, hidden: kdLoss.hidden } },
     qat: { bits: q!.bits, group: q!.group, sym: q!.sym, steps: o('qat-steps', int), lr: o('qat-lr', num), batch: o('batch', int), seq: o('seq', int), seed: o('seed', int) },

@@ -232,10 +232,14 @@ export async function runCompress(gpu: Gpu, teacher: Teacher, spec: CompressSpec
   // 1. prune
   const calib = calibrationFrom(stream, spec.calibration.sequences, Math.min(spec.calibration.seq, tcfg.maxSeqLen, stream.length - 1));
   hooks.onProgress?.({ phase: 'train', label: 'measuring importance (layers, heads, channels) on calibration text', done: 0, total: 1, etaSeconds: null });
-  const pruned = pruneModel(tcfg, teacher.weights, calib, spec.prune);
+  // MLP channels in multiples of the quantization group (when the MLP holds two groups or more):
+  // down's rows then pack without padding, which would otherwise cost bytes and buy nothing
+  const g = spec.qat.group;
+  const mlpMultiple = spec.prune.mlpMultiple ?? (g > 0 && 2 * g <= tcfg.hiddenDim ? g : 8);
+  const pruned = pruneModel(tcfg, teacher.weights, calib, { ...spec.prune, mlpMultiple });
   const scfg = pruned.config;
   checkStudent(tcfg, scfg, { loss: spec.kd.loss, layerMap: pruned.plan.keepLayers });
-  log(`pruned: layers kept ${pruned.plan.keepLayers.join(',')} of ${tcfg.nLayers}; ${scfg.nKvHeads}/${tcfg.nKvHeads} KV groups (${scfg.nHeads}/${tcfg.nHeads} heads); ${scfg.hiddenDim}/${tcfg.hiddenDim} MLP channels`);
+  log(`pruned: layers kept ${pruned.plan.keepLayers.join(',')} of ${tcfg.nLayers}; ${scfg.nKvHeads}/${tcfg.nKvHeads} KV groups (${scfg.nHeads}/${tcfg.nHeads} heads); ${scfg.hiddenDim}/${tcfg.hiddenDim} MLP channels${spec.prune.mlpKeep !== undefined && spec.prune.mlpKeep < 1 ? ` (--mlp-keep ${spec.prune.mlpKeep} rounded to a multiple of ${mlpMultiple})` : ''}`);
   addRow('pruned', scfg, pruned.weights, null, await evaluate('the pruned model', scfg, pruned.weights));
   await emit('pruned', scfg, pruned.weights, null);
 
