@@ -9,6 +9,7 @@ import type { Gpu } from '../src/engine/gpu/runtime';
 import { isSoftwareAdapter, pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulVariant } from '../src/engine/ops/qmatmul';
 import { quantizeHost } from '../src/engine/quant/pack';
 import { randn } from '../src/engine/testing';
+import { hasSubgroup8 } from '../src/engine/ops/matmul';
 import { timeIt, type BenchRow } from './types';
 
 export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096], opts: { budgetMs?: number; callCapMs?: number; deadline?: number } = {}): Promise<BenchRow[]> {
@@ -33,19 +34,20 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
       const y = gpu.tensor('bench.y', [M, N]);
       // GEMV at every size; GEMM (M = 256) up to 2048
       if (M > 1 && K > 2048) { gpu.free(x); gpu.free(y); continue; }
-      const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv'] : ['gemm_sg', 'gemm', 'gemm_wg', 'dx', 'dx_wg']) as (Exclude<QmatmulVariant, 'auto'> | 'dx' | 'dx_wg')[])
-        .filter((v) => v === 'dx' || v === 'dx_wg' || available.includes(v));
+      const isDx = (v: string): v is 'dx' | 'dx_wg' | 'dx_sg' => v === 'dx' || v === 'dx_wg' || v === 'dx_sg';
+      const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv'] : ['gemm_sg', 'gemm', 'gemm_wg', 'dx_sg', 'dx', 'dx_wg']) as (Exclude<QmatmulVariant, 'auto'> | 'dx' | 'dx_wg' | 'dx_sg')[])
+        .filter((v) => (v === 'dx_sg' ? hasSubgroup8(gpu) : isDx(v) || available.includes(v)));
       const autoDx = isSoftwareAdapter(gpu) ? 'dx' : 'dx_wg';
       const dx = M === 1 ? null : gpu.tensor('bench.dx', [M, K]);
       const auto = pickQmatmulVariant(gpu, M);
       for (const v of variants) {
-        const name = v === 'dx' || v === 'dx_wg' ? `int4 dx=dy·W (${v})` : `int4 ${M === 1 ? 'gemv' : 'gemm'} (${v})`;
+        const name = isDx(v) ? `int4 dx=dy·W (${v})` : `int4 ${M === 1 ? 'gemv' : 'gemm'} (${v})`;
         const est = (2 * M * N * K) / ((speed.get(v) ?? Infinity) * 1e6);
         if (performance.now() > deadline || est > cap) {
           rows.push({ name, shape: `M=${M} K=${K} N=${N}`, ms: NaN, note: `skipped: ${est > cap ? `estimated ${(est / 1000).toFixed(0)} s per call > ${cap / 1000} s cap` : 'section time cap'}` });
           continue;
         }
-        const call = () => (v === 'dx' || v === 'dx_wg' ? qmatmulBackwardInput(gpu, dx!, y, w, M, false, v) : qmatmulForward(gpu, y, x, w, M, v));
+        const call = () => (isDx(v) ? qmatmulBackwardInput(gpu, dx!, y, w, M, false, v) : qmatmulForward(gpu, y, x, w, M, v));
         const once = async () => {
           call();
           await gpu.sync();

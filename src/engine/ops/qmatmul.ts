@@ -11,8 +11,8 @@
 //   'gemv_rows' M = 1, one thread per 8 rows, no barriers             — CPU Vulkan without subgroups
 //   'gemv_sg'   M = 1, one thread per 4 rows, x shared by subgroupBroadcast (shaders/qmatmul_sg.wgsl)
 //                                                                      — CPU Vulkan with 8-wide subgroups (lavapipe)
-// and for dX: 'dx_sg' (dx's tile with dY shared by subgroupBroadcast — lavapipe), 'dx' (8×8 register
-// tile, no barriers — other CPU Vulkan) or 'dx_wg' (64×64 tile through
+// and for dX: 'dx' (8×8 register tile, no barriers — CPU Vulkan; 'dx_sg', the same with dY shared by
+// subgroupBroadcast, measured no faster on lavapipe) or 'dx_wg' (64×64 tile through
 // workgroup memory — real GPUs; 1.5x faster than 'dx' on an H100).
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 import type { QuantLayout } from '../format/pack';
@@ -96,16 +96,18 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
 export type QmatmulDxVariant = 'auto' | 'dx' | 'dx_wg' | 'dx_sg';
 export const QMATMUL_DX_VARIANTS: readonly Exclude<QmatmulDxVariant, 'auto'>[] = ['dx', 'dx_wg', 'dx_sg'];
 
-/** dx (M, K) = dy (M, N) · dequant(W) (assigns, or += with accumulate). 'auto': 'dx_sg' where the
- *  adapter has 8-wide subgroups (lavapipe), 'dx' on other CPU adapters, 'dx_wg' on real GPUs; groups
- *  that are not a multiple of 8 always run 'dx_wg'. */
+/** dx (M, K) = dy (M, N) · dequant(W) (assigns, or += with accumulate). 'auto': 'dx' on CPU
+ *  adapters, 'dx_wg' on real GPUs; groups that are not a multiple of 8 always run 'dx_wg'.
+ *  'dx_sg' (dY shared by subgroupBroadcast) is selectable but not picked: on lavapipe it measured
+ *  at parity with 'dx' (CPU time, 4 interleaved reps: 120 vs 120 ms at 256×1024×1024, 308 vs 261
+ *  at 512×1536×576, 5.5 vs 6.0 at 1024×172×64): dY's loads were not what bounds dx there. */
 export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPacked, M: number, accumulate = false, variant: QmatmulDxVariant = 'auto'): void {
   const L = w.layout;
   check('qmatmulBackwardInput dy', dy, M * L.N);
   check('qmatmulBackwardInput dx', dx, M * L.K);
   // 'dx' reads one group per 8-column chunk: odd group sizes (not a multiple of 8) go to dx_wg
   const chunkable = L.group % 8 === 0 || L.nBlocks === 1;
-  const entry = !chunkable ? 'dx_wg' : variant === 'auto' ? (hasSubgroup8(gpu) ? 'dx_sg' : isSoftwareAdapter(gpu) ? 'dx' : 'dx_wg') : variant;
+  const entry = !chunkable ? 'dx_wg' : variant === 'auto' ? (isSoftwareAdapter(gpu) ? 'dx' : 'dx_wg') : variant;
   if (entry === 'dx_sg') {
     if (!hasSubgroup8(gpu)) throw new Error(`qmatmul dX variant 'dx_sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
     gpu.run({ shader: 'qmatmul_dx_sg', entry: 'dx_sg' }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 64), Math.ceil(M / 8)] });
