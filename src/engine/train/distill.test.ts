@@ -246,6 +246,25 @@ describe('KD-QAT student', () => {
     d.free();
   });
 
+  it('a non-finite loss still stops the run, at most maxInFlight steps after the broken one', async () => {
+    const gpu = await testGpu();
+    const d = new Distiller(gpu, cfg, randomWeights(cfg, 6, 0.5), dcOf({ steps: 6 }), stream);
+    const norm = d.params.find((p) => p.name === 'finalNorm')!;
+    gpu.write(norm.param, new Float32Array(norm.param.numel).fill(NaN)); // every logit NaN from step 0 on
+    let err: Error | null = null;
+    try {
+      for (let i = 0; i < 6; i++) await d.submitStep();
+      await d.drain();
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.message).toMatch(/loss became NaN at step 0/);
+    expect(d.step).toBeLessThanOrEqual(d.maxInFlight + 1);
+    expect(d.history.length).toBe(0);
+    expect(d.pendingSteps).toBe(0);
+    d.free();
+  });
+
   it('learning rate: linear warm-up then cosine to minLrRatio', () => {
     const c = { lr: 1, warmup: 10, steps: 110, minLrRatio: 0.1 };
     expect(lrAt(0, c)).toBeCloseTo(0.1);
