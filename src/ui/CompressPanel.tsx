@@ -66,6 +66,7 @@ export function CompressPanel() {
       {r && (
         <>
           <h3>Stages ({r.status}) — held-out: {r.data.evalDocuments} documents of {r.data.source}</h3>
+          <div className="table-scroll">
           <table className="results" data-testid="compress-table">
             <thead><tr>{[...COMPRESS_COLUMNS, ...(acc?.header ?? [])].map((h) => <th key={h}>{h}</th>)}<th>download</th></tr></thead>
             <tbody>{r.rows.map((row) => (
@@ -73,6 +74,7 @@ export function CompressPanel() {
                 <td>{r.stages.includes(row.stage) && <button aria-label={`download the ${row.stage} model`} onClick={() => void downloadCompressed(row.stage)}>files</button>}</td></tr>
             ))}</tbody>
           </table>
+          </div>
           {r.stages.includes('kd') && <div className="form"><button data-testid="compress-use" onClick={() => void useCompressedAsTeacher('kd')}>Use the distilled FP student as the teacher (then Quantize / Distill it)</button></div>}
           {imp && (
             <>
