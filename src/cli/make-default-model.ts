@@ -22,24 +22,38 @@ import { DEFAULT_MODEL_RECIPE, EVAL_DOCS, evaluateDefaultModel, greedySamples, r
 import { DEFAULT_RUN_SPEC } from '../engine/workflow/spec';
 import { int, parse } from './args';
 
-const HELP = `usage: npm run make-default-model -- [--steps N] [--out DIR] [--seed S] [--save-every N] [--repair BITS,...|none] [--repair-steps N] [--eval-only]
+const HELP = `usage: npm run make-default-model -- [--config NAME] [--steps N] [--batch B] [--out DIR] [--seed S] [--save-every N] [--repair BITS,...|none] [--repair-steps N] [--eval-only]
 Trains the tokenizer and the default teacher from scratch on Moby-Dick + the State of the Union
 addresses and writes DIR (default public/models/default) with its card. Where and how long: the
 bundled model was made on 2 CPU cores shared with other jobs (WebGPU on Mesa lavapipe, no GPU):
 ${DEFAULT_MODEL_RECIPE.steps} steps of ${DEFAULT_MODEL_RECIPE.batch}x${DEFAULT_MODEL_RECIPE.seq} tokens in about ${DEFAULT_MODEL_RECIPE.trainMinutes} minutes, then about ${DEFAULT_MODEL_RECIPE.evalMinutes} minutes of evaluation and the KD-QAT repair
 (card.json records the measured seconds). On a quiet machine or a real GPU it is faster.
+  --config NAME     the LLaMA shape, one of ${Object.keys(PRETRAIN_CONFIGS).join(', ')} (default ${DEFAULT_MODEL_RECIPE.config})
   --steps N         pretraining steps (default ${DEFAULT_MODEL_RECIPE.steps})
+  --batch B         sequences per step, each ${DEFAULT_MODEL_RECIPE.seq} tokens (default ${DEFAULT_MODEL_RECIPE.batch})
   --save-every N    write the model folder every N steps (default 100)
   --repair BITS     KD-QAT repairs to run at the studio's defaults, e.g. 3,4 (default ${DEFAULT_MODEL_RECIPE.repair.join(',')}; none to skip)
   --repair-steps N  steps of those repairs (default ${DEFAULT_MODEL_RECIPE.repairSteps}, for time; the studio's own default is ${DEFAULT_RUN_SPEC.steps})
   --eval-only       evaluate DIR (trained by this script) again and rewrite its card`;
 
+/** The flags that reproduce a run, where it differs from the recipe's defaults. */
+function recipeFlags(config: string, steps: number, batch: number): string {
+  const R = DEFAULT_MODEL_RECIPE;
+  const f = [config !== R.config ? `--config ${config}` : '', steps !== R.steps ? `--steps ${steps}` : '', batch !== R.batch ? `--batch ${batch}` : ''].filter((x) => x);
+  return f.length ? ` -- ${f.join(' ')}` : '';
+}
+
 export async function run(argv: string[]): Promise<number> {
-  const a = parse(argv, { steps: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, 'save-every': { type: 'string' }, 'eval-only': { type: 'boolean' }, repair: { type: 'string' }, 'repair-steps': { type: 'string' } }, HELP);
+  const a = parse(argv, { config: { type: 'string' }, batch: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, seed: { type: 'string' }, 'save-every': { type: 'string' }, 'eval-only': { type: 'boolean' }, repair: { type: 'string' }, 'repair-steps': { type: 'string' } }, HELP);
   if (!a) return 0;
   const R = DEFAULT_MODEL_RECIPE;
   const out = (a.out as string | undefined) ?? 'public/models/default';
   const steps = int(a.steps, 'steps', R.steps);
+  const batch = int(a.batch, 'batch', R.batch);
+  // --eval-only evaluates the shape the folder was trained with (training.json records it)
+  const trainedAs = a['eval-only'] && existsSync(join(out, 'training.json')) ? (JSON.parse(readFileSync(join(out, 'training.json'), 'utf8')).config as string | undefined) : undefined;
+  const configName = (a.config as string | undefined) ?? trainedAs ?? R.config;
+  if (!(configName in PRETRAIN_CONFIGS)) throw new Error(`--config: unknown shape "${configName}" (one of ${Object.keys(PRETRAIN_CONFIGS).join(', ')})`);
   const seed = int(a.seed, 'seed', R.seed);
   const saveEvery = int(a['save-every'], 'save-every', 100);
   const repairBits = ((a.repair as string | undefined) ?? R.repair.join(',')).split(',').filter((x) => x !== '' && x !== 'none').map((x) => {
@@ -63,10 +77,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   const tok = parseTokenizerJson(tokText, 'tokenizer.json');
   const stream = tokenStream(corpus.train, (s) => tok.encode(s, { bos: true }));
-  const cfg = { ...PRETRAIN_CONFIGS[R.config], vocabSize: tok.vocabSize };
+  const cfg = { ...PRETRAIN_CONFIGS[configName], vocabSize: tok.vocabSize };
   log(`tokenizer: ${tok.vocabSize} tokens; training stream ${stream.length} tokens`);
 
-  const pc = pretrainConfigOf({ steps, batch: R.batch, seq: R.seq, lr: R.lr, seed });
+  const pc = pretrainConfigOf({ steps, batch, seq: R.seq, lr: R.lr, seed });
   if (!a['eval-only']) {
     const gpu = await createNodeGpu();
     try {
@@ -77,7 +91,7 @@ export async function run(argv: string[]): Promise<number> {
       const save = async (seconds: number) => {
         const files = writeHfModel(cfg, await p.weights(), { tokenizerJson: tokText, metadata: { producer: 'quench make-default-model' } });
         for (const [n, b] of Object.entries(files)) writeFileSync(join(out, n), b);
-        writeFileSync(join(out, 'training.json'), JSON.stringify({ ...pc, stepsDone: p.step, seconds: +seconds.toFixed(0), wallSeconds: +((performance.now() - t0) / 1000).toFixed(0), lossCurve }, null, 1) + '\n');
+        writeFileSync(join(out, 'training.json'), JSON.stringify({ config: configName, ...pc, stepsDone: p.step, seconds: +seconds.toFixed(0), wallSeconds: +((performance.now() - t0) / 1000).toFixed(0), lossCurve }, null, 1) + '\n');
       };
       const tTrain = performance.now();
       let last = 0, avg = NaN;
@@ -130,7 +144,7 @@ export async function run(argv: string[]): Promise<number> {
       split: `by document: every ${HELD_OUT_EVERY}th Moby-Dick chapter (${corpus.mobyDick.heldOutChapters.join(', ')}) and every ${HELD_OUT_EVERY}th address in date order (${corpus.sotu.heldOutAddresses.join(', ')}) held out, never seen by the tokenizer or training; documents are paragraphs (addresses cut at sentence ends into pieces of at most ${SOTU_PIECE_CHARS} characters)`,
       tokenizer: { type: 'BPE (SentencePiece style, byte fallback), trained by quench on the training split', vocabSize: tok.vocabSize },
       training: { ...pc, steps: training.steps, tokensPerStep: pc.batch * pc.seq, tokensSeen: training.stepsDone * pc.batch * pc.seq, trainingTokens: stream.length, seconds: +trainSeconds.toFixed(0), machine: R.machine },
-      command: `npm run make-default-model${training.steps !== R.steps ? ` -- --steps ${training.steps}` : ''}`,
+      command: `npm run make-default-model${recipeFlags(configName, training.steps, training.batch)}`,
       heldOut: { text: `${EVAL_DOCS} held-out paragraphs, evenly strided over both books among those that fit the context`, ...ev.heldOut },
       heldOutQuick: ev.heldOutQuick,
       unigram: ev.unigram,
