@@ -26,6 +26,7 @@ import { perplexityBatched } from '../eval/perplexity';
 import { Rng, sampleBatch } from './data';
 import type { FreezeMask } from './freeze';
 import { LogitLoss } from './logit-loss';
+import { StepQueue } from './step-queue';
 import { gpuLimits, planDistillMemory, type DistillMemoryOptions, type MemoryPlan } from './memory';
 
 export interface LossWeights {
@@ -118,6 +119,17 @@ export function lrAt(step: number, c: Pick<DistillConfig, 'lr' | 'warmup' | 'ste
 
 const LOSS_SLOTS = ['kl', 'ce', 'attnMap', 'attnOut', 'hidden'] as const;
 
+/** A submitted step waiting for its readback: losses, clip (scale, norm), on metrics steps the
+ *  per-layer errors, per-tensor squared norms and the codes of `codes`. */
+interface InFlightStep {
+  step: number;
+  lr: number;
+  read: AsyncRead;
+  startedAt: number;
+  metricsNow: boolean;
+  codes: [string, QatLinear, Projection][];
+}
+
 export class Distiller {
   readonly teacher: LlamaModel;
   readonly student: LlamaModel;
@@ -135,13 +147,12 @@ export class Distiller {
   private readonly dwq: Tensor | null; // (max N·K) d(quantized weight) scratch shared by the student's projections
   /** the memory choices this run made (logit rows, recompute, f16 teacher) and its estimate */
   readonly plan: MemoryPlan;
-  /** steps that may be submitted ahead of the last one whose metrics have landed */
-  maxInFlight = 2;
-  private readonly inFlight: { step: number; lr: number; read: AsyncRead; startedAt: number; metricsNow: boolean; codes: [string, QatLinear, Projection][] }[] = [];
+  private readonly queue: StepQueue<InFlightStep, StepMetrics>;
   private lastLanded: number | null = null;
 
   constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, weights: LlamaWeights, readonly dc: DistillConfig, readonly stream: Uint32Array, mem: DistillMemoryOptions = {}) {
     if (dc.freeze.length !== cfg.nLayers) throw new Error(`freeze mask has ${dc.freeze.length} layers, the model ${cfg.nLayers}`);
+    this.queue = new StepQueue(gpu, (f, bufs) => this.land(f, bufs));
     this.rng = new Rng(dc.seed >>> 0);
     this.plan = planDistillMemory(cfg, dc, gpuLimits(gpu), mem);
     this.teacher = LlamaModel.fromWeights(gpu, cfg, weights, { label: 'teacher', halfProjections: this.plan.teacherHalf });
@@ -225,26 +236,29 @@ export class Distiller {
    * finite (seen up to maxInFlight steps late; `drain()` before a checkpoint makes it exact).
    */
   async submitStep(): Promise<StepMetrics[]> {
-    this.recordStep();
-    const out: StepMetrics[] = [];
-    while (this.inFlight.length > this.maxInFlight) out.push(await this.land('throttle'));
-    while (this.inFlight.length && this.inFlight[0].read.landed) out.push(await this.land('wait'));
-    return out;
+    return this.queue.push(this.recordStep());
   }
 
   /** Wait for every step in flight; returns their metrics in step order (also in `history`). */
   async drain(): Promise<StepMetrics[]> {
-    const out: StepMetrics[] = [];
-    while (this.inFlight.length) out.push(await this.land('wait'));
-    return out;
+    return this.queue.drain();
   }
 
   /** Steps submitted whose metrics have not landed yet. */
   get pendingSteps(): number {
-    return this.inFlight.length;
+    return this.queue.pending;
   }
 
-  private recordStep(): void {
+  /** steps that may be submitted ahead of the last one whose metrics have landed (default 2) */
+  get maxInFlight(): number {
+    return this.queue.maxInFlight;
+  }
+
+  set maxInFlight(n: number) {
+    this.queue.maxInFlight = n;
+  }
+
+  private recordStep(): InFlightStep {
     const { gpu, cfg, dc } = this;
     const t0 = performance.now();
     const B = dc.batch, T = dc.seq, BT = B * T, V = cfg.vocabSize, C = cfg.dim, L = cfg.nLayers, NH = cfg.nHeads;
@@ -326,16 +340,15 @@ export class Distiller {
       parts.push({ t: this.metricBuf }, { t: this.sumsq });
       if (this.initialCodes.size) for (const e of this.qatProjections()) if (!e[1].frozen) { codes.push(e); parts.push({ t: e[1].packed.codes }); }
     }
-    this.inFlight.push({ step: this.step, lr, read: gpu.readAsync(parts), startedAt: t0, metricsNow, codes });
+    const entry = { step: this.step, lr, read: gpu.readAsync(parts), startedAt: t0, metricsNow, codes };
     this.step++;
+    return entry;
   }
 
-  /** Wait for the oldest step in flight and turn its readback into its metrics. */
-  private async land(why: 'wait' | 'throttle'): Promise<StepMetrics> {
+  /** A landed step's readback into its metrics (the StepQueue calls it in step order); throws
+   *  on a non-finite loss, and the queue then drops the steps submitted after it. */
+  private land(f: InFlightStep, bufs: ArrayBuffer[]): StepMetrics {
     const { cfg, dc } = this;
-    const f = this.inFlight[0];
-    const bufs = await this.gpu.awaitRead(f.read, why);
-    this.inFlight.shift();
     const now = performance.now();
     const B = dc.batch, T = dc.seq, BT = B * T, L = cfg.nLayers, NH = cfg.nHeads;
     const lossVals = new Float32Array(bufs[0]);
@@ -352,7 +365,7 @@ export class Distiller {
     this.lastLanded = now;
     const m: StepMetrics = { step: f.step, lr: f.lr, loss, losses: comp, gradNorm: clip[1], tokensPerSec: (BT * dc.accum) / (Math.max(now - since, 1e-3) / 1000) };
     if (!Number.isFinite(loss)) {
-      this.inFlight.length = 0; // later steps trained on top of a broken one: nothing to report
+      // the queue discards the later steps: they trained on top of a broken one
       throw new Error(`loss became ${loss} at step ${f.step} (components ${JSON.stringify(comp)}); stopping — lower the learning rate`);
     }
     if (f.metricsNow) Object.assign(m, this.detailedMetrics(new Float32Array(bufs[2]), new Float32Array(bufs[3]), f.codes, bufs.slice(4)));

@@ -14,6 +14,7 @@ import { crossEntropyBackward, crossEntropyForward, klBackward, klForward, mseBa
 import { adamwStep, clipScale, sum, sumSquaresMany } from '../ops/optim';
 import { Rng, sampleBatch } from './data';
 import { lrAt, type LossWeights, type StepMetrics } from './distill';
+import { StepQueue } from './step-queue';
 
 export interface StudentKdConfig {
   loss: { kl: number; ce: number; hidden: number };
@@ -63,14 +64,14 @@ export class StudentDistiller {
   readonly rng: Rng;
   step = 0;
   readonly history: StepMetrics[] = [];
-  /** steps that may be submitted ahead of the last one whose metrics have landed */
-  maxInFlight = 2;
-  private readonly inFlight: { step: number; lr: number; startedAt: number; read: AsyncRead }[] = [];
+  /** steps submitted, their readback (loss sums, clip) not landed yet */
+  private readonly queue: StepQueue<{ step: number; lr: number; startedAt: number; read: AsyncRead }, StepMetrics>;
   private lastLanded: number | null = null;
   private readonly scratch = new Map<string, Tensor>();
 
   constructor(readonly gpu: Gpu, readonly tcfg: LlamaConfig, tw: LlamaWeights | null, readonly cfg: LlamaConfig, sw: LlamaWeights, readonly kc: StudentKdConfig, readonly stream: Uint32Array) {
     checkStudent(tcfg, cfg, kc);
+    this.queue = new StepQueue(gpu, (f, bufs) => this.land(f, bufs));
     const needTeacher = kc.loss.kl > 0 || kc.loss.hidden > 0;
     if (needTeacher && !tw) throw new Error('StudentDistiller: KL and hidden-state losses need the teacher weights');
     if (!(kc.loss.kl > 0 || kc.loss.ce > 0 || kc.loss.hidden > 0)) throw new Error('StudentDistiller: every loss weight is 0');
@@ -194,25 +195,31 @@ export class StudentDistiller {
     clipScale(gpu, clip, sumsq, this.params.length, kc.gradClip);
     const lr = lrAt(this.step, kc);
     for (const p of this.params) adamwStep(gpu, p.param, p.grad, p.m, p.v, clip, this.step + 1, { lr, beta1: kc.beta1, beta2: kc.beta2, eps: 1e-8, weightDecay: kc.weightDecay });
-    this.inFlight.push({ step: this.step++, lr, startedAt: t0, read: gpu.readAsync([{ t: sums }, { t: clip }]) });
-    const out: StepMetrics[] = [];
-    while (this.inFlight.length > this.maxInFlight) out.push(await this.land('throttle'));
-    while (this.inFlight.length && this.inFlight[0].read.landed) out.push(await this.land('wait'));
-    return out;
+    return this.queue.push({ step: this.step++, lr, startedAt: t0, read: gpu.readAsync([{ t: sums }, { t: clip }]) });
   }
 
   /** Wait for every step in flight; their metrics in order (also in `history`). */
   async drain(): Promise<StepMetrics[]> {
-    const out: StepMetrics[] = [];
-    while (this.inFlight.length) out.push(await this.land('wait'));
-    return out;
+    return this.queue.drain();
   }
 
-  private async land(why: 'wait' | 'throttle'): Promise<StepMetrics> {
+  /** Steps submitted whose metrics have not landed yet. */
+  get pendingSteps(): number {
+    return this.queue.pending;
+  }
+
+  /** steps that may be submitted ahead of the last one whose metrics have landed (default 2) */
+  get maxInFlight(): number {
+    return this.queue.maxInFlight;
+  }
+
+  set maxInFlight(n: number) {
+    this.queue.maxInFlight = n;
+  }
+
+  /** A landed step's loss sums and clip into its metrics (the StepQueue calls it in step order). */
+  private land(f: { step: number; lr: number; startedAt: number }, [sb, cb]: ArrayBuffer[]): StepMetrics {
     const { kc } = this;
-    const f = this.inFlight[0];
-    const [sb, cb] = await this.gpu.awaitRead(f.read, why);
-    this.inFlight.shift();
     const BT = kc.batch * kc.seq;
     const sv = new Float32Array(sb), cv = new Float32Array(cb);
     const comp: LossWeights = { kl: 0, ce: 0, attnMap: 0, attnOut: 0, hidden: 0 };

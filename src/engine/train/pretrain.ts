@@ -9,6 +9,7 @@ import { adamwStep, clipScale, sumSquaresMany } from '../ops/optim';
 import { Rng, sampleBatch } from './data';
 import { lrAt } from './distill';
 import { LogitLoss, logitChunkRows } from './logit-loss';
+import { StepQueue } from './step-queue';
 
 export const PRETRAIN_CONFIGS: Record<string, Omit<LlamaConfig, 'vocabSize'>> = {
   tiny: { dim: 64, hiddenDim: 172, nLayers: 4, nHeads: 8, nKvHeads: 4, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
@@ -78,14 +79,14 @@ export class Pretrainer {
   private readonly out: Tensor;
   private readonly logitLoss: LogitLoss;
   step = 0;
-  /** steps that may be submitted ahead of the last one whose loss has landed */
-  maxInFlight = 2;
-  private readonly inFlight: { step: number; lr: number; read: AsyncRead }[] = [];
+  /** steps submitted, their readback (loss, clip) not landed yet */
+  private readonly queue: StepQueue<{ step: number; lr: number; read: AsyncRead }, PretrainStep>;
   private targets: Tensor | null = null;
   private dxnf: Tensor | null = null;
   /** logitRows: rows per logits chunk (default: logitChunkRows) */
   constructor(readonly gpu: Gpu, readonly cfg: LlamaConfig, readonly pc: PretrainConfig, readonly stream: Uint32Array, init?: LlamaWeights, private readonly logitRows?: number) {
     this.logitLoss = new LogitLoss(gpu);
+    this.queue = new StepQueue(gpu, (f, bufs) => this.land(f, bufs));
     this.rng = new Rng(pc.seed);
     this.model = LlamaModel.fromWeights(gpu, cfg, init ?? pretrainInit(cfg, pc.seed), { trainable: true, label: 'pretrain' });
     const add = (p: Tensor, g: Tensor | null) => g && this.params.push({ p, g, m: gpu.tensor('adam_m', [...p.shape]), v: gpu.tensor('adam_v', [...p.shape]) });
@@ -140,29 +141,35 @@ export class Pretrainer {
     clipScale(gpu, this.clip, this.sumsq, this.params.length, pc.gradClip);
     const lr = lrAt(this.step, pc);
     for (const x of this.params) adamwStep(gpu, x.p, x.g, x.m, x.v, this.clip, this.step + 1, { lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: pc.weightDecay });
-    this.inFlight.push({ step: this.step++, lr, read: gpu.readAsync([{ t: this.out }, { t: this.clip }]) });
-    const out: PretrainStep[] = [];
-    while (this.inFlight.length > this.maxInFlight) out.push(await this.land('throttle'));
-    while (this.inFlight.length && this.inFlight[0].read.landed) out.push(await this.land('wait'));
-    return out;
+    return this.queue.push({ step: this.step++, lr, read: gpu.readAsync([{ t: this.out }, { t: this.clip }]) });
   }
 
   /** Wait for every step in flight; their points in order. */
   async drain(): Promise<PretrainStep[]> {
-    const out: PretrainStep[] = [];
-    while (this.inFlight.length) out.push(await this.land('wait'));
-    return out;
+    return this.queue.drain();
   }
 
-  private async land(why: 'wait' | 'throttle'): Promise<PretrainStep> {
-    const f = this.inFlight[0];
-    const [lossB, clipB] = await this.gpu.awaitRead(f.read, why);
-    this.inFlight.shift();
+  /** Steps submitted whose loss has not landed yet. */
+  get pendingSteps(): number {
+    return this.queue.pending;
+  }
+
+  /** steps that may be submitted ahead of the last one whose loss has landed (default 2) */
+  get maxInFlight(): number {
+    return this.queue.maxInFlight;
+  }
+
+  set maxInFlight(n: number) {
+    this.queue.maxInFlight = n;
+  }
+
+  /** A landed step's loss and clip (the StepQueue calls it in step order); throws on a non-finite
+   *  loss, and the queue then drops the steps submitted after it. */
+  private land(f: { step: number; lr: number }, [lossB, clipB]: ArrayBuffer[]): PretrainStep {
     const BT = this.pc.batch * this.pc.seq;
     const loss = new Float32Array(lossB)[1] / BT;
     const gradNorm = new Float32Array(clipB)[1];
     if (!Number.isFinite(loss)) {
-      this.inFlight.length = 0;
       throw new Error(`loss became ${loss} at step ${f.step}; lower the learning rate`);
     }
     return { step: f.step, loss, lr: f.lr, gradNorm };
