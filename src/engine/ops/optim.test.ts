@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { expectClose, randn, testGpu } from '../testing';
-import { adamwStep, clipScale, sum, sumMany, sumSquares, sumSquaresMany } from './optim';
+import { MultiAdamW, adamwStep, adamwTensorsPerDispatch, clipScale, sum, sumMany, sumSquares, sumSquaresMany } from './optim';
 import { adamwRef, clipScaleRef, sumRef, sumSquaresRef } from '../ref/optim';
 
 // fp32 tree sums of n terms vs float64: relative error ~ log2(n)·ulp for sums of squares; plain sums
@@ -107,5 +107,104 @@ describe('global-norm clipping and AdamW', () => {
       expectClose(`v ${i}`, await gpu.readF32(tv[i]), V[i], { atol: 1e-9, rtol: 1e-4 });
     }
     for (const t of [...tp, ...tm, ...tv, ...tg, sumsq, clip]) gpu.free(t);
+  });
+
+  /** Per-tensor adamwStep on one copy and MultiAdamW on another, same gradients, `steps` steps;
+   *  returns the bitwise mismatches of param, m, v (0 = identical) and the dispatches per step. */
+  async function perTensorVsMulti(sizes: number[], steps: number, opts: ConstructorParameters<typeof MultiAdamW>[3] = {}) {
+    const gpu = await testGpu();
+    const hOf = (i: number) => ({ lr: 1e-2 * (1 + (i % 3)), beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: i % 2 ? 0 : 0.1 }); // per-tensor lr and decay, as learned scales have
+    const p0 = sizes.map((n, i) => randn(n, 7 + i));
+    const mk = (tag: string) => ({
+      p: sizes.map((n, i) => gpu.tensor(`${tag}p${i}`, [n], 'f32', p0[i])),
+      g: sizes.map((n, i) => gpu.tensor(`${tag}g${i}`, [n])),
+      m: sizes.map((n, i) => gpu.tensor(`${tag}m${i}`, [n])),
+      v: sizes.map((n, i) => gpu.tensor(`${tag}v${i}`, [n])),
+    });
+    const a = mk('a'), b = mk('b');
+    const opt = new MultiAdamW(gpu, 'test', sizes.map((_, i) => ({ param: b.p[i], grad: b.g[i] })), opts);
+    const sumsq = gpu.tensor('sumsq', [sizes.length]), clip = gpu.tensor('clip', [2]);
+    let perStep = 0;
+    for (let t = 1; t <= steps; t++) {
+      sizes.forEach((n, i) => {
+        const g = randn(n, 1000 * t + i, t % 2 ? 1 : 0.05);
+        gpu.write(a.g[i], g);
+        gpu.write(b.g[i], g);
+      });
+      sumSquaresMany(gpu, sumsq, 0, a.g);
+      clipScale(gpu, clip, sumsq, sizes.length, 30); // the odd steps clip
+      sizes.forEach((_, i) => adamwStep(gpu, a.p[i], a.g[i], a.m[i], a.v[i], clip, t, hOf(i)));
+      const d0 = gpu.counts.dispatches;
+      opt.step(clip, t, hOf);
+      perStep = gpu.counts.dispatches - d0;
+    }
+    const bits = (x: Float32Array) => new Uint32Array(x.buffer, x.byteOffset, x.length);
+    const diff = (x: Float32Array, y: Float32Array) => {
+      let c = x.length === y.length ? 0 : Infinity;
+      const X = bits(x), Y = bits(y);
+      for (let k = 0; k < X.length; k++) if (X[k] !== Y[k]) c++;
+      return c;
+    };
+    const mismatches: string[] = [];
+    let moved = 0;
+    for (let i = 0; i < sizes.length; i++) {
+      const pa = await gpu.readF32(a.p[i]), pb = await gpu.readF32(b.p[i]);
+      const st = await opt.state(i);
+      const dp = diff(pa, pb), dm = diff(await gpu.readF32(a.m[i]), st.m), dv = diff(await gpu.readF32(a.v[i]), st.v);
+      if (dp + dm + dv) mismatches.push(`tensor ${i} (${sizes[i]}): param ${dp}, m ${dm}, v ${dv} differ`);
+      moved += diff(pb, p0[i]);
+    }
+    opt.free();
+    for (const t of [...a.p, ...a.g, ...a.m, ...a.v, ...b.p, ...b.g, ...b.m, ...b.v, sumsq, clip]) gpu.free(t);
+    return { mismatches, moved, perStep, opt };
+  }
+
+  it('multi-tensor AdamW = per-tensor adamwStep bit for bit (param, m, v), several tensors per dispatch', async () => {
+    const gpu = await testGpu();
+    const most = adamwTensorsPerDispatch(gpu);
+    expect(most).toBeGreaterThanOrEqual(2);
+    // awkward sizes: 1, around the workgroup (64), a partial group at the end, per-dispatch-size groups
+    const sizes = [1, 63, 64, 65, 3, 1001, 4099, 7, 130, 2];
+    const r = await perTensorVsMulti(sizes, 3);
+    expect(r.mismatches).toEqual([]);
+    expect(r.moved).toBeGreaterThan(sizes.reduce((x, y) => x + y) / 2); // the parameters did move
+    expect(r.perStep).toBe(Math.ceil(sizes.length / most)); // not one dispatch per tensor
+    expect(r.opt.dispatches).toBe(r.perStep);
+    // every variant the shader has (2, 3, 4, 6 tensors, and groups shorter than their variant),
+    // and state split over several arenas (a group never spans two)
+    for (const perDispatch of [2, 3, 4, 5, 6].filter((k) => k <= most)) {
+      const q = await perTensorVsMulti([5, 70, 1, 300, 9, 66, 129], 2, { perDispatch });
+      expect(q.mismatches, `perDispatch ${perDispatch}`).toEqual([]);
+      expect(q.perStep).toBe(Math.ceil(7 / perDispatch));
+    }
+    const c = await perTensorVsMulti([5, 70, 1, 300, 9, 66, 129], 2, { arenaElems: 310 }); // arenas [5 70 1], [300 9], [66 129]
+    expect(c.mismatches).toEqual([]);
+    expect(c.perStep).toBe(3);
+  });
+
+  it('multi-tensor AdamW past 65535 workgroups (2-D grid) = per-tensor adamwStep', async () => {
+    const gpu = await testGpu();
+    const big = gpu.device.limits.maxComputeWorkgroupsPerDimension * 64 + 77; // elements in 64-lane workgroups
+    const r = await perTensorVsMulti([3000, big, 5], 1);
+    expect(r.mismatches).toEqual([]);
+    expect(r.perStep).toBe(1);
+  });
+
+  it('multi-tensor AdamW: state round trip, clear errors', async () => {
+    const gpu = await testGpu();
+    const p = gpu.tensor('p', [10]), g = gpu.tensor('g', [10]), q = gpu.tensor('q', [3]), gq = gpu.tensor('gq', [3]);
+    const opt = new MultiAdamW(gpu, 'st', [{ param: p, grad: g }, { param: q, grad: gq }]);
+    opt.setState(1, Float32Array.of(1, 2, 3), Float32Array.of(4, 5, 6));
+    expect([...(await opt.state(1)).m]).toEqual([1, 2, 3]);
+    expect([...(await opt.state(1)).v]).toEqual([4, 5, 6]);
+    expect([...(await opt.state(0)).m]).toEqual(new Array(10).fill(0));
+    expect(() => opt.setState(1, new Float32Array(2), new Float32Array(3))).toThrow(/"q" has 3 elements/);
+    expect(() => new MultiAdamW(gpu, 'x', [{ param: p, grad: q }])).toThrow(/"p" \(10 elements\) has a gradient "q" of only 3/);
+    expect(() => new MultiAdamW(gpu, 'x', [{ param: p, grad: g }, { param: p, grad: g }])).toThrow(/"p" is listed twice/);
+    expect(() => new MultiAdamW(gpu, 'x', [{ param: p, grad: g }], { arenaElems: 4 })).toThrow(/does not fit one optimizer-state arena of 4/);
+    expect(() => opt.step(gpu.tensor('s', [2]), 0, { lr: 1, beta1: 0.9, beta2: 0.9, eps: 1e-8, weightDecay: 0 })).toThrow(/t = 0/);
+    expect(() => opt.step(gpu.tensor('s2', [2]), 1, (i) => ({ lr: 1, beta1: i ? 0.8 : 0.9, beta2: 0.9, eps: 1e-8, weightDecay: 0 }))).toThrow(/other betas/);
+    opt.free();
+    for (const t of [p, g, q, gq]) gpu.free(t);
   });
 });

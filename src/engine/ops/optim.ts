@@ -2,7 +2,9 @@
 // all on the GPU with no readback between them:
 //   sumSquaresMany(gpu, sumsq, 0, grads)  per-tensor Σg² into sumsq[0..n)   (n partial dispatches + 1)
 //   clipScale(gpu, clip, sumsq, n, maxNorm) clip[0] = min(1, maxNorm/(‖g‖+1e-6)), clip[1] = ‖g‖
-//   adamwStep(gpu, p, g, m, v, clip, t, h)  per tensor, gradient multiplied by clip[0] on the GPU
+//   adamwStep(gpu, p, g, m, v, clip, t, h)  one tensor, gradient multiplied by clip[0] on the GPU
+//   new MultiAdamW(gpu, label, tensors)     the trainers' optimizer: m and v of every tensor in
+//     .step(clip, t, h)                     arenas, up to 6 tensors per dispatch (bit for bit adamwStep)
 // Reductions are deterministic (fixed order for a given length) and assign their outputs.
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 import type { AdamWHyper } from '../ref/optim';
@@ -89,4 +91,159 @@ export function adamwStep(gpu: Gpu, param: Tensor, grad: Tensor, m: Tensor, v: T
   if (!(t >= 1)) throw new Error(`adamwStep: step t = ${t} must be >= 1`);
   const params = new Params().u32(n, 0, 0, 0).f32(h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, 1 - h.beta1 ** t, 1 - h.beta2 ** t, 0);
   gpu.run({ shader: 'optim', entry: 'adamw', constants: { WG } }, { params, bindings: { 1: grad, 2: param, 3: m, 4: v, 5: gradScale }, workgroups: gpu.grid(Math.ceil(n / WG)) });
+}
+
+/** Tensors per multi-tensor AdamW dispatch the shader offers (entry adamw_multi<K>). */
+const MULTI_K = [6, 4, 3, 2] as const;
+/** the shader's KMAX: slots in its uniform table */
+const KMAX = 6;
+
+/** The most tensors one adamw_multi dispatch may bind on this device (3 + 2K storage buffers:
+ *  scale, m arena, v arena, and a param and a grad per tensor); 0 when not even 2 fit. */
+export function adamwTensorsPerDispatch(gpu: Gpu): number {
+  const lim = gpu.device.limits.maxStorageBuffersPerShaderStage;
+  return MULTI_K.find((k) => 3 + 2 * k <= lim) ?? 0;
+}
+
+const dummies = new WeakMap<Gpu, Tensor[]>();
+/** Small buffers bound to a dispatch's unused slots (never read or written): KMAX distinct ones
+ *  for the read_write param slots (writable bindings must not alias), one more for the grads. */
+function dummiesFor(gpu: Gpu): Tensor[] {
+  let d = dummies.get(gpu);
+  if (!d) dummies.set(gpu, (d = Array.from({ length: KMAX + 1 }, (_, i) => gpu.tensor(`adamw.unused.${i}`, [1]))));
+  return d;
+}
+
+interface MultiSlot {
+  param: Tensor;
+  grad: Tensor;
+  /** numel of param */
+  n: number;
+  /** which arena pair, and the offset in it */
+  arena: number;
+  offset: number;
+}
+
+/**
+ * AdamW over many tensors with few dispatches (the trainers' optimizer). Each tensor's m and v live
+ * in two arenas (one pair per maxStorageBufferBindingSize of state) instead of a buffer each, so one
+ * adamw_multi dispatch binds the two arenas, the gradient scale, and a param and a grad for each of
+ * up to `perDispatch` tensors (6 where the adapter allows 15 storage buffers, 2 at WebGPU's default
+ * 8). The update is adamwStep's, the same fp32 operations in the same order: bit-identical results.
+ * m and v start at zero; state()/setState() read and write one tensor's moments (checkpoints).
+ */
+export class MultiAdamW {
+  readonly perDispatch: number;
+  private readonly slots: MultiSlot[] = [];
+  /** (elements) per arena pair; m arenas[a], v arenas[a] */
+  private readonly mArenas: Tensor[] = [];
+  private readonly vArenas: Tensor[] = [];
+  /** consecutive runs of slot indices that share an arena, at most perDispatch long */
+  private readonly groups: number[][] = [];
+
+  /** perDispatch: at most this many tensors per dispatch (default: what the device allows);
+   *  arenaElems: elements per arena (default: the largest one binding holds) — tests force more arenas */
+  constructor(readonly gpu: Gpu, readonly label: string, tensors: readonly { param: Tensor; grad: Tensor }[], opts: { perDispatch?: number; arenaElems?: number } = {}) {
+    const most = adamwTensorsPerDispatch(gpu);
+    if (most === 0) throw new Error(`MultiAdamW: this adapter allows ${gpu.device.limits.maxStorageBuffersPerShaderStage} storage buffers per shader stage; the multi-tensor AdamW needs at least 7`);
+    const want = opts.perDispatch ?? most;
+    if (!(want >= 1)) throw new Error(`MultiAdamW: perDispatch = ${want} must be >= 1`);
+    this.perDispatch = Math.min(want, most);
+    const cap = opts.arenaElems ?? Math.floor(gpu.device.limits.maxStorageBufferBindingSize / 4);
+    const seen = new Set<GPUBuffer>();
+    const sizes: number[] = [];
+    for (const { param, grad } of tensors) {
+      const n = param.numel;
+      if (grad.numel < n) throw new Error(`MultiAdamW: "${param.label}" (${n} elements) has a gradient "${grad.label}" of only ${grad.numel}`);
+      if (param.dtype !== 'f32' || grad.dtype !== 'f32') throw new Error(`MultiAdamW: "${param.label}" and its gradient must be f32`);
+      if (n > cap) throw new Error(`MultiAdamW: "${param.label}" (${n} elements) does not fit one optimizer-state arena of ${cap} elements`);
+      if (seen.has(param.buffer)) throw new Error(`MultiAdamW: "${param.label}" is listed twice`);
+      seen.add(param.buffer);
+      if (sizes.length === 0 || sizes[sizes.length - 1] + n > cap) sizes.push(0);
+      const arena = sizes.length - 1;
+      this.slots.push({ param, grad, n, arena, offset: sizes[arena] });
+      sizes[arena] += n;
+    }
+    sizes.forEach((e, a) => {
+      this.mArenas.push(gpu.tensor(`${label}.adam_m.${a}`, [e]));
+      this.vArenas.push(gpu.tensor(`${label}.adam_v.${a}`, [e]));
+    });
+    this.slots.forEach((s, i) => {
+      const g = this.groups[this.groups.length - 1];
+      if (g && g.length < this.perDispatch && this.slots[g[0]].arena === s.arena) g.push(i);
+      else this.groups.push([i]);
+    });
+  }
+
+  /** Tensors updated (in the order given). */
+  get size(): number {
+    return this.slots.length;
+  }
+
+  /** Dispatches per step. */
+  get dispatches(): number {
+    return this.groups.length;
+  }
+
+  /**
+   * One AdamW step (t is 1-based) on every tensor, gradients multiplied by gradScale[0] on the GPU
+   * (clipScale's output, or [1]). h: one set of hyper-parameters, or one per tensor (index in the
+   * order given): lr and weight decay may differ per tensor; beta1, beta2 and eps must agree.
+   */
+  step(gradScale: Tensor, t: number, h: AdamWHyper | ((i: number) => AdamWHyper)): void {
+    if (!(t >= 1)) throw new Error(`MultiAdamW: step t = ${t} must be >= 1`);
+    const hyper = typeof h === 'function' ? h : () => h;
+    const dummy = dummiesFor(this.gpu);
+    for (const group of this.groups) {
+      const h0 = hyper(group[0]);
+      const params = new Params(64).u32(group.length, 0, 0, 0).f32(h0.beta1, h0.beta2, h0.eps, 1 - h0.beta1 ** t, 1 - h0.beta2 ** t, 0, 0, 0);
+      const K = MULTI_K.filter((k) => k >= group.length).pop()!;
+      const bindings: Record<number, Tensor> = { 6: gradScale, 7: this.mArenas[this.slots[group[0]].arena], 8: this.vArenas[this.slots[group[0]].arena] };
+      const hs: AdamWHyper[] = [];
+      let wg = 0;
+      for (let j = 0; j < KMAX; j++) {
+        if (j < group.length) {
+          const s = this.slots[group[j]];
+          const hj = hyper(group[j]);
+          if (hj.beta1 !== h0.beta1 || hj.beta2 !== h0.beta2 || hj.eps !== h0.eps) throw new Error(`MultiAdamW: "${s.param.label}" has other betas or eps than "${this.slots[group[0]].param.label}" in the same dispatch`);
+          params.u32(s.n, wg, s.offset, 0);
+          hs.push(hj);
+          wg += Math.ceil(s.n / WG);
+          if (j < K) (bindings[10 + j] = s.param), (bindings[20 + j] = s.grad);
+        } else {
+          params.u32(0, wg, 0, 0);
+          if (j < K) (bindings[10 + j] = dummy[j]), (bindings[20 + j] = dummy[KMAX]);
+        }
+      }
+      for (let j = 0; j < KMAX; j++) params.f32(j < hs.length ? hs[j].lr : 0, j < hs.length ? hs[j].weightDecay : 0, 0, 0);
+      this.gpu.run({ shader: 'optim', entry: `adamw_multi${K}`, constants: { WG } }, { params, bindings, workgroups: this.gpu.grid(wg) });
+    }
+  }
+
+  /** Tensor i's m and v (a blocking readback). */
+  async state(i: number): Promise<{ m: Float32Array; v: Float32Array }> {
+    const s = this.slot(i);
+    const read = async (a: Tensor) => new Float32Array(await this.gpu.readBytes(a.buffer, s.n * 4, s.offset * 4));
+    return { m: await read(this.mArenas[s.arena]), v: await read(this.vArenas[s.arena]) };
+  }
+
+  /** Set tensor i's m and v (restoring a checkpoint). */
+  setState(i: number, m: Float32Array, v: Float32Array): void {
+    const s = this.slot(i);
+    if (m.length !== s.n || v.length !== s.n) throw new Error(`MultiAdamW: "${s.param.label}" has ${s.n} elements, its state ${m.length} (m) and ${v.length} (v)`);
+    this.gpu.write(this.mArenas[s.arena], m, s.offset);
+    this.gpu.write(this.vArenas[s.arena], v, s.offset);
+  }
+
+  private slot(i: number): MultiSlot {
+    const s = this.slots[i];
+    if (!s) throw new Error(`MultiAdamW: no tensor ${i} (${this.slots.length} tensors)`);
+    return s;
+  }
+
+  free(): void {
+    for (const t of [...this.mArenas, ...this.vArenas]) this.gpu.free(t);
+    this.mArenas.length = 0;
+    this.vArenas.length = 0;
+  }
 }
