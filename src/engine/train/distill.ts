@@ -18,7 +18,7 @@ import { DenseLinear } from '../model/dense';
 import { QatLinear } from '../model/qat';
 import { addForward } from '../ops/elementwise';
 import { attnKlBackward, attnKlForward, mseBackward, mseForward } from '../ops/loss';
-import { adamwStep, clipScale, sum, sumSquares, sumSquaresMany } from '../ops/optim';
+import { MultiAdamW, clipScale, sum, sumSquares, sumSquaresMany } from '../ops/optim';
 import { getCode, quantizeHost, type Bits, type PackedWeight } from '../format/pack';
 import { searchClip, type QuantizedModel } from '../quant/ptq';
 import { sequenceNlls } from '../model/runner';
@@ -97,8 +97,6 @@ interface Param {
   name: string;
   param: Tensor;
   grad: Tensor;
-  m: Tensor;
-  v: Tensor;
   layer?: number;
   proj?: Projection;
   /** a learned scale tensor (its own learning rate, no weight decay, not in gradSq) */
@@ -142,6 +140,8 @@ export class Distiller {
   private readonly metricBuf: Tensor; // (2·L) hidden / attnOut squared errors; (2·L) teacher norms
   private readonly sumsq: Tensor; // (nParams) per-parameter squared grad norms
   private readonly clipBuf: Tensor; // (2) clip scale, global norm
+  /** AdamW over params (their m and v in its arenas), several tensors per dispatch */
+  private readonly adam: MultiAdamW;
   private readonly scratch: Record<string, Tensor> = {};
   private readonly logitLoss: LogitLoss;
   private readonly dwq: Tensor | null; // (max N·K) d(quantized weight) scratch shared by the student's projections
@@ -176,7 +176,7 @@ export class Distiller {
     this.logitLoss = new LogitLoss(gpu);
     const addParam = (name: string, param: Tensor, grad: Tensor | null, layer?: number, proj?: Projection, isScale = false) => {
       if (!grad) return;
-      this.params.push({ name, param, grad, m: gpu.tensor(`${name}.adam_m`, [...param.shape]), v: gpu.tensor(`${name}.adam_v`, [...param.shape]), layer, proj, isScale });
+      this.params.push({ name, param, grad, layer, proj, isScale });
     };
     this.student.layers.forEach((L, l) => {
       for (const p of PROJECTIONS) {
@@ -191,6 +191,7 @@ export class Distiller {
       addParam(`layers.${l}.mlpNorm`, L.mlpNorm, L.mlpNormGrad, l);
     });
     addParam('finalNorm', this.student.finalNorm, this.student.finalNormGrad);
+    this.adam = new MultiAdamW(gpu, 'distill', this.params);
     this.lossBuf = gpu.tensor('distill.losses', [LOSS_SLOTS.length]);
     this.metricBuf = gpu.tensor('distill.metrics', [4 * cfg.nLayers]);
     this.sumsq = gpu.tensor('distill.sumsq', [Math.max(1, this.params.length)]);
@@ -331,7 +332,7 @@ export class Distiller {
     const lr = lrAt(this.step, dc);
     const h = { lr, beta1: dc.beta1, beta2: dc.beta2, eps: 1e-8, weightDecay: dc.weightDecay };
     const hScale = { ...h, lr: lr * dc.scaleLrRatio, weightDecay: 0 };
-    for (const p of this.params) adamwStep(gpu, p.param, p.grad, p.m, p.v, this.clipBuf, this.step + 1, p.isScale ? hScale : h);
+    this.adam.step(this.clipBuf, this.step + 1, (i) => (this.params[i].isScale ? hScale : h)); // a few tensors per dispatch
     // the step's scalars, and on metrics steps the per-layer errors, per-tensor grad norms and the
     // codes (for code flips), leave in one async readback: nothing here waits on the GPU
     const parts: { t: Tensor }[] = [{ t: losses }, { t: this.clipBuf }];
@@ -453,22 +454,28 @@ export class Distiller {
   /** Everything needed to resume: parameters, optimizer state, step, RNG state. */
   async checkpointTensors(): Promise<{ name: string; data: Float32Array; shape: number[] }[]> {
     const out: { name: string; data: Float32Array; shape: number[] }[] = [];
-    for (const p of this.params) {
+    for (const [i, p] of this.params.entries()) {
+      const { m, v } = await this.adam.state(i);
       out.push({ name: `${p.name}.param`, data: await this.gpu.readF32(p.param), shape: [...p.param.shape] });
-      out.push({ name: `${p.name}.adam_m`, data: await this.gpu.readF32(p.m), shape: [...p.m.shape] });
-      out.push({ name: `${p.name}.adam_v`, data: await this.gpu.readF32(p.v), shape: [...p.v.shape] });
+      out.push({ name: `${p.name}.adam_m`, data: m, shape: [...p.param.shape] });
+      out.push({ name: `${p.name}.adam_v`, data: v, shape: [...p.param.shape] });
     }
     return out;
   }
 
   restore(tensors: Map<string, Float32Array>, step: number, rngState: number): void {
-    for (const p of this.params) {
-      for (const [suffix, t] of [['param', p.param], ['adam_m', p.m], ['adam_v', p.v]] as const) {
+    const got = this.params.map((p) => {
+      const [w, m, v] = ['param', 'adam_m', 'adam_v'].map((suffix) => {
         const d = tensors.get(`${p.name}.${suffix}`);
-        if (!d || d.length !== t.numel) throw new Error(`checkpoint: tensor ${p.name}.${suffix} is missing or has the wrong size`);
-        this.gpu.write(t, d);
-      }
-    }
+        if (!d || d.length !== p.param.numel) throw new Error(`checkpoint: tensor ${p.name}.${suffix} is missing or has the wrong size`);
+        return d;
+      });
+      return { w, m, v };
+    });
+    got.forEach(({ w, m, v }, i) => {
+      this.gpu.write(this.params[i].param, w);
+      this.adam.setState(i, m, v);
+    });
     // frozen projections were quantized once from the teacher's weights at construction, as in the original run
     this.step = step;
     this.rng.state = rngState >>> 0;
@@ -477,10 +484,7 @@ export class Distiller {
   free(): void {
     this.teacher.free();
     this.student.free();
-    for (const p of this.params) {
-      this.gpu.free(p.m);
-      this.gpu.free(p.v);
-    }
+    this.adam.free();
     for (const t of Object.values(this.scratch)) this.gpu.free(t);
     this.logitLoss.free();
     this.gpu.free(this.dwq);

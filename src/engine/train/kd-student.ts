@@ -11,7 +11,7 @@ import { LlamaModel, type Activations } from '../model/llama';
 import { DenseLinear } from '../model/dense';
 import { addForward } from '../ops/elementwise';
 import { crossEntropyBackward, crossEntropyForward, klBackward, klForward, mseBackward, mseForward } from '../ops/loss';
-import { adamwStep, clipScale, sum, sumSquaresMany } from '../ops/optim';
+import { MultiAdamW, clipScale, sum, sumSquaresMany } from '../ops/optim';
 import { Rng, sampleBatch } from './data';
 import { lrAt, type LossWeights, type StepMetrics } from './distill';
 import { StepQueue } from './step-queue';
@@ -41,8 +41,6 @@ interface Param {
   name: string;
   param: Tensor;
   grad: Tensor;
-  m: Tensor;
-  v: Tensor;
 }
 
 /** The student must be able to learn from the teacher: same vocabulary, widths where hidden states are matched. */
@@ -68,6 +66,8 @@ export class StudentDistiller {
   private readonly queue: StepQueue<{ step: number; lr: number; startedAt: number; read: AsyncRead }, StepMetrics>;
   private lastLanded: number | null = null;
   private readonly scratch = new Map<string, Tensor>();
+  /** AdamW over params (their m and v in its arenas), several tensors per dispatch */
+  private readonly adam: MultiAdamW;
 
   constructor(readonly gpu: Gpu, readonly tcfg: LlamaConfig, tw: LlamaWeights | null, readonly cfg: LlamaConfig, sw: LlamaWeights, readonly kc: StudentKdConfig, readonly stream: Uint32Array) {
     checkStudent(tcfg, cfg, kc);
@@ -80,7 +80,7 @@ export class StudentDistiller {
     this.student = LlamaModel.fromWeights(gpu, cfg, sw, { label: 'kd.student', trainable: true, trainEmbeddings: kc.trainEmbeddings ?? true });
     const s = this.student;
     const add = (name: string, param: Tensor, grad: Tensor | null) => {
-      if (grad) this.params.push({ name, param, grad, m: gpu.tensor(`${name}.adam_m`, [...param.shape]), v: gpu.tensor(`${name}.adam_v`, [...param.shape]) });
+      if (grad) this.params.push({ name, param, grad });
     };
     // the embedding (and an untied classifier) in chunks of rows: one AdamW parameter per chunk
     const one = s.tokEmbed.chunks.length === 1;
@@ -95,6 +95,7 @@ export class StudentDistiller {
         add(`layers.${l}.${p}`, lin.w, lin.grad);
       }
     });
+    this.adam = new MultiAdamW(gpu, 'kd', this.params);
   }
 
   private t(name: string, shape: number[], dtype: 'f32' | 'u32' = 'f32'): Tensor {
@@ -194,7 +195,7 @@ export class StudentDistiller {
     sumSquaresMany(gpu, sumsq, 0, this.params.map((p) => p.grad)); // one finish pass for all
     clipScale(gpu, clip, sumsq, this.params.length, kc.gradClip);
     const lr = lrAt(this.step, kc);
-    for (const p of this.params) adamwStep(gpu, p.param, p.grad, p.m, p.v, clip, this.step + 1, { lr, beta1: kc.beta1, beta2: kc.beta2, eps: 1e-8, weightDecay: kc.weightDecay });
+    this.adam.step(clip, this.step + 1, { lr, beta1: kc.beta1, beta2: kc.beta2, eps: 1e-8, weightDecay: kc.weightDecay });
     return this.queue.push({ step: this.step++, lr, startedAt: t0, read: gpu.readAsync([{ t: sums }, { t: clip }]) });
   }
 
@@ -252,8 +253,11 @@ export class StudentDistiller {
   /** Parameters and Adam moments, named `<param>.param|adam_m|adam_v` (the checkpoint format's). */
   async checkpointTensors(): Promise<{ name: string; data: Float32Array; shape: number[] }[]> {
     const out: { name: string; data: Float32Array; shape: number[] }[] = [];
-    for (const p of this.params)
-      for (const [suffix, t] of [['param', p.param], ['adam_m', p.m], ['adam_v', p.v]] as const) out.push({ name: `${p.name}.${suffix}`, data: await this.gpu.readF32(t), shape: [...t.shape] });
+    for (const [i, p] of this.params.entries()) {
+      const { m, v } = await this.adam.state(i);
+      const shape = [...p.param.shape];
+      out.push({ name: `${p.name}.param`, data: await this.gpu.readF32(p.param), shape }, { name: `${p.name}.adam_m`, data: m, shape: [...shape] }, { name: `${p.name}.adam_v`, data: v, shape: [...shape] });
+    }
     return out;
   }
 
@@ -263,12 +267,18 @@ export class StudentDistiller {
   }
 
   restore(tensors: Map<string, Float32Array>, step: number, rngState: number, history: StepMetrics[] = []): void {
-    for (const p of this.params)
-      for (const [suffix, t] of [['param', p.param], ['adam_m', p.m], ['adam_v', p.v]] as const) {
+    const got = this.params.map((p) => {
+      const [w, m, v] = ['param', 'adam_m', 'adam_v'].map((suffix) => {
         const d = tensors.get(`${p.name}.${suffix}`);
-        if (!d || d.length !== t.numel) throw new Error(`checkpoint: tensor ${p.name}.${suffix} is missing or has the wrong size`);
-        this.gpu.write(t, d);
-      }
+        if (!d || d.length !== p.param.numel) throw new Error(`checkpoint: tensor ${p.name}.${suffix} is missing or has the wrong size`);
+        return d;
+      });
+      return { w, m, v };
+    });
+    got.forEach(({ w, m, v }, i) => {
+      this.gpu.write(this.params[i].param, w);
+      this.adam.setState(i, m, v);
+    });
     this.step = step;
     this.rng.state = rngState >>> 0;
     this.history.length = 0;
@@ -278,10 +288,7 @@ export class StudentDistiller {
   free(): void {
     this.teacher?.free();
     this.student.free();
-    for (const p of this.params) {
-      this.gpu.free(p.m);
-      this.gpu.free(p.v);
-    }
+    this.adam.free();
     for (const t of this.scratch.values()) this.gpu.free(t);
   }
 }

@@ -5,7 +5,7 @@ import type { AsyncRead, Gpu, Tensor } from '../gpu/runtime';
 import { randomWeights, type LlamaConfig, type LlamaWeights, PROJECTIONS } from '../model/config';
 import { LlamaModel } from '../model/llama';
 import { DenseLinear } from '../model/dense';
-import { adamwStep, clipScale, sumSquaresMany } from '../ops/optim';
+import { MultiAdamW, clipScale, sumSquaresMany } from '../ops/optim';
 import { Rng, sampleBatch } from './data';
 import { lrAt } from './distill';
 import { LogitLoss, logitChunkRows } from './logit-loss';
@@ -72,7 +72,9 @@ export interface PretrainStep {
 
 export class Pretrainer {
   readonly model: LlamaModel;
-  private readonly params: { p: Tensor; g: Tensor; m: Tensor; v: Tensor }[] = [];
+  private readonly params: { param: Tensor; grad: Tensor }[] = [];
+  /** AdamW over params (their m and v in its arenas), several tensors per dispatch */
+  private readonly adam: MultiAdamW;
   private readonly rng: Rng;
   private readonly sumsq: Tensor;
   private readonly clip: Tensor;
@@ -89,7 +91,7 @@ export class Pretrainer {
     this.queue = new StepQueue(gpu, (f, bufs) => this.land(f, bufs));
     this.rng = new Rng(pc.seed);
     this.model = LlamaModel.fromWeights(gpu, cfg, init ?? pretrainInit(cfg, pc.seed), { trainable: true, label: 'pretrain' });
-    const add = (p: Tensor, g: Tensor | null) => g && this.params.push({ p, g, m: gpu.tensor('adam_m', [...p.shape]), v: gpu.tensor('adam_v', [...p.shape]) });
+    const add = (param: Tensor, grad: Tensor | null) => grad && this.params.push({ param, grad });
     // the embedding (and an untied classifier) in chunks of rows: one AdamW parameter per chunk
     this.model.tokEmbed.chunks.forEach((t, k) => add(t, this.model.tokEmbedGrad?.chunks[k] ?? null));
     if (this.model.lmHead.w !== this.model.tokEmbed) this.model.lmHead.w.chunks.forEach((t, k) => add(t, this.model.lmHead.gradTable?.chunks[k] ?? null));
@@ -102,6 +104,7 @@ export class Pretrainer {
         add(lin.w, lin.grad);
       }
     }
+    this.adam = new MultiAdamW(gpu, 'pretrain', this.params);
     this.sumsq = gpu.tensor('pretrain.sumsq', [this.params.length]);
     this.clip = gpu.tensor('pretrain.clip', [2]);
     this.out = gpu.tensor('pretrain.loss', [2]);
@@ -137,10 +140,10 @@ export class Pretrainer {
     this.model.forwardFinish(acts, false);
     this.logitLoss.run({ student: this.model, sa: acts, targets: tt, temperature: 1, klScale: 0, ceScale: 1 / BT, out: this.out, klIndex: 0, ceIndex: 1, dxnf });
     this.model.backwardFromNorm(acts, dxnf);
-    sumSquaresMany(gpu, this.sumsq, 0, this.params.map((x) => x.g)); // one finish pass for all
+    sumSquaresMany(gpu, this.sumsq, 0, this.params.map((x) => x.grad)); // one finish pass for all
     clipScale(gpu, this.clip, this.sumsq, this.params.length, pc.gradClip);
     const lr = lrAt(this.step, pc);
-    for (const x of this.params) adamwStep(gpu, x.p, x.g, x.m, x.v, this.clip, this.step + 1, { lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: pc.weightDecay });
+    this.adam.step(this.clip, this.step + 1, { lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: pc.weightDecay });
     return this.queue.push({ step: this.step++, lr, read: gpu.readAsync([{ t: this.out }, { t: this.clip }]) });
   }
 
@@ -189,10 +192,7 @@ export class Pretrainer {
 
   free(): void {
     this.model.free();
-    for (const x of this.params) {
-      this.gpu.free(x.m);
-      this.gpu.free(x.v);
-    }
+    this.adam.free();
     for (const t of [this.sumsq, this.clip, this.out, this.targets, this.dxnf]) this.gpu.free(t);
     this.logitLoss.free();
   }
