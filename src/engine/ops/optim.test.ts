@@ -46,6 +46,33 @@ describe('reductions', () => {
     expectClose('sumSquares prefix', [(await gpu.readF32(out))[0]], [sumSquaresRef(xs[6].subarray(0, 12345))], { atol: 1e-8, rtol: 2e-6 });
     for (const t of [out, ...ts]) gpu.free(t);
   });
+
+  it('many tensors per partial dispatch: each result = the single-tensor reduction bit for bit; few dispatches', async () => {
+    const gpu = await testGpu();
+    // 40 tensors: sizes around a chunk (256), one strided over SEG workgroups (70000 > 256·256),
+    // prefixes, and a group of 40 = 15 + 15 + 10 (the last in the 15-slot variant with unused slots)
+    const sizes = Array.from({ length: 40 }, (_, i) => [1, 255, 256, 257, 3000, 70000, 17, 1024][i % 8] + (i >> 3));
+    const xs = sizes.map((n, i) => randn(n, 300 + i, 0.3));
+    const ts = xs.map((x, i) => gpu.tensor(`r${i}`, [x.length], 'f32', x));
+    const items = ts.map((t, i) => (i % 5 === 3 ? { t, n: Math.ceil(t.numel / 3) } : t));
+    const many = gpu.tensor('many', [2 * sizes.length]), one = gpu.tensor('one', [2 * sizes.length]);
+    const d0 = gpu.counts.dispatches;
+    sumSquaresMany(gpu, many, 0, items);
+    sumMany(gpu, many, sizes.length, items);
+    const perCall = (gpu.counts.dispatches - d0) / 2;
+    items.forEach((x, i) => {
+      const [t, n] = 't' in x ? [x.t, x.n] : [x, x.numel];
+      sumSquares(gpu, one, i, t, n);
+      sum(gpu, one, sizes.length + i, t, n);
+    });
+    const a = await gpu.readF32(many), b = await gpu.readF32(one);
+    expect(Array.from(a)).toEqual(Array.from(b));
+    const lim = gpu.device.limits.maxStorageBuffersPerShaderStage;
+    const K = lim >= 16 ? 15 : lim >= 8 ? 7 : lim >= 4 ? 3 : 1;
+    expect(perCall).toBe(Math.ceil(sizes.length / K) + 1);
+    expectClose('sumSquaresMany vs float64', a.slice(0, sizes.length), items.map((x, i) => sumSquaresRef(xs[i].subarray(0, 't' in x ? x.n : xs[i].length))), { atol: 1e-8, rtol: 2e-6 });
+    for (const t of [many, one, ...ts]) gpu.free(t);
+  });
 });
 
 describe('global-norm clipping and AdamW', () => {

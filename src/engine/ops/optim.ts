@@ -1,6 +1,6 @@
 // Whole-tensor reductions (shaders/reduce.wgsl), global-norm clipping and AdamW (shaders/optim.wgsl),
 // all on the GPU with no readback between them:
-//   sumSquaresMany(gpu, sumsq, 0, grads)  per-tensor Σg² into sumsq[0..n)   (n partial dispatches + 1)
+//   sumSquaresMany(gpu, sumsq, 0, grads)  per-tensor Σg² into sumsq[0..n)   (ceil(n/15) partial dispatches + 1)
 //   clipScale(gpu, clip, sumsq, n, maxNorm) clip[0] = min(1, maxNorm/(‖g‖+1e-6)), clip[1] = ‖g‖
 //   adamwStep(gpu, p, g, m, v, clip, t, h)  one tensor, gradient multiplied by clip[0] on the GPU
 //   new MultiAdamW(gpu, label, tensors)     the trainers' optimizer: m and v of every tensor in
@@ -40,13 +40,60 @@ function finishPass(gpu: Gpu, parts: Tensor, out: Tensor, outIndex: number, segm
   gpu.run({ shader: 'reduce', entry: 'finish', constants: RC }, { params: new Params().u32(0, 0, 0, outIndex), bindings: { 2: parts, 3: out }, workgroups: [segments] });
 }
 
+/** Tensors per partial_multi dispatch the shader offers, and its uniform table's slots. */
+const PARTIAL_K = [15, 7, 3] as const;
+const PARTIAL_KMAX = 15;
+
+/** The most tensors one partial_multi dispatch may bind here (1 + K storage buffers). */
+function partialsPerDispatch(gpu: Gpu): number {
+  return PARTIAL_K.find((k) => 1 + k <= gpu.device.limits.maxStorageBuffersPerShaderStage) ?? 1;
+}
+
+const readDummy = new WeakMap<Gpu, Tensor>();
+
+/** Partial passes of xs into segments 0.. of parts: up to K tensors per dispatch (the same
+ *  partials as one partial pass per tensor, bit for bit). */
+function partialPasses(gpu: Gpu, parts: Tensor, xs: readonly { t: Tensor; n: number }[], mode: 0 | 1): void {
+  const K = partialsPerDispatch(gpu);
+  for (const x of xs) if (x.n > x.t.numel) throw new Error(`reduce: n = ${x.n} exceeds tensor "${x.t.label}" (${x.t.numel} elements)`);
+  if (xs.length === 1 || K === 1) {
+    xs.forEach((x, s) => partialPass(gpu, parts, s, x.t, x.n, mode));
+    return;
+  }
+  let dummy = readDummy.get(gpu);
+  if (!dummy) readDummy.set(gpu, (dummy = gpu.tensor('reduce.unused', [1])));
+  for (let s0 = 0; s0 < xs.length; s0 += K) {
+    const group = xs.slice(s0, s0 + K);
+    if (group.length === 1) {
+      partialPass(gpu, parts, s0, group[0].t, group[0].n, mode);
+      continue;
+    }
+    const V = PARTIAL_K.filter((k) => k >= group.length).pop()!; // the smallest variant that holds the group
+    const params = new Params(64).u32(group.length, mode, 0, 0);
+    const bindings: Record<number, Tensor> = { 2: parts };
+    let wg = 0;
+    for (let j = 0; j < PARTIAL_KMAX; j++) {
+      if (j < group.length) {
+        const G = Math.max(1, Math.min(SEG, Math.ceil(group[j].n / CHUNK)));
+        params.u32(group[j].n, wg, (s0 + j) * SEG, G);
+        if (j < V) bindings[10 + j] = group[j].t;
+        wg += G;
+      } else {
+        params.u32(0, wg, 0, 0);
+        if (j < V) bindings[10 + j] = dummy;
+      }
+    }
+    gpu.run({ shader: 'reduce', entry: `partial_multi${V}`, constants: RC }, { params, bindings, workgroups: [wg] });
+  }
+}
+
 function reduceMany(gpu: Gpu, out: Tensor, outIndex: number, xs: readonly (Tensor | { t: Tensor; n: number })[], mode: 0 | 1): void {
   if (xs.length === 0) return;
   const maxDim = gpu.device.limits.maxComputeWorkgroupsPerDimension;
   for (let s0 = 0; s0 < xs.length; s0 += maxDim) {
-    const group = xs.slice(s0, s0 + maxDim);
+    const group = xs.slice(s0, s0 + maxDim).map((x) => ('t' in x ? x : { t: x, n: x.numel }));
     const parts = partialsFor(gpu, group.length);
-    group.forEach((x, s) => ('t' in x ? partialPass(gpu, parts, s, x.t, x.n, mode) : partialPass(gpu, parts, s, x, x.numel, mode)));
+    partialPasses(gpu, parts, group, mode);
     finishPass(gpu, parts, out, outIndex + s0, group.length);
   }
 }
@@ -62,8 +109,9 @@ export function sum(gpu: Gpu, out: Tensor, outIndex: number, x: Tensor, n = x.nu
 }
 
 /** out[outIndex + i] = Σ xs[i]² for every tensor (or {t, n}: its first n elements); assigns.
- *  One partial dispatch per tensor into its own scratch segment, then a single finish dispatch:
- *  the cheap way to get per-tensor gradient norms for ~50 tensors per step. */
+ *  Partial passes of up to 15 tensors per dispatch, each into its own scratch segment, then a
+ *  single finish dispatch: the cheap way to get per-tensor gradient norms for ~80 tensors per
+ *  step. Each result equals sumSquares of that tensor alone, bit for bit. */
 export function sumSquaresMany(gpu: Gpu, out: Tensor, outIndex: number, xs: readonly (Tensor | { t: Tensor; n: number })[]): void {
   reduceMany(gpu, out, outIndex, xs, 1);
 }

@@ -327,7 +327,7 @@ export class Distiller {
       this.student.backwardFromNorm(sa, dxnf, { dprobs: withProbs ? dprobs : undefined, dattnOut: dattn.length ? dattn : undefined, dhidden: dhid.length ? dhid : undefined });
     }
     // gradient norms, clipping, AdamW
-    sumSquaresMany(gpu, this.sumsq, 0, this.params.map((p) => p.grad)); // one finish pass for all: ~80 fewer dispatches
+    sumSquaresMany(gpu, this.sumsq, 0, this.params.map((p) => p.grad)); // 15 tensors per partial dispatch, one finish pass for all
     clipScale(gpu, this.clipBuf, this.sumsq, this.params.length, dc.gradClip);
     const lr = lrAt(this.step, dc);
     const h = { lr, beta1: dc.beta1, beta2: dc.beta2, eps: 1e-8, weightDecay: dc.weightDecay };
