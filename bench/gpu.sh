@@ -2,11 +2,13 @@
 # bench/gpu.sh — issue 16's figures on a machine with a real GPU, one command, at most 8 minutes:
 # Dawn (npm `webgpu`) on the GPU's own Vulkan driver runs `npm run bench` (fp32 matmul variants beside
 # numpy, int4 vs fp32 GEMV, attention flash vs materialized) and prints the int4 GEMV's fraction of
-# the GPU's memory bandwidth and the attention TFLOP/s.
+# the GPU's memory bandwidth and the attention TFLOP/s; then bench/smollm-kdqat.mts runs a
+# SmolLM2-135M-shaped KD-QAT step (w4g32, ov, B=4, T=256) in Quench beside the same recipe's step in
+# PyTorch eager (CUDA when torch sees the GPU) and prints the step-time ratio (target <= 3x).
 #   bench/gpu.sh            on a GPU machine (needs node_modules: npm ci)
 #   bench/gpu.sh --quick    small shapes; with --software it runs on lavapipe (how it is tried here)
 # Peak bandwidth: QUENCH_PEAK_GBPS, else looked up from nvidia-smi's name (H100/H200/A100/L4/4090).
-# Not done yet (issue 16): the SmolLM2-135M-shaped KD-QAT step beside PyTorch eager CUDA.
+# PyTorch: QUENCH_PYTHON, else /usr/bin/python3; without torch the Quench figure prints alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 quick=""; software=0
@@ -45,6 +47,8 @@ if [ -z "${QUENCH_PEAK_GBPS:-}" ] && command -v nvidia-smi >/dev/null 2>&1; then
   echo "gpu: $name (peak ${QUENCH_PEAK_GBPS:-unknown} GB/s)"
 fi
 export QUENCH_PEAK_GBPS="${QUENCH_PEAK_GBPS:-}"
-# 8 minutes in all: three sections of at most 120 s each, plus compile and start-up
-timeout 480 npx tsx bench/bench.ts $quick --section-s 120
-echo "KD-QAT step (SmolLM2-135M shape) vs PyTorch eager CUDA: not implemented yet (issue 16)"
+# 8 minutes in all: the bench's sections at most 80 s each (about 4.5 minutes with compile and
+# start-up), then the SmolLM2-shaped step (recipe ~1 min to write, both sides' steps)
+timeout 290 npx tsx bench/bench.ts $quick --section-s 80 || echo "bench/gpu.sh: npm run bench ended with $? (timeout 290 s)"
+if [ -n "$quick" ]; then step_args="--layers 1 --batch 1 --seq 32 --steps 2 --warmup 1"; else step_args="--steps 8 --warmup 2"; fi
+timeout 180 npx tsx bench/smollm-kdqat.mts $step_args || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 180 s)"

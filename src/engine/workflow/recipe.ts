@@ -144,6 +144,16 @@ export function recipeFiles(spec: RunSpec, teacher: RecipeTeacher, split: DataSp
   const description: EvalDescription = { ...split.description };
   const stream = trainStream(split.train, teacher.tokenizer);
   const seqs = evalSequences(split.evalDocs, teacher.tokenizer, cfg.maxSeqLen, description);
+  const tokenizerJson = tokenizerJsonOf(teacher.tokenizer, teacher.tokenizerJson);
+  return recipeFilesOfTokens(spec, { name: teacher.name, config: cfg, weights: teacher.weights, tokenizerJson }, stream, seqs, description, o);
+}
+
+/** recipeFiles from token ids already made: the training stream and the held-out sequences (each
+ *  BOS + tokens). A teacher without tokenizerJson gets no tokenizer.json in teacher/ (kdqat.py
+ *  reads only ids; bench/smollm-kdqat.mts builds a random-weight recipe this way). */
+export function recipeFilesOfTokens(spec: RunSpec, teacher: Omit<RecipeTeacher, 'tokenizer'>, stream: Uint32Array, seqs: number[][], description: EvalDescription, o: RecipeOptions = {}): Record<string, Uint8Array> {
+  const cfg = teacher.config;
+  if (cfg.ropeScaling) throw new Error(`the PyTorch recipe does not support rope_scaling yet (this model has type "${cfg.ropeScaling.type}")`);
   const dc = recipeDistillConfig(spec, cfg, stream.length);
   if (stream.length < dc.seq + 1) throw new Error(`the training text has ${stream.length} tokens, fewer than one sequence of ${dc.seq + 1}`);
   const offsets = new Int32Array(seqs.length + 1);
@@ -151,8 +161,7 @@ export function recipeFiles(spec: RunSpec, teacher: RecipeTeacher, split: DataSp
   const evalTokens = new Int32Array(offsets[seqs.length]);
   seqs.forEach((s, i) => evalTokens.set(s, offsets[i]));
   const files: Record<string, Uint8Array> = {};
-  const tj = tokenizerJsonOf(teacher.tokenizer, teacher.tokenizerJson);
-  for (const [name, bytes] of Object.entries(writeHfModel(cfg, teacher.weights, { tokenizerJson: tj, maxShardBytes: 2 ** 31 }))) files[`teacher/${name}`] = bytes;
+  for (const [name, bytes] of Object.entries(writeHfModel(cfg, teacher.weights, { tokenizerJson: teacher.tokenizerJson, maxShardBytes: 2 ** 31 }))) files[`teacher/${name}`] = bytes;
   files['tokens.safetensors'] = writeSafetensors([
     { name: 'train', dtype: 'I32', shape: [stream.length], data: Int32Array.from(stream) },
     { name: 'eval_tokens', dtype: 'I32', shape: [evalTokens.length], data: evalTokens },

@@ -1,0 +1,110 @@
+// The SmolLM2-135M-shaped KD-QAT step in Quench beside the same step in PyTorch eager (issue 16's
+// GPU comparison; bench/gpu.sh runs it on a real GPU, CUDA for PyTorch).
+// One recipe folder (src/engine/workflow/recipe.ts, the `quench export-recipe` format) holds the
+// teacher (random weights, pretrainInit's N(0, 0.02), seed 1, SmolLM2-135M's shape: 30 layers, dim 576, MLP 1536,
+// 9/3 heads, vocab 49152, tied), a random token stream and the resolved DistillConfig: w4g32,
+// freeze ov, KL + 0.5 CE, AdamW, min/max scales (the clip search over 106 M weights is host work
+// that changes no step time). Quench runs that DistillConfig in its Distiller on this adapter;
+// PyTorch runs the folder's own kdqat.py (the exact step: teacher forward, STE student
+// forward/backward, AdamW) with --device cuda when torch sees a GPU, else on the CPU.
+// Each side: `--warmup` steps first (compile, allocator), then `--steps` timed; tokens/s = timed
+// tokens / wall seconds (Quench: submitted steps drained at the end; PyTorch: the median of
+// kdqat.py's per-step tokens/s after the warm-up). Prints both and quench/PyTorch time ratio.
+//   npx tsx bench/smollm-kdqat.mts [--layers 30] [--batch 4] [--seq 256] [--steps 8] [--warmup 2]
+//        [--threads N (PyTorch CPU threads)] [--python PATH] [--keep DIR]
+import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createNodeGpu } from '../src/engine/gpu/node';
+import type { LlamaConfig } from '../src/engine/model/config';
+import { pretrainInit } from '../src/engine/train/pretrain';
+import { Distiller, type DistillConfig } from '../src/engine/train/distill';
+import { Rng } from '../src/engine/train/data';
+import { makeRunSpec } from '../src/engine/workflow/spec';
+import { recipeFilesOfTokens, type RecipeJson } from '../src/engine/workflow/recipe';
+
+const { values: a } = parseArgs({
+  options: {
+    layers: { type: 'string', default: '30' }, batch: { type: 'string', default: '4' }, seq: { type: 'string', default: '256' },
+    steps: { type: 'string', default: '8' }, warmup: { type: 'string', default: '2' }, threads: { type: 'string' },
+    python: { type: 'string' }, keep: { type: 'string' },
+  },
+});
+const L = Number(a.layers), B = Number(a.batch), T = Number(a.seq), N = Number(a.steps), W = Number(a.warmup);
+for (const [k, v] of Object.entries({ layers: L, batch: B, seq: T, steps: N })) if (!Number.isInteger(v) || v < 1) throw new Error(`--${k}: a positive integer, got ${v}`);
+if (!Number.isInteger(W) || W < 0) throw new Error(`--warmup: a non-negative integer, got ${W}`);
+const cfg: LlamaConfig = { dim: 576, hiddenDim: 1536, nLayers: L, nHeads: 9, nKvHeads: 3, vocabSize: 49152, maxSeqLen: 2048, normEps: 1e-5, ropeTheta: 100000, tiedEmbeddings: true };
+const tokensPerStep = B * T;
+const shape = `SmolLM2-135M shape (${L} layers), w4g32 ov, B=${B} T=${T}`;
+
+// ---- the recipe folder (both sides read the same config and numbers)
+const dir = a.keep ?? mkdtempSync(join(tmpdir(), 'quench-smollm-kdqat-'));
+mkdirSync(dir, { recursive: true });
+const r = new Rng(7);
+const stream = Uint32Array.from({ length: tokensPerStep * 4 + 1 }, () => Math.floor(r.next() * cfg.vocabSize));
+const evalSeq = [1, ...Array.from({ length: 16 }, () => Math.floor(r.next() * cfg.vocabSize))];
+const spec = makeRunSpec({ bits: 4, group: 32, scheme: 'ov', scaleInit: 'minmax', steps: W + N, batch: B, seq: T, metricsEvery: 1000 }, 'smollm-kdqat');
+const w = pretrainInit(cfg, 1); // GPT-2-style init: near-uniform first logits, as a real model's scale
+const tRec = performance.now();
+const files = recipeFilesOfTokens(spec, { name: `random ${shape}`, config: cfg, weights: w }, stream, [evalSeq],
+  { source: 'random tokens (seed 7)', documents: 1, trainDocuments: 1, heldOutDocuments: 1, evalDocuments: 1, protocol: 'none (benchmark)' }, { latents: false });
+for (const [name, bytes] of Object.entries(files)) {
+  mkdirSync(dirname(join(dir, name)), { recursive: true });
+  writeFileSync(join(dir, name), bytes);
+}
+const recipe = JSON.parse(readFileSync(join(dir, 'recipe.json'), 'utf8')) as RecipeJson;
+const dc: DistillConfig = { ...recipe.distill, metricsEvery: 0 };
+console.log(`${shape}: recipe written to ${dir} in ${((performance.now() - tRec) / 1000).toFixed(1)} s`);
+
+// ---- Quench on this adapter
+const gpu = await createNodeGpu();
+const adapter = gpu.info.description || gpu.info.device || gpu.info.vendor;
+let quenchTps = NaN;
+{
+  const tb = performance.now();
+  const d = new Distiller(gpu, cfg, w, dc, stream);
+  console.log(`quench: built in ${((performance.now() - tb) / 1000).toFixed(1)} s on ${adapter}`);
+  let first = NaN;
+  for (let s = 0; s < W; s++) {
+    const m = await d.trainStep();
+    if (s === 0) first = m.loss;
+  }
+  const t0 = performance.now();
+  let last = NaN;
+  for (let s = 0; s < N; s++) for (const m of await d.submitStep()) last = m.loss;
+  for (const m of await d.drain()) last = m.loss;
+  const sec = (performance.now() - t0) / 1000;
+  quenchTps = (N * tokensPerStep) / sec;
+  console.log(`quench: ${N} steps in ${sec.toFixed(2)} s, ${(sec / N * 1000).toFixed(1)} ms/step, ${quenchTps.toFixed(0)} tokens/s; loss at step 0 ${first.toFixed(4)}, last ${last.toFixed(4)}`);
+  d.free();
+}
+gpu.destroy();
+
+// ---- PyTorch eager, the same recipe
+const py = a.python ?? process.env.QUENCH_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
+const probe = spawnSync(py, ['-c', 'import torch,sys; sys.stdout.write("cuda" if torch.cuda.is_available() else "cpu"); sys.stdout.write(" " + torch.__version__)'], { encoding: 'utf8', timeout: 120_000 });
+let torchTps = NaN;
+if (probe.status !== 0) {
+  console.log(`pytorch: ${py} cannot import torch (${(probe.stderr || '').trim().split('\n').pop() ?? ''}); no PyTorch figure`);
+} else {
+  const [device, version] = probe.stdout.trim().split(' ');
+  const threads = a.threads ?? (device === 'cpu' ? '1' : undefined);
+  const out = join(dir, 'torch-run');
+  const args = [join(dir, 'kdqat.py'), '--recipe', dir, '--out', out, '--steps', String(W + N), '--device', device, '--no-eval', '--quiet', '--checkpoint-every', String(10 ** 9), ...(threads ? ['--threads', threads] : [])];
+  const t0 = performance.now();
+  const res = spawnSync(py, args, { encoding: 'utf8', timeout: 600_000 });
+  if (res.status !== 0) {
+    console.log(`pytorch: kdqat.py failed (exit ${res.status}): ${(res.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+  } else {
+    const ms = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step?: number; loss?: number; tokensPerSec?: number }).filter((m) => typeof m.tokensPerSec === 'number');
+    const rates = ms.map((m) => m.tokensPerSec!);
+    const timed = (rates.length > W ? rates.slice(W) : rates).sort((x, y) => x - y);
+    torchTps = timed[Math.floor(timed.length / 2)];
+    console.log(`pytorch ${version} eager ${device}${threads ? ` (${threads} thread${threads === '1' ? '' : 's'})` : ''}: ${timed.length} timed steps, median ${torchTps.toFixed(0)} tokens/s, ${(tokensPerStep / torchTps * 1000).toFixed(1)} ms/step; loss at step 0 ${ms[0]?.loss?.toFixed(4)} (the same step as quench's) (whole run ${((performance.now() - t0) / 1000).toFixed(1)} s with start-up)`);
+    const target = device === 'cuda' ? ' (target on a real GPU: quench step time <= 3x PyTorch CUDA\'s)' : '';
+    console.log(`${shape}: quench step time / PyTorch ${device} step time = ${(torchTps / quenchTps).toFixed(2)}x${target}`);
+  }
+}
+if (!a.keep) rmSync(dir, { recursive: true, force: true });
