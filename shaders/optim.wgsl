@@ -12,13 +12,16 @@
 //   adamw_multi{2,3,4,6}: the same update (the same fp32 operations in the same order: one shared
 //           function, so results equal adamw's bit for bit) for up to K tensors in one dispatch.
 //           WGSL binds whole buffers and cannot index an array of bindings, so each tensor's
-//           param and grad get their own binding (K of each; a switch on the tensor index, uniform
-//           per workgroup, picks them), while m and v of all K live in two arenas (one binding
-//           each) at per-tensor offsets. Tensor j owns workgroups [t[j].y, t[j+1].y): element
-//           i = (wg - t[j].y)·WG + lane, arena index t[j].z + i, n = t[j].x, lr = h[j].x,
-//           wd = h[j].y. Unused slots (j >= count) are bound to small dummy buffers, never read.
+//           param and grad get their own binding (K of each), while m and v of all K live in two
+//           arenas (one binding each) at per-tensor offsets. Thread i updates element i of every
+//           tensor j with i < t[j].x, one guarded block per tensor with constant indices into the
+//           uniform table (a switch on a computed tensor index, or a lookup of it, measured ~2x
+//           slower per element on lavapipe, which runs lanes as SIMD with masks); the dispatch
+//           covers the largest of the K, so the host groups tensors of similar sizes.
+//           t[j] = (n, 0, arena offset, 0), h[j] = (lr, wd, 0, 0); unused slots have n = 0 and
+//           are bound to small dummy buffers, never touched.
 //           Bindings: 0 params (Multi), 6 scale (read), 7 m arena, 8 v arena (read_write),
-//           10+j param j (read_write), 20+j grad j (read). Dispatch gpu.grid(Σ ceil(n_j / WG)).
+//           10+j param j (read_write), 20+j grad j (read). Dispatch gpu.grid(ceil(max n_j / WG)).
 //           Storage bindings: 3 + 2K (K = 6 needs 15; the WebGPU default of 8 allows K = 2).
 // CPU reference: src/engine/ref/optim.ts (clipScaleRef, adamwRef)
 override WG: u32 = 256;
@@ -69,7 +72,7 @@ struct Multi {
   count: u32, _q0: u32, _q1: u32, _q2: u32,
   b1: f32, b2: f32, eps: f32, bc1: f32,
   bc2: f32, _q3: f32, _q4: f32, _q5: f32,
-  t: array<vec4u, KMAX>, // (n, first workgroup, arena offset, 0) per tensor
+  t: array<vec4u, KMAX>, // (n, 0, arena offset, 0) per tensor
   h: array<vec4f, KMAX>, // (lr, weight decay, 0, 0) per tensor
 }
 @group(0) @binding(0) var<uniform> pm: Multi;
@@ -89,110 +92,45 @@ struct Multi {
 @group(0) @binding(24) var<storage, read> g4: array<f32>;
 @group(0) @binding(25) var<storage, read> g5: array<f32>;
 
-/** The workgroup's tensor j and element i (z = 0: past the tensor's end, nothing to do). */
-fn slot(wid: vec3u, nwg: vec3u, lane: u32) -> vec3u {
-  let wg = wid.x + wid.y * nwg.x;
-  var j = 0u;
-  for (var k = 1u; k < pm.count; k++) { if (wg >= pm.t[k].y) { j = k; } }
-  let i = (wg - pm.t[j].y) * WG + lane;
-  return vec3u(j, i, select(0u, 1u, i < pm.t[j].x));
-}
-
-/** m, v of tensor j's element i updated in the arenas; returns the new param. */
-fn adamArena(j: u32, i: u32, g: f32, w: f32) -> f32 {
-  let o = pm.t[j].z + i;
-  let r = adam(g * mscale[0], marena[o], varena[o], w, pm.h[j].x, pm.h[j].y, pm.b1, pm.b2, pm.eps, pm.bc1, pm.bc2);
+/** m, v of the arena element o updated; returns the new param. */
+fn adamAt(o: u32, g: f32, w: f32, lr: f32, wd: f32) -> f32 {
+  let r = adam(g * mscale[0], marena[o], varena[o], w, lr, wd, pm.b1, pm.b2, pm.eps, pm.bc1, pm.bc2);
   marena[o] = r.x;
   varena[o] = r.y;
   return r.z;
 }
 
 @compute @workgroup_size(WG)
-fn adamw_multi2(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lane: u32) {
-  let s = slot(wid, nwg, lane);
-  if (s.z == 0u) { return; }
-  let j = s.x;
-  let i = s.y;
-  var g = 0.0;
-  var w = 0.0;
-  switch j {
-    case 0u: { g = g0[i]; w = w0[i]; }
-    default: { g = g1[i]; w = w1[i]; }
-  }
-  let r = adamArena(j, i, g, w);
-  switch j {
-    case 0u: { w0[i] = r; }
-    default: { w1[i] = r; }
-  }
+fn adamw_multi2(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i < pm.t[0].x) { w0[i] = adamAt(pm.t[0].z + i, g0[i], w0[i], pm.h[0].x, pm.h[0].y); }
+  if (i < pm.t[1].x) { w1[i] = adamAt(pm.t[1].z + i, g1[i], w1[i], pm.h[1].x, pm.h[1].y); }
 }
 
 @compute @workgroup_size(WG)
-fn adamw_multi3(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lane: u32) {
-  let s = slot(wid, nwg, lane);
-  if (s.z == 0u) { return; }
-  let j = s.x;
-  let i = s.y;
-  var g = 0.0;
-  var w = 0.0;
-  switch j {
-    case 0u: { g = g0[i]; w = w0[i]; }
-    case 1u: { g = g1[i]; w = w1[i]; }
-    default: { g = g2[i]; w = w2[i]; }
-  }
-  let r = adamArena(j, i, g, w);
-  switch j {
-    case 0u: { w0[i] = r; }
-    case 1u: { w1[i] = r; }
-    default: { w2[i] = r; }
-  }
+fn adamw_multi3(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i < pm.t[0].x) { w0[i] = adamAt(pm.t[0].z + i, g0[i], w0[i], pm.h[0].x, pm.h[0].y); }
+  if (i < pm.t[1].x) { w1[i] = adamAt(pm.t[1].z + i, g1[i], w1[i], pm.h[1].x, pm.h[1].y); }
+  if (i < pm.t[2].x) { w2[i] = adamAt(pm.t[2].z + i, g2[i], w2[i], pm.h[2].x, pm.h[2].y); }
 }
 
 @compute @workgroup_size(WG)
-fn adamw_multi4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lane: u32) {
-  let s = slot(wid, nwg, lane);
-  if (s.z == 0u) { return; }
-  let j = s.x;
-  let i = s.y;
-  var g = 0.0;
-  var w = 0.0;
-  switch j {
-    case 0u: { g = g0[i]; w = w0[i]; }
-    case 1u: { g = g1[i]; w = w1[i]; }
-    case 2u: { g = g2[i]; w = w2[i]; }
-    default: { g = g3[i]; w = w3[i]; }
-  }
-  let r = adamArena(j, i, g, w);
-  switch j {
-    case 0u: { w0[i] = r; }
-    case 1u: { w1[i] = r; }
-    case 2u: { w2[i] = r; }
-    default: { w3[i] = r; }
-  }
+fn adamw_multi4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i < pm.t[0].x) { w0[i] = adamAt(pm.t[0].z + i, g0[i], w0[i], pm.h[0].x, pm.h[0].y); }
+  if (i < pm.t[1].x) { w1[i] = adamAt(pm.t[1].z + i, g1[i], w1[i], pm.h[1].x, pm.h[1].y); }
+  if (i < pm.t[2].x) { w2[i] = adamAt(pm.t[2].z + i, g2[i], w2[i], pm.h[2].x, pm.h[2].y); }
+  if (i < pm.t[3].x) { w3[i] = adamAt(pm.t[3].z + i, g3[i], w3[i], pm.h[3].x, pm.h[3].y); }
 }
 
 @compute @workgroup_size(WG)
-fn adamw_multi6(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lane: u32) {
-  let s = slot(wid, nwg, lane);
-  if (s.z == 0u) { return; }
-  let j = s.x;
-  let i = s.y;
-  var g = 0.0;
-  var w = 0.0;
-  switch j {
-    case 0u: { g = g0[i]; w = w0[i]; }
-    case 1u: { g = g1[i]; w = w1[i]; }
-    case 2u: { g = g2[i]; w = w2[i]; }
-    case 3u: { g = g3[i]; w = w3[i]; }
-    case 4u: { g = g4[i]; w = w4[i]; }
-    default: { g = g5[i]; w = w5[i]; }
-  }
-  let r = adamArena(j, i, g, w);
-  switch j {
-    case 0u: { w0[i] = r; }
-    case 1u: { w1[i] = r; }
-    case 2u: { w2[i] = r; }
-    case 3u: { w3[i] = r; }
-    case 4u: { w4[i] = r; }
-    default: { w5[i] = r; }
-  }
+fn adamw_multi6(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i < pm.t[0].x) { w0[i] = adamAt(pm.t[0].z + i, g0[i], w0[i], pm.h[0].x, pm.h[0].y); }
+  if (i < pm.t[1].x) { w1[i] = adamAt(pm.t[1].z + i, g1[i], w1[i], pm.h[1].x, pm.h[1].y); }
+  if (i < pm.t[2].x) { w2[i] = adamAt(pm.t[2].z + i, g2[i], w2[i], pm.h[2].x, pm.h[2].y); }
+  if (i < pm.t[3].x) { w3[i] = adamAt(pm.t[3].z + i, g3[i], w3[i], pm.h[3].x, pm.h[3].y); }
+  if (i < pm.t[4].x) { w4[i] = adamAt(pm.t[4].z + i, g4[i], w4[i], pm.h[4].x, pm.h[4].y); }
+  if (i < pm.t[5].x) { w5[i] = adamAt(pm.t[5].z + i, g5[i], w5[i], pm.h[5].x, pm.h[5].y); }
 }

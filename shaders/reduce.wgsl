@@ -11,12 +11,14 @@
 //            Bindings: 0 params, 2 partials (read), 3 out (read_write).   Dispatch (nSegments).
 //   partial_multi{3,7,15}: the partial pass of up to K tensors in one dispatch (per-tensor gradient
 //            norms of ~80 tensors in a few dispatches). WGSL binds whole buffers and cannot index an
-//            array of bindings, so tensor j is bound at 10+j and picked by a switch on j (uniform per
-//            workgroup); it owns workgroups [t[j].y, t[j].y + t[j].w), G = t[j].w of them, and
-//            writes segment base t[j].z exactly as partial does (same loop, same tree: the same
-//            partials bit for bit). Unused slots are bound to a small dummy, never read.
+//            array of bindings, so tensor j is bound at 10+j and has its own block, guarded by
+//            g < G_j (uniform per workgroup) with constant indices into the uniform table (a switch
+//            on a looked-up tensor index measured ~2x slower on lavapipe): workgroup g computes
+//            partial g of every tensor that has one, exactly as partial does (same loop, same
+//            tree: the same partials bit for bit) into segment base t[j].z.
+//            t[j] = (n, 0, base, G_j); unused slots have G = 0 and are bound to a small dummy.
 //            Bindings: 0 params (PMulti), 2 partials (read_write), 10+j x_j (read).
-//            Dispatch (Σ G_j). Storage bindings: 1 + K (K = 7 fits WebGPU's default 8).
+//            Dispatch (max G_j). Storage bindings: 1 + K (K = 7 fits WebGPU's default 8).
 // CPU reference: src/engine/ref/optim.ts (sumRef, sumSquaresRef)
 override WG: u32 = 256;   // threads per workgroup, a power of two <= 256
 override PER: u32 = 4u;   // elements per thread per chunk
@@ -73,7 +75,7 @@ fn finish(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: 
 
 // ---- partial passes of several tensors in one dispatch
 const KMAX = 15u;
-struct PMulti { count: u32, mode: u32, _q0: u32, _q1: u32, t: array<vec4u, KMAX> } // (n, first workgroup, base, G) per tensor
+struct PMulti { count: u32, mode: u32, _q0: u32, _q1: u32, t: array<vec4u, KMAX> } // (n, 0, base, G) per tensor
 @group(0) @binding(0) var<uniform> pm: PMulti;
 @group(0) @binding(10) var<storage, read> x0: array<f32>;
 @group(0) @binding(11) var<storage, read> x1: array<f32>;
@@ -91,124 +93,520 @@ struct PMulti { count: u32, mode: u32, _q0: u32, _q1: u32, t: array<vec4u, KMAX>
 @group(0) @binding(23) var<storage, read> x13: array<f32>;
 @group(0) @binding(24) var<storage, read> x14: array<f32>;
 
-/** The workgroup's tensor: the last j whose first workgroup is <= wg. */
-fn tensorOf(wg: u32) -> u32 {
-  var j = 0u;
-  for (var k = 1u; k < pm.count; k++) { if (wg >= pm.t[k].y) { j = k; } }
-  return j;
-}
-
-fn load3(j: u32, i: u32) -> f32 {
-  switch j {
-    case 0u: { return x0[i]; }
-    case 1u: { return x1[i]; }
-    default: { return x2[i]; }
-  }
-}
-
 @compute @workgroup_size(WG)
 fn partial_multi3(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let j = tensorOf(wid.x);
-  let n = pm.t[j].x;
-  let base = pm.t[j].z;
-  let g = wid.x - pm.t[j].y;
-  let G = pm.t[j].w;
+  let g = wid.x;
   let chunk = WG * PER;
-  var s = 0.0;
-  for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
-    for (var t = 0u; t < PER; t++) {
-      let i = c0 + t * WG + lid.x;
-      if (i < n) {
-        let v = load3(j, i);
-        if (pm.mode == 1u) { s += v * v; } else { s += v; }
+  if (g < pm.t[0].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[0].x;
+    let G = pm.t[0].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x0[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
       }
     }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[0].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[0].z + k] = 0.0; }
+    }
   }
-  let total = tree(lid.x, s);
-  if (lid.x == 0u) { partials[base + g] = total; }
-  if (g == 0u) {
-    for (var k = G + lid.x; k < SEG; k += WG) { partials[base + k] = 0.0; }
+  if (g < pm.t[1].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[1].x;
+    let G = pm.t[1].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x1[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[1].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[1].z + k] = 0.0; }
+    }
   }
-}
-
-fn load7(j: u32, i: u32) -> f32 {
-  switch j {
-    case 0u: { return x0[i]; }
-    case 1u: { return x1[i]; }
-    case 2u: { return x2[i]; }
-    case 3u: { return x3[i]; }
-    case 4u: { return x4[i]; }
-    case 5u: { return x5[i]; }
-    default: { return x6[i]; }
+  if (g < pm.t[2].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[2].x;
+    let G = pm.t[2].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x2[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[2].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[2].z + k] = 0.0; }
+    }
   }
 }
 
 @compute @workgroup_size(WG)
 fn partial_multi7(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let j = tensorOf(wid.x);
-  let n = pm.t[j].x;
-  let base = pm.t[j].z;
-  let g = wid.x - pm.t[j].y;
-  let G = pm.t[j].w;
+  let g = wid.x;
   let chunk = WG * PER;
-  var s = 0.0;
-  for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
-    for (var t = 0u; t < PER; t++) {
-      let i = c0 + t * WG + lid.x;
-      if (i < n) {
-        let v = load7(j, i);
-        if (pm.mode == 1u) { s += v * v; } else { s += v; }
+  if (g < pm.t[0].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[0].x;
+    let G = pm.t[0].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x0[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
       }
     }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[0].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[0].z + k] = 0.0; }
+    }
   }
-  let total = tree(lid.x, s);
-  if (lid.x == 0u) { partials[base + g] = total; }
-  if (g == 0u) {
-    for (var k = G + lid.x; k < SEG; k += WG) { partials[base + k] = 0.0; }
+  if (g < pm.t[1].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[1].x;
+    let G = pm.t[1].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x1[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[1].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[1].z + k] = 0.0; }
+    }
   }
-}
-
-fn load15(j: u32, i: u32) -> f32 {
-  switch j {
-    case 0u: { return x0[i]; }
-    case 1u: { return x1[i]; }
-    case 2u: { return x2[i]; }
-    case 3u: { return x3[i]; }
-    case 4u: { return x4[i]; }
-    case 5u: { return x5[i]; }
-    case 6u: { return x6[i]; }
-    case 7u: { return x7[i]; }
-    case 8u: { return x8[i]; }
-    case 9u: { return x9[i]; }
-    case 10u: { return x10[i]; }
-    case 11u: { return x11[i]; }
-    case 12u: { return x12[i]; }
-    case 13u: { return x13[i]; }
-    default: { return x14[i]; }
+  if (g < pm.t[2].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[2].x;
+    let G = pm.t[2].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x2[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[2].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[2].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[3].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[3].x;
+    let G = pm.t[3].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x3[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[3].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[3].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[4].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[4].x;
+    let G = pm.t[4].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x4[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[4].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[4].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[5].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[5].x;
+    let G = pm.t[5].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x5[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[5].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[5].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[6].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[6].x;
+    let G = pm.t[6].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x6[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[6].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[6].z + k] = 0.0; }
+    }
   }
 }
 
 @compute @workgroup_size(WG)
 fn partial_multi15(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) {
-  let j = tensorOf(wid.x);
-  let n = pm.t[j].x;
-  let base = pm.t[j].z;
-  let g = wid.x - pm.t[j].y;
-  let G = pm.t[j].w;
+  let g = wid.x;
   let chunk = WG * PER;
-  var s = 0.0;
-  for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
-    for (var t = 0u; t < PER; t++) {
-      let i = c0 + t * WG + lid.x;
-      if (i < n) {
-        let v = load15(j, i);
-        if (pm.mode == 1u) { s += v * v; } else { s += v; }
+  if (g < pm.t[0].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[0].x;
+    let G = pm.t[0].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x0[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
       }
     }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[0].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[0].z + k] = 0.0; }
+    }
   }
-  let total = tree(lid.x, s);
-  if (lid.x == 0u) { partials[base + g] = total; }
-  if (g == 0u) {
-    for (var k = G + lid.x; k < SEG; k += WG) { partials[base + k] = 0.0; }
+  if (g < pm.t[1].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[1].x;
+    let G = pm.t[1].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x1[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[1].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[1].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[2].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[2].x;
+    let G = pm.t[2].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x2[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[2].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[2].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[3].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[3].x;
+    let G = pm.t[3].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x3[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[3].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[3].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[4].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[4].x;
+    let G = pm.t[4].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x4[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[4].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[4].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[5].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[5].x;
+    let G = pm.t[5].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x5[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[5].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[5].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[6].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[6].x;
+    let G = pm.t[6].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x6[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[6].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[6].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[7].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[7].x;
+    let G = pm.t[7].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x7[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[7].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[7].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[8].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[8].x;
+    let G = pm.t[8].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x8[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[8].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[8].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[9].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[9].x;
+    let G = pm.t[9].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x9[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[9].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[9].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[10].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[10].x;
+    let G = pm.t[10].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x10[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[10].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[10].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[11].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[11].x;
+    let G = pm.t[11].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x11[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[11].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[11].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[12].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[12].x;
+    let G = pm.t[12].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x12[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[12].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[12].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[13].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[13].x;
+    let G = pm.t[13].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x13[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[13].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[13].z + k] = 0.0; }
+    }
+  }
+  if (g < pm.t[14].w) {
+    workgroupBarrier(); // the previous block's tree is read before sh is reused
+    let n = pm.t[14].x;
+    let G = pm.t[14].w;
+    var s = 0.0;
+    for (var c0 = g * chunk; c0 < n; c0 += G * chunk) {
+      for (var t = 0u; t < PER; t++) {
+        let i = c0 + t * WG + lid.x;
+        if (i < n) {
+          let v = x14[i];
+          if (pm.mode == 1u) { s += v * v; } else { s += v; }
+        }
+      }
+    }
+    let total = tree(lid.x, s);
+    if (lid.x == 0u) { partials[pm.t[14].z + g] = total; }
+    if (g == 0u) {
+      for (var k = G + lid.x; k < SEG; k += WG) { partials[pm.t[14].z + k] = 0.0; }
+    }
   }
 }

@@ -62,28 +62,31 @@ function partialPasses(gpu: Gpu, parts: Tensor, xs: readonly { t: Tensor; n: num
   }
   let dummy = readDummy.get(gpu);
   if (!dummy) readDummy.set(gpu, (dummy = gpu.tensor('reduce.unused', [1])));
-  for (let s0 = 0; s0 < xs.length; s0 += K) {
-    const group = xs.slice(s0, s0 + K);
+  // by size: a dispatch runs the most workgroups any of its tensors needs; each tensor keeps its segment
+  const order = xs.map((_, i) => i).sort((a, b) => xs[a].n - xs[b].n || a - b);
+  for (let s0 = 0; s0 < order.length; s0 += K) {
+    const group = order.slice(s0, s0 + K);
     if (group.length === 1) {
-      partialPass(gpu, parts, s0, group[0].t, group[0].n, mode);
+      partialPass(gpu, parts, group[0], xs[group[0]].t, xs[group[0]].n, mode);
       continue;
     }
     const V = PARTIAL_K.filter((k) => k >= group.length).pop()!; // the smallest variant that holds the group
     const params = new Params(64).u32(group.length, mode, 0, 0);
     const bindings: Record<number, Tensor> = { 2: parts };
-    let wg = 0;
+    let most = 0;
     for (let j = 0; j < PARTIAL_KMAX; j++) {
       if (j < group.length) {
-        const G = Math.max(1, Math.min(SEG, Math.ceil(group[j].n / CHUNK)));
-        params.u32(group[j].n, wg, (s0 + j) * SEG, G);
-        if (j < V) bindings[10 + j] = group[j].t;
-        wg += G;
+        const x = xs[group[j]];
+        const G = Math.max(1, Math.min(SEG, Math.ceil(x.n / CHUNK))); // as partialPass: the same partials
+        params.u32(x.n, 0, group[j] * SEG, G);
+        if (j < V) bindings[10 + j] = x.t;
+        most = Math.max(most, G);
       } else {
-        params.u32(0, wg, 0, 0);
+        params.u32(0, 0, 0, 0);
         if (j < V) bindings[10 + j] = dummy;
       }
     }
-    gpu.run({ shader: 'reduce', entry: `partial_multi${V}`, constants: RC }, { params, bindings, workgroups: [wg] });
+    gpu.run({ shader: 'reduce', entry: `partial_multi${V}`, constants: RC }, { params, bindings, workgroups: [most] });
   }
 }
 
@@ -177,7 +180,7 @@ interface MultiSlot {
  * in two arenas (one pair per maxStorageBufferBindingSize of state) instead of a buffer each, so one
  * adamw_multi dispatch binds the two arenas, the gradient scale, and a param and a grad for each of
  * up to `perDispatch` tensors (6 where the adapter allows 15 storage buffers, 2 at WebGPU's default
- * 8). The update is adamwStep's, the same fp32 operations in the same order: bit-identical results.
+ * 8), grouped by size (a dispatch covers the largest of its tensors). The update is adamwStep's, the same fp32 operations in the same order: bit-identical results.
  * m and v start at zero; state()/setState() read and write one tensor's moments (checkpoints).
  */
 export class MultiAdamW {
@@ -186,7 +189,7 @@ export class MultiAdamW {
   /** (elements) per arena pair; m arenas[a], v arenas[a] */
   private readonly mArenas: Tensor[] = [];
   private readonly vArenas: Tensor[] = [];
-  /** consecutive runs of slot indices that share an arena, at most perDispatch long */
+  /** slot indices per dispatch: at most perDispatch, one arena, similar sizes (a dispatch covers its largest) */
   private readonly groups: number[][] = [];
 
   /** perDispatch: at most this many tensors per dispatch (default: what the device allows);
@@ -216,11 +219,14 @@ export class MultiAdamW {
       this.mArenas.push(gpu.tensor(`${label}.adam_m.${a}`, [e]));
       this.vArenas.push(gpu.tensor(`${label}.adam_v.${a}`, [e]));
     });
-    this.slots.forEach((s, i) => {
+    // by arena, then by size: each dispatch runs ceil(largest / WG) workgroups, so tensors of
+    // similar sizes share one (the order of updates does not matter: each element is independent)
+    const order = this.slots.map((_, i) => i).sort((a, b) => this.slots[a].arena - this.slots[b].arena || this.slots[a].n - this.slots[b].n || a - b);
+    for (const i of order) {
       const g = this.groups[this.groups.length - 1];
-      if (g && g.length < this.perDispatch && this.slots[g[0]].arena === s.arena) g.push(i);
+      if (g && g.length < this.perDispatch && this.slots[g[0]].arena === this.slots[i].arena) g.push(i);
       else this.groups.push([i]);
-    });
+    }
   }
 
   /** Tensors updated (in the order given). */
@@ -248,23 +254,23 @@ export class MultiAdamW {
       const K = MULTI_K.filter((k) => k >= group.length).pop()!;
       const bindings: Record<number, Tensor> = { 6: gradScale, 7: this.mArenas[this.slots[group[0]].arena], 8: this.vArenas[this.slots[group[0]].arena] };
       const hs: AdamWHyper[] = [];
-      let wg = 0;
+      let most = 0;
       for (let j = 0; j < KMAX; j++) {
         if (j < group.length) {
           const s = this.slots[group[j]];
           const hj = hyper(group[j]);
           if (hj.beta1 !== h0.beta1 || hj.beta2 !== h0.beta2 || hj.eps !== h0.eps) throw new Error(`MultiAdamW: "${s.param.label}" has other betas or eps than "${this.slots[group[0]].param.label}" in the same dispatch`);
-          params.u32(s.n, wg, s.offset, 0);
+          params.u32(s.n, 0, s.offset, 0);
           hs.push(hj);
-          wg += Math.ceil(s.n / WG);
+          most = Math.max(most, s.n);
           if (j < K) (bindings[10 + j] = s.param), (bindings[20 + j] = s.grad);
         } else {
-          params.u32(0, wg, 0, 0);
+          params.u32(0, 0, 0, 0);
           if (j < K) (bindings[10 + j] = dummy[j]), (bindings[20 + j] = dummy[KMAX]);
         }
       }
       for (let j = 0; j < KMAX; j++) params.f32(j < hs.length ? hs[j].lr : 0, j < hs.length ? hs[j].weightDecay : 0, 0, 0);
-      this.gpu.run({ shader: 'optim', entry: `adamw_multi${K}`, constants: { WG } }, { params, bindings, workgroups: this.gpu.grid(wg) });
+      this.gpu.run({ shader: 'optim', entry: `adamw_multi${K}`, constants: { WG } }, { params, bindings, workgroups: this.gpu.grid(Math.ceil(most / WG)) });
     }
   }
 
