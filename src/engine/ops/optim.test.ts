@@ -69,6 +69,14 @@ describe('reductions', () => {
     expect(Array.from(a)).toEqual(Array.from(b));
     const lim = gpu.device.limits.maxStorageBuffersPerShaderStage;
     const K = lim >= 16 ? 15 : lim >= 8 ? 7 : lim >= 4 ? 3 : 1;
+    // the per-tensor way (one partial dispatch each), and smaller groups, give the same
+    for (const k of [1, 2, 5]) {
+      const e0 = gpu.counts.dispatches;
+      sumSquaresMany(gpu, one, 0, items, { tensorsPerDispatch: k });
+      sumMany(gpu, one, sizes.length, items, { tensorsPerDispatch: k });
+      expect((gpu.counts.dispatches - e0) / 2).toBe(Math.ceil(sizes.length / Math.min(k, K)) + 1);
+      expect(Array.from(await gpu.readF32(one)), `${k} per dispatch`).toEqual(Array.from(a));
+    }
     expect(perCall).toBe(Math.ceil(sizes.length / K) + 1);
     expectClose('sumSquaresMany vs float64', a.slice(0, sizes.length), items.map((x, i) => sumSquaresRef(xs[i].subarray(0, 't' in x ? x.n : xs[i].length))), { atol: 1e-8, rtol: 2e-6 });
     for (const t of [many, one, ...ts]) gpu.free(t);

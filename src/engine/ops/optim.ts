@@ -53,10 +53,10 @@ const readDummy = new WeakMap<Gpu, Tensor>();
 
 /** Partial passes of xs into segments 0.. of parts: up to K tensors per dispatch (the same
  *  partials as one partial pass per tensor, bit for bit). */
-function partialPasses(gpu: Gpu, parts: Tensor, xs: readonly { t: Tensor; n: number }[], mode: 0 | 1): void {
-  const K = partialsPerDispatch(gpu);
+function partialPasses(gpu: Gpu, parts: Tensor, xs: readonly { t: Tensor; n: number }[], mode: 0 | 1, most?: number): void {
+  const K = Math.min(partialsPerDispatch(gpu), most ?? Infinity);
   for (const x of xs) if (x.n > x.t.numel) throw new Error(`reduce: n = ${x.n} exceeds tensor "${x.t.label}" (${x.t.numel} elements)`);
-  if (xs.length === 1 || K === 1) {
+  if (xs.length === 1 || K <= 1) {
     xs.forEach((x, s) => partialPass(gpu, parts, s, x.t, x.n, mode));
     return;
   }
@@ -90,13 +90,19 @@ function partialPasses(gpu: Gpu, parts: Tensor, xs: readonly { t: Tensor; n: num
   }
 }
 
-function reduceMany(gpu: Gpu, out: Tensor, outIndex: number, xs: readonly (Tensor | { t: Tensor; n: number })[], mode: 0 | 1): void {
+/** How many tensors' partial passes share a dispatch: at most `tensorsPerDispatch` (default: as many
+ *  as the device binds, up to 15; 1: one partial dispatch per tensor, the previous way). */
+export interface ReduceManyOptions {
+  tensorsPerDispatch?: number;
+}
+
+function reduceMany(gpu: Gpu, out: Tensor, outIndex: number, xs: readonly (Tensor | { t: Tensor; n: number })[], mode: 0 | 1, opts: ReduceManyOptions = {}): void {
   if (xs.length === 0) return;
   const maxDim = gpu.device.limits.maxComputeWorkgroupsPerDimension;
   for (let s0 = 0; s0 < xs.length; s0 += maxDim) {
     const group = xs.slice(s0, s0 + maxDim).map((x) => ('t' in x ? x : { t: x, n: x.numel }));
     const parts = partialsFor(gpu, group.length);
-    partialPasses(gpu, parts, group, mode);
+    partialPasses(gpu, parts, group, mode, opts.tensorsPerDispatch);
     finishPass(gpu, parts, out, outIndex + s0, group.length);
   }
 }
@@ -115,13 +121,13 @@ export function sum(gpu: Gpu, out: Tensor, outIndex: number, x: Tensor, n = x.nu
  *  Partial passes of up to 15 tensors per dispatch, each into its own scratch segment, then a
  *  single finish dispatch: the cheap way to get per-tensor gradient norms for ~80 tensors per
  *  step. Each result equals sumSquares of that tensor alone, bit for bit. */
-export function sumSquaresMany(gpu: Gpu, out: Tensor, outIndex: number, xs: readonly (Tensor | { t: Tensor; n: number })[]): void {
-  reduceMany(gpu, out, outIndex, xs, 1);
+export function sumSquaresMany(gpu: Gpu, out: Tensor, outIndex: number, xs: readonly (Tensor | { t: Tensor; n: number })[], opts?: ReduceManyOptions): void {
+  reduceMany(gpu, out, outIndex, xs, 1, opts);
 }
 
 /** out[outIndex + i] = Σ xs[i] for every tensor; assigns. */
-export function sumMany(gpu: Gpu, out: Tensor, outIndex: number, xs: readonly (Tensor | { t: Tensor; n: number })[]): void {
-  reduceMany(gpu, out, outIndex, xs, 0);
+export function sumMany(gpu: Gpu, out: Tensor, outIndex: number, xs: readonly (Tensor | { t: Tensor; n: number })[], opts?: ReduceManyOptions): void {
+  reduceMany(gpu, out, outIndex, xs, 0, opts);
 }
 
 /** scaleOut (2): [0] = min(1, maxNorm / (‖g‖ + 1e-6)), [1] = ‖g‖ = sqrt(Σ sumSq[0..nTensors));
