@@ -13,6 +13,9 @@ const SHAPES: [number, number, number][] = [
   [1, 7, 5], [1, 300, 129], [1, 64, 64], [2, 8, 12], [3, 64, 172], [33, 65, 17], [128, 64, 64], [67, 20, 130], [70, 132, 68],
   // the subgroup kernel's 32x16 blocks: partial in both directions, R a multiple of 4 and not, R < 4
   [5, 63, 129], [65, 17, 3], [129, 36, 33], [63, 3, 65],
+  // sg_nnv / sg_tnv (dX, dW with K and N multiples of 4): 32x32 blocks partial in both directions, dW's r
+  // (= M) odd (unrolled by 2, one tail step) and M = 1; K % 4 with N % 4 != 0 and the reverse (other entries)
+  [37, 36, 44], [65, 100, 36], [1, 32, 4], [7, 4, 96], [33, 68, 8], [6, 40, 9], [9, 10, 40],
 ];
 
 describe('matmul float64 references vs finite differences', () => {

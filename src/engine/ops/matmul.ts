@@ -3,8 +3,9 @@
 //   matmulBackwardInput:  dx (M,K) = dy (M,N) · W (N,K)     (assigns, or += with accumulate)
 //   matmulBackwardWeight: dW (N,K) += dyᵀ (N,M) · x (M,K)   (always accumulates)
 // Kernel variants (opts.variant):
-//   'subgroup' (shaders/matmul_sg.wgsl) one 8-lane subgroup per 32x16 block of C, each operand value
-//              loaded once and shared by subgroupBroadcast; vec4 loads where aligned (forward: K % 4,
+//   'subgroup' (shaders/matmul_sg.wgsl) one 8-lane subgroup per 32x16 block of C (32x32 for dX/dW when
+//              K and N are multiples of 4: both operands as vec4, 32 columns of B per load), each operand
+//              value loaded once and shared by subgroupBroadcast; vec4 loads where aligned (forward: K % 4,
 //              dX and dW: N % 4), scalar strided loads otherwise (any shape). No workgroup memory. CPU Vulkan with
 //              8-wide subgroups (lavapipe): measured 2.5-4x 'regtile' there.
 //   'regtile'  4x4 register tile per thread, vec4 loads where the shape allows (K, N multiples of 4),
@@ -56,7 +57,9 @@ export function pickMatmulVariant(gpu: Gpu): MatmulKernel {
 // tiled: 16x16 threads -> 64x64 block, 16-deep slabs. gemv: 64 threads.
 const RT = { WGX: 4, WGY: 4 };
 const SH = { WGX: 16, WGY: 16, BK: 16 };
-const SG = { BM: 32, BN: 16 }; // matmul_sg.wgsl block of C per workgroup (TM = 4 rows x 8 lanes, NB = 2 x 8 columns)
+// matmul_sg.wgsl blocks of C per workgroup (rows, columns); must match shaders/matmul_sg.gen.mjs:
+// sg_nt4 / sg_nn4 / sg_tn4 / sg_gen: TM = 4 rows x 8 lanes, NB = 2 x 8 columns; sg_nnv / sg_tnv: 32 x 32 (V).
+const SG = { BM: 32, BN: 16, V: [32, 32] as const };
 const GEMV_WG = 64;
 const ROWS_WG = 16; // gemv_rows: 4 outputs per thread, small workgroups spread rows over CPU cores
 
@@ -80,11 +83,15 @@ function gemm(gpu: Gpu, variant: MatmulKernel, layout: Layout, c: Tensor, a: Ten
   const bindings = [a, b, c];
   if (variant === 'subgroup') {
     // vec4 loads of A along r (forward, dX) or along i (dW), of B along r (forward) where aligned
+    // dX and dW: B is contiguous along j; where J and its r stride are multiples of 4 one vec4 load
+    // brings 32 columns of B (sg_nnv / sg_tnv, 32x32 blocks), else strided scalar loads (sg_nn4 / sg_tn4)
+    const bVec4 = s[2] === 1 && J % 4 === 0 && s[3] % 4 === 0;
     let entry = 'sg_gen';
+    let block: readonly [number, number] = [SG.BM, SG.BN];
     if (layout === 'nt' && R % 4 === 0 && s[0] % 4 === 0 && s[2] % 4 === 0) entry = 'sg_nt4';
-    else if (layout === 'nn' && R % 4 === 0 && s[0] % 4 === 0) entry = 'sg_nn4';
-    else if (layout === 'tn' && I % 4 === 0 && s[1] % 4 === 0) entry = 'sg_tn4';
-    gpu.run({ shader: 'matmul_sg', entry }, { params, bindings, workgroups: [Math.ceil(J / SG.BN), Math.ceil(I / SG.BM)] });
+    else if (layout === 'nn' && R % 4 === 0 && s[0] % 4 === 0) [entry, block] = bVec4 ? ['sg_nnv', SG.V] : ['sg_nn4', block];
+    else if (layout === 'tn' && I % 4 === 0 && s[1] % 4 === 0) [entry, block] = bVec4 ? ['sg_tnv', SG.V] : ['sg_tn4', block];
+    gpu.run({ shader: 'matmul_sg', entry }, { params, bindings, workgroups: [Math.ceil(J / block[1]), Math.ceil(I / block[0])] });
     return;
   }
   if (variant === 'shared') {
