@@ -1,7 +1,8 @@
 // fp32 matmul figures (shaders/matmul.wgsl, shaders/matmul_sg.wgsl), side by side in one run:
 //   GEMM: forward y = x·Wᵀ, dX = dY·W, dW += dYᵀ·X at the issue's shapes (M×K×N) 256×1024×1024,
 //         1024³ (the lavapipe target) and 256×2048×2048, for every variant this device runs
-//         (subgroup / regtile / shared), and numpy's sgemm on the same products when /usr/bin/python3
+//         (subgroup / regtile / shared; subgroup dX / dW also with its strided-B kernels, the previous
+//         default), and numpy's sgemm on the same products when /usr/bin/python3
 //         has numpy (the roofline on these cores).
 //   GEMV: M = 1 forward (decode) at K = N in {1024, 2048, 4096}, each variant's GEMV path.
 // A case whose estimated time (its FLOPs at the speed the same variant and product reached on a
@@ -10,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Gpu } from '../src/engine/gpu/runtime';
-import { matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant } from '../src/engine/ops/matmul';
+import { matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
 import { randn } from '../src/engine/testing';
 import { timeIt, type BenchRow } from './types';
 
@@ -115,18 +116,21 @@ export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise
     const dw = gpu.tensor('bench.dw', [N, K]);
     const flops = 2 * M * N * K;
     for (const op of ['fwd', 'dx', 'dw'] as Op[]) {
-      for (const variant of variants) {
-        const name = `fp32 gemm ${OP_NAME[op]} (${variant})`;
-        const est = flops / ((speed.get(variant + op) ?? Infinity) * 1e6);
+      // 'subgroup' dX / dW also with the strided-B kernels (sg_nn4 / sg_tn4, the previous default) beside it
+      const runs = variants.flatMap((v): { variant: MatmulKernel; stridedB: boolean }[] => (v === 'subgroup' && op !== 'fwd' ? [{ variant: v, stridedB: false }, { variant: v, stridedB: true }] : [{ variant: v, stridedB: false }]));
+      for (const { variant, stridedB } of runs) {
+        const name = `fp32 gemm ${OP_NAME[op]} (${variant}${stridedB ? ', strided B (old)' : ''})`;
+        const key = variant + op + (stridedB ? ' strided' : '');
+        const est = flops / ((speed.get(key) ?? Infinity) * 1e6);
         if (performance.now() > deadline) { skipped(name, shape, 'section time cap'); continue; }
         if (est > cap) { skipped(name, shape, `estimated ${(est / 1000).toFixed(0)} s per call > ${cap / 1000} s cap`); continue; }
         const call = op === 'fwd' ? () => matmulForward(gpu, y, x, w, M, K, N, { variant })
-          : op === 'dx' ? () => matmulBackwardInput(gpu, dx, y, w, M, K, N, { variant })
-          : () => matmulBackwardWeight(gpu, dw, y, x, M, K, N, { variant });
+          : op === 'dx' ? () => matmulBackwardInput(gpu, dx, y, w, M, K, N, { variant, stridedB })
+          : () => matmulBackwardWeight(gpu, dw, y, x, M, K, N, { variant, stridedB });
         const { ms, note } = await measure(gpu, call, budget);
         const gflops = flops / ms / 1e6;
-        speed.set(variant + op, gflops);
-        rows.push({ name, shape, ms, gflops, gbps: (4 * (N * K + M * K + M * N)) / ms / 1e6, note: `${variant === auto ? 'auto; ' : ''}${note}` });
+        speed.set(key, gflops);
+        rows.push({ name, shape, ms, gflops, gbps: (4 * (N * K + M * K + M * N)) / ms / 1e6, note: `${variant === auto && !stridedB ? 'auto; ' : ''}${note}` });
       }
     }
     for (const t of [x, w, y, dx, dw]) gpu.free(t);

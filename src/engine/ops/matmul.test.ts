@@ -73,6 +73,15 @@ describe('matmul GPU vs float64 reference', () => {
         gpu.write(tdw, dw0);
         matmulBackwardWeight(gpu, tdw, tdy, tx, M, K, N, { variant });
         expectClose(`dw accumulates (${variant})`, await gpu.readF32(tdw), dwRef, TOL);
+        if (variant === 'subgroup') {
+          // the strided-B dX / dW kernels, also on the shapes where the vec4-B ones normally run
+          gpu.write(tdx, randn(M * K, 6));
+          matmulBackwardInput(gpu, tdx, tdy, tw, M, K, N, { variant, stridedB: true });
+          expectClose('dx (subgroup, strided B)', await gpu.readF32(tdx), dxRef, TOL);
+          gpu.write(tdw, dw0);
+          matmulBackwardWeight(gpu, tdw, tdy, tx, M, K, N, { variant, stridedB: true });
+          expectClose('dw accumulates (subgroup, strided B)', await gpu.readF32(tdw), dwRef, TOL);
+        }
       }
       for (const t of [tx, tw, tdy, ty, tdx, tdw]) gpu.free(t);
     });

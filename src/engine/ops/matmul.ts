@@ -27,6 +27,9 @@ export interface MatmulOpts {
   variant?: MatmulVariant;
   /** M = 1 forward: use a GEMV kernel (default true); false runs the GEMM kernel of the variant */
   gemv?: boolean;
+  /** 'subgroup' dX / dW: the strided-B kernels (sg_nn4 / sg_tn4) even where B's vec4 loads apply
+   *  (sg_nnv / sg_tnv); for the bench's old-vs-new rows and for tests */
+  stridedB?: boolean;
 }
 
 /** Software (CPU) WebGPU adapters: Mesa lavapipe/llvmpipe, SwiftShader. */
@@ -77,7 +80,7 @@ function resolve(gpu: Gpu, v: MatmulVariant | undefined): MatmulKernel {
 }
 
 /** C (I,J) (+)= Σ_r A(i,r) B(j,r), A(i,r) = a[i*sAi + r*sAr], B(j,r) = b[j*sBj + r*sBr]. */
-function gemm(gpu: Gpu, variant: MatmulKernel, layout: Layout, c: Tensor, a: Tensor, b: Tensor, I: number, J: number, R: number, s: [number, number, number, number], accumulate: boolean): void {
+function gemm(gpu: Gpu, variant: MatmulKernel, layout: Layout, c: Tensor, a: Tensor, b: Tensor, I: number, J: number, R: number, s: [number, number, number, number], accumulate: boolean, stridedB = false): void {
   if (I === 0 || J === 0) return;
   const params = new Params().u32(I, J, R, s[0], s[1], s[2], s[3], accumulate ? 1 : 0);
   const bindings = [a, b, c];
@@ -85,7 +88,7 @@ function gemm(gpu: Gpu, variant: MatmulKernel, layout: Layout, c: Tensor, a: Ten
     // vec4 loads of A along r (forward, dX) or along i (dW), of B along r (forward) where aligned
     // dX and dW: B is contiguous along j; where J and its r stride are multiples of 4 one vec4 load
     // brings 32 columns of B (sg_nnv / sg_tnv, 32x32 blocks), else strided scalar loads (sg_nn4 / sg_tn4)
-    const bVec4 = s[2] === 1 && J % 4 === 0 && s[3] % 4 === 0;
+    const bVec4 = !stridedB && s[2] === 1 && J % 4 === 0 && s[3] % 4 === 0;
     let entry = 'sg_gen';
     let block: readonly [number, number] = [SG.BM, SG.BN];
     if (layout === 'nt' && R % 4 === 0 && s[0] % 4 === 0 && s[2] % 4 === 0) entry = 'sg_nt4';
@@ -128,14 +131,14 @@ export function matmulBackwardInput(gpu: Gpu, dx: Tensor, dout: Tensor, w: Tenso
   checkSize('matmulBackwardInput dout', dout, M * N);
   checkSize('matmulBackwardInput w', w, N * K);
   checkSize('matmulBackwardInput dx', dx, M * K);
-  gemm(gpu, resolve(gpu, opts.variant), 'nn', dx, dout, w, M, K, N, [N, 1, 1, K], !!opts.accumulate);
+  gemm(gpu, resolve(gpu, opts.variant), 'nn', dx, dout, w, M, K, N, [N, 1, 1, K], !!opts.accumulate, opts.stridedB);
 }
 
 /** dw (N,K) += doutᵀ (N,M) · x (M,K); always accumulates (parameter gradient). */
-export function matmulBackwardWeight(gpu: Gpu, dw: Tensor, dout: Tensor, x: Tensor, M: number, K: number, N: number, opts: Pick<MatmulOpts, 'variant'> = {}): void {
+export function matmulBackwardWeight(gpu: Gpu, dw: Tensor, dout: Tensor, x: Tensor, M: number, K: number, N: number, opts: Pick<MatmulOpts, 'variant' | 'stridedB'> = {}): void {
   checkSize('matmulBackwardWeight dout', dout, M * N);
   checkSize('matmulBackwardWeight x', x, M * K);
   checkSize('matmulBackwardWeight dw', dw, N * K);
   if (M === 0) return;
-  gemm(gpu, resolve(gpu, opts.variant), 'tn', dw, dout, x, N, K, M, [1, N, 1, K], true);
+  gemm(gpu, resolve(gpu, opts.variant), 'tn', dw, dout, x, N, K, M, [1, N, 1, K], true, opts.stridedB);
 }
