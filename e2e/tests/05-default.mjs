@@ -5,7 +5,7 @@ export const name = 'studio: default model at start, w2 quantization hurts it, p
 export async function run({ page, baseUrl, screenshot, expect }) {
   await page.goto(baseUrl);
   await page.waitForFunction(() => /quench-default/.test(document.querySelector('[data-testid=model-name]')?.textContent ?? ''), null, { timeout: 120_000 });
-  // the card's parameter count, as the model card formats it (0.49 M: "492.4 k")
+  // the card's parameter count, as the model card formats it (0.25 M: "247.4 k")
   const card = await page.evaluate(() => fetch('/models/default/card.json').then((r) => r.json()));
   const params = (await page.getByTestId('model-params').innerText()).trim();
   expect(params === `${(card.parameters / 1e3).toFixed(1)} k` || params === `${(card.parameters / 1e6).toFixed(2)} M`, `the card's ${card.parameters} parameters are shown: ${params}`);
@@ -19,9 +19,9 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByTestId('q-result').waitFor({ timeout: 300_000 });
   const text = await page.getByTestId('q-result').innerText();
   const m = /([\d.]+) \(FP32\) → ([\d.]+)/.exec(text);
-  // (this small, lightly trained model is robust: w2g32 costs it +4.7% (clip search) to +5.4% (RTN)
-  // perplexity on its card's 100 held-out paragraphs; issue 20 asks for a more fragile one)
-  expect(m && Number(m[2]) > 1.02 * Number(m[1]), `w2 quantization hurts the default model: ${text.slice(0, 160)}`);
+  // (w2g32 costs this teacher +165% (clip search) to +207% (RTN) perplexity on its card's 100
+  // held-out paragraphs; the studio's held-out split is data.txt's last 20 paragraphs)
+  expect(m && Number(m[2]) > 1.3 * Number(m[1]), `w2 quantization visibly hurts the default model: ${text.slice(0, 160)}`);
   await screenshot('default-w2');
 
   await page.getByRole('tab', { name: 'Pretrain' }).click();

@@ -33,7 +33,7 @@ ${DEFAULT_MODEL_RECIPE.steps} steps of ${DEFAULT_MODEL_RECIPE.batch}x${DEFAULT_M
   --batch B         sequences per step, each ${DEFAULT_MODEL_RECIPE.seq} tokens (default ${DEFAULT_MODEL_RECIPE.batch})
   --save-every N    write the model folder every N steps (default 100)
   --repair BITS     KD-QAT repairs to run at the studio's defaults, e.g. 3,4 (default ${DEFAULT_MODEL_RECIPE.repair.join(',')}; none to skip)
-  --repair-steps N  steps of those repairs (default ${DEFAULT_MODEL_RECIPE.repairSteps}, for time; the studio's own default is ${DEFAULT_RUN_SPEC.steps})
+  --repair-steps N  steps of those repairs (default ${DEFAULT_MODEL_RECIPE.repairSteps}; the studio's own default is ${DEFAULT_RUN_SPEC.steps})
   --eval-only       evaluate DIR (trained by this script) again and rewrite its card`;
 
 /** The flags that reproduce a run, where it differs from the recipe's defaults. */
@@ -181,6 +181,11 @@ export async function run(argv: string[]): Promise<number> {
 const f3 = (x: number) => x.toFixed(3);
 const pct = (x: number, fp: number) => `${x >= fp ? '+' : ''}${(((x - fp) / fp) * 100).toFixed(1)}%`;
 
+const epochs = (c: Record<string, any>) => {
+  const e = c.training.tokensSeen / c.training.trainingTokens;
+  return e < 1 ? `${(100 * e).toFixed(0)}% of one epoch` : `${e.toFixed(2)} epochs`;
+};
+
 export function cardMarkdown(c: Record<string, any>): string {
   const cfg = c.config;
   const fp = c.heldOut.ppl;
@@ -201,7 +206,7 @@ training, the rest tokenizer and evaluation; ${c.training.machine}).
 | architecture | LLaMA: RMSNorm, RoPE (theta ${cfg.ropeTheta}), SwiGLU, GQA (${cfg.nHeads} query heads, ${cfg.nKvHeads} KV heads), tied embeddings |
 | size | dim ${cfg.dim}, hidden ${cfg.hiddenDim}, ${cfg.nLayers} layers, context ${cfg.maxSeqLen}, vocabulary ${cfg.vocabSize}: ${c.parameters.toLocaleString('en-US')} parameters |
 | tokenizer | ${c.tokenizer.type}, ${c.tokenizer.vocabSize} tokens (tokenizer.json) |
-| data | ${c.corpus}; ${c.training.trainingTokens.toLocaleString('en-US')} training tokens, of which ${c.training.tokensSeen.toLocaleString('en-US')} seen once (less than one epoch) |
+| data | ${c.corpus}; ${c.training.trainingTokens.toLocaleString('en-US')} training tokens, ${c.training.tokensSeen.toLocaleString('en-US')} tokens seen in training (${epochs(c)}) |
 | split | ${c.split} |
 | training | ${c.training.steps} steps of ${c.training.batch} x ${c.training.seq} tokens, AdamW (lr ${c.training.lr}, warm-up ${c.training.warmup}, cosine to ${c.training.minLrRatio}x, weight decay ${c.training.weightDecay}, clip ${c.training.gradClip}), seed ${c.training.seed}; ${c.training.seconds} s of training |
 | held-out perplexity | **${f3(fp)}** over ${c.heldOut.tokens.toLocaleString('en-US')} tokens (${c.heldOut.text}, each with BOS) |
@@ -228,8 +233,8 @@ ${quant}
 The studio's default run (DEFAULT_RUN_SPEC: ${DEFAULT_RUN_SPEC.steps} steps of ${DEFAULT_RUN_SPEC.batch} x ${DEFAULT_RUN_SPEC.seq}, ${Object.entries(DEFAULT_RUN_SPEC.loss).filter(([, v]) => v > 0).map(([k, v]) => `${v} ${k}`).join(' + ')} (T ${DEFAULT_RUN_SPEC.temperature}), lr ${DEFAULT_RUN_SPEC.lr}, ${r0 ? r0.scales : DEFAULT_RUN_SPEC.scales} scales, no freeze) with only the bits set${r0 && r0.steps !== DEFAULT_RUN_SPEC.steps ? ` — and, to fit the time this card was made in, **${r0.steps} steps instead of ${DEFAULT_RUN_SPEC.steps}** (\`--repair-steps ${r0.steps}\`; the learning-rate schedule spans those steps)` : ''},
 on the training split, from this teacher; evaluated on the same held-out paragraphs. Recovered = the
 share of the PTQ damage (RTN, or clip search) the run repairs: (PTQ − KD-QAT) / (PTQ − FP). Above
-100% the student ends better than its FP teacher: the run's CE term keeps training it on text the
-lightly trained teacher never saw (${c.training.tokensSeen.toLocaleString('en-US')} of ${c.training.trainingTokens.toLocaleString('en-US')} training tokens), so a small PTQ gap is more than closed.
+100% the student ends better than its FP teacher: the run's CE term keeps training it on the
+training text${c.training.tokensSeen < c.training.trainingTokens ? `, some of which the lightly trained teacher never saw (it saw ${c.training.tokensSeen.toLocaleString('en-US')} of ${c.training.trainingTokens.toLocaleString('en-US')} training tokens)` : ''}, so a small PTQ gap can be more than closed.
 
 | weights | RTN ppl | clip-search ppl | KD-QAT ppl (vs FP) | recovered of RTN | recovered of clip | time |
 |---|---|---|---|---|---|---|

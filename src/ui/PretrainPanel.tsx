@@ -8,9 +8,9 @@ import type { PretrainSpec } from '../worker/protocol';
 import { DataPicker, ProgressBar } from './TrainPanels';
 
 const CONFIGS = [
-  { id: 'tiny', label: 'tiny: dim 64, 4 layers (~0.2M + vocabulary)' },
-  { id: 'default', label: 'default: dim 96, 4 layers, GQA 6/2 (~0.5M with 1024 tokens), as the bundled teacher' },
-  { id: 'mini', label: 'mini: dim 128, 4 layers, GQA 4/2 (~1M with 2048 tokens), the previous bundled teacher' },
+  { id: 'tiny', label: 'tiny: dim 64, 4 layers, GQA 8/4 (~0.25M with 1024 tokens), as the bundled teacher' },
+  { id: 'default', label: 'default: dim 96, 4 layers, GQA 6/2 (~0.5M with 1024 tokens), the previous bundled teacher' },
+  { id: 'mini', label: 'mini: dim 128, 4 layers, GQA 4/2 (~1M with 2048 tokens), the first bundled teacher' },
   { id: 'small', label: 'small: dim 192, 6 layers, GQA 6/2 (~2.6M)' },
 ];
 

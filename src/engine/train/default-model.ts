@@ -19,21 +19,23 @@ import { makeRunSpec } from '../workflow/spec';
 import { runTraining } from '../workflow/run';
 
 export const DEFAULT_MODEL_RECIPE = {
-  config: 'default',
+  // the 'tiny' shape trained long: at 4000 steps of 16 x 128 (8.2 M tokens, ~33 per parameter) it
+  // beat the larger 'default' shape at 380 steps on every count and is far more fragile to PTQ
+  config: 'tiny',
   vocabSize: 1024,
-  steps: 380,
-  batch: 8,
+  steps: 4000,
+  batch: 16,
   seq: 128,
   lr: 3e-3, // warm-up, decay, weight decay and clipping: pretrainConfigOf's defaults
   seed: 1,
-  machine: '2 CPU cores shared with other jobs, WebGPU on Mesa lavapipe, no GPU',
-  // the KD-QAT repairs on the card: the studio's DEFAULT_RUN_SPEC with these bits, and 100 steps
-  // instead of its 300 to fit the time the bundled card was made in (--repair-steps 300 for those)
-  repair: [3, 2],
-  repairSteps: 100,
+  machine: '2 CPU cores shared with two other jobs, WebGPU on Mesa lavapipe, no GPU',
+  // the KD-QAT repairs on the card: the studio's DEFAULT_RUN_SPEC with these bits and its own
+  // number of steps
+  repair: [4, 3, 2],
+  repairSteps: 300,
   // measured when the bundled model was made (card.json has the seconds)
-  trainMinutes: 51,
-  evalMinutes: 19,
+  trainMinutes: 84,
+  evalMinutes: 13,
   prompts: ['Call me', 'The whale', 'Fellow-Citizens of the Senate', 'The sea was'],
 } as const;
 
