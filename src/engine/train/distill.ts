@@ -26,6 +26,7 @@ import { perplexityBatched } from '../eval/perplexity';
 import { Rng, sampleBatch } from './data';
 import type { FreezeMask } from './freeze';
 import { LogitLoss } from './logit-loss';
+import { adamCheckpointTensors, restoreAdamCheckpoint, type CheckpointTensor } from './adam-checkpoint';
 import { StepQueue } from './step-queue';
 import { gpuLimits, planDistillMemory, type DistillMemoryOptions, type MemoryPlan } from './memory';
 
@@ -452,30 +453,12 @@ export class Distiller {
   }
 
   /** Everything needed to resume: parameters, optimizer state, step, RNG state. */
-  async checkpointTensors(): Promise<{ name: string; data: Float32Array; shape: number[] }[]> {
-    const out: { name: string; data: Float32Array; shape: number[] }[] = [];
-    for (const [i, p] of this.params.entries()) {
-      const { m, v } = await this.adam.state(i);
-      out.push({ name: `${p.name}.param`, data: await this.gpu.readF32(p.param), shape: [...p.param.shape] });
-      out.push({ name: `${p.name}.adam_m`, data: m, shape: [...p.param.shape] });
-      out.push({ name: `${p.name}.adam_v`, data: v, shape: [...p.param.shape] });
-    }
-    return out;
+  async checkpointTensors(): Promise<CheckpointTensor[]> {
+    return adamCheckpointTensors(this.gpu, this.params, this.adam);
   }
 
   restore(tensors: Map<string, Float32Array>, step: number, rngState: number): void {
-    const got = this.params.map((p) => {
-      const [w, m, v] = ['param', 'adam_m', 'adam_v'].map((suffix) => {
-        const d = tensors.get(`${p.name}.${suffix}`);
-        if (!d || d.length !== p.param.numel) throw new Error(`checkpoint: tensor ${p.name}.${suffix} is missing or has the wrong size`);
-        return d;
-      });
-      return { w, m, v };
-    });
-    got.forEach(({ w, m, v }, i) => {
-      this.gpu.write(this.params[i].param, w);
-      this.adam.setState(i, m, v);
-    });
+    restoreAdamCheckpoint(this.gpu, this.params, this.adam, tensors);
     // frozen projections were quantized once from the teacher's weights at construction, as in the original run
     this.step = step;
     this.rng.state = rngState >>> 0;

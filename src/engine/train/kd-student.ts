@@ -14,6 +14,7 @@ import { crossEntropyBackward, crossEntropyForward, klBackward, klForward, mseBa
 import { MultiAdamW, clipScale, sum, sumSquaresMany } from '../ops/optim';
 import { Rng, sampleBatch } from './data';
 import { lrAt, type LossWeights, type StepMetrics } from './distill';
+import { adamCheckpointTensors, restoreAdamCheckpoint, type CheckpointTensor } from './adam-checkpoint';
 import { StepQueue } from './step-queue';
 
 export interface StudentKdConfig {
@@ -251,14 +252,8 @@ export class StudentDistiller {
   }
 
   /** Parameters and Adam moments, named `<param>.param|adam_m|adam_v` (the checkpoint format's). */
-  async checkpointTensors(): Promise<{ name: string; data: Float32Array; shape: number[] }[]> {
-    const out: { name: string; data: Float32Array; shape: number[] }[] = [];
-    for (const [i, p] of this.params.entries()) {
-      const { m, v } = await this.adam.state(i);
-      const shape = [...p.param.shape];
-      out.push({ name: `${p.name}.param`, data: await this.gpu.readF32(p.param), shape }, { name: `${p.name}.adam_m`, data: m, shape: [...shape] }, { name: `${p.name}.adam_v`, data: v, shape: [...shape] });
-    }
-    return out;
+  async checkpointTensors(): Promise<CheckpointTensor[]> {
+    return adamCheckpointTensors(this.gpu, this.params, this.adam);
   }
 
   /** name → shape of every checkpoint tensor (to verify a checkpoint before restoring it). */
@@ -267,18 +262,7 @@ export class StudentDistiller {
   }
 
   restore(tensors: Map<string, Float32Array>, step: number, rngState: number, history: StepMetrics[] = []): void {
-    const got = this.params.map((p) => {
-      const [w, m, v] = ['param', 'adam_m', 'adam_v'].map((suffix) => {
-        const d = tensors.get(`${p.name}.${suffix}`);
-        if (!d || d.length !== p.param.numel) throw new Error(`checkpoint: tensor ${p.name}.${suffix} is missing or has the wrong size`);
-        return d;
-      });
-      return { w, m, v };
-    });
-    got.forEach(({ w, m, v }, i) => {
-      this.gpu.write(this.params[i].param, w);
-      this.adam.setState(i, m, v);
-    });
+    restoreAdamCheckpoint(this.gpu, this.params, this.adam, tensors);
     this.step = step;
     this.rng.state = rngState >>> 0;
     this.history.length = 0;
