@@ -88,6 +88,25 @@ describe('KD into a smaller student', () => {
     }
   });
 
+  it('a non-finite loss stops the run, at most maxInFlight steps after the broken one', async () => {
+    const gpu = await testGpu();
+    const d = new StudentDistiller(gpu, tcfg, tw, small.config, small.weights, kcOf({ steps: 6 }), stream);
+    const norm = d.params.find((p) => p.name === 'finalNorm')!;
+    gpu.write(norm.param, new Float32Array(norm.param.numel).fill(NaN)); // every student logit NaN from step 0 on
+    let err: Error | null = null;
+    try {
+      for (let i = 0; i < 6; i++) await d.submitStep();
+      await d.drain();
+    } catch (e) {
+      err = e as Error;
+    }
+    expect(err?.message).toMatch(/student loss became NaN at step 0/);
+    expect(d.step).toBeLessThanOrEqual(d.maxInFlight + 1);
+    expect(d.history.length).toBe(0);
+    expect(d.pendingSteps).toBe(0);
+    d.free();
+  });
+
   it('refuses a student with another vocabulary, and hidden MSE across widths', async () => {
     const gpu = await testGpu();
     const other = { ...small.config, vocabSize: 31 };

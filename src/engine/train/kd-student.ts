@@ -219,7 +219,8 @@ export class StudentDistiller {
     this.queue.maxInFlight = n;
   }
 
-  /** A landed step's loss sums and clip into its metrics (the StepQueue calls it in step order). */
+  /** A landed step's loss sums and clip into its metrics (the StepQueue calls it in step order);
+   *  throws on a non-finite loss, and the queue then drops the steps submitted after it. */
   private land(f: { step: number; lr: number; startedAt: number }, [sb, cb]: ArrayBuffer[]): StepMetrics {
     const { kc } = this;
     const BT = kc.batch * kc.seq;
@@ -236,6 +237,10 @@ export class StudentDistiller {
     const since = Math.max(f.startedAt, this.lastLanded ?? 0);
     this.lastLanded = now;
     const m: StepMetrics = { step: f.step, lr: f.lr, loss, losses: comp, gradNorm: cv[1], tokensPerSec: (BT * kc.accum) / (Math.max(now - since, 1e-3) / 1000) };
+    if (!Number.isFinite(loss)) {
+      // the queue discards the later steps: they trained on top of a broken one
+      throw new Error(`student loss became ${loss} at step ${f.step} (components ${JSON.stringify(comp)}); stopping — lower the learning rate`);
+    }
     this.history.push(m);
     return m;
   }
