@@ -4,6 +4,7 @@
 // split into its components; PNG and CSV export.
 import { useEffect, useMemo, useRef, useState, type CSSProperties } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
+import { yAxisLabel } from './chart';
 import { useStudio } from './store';
 import { saveBlob } from './actions';
 import type { StoredRun } from './db';
@@ -39,7 +40,7 @@ function SeriesChart({ title, description, data, series, yLabel, log, testId, wi
         <LineChart width={width} height={height} data={data} margin={{ left: 24, right: 12, top: 4, bottom: 22 }}>
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis dataKey="step" type="number" domain={['dataMin', 'dataMax']} label={{ value: 'step', position: 'insideBottom', offset: -12 }} />
-          <YAxis scale={log ? 'log' : 'auto'} domain={log ? ['auto', 'auto'] : [0, 'auto']} allowDataOverflow={log} tickFormatter={fmt} width={64} label={{ value: yLabel, angle: -90, position: 'insideLeft', offset: -14, style: { textAnchor: 'middle' } }} />
+          <YAxis scale={log ? 'log' : 'auto'} domain={log ? ['auto', 'auto'] : [0, 'auto']} allowDataOverflow={log} tickFormatter={fmt} width={64} label={yAxisLabel(yLabel, -14)} />
           <Tooltip formatter={tooltipFormat} labelFormatter={(l) => `step ${String(l)}`} />
           <Legend verticalAlign="top" />
           {series.map((s) => <Line key={s.key} dataKey={s.key} name={s.name} stroke={s.color} strokeDasharray={s.dashed ? '5 3' : undefined} dot={false} connectNulls isAnimationActive={false} />)}

@@ -2,6 +2,7 @@
 // (KL + CE), then quantized (PTQ and KD-QAT) — the workflow's compress job, as `quench compress`.
 // The importance scores show why layers, KV groups and channels were dropped.
 import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from 'recharts';
+import { yAxisLabel } from './chart';
 import { useStudio } from './store';
 import { downloadCompressed, runCompressJob, stopTraining, useCompressedAsTeacher } from './actions';
 import { ProgressBar } from './TrainPanels';
@@ -84,7 +85,7 @@ export function CompressPanel() {
                 <BarChart width={700} height={220} data={imp.layers.map((l) => ({ layer: `L${String(l.layer)}`, 'loss rise': Number(l.lossRise), '1 − cosine': 1 - Number(l.cosine) }))} margin={{ left: 20, bottom: 20 }}>
                   <CartesianGrid strokeDasharray="3 3" />
                   <XAxis dataKey="layer" label={{ value: 'layer', position: 'insideBottom', offset: -10 }} />
-                  <YAxis label={{ value: 'importance', angle: -90, position: 'insideLeft' }} />
+                  <YAxis label={yAxisLabel('importance')} />
                   <Tooltip />
                   <Legend verticalAlign="top" />
                   <Bar dataKey="loss rise" fill="#0969da" isAnimationActive={false} />

@@ -1,4 +1,5 @@
 import { Bar, BarChart, CartesianGrid, Legend, Tooltip, XAxis, YAxis } from 'recharts';
+import { yAxisLabel } from './chart';
 import { useStudio } from './store';
 import { downloadExport, quantizeModel } from './actions';
 import type { Bits } from '../engine/quant/pack';
@@ -39,7 +40,7 @@ export function QuantizePanel() {
           <BarChart width={900} height={260} data={data} margin={{ left: 30, bottom: 20 }}>
             <CartesianGrid strokeDasharray="3 3" />
             <XAxis dataKey="layer" label={{ value: 'layer', position: 'insideBottom', offset: -10 }} />
-            <YAxis label={{ value: '‖W−Ŵ‖/‖W‖ (%)', angle: -90, position: 'insideLeft' }} />
+            <YAxis label={yAxisLabel('‖W−Ŵ‖/‖W‖ (%)')} />
             <Tooltip />
             <Legend verticalAlign="top" />
             {PROJS.map((p, i) => <Bar key={p} dataKey={p} fill={COLORS[i]} isAnimationActive={false} />)}

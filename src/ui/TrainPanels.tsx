@@ -4,6 +4,7 @@
 // so switching tabs or reloading never resets them.
 import { useState } from 'react';
 import { CartesianGrid, Legend, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
+import { yAxisLabel } from './chart';
 import { useShallow } from 'zustand/react/shallow';
 import { baselineKey, DEFAULT_SETTINGS, useStudio, type Settings } from './store';
 import { computeBaselines, currentResults, downloadRecipe, runAutoFreeze, downloadHeldOut, downloadResultsCsv, downloadResultsJson, exportRun, loadDataFile, pauseTraining, removeRun, resumeRun, runAccuracy, runQueue, sampleTeacherData, saveBlob, stopTraining } from './actions';
@@ -225,7 +226,7 @@ function Dashboard() {
       <LineChart width={900} height={220} data={lossData} margin={{ left: 20, bottom: 20 }} data-testid="loss-chart">
         <CartesianGrid strokeDasharray="3 3" />
         <XAxis dataKey="step" label={{ value: 'step', position: 'insideBottom', offset: -10 }} />
-        <YAxis label={{ value: 'loss (nats)', angle: -90, position: 'insideLeft' }} />
+        <YAxis label={yAxisLabel('loss (nats)')} />
         <Tooltip />
         <Legend verticalAlign="top" />
         {runs.map((r, i) => <Line key={r.id} dataKey={runName(r)} stroke={COLORS[i % COLORS.length]} dot={false} isAnimationActive={false} />)}
@@ -261,7 +262,7 @@ function AutoEvidence({ run }: { run: StoredRun }) {
       <LineChart width={900} height={200} data={data} margin={{ left: 20, bottom: 20 }}>
         <CartesianGrid strokeDasharray="3 3" />
         <XAxis dataKey="step" label={{ value: 'step', position: 'insideBottom', offset: -10 }} />
-        <YAxis label={{ value: 'loss (nats)', angle: -90, position: 'insideLeft' }} />
+        <YAxis label={yAxisLabel('loss (nats)')} />
         <Tooltip />
         <Legend verticalAlign="top" />
         {names.map((n, i) => <Line key={n} dataKey={n} stroke={COLORS[i % COLORS.length]} dot={false} isAnimationActive={false} />)}
