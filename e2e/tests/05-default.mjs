@@ -32,6 +32,11 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByTestId('pt-steps').fill('30');
   await page.getByTestId('pt-batch').fill('4');
   await page.getByTestId('pt-seq').fill('32');
+  // the form survives a tab switch (it lives in the persisted settings)
+  await page.getByRole('tab', { name: 'Quantize' }).click();
+  await page.getByRole('tab', { name: 'Pretrain' }).click();
+  const kept = [await page.getByTestId('pt-steps').inputValue(), await page.getByTestId('pt-batch').inputValue(), await page.getByTestId('pt-config').inputValue()];
+  expect(kept.join(',') === '30,4,tiny', `the Pretrain form is kept across a tab switch: ${kept.join(',')}`);
   await page.getByTestId('pt-start').click();
   await page.getByTestId('pt-result').waitFor({ timeout: 300_000 });
   const ppl = Number(await page.getByTestId('pt-ppl').innerText());

@@ -71,7 +71,7 @@ export function ModelPanel() {
           // the model is named after its folder
           if (files.length) void loadModelFiles(files, { name: files[0].webkitRelativePath.split('/')[0] || undefined });
         }} />
-        <button data-testid="load-default" disabled={loading} onClick={() => void loadDefaultModel()}>Bundled default model (Moby-Dick + State of the Union, 0.25M)</button>
+        <button data-testid="load-default" disabled={loading} onClick={() => void loadDefaultModel()}>Bundled default model (Moby-Dick + State of the Union, 0.15M)</button>
         <button data-testid="load-tiny" disabled={loading} onClick={() => void loadTinyModel()}>Tiny random model (instant, for trying the controls)</button>
         <label><input type="checkbox" data-testid="byte-tokenizer" aria-label="use a byte tokenizer when the model comes without one" checked={byteTok} onChange={(e) => useStudio.getState().updateSettings((s) => ({ ...s, byteTokenizer: e.target.checked }))} /> byte tokenizer when a model comes without one</label>
       </div>

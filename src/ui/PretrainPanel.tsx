@@ -1,22 +1,26 @@
 // Pretrain: a LLaMA from random initialisation on the current data (next-token cross-entropy,
 // AdamW), with a BPE tokenizer trained on the same text; the result becomes the loaded teacher.
-import { useState } from 'react';
 import { CartesianGrid, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
+import { yAxisLabel } from './chart';
 import { useStudio } from './store';
 import { downloadModel, runPretrain, stopTraining } from './actions';
 import type { PretrainSpec } from '../worker/protocol';
 import { DataPicker, ProgressBar } from './TrainPanels';
 
 const CONFIGS = [
-  { id: 'tiny', label: 'tiny: dim 64, 4 layers, GQA 8/4 (~0.25M with 1024 tokens), as the bundled teacher' },
-  { id: 'default', label: 'default: dim 96, 4 layers, GQA 6/2 (~0.5M with 1024 tokens), the previous bundled teacher' },
+  { id: 'micro', label: 'micro: dim 48, 4 layers, GQA 6/3 (~0.15M with 1024 tokens), as the bundled teacher' },
+  { id: 'tiny', label: 'tiny: dim 64, 4 layers, GQA 8/4 (~0.25M with 1024 tokens), the previous bundled teacher' },
+  { id: 'default', label: 'default: dim 96, 4 layers, GQA 6/2 (~0.5M with 1024 tokens), an earlier bundled teacher' },
   { id: 'mini', label: 'mini: dim 128, 4 layers, GQA 4/2 (~1M with 2048 tokens), the first bundled teacher' },
   { id: 'small', label: 'small: dim 192, 6 layers, GQA 6/2 (~2.6M)' },
 ];
 
 export function PretrainPanel() {
   const st = useStudio((s) => s.pretrain);
-  const [spec, setSpec] = useState<PretrainSpec>({ config: 'tiny', tokenizer: 'bpe', vocabSize: 512, steps: 200, batch: 8, seq: 64, lr: 0.003, seed: 1 });
+  // the form lives in the persisted settings: switching tabs or reloading keeps it
+  const spec = useStudio((s) => s.settings.pretrain);
+  const updateSettings = useStudio((s) => s.updateSettings);
+  const setSpec = (next: PretrainSpec) => updateSettings((s) => ({ ...s, pretrain: next }));
   const num = (k: 'vocabSize' | 'steps' | 'batch' | 'seq' | 'lr' | 'seed', label: string, step = 1) => (
     <label>
       {label} <input type="number" step={step} value={spec[k]} data-testid={`pt-${k}`} onChange={(e) => setSpec({ ...spec, [k]: Number(e.target.value) })} />
@@ -62,7 +66,7 @@ export function PretrainPanel() {
         <LineChart width={700} height={220} data={data} margin={{ left: 20, bottom: 20 }}>
           <CartesianGrid strokeDasharray="3 3" />
           <XAxis dataKey="step" label={{ value: 'step', position: 'insideBottom', offset: -10 }} />
-          <YAxis label={{ value: 'cross-entropy', angle: -90, position: 'insideLeft' }} />
+          <YAxis label={yAxisLabel('cross-entropy')} />
           <Tooltip />
           <Line dataKey="loss" stroke="#0969da" dot={false} isAnimationActive={false} />
         </LineChart>

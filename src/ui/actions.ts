@@ -193,7 +193,7 @@ async function refreshData(): Promise<void> {
 }
 
 /** The files of the bundled default model, as the page serves them. */
-export const DEFAULT_MODEL = { base: '/models/default/', files: ['config.json', 'model.safetensors', 'tokenizer.json'], data: 'data.txt', name: 'quench-default (Moby-Dick + State of the Union, 0.25M)', corpus: 'Moby-Dick + State of the Union addresses' };
+export const DEFAULT_MODEL = { base: '/models/default/', files: ['config.json', 'model.safetensors', 'tokenizer.json'], data: 'data.txt', name: 'quench-default (Moby-Dick + State of the Union, 0.15M)', corpus: 'Moby-Dick + State of the Union addresses' };
 
 /** Load the bundled default teacher and its corpus's text (Moby-Dick + State of the Union) as the data; false when unavailable. */
 export async function loadDefaultModel(): Promise<boolean> {

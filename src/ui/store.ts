@@ -4,7 +4,7 @@
 import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
 import type { GpuInfo } from '../engine/gpu/runtime';
-import type { AccuracyResult, Baselines, DataInfo, EvalDescription, KernelBenchRow, ModelCard, ModelEntry, OnnxCheckResult, PretrainPoint, PretrainResult, QuantReport, SelfTestResult } from '../worker/protocol';
+import type { AccuracyResult, Baselines, DataInfo, EvalDescription, KernelBenchRow, ModelCard, ModelEntry, OnnxCheckResult, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, SelfTestResult } from '../worker/protocol';
 import type { StoredRun } from './db';
 import { DEFAULT_RUN_SPEC, type RunSpec } from '../engine/workflow/spec';
 import type { FreezeMask } from '../engine/train/freeze';
@@ -30,6 +30,7 @@ export interface Settings {
   playground: { prompt: string; maxTokens: number; temperature: number; models: string[] };
   accuracy: { task: string; limit: number };
   byteTokenizer: boolean;
+  pretrain: PretrainSpec;
   compress: { layers: number; headsKeep: number; mlpKeep: number; kdSteps: number; batch: number; seq: number; lr: number; bits: Bits; group: number; qatSteps: number; baselines: boolean; embedBits: 0 | 4 | 8 };
 }
 
@@ -42,6 +43,7 @@ export const DEFAULT_SETTINGS: Settings = {
   playground: { prompt: 'Once upon a time', maxTokens: 64, temperature: 0, models: ['teacher'] },
   accuracy: { task: 'copa', limit: 100 },
   byteTokenizer: false,
+  pretrain: { config: 'tiny', tokenizer: 'bpe', vocabSize: 512, steps: 200, batch: 8, seq: 64, lr: 0.003, seed: 1 },
   compress: { layers: 0, headsKeep: 1, mlpKeep: 0.5, kdSteps: 300, batch: 8, seq: 128, lr: 2e-3, bits: 4, group: 32, qatSteps: 100, baselines: true, embedBits: 8 },
 };
 
@@ -183,6 +185,7 @@ export const useStudio = create<StudioState>()(
         const p = (persisted ?? {}) as Partial<StudioState>;
         const settings = { ...DEFAULT_SETTINGS, ...(p.settings ?? {}) };
         settings.compress = { ...DEFAULT_SETTINGS.compress, ...(p.settings?.compress ?? {}) };
+        settings.pretrain = { ...DEFAULT_SETTINGS.pretrain, ...(p.settings?.pretrain ?? {}) };
         settings.run = { ...DEFAULT_RUN_SPEC, ...(settings.run ?? {}), loss: { ...DEFAULT_RUN_SPEC.loss, ...(settings.run?.loss ?? {}) } };
         return { ...current, settings, tab: p.tab ?? current.tab };
       },

@@ -29,7 +29,7 @@ describe('bundled default model', () => {
     expect(m.format).toBe('hf');
     expect(m.tokenizer?.vocabSize).toBe(card.config.vocabSize);
     expect(card.parameters).toBe(paramCount(m.config));
-    expect(card.parameters).toBeGreaterThan(2e5);
+    expect(card.parameters).toBeGreaterThan(1e5); // a real LLaMA (150,960 parameters), not a test toy
     expect(statSync(join(DIR, 'model.safetensors')).size).toBeLessThan(20e6); // small enough to bundle
     expect(m.config.nKvHeads).toBeLessThan(m.config.nHeads); // GQA
     // the card's claim, and the check itself on the quick subset
@@ -93,8 +93,9 @@ describe('bundled default model', () => {
     expect(rows[2].rtnPpl).toBeGreaterThan(rows[1].rtnPpl);
     expect(rows[1].rtnPpl).toBeGreaterThan(rows[0].rtnPpl);
     expect(rows[0].rtnPpl).toBeGreaterThan(card.heldOut.ppl);
-    // visibly: w3g32 RTN costs this teacher more than 15% (the card: +19.7%; the previous one +1.1%)
-    expect(rows[1].rtnPpl / card.heldOut.ppl).toBeGreaterThan(1.15);
+    // visibly: w3g32 RTN costs this teacher at least the issue's +30% (the card: +44.8%; the
+    // previous 'tiny' teacher +19.7%, the one before it +1.1%)
+    expect(rows[1].rtnPpl / card.heldOut.ppl).toBeGreaterThanOrEqual(1.3);
     const w3 = card.repair.find((r: { bits: number }) => r.bits === 3);
     expect(w3.recoveredOfRtn).toBeGreaterThan(0.5);
   });

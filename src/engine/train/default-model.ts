@@ -19,23 +19,24 @@ import { makeRunSpec } from '../workflow/spec';
 import { runTraining } from '../workflow/run';
 
 export const DEFAULT_MODEL_RECIPE = {
-  // the 'tiny' shape trained long: at 4000 steps of 16 x 128 (8.2 M tokens, ~33 per parameter) it
-  // beat the larger 'default' shape at 380 steps on every count and is far more fragile to PTQ
-  config: 'tiny',
+  // the 'micro' shape trained long: 8000 steps of 16 x 128 (16.4 M tokens, ~109 per parameter).
+  // Tokens per parameter is what makes a model fragile to PTQ, as it makes real LLMs: the 'tiny'
+  // shape at 4000 steps (~33 per parameter) lost only +19.7% at w3g32 RTN
+  config: 'micro',
   vocabSize: 1024,
-  steps: 4000,
+  steps: 8000,
   batch: 16,
   seq: 128,
   lr: 3e-3, // warm-up, decay, weight decay and clipping: pretrainConfigOf's defaults
   seed: 1,
-  machine: '2 CPU cores shared with two other jobs, WebGPU on Mesa lavapipe, no GPU',
+  machine: '2 CPU cores, otherwise near idle (short tests and probes beside it), WebGPU on Mesa lavapipe, no GPU',
   // the KD-QAT repairs on the card: the studio's DEFAULT_RUN_SPEC with these bits and its own
   // number of steps
   repair: [4, 3, 2],
   repairSteps: 300,
   // measured when the bundled model was made (card.json has the seconds)
-  trainMinutes: 84,
-  evalMinutes: 13,
+  trainMinutes: 92,
+  evalMinutes: 9,
   prompts: ['Call me', 'The whale', 'Fellow-Citizens of the Senate', 'The sea was'],
 } as const;
 

@@ -12,9 +12,12 @@ import { LogitLoss, logitChunkRows } from './logit-loss';
 import { StepQueue } from './step-queue';
 
 export const PRETRAIN_CONFIGS: Record<string, Omit<LlamaConfig, 'vocabSize'>> = {
-  // the bundled default teacher (public/models/default): 0.25M parameters with a 1024 vocabulary;
-  // trained long (4000 steps of 16 x 128) it beat the larger 'default' shape on every count
+  // the previous bundled teacher: 0.25M parameters with a 1024 vocabulary; trained long (4000 steps
+  // of 16 x 128) it beat the larger 'default' shape on every count
   tiny: { dim: 64, hiddenDim: 172, nLayers: 4, nHeads: 8, nKvHeads: 4, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
+  // the bundled default teacher (public/models/default): 0.15M parameters with a 1024 vocabulary,
+  // trained 8000 steps of 16 x 128 (~109 tokens per parameter: long enough to be fragile to PTQ)
+  micro: { dim: 48, hiddenDim: 128, nLayers: 4, nHeads: 6, nKvHeads: 3, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
   // the previous default teacher's shape: about 0.5M parameters with a 1024 vocabulary (380 steps
   // of 8 x 128 in 51 min on 2 loaded CPU cores)
   default: { dim: 96, hiddenDim: 256, nLayers: 4, nHeads: 6, nKvHeads: 2, maxSeqLen: 256, normEps: 1e-5, ropeTheta: 10000, tiedEmbeddings: true },
