@@ -7,9 +7,10 @@
 //   dequant:      one thread per element: wq = (code − zero)·scale (assigns).
 //   ste:          dw += dwq where the weight's rounded code is inside [0, qmax] before clamping
 //                 (PyTorch fake_quantize's mask), else nothing (accumulates).
-//   lsq_scale:    one thread per (n, block): dscale += gscale · Σ dwq·(round(w/s) − w/s inside;
-//                 qn or qp at the clamps), with qn = −zero, qp = qmax − zero,
-//                 gscale = 1/sqrt(nValid · qp) (LSQ, Esser et al. 2020) (accumulates).
+//   ste_lsq:      the LSQ student's weight backward, one thread per (n, block): ste's dw, and
+//                 dscale += gscale · Σ dwq·(round(w/s) − w/s inside; qn or qp at the clamps),
+//                 with qn = −zero, qp = qmax − zero, gscale = 1/sqrt(nValid · qp) (LSQ, Esser et
+//                 al. 2020) (both accumulate); one pass reads w and dwq once.
 // CPU reference: src/engine/ref/quant.ts
 override WG: u32 = 64;
 struct Params { N: u32, K: u32, group: u32, nBlocks: u32, wordsPerRow: u32, bits: u32, cpw: u32, sym: u32, clip: f32, _a: u32, _b: u32, _c: u32 }
@@ -107,7 +108,7 @@ fn ste(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: 
 }
 
 @compute @workgroup_size(WG)
-fn lsq_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+fn ste_lsq(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let i = lin(gid, nwg);
   if (i >= p.N * p.nBlocks) { return; }
   let n = i / p.nBlocks;
@@ -116,16 +117,21 @@ fn lsq_scale(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups)
   let k1 = min(p.K, k0 + p.group);
   let s = scales[i];
   let z = zeros[i];
+  let qm = f32(qmax());
   let qn = -z;
-  let qp = f32(qmax()) - z;
+  let qp = qm - z;
   var acc = 0.0;
   for (var k = k0; k < k1; k++) {
-    let v = w[n * p.K + k] / s;
+    let e = n * p.K + k;
+    let v = w[e] / s;
     let r = round(v);
+    let g = dwq[e];
+    // ste's mask (round(w/s) + z inside [0, qmax])
+    let q = r + z;
+    if (q >= 0.0 && q <= qm) { dw[e] = dw[e] + g; }
     var d = r - v;
     if (r < qn) { d = qn; } else if (r > qp) { d = qp; }
-    acc += dwq[n * p.K + k] * d;
+    acc += g * d;
   }
-  // LSQ's gradient scale 1/sqrt(n·Qp), Qp at least 1 (an asymmetric zero can sit at qmax)
   dscale[i] = dscale[i] + acc / sqrt(f32(k1 - k0) * max(qp, 1.0));
 }

@@ -7,7 +7,7 @@
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { matmulBackwardWeight } from '../ops/matmul';
 import { qmatmulBackwardInput, qmatmulForward, type GpuPacked } from '../ops/qmatmul';
-import { allocPacked, freePacked, lsqBackward, quantizePack, steBackward } from '../ops/fakequant';
+import { allocPacked, freePacked, quantizePack, steBackward, steLsqBackward } from '../ops/fakequant';
 import { layoutOf, type Bits } from '../format/pack';
 import type { Linear } from './linear';
 
@@ -80,10 +80,11 @@ export class QatLinear implements Linear {
   }
   backwardWeight(dout: Tensor, x: Tensor, M: number): void {
     if (!this.grad || !this.dwq || !this.latent) return;
-    this.gpu.zero(this.dwq);
-    matmulBackwardWeight(this.gpu, this.dwq, dout, x, M, this.K, this.N);
-    steBackward(this.gpu, this.grad, this.dwq, this.latent, this.packed);
-    if (this.scaleGrad) lsqBackward(this.gpu, this.scaleGrad, this.dwq, this.latent, this.packed);
+    // dwq (N, K) = doutᵀ·x (assigned: the scratch needs no clearing), then into the latents
+    // through the STE (and, with learned scales, the LSQ step-size gradient in the same pass)
+    matmulBackwardWeight(this.gpu, this.dwq, dout, x, M, this.K, this.N, { assign: true });
+    if (this.scaleGrad) steLsqBackward(this.gpu, this.grad, this.scaleGrad, this.dwq, this.latent, this.packed);
+    else steBackward(this.gpu, this.grad, this.dwq, this.latent, this.packed);
   }
   free(gpu: Gpu): void {
     gpu.free(this.latent);

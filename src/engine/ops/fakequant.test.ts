@@ -1,8 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { expectClose, randn, testGpu, toF64 } from '../testing';
-import { allocPacked, dequantize, freePacked, lsqBackward, quantizePack, steBackward } from './fakequant';
+import { allocPacked, dequantize, freePacked, quantizePack, steBackward, steLsqBackward } from './fakequant';
+import type { GpuPacked } from './qmatmul';
+import type { Gpu, Tensor } from '../gpu/runtime';
 import { dequantizeHost, getCode, layoutOf, quantizeHost, type Bits } from '../format/pack';
 import { lsqForwardRef, lsqScaleGradRef, steRef } from '../ref/quant';
+
+/** dscale += the LSQ step-size gradient (through the fused kernel, its dw into a scratch). */
+function lsqBackward(gpu: Gpu, dscale: Tensor, dwq: Tensor, w: Tensor, p: GpuPacked): void {
+  const dw = gpu.tensor('dw.scratch', [p.layout.N, p.layout.K]);
+  steLsqBackward(gpu, dw, dscale, dwq, w, p);
+  gpu.free(dw);
+}
 
 describe('GPU quantization', () => {
   for (const [N, K, bits, group, sym, clip] of [
@@ -119,4 +128,33 @@ describe('GPU quantization', () => {
     freePacked(gpu, pg);
     for (const t of [tw, tdwq, tds]) gpu.free(t);
   });
+  // awkward shapes: ragged last groups, a group longer than K, 2/3/4 bits, clipped codes both ways
+  for (const [N, K, bits, group] of [[3, 45, 4, 16], [5, 172, 3, 32], [2, 20, 2, 32], [7, 64, 4, 64]] as [number, number, Bits, number][]) {
+    it(`fused STE + LSQ: dw = the STE kernel's bit for bit, dw and dscale = the references, N=${N} K=${K} bits=${bits} group=${group}`, async () => {
+      const gpu = await testGpu();
+      const wl = randn(N * K, 20 + K);
+      const L = layoutOf(N, K, bits, group);
+      const pg = allocPacked(gpu, 'qf', L);
+      const tw = gpu.tensor('w', [N, K], 'f32', wl);
+      quantizePack(gpu, pg, tw, { sym: true });
+      // learned scales moved off the min/max ones (smaller: some codes clamp at qn and at qp)
+      const scales = (await gpu.readF32(pg.scales)).map((s, i) => s * (0.55 + 0.1 * (i % 5)));
+      gpu.write(pg.scales, scales);
+      const dwq = randn(N * K, 21), dw0 = randn(N * K, 22), ds0 = randn(N * L.nBlocks, 23);
+      const tdwq = gpu.tensor('dwq', [N, K], 'f32', dwq);
+      const sep = { dw: gpu.tensor('dw1', [N, K], 'f32', dw0) };
+      const fused = { dw: gpu.tensor('dw2', [N, K], 'f32', dw0), ds: gpu.tensor('ds2', [N, L.nBlocks], 'f32', ds0) };
+      steBackward(gpu, sep.dw, tdwq, tw, pg);
+      steLsqBackward(gpu, fused.dw, fused.ds, tdwq, tw, pg);
+      const [dw1, dw2, ds2] = [await gpu.readF32(sep.dw), await gpu.readF32(fused.dw), await gpu.readF32(fused.ds)];
+      expect(Array.from(dw2)).toEqual(Array.from(dw1));
+      const host = { ...quantizeHost(wl, N, K, { bits, group, sym: true }), scales, zeros: await gpu.readF32(pg.zeros) };
+      const steR = steRef(dwq, wl, host);
+      expect(steR.filter((v, i) => v === 0 && dwq[i] !== 0).length, 'some gradients blocked by the clamp').toBeGreaterThan(0);
+      expectClose('dw', dw2, steR.map((v, i) => v + dw0[i]), { atol: 1e-6, rtol: 1e-6 });
+      expectClose('dscale', ds2, lsqScaleGradRef(dwq, wl, host).map((v, i) => v + ds0[i]), { atol: 1e-5, rtol: 1e-4 });
+      freePacked(gpu, pg);
+      for (const t of [tw, tdwq, sep.dw, fused.dw, fused.ds]) gpu.free(t);
+    });
+  }
 });

@@ -7,11 +7,11 @@
 //                  may differ by one (tested: at most a couple per tensor, only at ties).
 //   dequantize     wq (N, K) = (code − zero)·scale (assigns); for error reports only
 //   steBackward    dw (N, K) += dwq where round(w/scale) + zero ∈ [0, qmax], else nothing
-//   lsqBackward    dscale (N, nBlocks) += LSQ step-size gradient (one thread per block, no atomics)
+//   steLsqBackward steBackward's dw and dscale (N, nBlocks) += LSQ step-size gradient, one pass
 // QAT with min/max scales: quantizePack every step, forward/dX through ops/qmatmul, steBackward.
 // QAT with learned scales (LSQ): quantizePack({ keepScales: true }) with the learned scales and
 // zeros (symmetric: zero = 2^(bits−1), so qn = −2^(bits−1), qp = 2^(bits−1) − 1), then
-// steBackward for dw and lsqBackward for dscale; init scales with lsqInitScales (quant/pack.ts).
+// steLsqBackward for dw and dscale; init scales with lsqInitScales (quant/pack.ts).
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 import type { QuantLayout } from '../format/pack';
 import type { GpuPacked } from './qmatmul';
@@ -57,8 +57,9 @@ export function steBackward(gpu: Gpu, dw: Tensor, dwq: Tensor, w: Tensor, p: Gpu
   gpu.run({ shader: 'fakequant', entry: 'ste', constants: { WG } }, { params: params(L, false, 1), bindings: { 1: w, 3: p.scales, 4: p.zeros, 6: dwq, 7: dw }, workgroups: gpu.grid(Math.ceil((L.N * L.K) / WG)) });
 }
 
-/** LSQ step-size gradient per (n, block) (accumulates into dscale). */
-export function lsqBackward(gpu: Gpu, dscale: Tensor, dwq: Tensor, w: Tensor, p: GpuPacked): void {
+/** The LSQ student's weight backward in one dispatch (one thread per (n, block)): dw += the STE's
+ *  gradient (steBackward's, bit for bit) and dscale += the LSQ step-size gradient (no atomics). */
+export function steLsqBackward(gpu: Gpu, dw: Tensor, dscale: Tensor, dwq: Tensor, w: Tensor, p: GpuPacked): void {
   const L = p.layout;
-  gpu.run({ shader: 'fakequant', entry: 'lsq_scale', constants: { WG } }, { params: params(L, true, 1), bindings: { 1: w, 3: p.scales, 4: p.zeros, 6: dwq, 8: dscale }, workgroups: gpu.grid(Math.ceil((L.N * L.nBlocks) / WG)) });
+  gpu.run({ shader: 'fakequant', entry: 'ste_lsq', constants: { WG } }, { params: params(L, true, 1), bindings: { 1: w, 3: p.scales, 4: p.zeros, 6: dwq, 7: dw, 8: dscale }, workgroups: gpu.grid(Math.ceil((L.N * L.nBlocks) / WG)) });
 }

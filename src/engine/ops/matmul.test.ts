@@ -73,6 +73,8 @@ describe('matmul GPU vs float64 reference', () => {
         gpu.write(tdw, dw0);
         matmulBackwardWeight(gpu, tdw, tdy, tx, M, K, N, { variant });
         expectClose(`dw accumulates (${variant})`, await gpu.readF32(tdw), dwRef, TOL);
+        matmulBackwardWeight(gpu, tdw, tdy, tx, M, K, N, { variant, assign: true }); // stale dw0 + dW overwritten
+        expectClose(`dw assigned (${variant})`, await gpu.readF32(tdw), dwRef.map((v, i) => v - dw0[i]), TOL);
         if (variant === 'subgroup') {
           // the strided-B dX / dW kernels, also on the shapes where the vec4-B ones normally run
           gpu.write(tdx, randn(M * K, 6));
@@ -81,6 +83,8 @@ describe('matmul GPU vs float64 reference', () => {
           gpu.write(tdw, dw0);
           matmulBackwardWeight(gpu, tdw, tdy, tx, M, K, N, { variant, stridedB: true });
           expectClose('dw accumulates (subgroup, strided B)', await gpu.readF32(tdw), dwRef, TOL);
+          matmulBackwardWeight(gpu, tdw, tdy, tx, M, K, N, { variant, stridedB: true, assign: true });
+          expectClose('dw assigned (subgroup, strided B)', await gpu.readF32(tdw), dwRef.map((v, i) => v - dw0[i]), TOL);
         }
       }
       for (const t of [tx, tw, tdy, ty, tdx, tdw]) gpu.free(t);

@@ -134,11 +134,15 @@ export function matmulBackwardInput(gpu: Gpu, dx: Tensor, dout: Tensor, w: Tenso
   gemm(gpu, resolve(gpu, opts.variant), 'nn', dx, dout, w, M, K, N, [N, 1, 1, K], !!opts.accumulate, opts.stridedB);
 }
 
-/** dw (N,K) += doutᵀ (N,M) · x (M,K); always accumulates (parameter gradient). */
-export function matmulBackwardWeight(gpu: Gpu, dw: Tensor, dout: Tensor, x: Tensor, M: number, K: number, N: number, opts: Pick<MatmulOpts, 'variant' | 'stridedB'> = {}): void {
+/** dw (N,K) += doutᵀ (N,M) · x (M,K); accumulates (parameter gradient), or assigns with
+ *  opts.assign (a scratch gradient: saves clearing it first, a pass break on the GPU). */
+export function matmulBackwardWeight(gpu: Gpu, dw: Tensor, dout: Tensor, x: Tensor, M: number, K: number, N: number, opts: Pick<MatmulOpts, 'variant' | 'stridedB'> & { assign?: boolean } = {}): void {
   checkSize('matmulBackwardWeight dout', dout, M * N);
   checkSize('matmulBackwardWeight x', x, M * K);
   checkSize('matmulBackwardWeight dw', dw, N * K);
-  if (M === 0) return;
-  gemm(gpu, resolve(gpu, opts.variant), 'tn', dw, dout, x, N, K, M, [1, N, 1, K], true, opts.stridedB);
+  if (M === 0) {
+    if (opts.assign) gpu.zero(dw);
+    return;
+  }
+  gemm(gpu, resolve(gpu, opts.variant), 'tn', dw, dout, x, N, K, M, [1, N, 1, K], !opts.assign, opts.stridedB);
 }
