@@ -4,8 +4,8 @@ import { addForward, axpy, scaleInPlace } from './elementwise';
 import { addRef, axpyRef } from '../ref/elementwise';
 
 describe('elementwise', () => {
-  for (const n of [1, 255, 257, 4099]) {
-    it(`add and axpy, n=${n}`, async () => {
+  for (const n of [1, 255, 257, 4099, 4, 256, 4100]) {
+    it(`add, axpy and scale, n=${n} (${n % 4 === 0 ? 'vec4' : 'scalar'} entries)`, async () => {
       const gpu = await testGpu();
       const a = randn(n, 1), b = randn(n, 2);
       const ta = gpu.tensor('a', [n], 'f32', a), tb = gpu.tensor('b', [n], 'f32', b), out = gpu.tensor('out', [n]);

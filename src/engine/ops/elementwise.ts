@@ -3,20 +3,29 @@ import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 
 const WG = 256;
 
+/** The entry and its workgroup count: the vec4 one where n % 4 == 0. */
+function launch(gpu: Gpu, entry: string, n: number): { shader: { shader: string; entry: string; constants: { WG: number } }; workgroups: [number, number] } {
+  const v4 = n % 4 === 0;
+  return { shader: { shader: 'elementwise', entry: v4 ? `${entry}4` : entry, constants: { WG } }, workgroups: gpu.grid(Math.ceil((v4 ? n / 4 : n) / WG)) };
+}
+
 /** out = a + b (assigns). The residual add's backward is the identity: dA = dB = dOut. */
 export function addForward(gpu: Gpu, out: Tensor, a: Tensor, b: Tensor): void {
   const n = out.numel;
-  gpu.run({ shader: 'elementwise', entry: 'add', constants: { WG } }, { params: new Params().u32(n).f32(0), bindings: [a, b, out], workgroups: gpu.grid(Math.ceil(n / WG)) });
+  const l = launch(gpu, 'add', n);
+  gpu.run(l.shader, { params: new Params().u32(n).f32(0), bindings: [a, b, out], workgroups: l.workgroups });
 }
 
 /** out += alpha * a (accumulates). */
 export function axpy(gpu: Gpu, out: Tensor, alpha: number, a: Tensor): void {
   const n = out.numel;
-  gpu.run({ shader: 'elementwise', entry: 'axpy', constants: { WG } }, { params: new Params().u32(n).f32(alpha), bindings: { 1: a, 3: out }, workgroups: gpu.grid(Math.ceil(n / WG)) });
+  const l = launch(gpu, 'axpy', n);
+  gpu.run(l.shader, { params: new Params().u32(n).f32(alpha), bindings: { 1: a, 3: out }, workgroups: l.workgroups });
 }
 
 /** out *= alpha (in place). */
 export function scaleInPlace(gpu: Gpu, out: Tensor, alpha: number): void {
   const n = out.numel;
-  gpu.run({ shader: 'elementwise', entry: 'scale', constants: { WG } }, { params: new Params().u32(n).f32(alpha), bindings: { 3: out }, workgroups: gpu.grid(Math.ceil(n / WG)) });
+  const l = launch(gpu, 'scale', n);
+  gpu.run(l.shader, { params: new Params().u32(n).f32(alpha), bindings: { 3: out }, workgroups: l.workgroups });
 }

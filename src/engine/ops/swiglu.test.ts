@@ -33,8 +33,10 @@ describe('swiglu', () => {
 
   for (const n of [1, 255, 257, 1000, 70000]) it(`GPU vs reference n=${n}`, () => check(randn(n, 4, 3), randn(n, 5), randn(n, 6)));
 
-  it('large |gate| (no overflow in the sigmoid)', () => {
+  it('large |gate| (no overflow in the sigmoid), scalar (13) and vec4 (16 elements) entries', async () => {
     const g = Float32Array.from([-200, -100, -89, -88, -30, -1e-3, 0, 1e-3, 30, 88, 89, 100, 200]);
-    return check(g, randn(g.length, 1), randn(g.length, 2));
+    await check(g, randn(g.length, 1), randn(g.length, 2));
+    const g16 = Float32Array.from([...g, -1000, 1000, -50]);
+    await check(g16, randn(g16.length, 1), randn(g16.length, 2));
   });
 });

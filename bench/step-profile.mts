@@ -1,0 +1,47 @@
+// npx tsx bench/step-profile.mts [--steps N] [--model PATH] [--tokenizer PATH] — where a KD-QAT
+// step's dispatches (and, with timestamp queries, GPU time) go: stories260K (../shared/data) at the
+// studio's defaults (w4g32, learned scales, B=8, T=128), a few warm-up steps, then N steps counted
+// per kernel entry. Prints dispatches per step by kernel, largest first. For deciding what to fuse
+// next; figures are per step, not timed against anything.
+import { parseArgs } from 'node:util';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createNodeGpu, repoRoot } from '../src/engine/gpu/node';
+import { loadModelFromPath } from '../src/engine/io/load-node';
+import { Distiller } from '../src/engine/train/distill';
+import { DEFAULT_RUN_SPEC, resolveRunSpec } from '../src/engine/workflow/spec';
+import { Rng } from '../src/engine/train/data';
+import type { Gpu } from '../src/engine/gpu/runtime';
+
+const data = join(repoRoot, '../shared/data/models/stories260K');
+const { values: a } = parseArgs({ options: { steps: { type: 'string', default: '2' }, model: { type: 'string', default: join(data, 'stories260K.bin') }, tokenizer: { type: 'string', default: join(data, 'tok512.bin') } } });
+if (!existsSync(a.model!)) {
+  console.log(`step-profile: ${a.model} not found (../shared/data absent?); nothing to profile`);
+  process.exit(0);
+}
+const gpu = await createNodeGpu();
+const m = await loadModelFromPath(a.model!, a.tokenizer);
+const dc = resolveRunSpec({ ...DEFAULT_RUN_SPEC, batch: 8, seq: 128 }, m.config);
+const r = new Rng(3);
+const stream = Uint32Array.from({ length: 8 * 129 * 8 }, () => 1 + Math.floor(r.next() * (m.config.vocabSize - 1)));
+const d = new Distiller(gpu, m.config, m.weights, dc, stream);
+for (let s = 0; s < 3; s++) await d.trainStep();
+const counts = new Map<string, number>();
+const run = gpu.run.bind(gpu);
+(gpu as { run: Gpu['run'] }).run = (spec, args) => {
+  const k = `${spec.shader}:${spec.entry ?? 'main'}`;
+  counts.set(k, (counts.get(k) ?? 0) + 1);
+  run(spec, args);
+};
+const steps = Number(a.steps);
+gpu.startProfile();
+const d0 = gpu.counts.dispatches;
+for (let s = 0; s < steps; s++) await d.trainStep();
+const per = (gpu.counts.dispatches - d0) / steps;
+console.log(`KD-QAT step, stories260K, w${dc.bits}g${dc.group} ${dc.scales} scales, B=${dc.batch} T=${dc.seq}: ${per} dispatches per step (trainStep waits at the end, so this includes the metrics readback's)`);
+const ns = gpu.profile ?? new Map<string, { ns: number; count: number }>();
+const rows = [...counts.entries()].sort((x, y) => y[1] - x[1]);
+console.log(`${'kernel'.padEnd(36)} ${'per step'.padStart(8)}  ${gpu.profile && ns.size ? 'GPU ms per step' : '(no timestamp queries on this adapter)'}`);
+for (const [k, c] of rows) console.log(`${k.padEnd(36)} ${String(c / steps).padStart(8)}  ${ns.get(k) ? (ns.get(k)!.ns / 1e6 / steps).toFixed(2) : ''}`);
+d.free();
+gpu.destroy();
