@@ -1,7 +1,11 @@
 // RMSNorm (LLaMA): y = x / sqrt(mean(x²) + eps) * w over the last dim C; rows = B*T.
 //   forward:      y (rows, C) assigns; rstd (rows) = 1/sqrt(mean(x²) + eps) assigns when
-//                 p.flags & 1 (saved for the backward).
-//   backward_dx:  dx = rstd·(w⊙dy) − x·rstd³/C·Σ_c(w·dy·x)                       (assigns)
+//                 p.flags & 1 (saved for the backward). With p.flags & 2 the residual add
+//                 before the norm is fused in: hsum = x + res (assigns) is normalized instead of x.
+//   backward_dx:  dx = rstd·(w⊙dy) − x·rstd³/C·Σ_c(w·dy·x)                       (assigns),
+//                 plus res when p.flags & 2 (the residual branch's gradient, fused in).
+//   Fusing the adds saves a dispatch and a pass over the rows each; same float ops, same order
+//   as the separate add (bit for bit).
 //   dw_partial:   part[k, c] = Σ_{r in chunk k} dy[r,c]·x[r,c]·rstd[r], chunks of CHUNK rows
 //   dw_reduce:    dw[c] += Σ_k part[k, c], k in order                            (accumulates)
 //   The dw sum over rows is two passes (per-chunk partials, then a fixed-order reduce): no
@@ -11,7 +15,8 @@
 // row, no barriers (CPU Vulkan). LANES = WG: a workgroup per row (real GPUs). LANES is a power of
 // two dividing WG.
 // Bindings: @binding(0) params {rows, C, eps, flags}; (1) x, (2) w, (3) y, (4) rstd, (5) dy,
-// (6) rstd_in, (7) dx, (8) dw, (9) part, as each entry uses.
+// (6) rstd_in, (7) dx, (8) dw, (9) part, (10) res, (11) hsum, as each entry uses (res and hsum
+// bound to stand-ins when their flag is off).
 // Dispatch: forward/backward_dx ceil(rows / (WG/LANES)) workgroups; dw_partial
 // ceil(ceil(rows/CHUNK)·C / WG); dw_reduce ceil(C / WG); all folded 2-D by gpu.grid().
 // CPU reference: src/engine/ref/rmsnorm.ts
@@ -31,6 +36,8 @@ struct Params { rows: u32, C: u32, eps: f32, flags: u32 }
 @group(0) @binding(7) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dw: array<f32>;
 @group(0) @binding(9) var<storage, read_write> part: array<f32>;
+@group(0) @binding(10) var<storage, read> res: array<f32>;
+@group(0) @binding(11) var<storage, read_write> hsum: array<f32>;
 
 var<workgroup> red: array<f32, WG>;
 
@@ -55,12 +62,21 @@ fn forward(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3
   let valid = r < p.rows;
   let n = select(0u, p.C, valid);
   let base = r * p.C;
+  let fused = (p.flags & 2u) != 0u;
   var ss = 0.0;
-  for (var i = lane; i < n; i += LANES) { let v = x[base + i]; ss += v * v; }
+  for (var i = lane; i < n; i += LANES) {
+    var v = x[base + i];
+    if (fused) { v = v + res[base + i]; hsum[base + i] = v; }
+    ss += v * v;
+  }
   ss = reduceSum(lid, ss);
   let rs = 1.0 / sqrt(ss / f32(p.C) + p.eps);
   if (valid && lane == 0u && (p.flags & 1u) != 0u) { rstd[r] = rs; }
-  for (var i = lane; i < n; i += LANES) { y[base + i] = x[base + i] * rs * w[i]; }
+  for (var i = lane; i < n; i += LANES) {
+    var v = x[base + i];
+    if (fused) { v = hsum[base + i]; } // this lane's own write above
+    y[base + i] = v * rs * w[i];
+  }
 }
 
 @compute @workgroup_size(WG)
@@ -76,7 +92,12 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
   for (var i = lane; i < n; i += LANES) { acc += w[i] * dy[base + i] * x[base + i]; }
   let dot = reduceSum(lid, acc);
   let k = rs * rs * rs * dot / f32(p.C);
-  for (var i = lane; i < n; i += LANES) { dx[base + i] = rs * w[i] * dy[base + i] - x[base + i] * k; }
+  let fused = (p.flags & 2u) != 0u;
+  for (var i = lane; i < n; i += LANES) {
+    var v = rs * w[i] * dy[base + i] - x[base + i] * k;
+    if (fused) { v = v + res[base + i]; }
+    dx[base + i] = v;
+  }
 }
 
 @compute @workgroup_size(WG)

@@ -12,27 +12,32 @@
 // Entries:
 //   rope          out-of-place: @binding(1) x (read), @binding(2) out (write), @binding(3) cs
 //   rope_inplace  in place:     @binding(2) out (read_write, holds x), @binding(3) cs
+//   rope_qk_inplace  q and k of one attention in one dispatch, in place: @binding(2) out (q,
+//                 nHeads heads), @binding(4) out2 (k, p.nHeads2 heads), @binding(3) cs; threads
+//                 past q's pairs take k's (the same rotation per element as two rope_inplace calls)
 // Dispatch: one thread per (b, t, head, i < HS/2): ceil(B·T·NHx·HS/2 / WG) workgroups, folded 2-D
 // by gpu.grid(); linear id = gid.x + gid.y·nwg.x·WG.
 // CPU reference: src/engine/ref/rope.ts
 override WG: u32 = 64;
-struct Params { BT: u32, T: u32, nHeads: u32, HS: u32, pos0: u32, sign: f32, _p0: u32, _p1: u32 }
+struct Params { BT: u32, T: u32, nHeads: u32, HS: u32, pos0: u32, sign: f32, nHeads2: u32, _p1: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> cs: array<vec2f>;
+@group(0) @binding(4) var<storage, read_write> out2: array<f32>;
 
 struct Pair { base: u32, i: u32, half: u32, c: f32, s: f32 }
 
-fn pair(idx: u32) -> Pair {
+fn pair_of(idx: u32, nHeads: u32) -> Pair {
   let half = p.HS / 2u;
   let i = idx % half;
-  let h = (idx / half) % p.nHeads;
-  let bt = idx / (half * p.nHeads);
+  let h = (idx / half) % nHeads;
+  let bt = idx / (half * nHeads);
   let pos = p.pos0 + bt % p.T;
   let r = cs[pos * half + i];
-  return Pair((bt * p.nHeads + h) * p.HS, i, half, r.x, p.sign * r.y);
+  return Pair((bt * nHeads + h) * p.HS, i, half, r.x, p.sign * r.y);
 }
+fn pair(idx: u32) -> Pair { return pair_of(idx, p.nHeads); }
 
 @compute @workgroup_size(WG)
 fn rope(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -54,4 +59,24 @@ fn rope_inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgrou
   let b = out[r.base + r.i + r.half];
   out[r.base + r.i] = a * r.c - b * r.s;
   out[r.base + r.i + r.half] = b * r.c + a * r.s;
+}
+
+@compute @workgroup_size(WG)
+fn rope_qk_inplace(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let idx = gid.x + gid.y * nwg.x * WG;
+  let nq = p.BT * p.nHeads * (p.HS / 2u);
+  if (idx < nq) {
+    let r = pair(idx);
+    let a = out[r.base + r.i];
+    let b = out[r.base + r.i + r.half];
+    out[r.base + r.i] = a * r.c - b * r.s;
+    out[r.base + r.i + r.half] = b * r.c + a * r.s;
+    return;
+  }
+  if (idx - nq >= p.BT * p.nHeads2 * (p.HS / 2u)) { return; }
+  let r = pair_of(idx - nq, p.nHeads2);
+  let a = out2[r.base + r.i];
+  let b = out2[r.base + r.i + r.half];
+  out2[r.base + r.i] = a * r.c - b * r.s;
+  out2[r.base + r.i + r.half] = b * r.c + a * r.s;
 }

@@ -7,7 +7,7 @@ import { addForward } from '../ops/elementwise';
 import { embeddingBackward, embeddingForward } from '../ops/embedding';
 import { rmsnormBackward, rmsnormForward } from '../ops/rmsnorm';
 import { swigluBackward, swigluForward } from '../ops/swiglu';
-import { ropeBackward, ropeForward, type RopeSpec } from '../ops/rope';
+import { ropeQK, type RopeSpec } from '../ops/rope';
 import { attentionBackward, attentionBackwardFlash, attentionForward } from '../ops/attention';
 import { headSize, ropeOf, type LlamaConfig, type LlamaWeights, PROJECTIONS, type Projection } from './config';
 import type { Linear } from './linear';
@@ -367,8 +367,7 @@ export class LlamaModel {
     L.proj.q.forward(a.q, a.xn1, BT);
     L.proj.k.forward(a.k, a.xn1, BT);
     L.proj.v.forward(a.v, a.xn1, BT);
-    ropeForward(gpu, a.q, B, T, NH, HS, this.rope, pos0);
-    ropeForward(gpu, a.k, B, T, NKV, HS, this.rope, pos0);
+    ropeQK(gpu, a.q, a.k, B, T, NH, NKV, HS, this.rope, pos0, 1);
     if (cache) {
       gpu.copy(a.k, cache.k[l], T * rowBytes, 0, pos0 * rowBytes);
       gpu.copy(a.v, cache.v[l], T * rowBytes, 0, pos0 * rowBytes);
@@ -379,8 +378,8 @@ export class LlamaModel {
       attentionForward(gpu, { out: a.att, ...p, q: a.q, k: a.k, v: a.v, B, Tq: T, Tk: T, TkMax: T, NH, NKV, HS, pos0: 0 });
     }
     L.proj.o.forward(a.attnOut, a.att, BT);
-    addForward(gpu, a.h, x, a.attnOut);
-    rmsnormForward(gpu, a.xn2, a.rstd2, a.h, L.mlpNorm, BT, cfg.dim, cfg.normEps);
+    // h = x + attnOut, then its norm, in one pass
+    rmsnormForward(gpu, a.xn2, a.rstd2, x, L.mlpNorm, BT, cfg.dim, cfg.normEps, { residual: { add: a.attnOut, sum: a.h } });
     L.proj.gate.forward(a.gate, a.xn2, BT);
     L.proj.up.forward(a.up, a.xn2, BT);
     swigluForward(gpu, a.act, a.gate, a.up, BT * H);
@@ -462,8 +461,7 @@ export class LlamaModel {
       L.proj.up.backwardWeight(g.dup, a.xn2, BT);
       L.proj.gate.backwardInput(g.dxn, g.dgate, BT, false);
       L.proj.up.backwardInput(g.dxn, g.dup, BT, true);
-      rmsnormBackward(gpu, g.dtmp, L.mlpNormGrad, g.dxn, a.h, L.mlpNorm, a.rstd2, BT, C);
-      addForward(gpu, g.dh, g.dtmp, dres); // d h
+      rmsnormBackward(gpu, g.dh, L.mlpNormGrad, g.dxn, a.h, L.mlpNorm, a.rstd2, BT, C, { addTo: dres }); // d h
       // h = x[l] + attnOut
       let dAttnOut = g.dh;
       const dao = extra.dattnOut?.[l];
@@ -477,16 +475,14 @@ export class LlamaModel {
       else if (extra.dprobs?.[l]) throw new Error('backward: an attention-map gradient needs activations with probabilities');
       // flash backward from the saved lse (g.dscores serves as its (B, NH, T) row scratch)
       else attentionBackwardFlash(gpu, { dq: g.dq, dk: g.dk, dv: g.dv, drow: g.dscores, dout: g.datt, q: a.q, k: a.k, v: a.v, out: a.att, lse: a.lse, B, T, NH, NKV, HS });
-      ropeBackward(gpu, g.dq, B, T, NH, HS, this.rope, 0);
-      ropeBackward(gpu, g.dk, B, T, NKV, HS, this.rope, 0);
+      ropeQK(gpu, g.dq, g.dk, B, T, NH, NKV, HS, this.rope, 0, -1);
       L.proj.q.backwardWeight(g.dq, a.xn1, BT);
       L.proj.k.backwardWeight(g.dk, a.xn1, BT);
       L.proj.v.backwardWeight(g.dv, a.xn1, BT);
       L.proj.q.backwardInput(g.dxn, g.dq, BT, false);
       L.proj.k.backwardInput(g.dxn, g.dk, BT, true);
       L.proj.v.backwardInput(g.dxn, g.dv, BT, true);
-      rmsnormBackward(gpu, g.dtmp, L.attnNormGrad, g.dxn, acts.x[l], L.attnNorm, a.rstd1, BT, C);
-      addForward(gpu, g.dresid[1 - cur], g.dtmp, g.dh); // d x[l]
+      rmsnormBackward(gpu, g.dresid[1 - cur], L.attnNormGrad, g.dxn, acts.x[l], L.attnNorm, a.rstd1, BT, C, { addTo: g.dh }); // d x[l]
       cur = 1 - cur;
     }
     if (this.tokEmbedGrad) embeddingBackward(gpu, this.tokEmbedGrad.chunks, g.dresid[cur], acts.tokens, BT, V, C);

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { dot, expectClose, finiteDiff, randn, testGpu, toF64 } from '../testing';
 import { rmsnormBackward, rmsnormForward, rmsnormLayout, type RmsnormOpts } from './rmsnorm';
 import { rmsnormBackwardRef, rmsnormForwardRef } from '../ref/rmsnorm';
+import { addForward } from './elementwise';
 
 // lavapipe compiles barrier kernels slowly: the workgroup variant is covered by 32 lanes per row in
 // 64-thread workgroups (two rows per workgroup) on every shape, and 64 lanes (= WG) on one.
@@ -45,7 +46,22 @@ describe('rmsnorm', () => {
     rmsnormBackward(gpu, tdx, null, tdy, tx, tw, tr, rows, C, o);
     expectClose('dw (accumulates twice)', await gpu.readF32(tdw), g.dw.map((v, i) => 2 * v + dw0[i]), dwTol);
     expectClose('dx (assigns, again)', await gpu.readF32(tdx), g.dx, { atol: 1e-5, rtol: 1e-4 });
-    for (const t of [tx, tw, ty, ty2, tr, tdy, tdx, tdw]) gpu.free(t);
+    // the fused residual adds = the separate add kernel then the norm, bit for bit:
+    // forward hsum = x + add, y = norm(hsum); backward dx = norm'(dy) + addTo
+    const add = randn(rows * C, 10), tadd = gpu.tensor('add', [rows, C], 'f32', add);
+    const hsum = gpu.tensor('hsum', [rows, C], 'f32', randn(rows * C, 11)), hsep = gpu.tensor('hsep', [rows, C]);
+    const yf = gpu.tensor('yf', [rows, C]), rf = gpu.tensor('rf', [rows]), ys = gpu.tensor('ys', [rows, C]), rsep = gpu.tensor('rs', [rows]);
+    rmsnormForward(gpu, yf, rf, tx, tw, rows, C, eps, { ...o, residual: { add: tadd, sum: hsum } });
+    addForward(gpu, hsep, tx, tadd);
+    rmsnormForward(gpu, ys, rsep, hsep, tw, rows, C, eps, o);
+    for (const [name, a, b] of [['sum', hsum, hsep], ['y', yf, ys], ['rstd', rf, rsep]] as const) expect(Array.from(await gpu.readF32(a)), `fused ${name}`).toEqual(Array.from(await gpu.readF32(b)));
+    expectClose('fused y vs reference', await gpu.readF32(yf), rmsnormForwardRef(Float32Array.from(x, (v, i) => v + add[i]), w, rows, C, eps).y, { atol: 1e-5, rtol: 1e-5 });
+    const dxf = gpu.tensor('dxf', [rows, C], 'f32', randn(rows * C, 12)), dxs = gpu.tensor('dxs', [rows, C]), tmp = gpu.tensor('tmp', [rows, C]);
+    rmsnormBackward(gpu, dxf, null, tdy, tx, tw, tr, rows, C, { ...o, addTo: tadd });
+    rmsnormBackward(gpu, tmp, null, tdy, tx, tw, tr, rows, C, o);
+    addForward(gpu, dxs, tmp, tadd);
+    expect(Array.from(await gpu.readF32(dxf)), 'fused dx + addTo').toEqual(Array.from(await gpu.readF32(dxs)));
+    for (const t of [tx, tw, ty, ty2, tr, tdy, tdx, tdw, tadd, hsum, hsep, yf, rf, ys, rsep, dxf, dxs, tmp]) gpu.free(t);
   }
 
   for (const { name, o } of VARIANTS)

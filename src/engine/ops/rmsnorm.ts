@@ -28,7 +28,7 @@ export function rmsnormLayout(gpu: Gpu, C: number, variant: RmsnormVariant = 'au
 }
 
 const partials = new WeakMap<Gpu, Tensor>();
-const dummies = new WeakMap<Gpu, Tensor>();
+const dummies = new WeakMap<Gpu, Tensor[]>();
 
 /** Reused scratch for the dw partials (grows; one per device, labelled rmsnorm.scratch). */
 function partialsScratch(gpu: Gpu, n: number): Tensor {
@@ -40,43 +40,54 @@ function partialsScratch(gpu: Gpu, n: number): Tensor {
   }
   return t;
 }
-function dummy(gpu: Gpu): Tensor {
-  let t = dummies.get(gpu);
-  if (!t) {
-    t = gpu.tensor('rmsnorm.scratch.unused', [1]);
-    dummies.set(gpu, t);
+/** One-element stand-ins for bindings an entry declares but this call does not use (two, so that
+ *  two unused writable bindings never alias). */
+function dummy(gpu: Gpu, which: 0 | 1 = 0): Tensor {
+  let ts = dummies.get(gpu);
+  if (!ts) {
+    ts = [gpu.tensor('rmsnorm.scratch.unused', [1]), gpu.tensor('rmsnorm.scratch.unused2', [1])];
+    dummies.set(gpu, ts);
   }
-  return t;
+  return ts[which];
 }
 
 function need(op: string, name: string, t: Tensor, n: number): void {
   if (t.numel < n) throw new Error(`${op}: ${name} "${t.label}" has ${t.numel} elements, needs ${n}`);
 }
 
-/** y (rows, C) = x (rows, C) * rstd * w (C) (assigns); rstd (rows) assigns when not null. */
-export function rmsnormForward(gpu: Gpu, y: Tensor, rstd: Tensor | null, x: Tensor, w: Tensor, rows: number, C: number, eps: number, opts: RmsnormOpts = {}): void {
+/** y (rows, C) = x (rows, C) * rstd * w (C) (assigns); rstd (rows) assigns when not null. With
+ *  opts.residual = { add, sum }: the residual add before the norm in the same pass, sum = x + add
+ *  (assigns; what is normalized, and what the backward takes as the norm's input). */
+export function rmsnormForward(gpu: Gpu, y: Tensor, rstd: Tensor | null, x: Tensor, w: Tensor, rows: number, C: number, eps: number, opts: RmsnormOpts & { residual?: { add: Tensor; sum: Tensor } } = {}): void {
   need('rmsnormForward', 'y', y, rows * C);
   need('rmsnormForward', 'x', x, rows * C);
   need('rmsnormForward', 'w', w, C);
   if (rstd) need('rmsnormForward', 'rstd', rstd, rows);
+  const r = opts.residual;
+  if (r) {
+    need('rmsnormForward', 'residual add', r.add, rows * C);
+    need('rmsnormForward', 'residual sum', r.sum, rows * C);
+  }
   const { WG, LANES } = rmsnormLayout(gpu, C, opts.variant, opts.lanes);
   gpu.run(
     { shader: 'rmsnorm', entry: 'forward', constants: { WG, LANES } },
-    { params: new Params().u32(rows, C).f32(eps).u32(rstd ? 1 : 0), bindings: { 1: x, 2: w, 3: y, 4: rstd ?? dummy(gpu) }, workgroups: gpu.grid(Math.ceil(rows / (WG / LANES))) },
+    { params: new Params().u32(rows, C).f32(eps).u32((rstd ? 1 : 0) | (r ? 2 : 0)), bindings: { 1: x, 2: w, 3: y, 4: rstd ?? dummy(gpu), 10: r?.add ?? x, 11: r?.sum ?? dummy(gpu, 1) }, workgroups: gpu.grid(Math.ceil(rows / (WG / LANES))) },
   );
 }
 
-/** dx (rows, C) = ∂(Σ y·dy)/∂x (assigns); dw (C) += Σ_rows dy·x·rstd (accumulates; skipped when
- *  null). dy (rows, C), x (rows, C) the forward's input, w (C), rstd (rows) from the forward. */
-export function rmsnormBackward(gpu: Gpu, dx: Tensor, dw: Tensor | null, dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, rows: number, C: number, opts: RmsnormOpts = {}): void {
+/** dx (rows, C) = ∂(Σ y·dy)/∂x (assigns; + opts.addTo (rows, C) when given: the residual
+ *  branch's gradient summed in the same pass); dw (C) += Σ_rows dy·x·rstd (accumulates; skipped
+ *  when null). dy (rows, C), x (rows, C) the forward's input, w (C), rstd (rows) from the forward. */
+export function rmsnormBackward(gpu: Gpu, dx: Tensor, dw: Tensor | null, dy: Tensor, x: Tensor, w: Tensor, rstd: Tensor, rows: number, C: number, opts: RmsnormOpts & { addTo?: Tensor } = {}): void {
   need('rmsnormBackward', 'dx', dx, rows * C);
   need('rmsnormBackward', 'dy', dy, rows * C);
   need('rmsnormBackward', 'x', x, rows * C);
   need('rmsnormBackward', 'w', w, C);
   need('rmsnormBackward', 'rstd', rstd, rows);
-  const params = () => new Params().u32(rows, C).f32(0).u32(0);
+  if (opts.addTo) need('rmsnormBackward', 'addTo', opts.addTo, rows * C);
+  const params = (flags = 0) => new Params().u32(rows, C).f32(0).u32(flags);
   const { WG, LANES } = rmsnormLayout(gpu, C, opts.variant, opts.lanes);
-  gpu.run({ shader: 'rmsnorm', entry: 'backward_dx', constants: { WG, LANES } }, { params: params(), bindings: { 1: x, 2: w, 5: dy, 6: rstd, 7: dx }, workgroups: gpu.grid(Math.ceil(rows / (WG / LANES))) });
+  gpu.run({ shader: 'rmsnorm', entry: 'backward_dx', constants: { WG, LANES } }, { params: params(opts.addTo ? 2 : 0), bindings: { 1: x, 2: w, 5: dy, 6: rstd, 7: dx, 10: opts.addTo ?? dy }, workgroups: gpu.grid(Math.ceil(rows / (WG / LANES))) });
   if (!dw) return;
   need('rmsnormBackward', 'dw', dw, C);
   const nChunks = Math.ceil(rows / RMSNORM_DW_CHUNK);

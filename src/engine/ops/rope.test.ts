@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { dot, expectClose, finiteDiff, randn, testGpu, toF64 } from '../testing';
-import { releaseRopeTables, ropeBackward, ropeForward } from './rope';
+import { releaseRopeTables, ropeBackward, ropeForward, ropeQK } from './rope';
 import { ropeInvFreq, ropeRef, type RopeSpec } from '../ref/rope';
 
 // Llama-3.2's rope_scaling (config.json of Llama-3.2-1B): theta 5e5, head_dim 64
@@ -80,6 +80,18 @@ describe('rope', () => {
       expectClose('backward in place undoes forward', await gpu.readF32(tx), x, { atol: 4e-6, rtol: 2e-6 });
       ropeBackward(gpu, tdy, tdy, B, T, NH, HS, theta, pos0);
       expectClose('backward in place', await gpu.readF32(tdy), ropeRef(dy, B, T, NH, HS, theta, pos0, true), TOL);
+      // q (NH heads) and k (NKV heads) in one dispatch = two single calls, bit for bit
+      const NKV = Math.max(1, NH - 1), nk = B * T * NKV * HS, kx = randn(nk, 5 + T);
+      for (const sign of [1, -1] as const) {
+        const q1 = gpu.tensor('q1', [n], 'f32', x), k1 = gpu.tensor('k1', [nk], 'f32', kx), q2 = gpu.tensor('q2', [n], 'f32', x), k2 = gpu.tensor('k2', [nk], 'f32', kx);
+        ropeQK(gpu, q1, k1, B, T, NH, NKV, HS, theta, pos0, sign);
+        (sign === 1 ? ropeForward : ropeBackward)(gpu, q2, B, T, NH, HS, theta, pos0);
+        (sign === 1 ? ropeForward : ropeBackward)(gpu, k2, B, T, NKV, HS, theta, pos0);
+        expect(Array.from(await gpu.readF32(q1)), `ropeQK q (sign ${sign})`).toEqual(Array.from(await gpu.readF32(q2)));
+        expect(Array.from(await gpu.readF32(k1)), `ropeQK k (sign ${sign})`).toEqual(Array.from(await gpu.readF32(k2)));
+        expectClose(`ropeQK k vs reference (sign ${sign})`, await gpu.readF32(k1), ropeRef(kx, B, T, NKV, HS, theta, pos0, sign === -1), TOL);
+        for (const t of [q1, k1, q2, k2]) gpu.free(t);
+      }
       for (const t of [tx, ty, tdy, tdx]) gpu.free(t);
     });
   }

@@ -93,3 +93,18 @@ export function ropeBackward(gpu: Gpu, a: Tensor, ...rest: (Tensor | RopeSpec)[]
   const { out, x, s } = parse(a, rest);
   rope(gpu, out, x, ...s, -1);
 }
+
+/** q (B, T, NH·HS) and k (B, T, NKV·HS) rotated in place in one dispatch: the same result as
+ *  ropeForward (sign +1) or ropeBackward (sign −1) on each, one launch instead of two. */
+export function ropeQK(gpu: Gpu, q: Tensor, k: Tensor, B: number, T: number, NH: number, NKV: number, HS: number, spec: RopeSpec, pos0: number, sign: 1 | -1): void {
+  const theta = ropeTheta(spec);
+  if (HS % 2 !== 0 || HS <= 0) throw new Error(`rope: head size ${HS} must be even and positive`);
+  if (q.buffer === k.buffer) throw new Error(`ropeQK: q "${q.label}" and k "${k.label}" must be separate tensors`);
+  const nq = B * T * NH * HS, nk = B * T * NKV * HS;
+  if (q.numel < nq || k.numel < nk) throw new Error(`ropeQK: q "${q.label}" (${q.numel}) / k "${k.label}" (${k.numel}) smaller than B*T*heads*HS = ${nq} / ${nk}`);
+  if (!(theta > 0)) throw new Error(`rope: theta must be > 0, got ${theta}`);
+  if (nq + nk === 0) return;
+  const cs = ropeTable(gpu, HS, spec, pos0 + T);
+  const params = new Params().u32(B * T, T, NH, HS, pos0).f32(sign).u32(NKV, 0);
+  gpu.run({ shader: 'rope', entry: 'rope_qk_inplace', constants: { WG } }, { params, bindings: { 2: q, 3: cs, 4: k }, workgroups: gpu.grid(Math.ceil((nq + nk) / 2 / WG)) });
+}
