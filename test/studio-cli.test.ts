@@ -1,15 +1,16 @@
 // The studio and the CLI stand on one workflow layer: the same spec through `quench distill` and
-// through the worker's engine gives the same run, and their defaults are one. (A test outside
+// through the worker's engine gives the same run, and their defaults (distill and pretrain) are one. (A test outside
 // src/engine: it imports the CLI, the worker and the UI store, which the engine itself may not.)
 import { readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { testGpu } from '../src/engine/testing';
 import { run as distillCli, specFromArgs } from '../src/cli/distill';
+import { run as pretrainCli, pretrainSpecFromArgs } from '../src/cli/pretrain';
 import { StudioEngine } from '../src/worker/studio-engine';
 import { DEFAULT_SETTINGS } from '../src/ui/store';
-import { makeRunSpec, resolveRunSpec, DEFAULT_RUN_SPEC } from '../src/engine/workflow/spec';
+import { makeRunSpec, resolveRunSpec, DEFAULT_PRETRAIN_SPEC, DEFAULT_RUN_SPEC } from '../src/engine/workflow/spec';
 import { autoHoldout } from '../src/engine/workflow/data';
 import type { StepMetrics } from '../src/engine/train/distill';
 
@@ -23,6 +24,33 @@ describe('one workflow under the CLI and the studio', () => {
     expect(resolveRunSpec(makeRunSpec(DEFAULT_SETTINGS.run, 'studio'), cfg)).toEqual(resolveRunSpec(cli, cfg));
     // the documented recipe, not the studio's old one (lr 2e-3, 4x64) that made students worse than RTN
     expect(cli).toMatchObject({ lr: 5e-4, batch: 8, seq: 128, steps: 300, loss: { kl: 1, ce: 0.5 }, scales: 'learned', scaleInit: 'search' });
+  });
+
+  it("pretraining: the studio's form and `quench pretrain`'s flags both default to DEFAULT_PRETRAIN_SPEC", async () => {
+    expect(DEFAULT_SETTINGS.pretrain).toEqual(DEFAULT_PRETRAIN_SPEC);
+    expect(pretrainSpecFromArgs({})).toEqual({ spec: DEFAULT_PRETRAIN_SPEC });
+    // the studio's quick run in a tab: BPE of 512 tokens trained on the text, 200 steps of 8x64
+    expect(DEFAULT_PRETRAIN_SPEC).toEqual({ config: 'tiny', tokenizer: 'bpe', vocabSize: 512, steps: 200, batch: 8, seq: 64, lr: 3e-3, seed: 1 });
+    // --bpe N sets the vocabulary, --bpe 0 asks for bytes, --tokenizer a file; both at once is refused
+    expect(pretrainSpecFromArgs({ bpe: '300' }).spec).toEqual({ ...DEFAULT_PRETRAIN_SPEC, vocabSize: 300 });
+    expect(pretrainSpecFromArgs({ bpe: '0' }).spec.tokenizer).toBe('byte');
+    expect(pretrainSpecFromArgs({ tokenizer: 't.json', steps: '5' })).toEqual({ spec: { ...DEFAULT_PRETRAIN_SPEC, steps: 5 }, tokenizerFile: 't.json' });
+    expect(() => pretrainSpecFromArgs({ tokenizer: 't.json', bpe: '300' })).toThrow(/--tokenizer or --bpe, not both/);
+    expect(() => pretrainSpecFromArgs({ config: 'huge' })).toThrow(/--config must be one of .*tiny/);
+    // --help prints the defaults from the constant
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    try {
+      expect(await pretrainCli(['--help'])).toBe(0);
+      const help = log.mock.calls.map((c) => String(c[0])).join('\n');
+      const D = DEFAULT_PRETRAIN_SPEC;
+      expect(help).toContain(`--config ${D.config} --steps ${D.steps}`);
+      expect(help).toContain(`--batch ${D.batch} --seq ${D.seq}`);
+      expect(help).toContain(`--lr ${D.lr} --seed ${D.seed}`);
+      expect(help).toContain(`BPE of ${D.vocabSize} tokens`);
+      expect(help).toContain('--bpe 0');
+    } finally {
+      log.mockRestore();
+    }
   });
 
   it('the same spec through `quench distill` and through the worker engine: identical per-step losses and held-out perplexity', async () => {

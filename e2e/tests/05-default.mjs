@@ -11,6 +11,9 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   expect(params === `${(card.parameters / 1e3).toFixed(1)} k` || params === `${(card.parameters / 1e6).toFixed(2)} M`, `the card's ${card.parameters} parameters are shown: ${params}`);
   const about = await page.getByTestId('model-about').innerText();
   expect(/held-out perplexity [\d.]+ \(unigram \d+\)/.test(about), `the card's numbers are shown: ${about}`);
+  // the load button names the bundled model's size from the same card
+  const button = await page.getByTestId('load-default').innerText();
+  expect(button.includes(`${Number((card.parameters / 1e6).toPrecision(2))}M`), `the load button shows the card's size: ${button}`);
   await screenshot('default-model');
 
   await page.getByRole('tab', { name: 'Quantize' }).click();
@@ -32,8 +35,23 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByTestId('pt-steps').fill('30');
   await page.getByTestId('pt-batch').fill('4');
   await page.getByTestId('pt-seq').fill('32');
-  // the form survives a tab switch (it lives in the persisted settings)
+  // the forms survive a tab switch (they live in the persisted settings): Pretrain's, Compress's
+  // zero-shot task and limit, and the Results tab's accuracy form
+  await page.getByRole('tab', { name: 'Compress' }).click();
+  await page.getByTestId('cmp-task').selectOption('piqa');
+  await page.getByTestId('cmp-taskLimit').fill('25');
+  await page.getByRole('tab', { name: 'Results' }).click();
+  await page.getByTestId('acc-task').selectOption('arc_easy');
+  await page.getByTestId('acc-limit').fill('40');
   await page.getByRole('tab', { name: 'Quantize' }).click();
+  await page.getByRole('tab', { name: 'Compress' }).click();
+  const keptC = [await page.getByTestId('cmp-task').inputValue(), await page.getByTestId('cmp-taskLimit').inputValue()];
+  expect(keptC.join(',') === 'piqa,25', `the Compress task and limit are kept across a tab switch: ${keptC.join(',')}`);
+  const note = await page.getByTestId('cmp-task-files').innerText();
+  expect(/no task file chosen/.test(note), `the Compress form says no task file is chosen: ${note}`);
+  await page.getByRole('tab', { name: 'Results' }).click();
+  const keptA = [await page.getByTestId('acc-task').inputValue(), await page.getByTestId('acc-limit').inputValue()];
+  expect(keptA.join(',') === 'arc_easy,40', `the Results accuracy task and limit are kept across a tab switch: ${keptA.join(',')}`);
   await page.getByRole('tab', { name: 'Pretrain' }).click();
   const kept = [await page.getByTestId('pt-steps').inputValue(), await page.getByTestId('pt-batch').inputValue(), await page.getByTestId('pt-config').inputValue()];
   expect(kept.join(',') === '30,4,tiny', `the Pretrain form is kept across a tab switch: ${kept.join(',')}`);

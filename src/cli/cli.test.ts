@@ -69,4 +69,10 @@ describe('quench pretrain', () => {
     expect(e.ppl).toBeGreaterThan(1);
     expect(e.ppl).toBeLessThan(300 * 1.5); // near the uniform 300 after 4 steps, not wildly off
   });
+  it('--bpe 0 asks for the byte-level tokenizer (259 ids)', () => {
+    const out = join(mkdtempSync(join(tmpdir(), 'quench-pretrain-')), 'm');
+    const r = JSON.parse(quench(['pretrain', '--text', 'public/models/default/data.txt', '--bpe', '0', '--steps', '1', '--batch', '1', '--seq', '16', '--out', out]).trim().split('\n').at(-1)!);
+    expect(r.config.vocabSize).toBe(259);
+    expect(r.steps).toBe(1);
+  });
 });

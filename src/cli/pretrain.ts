@@ -1,4 +1,5 @@
-// quench pretrain --text FILE... --config tiny|small --steps N --out DIR [--tokenizer PATH]
+// quench pretrain --text FILE... --out DIR [--config C] [--steps N] [--bpe N | --tokenizer PATH]: flags
+// default to the workflow's DEFAULT_PRETRAIN_SPEC, the studio's Pretrain form's defaults too.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeGpu } from '../engine/gpu/node';
@@ -11,33 +12,58 @@ import { int, num, parse } from './args';
 import { trainBpe } from '../engine/io/bpe-train';
 import { parseTokenizerJson } from '../engine/io/hf-tokenizer';
 import { loadDocs } from './distill';
+import { DEFAULT_PRETRAIN_SPEC, type PretrainSpec } from '../engine/workflow/spec';
 
-const HELP = `usage: quench pretrain --text FILE[,FILE...] [--sep S] --config ${Object.keys(PRETRAIN_CONFIGS).join('|')} --steps N --out DIR
-                       [--tokenizer tokenizer.json|tokenizer.bin | --bpe N] [--batch B] [--seq T] [--lr X] [--seed S]
+const D = DEFAULT_PRETRAIN_SPEC;
+const HELP = `usage: quench pretrain --text FILE[,FILE...] [--sep S] --out DIR [--config ${Object.keys(PRETRAIN_CONFIGS).join('|')}] [--steps N]
+                       [--bpe N | --tokenizer tokenizer.json|tokenizer.bin] [--batch B] [--seq T] [--lr X] [--seed S]
 Trains a LLaMA (GQA, SwiGLU, RoPE) from random initialisation with next-token cross-entropy and
 AdamW; writes DIR as an HF model folder (config.json, model.safetensors, tokenizer.json).
---bpe N first trains a SentencePiece-style BPE tokenizer of N tokens on the text (as the default
-model's); --tokenizer uses an existing one; with neither, a byte-level tokenizer (259 ids).
+Tokenizer: by default a SentencePiece-style BPE of ${D.vocabSize} tokens is first trained on the text (as the
+studio's Pretrain tab and the default model do); --bpe N trains one of N tokens; --bpe 0 uses the
+byte-level tokenizer (259 ids); --tokenizer uses an existing one.
+Defaults (the studio's Pretrain tab's, one set in the workflow layer): --config ${D.config} --steps ${D.steps}
+--batch ${D.batch} --seq ${D.seq} (at most the config's context) --lr ${D.lr} --seed ${D.seed} --sep '<|endoftext|>'.
 The bundled default model is made by \`npm run make-default-model\` (recipe and card included).`;
+
+/** The pretraining spec the flags ask for, DEFAULT_PRETRAIN_SPEC where a flag is absent (so these
+ *  defaults are the studio's), and the tokenizer file given by --tokenizer, if any (then the spec's
+ *  tokenizer and vocabSize are unused). */
+export function pretrainSpecFromArgs(a: Record<string, unknown>): { spec: PretrainSpec; tokenizerFile?: string } {
+  const config = (a.config as string | undefined) ?? D.config;
+  if (!PRETRAIN_CONFIGS[config]) throw new Error(`--config must be one of ${Object.keys(PRETRAIN_CONFIGS).join(', ')}, got "${config}"`);
+  if (a.tokenizer !== undefined && a.bpe !== undefined) throw new Error('give --tokenizer or --bpe, not both');
+  const bpe = int(a.bpe, 'bpe', D.vocabSize);
+  const spec: PretrainSpec = {
+    config,
+    tokenizer: bpe === 0 ? 'byte' : 'bpe',
+    vocabSize: bpe === 0 ? D.vocabSize : bpe,
+    steps: int(a.steps, 'steps', D.steps),
+    batch: int(a.batch, 'batch', D.batch),
+    seq: int(a.seq, 'seq', D.seq),
+    lr: num(a.lr, 'lr', D.lr),
+    seed: int(a.seed, 'seed', D.seed),
+  };
+  return a.tokenizer === undefined ? { spec } : { spec, tokenizerFile: a.tokenizer as string };
+}
 
 export async function run(argv: string[]): Promise<number> {
   const a = parse(argv, { text: { type: 'string' }, sep: { type: 'string' }, bpe: { type: 'string' }, config: { type: 'string' }, steps: { type: 'string' }, out: { type: 'string' }, tokenizer: { type: 'string' }, batch: { type: 'string' }, seq: { type: 'string' }, lr: { type: 'string' }, seed: { type: 'string' } }, HELP);
   if (!a) return 0;
   if (!a.text || !a.out) throw new Error(`--text and --out are required\n\n${HELP}`);
-  const base = PRETRAIN_CONFIGS[(a.config as string | undefined) ?? 'tiny'];
-  if (!base) throw new Error(`--config must be one of ${Object.keys(PRETRAIN_CONFIGS).join(', ')}`);
-  if (a.tokenizer && a.bpe) throw new Error('give --tokenizer or --bpe, not both');
+  const { spec, tokenizerFile } = pretrainSpecFromArgs(a);
+  const base = PRETRAIN_CONFIGS[spec.config];
   const docs = (a.text as string).split(',').flatMap((f) => loadDocs(f, (a.sep as string | undefined) ?? '<|endoftext|>'));
   let tokenizerJson: string | undefined;
-  if (a.bpe) tokenizerJson = JSON.stringify(trainBpe(docs, { vocabSize: int(a.bpe, 'bpe', 1024), onProgress: (m, n) => process.stderr.write(`bpe: ${m}/${n} merges\n`) }));
-  else if (typeof a.tokenizer === 'string' && a.tokenizer.endsWith('.json')) tokenizerJson = readFileSync(a.tokenizer, 'utf8');
-  const tok = tokenizerJson ? parseTokenizerJson(tokenizerJson, 'tokenizer.json (trained)') : a.tokenizer ? loadTokenizerFile(a.tokenizer as string) : new ByteTokenizer();
+  if (tokenizerFile === undefined && spec.tokenizer === 'bpe') tokenizerJson = JSON.stringify(trainBpe(docs, { vocabSize: spec.vocabSize, onProgress: (m, n) => process.stderr.write(`bpe: ${m}/${n} merges\n`) }));
+  else if (tokenizerFile?.endsWith('.json')) tokenizerJson = readFileSync(tokenizerFile, 'utf8');
+  const tok = tokenizerJson ? parseTokenizerJson(tokenizerJson, tokenizerFile ?? 'tokenizer.json (trained)') : tokenizerFile ? loadTokenizerFile(tokenizerFile) : new ByteTokenizer();
   const stream = tokenStream(docs, (s) => tok.encode(s, { bos: true }));
   const cfg = { ...base, vocabSize: tok.vocabSize };
-  const steps = int(a.steps, 'steps', 1000);
+  const steps = spec.steps;
   const gpu = await createNodeGpu();
   try {
-    const p = new Pretrainer(gpu, cfg, pretrainConfigOf({ steps, batch: int(a.batch, 'batch', 8), seq: Math.min(int(a.seq, 'seq', 128), cfg.maxSeqLen), lr: num(a.lr, 'lr', 3e-3), seed: int(a.seed, 'seed', 1) }), stream);
+    const p = new Pretrainer(gpu, cfg, pretrainConfigOf({ steps, batch: spec.batch, seq: Math.min(spec.seq, cfg.maxSeqLen), lr: spec.lr, seed: spec.seed }), stream);
     const t0 = performance.now();
     let last = 0;
     // steps are submitted without waiting; their losses land a step or two later

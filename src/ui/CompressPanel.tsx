@@ -18,11 +18,12 @@ export function CompressPanel() {
   const model = useStudio((s) => s.model);
   const c = useStudio((s) => s.settings.compress);
   const job = useStudio((s) => s.compressJob);
-  // an optional zero-shot task every stage is scored on (files stay in the form, not the store)
-  const [task, setTask] = useState<TaskName>('copa');
+  // an optional zero-shot task every stage is scored on: the task and its limit persist with the
+  // form (settings.compress); the chosen files cannot, so they stay here and the form says so
+  const task: TaskName = TASKS.includes(c.task) ? c.task : 'copa';
+  const limit = c.taskLimit;
   const [docs, setDocs] = useState<File | null>(null);
   const [labels, setLabels] = useState<File | null>(null);
-  const [limit, setLimit] = useState(100);
   const start = async () => {
     const accuracy = docs ? { task, docsText: await docs.text(), labelsText: labels ? await labels.text() : undefined, fileName: docs.name, limit } : undefined;
     await runCompressJob(accuracy);
@@ -55,10 +56,11 @@ export function CompressPanel() {
         <label><input type="checkbox" checked={c.baselines} aria-label="CE-only baselines" onChange={(e) => setC({ baselines: e.target.checked })} /> CE-only baselines</label>
       </div>
       <div className="form" role="group" aria-label="zero-shot accuracy of every stage (optional)">
-        <label>zero-shot task <select value={task} aria-label="compress task" onChange={(e) => setTask(e.target.value as TaskName)}>{TASKS.map((t) => <option key={t}>{t}</option>)}</select></label>
+        <label>zero-shot task <select value={task} aria-label="compress task" data-testid="cmp-task" onChange={(e) => setC({ task: e.target.value as TaskName })}>{TASKS.map((t) => <option key={t}>{t}</option>)}</select></label>
         <label>jsonl ({TASK_FILES[task].docs.split('/').pop()}) <input type="file" accept=".jsonl,.json,.txt" data-testid="cmp-task-docs" onChange={(e) => setDocs(e.target.files?.[0] ?? null)} /></label>
         {TASK_FILES[task].labels && <label>labels ({TASK_FILES[task].labels!.split('/').pop()}) <input type="file" data-testid="cmp-task-labels" onChange={(e) => setLabels(e.target.files?.[0] ?? null)} /></label>}
-        <label>first <input type="number" value={limit} aria-label="task documents" onChange={(e) => setLimit(Number(e.target.value))} /> documents (0 = all)</label>
+        <label>first <input type="number" value={limit} aria-label="task documents" data-testid="cmp-taskLimit" onChange={(e) => setC({ taskLimit: Number(e.target.value) })} /> documents (0 = all)</label>
+        <span className="muted" data-testid="cmp-task-files">{docs ? `scoring every stage on ${docs.name}${labels ? ` + ${labels.name}` : ''}` : 'no task file chosen: perplexity only (chosen files are not kept across tab switches or reloads)'}</span>
         <button data-testid="compress-start" disabled={job.status === 'running'} onClick={() => void start()}>{job.status === 'running' ? 'Compressing…' : 'Compress'}</button>
         <button onClick={stopTraining}>Stop</button>
       </div>

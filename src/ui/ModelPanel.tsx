@@ -1,6 +1,6 @@
-import { useRef, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { useStudio } from './store';
-import { loadDefaultModel, loadModelFiles, loadTinyModel } from './actions';
+import { defaultModelCard, defaultModelLabel, loadDefaultModel, loadModelFiles, loadTinyModel } from './actions';
 import { ProgressBar } from './TrainPanels';
 
 const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)} M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)} k` : String(n));
@@ -30,6 +30,15 @@ export function ModelPanel() {
   const gpu = useStudio((s) => s.gpu);
   const byteTok = useStudio((s) => s.settings.byteTokenizer);
   const [over, setOver] = useState(false);
+  // the bundled model's size, from its card (the button reads without it until the card arrives)
+  const [defaultLabel, setDefaultLabel] = useState(() => defaultModelLabel(null));
+  useEffect(() => {
+    let live = true;
+    void defaultModelCard().then((c) => live && setDefaultLabel(defaultModelLabel(c)));
+    return () => {
+      live = false;
+    };
+  }, []);
   const input = useRef<HTMLInputElement>(null);
   const folder = useRef<HTMLInputElement>(null);
   return (
@@ -71,7 +80,7 @@ export function ModelPanel() {
           // the model is named after its folder
           if (files.length) void loadModelFiles(files, { name: files[0].webkitRelativePath.split('/')[0] || undefined });
         }} />
-        <button data-testid="load-default" disabled={loading} onClick={() => void loadDefaultModel()}>Bundled default model (Moby-Dick + State of the Union, 0.15M)</button>
+        <button data-testid="load-default" disabled={loading} onClick={() => void loadDefaultModel()}>Bundled default model ({defaultLabel})</button>
         <button data-testid="load-tiny" disabled={loading} onClick={() => void loadTinyModel()}>Tiny random model (instant, for trying the controls)</button>
         <label><input type="checkbox" data-testid="byte-tokenizer" aria-label="use a byte tokenizer when the model comes without one" checked={byteTok} onChange={(e) => useStudio.getState().updateSettings((s) => ({ ...s, byteTokenizer: e.target.checked }))} /> byte tokenizer when a model comes without one</label>
       </div>

@@ -351,10 +351,13 @@ const pm = (r: McResult | undefined, k: 'acc' | 'acc_norm') => (r ? `${r[k].toFi
 function AccuracyForm() {
   const job = useStudio((s) => s.accuracyJob);
   const progress = useStudio((s) => s.progress);
-  const [task, setTask] = useState<TaskName>(() => (TASKS.includes(useStudio.getState().settings.accuracy.task as TaskName) ? (useStudio.getState().settings.accuracy.task as TaskName) : 'copa'));
+  // the task and its limit persist with the forms (settings.accuracy); the chosen files cannot
+  const form = useStudio((s) => s.settings.accuracy);
+  const setForm = (over: Partial<typeof form>) => useStudio.getState().updateSettings((s) => ({ ...s, accuracy: { ...s.accuracy, ...over } }));
+  const task: TaskName = TASKS.includes(form.task as TaskName) ? (form.task as TaskName) : 'copa';
+  const limit = form.limit;
   const [docs, setDocs] = useState<File | null>(null);
   const [labels, setLabels] = useState<File | null>(null);
-  const [limit, setLimit] = useState(100);
   const needsLabels = !!TASK_FILES[task].labels;
   const start = async () => {
     if (!docs) return;
@@ -364,13 +367,13 @@ function AccuracyForm() {
     <div className="form" aria-label="zero-shot accuracy">
       <label>
         task{' '}
-        <select value={task} data-testid="acc-task" onChange={(e) => setTask(e.target.value as TaskName)}>
+        <select value={task} data-testid="acc-task" onChange={(e) => setForm({ task: e.target.value })}>
           {TASKS.map((t) => <option key={t}>{t}</option>)}
         </select>
       </label>
       <label>jsonl ({TASK_FILES[task].docs.split('/').pop()}) <input type="file" accept=".jsonl,.json,.txt" data-testid="acc-docs" onChange={(e) => setDocs(e.target.files?.[0] ?? null)} /></label>
       {needsLabels && <label>labels ({TASK_FILES[task].labels!.split('/').pop()}) <input type="file" data-testid="acc-labels" onChange={(e) => setLabels(e.target.files?.[0] ?? null)} /></label>}
-      <label>first <input type="number" value={limit} data-testid="acc-limit" onChange={(e) => setLimit(Number(e.target.value))} /> documents (0 = all)</label>
+      <label>first <input type="number" value={limit} data-testid="acc-limit" onChange={(e) => setForm({ limit: Number(e.target.value) })} /> documents (0 = all)</label>
       <button data-testid="acc-run" disabled={!docs || job.status === 'running'} onClick={() => void start()}>{job.status === 'running' ? 'Scoring…' : 'Score accuracy'}</button>
       {job.status === 'running' && progress && <span data-testid="acc-progress"><progress max={progress.total} value={progress.done} /> {progress.label}: {progress.done}/{progress.total}</span>}
       {job.status === 'failed' && <span className="error" role="alert" data-testid="acc-error">{job.message}</span>}

@@ -192,8 +192,32 @@ async function refreshData(): Promise<void> {
   if (d) useStudio.getState().setData(d);
 }
 
-/** The files of the bundled default model, as the page serves them. */
-export const DEFAULT_MODEL = { base: '/models/default/', files: ['config.json', 'model.safetensors', 'tokenizer.json'], data: 'data.txt', name: 'quench-default (Moby-Dick + State of the Union, 0.15M)', corpus: 'Moby-Dick + State of the Union addresses' };
+/** The files of the bundled default model, as the page serves them; its size is its card's
+ *  (card.json `parameters`, written by `npm run make-default-model`), never written here. */
+export const DEFAULT_MODEL = { base: '/models/default/', files: ['config.json', 'model.safetensors', 'tokenizer.json'], data: 'data.txt', title: 'Moby-Dick + State of the Union', corpus: 'Moby-Dick + State of the Union addresses' };
+
+/** The fields of the default model's card.json the studio shows. */
+export interface DefaultModelCard {
+  parameters: number;
+  training: { steps: number; batch: number; seq: number };
+  heldOut: { ppl: number };
+  unigram: { ppl: number };
+}
+
+let defaultCard: Promise<DefaultModelCard | null> | null = null;
+/** The bundled model's card.json (fetched once; null when the page does not serve it). */
+export function defaultModelCard(): Promise<DefaultModelCard | null> {
+  defaultCard ??= fetch(DEFAULT_MODEL.base + 'card.json').then((x) => (x.ok ? (x.json() as Promise<DefaultModelCard>) : null)).catch(() => null);
+  return defaultCard;
+}
+
+/** A parameter count as a short label: 150960 -> "0.15M", 2.6e6 -> "2.6M". */
+export const paramsLabel = (n: number) => `${Number((n / 1e6).toPrecision(2))}M`;
+
+/** "Moby-Dick + State of the Union, 0.15M" (the size from the card, when it is known). */
+export function defaultModelLabel(card: Pick<DefaultModelCard, 'parameters'> | null): string {
+  return card && Number.isFinite(card.parameters) ? `${DEFAULT_MODEL.title}, ${paramsLabel(card.parameters)}` : DEFAULT_MODEL.title;
+}
 
 /** Load the bundled default teacher and its corpus's text (Moby-Dick + State of the Union) as the data; false when unavailable. */
 export async function loadDefaultModel(): Promise<boolean> {
@@ -207,12 +231,12 @@ export async function loadDefaultModel(): Promise<boolean> {
         return new File([await r.blob()], f);
       }),
     );
-    const card = await engine().request('loadFiles', { files, name: DEFAULT_MODEL.name });
+    const c = await defaultModelCard();
+    const card = await engine().request('loadFiles', { files, name: `quench-default (${defaultModelLabel(c)})` });
     await forgetModel().catch(() => {});
     // the data first, so that a shown model card means everything is in place
     await loadDefaultData();
     // its card's headline numbers, shown on the Model tab
-    const c = await fetch(DEFAULT_MODEL.base + 'card.json').then((x) => (x.ok ? x.json() : null)).catch(() => null);
     const about = c?.heldOut ? `pretrained here on ${DEFAULT_MODEL.corpus}: ${c.training.steps} steps of ${c.training.batch}×${c.training.seq} tokens; held-out perplexity ${c.heldOut.ppl.toFixed(1)} (unigram ${c.unigram.ppl.toFixed(0)})` : undefined;
     s.setModel({ ...card, about });
     await refreshModels();

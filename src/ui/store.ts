@@ -6,9 +6,10 @@ import { persist } from 'zustand/middleware';
 import type { GpuInfo } from '../engine/gpu/runtime';
 import type { AccuracyResult, Baselines, DataInfo, EvalDescription, KernelBenchRow, ModelCard, ModelEntry, OnnxCheckResult, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, SelfTestResult } from '../worker/protocol';
 import type { StoredRun } from './db';
-import { DEFAULT_RUN_SPEC, type RunSpec } from '../engine/workflow/spec';
+import { DEFAULT_PRETRAIN_SPEC, DEFAULT_RUN_SPEC, type RunSpec } from '../engine/workflow/spec';
 import type { FreezeMask } from '../engine/train/freeze';
 import type { Bits } from '../engine/quant/pack';
+import type { TaskName } from '../engine/eval/tasks';
 
 export type Tab = 'model' | 'pretrain' | 'compress' | 'quantize' | 'distill' | 'compare' | 'results' | 'analysis' | 'playground' | 'gpu';
 
@@ -19,7 +20,7 @@ export type KernelBenchState = Job<KernelBenchRow[]>;
 export type QuantState = Job<QuantReport>;
 export type PretrainState = Job<PretrainResult> & { points: PretrainPoint[] };
 
-/** Every form's values: the distill/compare forms start at the workflow's defaults (the CLI's). */
+/** Every form's values: the distill/compare and pretrain forms start at the workflow's defaults (the CLI's). */
 export interface Settings {
   run: RunSpec;
   /** the Distill tab's freeze matrix (null: the scheme in `run`) */
@@ -31,7 +32,9 @@ export interface Settings {
   accuracy: { task: string; limit: number };
   byteTokenizer: boolean;
   pretrain: PretrainSpec;
-  compress: { layers: number; headsKeep: number; mlpKeep: number; kdSteps: number; batch: number; seq: number; lr: number; bits: Bits; group: number; qatSteps: number; baselines: boolean; embedBits: 0 | 4 | 8 };
+  /** the Compress tab's form; `task` and `taskLimit`: the optional zero-shot task every stage is
+   *  scored on (its files are chosen again after a reload) */
+  compress: { layers: number; headsKeep: number; mlpKeep: number; kdSteps: number; batch: number; seq: number; lr: number; bits: Bits; group: number; qatSteps: number; baselines: boolean; embedBits: 0 | 4 | 8; task: TaskName; taskLimit: number };
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -43,8 +46,8 @@ export const DEFAULT_SETTINGS: Settings = {
   playground: { prompt: 'Once upon a time', maxTokens: 64, temperature: 0, models: ['teacher'] },
   accuracy: { task: 'copa', limit: 100 },
   byteTokenizer: false,
-  pretrain: { config: 'tiny', tokenizer: 'bpe', vocabSize: 512, steps: 200, batch: 8, seq: 64, lr: 0.003, seed: 1 },
-  compress: { layers: 0, headsKeep: 1, mlpKeep: 0.5, kdSteps: 300, batch: 8, seq: 128, lr: 2e-3, bits: 4, group: 32, qatSteps: 100, baselines: true, embedBits: 8 },
+  pretrain: DEFAULT_PRETRAIN_SPEC,
+  compress: { layers: 0, headsKeep: 1, mlpKeep: 0.5, kdSteps: 300, batch: 8, seq: 128, lr: 2e-3, bits: 4, group: 32, qatSteps: 100, baselines: true, embedBits: 8, task: 'copa', taskLimit: 100 },
 };
 
 export interface ProgressState {
@@ -186,6 +189,7 @@ export const useStudio = create<StudioState>()(
         const settings = { ...DEFAULT_SETTINGS, ...(p.settings ?? {}) };
         settings.compress = { ...DEFAULT_SETTINGS.compress, ...(p.settings?.compress ?? {}) };
         settings.pretrain = { ...DEFAULT_SETTINGS.pretrain, ...(p.settings?.pretrain ?? {}) };
+        settings.accuracy = { ...DEFAULT_SETTINGS.accuracy, ...(p.settings?.accuracy ?? {}) };
         settings.run = { ...DEFAULT_RUN_SPEC, ...(settings.run ?? {}), loss: { ...DEFAULT_RUN_SPEC.loss, ...(settings.run?.loss ?? {}) } };
         return { ...current, settings, tab: p.tab ?? current.tab };
       },

@@ -24,7 +24,7 @@ import { autoFreeze } from '../engine/workflow/auto-freeze';
 import { exportModel, modelFiles, tokenizerJsonOf, type ExportFormat, type ExportResult } from '../engine/workflow/export';
 import { computeBaselines, type Baselines } from '../engine/workflow/results';
 import { adapterLimits, runTraining, type Progress, type RunOutcome, type RunSummary } from '../engine/workflow/run';
-import { DEFAULT_RUN_SPEC, makeRunSpec, resolveRunSpec, runLabel, type RunSpec } from '../engine/workflow/spec';
+import { DEFAULT_RUN_SPEC, makeRunSpec, resolveRunSpec, runLabel, type PretrainSpec, type RunSpec } from '../engine/workflow/spec';
 import { memoryRefusal, planDistillMemory } from '../engine/train/memory';
 import { PRETRAIN_CONFIGS, Pretrainer, pretrainConfigOf } from '../engine/train/pretrain';
 import { evaluateTask, type McResult } from '../engine/eval/multiple-choice';
@@ -49,17 +49,7 @@ export interface AccuracyResult {
 }
 import { trainBpe } from '../engine/io/bpe-train';
 
-export interface PretrainSpec {
-  config: string;
-  /** 'bpe': train a BPE tokenizer of vocabSize tokens on the data first; 'byte': 259 byte ids */
-  tokenizer: 'bpe' | 'byte';
-  vocabSize: number;
-  steps: number;
-  batch: number;
-  seq: number;
-  lr: number;
-  seed: number;
-}
+export type { PretrainSpec };
 
 export interface PretrainPoint {
   step: number;

@@ -58,6 +58,26 @@ export const DEFAULT_RUN_SPEC: RunSpec = {
   metricsEvery: 'auto', trainNorms: DEFAULT_DISTILL.trainNorms,
 };
 
+/** Pretraining from scratch (the studio's Pretrain tab, `quench pretrain`): the model's shape (a
+ *  key of PRETRAIN_CONFIGS), its tokenizer and the AdamW run. */
+export interface PretrainSpec {
+  /** a key of PRETRAIN_CONFIGS (train/pretrain.ts) */
+  config: string;
+  /** 'bpe': train a BPE tokenizer of vocabSize tokens on the data first; 'byte': 259 byte ids */
+  tokenizer: 'bpe' | 'byte';
+  vocabSize: number;
+  steps: number;
+  batch: number;
+  seq: number;
+  lr: number;
+  seed: number;
+}
+
+/** The one set of pretraining defaults: a quick run in a browser tab (a BPE of 512 tokens trained on
+ *  the text, 200 steps of 8×64). The studio's form starts here and `quench pretrain`'s flags default
+ *  to it (the bundled teacher's own, longer recipe is DEFAULT_MODEL_RECIPE). */
+export const DEFAULT_PRETRAIN_SPEC: Readonly<PretrainSpec> = Object.freeze({ config: 'tiny', tokenizer: 'bpe', vocabSize: 512, steps: 200, batch: 8, seq: 64, lr: 3e-3, seed: 1 });
+
 export const LOSS_NAMES: Record<keyof LossWeights, string> = { kl: 'KL(teacher‖student)', ce: 'next-token CE', attnMap: 'attention-map KL', attnOut: 'attention-output MSE', hidden: 'hidden-state MSE' };
 
 /** A RunSpec from the defaults and the given fields, every value checked (`where` names the source
