@@ -11,15 +11,19 @@
 //   'regtile'  4x4 register tile per thread, vec4 loads where the shape allows (K, N multiples of 4),
 //              no workgroup memory: CPU Vulkan without subgroups (SwiftShader).
 //   'shared'   workgroup-memory tiled (64x64 block per workgroup, BK-deep slabs): what real GPUs want.
+//   'shared8'  workgroup-memory tiled with an 8x8 register tile per thread (128x128 block, 8-deep
+//              slabs, vec4 workgroup reads): 4x the FMAs per workgroup load of 'shared', for large
+//              products on real GPUs. Selectable, not picked by 'auto': no GPU has measured it yet
+//              (bench/gpu.sh prints it beside 'shared').
 //   'auto'     (default) pickMatmulVariant(gpu).
 // At M = 1 the forward takes a GEMV path unless opts.gemv === false: 'regtile' -> one thread per 4
-// outputs, barrier-free ('gemv_rows'); 'shared' -> one workgroup per output with a tree reduction.
+// outputs, barrier-free ('gemv_rows'); 'shared' / 'shared8' -> one workgroup per output with a tree reduction.
 // 'gemv' is kept as an alias: 'shared' GEMV at M = 1, 'auto' otherwise.
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 
-export type MatmulKernel = 'subgroup' | 'regtile' | 'shared';
+export type MatmulKernel = 'subgroup' | 'regtile' | 'shared' | 'shared8';
 export type MatmulVariant = 'auto' | MatmulKernel | 'gemv';
-export const MATMUL_VARIANTS: readonly MatmulKernel[] = ['subgroup', 'regtile', 'shared'];
+export const MATMUL_VARIANTS: readonly MatmulKernel[] = ['subgroup', 'regtile', 'shared', 'shared8'];
 
 export interface MatmulOpts {
   /** out += result instead of out = result (forward and backward-input only; dW always accumulates) */
@@ -48,9 +52,22 @@ export function matmulVariants(gpu: Gpu): MatmulKernel[] {
   return MATMUL_VARIANTS.filter((v) => v !== 'subgroup' || hasSubgroup8(gpu));
 }
 
+const preferred = new WeakMap<Gpu, MatmulKernel>();
+
+/** Make 'auto' run `v` on this device (null: back to the adapter's pick), so that a benchmark can
+ *  time whole training steps with each variant (bench/smollm-kdqat.mts --matmul). */
+export function preferMatmulVariant(gpu: Gpu, v: MatmulKernel | null): void {
+  if (v === 'subgroup' && !hasSubgroup8(gpu)) throw new Error(`matmul variant 'subgroup' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
+  if (v) preferred.set(gpu, v);
+  else preferred.delete(gpu);
+}
+
 /** The kernel family 'auto' runs on this adapter: register tiles on CPU adapters (with subgroup
- *  broadcasts where the subgroups are 8 wide), workgroup memory on GPUs. */
+ *  broadcasts where the subgroups are 8 wide), workgroup memory on GPUs (unless a benchmark chose
+ *  one with preferMatmulVariant). */
 export function pickMatmulVariant(gpu: Gpu): MatmulKernel {
+  const p = preferred.get(gpu);
+  if (p) return p;
   if (!isSoftwareMatmulAdapter(gpu)) return 'shared';
   return hasSubgroup8(gpu) ? 'subgroup' : 'regtile';
 }
@@ -74,7 +91,7 @@ function checkSize(name: string, t: Tensor, n: number): void {
 
 function resolve(gpu: Gpu, v: MatmulVariant | undefined): MatmulKernel {
   if (v === 'subgroup' && !hasSubgroup8(gpu)) throw new Error(`matmul variant 'subgroup' needs WGSL subgroups of exactly 8 lanes; this adapter (${gpu.info.description || gpu.info.vendor}) has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
-  if (v === 'regtile' || v === 'shared' || v === 'subgroup') return v;
+  if (v === 'regtile' || v === 'shared' || v === 'shared8' || v === 'subgroup') return v;
   if (v === 'gemv') return 'shared';
   return pickMatmulVariant(gpu);
 }
@@ -101,6 +118,10 @@ function gemm(gpu: Gpu, variant: MatmulKernel, layout: Layout, c: Tensor, a: Ten
     gpu.run({ shader: 'matmul', entry: 'tiled', constants: SH }, { params, bindings, workgroups: [Math.ceil(J / (4 * SH.WGX)), Math.ceil(I / (4 * SH.WGY))] });
     return;
   }
+  if (variant === 'shared8') {
+    gpu.run({ shader: 'matmul', entry: 'tiled8' }, { params, bindings, workgroups: [Math.ceil(J / 128), Math.ceil(I / 128)] });
+    return;
+  }
   const aligned = layout === 'nt' ? R % 4 === 0 : layout === 'nn' ? R % 4 === 0 && J % 4 === 0 : I % 4 === 0 && J % 4 === 0;
   const entry = aligned ? `regtile_${layout}4` : 'regtile';
   gpu.run({ shader: 'matmul', entry, constants: RT }, { params, bindings, workgroups: [Math.ceil(J / (4 * RT.WGX)), Math.ceil(I / (4 * RT.WGY))] });
@@ -115,7 +136,7 @@ export function matmulForward(gpu: Gpu, out: Tensor, x: Tensor, w: Tensor, M: nu
   const acc = !!opts.accumulate;
   if (M === 1 && opts.gemv !== false && N > 0) {
     const params = new Params().u32(1, N, K, K, 1, K, 1, acc ? 1 : 0);
-    if (variant === 'shared') {
+    if (variant === 'shared' || variant === 'shared8') {
       gpu.run({ shader: 'matmul', entry: 'gemv_wg', constants: { WG1: GEMV_WG } }, { params, bindings: [x, w, out], workgroups: gpu.grid(N) });
     } else {
       const entry = K % 4 === 0 ? 'gemv_rows4' : 'gemv_rows';
