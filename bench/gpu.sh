@@ -50,7 +50,7 @@ export QUENCH_PEAK_GBPS="${QUENCH_PEAK_GBPS:-}"
 # 8 minutes in all: the bench's sections at most 80 s each (about 4.5 minutes with compile and
 # start-up), then the SmolLM2-shaped step (recipe ~1 min to write, both sides' steps)
 timeout 290 npx tsx bench/bench.ts $quick --section-s 80 || echo "bench/gpu.sh: npm run bench ended with $? (timeout 290 s)"
-# Quench's step with the adapter's fp32 matmul pick and with 'shared8' (8x8 register tiles; not
-# picked by auto until a GPU has measured it)
-if [ -n "$quick" ]; then step_args="--layers 1 --batch 1 --seq 32 --steps 2 --warmup 1 --matmul auto,shared8"; else step_args="--steps 8 --warmup 2 --matmul auto,shared8"; fi
+# Quench's step with the adapter's kernel picks and with tile8 (the 8x8 register-tile matmuls:
+# fp32 shared8, int4 gemm_wg8 / dx_wg8; not picked by auto until a GPU has measured them)
+if [ -n "$quick" ]; then step_args="--layers 1 --batch 1 --seq 32 --steps 2 --warmup 1 --matmul auto,tile8"; else step_args="--steps 8 --warmup 2 --matmul auto,tile8"; fi
 timeout 180 npx tsx bench/smollm-kdqat.mts $step_args || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 180 s)"

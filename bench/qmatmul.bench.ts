@@ -6,7 +6,7 @@
 // (about budgetMs per row) so the whole run stays near 30-40 s on CPU Vulkan. GB/s counts the bytes a call must
 // move at least: packed codes + scales + zeros + x + y. Figures are printed, never asserted.
 import type { Gpu } from '../src/engine/gpu/runtime';
-import { isSoftwareAdapter, pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulVariant } from '../src/engine/ops/qmatmul';
+import { isSoftwareAdapter, pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from '../src/engine/ops/qmatmul';
 import { quantizeHost } from '../src/engine/quant/pack';
 import { randn } from '../src/engine/testing';
 import { hasSubgroup8 } from '../src/engine/ops/matmul';
@@ -34,8 +34,8 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
       const y = gpu.tensor('bench.y', [M, N]);
       // GEMV at every size; GEMM (M = 256) up to 2048
       if (M > 1 && K > 2048) { gpu.free(x); gpu.free(y); continue; }
-      const isDx = (v: string): v is 'dx' | 'dx_wg' | 'dx_sg' => v === 'dx' || v === 'dx_wg' || v === 'dx_sg';
-      const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv'] : ['gemm_sg', 'gemm', 'gemm_wg', 'dx_sg', 'dx', 'dx_wg']) as (Exclude<QmatmulVariant, 'auto'> | 'dx' | 'dx_wg' | 'dx_sg')[])
+      const isDx = (v: string): v is Exclude<QmatmulDxVariant, 'auto'> => v.startsWith('dx');
+      const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv'] : ['gemm_sg', 'gemm', 'gemm_wg', 'gemm_wg8', 'dx_sg', 'dx', 'dx_wg', 'dx_wg8']) as (Exclude<QmatmulVariant, 'auto'> | Exclude<QmatmulDxVariant, 'auto'>)[])
         .filter((v) => (v === 'dx_sg' ? hasSubgroup8(gpu) : isDx(v) || available.includes(v)));
       const autoDx = isSoftwareAdapter(gpu) ? 'dx' : 'dx_wg';
       const dx = M === 1 ? null : gpu.tensor('bench.dx', [M, K]);

@@ -12,8 +12,9 @@
 // kdqat.py's per-step tokens/s after the warm-up). Prints both and quench/PyTorch time ratio.
 //   npx tsx bench/smollm-kdqat.mts [--layers 30] [--batch 4] [--seq 256] [--steps 8] [--warmup 2]
 //        [--threads N (PyTorch CPU threads)] [--python PATH] [--keep DIR]
-//        [--matmul auto,shared8 (Quench's step once per fp32 matmul variant, e.g. to time 'shared8'
-//         beside the adapter's pick; the ratio uses the fastest)]
+//        [--matmul auto,tile8 (Quench's step once per kernel choice: auto = the adapter's picks; a
+//         fp32 matmul variant name (shared8, ...) sets that one; tile8 = the 8x8 register-tile
+//         kernels for all three: fp32 shared8, int4 gemm_wg8 and dx_wg8; the ratio uses the fastest)]
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,7 @@ import type { LlamaConfig } from '../src/engine/model/config';
 import { pretrainInit } from '../src/engine/train/pretrain';
 import { Distiller, type DistillConfig } from '../src/engine/train/distill';
 import { MATMUL_VARIANTS, pickMatmulVariant, preferMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
+import { preferQmatmulVariants } from '../src/engine/ops/qmatmul';
 import { Rng } from '../src/engine/train/data';
 import { makeRunSpec } from '../src/engine/workflow/spec';
 import { recipeFilesOfTokens, type RecipeJson } from '../src/engine/workflow/recipe';
@@ -66,10 +68,11 @@ const gpu = await createNodeGpu();
 const adapter = gpu.info.description || gpu.info.device || gpu.info.vendor;
 let quenchTps = NaN;
 const variants = a.matmul!.split(',').map((v) => v.trim());
-for (const v of variants) if (v !== 'auto' && !(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--matmul: ${v} is not one of auto, ${MATMUL_VARIANTS.join(', ')}`);
+for (const v of variants) if (v !== 'auto' && v !== 'tile8' && !(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--matmul: ${v} is not one of auto, tile8, ${MATMUL_VARIANTS.join(', ')}`);
 for (const v of variants) {
-  preferMatmulVariant(gpu, v === 'auto' ? null : (v as MatmulKernel));
-  const tag = `quench (fp32 matmul ${v === 'auto' ? `auto = ${pickMatmulVariant(gpu)}` : v})`;
+  preferMatmulVariant(gpu, v === 'auto' ? null : v === 'tile8' ? 'shared8' : (v as MatmulKernel));
+  preferQmatmulVariants(gpu, v === 'tile8' ? { gemm: 'gemm_wg8', dx: 'dx_wg8' } : null);
+  const tag = `quench (${v === 'auto' ? `auto: fp32 matmul ${pickMatmulVariant(gpu)}` : v === 'tile8' ? 'tile8: shared8, gemm_wg8, dx_wg8' : `fp32 matmul ${v}`})`;
   const tb = performance.now();
   const d = new Distiller(gpu, cfg, w, dc, stream);
   console.log(`${tag}: built in ${((performance.now() - tb) / 1000).toFixed(1)} s on ${adapter}`);
@@ -89,6 +92,7 @@ for (const v of variants) {
   d.free();
 }
 preferMatmulVariant(gpu, null);
+preferQmatmulVariants(gpu, null);
 gpu.destroy();
 
 // ---- PyTorch eager, the same recipe

@@ -247,14 +247,9 @@ fn tiled(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: v
   }
 }
 
-// tiled8: slabs of 8 r × 128 rows, stored r-major as vec4s of 4 consecutive rows (As8[rr·32 + q] =
-// rows 4q..4q+3 at r0 + rr). Thread (tx, ty) owns rows i0 + 4ty + {0..3} and i0 + 64 + 4ty + {0..3},
-// columns j0 + 4tx + {0..3} and j0 + 64 + 4tx + {0..3}: per rr it reads 2 vec4s of A (two distinct
-// addresses per 32 threads: broadcasts) and 2 of B (16 consecutive vec4s: no bank conflicts).
-// Each of the 256 threads fills one vec4 of each slab, the 4 rows strided in global memory; the
-// thread-to-element map puts the contiguous dimension fastest across threads (coalesced reads).
-var<workgroup> As8: array<vec4f, 256>; // 8 r × 32 vec4 (128 rows)
-var<workgroup> Bs8: array<vec4f, 256>;
+// tiled8: the 8x8 register tiles of tile8.wgsl; each of the 256 threads fills one vec4 of each slab
+// (its 4 rows strided in global memory).
+//#include "tile8"
 
 // Rows row0 + 4q + {0..3} of A (fromA) or B at r = gr as a vec4 (nRows, sRow, sR: that operand's
 // rows, row stride and r stride), zero outside the matrix.
@@ -275,33 +270,17 @@ fn tiled8(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: 
   let i0 = wid.y * 128u;
   let j0 = wid.x * 128u;
   let tid = lid.y * 16u + lid.x;
-  // this thread's slot (rr, q) in each slab: r fastest across threads where the operand is
-  // contiguous along r, else its rows fastest
-  var qa = tid / 8u; var ra = tid % 8u;
-  if (p.sAr != 1u) { qa = tid % 32u; ra = tid / 32u; }
-  var qb = tid / 8u; var rb = tid % 8u;
-  if (p.sBr != 1u) { qb = tid % 32u; rb = tid / 32u; }
-  var acc = array<vec4f, 16>(); // acc[4h + c]: row 4ty + 64h + c, columns 4tx..; acc[8 + 4h + c]: columns 64 + 4tx..
+  let sa = tile8_slot(tid, p.sAr == 1u);
+  let sb = tile8_slot(tid, p.sBr == 1u);
+  var acc = array<vec4f, 16>();
   for (var r0 = 0u; r0 < p.R; r0 += 8u) {
-    As8[ra * 32u + qa] = slab(true, i0, p.I, p.sAi, p.sAr, qa, r0 + ra);
-    Bs8[rb * 32u + qb] = slab(false, j0, p.J, p.sBj, p.sBr, qb, r0 + rb);
+    As8[sa.y * 32u + sa.x] = slab(true, i0, p.I, p.sAi, p.sAr, sa.x, r0 + sa.y);
+    Bs8[sb.y * 32u + sb.x] = slab(false, j0, p.J, p.sBj, p.sBr, sb.x, r0 + sb.y);
     workgroupBarrier();
-    for (var rr = 0u; rr < 8u; rr++) {
-      let a0 = As8[rr * 32u + lid.y];
-      let a1 = As8[rr * 32u + 16u + lid.y];
-      let b0 = Bs8[rr * 32u + lid.x];
-      let b1 = Bs8[rr * 32u + 16u + lid.x];
-      acc[0] += a0.x * b0; acc[1] += a0.y * b0; acc[2] += a0.z * b0; acc[3] += a0.w * b0;
-      acc[4] += a1.x * b0; acc[5] += a1.y * b0; acc[6] += a1.z * b0; acc[7] += a1.w * b0;
-      acc[8] += a0.x * b1; acc[9] += a0.y * b1; acc[10] += a0.z * b1; acc[11] += a0.w * b1;
-      acc[12] += a1.x * b1; acc[13] += a1.y * b1; acc[14] += a1.z * b1; acc[15] += a1.w * b1;
-    }
+    tile8_slab(lid.x, lid.y, &acc);
     workgroupBarrier();
   }
-  for (var t = 0u; t < 16u; t++) {
-    let i = i0 + 4u * lid.y + 64u * ((t / 4u) % 2u) + t % 4u;
-    put4(i, j0 + 4u * lid.x + 64u * (t / 8u), acc[t]);
-  }
+  for (var t = 0u; t < 16u; t++) { put4(i0 + tile8_row(lid.y, t), j0 + tile8_col(lid.x, t), acc[t]); }
 }
 
 // I = 1 forward: C[0, j] = Σ_r a[r] b[j·sBj + r] (B contiguous along r). One workgroup per j.

@@ -22,7 +22,12 @@
 //              = 0, or per-channel); the wrapper runs dx_wg otherwise. dispatch (ceil(K/64), ceil(M/64)).
 //   dx_wg      the same through workgroup memory: 64 × 64 tile, (16, 16) threads (real GPUs).
 //              dispatch (ceil(K/64), ceil(M/64)).
-//   Both dX entries assign, or accumulate (+=) with p.accumulate (an activation gradient).
+//   gemm_wg8, dx_wg8  the same products with the 8x8 register tiles of tile8.wgsl (128 × 128
+//              blocks, 8-deep slabs; real GPUs): each 8-code chunk of W is loaded and unpacked once
+//              per slab (gemm_wg reads a word, a scale and a zero per code). Need every chunk inside
+//              one group, as dx (the wrapper runs gemm_wg / dx_wg otherwise). dispatch
+//              (ceil(N/128), ceil(M/128)) / (ceil(K/128), ceil(M/128)).
+//   The dX entries assign, or accumulate (+=) with p.accumulate (an activation gradient).
 // Bindings: 0 params, 1 x / dY (read), 2 codes u32 (read), 3 scales f32 (read), 4 zeros f32
 // (read), 5 y / dX (read_write).
 // CPU reference: src/engine/ref/quant.ts (qmatmulRef, qmatmulDxRef).
@@ -192,6 +197,85 @@ fn gemm_wg(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid:
   store4(m0 + 2u, n0, acc2);
   store4(m0 + 3u, n0, acc3);
 }
+
+// ---------------------------------------------------------------- 8x8 register tiles (real GPUs)
+//#include "tile8"
+
+// The 8 codes of row n from column kc (a multiple of 8, inside one group), dequantized: columns
+// kc..kc+3 and kc+4..kc+7. Zero for rows past N (padding codes past K dequantize to 0).
+fn chunk8(n: u32, kc: u32) -> array<vec4f, 2> {
+  if (n >= p.N || kc >= p.K) { return array<vec4f, 2>(vec4f(0.0), vec4f(0.0)); }
+  let rw = n * p.wordsPerRow;
+  let lw = kc / p.cpw;
+  let off = (kc - lw * p.cpw) * p.bits;
+  let lo = codes[rw + lw];
+  var hi = lo;
+  if (off + 7u * p.bits >= p.span) { hi = codes[rw + lw + 1u]; }
+  let sb = n * p.nBlocks + kc / p.group;
+  let z = zeros[sb];
+  let s = scales[sb];
+  return array<vec4f, 2>(
+    (vec4f(unpack1(lo, hi, off, 0u), unpack1(lo, hi, off, 1u), unpack1(lo, hi, off, 2u), unpack1(lo, hi, off, 3u)) - z) * s,
+    (vec4f(unpack1(lo, hi, off, 4u), unpack1(lo, hi, off, 5u), unpack1(lo, hi, off, 6u), unpack1(lo, hi, off, 7u)) - z) * s);
+}
+
+// x (or dY) rows row0 + 4q + {0..3} at column c of its R columns, as a vec4 (zero outside).
+fn xslab(row0: u32, q: u32, c: u32, R: u32) -> vec4f {
+  var v = vec4f(0.0);
+  for (var t = 0u; t < 4u; t++) {
+    let m = row0 + 4u * q + t;
+    if (m < p.M && c < R) { v[t] = x[m * R + c]; }
+  }
+  return v;
+}
+
+// One 128 × 128 block of y = x · dequant(W)ᵀ (dxMode false: A = x, r = k; B = W's rows n; dispatch
+// over (N, M)) or of dX = dY · dequant(W) (dxMode true: A = dY, r = n; B(j = k, r = n) = W[n, k];
+// over (K, M)). A's slab: one vec4 per thread (A is contiguous along r). W's slab, forward: threads
+// 0..31 each unpack one 8-code chunk of 4 rows n (a quad) and transpose it into 8 vec4s; dX: threads
+// 0..127 each unpack one chunk of row n = r0 + rr, 8 consecutive columns k (2 vec4s).
+fn tile8_q(lid: vec3u, wid: vec3u, dxMode: bool) {
+  let m0 = wid.y * 128u;
+  let j0 = wid.x * 128u;
+  let R = select(p.K, p.N, dxMode);
+  let tid = lid.y * 16u + lid.x;
+  let sa = tile8_slot(tid, true);
+  var acc = array<vec4f, 16>();
+  for (var r0 = 0u; r0 < R; r0 += 8u) {
+    As8[sa.y * 32u + sa.x] = xslab(m0, sa.x, r0 + sa.y, R);
+    if (dxMode && tid < 128u) {
+      let rr = tid / 16u;
+      let ch = tid % 16u;
+      var w = array<vec4f, 2>(vec4f(0.0), vec4f(0.0));
+      if (r0 + rr < p.N) { w = chunk8(r0 + rr, j0 + 8u * ch); }
+      Bs8[rr * 32u + 2u * ch] = w[0];
+      Bs8[rr * 32u + 2u * ch + 1u] = w[1];
+    } else if (!dxMode && tid < 32u) {
+      let w0 = chunk8(j0 + 4u * tid, r0);
+      let w1 = chunk8(j0 + 4u * tid + 1u, r0);
+      let w2 = chunk8(j0 + 4u * tid + 2u, r0);
+      let w3 = chunk8(j0 + 4u * tid + 3u, r0);
+      for (var t = 0u; t < 4u; t++) {
+        Bs8[t * 32u + tid] = vec4f(w0[0][t], w1[0][t], w2[0][t], w3[0][t]);
+        Bs8[(t + 4u) * 32u + tid] = vec4f(w0[1][t], w1[1][t], w2[1][t], w3[1][t]);
+      }
+    }
+    workgroupBarrier();
+    tile8_slab(lid.x, lid.y, &acc);
+    workgroupBarrier();
+  }
+  for (var t = 0u; t < 16u; t++) {
+    let m = m0 + tile8_row(lid.y, t);
+    let j = j0 + tile8_col(lid.x, t);
+    if (dxMode) { store_dx4(m, j, acc[t]); } else { store4(m, j, acc[t]); }
+  }
+}
+
+@compute @workgroup_size(16, 16)
+fn gemm_wg8(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) { tile8_q(lid, wid, false); }
+
+@compute @workgroup_size(16, 16)
+fn dx_wg8(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u) { tile8_q(lid, wid, true); }
 
 // ---------------------------------------------------------------- GEMV (M = 1)
 var<workgroup> part: array<f32, 256>;

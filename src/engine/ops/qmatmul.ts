@@ -25,8 +25,8 @@ export interface GpuPacked {
   zeros: Tensor; // (N, nBlocks) f32, integer-valued
 }
 
-export type QmatmulVariant = 'auto' | 'gemm' | 'gemm_sg' | 'gemm_wg' | 'gemv' | 'gemv_rows' | 'gemv_sg';
-export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['gemm', 'gemm_sg', 'gemm_wg', 'gemv', 'gemv_rows', 'gemv_sg'];
+export type QmatmulVariant = 'auto' | 'gemm' | 'gemm_sg' | 'gemm_wg' | 'gemm_wg8' | 'gemv' | 'gemv_rows' | 'gemv_sg';
+export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['gemm', 'gemm_sg', 'gemm_wg', 'gemm_wg8', 'gemv', 'gemv_rows', 'gemv_sg'];
 
 /** The forward variants this device can run (the _sg ones need 8-wide subgroups). */
 export function qmatmulVariants(gpu: Gpu): Exclude<QmatmulVariant, 'auto'>[] {
@@ -39,9 +39,20 @@ export function isSoftwareAdapter(gpu: Gpu): boolean {
   return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description}`);
 }
 
+const preferred = new WeakMap<Gpu, { gemm?: Exclude<QmatmulVariant, 'auto'>; dx?: Exclude<QmatmulDxVariant, 'auto'> }>();
+
+/** Make 'auto' run these M > 1 forward / dX variants on this device (null: back to the adapter's
+ *  picks), so that a benchmark can time whole training steps with each (bench/smollm-kdqat.mts). */
+export function preferQmatmulVariants(gpu: Gpu, v: { gemm?: Exclude<QmatmulVariant, 'auto'>; dx?: Exclude<QmatmulDxVariant, 'auto'> } | null): void {
+  if (v) preferred.set(gpu, v);
+  else preferred.delete(gpu);
+}
+
 /** The variant 'auto' runs for M rows on this adapter: barrier-free kernels on CPU adapters,
  *  workgroup-memory kernels on real GPUs. */
 export function pickQmatmulVariant(gpu: Gpu, M: number): Exclude<QmatmulVariant, 'auto'> {
+  const pref = preferred.get(gpu);
+  if (pref?.gemm && M > 1) return pref.gemm;
   const soft = isSoftwareAdapter(gpu);
   if (M === 1) return soft ? (hasSubgroup8(gpu) ? 'gemv_sg' : 'gemv_rows') : 'gemv';
   return soft ? (hasSubgroup8(gpu) ? 'gemm_sg' : 'gemm') : 'gemm_wg';
@@ -53,6 +64,11 @@ const SG_WG = 8; // gemv_sg: one subgroup per workgroup, 4 rows per thread
 
 function params(L: QuantLayout, M: number, accumulate = false): Params {
   return new Params().u32(M, L.N, L.K, L.group, L.nBlocks, L.wordsPerRow, accumulate ? 1 : 0, L.bits, L.cpw, L.cpw * L.bits, (1 << L.bits) - 1, 0);
+}
+
+/** Every 8-code chunk (aligned to 8) lies inside one group: what dx, gemm_wg8 and dx_wg8 need. */
+function chunkable(L: QuantLayout): boolean {
+  return L.group % 8 === 0 || L.nBlocks === 1;
 }
 
 function check(name: string, t: Tensor, n: number): void {
@@ -84,17 +100,22 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
       if (M !== 1) throw new Error('qmatmul gemv needs M = 1');
       gpu.run({ shader: 'qmatmul', entry: 'gemv', constants: { WG: GEMV_WG } }, { params: params(L, 1), bindings, workgroups: gpu.grid(L.N) });
       return;
-    case 'gemm_wg':
-      gpu.run({ shader: 'qmatmul', entry: 'gemm_wg' }, { params: params(L, M), bindings, workgroups: [Math.ceil(L.N / 64), Math.ceil(M / 64)] });
+    case 'gemm_wg8':
+    case 'gemm_wg': {
+      // gemm_wg8 needs every 8-code chunk inside one group; otherwise the 4x4-tile kernel
+      const t8 = v === 'gemm_wg8' && chunkable(L);
+      const tile = t8 ? 128 : 64;
+      gpu.run({ shader: 'qmatmul', entry: t8 ? 'gemm_wg8' : 'gemm_wg' }, { params: params(L, M), bindings, workgroups: [Math.ceil(L.N / tile), Math.ceil(M / tile)] });
       return;
+    }
     case 'gemm':
       gpu.run({ shader: 'qmatmul', entry: 'gemm' }, { params: params(L, M), bindings, workgroups: [Math.ceil(L.N / 64), Math.ceil(M / 32)] });
       return;
   }
 }
 
-export type QmatmulDxVariant = 'auto' | 'dx' | 'dx_wg' | 'dx_sg';
-export const QMATMUL_DX_VARIANTS: readonly Exclude<QmatmulDxVariant, 'auto'>[] = ['dx', 'dx_wg', 'dx_sg'];
+export type QmatmulDxVariant = 'auto' | 'dx' | 'dx_wg' | 'dx_wg8' | 'dx_sg';
+export const QMATMUL_DX_VARIANTS: readonly Exclude<QmatmulDxVariant, 'auto'>[] = ['dx', 'dx_wg', 'dx_wg8', 'dx_sg'];
 
 /** dx (M, K) = dy (M, N) · dequant(W) (assigns, or += with accumulate). 'auto': 'dx' on CPU
  *  adapters, 'dx_wg' on real GPUs; groups that are not a multiple of 8 always run 'dx_wg'.
@@ -105,13 +126,14 @@ export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPac
   const L = w.layout;
   check('qmatmulBackwardInput dy', dy, M * L.N);
   check('qmatmulBackwardInput dx', dx, M * L.K);
-  // 'dx' reads one group per 8-column chunk: odd group sizes (not a multiple of 8) go to dx_wg
-  const chunkable = L.group % 8 === 0 || L.nBlocks === 1;
-  const entry = !chunkable ? 'dx_wg' : variant === 'auto' ? (isSoftwareAdapter(gpu) ? 'dx' : 'dx_wg') : variant;
+  // 'dx' and 'dx_wg8' read one group per 8-column chunk: odd group sizes (not a multiple of 8) go to dx_wg
+  const auto = preferred.get(gpu)?.dx ?? (isSoftwareAdapter(gpu) ? 'dx' : 'dx_wg');
+  const entry = !chunkable(L) ? 'dx_wg' : variant === 'auto' ? auto : variant;
   if (entry === 'dx_sg') {
     if (!hasSubgroup8(gpu)) throw new Error(`qmatmul dX variant 'dx_sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
     gpu.run({ shader: 'qmatmul_dx_sg', entry: 'dx_sg' }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 64), Math.ceil(M / 8)] });
     return;
   }
-  gpu.run({ shader: 'qmatmul', entry }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 64), Math.ceil(M / 64)] });
+  const tile = entry === 'dx_wg8' ? 128 : 64;
+  gpu.run({ shader: 'qmatmul', entry }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / tile), Math.ceil(M / tile)] });
 }
