@@ -6,7 +6,7 @@
 // (about budgetMs per row) so the whole run stays near 30-40 s on CPU Vulkan. GB/s counts the bytes a call must
 // move at least: packed codes + scales + zeros + x + y. Figures are printed, never asserted.
 import type { Gpu } from '../src/engine/gpu/runtime';
-import { isSoftwareAdapter, pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from '../src/engine/ops/qmatmul';
+import { pickQmatmulDxVariant, pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from '../src/engine/ops/qmatmul';
 import { quantizeHost } from '../src/engine/quant/pack';
 import { randn } from '../src/engine/testing';
 import { hasSubgroup8 } from '../src/engine/ops/matmul';
@@ -37,7 +37,7 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
       const isDx = (v: string): v is Exclude<QmatmulDxVariant, 'auto'> => v.startsWith('dx');
       const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv'] : ['gemm_sg', 'gemm', 'gemm_wg', 'gemm_wg8', 'dx_sg', 'dx', 'dx_wg', 'dx_wg8']) as (Exclude<QmatmulVariant, 'auto'> | Exclude<QmatmulDxVariant, 'auto'>)[])
         .filter((v) => (v === 'dx_sg' ? hasSubgroup8(gpu) : isDx(v) || available.includes(v)));
-      const autoDx = isSoftwareAdapter(gpu) ? 'dx' : 'dx_wg';
+      const autoDx = pickQmatmulDxVariant(gpu);
       const dx = M === 1 ? null : gpu.tensor('bench.dx', [M, K]);
       const auto = pickQmatmulVariant(gpu, M);
       for (const v of variants) {

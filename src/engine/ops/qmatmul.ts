@@ -117,18 +117,24 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
 export type QmatmulDxVariant = 'auto' | 'dx' | 'dx_wg' | 'dx_wg8' | 'dx_sg';
 export const QMATMUL_DX_VARIANTS: readonly Exclude<QmatmulDxVariant, 'auto'>[] = ['dx', 'dx_wg', 'dx_wg8', 'dx_sg'];
 
-/** dx (M, K) = dy (M, N) · dequant(W) (assigns, or += with accumulate). 'auto': 'dx' on CPU
- *  adapters, 'dx_wg' on real GPUs; groups that are not a multiple of 8 always run 'dx_wg'.
- *  'dx_sg' (dY shared by subgroupBroadcast) is selectable but not picked: on lavapipe it measured
- *  at parity with 'dx' (CPU time, 4 interleaved reps: 120 vs 120 ms at 256×1024×1024, 308 vs 261
- *  at 512×1536×576, 5.5 vs 6.0 at 1024×172×64): dY's loads were not what bounds dx there. */
+/** dx (M, K) = dy (M, N) · dequant(W) (assigns, or += with accumulate). 'auto': 'dx_sg' (dY shared
+ *  by subgroupBroadcast) on CPU adapters with 8-wide subgroups, 'dx' on other CPU adapters, 'dx_wg'
+ *  on real GPUs; groups that are not a multiple of 8 always run 'dx_wg'. On this session's host
+ *  (lavapipe, AVX-512 Xeon) dx_sg took 50 vs 63 ms of a stories260K KD-QAT step's GPU time
+ *  (timestamps, bench/step-profile.mts --dx) and whole `quench distill` runs (30 steps of 8×128,
+ *  interleaved pairs) made 3039/3208/3037 tokens/s against dx's 2697/3013/2949; an earlier host had
+ *  measured them at parity, so dx was the pick until then. */
+/** The dX variant 'auto' runs on this adapter (for groups that are a multiple of 8). */
+export function pickQmatmulDxVariant(gpu: Gpu): Exclude<QmatmulDxVariant, 'auto'> {
+  return preferred.get(gpu)?.dx ?? (isSoftwareAdapter(gpu) ? (hasSubgroup8(gpu) ? 'dx_sg' : 'dx') : 'dx_wg');
+}
+
 export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPacked, M: number, accumulate = false, variant: QmatmulDxVariant = 'auto'): void {
   const L = w.layout;
   check('qmatmulBackwardInput dy', dy, M * L.N);
   check('qmatmulBackwardInput dx', dx, M * L.K);
   // 'dx' and 'dx_wg8' read one group per 8-column chunk: odd group sizes (not a multiple of 8) go to dx_wg
-  const auto = preferred.get(gpu)?.dx ?? (isSoftwareAdapter(gpu) ? 'dx' : 'dx_wg');
-  const entry = !chunkable(L) ? 'dx_wg' : variant === 'auto' ? auto : variant;
+  const entry = !chunkable(L) ? 'dx_wg' : variant === 'auto' ? pickQmatmulDxVariant(gpu) : variant;
   if (entry === 'dx_sg') {
     if (!hasSubgroup8(gpu)) throw new Error(`qmatmul dX variant 'dx_sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
     gpu.run({ shader: 'qmatmul_dx_sg', entry: 'dx_sg' }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 64), Math.ceil(M / 8)] });
