@@ -13,6 +13,38 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   const result = await page.getByTestId('selftest-result').innerText();
   expect(!/FAIL/.test(result) && (result.match(/pass/g) ?? []).length === 2, `self-test results: ${result}`);
   await screenshot('gpu-selftest');
+  // matmul kernels timed on this adapter; the fastest becomes what runs use, kept across a reload
+  await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
+  const defaults = await page.getByTestId('kernel-matmul').innerText();
+  await page.getByLabel('timing size').selectOption('small');
+  await page.getByTestId('kernels-time').click();
+  await page.getByTestId('kernels-times').waitFor({ timeout: 180_000 });
+  const times = await page.getByTestId('kernels-times').innerText();
+  await screenshot('gpu-kernel-times');
+  expect(/fastest/.test(times) && /shared8/.test(times) && /gemm_wg8/.test(times) && /dx_wg8/.test(times), `kernel timings list the variants: ${times.slice(0, 300)}`);
+  const label = await page.getByTestId('kernels-use-fastest').innerText();
+  const fastest = /\(([^)]*)\)/.exec(label)?.[1].split(', ') ?? [];
+  expect(fastest.length === 3, `the fastest choice is named: ${label}`);
+  const inUse = async () => [await page.getByTestId('kernel-matmul').innerText(), await page.getByTestId('kernel-gemm').innerText(), await page.getByTestId('kernel-dx').innerText()];
+  const waitFor = (id, want) => page.waitForFunction(([i, w]) => document.querySelector(`[data-testid="${i}"]`)?.textContent === w, [id, want], { timeout: 60_000 });
+  if (await page.getByTestId('kernels-use-fastest').isEnabled()) {
+    await page.getByTestId('kernels-use-fastest').click();
+    await waitFor('kernel-dx', fastest[2]);
+    await waitFor('kernel-matmul', fastest[0]);
+  }
+  expect(JSON.stringify(await inUse()) === JSON.stringify(fastest), `the fastest kernels are in use: ${await inUse()} vs ${fastest}`);
+  // a hand-picked fp32 kernel (not SwiftShader's default) is what runs use, and survives a reload
+  const pick = defaults === 'shared8' ? 'shared' : 'shared8';
+  await page.getByLabel('use for fp32 matmul (forward, dX, dW)').selectOption(pick);
+  await waitFor('kernel-matmul', pick);
+  await page.reload();
+  await page.getByRole('tab', { name: 'GPU' }).click();
+  await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
+  await waitFor('kernel-matmul', pick);
+  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2]]), `the choice survives a reload: ${await inUse()}`);
+  await screenshot('gpu-kernels');
+  await page.getByTestId('kernels-defaults').click();
+  await waitFor('kernel-matmul', defaults);
   // keyboard reachable: tab to the Model tab and open it with Enter
   await page.getByRole('tab', { name: 'Model' }).focus();
   await page.keyboard.press('Enter');

@@ -76,3 +76,19 @@ describe('quench pretrain', () => {
     expect(r.steps).toBe(1);
   });
 });
+
+describe('quench kernels and QUENCH_KERNELS', () => {
+  const run = (args: string[], env: Record<string, string> = {}) => execFileSync('node', ['bin/quench.mjs', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, QUENCH_PROGRESS: '0', ...env } });
+  it('times every variant, names the fastest; the other commands run what QUENCH_KERNELS names, and refuse what this adapter cannot run', () => {
+    const t = JSON.parse(run(['kernels', '--size', 'small', '--json']));
+    const variants = (op: string) => t.rows.filter((r: { op: string }) => r.op === op).map((r: { variant: string }) => r.variant);
+    expect(variants('fp32 dW')).toEqual(expect.arrayContaining(['regtile', 'shared', 'shared8']));
+    expect(variants('int4 dX')).toEqual(expect.arrayContaining(['dx', 'dx_wg', 'dx_wg8']));
+    expect(variants('fp32 y=x·Wᵀ')).toContain(t.fastest.matmul);
+    expect(variants('int4 y=x·Wᵀ')).toContain(t.fastest.gemm);
+    expect(t.inUse).toEqual(t.defaults);
+    const info = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8' }));
+    expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' });
+    expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx" with matmul one of .*shared8/);
+  });
+});

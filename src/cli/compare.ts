@@ -1,6 +1,6 @@
 // quench compare: a thin argument parser over the workflow layer's comparison (the same runs,
 // baselines and results rows the studio shows).
-import { createNodeGpu } from '../engine/gpu/node';
+import { cliGpu } from './gpu';
 import { FREEZE_PRESETS } from '../engine/train/freeze';
 import { compareInFolder } from '../engine/workflow/run-folder';
 import { int, parse } from './args';
@@ -34,7 +34,7 @@ export async function run(argv: string[]): Promise<number> {
   for (const s of schemes) if (s !== 'auto') specFromArgs({ ...a, 'fp-reference': false }, s); // every scheme checked up front
   let split = splitFromArgs(a, a['teacher-data'] ? ['(sampled from the teacher)'] : undefined);
   const limit = a.limit ? int(a.limit, 'limit', 0) : 0;
-  const gpu = await createNodeGpu();
+  const gpu = await cliGpu();
   try {
     if (a['teacher-data']) split = { ...split, train: await teacherData(gpu, m, int(a['teacher-data'], 'teacher-data', 0), base.seq, base.seed) };
     await compareInFolder(gpu, m, base, schemes, split, a.out as string, {

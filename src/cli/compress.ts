@@ -1,6 +1,6 @@
 // quench compress: prune → KD → PTQ → KD-QAT, plus CE-only baselines; a thin parser over
 // src/engine/workflow/compress.ts (the studio calls runCompress too).
-import { createNodeGpu } from '../engine/gpu/node';
+import { cliGpu } from './gpu';
 import { makeCompressSpec } from '../engine/workflow/compress';
 import { compressInFolder } from '../engine/workflow/compress-folder';
 import type { ChannelMetric, LayerMetric } from '../engine/train/prune';
@@ -72,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
   const limit = a.limit ? int(a.limit, 'limit', 0) : 0;
   const split = splitFromArgs(a);
   const m = await loadTeacher(a);
-  const gpu = await createNodeGpu();
+  const gpu = await cliGpu();
   try {
     const r = await compressInFolder(gpu, m, spec, split, a.out as string, {
       resume: !!a.resume,

@@ -2,7 +2,7 @@
 // studio's worker calls too: one spec, one set of defaults, one data split, one run loop.
 import { existsSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
-import { createNodeGpu } from '../engine/gpu/node';
+import { cliGpu } from './gpu';
 import { isSoftwareMatmulAdapter } from '../engine/ops/matmul';
 import type { Gpu } from '../engine/gpu/runtime';
 import { loadModelFromPath, type LoadedModel } from '../engine/io/load-node';
@@ -147,7 +147,7 @@ export async function run(argv: string[]): Promise<number> {
   const spec = specFromArgs(a, auto ? 'none' : undefined);
   // the split is checked before any GPU work; teacher-sampled documents replace its training part
   let split = splitFromArgs(a, a['teacher-data'] ? ['(sampled from the teacher)'] : undefined);
-  const gpu = await createNodeGpu();
+  const gpu = await cliGpu();
   try {
     if (a['teacher-data']) split = { ...split, train: await teacherData(gpu, m, int(a['teacher-data'], 'teacher-data', 0), spec.seq, spec.seed) };
     if (auto) {

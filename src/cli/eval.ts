@@ -1,6 +1,6 @@
 // quench eval --model PATH [--tokenizer PATH] --text FILE [--sep '<|endoftext|>'] [--limit N] [--json]
 import { readFileSync } from 'node:fs';
-import { createNodeGpu } from '../engine/gpu/node';
+import { cliGpu } from './gpu';
 import { loadModelFromPath } from '../engine/io/load-node';
 import { LlamaModel } from '../engine/model/llama';
 import { sequenceNlls } from '../engine/model/runner';
@@ -36,7 +36,7 @@ export async function run(argv: string[]): Promise<number> {
   let docs = splitDocuments(text, a.sep as string | undefined);
   if (a.limit !== undefined) docs = docs.slice(0, int(a.limit, 'limit', docs.length));
   const seqs = encodeDocuments(docs, (s) => tok.encode(s, { bos: true }), m.config.maxSeqLen);
-  const gpu = await createNodeGpu();
+  const gpu = await cliGpu();
   try {
     const ptq = ptqFromArgs(a);
     if (ptq && m.quantized) throw new Error(`${m.path} is already quantized; drop --bits`);

@@ -2,7 +2,7 @@
 //              --data-dir DIR [--limit N] [--json] [--out FILE]
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createNodeGpu } from '../engine/gpu/node';
+import { cliGpu } from './gpu';
 import { loadModelFromPath } from '../engine/io/load-node';
 import { LlamaModel } from '../engine/model/llama';
 import { tokenLogprobsBatch } from '../engine/model/runner';
@@ -58,7 +58,7 @@ export async function run(argv: string[]): Promise<number> {
   const dir = a['data-dir'] as string;
   const m = await loadModelFromPath(a.model as string, a.tokenizer as string | undefined);
   if (!m.tokenizer) throw new Error(`${m.path}: no tokenizer found; pass --tokenizer`);
-  const gpu = await createNodeGpu();
+  const gpu = await cliGpu();
   let results: Record<string, McResult>;
   try {
     const ptq = ptqFromArgs(a);

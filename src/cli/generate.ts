@@ -1,6 +1,6 @@
 // quench generate --model PATH [--tokenizer PATH] [--prompt S] [--max-tokens N] [--greedy]
 //                 [--temperature X] [--top-p P] [--seed S]
-import { createNodeGpu } from '../engine/gpu/node';
+import { cliGpu } from './gpu';
 import { loadModelFromPath } from '../engine/io/load-node';
 import { LlamaModel } from '../engine/model/llama';
 import { generate } from '../engine/model/runner';
@@ -23,7 +23,7 @@ export async function run(argv: string[]): Promise<number> {
   const m = await loadModelFromPath(a.model as string, a.tokenizer as string | undefined);
   if (!m.tokenizer) throw new Error(`${m.path}: no tokenizer found beside the model; pass --tokenizer`);
   const tok = m.tokenizer;
-  const gpu = await createNodeGpu();
+  const gpu = await cliGpu();
   try {
     const model = LlamaModel.fromWeights(gpu, m.config, m.weights);
     const prompt = (a.prompt as string | undefined) ?? '';

@@ -1,15 +1,18 @@
-import { createNodeGpu } from '../engine/gpu/node';
+import { cliGpu } from './gpu';
+import { currentKernels } from '../engine/ops/kernel-choice';
 
 export async function run(argv: string[]): Promise<number> {
-  const gpu = await createNodeGpu();
+  const gpu = await cliGpu();
   const json = argv.includes('--json');
-  if (json) console.log(JSON.stringify(gpu.info, null, 2));
+  const k = currentKernels(gpu);
+  if (json) console.log(JSON.stringify({ ...gpu.info, kernels: k }, null, 2));
   else {
     const i = gpu.info;
     console.log(`backend:      ${i.backend}`);
     console.log(`vendor:       ${i.vendor}  architecture: ${i.architecture}  device: ${i.device}`);
     console.log(`description:  ${i.description}`);
     console.log(`features:     ${i.features.join(', ')}`);
+    console.log(`kernels:      ${k.matmul},${k.gemm},${k.dx} (fp32 matmul, int4 forward, int4 dX; QUENCH_KERNELS, \`quench kernels\`)`);
     for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension']) {
       console.log(`${k.padEnd(36)} ${i.limits[k]}`);
     }

@@ -4,6 +4,7 @@
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> }> = {
   info: { summary: 'show the WebGPU adapter Dawn finds here', load: () => import('./info') },
+  kernels: { summary: 'time every matmul variant on this adapter; print the fastest (QUENCH_KERNELS)', load: () => import('./kernels') },
   bench: { summary: 'kernel benchmarks (same as npm run bench)', load: () => import('../../bench/bench') },
   generate: { summary: 'generate text from a model (greedy, temperature, top-p)', load: () => import('./generate') },
   eval: { summary: 'perplexity of a model on a text file', load: () => import('./eval') },

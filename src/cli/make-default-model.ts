@@ -10,7 +10,7 @@
 // the evaluation and the card of a folder it trained.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createNodeGpu } from '../engine/gpu/node';
+import { cliGpu } from './gpu';
 import { trainBpe } from '../engine/io/bpe-train';
 import { parseTokenizerJson } from '../engine/io/hf-tokenizer';
 import { writeHfModel } from '../engine/io/hf';
@@ -82,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const pc = pretrainConfigOf({ steps, batch, seq: R.seq, lr: R.lr, seed });
   if (!a['eval-only']) {
-    const gpu = await createNodeGpu();
+    const gpu = await cliGpu();
     try {
       const lossCurve: { step: number; loss: number }[] = [];
       const p = new Pretrainer(gpu, cfg, pc, stream);
@@ -128,7 +128,7 @@ export async function run(argv: string[]): Promise<number> {
   const lossCurve = training.lossCurve;
 
   // Evaluate what was written, loaded back the way users load it.
-  const gpu2 = await createNodeGpu();
+  const gpu2 = await cliGpu();
   try {
     const tEval = performance.now();
     const m = await loadModelFromPath(out);

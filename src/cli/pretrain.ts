@@ -2,7 +2,7 @@
 // default to the workflow's DEFAULT_PRETRAIN_SPEC, the studio's Pretrain form's defaults too.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createNodeGpu } from '../engine/gpu/node';
+import { cliGpu } from './gpu';
 import { loadTokenizerFile } from '../engine/io/load-node';
 import { writeHfModel } from '../engine/io/hf';
 import { ByteTokenizer } from '../engine/io/byte-tokenizer';
@@ -61,7 +61,7 @@ export async function run(argv: string[]): Promise<number> {
   const stream = tokenStream(docs, (s) => tok.encode(s, { bos: true }));
   const cfg = { ...base, vocabSize: tok.vocabSize };
   const steps = spec.steps;
-  const gpu = await createNodeGpu();
+  const gpu = await cliGpu();
   try {
     const p = new Pretrainer(gpu, cfg, pretrainConfigOf({ steps, batch: spec.batch, seq: Math.min(spec.seq, cfg.maxSeqLen), lr: spec.lr, seed: spec.seed }), stream);
     const t0 = performance.now();

@@ -1,5 +1,6 @@
-import { useStudio } from './store';
-import { engine, runKernelBench, runOnnxCheck } from './actions';
+import { KERNEL_TIMING_SHAPES, useStudio } from './store';
+import { chooseKernels, engine, runKernelBench, runOnnxCheck, timeKernels } from './actions';
+import type { KernelChoice, KernelTimings } from '../worker/protocol';
 
 const LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension'];
 
@@ -66,6 +67,7 @@ export function GpuPanel() {
         </table>
       )}
       {onnx.status === 'failed' && <p className="error" role="alert">{onnx.message}</p>}
+      <KernelChoicePanel />
       <h3>Kernel benchmark</h3>
       <p className="muted">Quench's int4 matmul (group 32) against onnxruntime-web's MatMulNBits on the webgpu provider and against Quench's fp32 matmul; each timed as upload, run, read back; median of 7.</p>
       <button onClick={() => void runKernelBench()} disabled={bench.status === 'running'} data-testid="bench-run">
@@ -83,5 +85,89 @@ export function GpuPanel() {
       )}
       {bench.status === 'failed' && <p className="error" role="alert">{bench.message}</p>}
     </section>
+  );
+}
+
+const FAMILY: Record<keyof KernelChoice, { label: string; ops: string[] }> = {
+  matmul: { label: 'fp32 matmul (forward, dX, dW)', ops: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'] },
+  gemm: { label: 'int4 forward', ops: ['int4 y=x·Wᵀ'] },
+  dx: { label: 'int4 dX', ops: ['int4 dX'] },
+};
+const FAMILIES = Object.keys(FAMILY) as (keyof KernelChoice)[];
+const sameChoice = (a: KernelChoice | undefined | null, b: KernelChoice | undefined | null) => !!a && !!b && FAMILIES.every((f) => a[f] === b[f]);
+
+/** Total ms of a variant over the timed shapes of its family (what "fastest" is judged by). */
+function totalMs(t: KernelTimings, f: keyof KernelChoice, variant: string): number {
+  return t.rows.filter((r) => FAMILY[f].ops.includes(r.op) && r.variant === variant).reduce((s, r) => s + r.ms, 0);
+}
+
+/** Which matmul kernels runs use on this adapter: its defaults, or the fastest measured here. */
+function KernelChoicePanel() {
+  const kernels = useStudio((s) => s.kernels);
+  const times = useStudio((s) => s.kernelTimes);
+  const size = useStudio((s) => s.settings.kernelTiming);
+  const update = useStudio((s) => s.updateSettings);
+  const t = times.status === 'done' ? times.result : null;
+  const variantsOf = (f: keyof KernelChoice) => (t ? [...new Set(t.rows.filter((r) => FAMILY[f].ops.includes(r.op)).map((r) => r.variant))] : []);
+  return (
+    <>
+      <h3>Matmul kernels on this GPU</h3>
+      <p className="muted">Every run (distill, compare, compress, pretrain, eval) uses one fp32 matmul, one int4 forward and one int4 dX kernel. By default they are chosen by the kind of adapter; here you can time every variant on this GPU and use the fastest. The choice is kept for this adapter across reloads.</p>
+      {kernels && (
+        <table className="results" data-testid="kernels-current">
+          <thead><tr><th>family</th><th>in use</th><th>adapter default</th><th>choose</th></tr></thead>
+          <tbody>
+            {FAMILIES.map((f) => (
+              <tr key={f}>
+                <td>{FAMILY[f].label}</td>
+                <td data-testid={`kernel-${f}`}>{kernels.current[f]}</td>
+                <td>{kernels.defaults[f]}</td>
+                <td>
+                  <select aria-label={`use for ${FAMILY[f].label}`} value={kernels.current[f]} onChange={(e) => void chooseKernels({ ...kernels.current, [f]: e.target.value })}>
+                    {(kernels.candidates[f] as string[]).map((v) => <option key={v} value={v}>{v}</option>)}
+                  </select>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <label>
+        timing size{' '}
+        <select aria-label="timing size" value={size} onChange={(e) => update((st) => ({ ...st, kernelTiming: e.target.value as keyof typeof KERNEL_TIMING_SHAPES }))} disabled={times.status === 'running'}>
+          {(Object.keys(KERNEL_TIMING_SHAPES) as (keyof typeof KERNEL_TIMING_SHAPES)[]).map((k) => (
+            <option key={k} value={k}>{k}: {KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}×${K}×${N}`).join(', ')}</option>
+          ))}
+        </select>
+      </label>{' '}
+      <button onClick={() => void timeKernels()} disabled={times.status === 'running'} data-testid="kernels-time">
+        {times.status === 'running' ? 'Timing…' : 'Time the matmul variants'}
+      </button>
+      {t && (
+        <>
+          <table className="results" data-testid="kernels-times">
+            <thead><tr><th>family</th><th>variant</th><th>total ms (all shapes)</th><th>per shape: ms (GFLOP/s)</th><th></th></tr></thead>
+            <tbody>
+              {FAMILIES.flatMap((f) => variantsOf(f).map((v) => (
+                <tr key={`${f}-${v}`}>
+                  <td>{FAMILY[f].label}</td>
+                  <td>{v}</td>
+                  <td>{totalMs(t, f, v).toFixed(2)}</td>
+                  <td>{t.rows.filter((r) => FAMILY[f].ops.includes(r.op) && r.variant === v).map((r) => `${r.op} ${r.shape}: ${r.ms.toFixed(2)} (${r.gflops.toFixed(1)})`).join('; ')}</td>
+                  <td>{[t.fastest[f] === v ? 'fastest' : '', t.defaults[f] === v ? 'default' : ''].filter(Boolean).join(', ')}</td>
+                </tr>
+              )))}
+            </tbody>
+          </table>
+          <button onClick={() => void chooseKernels(t.fastest)} disabled={sameChoice(kernels?.current, t.fastest)} data-testid="kernels-use-fastest">
+            Use the fastest on this GPU ({FAMILIES.map((f) => t.fastest[f]).join(', ')})
+          </button>{' '}
+        </>
+      )}
+      <button onClick={() => void chooseKernels(null)} disabled={!kernels || sameChoice(kernels.current, kernels.defaults)} data-testid="kernels-defaults">
+        Back to the adapter's defaults
+      </button>
+      {times.status === 'failed' && <p className="error" role="alert">{times.message}</p>}
+    </>
   );
 }

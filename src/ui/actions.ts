@@ -1,8 +1,8 @@
 // The page-side client of the engine worker (typed requests returning promises) and the store
 // actions: the only code that writes engine events into the zustand store and persists runs, the
 // model's files and the data in IndexedDB.
-import type { AccuracyRequest, ExportFormat, PretrainSpec, Request, ResultOf, RunSpec, WorkerEvent } from '../worker/protocol';
-import { baselineKey, useStudio } from './store';
+import type { AccuracyRequest, ExportFormat, KernelChoice, PretrainSpec, Request, ResultOf, RunSpec, WorkerEvent } from '../worker/protocol';
+import { baselineKey, KERNEL_TIMING_SHAPES, useStudio } from './store';
 import { deleteRun, forgetModel, loadRuns, loadSavedData, loadSavedModel, saveData, saveModel, saveRun, type StoredRun } from './db';
 import type { PtqConfig } from '../engine/quant/ptq';
 import type { Bits } from '../engine/quant/pack';
@@ -88,6 +88,7 @@ export class EngineBridge {
       s.setGpuError((e as Error).message);
       return;
     }
+    await restoreKernels();
     await restoreSession();
   }
 
@@ -106,6 +107,45 @@ let bridge: EngineBridge | null = null;
 export function engine(): EngineBridge {
   if (!bridge) bridge = new EngineBridge();
   return bridge;
+}
+
+/** The adapter a kernel choice was measured on: a choice applies again only on the same one. */
+export function adapterKey(g: { vendor: string; architecture: string; device: string; description: string }): string {
+  return [g.vendor, g.architecture, g.device, g.description].join(' | ');
+}
+
+/** After start-up: the kernels chosen on this adapter before (by timing them), else its defaults. */
+async function restoreKernels(): Promise<void> {
+  const s = useStudio.getState();
+  const saved = s.settings.kernels;
+  const mine = saved && s.gpu && saved.adapter === adapterKey(s.gpu) ? saved.choice : null;
+  try {
+    s.setKernels(await engine().request('setKernels', { choice: mine }));
+  } catch (e) {
+    s.log(`kernel choice not applied: ${(e as Error).message}`);
+    s.setKernels(await engine().request('setKernels', { choice: null }));
+  }
+}
+
+/** Time every matmul variant this adapter runs (GPU panel), at the chosen size. */
+export async function timeKernels(): Promise<void> {
+  const s = useStudio.getState();
+  s.setKernelTimes({ status: 'running' });
+  try {
+    s.setKernelTimes({ status: 'done', result: await engine().request('timeKernels', { shapes: KERNEL_TIMING_SHAPES[s.settings.kernelTiming] }) });
+  } catch (e) {
+    s.setKernelTimes({ status: 'failed', message: (e as Error).message });
+  } finally {
+    useStudio.getState().setProgress(null);
+  }
+}
+
+/** Make `choice` what every run on this adapter uses (null: its defaults); kept across reloads. */
+export async function chooseKernels(choice: KernelChoice | null): Promise<void> {
+  const s = useStudio.getState();
+  const k = await engine().request('setKernels', { choice });
+  s.setKernels(k);
+  s.updateSettings((st) => ({ ...st, kernels: choice && s.gpu ? { adapter: adapterKey(s.gpu), choice } : null }));
 }
 
 export async function runOnnxCheck(providers: string[]): Promise<void> {

@@ -4,9 +4,10 @@
 import { create } from 'zustand';
 import { persist } from 'zustand/middleware';
 import type { GpuInfo } from '../engine/gpu/runtime';
-import type { AccuracyResult, Baselines, DataInfo, EvalDescription, KernelBenchRow, ModelCard, ModelEntry, OnnxCheckResult, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, SelfTestResult } from '../worker/protocol';
+import type { AccuracyResult, Baselines, DataInfo, EvalDescription, KernelBenchRow, KernelChoice, KernelState, KernelTimings, ModelCard, ModelEntry, OnnxCheckResult, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, SelfTestResult } from '../worker/protocol';
 import type { StoredRun } from './db';
 import { DEFAULT_PRETRAIN_SPEC, DEFAULT_RUN_SPEC, type RunSpec } from '../engine/workflow/spec';
+import { KERNEL_TIMING_SHAPES } from '../engine/ops/kernel-choice';
 import type { FreezeMask } from '../engine/train/freeze';
 import type { Bits } from '../engine/quant/pack';
 import type { TaskName } from '../engine/eval/tasks';
@@ -17,6 +18,8 @@ type Job<T> = { status: 'idle' } | { status: 'running' } | { status: 'done'; res
 export type SelfTestState = Job<SelfTestResult>;
 export type OnnxCheckState = Job<OnnxCheckResult[]>;
 export type KernelBenchState = Job<KernelBenchRow[]>;
+export type KernelTimingState = Job<KernelTimings>;
+export { KERNEL_TIMING_SHAPES };
 export type QuantState = Job<QuantReport>;
 export type PretrainState = Job<PretrainResult> & { points: PretrainPoint[] };
 
@@ -35,6 +38,10 @@ export interface Settings {
   /** the Compress tab's form; `task` and `taskLimit`: the optional zero-shot task every stage is
    *  scored on (its files are chosen again after a reload) */
   compress: { layers: number; headsKeep: number; mlpKeep: number; kdSteps: number; batch: number; seq: number; lr: number; bits: Bits; group: number; qatSteps: number; baselines: boolean; embedBits: 0 | 4 | 8; task: TaskName; taskLimit: number };
+  /** the GPU panel: the matmul kernels chosen by timing them on this adapter (applied again on
+   *  load when the adapter is the same), and the timing size */
+  kernels: { adapter: string; choice: KernelChoice } | null;
+  kernelTiming: keyof typeof KERNEL_TIMING_SHAPES;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -48,6 +55,8 @@ export const DEFAULT_SETTINGS: Settings = {
   byteTokenizer: false,
   pretrain: DEFAULT_PRETRAIN_SPEC,
   compress: { layers: 0, headsKeep: 1, mlpKeep: 0.5, kdSteps: 300, batch: 8, seq: 128, lr: 2e-3, bits: 4, group: 32, qatSteps: 100, baselines: true, embedBits: 8, task: 'copa', taskLimit: 100 },
+  kernels: null,
+  kernelTiming: 'medium',
 };
 
 export interface ProgressState {
@@ -67,6 +76,9 @@ interface StudioState {
   selfTest: SelfTestState;
   onnxCheck: OnnxCheckState;
   kernelBench: KernelBenchState;
+  kernelTimes: KernelTimingState;
+  /** what the engine's auto runs now, the adapter's own picks and its variants (from the worker) */
+  kernels: KernelState | null;
   model: ModelCard | null;
   modelError: string | null;
   modelLoading: boolean;
@@ -96,6 +108,8 @@ interface StudioState {
   setSelfTest(s: SelfTestState): void;
   setOnnxCheck(s: OnnxCheckState): void;
   setKernelBench(s: KernelBenchState): void;
+  setKernelTimes(s: KernelTimingState): void;
+  setKernels(k: KernelState | null): void;
   setModel(m: ModelCard | null, error?: string | null): void;
   setModelLoading(b: boolean): void;
   setRestoreNote(n: string | null): void;
@@ -130,6 +144,8 @@ export const useStudio = create<StudioState>()(
       selfTest: { status: 'idle' },
       onnxCheck: { status: 'idle' },
       kernelBench: { status: 'idle' },
+      kernelTimes: { status: 'idle' },
+      kernels: null,
       model: null,
       modelError: null,
       modelLoading: false,
@@ -155,6 +171,8 @@ export const useStudio = create<StudioState>()(
       setSelfTest: (selfTest) => set({ selfTest }),
       setOnnxCheck: (onnxCheck) => set({ onnxCheck }),
       setKernelBench: (kernelBench) => set({ kernelBench }),
+      setKernelTimes: (kernelTimes) => set({ kernelTimes }),
+      setKernels: (kernels) => set({ kernels }),
       // a new model invalidates what was computed on the previous one
       setModel: (model, modelError = null) => set(model ? { model, modelError, quant: { status: 'idle' }, accuracy: [], baselines: {} } : { modelError }),
       setModelLoading: (modelLoading) => set({ modelLoading }),
@@ -190,6 +208,7 @@ export const useStudio = create<StudioState>()(
         settings.compress = { ...DEFAULT_SETTINGS.compress, ...(p.settings?.compress ?? {}) };
         settings.pretrain = { ...DEFAULT_SETTINGS.pretrain, ...(p.settings?.pretrain ?? {}) };
         settings.accuracy = { ...DEFAULT_SETTINGS.accuracy, ...(p.settings?.accuracy ?? {}) };
+        if (!(settings.kernelTiming in KERNEL_TIMING_SHAPES)) settings.kernelTiming = DEFAULT_SETTINGS.kernelTiming;
         settings.run = { ...DEFAULT_RUN_SPEC, ...(settings.run ?? {}), loss: { ...DEFAULT_RUN_SPEC.loss, ...(settings.run?.loss ?? {}) } };
         return { ...current, settings, tab: p.tab ?? current.tab };
       },

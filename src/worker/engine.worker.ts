@@ -156,6 +156,20 @@ async function handle(req: Request): Promise<unknown> {
       const { onnxSelfCheck } = await import('../engine/quant/onnx-check');
       return onnxSelfCheck(gpu, ort, req.providers);
     }
+    case 'timeKernels': {
+      if (!gpu) throw new Error('the GPU is not initialised yet');
+      const { timeKernelVariants } = await import('../engine/ops/kernel-choice');
+      const progress = throttledProgress(req.id);
+      return timeKernelVariants(gpu, { shapes: req.shapes, onProgress: (done, total) => progress(done, total, 'timing matmul variants') });
+    }
+    case 'setKernels': {
+      if (!gpu) throw new Error('the GPU is not initialised yet');
+      const { applyKernelChoice, kernelState, validKernelChoice } = await import('../engine/ops/kernel-choice');
+      const choice = req.choice === null ? null : validKernelChoice(gpu, req.choice);
+      if (req.choice !== null && !choice) throw new Error(`this adapter cannot run the kernel choice ${JSON.stringify(req.choice)}; keeping its defaults`);
+      applyKernelChoice(gpu, choice);
+      return kernelState(gpu);
+    }
     case 'benchKernels': {
       if (!gpu) throw new Error('the GPU is not initialised yet');
       const ort = await import('onnxruntime-web/webgpu');

@@ -6,6 +6,7 @@
 import type { GpuInfo } from '../engine/gpu/runtime';
 import type { OnnxCheckResult } from '../engine/quant/onnx-check';
 import type { KernelBenchRow } from '../engine/quant/kernel-bench';
+import type { KernelChoice, KernelState, KernelTimings } from '../engine/ops/kernel-choice';
 import type { AccuracyRequest, AccuracyResult, AutoFreezeSummary, CompressRequest, CompressSummary, DataInfo, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, TrainRequest, TrainResult } from './studio-engine';
 import type { PtqConfig } from '../engine/quant/ptq';
 import type { Bits } from '../engine/quant/pack';
@@ -16,6 +17,7 @@ import type { ExportFormat, ExportResult } from '../engine/workflow/export';
 import type { Baselines } from '../engine/workflow/results';
 import type { Progress, RunSummary } from '../engine/workflow/run';
 import type { RunSpec } from '../engine/workflow/spec';
+export type { KernelChoice, KernelState, KernelTimings };
 export type { AccuracyRequest, AccuracyResult, AutoFreezeSummary, CompressRequest, CompressSummary, Baselines, Checkpoint, DataInfo, EvalDescription, ExportFormat, OnnxCheckResult, KernelBenchRow, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, Progress, QuantReport, RunSpec, RunSummary, StepMetrics, TrainRequest, TrainResult };
 
 export type Request =
@@ -23,6 +25,8 @@ export type Request =
   | { id: number; type: 'selfTest' }
   | { id: number; type: 'onnxCheck'; providers: string[] }
   | { id: number; type: 'benchKernels' }
+  | { id: number; type: 'timeKernels'; shapes: [number, number, number][] }
+  | { id: number; type: 'setKernels'; choice: KernelChoice | null }
   | { id: number; type: 'createTiny' }
   | { id: number; type: 'loadFiles'; files: File[]; name?: string; byteTokenizer?: boolean }
   | { id: number; type: 'pretrain'; spec: PretrainSpec }
@@ -57,6 +61,9 @@ export interface ResultMap {
   selfTest: SelfTestResult;
   onnxCheck: OnnxCheckResult[];
   benchKernels: KernelBenchRow[];
+  timeKernels: KernelTimings;
+  /** what auto runs now, the adapter's own picks, and what it can run */
+  setKernels: KernelState;
   createTiny: ModelCard;
   loadFiles: ModelCard;
   pretrain: PretrainResult;

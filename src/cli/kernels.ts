@@ -1,0 +1,40 @@
+// quench kernels [--size small|medium|large] [--json] — time every matmul variant this adapter runs
+// (fp32 forward/dX/dW, int4 forward/dX) and print the fastest of each family, as the studio's GPU
+// panel does; QUENCH_KERNELS=<the printed line> makes the other commands use them.
+import { KERNEL_TIMING_SHAPES, currentKernels, timeKernelVariants, type KernelChoice } from '../engine/ops/kernel-choice';
+import { parse } from './args';
+import { cliGpu } from './gpu';
+
+const SIZES = Object.keys(KERNEL_TIMING_SHAPES) as (keyof typeof KERNEL_TIMING_SHAPES)[];
+const HELP = `usage: quench kernels [--size ${SIZES.join('|')}] [--json]
+Times every fp32 (forward, dX, dW) and int4 (forward, dX) matmul variant this adapter runs on the
+size's shapes (${SIZES.map((k) => `${k}: ${KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}x${K}x${N}`).join(', ')}`).join('; ')}; M x K x N of y = x·Wᵀ), prints
+each variant's time and the fastest of each family (least total time), and the QUENCH_KERNELS line
+that makes distill, compare, compress, pretrain, eval and the rest use them. Default size: medium.`;
+
+export async function run(argv: string[]): Promise<number> {
+  const a = parse(argv, { size: { type: 'string' }, json: { type: 'boolean' } }, HELP);
+  if (!a) return 0;
+  const size = (a.size as string | undefined) ?? 'medium';
+  if (!(SIZES as string[]).includes(size)) throw new Error(`--size must be one of ${SIZES.join(', ')}, got "${size}"`);
+  const gpu = await cliGpu();
+  try {
+    const inUse = currentKernels(gpu);
+    const t = await timeKernelVariants(gpu, { shapes: KERNEL_TIMING_SHAPES[size as keyof typeof KERNEL_TIMING_SHAPES], onProgress: (d, n) => process.stderr.write(`\rtiming ${d}/${n}`) });
+    process.stderr.write('\n');
+    if (a.json) {
+      console.log(JSON.stringify({ adapter: gpu.info, inUse, ...t }, null, 2));
+      return 0;
+    }
+    console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.backend})`);
+    console.log(`${'product'.padEnd(14)} ${'variant'.padEnd(10)} ${'shape'.padEnd(16)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(9)}`);
+    for (const r of t.rows) console.log(`${r.op.padEnd(14)} ${r.variant.padEnd(10)} ${r.shape.padEnd(16)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(2).padStart(9)}`);
+    const line = (c: KernelChoice) => `${c.matmul},${c.gemm},${c.dx}`;
+    console.log(`adapter defaults: ${line(t.defaults)}${line(inUse) !== line(t.defaults) ? `; in use (QUENCH_KERNELS): ${line(inUse)}` : ''}`);
+    console.log(`fastest here:     ${line(t.fastest)}`);
+    console.log(`to use them:      QUENCH_KERNELS=${line(t.fastest)} quench distill ...`);
+  } finally {
+    gpu.destroy();
+  }
+  return 0;
+}

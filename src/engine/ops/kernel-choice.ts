@@ -1,0 +1,170 @@
+// Which matmul kernels 'auto' runs on this device, measured on it: the studio's GPU panel times every
+// fp32 (forward, dX, dW) and int4 (forward, dX) matmul variant this adapter can run on a few shapes
+// and can make the fastest the device's choice (preferMatmulVariant / preferQmatmulVariants). The
+// adapter-based defaults (subgroup kernels on lavapipe, workgroup-memory 4x4 tiles on GPUs) were
+// set on the machines we had; the 8x8-tile GPU kernels (shared8, gemm_wg8, dx_wg8) are only picked
+// where such a measurement says they win. Wall-clock timing: each case compiles in an untimed
+// call, then `reps` calls per submit, the median of 3 submits; a case slower than `capMs` per
+// call is timed once.
+import type { Gpu, Tensor } from '../gpu/runtime';
+import { matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant, preferMatmulVariant, type MatmulKernel } from './matmul';
+import { pickQmatmulDxVariant, pickQmatmulVariant, preferQmatmulVariants, QMATMUL_DX_VARIANTS, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from './qmatmul';
+import { hasSubgroup8 } from './matmul';
+import { allocPacked, freePacked, quantizePack } from './fakequant';
+import { layoutOf } from '../format/pack';
+
+export type GemmVariant = Exclude<QmatmulVariant, 'auto' | 'gemv' | 'gemv_rows' | 'gemv_sg'>;
+export type DxVariant = Exclude<QmatmulDxVariant, 'auto'>;
+
+/** Timing sizes (the GPU panel's and `quench kernels --size`): [M, K, N] shapes of y = x·Wᵀ. */
+export const KERNEL_TIMING_SHAPES: Record<'small' | 'medium' | 'large', [number, number, number][]> = {
+  small: [[64, 128, 128]],
+  medium: [[512, 512, 512], [512, 512, 1536]],
+  large: [[1024, 1024, 1024], [1024, 1024, 4096]],
+};
+
+/** One kernel per product family: fp32 matmuls, int4 forward (M > 1), int4 dX. */
+export interface KernelChoice {
+  matmul: MatmulKernel;
+  gemm: GemmVariant;
+  dx: DxVariant;
+}
+
+export type KernelOp = 'fp32 y=x·Wᵀ' | 'fp32 dX' | 'fp32 dW' | 'int4 y=x·Wᵀ' | 'int4 dX';
+
+export interface VariantTiming {
+  op: KernelOp;
+  variant: string;
+  /** M×K×N */
+  shape: string;
+  ms: number;
+  gflops: number;
+}
+
+export interface KernelTimings {
+  rows: VariantTiming[];
+  /** per family, the variant with the least total time over the shapes (and, for fp32, the 3 products) */
+  fastest: KernelChoice;
+  /** what 'auto' ran before any choice (the adapter's defaults) */
+  defaults: KernelChoice;
+}
+
+/** What 'auto' runs on a device now, its adapter's own picks, and every variant it can run. */
+export interface KernelState {
+  current: KernelChoice;
+  defaults: KernelChoice;
+  candidates: { matmul: MatmulKernel[]; gemm: GemmVariant[]; dx: DxVariant[] };
+}
+
+export function kernelState(gpu: Gpu): KernelState {
+  return { current: currentKernels(gpu), defaults: defaultKernels(gpu), candidates: kernelCandidates(gpu) };
+}
+
+/** The adapter's own picks, ignoring any preference set on this device. */
+export function defaultKernels(gpu: Gpu): KernelChoice {
+  const had = currentKernels(gpu);
+  applyKernelChoice(gpu, null);
+  const d = currentKernels(gpu);
+  applyKernelChoice(gpu, had);
+  return d;
+}
+
+/** What 'auto' runs on this device now (the adapter's picks, or the applied choice). */
+export function currentKernels(gpu: Gpu): KernelChoice {
+  return { matmul: pickMatmulVariant(gpu), gemm: pickQmatmulVariant(gpu, 2) as GemmVariant, dx: pickQmatmulDxVariant(gpu) };
+}
+
+/** Make 'auto' run `c` on this device (null: back to the adapter's picks). */
+export function applyKernelChoice(gpu: Gpu, c: KernelChoice | null): void {
+  preferMatmulVariant(gpu, c?.matmul ?? null);
+  preferQmatmulVariants(gpu, c ? { gemm: c.gemm, dx: c.dx } : null);
+}
+
+/** The variants of each family this adapter can run. */
+export function kernelCandidates(gpu: Gpu): { matmul: MatmulKernel[]; gemm: GemmVariant[]; dx: DxVariant[] } {
+  return {
+    matmul: matmulVariants(gpu),
+    gemm: qmatmulVariants(gpu).filter((v): v is GemmVariant => !v.startsWith('gemv')),
+    dx: QMATMUL_DX_VARIANTS.filter((v) => v !== 'dx_sg' || hasSubgroup8(gpu)),
+  };
+}
+
+async function timeCall(gpu: Gpu, call: () => void, reps: number, capMs: number): Promise<number> {
+  call(); // compiles the pipeline
+  await gpu.sync();
+  let t0 = performance.now();
+  call();
+  await gpu.sync();
+  const once = performance.now() - t0;
+  if (once > capMs) return once;
+  const n = Math.max(1, Math.min(reps, Math.floor(capMs / Math.max(once, 0.01))));
+  const rounds: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    t0 = performance.now();
+    for (let i = 0; i < n; i++) call();
+    await gpu.sync();
+    rounds.push((performance.now() - t0) / n);
+  }
+  return rounds.sort((a, b) => a - b)[1];
+}
+
+function seeded(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  return Float32Array.from({ length: n }, () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return (s / 2 ** 32 - 0.5) * 0.2;
+  });
+}
+
+/** Time every variant this adapter runs on shapes [M, K, N] (y = x·Wᵀ, x (M, K), W (N, K)). */
+export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, number, number][]; reps?: number; capMs?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<KernelTimings> {
+  const shapes = opts.shapes ?? KERNEL_TIMING_SHAPES.medium;
+  const reps = opts.reps ?? 5, capMs = opts.capMs ?? 2000;
+  const cand = kernelCandidates(gpu);
+  const rows: VariantTiming[] = [];
+  const total = shapes.length * (3 * cand.matmul.length + cand.gemm.length + cand.dx.length);
+  let done = 0;
+  const defaults = defaultKernels(gpu);
+  for (const [M, K, N] of shapes) {
+    const shape = `${M}×${K}×${N}`;
+    const w = seeded(N * K, K + N);
+    const tx = gpu.tensor('kernels.x', [M, K], 'f32', seeded(M * K, 3)), tw = gpu.tensor('kernels.w', [N, K], 'f32', w);
+    const ty = gpu.tensor('kernels.y', [M, N], 'f32', seeded(M * N, 5)), tdx = gpu.tensor('kernels.dx', [M, K]), tdw = gpu.tensor('kernels.dw', [N, K]);
+    const packed: GpuPacked = allocPacked(gpu, 'kernels.w4', layoutOf(N, K, 4, 32));
+    quantizePack(gpu, packed, tw, { sym: false });
+    const add = async (op: KernelOp, variant: string, flops: number, call: () => void) => {
+      const ms = await timeCall(gpu, call, reps, capMs);
+      rows.push({ op, variant, shape, ms, gflops: flops / ms / 1e6 });
+      opts.onProgress?.(++done, total);
+    };
+    const f = 2 * M * N * K;
+    for (const v of cand.matmul) {
+      await add('fp32 y=x·Wᵀ', v, f, () => matmulForward(gpu, ty, tx, tw, M, K, N, { variant: v }));
+      await add('fp32 dX', v, f, () => matmulBackwardInput(gpu, tdx, ty, tw, M, K, N, { variant: v }));
+      await add('fp32 dW', v, f, () => matmulBackwardWeight(gpu, tdw, ty, tx, M, K, N, { variant: v }));
+    }
+    for (const v of cand.gemm) await add('int4 y=x·Wᵀ', v, f, () => qmatmulForward(gpu, ty, tx, packed, M, v));
+    for (const v of cand.dx) await add('int4 dX', v, f, () => qmatmulBackwardInput(gpu, tdx, ty, packed, M, false, v));
+    for (const t of [tx, tw, ty, tdx, tdw] as Tensor[]) gpu.free(t);
+    freePacked(gpu, packed);
+  }
+  const best = <T extends string>(ops: KernelOp[], vs: T[]): T => {
+    const sum = (v: T) => rows.filter((r) => ops.includes(r.op) && r.variant === v).reduce((s, r) => s + r.ms, 0);
+    return vs.reduce((a, b) => (sum(b) < sum(a) ? b : a));
+  };
+  const fastest: KernelChoice = {
+    matmul: best(['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], cand.matmul),
+    gemm: best(['int4 y=x·Wᵀ'], cand.gemm),
+    dx: best(['int4 dX'], cand.dx),
+  };
+  return { rows, fastest, defaults };
+}
+
+/** A stored choice, checked against what this adapter can run (null if any part is not available). */
+export function validKernelChoice(gpu: Gpu, c: unknown): KernelChoice | null {
+  if (!c || typeof c !== 'object') return null;
+  const k = c as Record<string, unknown>;
+  const cand = kernelCandidates(gpu);
+  const ok = (cand.matmul as string[]).includes(k.matmul as string) && (cand.gemm as string[]).includes(k.gemm as string) && (cand.dx as string[]).includes(k.dx as string);
+  return ok ? { matmul: k.matmul as MatmulKernel, gemm: k.gemm as GemmVariant, dx: k.dx as DxVariant } : null;
+}
