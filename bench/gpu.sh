@@ -2,7 +2,8 @@
 # bench/gpu.sh — issue 16's figures on a machine with a real GPU, one command, at most 8 minutes:
 # Dawn (npm `webgpu`) on the GPU's own Vulkan driver runs `npm run bench` (fp32 matmul variants beside
 # numpy, int4 vs fp32 GEMV, attention flash vs materialized) and prints the int4 GEMV's fraction of
-# the GPU's memory bandwidth and the attention TFLOP/s; then bench/smollm-kdqat.mts runs a
+# the GPU's memory bandwidth and the attention TFLOP/s; `quench kernels` times every matmul variant
+# and prints the fastest of each family; then bench/smollm-kdqat.mts runs a
 # SmolLM2-135M-shaped KD-QAT step (w4g32, ov, B=4, T=256) in Quench beside the same recipe's step in
 # PyTorch eager (CUDA when torch sees the GPU) and prints the step-time ratio (target <= 3x).
 #   bench/gpu.sh            on a GPU machine (needs node_modules: npm ci)
@@ -47,10 +48,14 @@ if [ -z "${QUENCH_PEAK_GBPS:-}" ] && command -v nvidia-smi >/dev/null 2>&1; then
   echo "gpu: $name (peak ${QUENCH_PEAK_GBPS:-unknown} GB/s)"
 fi
 export QUENCH_PEAK_GBPS="${QUENCH_PEAK_GBPS:-}"
-# 8 minutes in all: the bench's sections at most 80 s each (about 4.5 minutes with compile and
-# start-up), then the SmolLM2-shaped step (recipe ~1 min to write, both sides' steps)
-timeout 290 npx tsx bench/bench.ts $quick --section-s 80 || echo "bench/gpu.sh: npm run bench ended with $? (timeout 290 s)"
+# 8 minutes in all: the bench's sections at most 70 s each (at most 250 s with compile and
+# start-up), quench kernels (50 s), then the SmolLM2-shaped step (recipe ~1 min to write, both
+# sides' steps; 170 s)
+timeout 250 npx tsx bench/bench.ts $quick --section-s 70 || echo "bench/gpu.sh: npm run bench ended with $? (timeout 250 s)"
+# every matmul variant on this GPU, the fastest of each family (what the studio's GPU panel offers)
+if [ -n "$quick" ]; then ksize=small; else ksize=large; fi
+timeout 50 npx tsx src/cli/main.ts kernels --size $ksize || echo "bench/gpu.sh: quench kernels ended with $? (timeout 50 s)"
 # Quench's step with the adapter's kernel picks and with tile8 (the 8x8 register-tile matmuls:
 # fp32 shared8, int4 gemm_wg8 / dx_wg8; not picked by auto until a GPU has measured them)
 if [ -n "$quick" ]; then step_args="--layers 1 --batch 1 --seq 32 --steps 2 --warmup 1 --matmul auto,tile8"; else step_args="--steps 8 --warmup 2 --matmul auto,tile8"; fi
-timeout 180 npx tsx bench/smollm-kdqat.mts $step_args || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 180 s)"
+timeout 170 npx tsx bench/smollm-kdqat.mts $step_args || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 170 s)"
