@@ -6,14 +6,19 @@ import { useStudio } from './store';
 import { downloadModel, runPretrain, stopTraining } from './actions';
 import type { PretrainSpec } from '../worker/protocol';
 import { DataPicker, ProgressBar } from './TrainPanels';
+import { PRETRAIN_CONFIGS } from '../engine/train/pretrain';
+import { paramCount } from '../engine/model/config';
 
-const CONFIGS = [
-  { id: 'micro', label: 'micro: dim 48, 4 layers, GQA 6/3 (~0.15M with 1024 tokens), as the bundled teacher' },
-  { id: 'tiny', label: 'tiny: dim 64, 4 layers, GQA 8/4 (~0.25M with 1024 tokens), the previous bundled teacher' },
-  { id: 'default', label: 'default: dim 96, 4 layers, GQA 6/2 (~0.5M with 1024 tokens), an earlier bundled teacher' },
-  { id: 'mini', label: 'mini: dim 128, 4 layers, GQA 4/2 (~1M with 2048 tokens), the first bundled teacher' },
-  { id: 'small', label: 'small: dim 192, 6 layers, GQA 6/2 (~2.6M)' },
-];
+// what each shape is in the project's history; the sizes are computed from the configs below
+const NOTES: Record<string, string> = { micro: 'as the bundled teacher', tiny: 'the previous bundled teacher', default: 'an earlier bundled teacher', mini: 'the first bundled teacher' };
+
+/** "micro: dim 48, 4 layers, GQA 6/3, 0.15M parameters at 512 tokens, as the bundled teacher" */
+function configLabel(id: string, vocabSize: number): string {
+  const c = PRETRAIN_CONFIGS[id];
+  const n = paramCount({ ...c, vocabSize });
+  const size = n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e6).toFixed(2)}M`;
+  return `${id}: dim ${c.dim}, ${c.nLayers} layers, GQA ${c.nHeads}/${c.nKvHeads}, ${size} parameters at ${vocabSize} tokens${NOTES[id] ? `, ${NOTES[id]}` : ''}`;
+}
 
 export function PretrainPanel() {
   const st = useStudio((s) => s.pretrain);
@@ -37,7 +42,7 @@ export function PretrainPanel() {
         <label>
           size{' '}
           <select value={spec.config} data-testid="pt-config" onChange={(e) => setSpec({ ...spec, config: e.target.value })}>
-            {CONFIGS.map((c) => <option key={c.id} value={c.id}>{c.label}</option>)}
+            {Object.keys(PRETRAIN_CONFIGS).map((id) => <option key={id} value={id}>{configLabel(id, spec.tokenizer === 'bpe' ? spec.vocabSize : 259)}</option>)}
           </select>
         </label>
         <label>

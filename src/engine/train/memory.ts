@@ -6,7 +6,7 @@
 // that will not fit the adapter (a tensor over one binding, or a total over the budget). The
 // vocabulary tables are split into chunks of rows under one binding (model/vocab.ts), so a large
 // embedding is never refused for the binding: its chunks and the classifier's chunk scratch count.
-import { headSize, PROJECTIONS, type LlamaConfig, type Projection } from '../model/config';
+import { headSize, paramCount, PROJECTIONS, type LlamaConfig, type Projection } from '../model/config';
 import { layoutOf, type Bits } from '../format/pack';
 import type { FreezeMask } from './freeze';
 import { maxBindingBytes, vocabChunkRows } from '../model/vocab';
@@ -91,12 +91,8 @@ const SHAPES = (cfg: LlamaConfig): Record<Projection, [number, number]> => {
   return { q: [cfg.nHeads * HS, C], k: [cfg.nKvHeads * HS, C], v: [cfg.nKvHeads * HS, C], o: [C, cfg.nHeads * HS], gate: [cfg.hiddenDim, C], up: [cfg.hiddenDim, C], down: [C, cfg.hiddenDim] };
 };
 
-/** Parameters of the model (embedding, classifier when untied, norms, projections). */
-export function paramCount(cfg: LlamaConfig): number {
-  const sh = SHAPES(cfg);
-  const proj = PROJECTIONS.reduce((s, p) => s + sh[p][0] * sh[p][1], 0);
-  return cfg.vocabSize * cfg.dim * (cfg.tiedEmbeddings ? 1 : 2) + cfg.dim * (2 * cfg.nLayers + 1) + proj * cfg.nLayers;
-}
+/** Parameters of the model (embedding, classifier when untied, norms, projections): model/config's. */
+export { paramCount };
 
 /** f32 elements of one Activations (see model/llama.ts) for B×T with `sets` layer sets kept, less its logits. */
 function actElems(cfg: LlamaConfig, B: number, T: number, withProbs: boolean, R: number, residuals: number, sets: number): number {
