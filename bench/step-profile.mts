@@ -1,9 +1,10 @@
-// npx tsx bench/step-profile.mts [--steps N] [--model PATH] [--tokenizer PATH] [--dx VARIANT] — where a KD-QAT
+// npx tsx bench/step-profile.mts [--steps N] [--model PATH] [--tokenizer PATH] [--dx VARIANT] [--gemm VARIANT] — where a KD-QAT
 // step's dispatches (and, with timestamp queries, GPU time) go: stories260K (../shared/data) at the
 // studio's defaults (w4g32, learned scales, B=8, T=128), a few warm-up steps, then N steps counted
 // per kernel entry. Prints dispatches per step by kernel, largest first. For deciding what to fuse
 // next; figures are per step, not timed against anything. --dx runs the int4 dX through that
-// variant (dx, dx_sg, dx_wg, dx_wg8) instead of the adapter's pick.
+// variant (dx, dx_sg, dx_wg, dx_wg8) and --gemm the int4 forward (gemm, gemm_sg, gemm_wg, gemm_wg8)
+// instead of the adapter's picks.
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,16 +14,16 @@ import { Distiller } from '../src/engine/train/distill';
 import { DEFAULT_RUN_SPEC, resolveRunSpec } from '../src/engine/workflow/spec';
 import { Rng } from '../src/engine/train/data';
 import type { Gpu } from '../src/engine/gpu/runtime';
-import { preferQmatmulVariants, type QmatmulDxVariant } from '../src/engine/ops/qmatmul';
+import { preferQmatmulVariants, type QmatmulDxVariant, type QmatmulVariant } from '../src/engine/ops/qmatmul';
 
 const data = join(repoRoot, '../shared/data/models/stories260K');
-const { values: a } = parseArgs({ options: { steps: { type: 'string', default: '2' }, model: { type: 'string', default: join(data, 'stories260K.bin') }, tokenizer: { type: 'string', default: join(data, 'tok512.bin') }, dx: { type: 'string' } } });
+const { values: a } = parseArgs({ options: { steps: { type: 'string', default: '2' }, model: { type: 'string', default: join(data, 'stories260K.bin') }, tokenizer: { type: 'string', default: join(data, 'tok512.bin') }, dx: { type: 'string' }, gemm: { type: 'string' } } });
 if (!existsSync(a.model!)) {
   console.log(`step-profile: ${a.model} not found (../shared/data absent?); nothing to profile`);
   process.exit(0);
 }
 const gpu = await createNodeGpu();
-if (a.dx) preferQmatmulVariants(gpu, { dx: a.dx as Exclude<QmatmulDxVariant, 'auto'> });
+if (a.dx || a.gemm) preferQmatmulVariants(gpu, { dx: a.dx as Exclude<QmatmulDxVariant, 'auto'> | undefined, gemm: a.gemm as Exclude<QmatmulVariant, 'auto'> | undefined });
 const m = await loadModelFromPath(a.model!, a.tokenizer);
 const dc = resolveRunSpec({ ...DEFAULT_RUN_SPEC, batch: 8, seq: 128 }, m.config);
 const r = new Rng(3);
