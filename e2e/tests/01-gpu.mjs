@@ -11,7 +11,9 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByTestId('selftest-run').click();
   await page.getByTestId('selftest-result').waitFor({ timeout: 60_000 });
   const result = await page.getByTestId('selftest-result').innerText();
-  expect(!/FAIL/.test(result) && (result.match(/pass/g) ?? []).length === 2, `self-test results: ${result}`);
+  // the add, the matmul, and every matmul variant (fp32 x3 products, int4 forward and dX) against float64
+  const passes = (result.match(/pass/g) ?? []).length;
+  expect(!/FAIL/.test(result) && passes >= 2 + 3 * 3 + 3 + 3 && /dx_wg8/.test(result) && /shared8/.test(result), `self-test results (${passes} pass): ${result}`);
   await screenshot('gpu-selftest');
   // matmul kernels timed on this adapter; the fastest becomes what runs use, kept across a reload
   await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });

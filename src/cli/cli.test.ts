@@ -87,6 +87,8 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     expect(variants('fp32 y=x·Wᵀ')).toContain(t.fastest.matmul);
     expect(variants('int4 y=x·Wᵀ')).toContain(t.fastest.gemm);
     expect(t.inUse).toEqual(t.defaults);
+    expect(t.checks.length).toBe(t.rows.length);
+    expect(t.checks.every((c: { ok: boolean }) => c.ok)).toBe(true);
     const info = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8' }));
     expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' });
     expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx" with matmul one of .*shared8/);

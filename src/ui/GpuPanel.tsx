@@ -101,6 +101,12 @@ function totalMs(t: KernelTimings, f: keyof KernelChoice, variant: string): numb
   return t.rows.filter((r) => FAMILY[f].ops.includes(r.op) && r.variant === variant).reduce((s, r) => s + r.ms, 0);
 }
 
+/** "WRONG RESULTS (max |error| …)" where a variant failed its check against the float64 reference here. */
+function wrong(t: KernelTimings, f: keyof KernelChoice, variant: string): string {
+  const bad = t.checks.filter((c) => FAMILY[f].ops.includes(c.op) && c.variant === variant && !c.ok);
+  return bad.length ? `WRONG RESULTS on this GPU (${bad.map((c) => `${c.op}: max |error| ${c.maxAbsError.toExponential(1)}`).join('; ')}); never chosen` : '';
+}
+
 /** Which matmul kernels runs use on this adapter: its defaults, or the fastest measured here. */
 function KernelChoicePanel() {
   const kernels = useStudio((s) => s.kernels);
@@ -112,7 +118,7 @@ function KernelChoicePanel() {
   return (
     <>
       <h3>Matmul kernels on this GPU</h3>
-      <p className="muted">Every run (distill, compare, compress, pretrain, eval) uses one fp32 matmul, one int4 forward and one int4 dX kernel. By default they are chosen by the kind of adapter; here you can time every variant on this GPU and use the fastest. The choice is kept for this adapter across reloads.</p>
+      <p className="muted">Every run (distill, compare, compress, pretrain, eval) uses one fp32 matmul, one int4 forward and one int4 dX kernel. By default they are chosen by the kind of adapter; here you can time every variant on this GPU and use the fastest. Each variant's results are checked against a float64 reference first, and one that is wrong here is never chosen. The choice is kept for this adapter across reloads.</p>
       {kernels && (
         <table className="results" data-testid="kernels-current">
           <thead><tr><th>family</th><th>in use</th><th>adapter default</th><th>choose</th></tr></thead>
@@ -154,7 +160,7 @@ function KernelChoicePanel() {
                   <td>{v}</td>
                   <td>{totalMs(t, f, v).toFixed(2)}</td>
                   <td>{t.rows.filter((r) => FAMILY[f].ops.includes(r.op) && r.variant === v).map((r) => `${r.op} ${r.shape}: ${r.ms.toFixed(2)} (${r.gflops.toFixed(1)})`).join('; ')}</td>
-                  <td>{[t.fastest[f] === v ? 'fastest' : '', t.defaults[f] === v ? 'default' : ''].filter(Boolean).join(', ')}</td>
+                  <td>{[wrong(t, f, v), t.fastest[f] === v ? 'fastest' : '', t.defaults[f] === v ? 'default' : ''].filter(Boolean).join(', ')}</td>
                 </tr>
               )))}
             </tbody>

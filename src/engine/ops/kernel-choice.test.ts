@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { randn, testGpu } from '../testing';
 import type { Gpu } from '../gpu/runtime';
-import { applyKernelChoice, currentKernels, defaultKernels, kernelCandidates, timeKernelVariants, validKernelChoice } from './kernel-choice';
+import { applyKernelChoice, checkKernelVariants, currentKernels, defaultKernels, fastestKernels, kernelCandidates, timeKernelVariants, validKernelChoice, type VariantTiming } from './kernel-choice';
 import { matmulForward } from './matmul';
 import { qmatmulBackwardInput, qmatmulForward } from './qmatmul';
 import { allocPacked, freePacked, quantizePack } from './fakequant';
@@ -38,6 +38,8 @@ describe('kernel choice per device', () => {
     expect(cand.gemm).toContain(t.fastest.gemm);
     expect(cand.dx).toContain(t.fastest.dx);
     expect(t.defaults).toEqual(currentKernels(gpu)); // timing changes nothing
+    expect(t.checks.length).toBe(total); // every variant checked before it is timed
+    expect(t.checks.filter((c) => !c.ok)).toEqual([]);
     expect(cand.gemm.some((v) => v.startsWith('gemv'))).toBe(false);
   });
 
@@ -74,5 +76,27 @@ describe('kernel choice per device', () => {
     expect(validKernelChoice(gpu, { matmul: 'regtile' })).toBeNull();
     expect(validKernelChoice(gpu, 'shared8')).toBeNull();
     expect(validKernelChoice(gpu, null)).toBeNull();
+  });
+
+  it('every variant this adapter runs matches the float64 references (the check the GPU panel runs first)', async () => {
+    const gpu = await testGpu();
+    const checks = await checkKernelVariants(gpu);
+    const cand = kernelCandidates(gpu);
+    expect(checks.length).toBe(3 * cand.matmul.length + cand.gemm.length + cand.dx.length);
+    for (const c of checks) expect(c.ok, `${c.op} ${c.variant}: max |error| ${c.maxAbsError}`).toBe(true);
+  });
+
+  it('a variant that failed its check is never the fastest; with none passing, the default stays', () => {
+    const cand = { matmul: ['regtile', 'shared', 'shared8'], gemm: ['gemm', 'gemm_wg8'], dx: ['dx', 'dx_wg8'] } as Parameters<typeof fastestKernels>[2];
+    const defaults = { matmul: 'regtile', gemm: 'gemm', dx: 'dx' } as const;
+    const row = (op: VariantTiming['op'], variant: string, ms: number): VariantTiming => ({ op, variant, shape: '1×1×1', ms, gflops: 1 });
+    const rows = [
+      ...['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'].flatMap((op) => [row(op as VariantTiming['op'], 'regtile', 3), row(op as VariantTiming['op'], 'shared', 2), row(op as VariantTiming['op'], 'shared8', 1)]),
+      row('int4 y=x·Wᵀ', 'gemm', 2), row('int4 y=x·Wᵀ', 'gemm_wg8', 1), row('int4 dX', 'dx', 2), row('int4 dX', 'dx_wg8', 1),
+    ];
+    expect(fastestKernels(rows, [], cand, defaults)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' });
+    // shared8 wrong in one product only; gemm_wg8 wrong; every dx wrong
+    const bad = [{ op: 'fp32 dW', variant: 'shared8', maxAbsError: 0.1, ok: false }, { op: 'int4 y=x·Wᵀ', variant: 'gemm_wg8', maxAbsError: Infinity, ok: false }, { op: 'int4 dX', variant: 'dx', maxAbsError: 1, ok: false }, { op: 'int4 dX', variant: 'dx_wg8', maxAbsError: 1, ok: false }] as Parameters<typeof fastestKernels>[1];
+    expect(fastestKernels(rows, bad, cand, defaults)).toEqual({ matmul: 'shared', gemm: 'gemm', dx: 'dx' });
   });
 });

@@ -3,15 +3,20 @@
 // and can make the fastest the device's choice (preferMatmulVariant / preferQmatmulVariants). The
 // adapter-based defaults (subgroup kernels on lavapipe, workgroup-memory 4x4 tiles on GPUs) were
 // set on the machines we had; the 8x8-tile GPU kernels (shared8, gemm_wg8, dx_wg8) are only picked
-// where such a measurement says they win. Wall-clock timing: each case compiles in an untimed
-// call, then `reps` calls per submit, the median of 3 submits; a case slower than `capMs` per
-// call is timed once.
+// where such a measurement says they win. Every variant's results are first checked against the
+// float64 references on awkward shapes (checkKernelVariants: partial blocks in every direction,
+// ragged slabs and groups), and one that is wrong on this adapter is never "fastest" (a driver
+// bug would otherwise make every run silently wrong). Wall-clock timing: each case compiles in an
+// untimed call, then `reps` calls per submit, the median of 3 submits; a case slower than `capMs`
+// per call is timed once.
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant, preferMatmulVariant, type MatmulKernel } from './matmul';
 import { pickQmatmulDxVariant, pickQmatmulVariant, preferQmatmulVariants, QMATMUL_DX_VARIANTS, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from './qmatmul';
 import { hasSubgroup8 } from './matmul';
 import { allocPacked, freePacked, quantizePack } from './fakequant';
-import { layoutOf } from '../format/pack';
+import { layoutOf, quantizeHost } from '../format/pack';
+import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } from '../ref/matmul';
+import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
 
 export type GemmVariant = Exclude<QmatmulVariant, 'auto' | 'gemv' | 'gemv_rows' | 'gemv_sg'>;
 export type DxVariant = Exclude<QmatmulDxVariant, 'auto'>;
@@ -41,8 +46,18 @@ export interface VariantTiming {
   gflops: number;
 }
 
+/** One variant's results against the float64 reference on this adapter. */
+export interface VariantCheck {
+  op: KernelOp;
+  variant: string;
+  maxAbsError: number;
+  ok: boolean;
+}
+
 export interface KernelTimings {
   rows: VariantTiming[];
+  /** the correctness check run first; a variant that failed it is never fastest */
+  checks: VariantCheck[];
   /** per family, the variant with the least total time over the shapes (and, for fp32, the 3 products) */
   fastest: KernelChoice;
   /** what 'auto' ran before any choice (the adapter's defaults) */
@@ -125,6 +140,7 @@ export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, num
   const total = shapes.length * (3 * cand.matmul.length + cand.gemm.length + cand.dx.length);
   let done = 0;
   const defaults = defaultKernels(gpu);
+  const checks = await checkKernelVariants(gpu);
   for (const [M, K, N] of shapes) {
     const shape = `${M}×${K}×${N}`;
     const w = seeded(N * K, K + N);
@@ -148,16 +164,61 @@ export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, num
     for (const t of [tx, tw, ty, tdx, tdw] as Tensor[]) gpu.free(t);
     freePacked(gpu, packed);
   }
-  const best = <T extends string>(ops: KernelOp[], vs: T[]): T => {
+  return { rows, checks, fastest: fastestKernels(rows, checks, cand, defaults), defaults };
+}
+
+const FAMILY_OPS: Record<keyof KernelChoice, KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'] };
+
+/** Per family, the variant with the least total time over its rows among those whose every
+ *  product passed the check; the default where none did. */
+export function fastestKernels(rows: VariantTiming[], checks: VariantCheck[], cand: { matmul: MatmulKernel[]; gemm: GemmVariant[]; dx: DxVariant[] }, defaults: KernelChoice): KernelChoice {
+  const best = <T extends string>(f: keyof KernelChoice, vs: T[], dflt: T): T => {
+    const ops = FAMILY_OPS[f];
+    const good = vs.filter((v) => !checks.some((c) => ops.includes(c.op) && c.variant === v && !c.ok) && rows.some((r) => ops.includes(r.op) && r.variant === v));
     const sum = (v: T) => rows.filter((r) => ops.includes(r.op) && r.variant === v).reduce((s, r) => s + r.ms, 0);
-    return vs.reduce((a, b) => (sum(b) < sum(a) ? b : a));
+    return good.length ? good.reduce((a, b) => (sum(b) < sum(a) ? b : a)) : dflt;
   };
-  const fastest: KernelChoice = {
-    matmul: best(['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], cand.matmul),
-    gemm: best(['int4 y=x·Wᵀ'], cand.gemm),
-    dx: best(['int4 dX'], cand.dx),
+  return { matmul: best('matmul', cand.matmul, defaults.matmul), gemm: best('gemm', cand.gemm, defaults.gemm), dx: best('dx', cand.dx, defaults.dx) };
+}
+
+/** Every variant this adapter runs against the float64 references, on shapes that leave partial
+ *  blocks in every direction (also of the 128×128 tiles), ragged slabs and a ragged int4 group. */
+export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
+  const M = 67, K = 136, N = 130;
+  const cand = kernelCandidates(gpu);
+  const x = seeded(M * K, 11), w = seeded(N * K, 12), dy = seeded(M * N, 13);
+  const tx = gpu.tensor('check.x', [M, K], 'f32', x), tw = gpu.tensor('check.w', [N, K], 'f32', w), tdy = gpu.tensor('check.dy', [M, N], 'f32', dy);
+  const ty = gpu.tensor('check.y', [M, N]), tdx = gpu.tensor('check.dx', [M, K]), tdw = gpu.tensor('check.dw', [N, K]);
+  const host = quantizeHost(w, N, K, { bits: 4, group: 32, sym: false });
+  const packed = allocPacked(gpu, 'check.w4', host);
+  gpu.write(packed.codes, host.codes);
+  gpu.write(packed.scales, host.scales);
+  gpu.write(packed.zeros, host.zeros);
+  const out: VariantCheck[] = [];
+  const check = async (op: KernelOp, variant: string, t: Tensor, n: number, run: () => void, ref: Float64Array) => {
+    gpu.write(t, new Float32Array(n).fill(Number.NaN)); // every output must be written
+    run();
+    const got = await gpu.readF32(t);
+    let err = 0;
+    for (let i = 0; i < n; i++) err = Math.max(err, Number.isFinite(got[i]) ? Math.abs(got[i] - ref[i]) : Infinity);
+    // fp32 sums of 130 products of size ~0.01: errors ~1e-7; a wrong tile or code is ~1e-3 or more
+    out.push({ op, variant, maxAbsError: err, ok: err <= 1e-5 });
   };
-  return { rows, fastest, defaults };
+  const yRef = matmulForwardRef(x, w, M, K, N), dxRef = matmulBackwardInputRef(dy, w, M, K, N), dwRef = matmulBackwardWeightRef(dy, x, M, K, N);
+  for (const v of cand.matmul) {
+    await check('fp32 y=x·Wᵀ', v, ty, M * N, () => matmulForward(gpu, ty, tx, tw, M, K, N, { variant: v }), yRef);
+    await check('fp32 dX', v, tdx, M * K, () => matmulBackwardInput(gpu, tdx, tdy, tw, M, K, N, { variant: v }), dxRef);
+    await check('fp32 dW', v, tdw, N * K, () => {
+      gpu.zero(tdw);
+      matmulBackwardWeight(gpu, tdw, tdy, tx, M, K, N, { variant: v });
+    }, dwRef);
+  }
+  const qRef = qmatmulRef(x, host, M), qdxRef = qmatmulDxRef(dy, host, M);
+  for (const v of cand.gemm) await check('int4 y=x·Wᵀ', v, ty, M * N, () => qmatmulForward(gpu, ty, tx, packed, M, v), qRef);
+  for (const v of cand.dx) await check('int4 dX', v, tdx, M * K, () => qmatmulBackwardInput(gpu, tdx, tdy, packed, M, false, v), qdxRef);
+  for (const t of [tx, tw, tdy, ty, tdx, tdw]) gpu.free(t);
+  freePacked(gpu, packed);
+  return out;
 }
 
 /** A stored choice, checked against what this adapter can run (null if any part is not available). */
