@@ -2,7 +2,8 @@
 // step's dispatches (and, with timestamp queries, GPU time) go: stories260K (../shared/data) at the
 // studio's defaults (w4g32, learned scales, B=8, T=128), a few warm-up steps, then N steps counted
 // per kernel entry. Prints dispatches per step by kernel, largest first. For deciding what to fuse
-// next; figures are per step, not timed against anything. --dx runs the int4 dX through that
+// next, and how much CPU time recording a step costs (JS time inside gpu.run per dispatch: what a
+// fast GPU waits on); figures are per step, not timed against anything. --dx runs the int4 dX through that
 // variant (dx, dx_sg, dx_wg, dx_wg8) and --gemm the int4 forward (gemm, gemm_sg, gemm_wg, gemm_wg8)
 // instead of the adapter's picks.
 import { parseArgs } from 'node:util';
@@ -32,12 +33,26 @@ const d = new Distiller(gpu, m.config, m.weights, dc, stream);
 for (let s = 0; s < 3; s++) await d.trainStep();
 const counts = new Map<string, number>();
 const run = gpu.run.bind(gpu);
+let encodeMs = 0;
 (gpu as { run: Gpu['run'] }).run = (spec, args) => {
   const k = `${spec.shader}:${spec.entry ?? 'main'}`;
   counts.set(k, (counts.get(k) ?? 0) + 1);
+  const t = performance.now();
   run(spec, args);
+  encodeMs += performance.now() - t;
 };
 const steps = Number(a.steps);
+// the CPU cost of recording a step (what a fast GPU waits on): steps submitted without waiting,
+// no timestamp queries, JS time inside gpu.run
+{
+  const b0 = gpu.counts.bindGroupsCreated, d0 = gpu.counts.dispatches;
+  const t0 = performance.now();
+  for (let s = 0; s < steps; s++) await d.submitStep();
+  await d.drain();
+  const wall = (performance.now() - t0) / steps, n = (gpu.counts.dispatches - d0) / steps;
+  console.log(`recording: ${(encodeMs / steps).toFixed(2)} ms of CPU per step in gpu.run (${((1000 * encodeMs) / steps / n).toFixed(1)} us per dispatch), ${(gpu.counts.bindGroupsCreated - b0) / steps} bind groups created per step (cached: ${n} dispatches), wall ${wall.toFixed(1)} ms per step`);
+  counts.clear();
+}
 gpu.startProfile();
 const d0 = gpu.counts.dispatches;
 for (let s = 0; s < steps; s++) await d.trainStep();

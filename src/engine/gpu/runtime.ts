@@ -107,6 +107,7 @@ export async function gpuWait<T>(p: Promise<T>): Promise<T> {
 }
 
 const UNIFORM_CHUNK = 64 * 1024;
+const BIND_GROUP_CAP = 8192; // cached bind groups (a KD-QAT step of stories260K uses ~400)
 
 function bufferOf(b: Tensor | GPUBuffer): GPUBuffer {
   return 'buffer' in b && (b as Tensor).buffer !== undefined ? (b as Tensor).buffer : (b as GPUBuffer);
@@ -128,12 +129,19 @@ export class Gpu {
    *  throttle waits (awaitRead(r, 'throttle') on a read not landed: a training loop that runs ahead
    *  of the GPU waiting for a step several steps back, as a full launch queue would make it) since
    *  creation: `npm run bench` reports them per KD-QAT step */
-  readonly counts = { dispatches: 0, submits: 0, hostWaits: 0, asyncReads: 0, throttleWaits: 0 };
+  readonly counts = { dispatches: 0, submits: 0, hostWaits: 0, asyncReads: 0, throttleWaits: 0, bindGroupsCreated: 0 };
   /** bytes of live tensors, and the most ever live at once */
   liveBytes = 0;
   peakBytes = 0;
   private readonly live = new Map<GPUBuffer, { label: string; bytes: number }>();
   private readonly pipelines = new Map<string, GPUComputePipeline>();
+  /** Bind groups by pipeline + uniform slot + buffers: a training step records the same dispatches
+   *  in the same order every step, and the uniform ring restarts at every flush, so after the first
+   *  step each dispatch finds its bind group here (createBindGroup was ~16 of the ~35 us a dispatch
+   *  cost on the CPU). Cleared when it grows past BIND_GROUP_CAP. */
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
   private readonly modules = new Map<string, GPUShaderModule>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
@@ -372,11 +380,24 @@ export class Gpu {
     return m;
   }
 
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) {
+      id = this.nextBufferId++;
+      this.bufferIds.set(b, id);
+    }
+    return id;
+  }
+
+  private static pipelineKey(spec: KernelSpec): string {
+    const consts = spec.constants ?? {};
+    return `${spec.shader}:${spec.entry ?? 'main'}:${Object.keys(consts).sort().map((k) => `${k}=${consts[k]}`).join(',')}`;
+  }
+
   /** Cached compute pipeline; key = shader + entry + override constants. */
-  pipeline(spec: KernelSpec): GPUComputePipeline {
+  pipeline(spec: KernelSpec, key = Gpu.pipelineKey(spec)): GPUComputePipeline {
     const entry = spec.entry ?? 'main';
     const consts = spec.constants ?? {};
-    const key = `${spec.shader}:${entry}:${Object.keys(consts).sort().map((k) => `${k}=${consts[k]}`).join(',')}`;
     let p = this.pipelines.get(key);
     if (!p) {
       const module = this.module(spec.shader);
@@ -430,13 +451,30 @@ export class Gpu {
   /** Record one dispatch. Nothing runs until flush()/sync()/read(). */
   run(spec: KernelSpec, args: RunArgs): void {
     if (this.lost) throw new Error(`kernel ${spec.shader}:${spec.entry ?? 'main'}: the GPU device was lost`);
-    const pipeline = this.pipeline(spec);
+    const pKey = Gpu.pipelineKey(spec);
+    const pipeline = this.pipeline(spec, pKey);
     const entries: GPUBindGroupEntry[] = [];
-    if (args.params) entries.push({ binding: 0, resource: this.uniform(args.params) });
-    if (Array.isArray(args.bindings)) args.bindings.forEach((b, i) => entries.push({ binding: i + 1, resource: { buffer: bufferOf(b) } }));
-    else for (const [k, b] of Object.entries(args.bindings)) entries.push({ binding: Number(k), resource: { buffer: bufferOf(b) } });
+    let key = pKey;
+    if (args.params) {
+      const u = this.uniform(args.params);
+      entries.push({ binding: 0, resource: u });
+      key += `|u${this.bufferId(u.buffer)}@${u.offset}+${u.size}`;
+    }
+    const bind = (binding: number, b: Tensor | GPUBuffer) => {
+      const buffer = bufferOf(b);
+      entries.push({ binding, resource: { buffer } });
+      key += `|${binding}=${this.bufferId(buffer)}`;
+    };
+    if (Array.isArray(args.bindings)) args.bindings.forEach((b, i) => bind(i + 1, b));
+    else for (const [k, b] of Object.entries(args.bindings)) bind(Number(k), b);
     const name = `${spec.shader}:${spec.entry ?? 'main'}`;
-    const bindGroup = this.device.createBindGroup({ label: name, layout: pipeline.getBindGroupLayout(0), entries });
+    let bindGroup = this.bindGroups.get(key);
+    if (!bindGroup) {
+      if (this.bindGroups.size >= BIND_GROUP_CAP) this.bindGroups.clear();
+      bindGroup = this.device.createBindGroup({ label: name, layout: pipeline.getBindGroupLayout(0), entries });
+      this.bindGroups.set(key, bindGroup);
+      this.counts.bindGroupsCreated++;
+    }
     const [x, y = 1, z = 1] = args.workgroups;
     const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > maxDim || y > maxDim || z > maxDim) throw new Error(`kernel ${name}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension (use gpu.grid)`);

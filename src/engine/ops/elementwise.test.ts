@@ -50,3 +50,30 @@ describe('gpu.counts', () => {
     for (const t of [ta, out]) gpu.free(t);
   });
 });
+
+describe('bind group cache', () => {
+  it('the same dispatches after a flush reuse their bind groups; other buffers or uniforms get their own, with correct results', async () => {
+    const gpu = await testGpu();
+    const n = 64;
+    const a = randn(n, 1), b = randn(n, 2), c = randn(n, 3);
+    const ta = gpu.tensor('a', [n], 'f32', a), tb = gpu.tensor('b', [n], 'f32', b), tc = gpu.tensor('c', [n], 'f32', c), out = gpu.tensor('out', [n]);
+    const step = () => {
+      addForward(gpu, out, ta, tb);
+      axpy(gpu, out, 2, tc);
+    };
+    await gpu.sync();
+    const c0 = gpu.counts.bindGroupsCreated;
+    step();
+    await gpu.sync();
+    const first = gpu.counts.bindGroupsCreated - c0;
+    expect(first).toBe(2);
+    step(); // the same two dispatches, the uniform ring back at the start: no new bind groups
+    expect(gpu.counts.bindGroupsCreated - c0).toBe(2);
+    expectClose('a + b + 2c', await gpu.readF32(out), Float64Array.from(a, (x, i) => x + b[i] + 2 * c[i]), { atol: 1e-6, rtol: 1e-6 });
+    addForward(gpu, out, ta, tc); // another buffer: its own bind group
+    axpy(gpu, out, -3, tc); // the step's second dispatch with another alpha: its bind group, the new value
+    expectClose('a + c - 3c', await gpu.readF32(out), Float64Array.from(a, (x, i) => x - 2 * c[i]), { atol: 1e-6, rtol: 1e-6 });
+    expect(gpu.counts.bindGroupsCreated - c0).toBe(3);
+    for (const t of [ta, tb, tc, out]) gpu.free(t);
+  });
+});
