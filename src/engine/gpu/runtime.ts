@@ -129,7 +129,7 @@ export class Gpu {
    *  throttle waits (awaitRead(r, 'throttle') on a read not landed: a training loop that runs ahead
    *  of the GPU waiting for a step several steps back, as a full launch queue would make it) since
    *  creation: `npm run bench` reports them per KD-QAT step */
-  readonly counts = { dispatches: 0, submits: 0, hostWaits: 0, asyncReads: 0, throttleWaits: 0, bindGroupsCreated: 0 };
+  readonly counts = { dispatches: 0, submits: 0, hostWaits: 0, asyncReads: 0, throttleWaits: 0, bindGroupsCreated: 0, uniformWrites: 0 };
   /** bytes of live tensors, and the most ever live at once */
   liveBytes = 0;
   peakBytes = 0;
@@ -147,6 +147,8 @@ export class Gpu {
   private pass: GPUComputePassEncoder | null = null;
   private batchKernels: string[] = [];
   private uniformChunks: GPUBuffer[] = [];
+  /** what was last written to each ring chunk (a repeated step rewrites the same bytes: skipped) */
+  private uniformShadows: Uint8Array[] = [];
   private uniformChunk = 0;
   private uniformOffset = 0;
   private readonly uniformAlign: number;
@@ -438,12 +440,22 @@ export class Gpu {
     }
     if (this.uniformChunk >= this.uniformChunks.length) {
       this.uniformChunks.push(this.device.createBuffer({ label: 'uniform-ring', size: UNIFORM_CHUNK, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }));
+      this.uniformShadows.push(new Uint8Array(UNIFORM_CHUNK)); // WebGPU buffers start zeroed, as this
     }
     const buffer = this.uniformChunks[this.uniformChunk];
     const offset = this.uniformOffset;
     // Queue writes are ordered before the submit that reads them, and after earlier submits,
-    // so the ring is reused from the start after every flush.
-    this.device.queue.writeBuffer(buffer, offset, data);
+    // so the ring is reused from the start after every flush. A slot that already holds these
+    // bytes (the same dispatch of the previous step) is not written again.
+    const bytes = new Uint8Array(data);
+    const shadow = this.uniformShadows[this.uniformChunk];
+    let same = true;
+    for (let i = 0; i < bytes.length; i++) if (shadow[offset + i] !== bytes[i]) { same = false; break; }
+    if (!same) {
+      this.device.queue.writeBuffer(buffer, offset, data);
+      shadow.set(bytes, offset);
+      this.counts.uniformWrites++;
+    }
     this.uniformOffset += Math.ceil(data.byteLength / this.uniformAlign) * this.uniformAlign;
     return { buffer, offset, size: data.byteLength };
   }

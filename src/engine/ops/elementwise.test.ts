@@ -52,7 +52,7 @@ describe('gpu.counts', () => {
 });
 
 describe('bind group cache', () => {
-  it('the same dispatches after a flush reuse their bind groups; other buffers or uniforms get their own, with correct results', async () => {
+  it('the same dispatches after a flush reuse their bind groups and uniform bytes; other buffers get their own, new uniform values are written, results correct', async () => {
     const gpu = await testGpu();
     const n = 64;
     const a = randn(n, 1), b = randn(n, 2), c = randn(n, 3);
@@ -67,12 +67,15 @@ describe('bind group cache', () => {
     await gpu.sync();
     const first = gpu.counts.bindGroupsCreated - c0;
     expect(first).toBe(2);
-    step(); // the same two dispatches, the uniform ring back at the start: no new bind groups
+    const w0 = gpu.counts.uniformWrites;
+    step(); // the same two dispatches, the uniform ring back at the start: no new bind groups, no uniform writes
     expect(gpu.counts.bindGroupsCreated - c0).toBe(2);
+    expect(gpu.counts.uniformWrites - w0).toBe(0);
     expectClose('a + b + 2c', await gpu.readF32(out), Float64Array.from(a, (x, i) => x + b[i] + 2 * c[i]), { atol: 1e-6, rtol: 1e-6 });
     addForward(gpu, out, ta, tc); // another buffer: its own bind group
     axpy(gpu, out, -3, tc); // the step's second dispatch with another alpha: its bind group, the new value
     expectClose('a + c - 3c', await gpu.readF32(out), Float64Array.from(a, (x, i) => x - 2 * c[i]), { atol: 1e-6, rtol: 1e-6 });
+    expect(gpu.counts.uniformWrites - w0).toBe(1); // only axpy's new alpha was written
     expect(gpu.counts.bindGroupsCreated - c0).toBe(3);
     for (const t of [ta, tb, tc, out]) gpu.free(t);
   });
