@@ -61,6 +61,8 @@ describe('rmsnorm', () => {
     rmsnormBackward(gpu, tmp, null, tdy, tx, tw, tr, rows, C, o);
     addForward(gpu, dxs, tmp, tadd);
     expect(Array.from(await gpu.readF32(dxf)), 'fused dx + addTo').toEqual(Array.from(await gpu.readF32(dxs)));
+    expect(() => rmsnormForward(gpu, yf, rf, tx, tw, rows, C, eps, { ...o, residual: { add: tadd, sum: tx } })).toThrow(/residual sum "x" must be a tensor of its own/);
+    expect(() => rmsnormBackward(gpu, dxf, null, tdy, tx, tw, tr, rows, C, { ...o, addTo: dxf })).toThrow(/addTo "dxf" cannot be dx itself/);
     for (const t of [tx, tw, ty, ty2, tr, tdy, tdx, tdw, tadd, hsum, hsep, yf, rf, ys, rsep, dxf, dxs, tmp]) gpu.free(t);
   }
 

@@ -67,6 +67,7 @@ export function rmsnormForward(gpu: Gpu, y: Tensor, rstd: Tensor | null, x: Tens
   if (r) {
     need('rmsnormForward', 'residual add', r.add, rows * C);
     need('rmsnormForward', 'residual sum', r.sum, rows * C);
+    for (const t of [x, r.add, y]) if (t.buffer === r.sum.buffer) throw new Error(`rmsnormForward: the residual sum "${r.sum.label}" must be a tensor of its own (it is also "${t.label}")`);
   }
   const { WG, LANES } = rmsnormLayout(gpu, C, opts.variant, opts.lanes);
   gpu.run(
@@ -84,7 +85,10 @@ export function rmsnormBackward(gpu: Gpu, dx: Tensor, dw: Tensor | null, dy: Ten
   need('rmsnormBackward', 'x', x, rows * C);
   need('rmsnormBackward', 'w', w, C);
   need('rmsnormBackward', 'rstd', rstd, rows);
-  if (opts.addTo) need('rmsnormBackward', 'addTo', opts.addTo, rows * C);
+  if (opts.addTo) {
+    need('rmsnormBackward', 'addTo', opts.addTo, rows * C);
+    if (opts.addTo.buffer === dx.buffer) throw new Error(`rmsnormBackward: addTo "${opts.addTo.label}" cannot be dx itself`);
+  }
   const params = (flags = 0) => new Params().u32(rows, C).f32(0).u32(flags);
   const { WG, LANES } = rmsnormLayout(gpu, C, opts.variant, opts.lanes);
   gpu.run({ shader: 'rmsnorm', entry: 'backward_dx', constants: { WG, LANES } }, { params: params(opts.addTo ? 2 : 0), bindings: { 1: x, 2: w, 5: dy, 6: rstd, 7: dx, 10: opts.addTo ?? dy }, workgroups: gpu.grid(Math.ceil(rows / (WG / LANES))) });
