@@ -45,8 +45,21 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await waitFor('kernel-matmul', pick);
   expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2]]), `the choice survives a reload: ${await inUse()}`);
   await screenshot('gpu-kernels');
-  await page.getByTestId('kernels-defaults').click();
+  // a stored choice this adapter cannot run (a driver update, say): said so, forgotten, defaults used
+  await page.evaluate(() => {
+    const st = JSON.parse(localStorage.getItem('quench-settings'));
+    st.state.settings.kernels.choice.matmul = 'no-such-kernel';
+    localStorage.setItem('quench-settings', JSON.stringify(st));
+  });
+  await page.reload();
+  await page.getByRole('tab', { name: 'GPU' }).click();
+  await page.getByTestId('notice').waitFor({ timeout: 60_000 });
+  const notice = await page.getByTestId('notice').innerText();
+  expect(/could not be applied; using its defaults/.test(notice) && /no-such-kernel/.test(notice), `a stale kernel choice is reported: ${notice}`);
   await waitFor('kernel-matmul', defaults);
+  const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('quench-settings')).state.settings.kernels);
+  expect(stored === null, `the stale choice is forgotten: ${JSON.stringify(stored)}`);
+  await page.getByTestId('kernels-defaults').waitFor();
   // keyboard reachable: tab to the Model tab and open it with Enter
   await page.getByRole('tab', { name: 'Model' }).focus();
   await page.keyboard.press('Enter');

@@ -92,5 +92,8 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     const info = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8' }));
     expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' });
     expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx" with matmul one of .*shared8/);
+    // the command that prints the replacement still runs, with the defaults
+    const again = JSON.parse(run(['kernels', '--size', 'small', '--json'], { QUENCH_KERNELS: 'cublas,gemm,dx' }));
+    expect(again.inUse).toEqual(t.defaults);
   });
 });

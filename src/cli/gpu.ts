@@ -5,7 +5,9 @@ import { createNodeGpu } from '../engine/gpu/node';
 import type { Gpu } from '../engine/gpu/runtime';
 import { applyKernelChoice, kernelCandidates, validKernelChoice } from '../engine/ops/kernel-choice';
 
-export async function cliGpu(): Promise<Gpu> {
+/** lenient: warn about an unusable QUENCH_KERNELS and run with the defaults (`quench kernels`,
+ *  which prints the line to replace it with) instead of refusing to start. */
+export async function cliGpu(opts: { lenient?: boolean } = {}): Promise<Gpu> {
   const gpu = await createNodeGpu();
   const env = process.env.QUENCH_KERNELS?.trim();
   if (env) {
@@ -13,8 +15,13 @@ export async function cliGpu(): Promise<Gpu> {
     const choice = validKernelChoice(gpu, { matmul, gemm, dx });
     if (!choice) {
       const c = kernelCandidates(gpu);
+      const why = `QUENCH_KERNELS="${env}": expected "matmul,gemm,dx" with matmul one of ${c.matmul.join('|')}, gemm one of ${c.gemm.join('|')}, dx one of ${c.dx.join('|')} (this adapter's variants)`;
+      if (opts.lenient) {
+        process.stderr.write(`${why}; ignored\n`);
+        return gpu;
+      }
       gpu.destroy();
-      throw new Error(`QUENCH_KERNELS="${env}": expected "matmul,gemm,dx" with matmul one of ${c.matmul.join('|')}, gemm one of ${c.gemm.join('|')}, dx one of ${c.dx.join('|')} (this adapter's variants)`);
+      throw new Error(why);
     }
     applyKernelChoice(gpu, choice);
   }

@@ -18,7 +18,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!a) return 0;
   const size = (a.size as string | undefined) ?? 'medium';
   if (!(SIZES as string[]).includes(size)) throw new Error(`--size must be one of ${SIZES.join(', ')}, got "${size}"`);
-  const gpu = await cliGpu();
+  const gpu = await cliGpu({ lenient: true });
   try {
     const inUse = currentKernels(gpu);
     const t = await timeKernelVariants(gpu, { shapes: KERNEL_TIMING_SHAPES[size as keyof typeof KERNEL_TIMING_SHAPES], onProgress: (d, n) => process.stderr.write(`\rtiming ${d}/${n}`) });

@@ -130,7 +130,7 @@ function KernelChoicePanel() {
                 <td>{kernels.defaults[f]}</td>
                 <td>
                   <select aria-label={`use for ${FAMILY[f].label}`} value={kernels.current[f]} onChange={(e) => void chooseKernels({ ...kernels.current, [f]: e.target.value })}>
-                    {(kernels.candidates[f] as string[]).map((v) => <option key={v} value={v}>{v}</option>)}
+                    {(kernels.candidates[f] as string[]).map((v) => <option key={v} value={v}>{v}{t && wrong(t, f, v) ? ' (wrong results here)' : ''}</option>)}
                   </select>
                 </td>
               </tr>

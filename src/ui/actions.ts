@@ -122,8 +122,15 @@ async function restoreKernels(): Promise<void> {
   try {
     s.setKernels(await engine().request('setKernels', { choice: mine }));
   } catch (e) {
-    s.log(`kernel choice not applied: ${(e as Error).message}`);
-    s.setKernels(await engine().request('setKernels', { choice: null }));
+    // a stored choice this adapter no longer runs (a driver update, say): forget it, use the defaults
+    s.log(`kernel choice not applied, back to the adapter's defaults: ${(e as Error).message}`);
+    s.setNotice(`The matmul kernels chosen on this GPU before could not be applied; using its defaults (${(e as Error).message})`);
+    s.updateSettings((st) => ({ ...st, kernels: null }));
+    try {
+      s.setKernels(await engine().request('setKernels', { choice: null }));
+    } catch (e2) {
+      s.log(`kernel defaults not read: ${(e2 as Error).message}`);
+    }
   }
 }
 
@@ -143,9 +150,14 @@ export async function timeKernels(): Promise<void> {
 /** Make `choice` what every run on this adapter uses (null: its defaults); kept across reloads. */
 export async function chooseKernels(choice: KernelChoice | null): Promise<void> {
   const s = useStudio.getState();
-  const k = await engine().request('setKernels', { choice });
-  s.setKernels(k);
-  s.updateSettings((st) => ({ ...st, kernels: choice && s.gpu ? { adapter: adapterKey(s.gpu), choice } : null }));
+  try {
+    const k = await engine().request('setKernels', { choice });
+    s.setKernels(k);
+    s.updateSettings((st) => ({ ...st, kernels: choice && s.gpu ? { adapter: adapterKey(s.gpu), choice } : null }));
+  } catch (e) {
+    s.log(`kernel choice not applied: ${(e as Error).message}`);
+    s.setNotice(`kernel choice not applied: ${(e as Error).message}`);
+  }
 }
 
 export async function runOnnxCheck(providers: string[]): Promise<void> {

@@ -463,8 +463,20 @@ export class Gpu {
   /** Record one dispatch. Nothing runs until flush()/sync()/read(). */
   run(spec: KernelSpec, args: RunArgs): void {
     if (this.lost) throw new Error(`kernel ${spec.shader}:${spec.entry ?? 'main'}: the GPU device was lost`);
+    const name = `${spec.shader}:${spec.entry ?? 'main'}`;
+    const [x, y = 1, z = 1] = args.workgroups;
+    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxDim || y > maxDim || z > maxDim) throw new Error(`kernel ${name}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension (use gpu.grid)`);
+    if (x === 0 || y === 0 || z === 0) return;
     const pKey = Gpu.pipelineKey(spec);
     const pipeline = this.pipeline(spec, pKey);
+    // profiling: the timestamp slot first, since taking it may flush, and a flush restarts the
+    // uniform ring and the encoder this dispatch must use
+    let slot = -1;
+    if (this.profile && this.hasTimestamps) {
+      this.endPass();
+      slot = this.timestampSlot(name);
+    }
     const entries: GPUBindGroupEntry[] = [];
     let key = pKey;
     if (args.params) {
@@ -479,7 +491,6 @@ export class Gpu {
     };
     if (Array.isArray(args.bindings)) args.bindings.forEach((b, i) => bind(i + 1, b));
     else for (const [k, b] of Object.entries(args.bindings)) bind(Number(k), b);
-    const name = `${spec.shader}:${spec.entry ?? 'main'}`;
     let bindGroup = this.bindGroups.get(key);
     if (!bindGroup) {
       if (this.bindGroups.size >= BIND_GROUP_CAP) this.bindGroups.clear();
@@ -487,16 +498,10 @@ export class Gpu {
       this.bindGroups.set(key, bindGroup);
       this.counts.bindGroupsCreated++;
     }
-    const [x, y = 1, z = 1] = args.workgroups;
-    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
-    if (x > maxDim || y > maxDim || z > maxDim) throw new Error(`kernel ${name}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension (use gpu.grid)`);
-    if (x === 0 || y === 0 || z === 0) return;
     this.counts.dispatches++;
     this.batchKernels.push(name);
     const encoder = this.enc();
-    if (this.profile && this.hasTimestamps) {
-      this.endPass();
-      const slot = this.timestampSlot(name);
+    if (slot >= 0) {
       const pass = encoder.beginComputePass({ label: name, timestampWrites: { querySet: this.querySet!, beginningOfPassWriteIndex: slot, endOfPassWriteIndex: slot + 1 } });
       pass.setPipeline(pipeline);
       pass.setBindGroup(0, bindGroup);

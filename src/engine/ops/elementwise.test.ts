@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { testGpu, randn, expectClose } from '../testing';
 import { addForward, axpy, scaleInPlace } from './elementwise';
 import { addRef, axpyRef } from '../ref/elementwise';
+import { Params } from '../gpu/runtime';
 
 describe('elementwise', () => {
   for (const n of [1, 255, 257, 4099, 4, 256, 4100]) {
@@ -20,6 +21,15 @@ describe('elementwise', () => {
       expect(gpu.liveBytes).toBe(0);
     });
   }
+  it('empty tensors: add, axpy and scale record nothing invalid (n = 0 takes the scalar entries)', async () => {
+    const gpu = await testGpu();
+    const [e0, e1, e2] = [0, 1, 2].map((i) => gpu.tensor(`e${i}`, [0]));
+    addForward(gpu, e0, e1, e2);
+    axpy(gpu, e0, 2, e1);
+    scaleInPlace(gpu, e0, 3);
+    await gpu.sync();
+    for (const t of [e0, e1, e2]) gpu.free(t);
+  });
   it('names the kernel when a dispatch is invalid', async () => {
     const gpu = await testGpu();
     const t = gpu.tensor('x', [4]);
@@ -78,5 +88,30 @@ describe('bind group cache', () => {
     expect(gpu.counts.uniformWrites - w0).toBe(1); // only axpy's new alpha was written
     expect(gpu.counts.bindGroupsCreated - c0).toBe(3);
     for (const t of [ta, tb, tc, out]) gpu.free(t);
+  });
+});
+
+describe('profiling many dispatches', () => {
+  it('past the 1024 timestamp pairs of one batch (a flush inside a dispatch) every dispatch still gets its own uniform, in the right encoder', async () => {
+    const gpu = await testGpu();
+    if (!gpu.hasTimestamps) return; // nothing to profile on this adapter
+    const n = 8;
+    const a = randn(n, 1), b = randn(n, 2);
+    const out = gpu.tensor('out', [n], 'f32', a), tb = gpu.tensor('b', [n], 'f32', b), empty = gpu.tensor('empty', [0]);
+    gpu.startProfile();
+    try {
+      let want = Float64Array.from(a);
+      for (let i = 0; i < 1100; i++) {
+        const alpha = ((i % 7) - 3) / 8;
+        axpy(gpu, out, alpha, tb);
+        want = want.map((x, j) => x + Math.fround(alpha) * b[j]);
+        // dispatches of no workgroups between them (they must take no uniform slot)
+        if (i % 5 === 0) gpu.run({ shader: 'elementwise', entry: 'scale', constants: { WG: 256 } }, { params: new Params().u32(0).f32(9), bindings: { 3: empty }, workgroups: [0] });
+      }
+      expectClose('out after 1100 profiled axpys', await gpu.readF32(out), want, { atol: 1e-4, rtol: 1e-5 });
+    } finally {
+      gpu.profile = null;
+      for (const t of [out, tb, empty]) gpu.free(t);
+    }
   });
 });

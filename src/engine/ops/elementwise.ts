@@ -5,7 +5,7 @@ const WG = 256;
 
 /** The entry and its workgroup count: the vec4 one where n % 4 == 0. */
 function launch(gpu: Gpu, entry: string, n: number): { shader: { shader: string; entry: string; constants: { WG: number } }; workgroups: [number, number] } {
-  const v4 = n % 4 === 0;
+  const v4 = n > 0 && n % 4 === 0; // (an empty tensor binds 4 bytes, under a vec4 binding's 16)
   return { shader: { shader: 'elementwise', entry: v4 ? `${entry}4` : entry, constants: { WG } }, workgroups: gpu.grid(Math.ceil((v4 ? n / 4 : n) / WG)) };
 }
 

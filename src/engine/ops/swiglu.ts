@@ -5,7 +5,7 @@ const WG = 256;
 
 /** The vec4 entry where n % 4 == 0 (4 elements per invocation), else the scalar one. */
 function entryOf(gpu: Gpu, entry: string, n: number): { entry: string; workgroups: [number, number] } {
-  const v4 = n % 4 === 0;
+  const v4 = n > 0 && n % 4 === 0; // (an empty tensor binds 4 bytes, under a vec4 binding's 16)
   return { entry: v4 ? `${entry}4` : entry, workgroups: gpu.grid(Math.ceil((v4 ? n / 4 : n) / WG)) };
 }
 
