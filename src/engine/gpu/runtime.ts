@@ -477,23 +477,17 @@ export class Gpu {
       this.endPass();
       slot = this.timestampSlot(name);
     }
-    const entries: GPUBindGroupEntry[] = [];
+    // the cache key first; the entries only on a miss (a step's dispatches all hit after the first)
     let key = pKey;
-    if (args.params) {
-      const u = this.uniform(args.params);
-      entries.push({ binding: 0, resource: u });
-      key += `|u${this.bufferId(u.buffer)}@${u.offset}+${u.size}`;
-    }
-    const bind = (binding: number, b: Tensor | GPUBuffer) => {
-      const buffer = bufferOf(b);
-      entries.push({ binding, resource: { buffer } });
-      key += `|${binding}=${this.bufferId(buffer)}`;
-    };
-    if (Array.isArray(args.bindings)) args.bindings.forEach((b, i) => bind(i + 1, b));
-    else for (const [k, b] of Object.entries(args.bindings)) bind(Number(k), b);
+    const u = args.params ? this.uniform(args.params) : null;
+    if (u) key += `|u${this.bufferId(u.buffer)}@${u.offset}+${u.size}`;
+    const list: [number, GPUBuffer][] = Array.isArray(args.bindings) ? args.bindings.map((b, i) => [i + 1, bufferOf(b)]) : Object.entries(args.bindings).map(([k, b]) => [Number(k), bufferOf(b)]);
+    for (const [binding, buffer] of list) key += `|${binding}=${this.bufferId(buffer)}`;
     let bindGroup = this.bindGroups.get(key);
     if (!bindGroup) {
       if (this.bindGroups.size >= BIND_GROUP_CAP) this.bindGroups.clear();
+      const entries: GPUBindGroupEntry[] = list.map(([binding, buffer]) => ({ binding, resource: { buffer } }));
+      if (u) entries.unshift({ binding: 0, resource: u });
       bindGroup = this.device.createBindGroup({ label: name, layout: pipeline.getBindGroupLayout(0), entries });
       this.bindGroups.set(key, bindGroup);
       this.counts.bindGroupsCreated++;
