@@ -1,6 +1,7 @@
 import { KERNEL_TIMING_SHAPES, useStudio } from './store';
 import { chooseKernels, engine, runKernelBench, runOnnxCheck, timeKernels } from './actions';
 import type { KernelChoice, KernelTimings } from '../worker/protocol';
+import { FAMILY_OPS, failedChecks, familyMs, familyRows } from '../engine/ops/kernel-choice';
 
 const LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension'];
 
@@ -88,22 +89,13 @@ export function GpuPanel() {
   );
 }
 
-const FAMILY: Record<keyof KernelChoice, { label: string; ops: string[] }> = {
-  matmul: { label: 'fp32 matmul (forward, dX, dW)', ops: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'] },
-  gemm: { label: 'int4 forward', ops: ['int4 y=x·Wᵀ'] },
-  dx: { label: 'int4 dX', ops: ['int4 dX'] },
-};
-const FAMILIES = Object.keys(FAMILY) as (keyof KernelChoice)[];
+const LABEL: Record<keyof KernelChoice, string> = { matmul: 'fp32 matmul (forward, dX, dW)', gemm: 'int4 forward', dx: 'int4 dX' };
+const FAMILIES = Object.keys(FAMILY_OPS) as (keyof KernelChoice)[];
 const sameChoice = (a: KernelChoice | undefined | null, b: KernelChoice | undefined | null) => !!a && !!b && FAMILIES.every((f) => a[f] === b[f]);
-
-/** Total ms of a variant over the timed shapes of its family (what "fastest" is judged by). */
-function totalMs(t: KernelTimings, f: keyof KernelChoice, variant: string): number {
-  return t.rows.filter((r) => FAMILY[f].ops.includes(r.op) && r.variant === variant).reduce((s, r) => s + r.ms, 0);
-}
 
 /** "WRONG RESULTS (max |error| …)" where a variant failed its check against the float64 reference here. */
 function wrong(t: KernelTimings, f: keyof KernelChoice, variant: string): string {
-  const bad = t.checks.filter((c) => FAMILY[f].ops.includes(c.op) && c.variant === variant && !c.ok);
+  const bad = failedChecks(t.checks, f, variant);
   return bad.length ? `WRONG RESULTS on this GPU (${bad.map((c) => `${c.op}: max |error| ${c.maxAbsError.toExponential(1)}`).join('; ')}); never chosen` : '';
 }
 
@@ -114,7 +106,7 @@ function KernelChoicePanel() {
   const size = useStudio((s) => s.settings.kernelTiming);
   const update = useStudio((s) => s.updateSettings);
   const t = times.status === 'done' ? times.result : null;
-  const variantsOf = (f: keyof KernelChoice) => (t ? [...new Set(t.rows.filter((r) => FAMILY[f].ops.includes(r.op)).map((r) => r.variant))] : []);
+  const variantsOf = (f: keyof KernelChoice) => (t ? [...new Set(t.rows.filter((r) => FAMILY_OPS[f].includes(r.op)).map((r) => r.variant))] : []);
   return (
     <>
       <h3>Matmul kernels on this GPU</h3>
@@ -125,11 +117,11 @@ function KernelChoicePanel() {
           <tbody>
             {FAMILIES.map((f) => (
               <tr key={f}>
-                <td>{FAMILY[f].label}</td>
+                <td>{LABEL[f]}</td>
                 <td data-testid={`kernel-${f}`}>{kernels.current[f]}</td>
                 <td>{kernels.defaults[f]}</td>
                 <td>
-                  <select aria-label={`use for ${FAMILY[f].label}`} value={kernels.current[f]} onChange={(e) => void chooseKernels({ ...kernels.current, [f]: e.target.value })}>
+                  <select aria-label={`use for ${LABEL[f]}`} value={kernels.current[f]} onChange={(e) => void chooseKernels({ ...kernels.current, [f]: e.target.value })}>
                     {(kernels.candidates[f] as string[]).map((v) => <option key={v} value={v}>{v}{t && wrong(t, f, v) ? ' (wrong results here)' : ''}</option>)}
                   </select>
                 </td>
@@ -156,10 +148,10 @@ function KernelChoicePanel() {
             <tbody>
               {FAMILIES.flatMap((f) => variantsOf(f).map((v) => (
                 <tr key={`${f}-${v}`}>
-                  <td>{FAMILY[f].label}</td>
+                  <td>{LABEL[f]}</td>
                   <td>{v}</td>
-                  <td>{totalMs(t, f, v).toFixed(2)}</td>
-                  <td>{t.rows.filter((r) => FAMILY[f].ops.includes(r.op) && r.variant === v).map((r) => `${r.op} ${r.shape}: ${r.ms.toFixed(2)} (${r.gflops.toFixed(1)})`).join('; ')}</td>
+                  <td>{familyMs(t.rows, f, v).toFixed(2)}</td>
+                  <td>{familyRows(t.rows, f, v).map((r) => `${r.op} ${r.shape}: ${r.ms.toFixed(2)} (${r.gflops.toFixed(1)})`).join('; ')}</td>
                   <td>{[wrong(t, f, v), t.fastest[f] === v ? 'fastest' : '', t.defaults[f] === v ? 'default' : ''].filter(Boolean).join(', ')}</td>
                 </tr>
               )))}

@@ -10,9 +10,8 @@
 // untimed call, then `reps` calls per submit, the median of 3 submits; a case slower than `capMs`
 // per call is timed once.
 import type { Gpu, Tensor } from '../gpu/runtime';
-import { matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant, preferMatmulVariant, type MatmulKernel } from './matmul';
-import { pickQmatmulDxVariant, pickQmatmulVariant, preferQmatmulVariants, QMATMUL_DX_VARIANTS, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from './qmatmul';
-import { hasSubgroup8 } from './matmul';
+import { adapterMatmulVariant, hasSubgroup8, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant, preferMatmulVariant, type MatmulKernel } from './matmul';
+import { adapterQmatmulDxVariant, adapterQmatmulVariant, pickQmatmulDxVariant, pickQmatmulVariant, preferQmatmulVariants, QMATMUL_DX_VARIANTS, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from './qmatmul';
 import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf, quantizeHost } from '../format/pack';
 import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } from '../ref/matmul';
@@ -36,6 +35,16 @@ export interface KernelChoice {
 }
 
 export type KernelOp = 'fp32 y=x·Wᵀ' | 'fp32 dX' | 'fp32 dW' | 'int4 y=x·Wᵀ' | 'int4 dX';
+
+/** The products each family's one variant serves. */
+export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'] };
+
+/** The variants of each family an adapter can run. */
+export interface KernelCandidates {
+  matmul: MatmulKernel[];
+  gemm: GemmVariant[];
+  dx: DxVariant[];
+}
 
 export interface VariantTiming {
   op: KernelOp;
@@ -68,20 +77,17 @@ export interface KernelTimings {
 export interface KernelState {
   current: KernelChoice;
   defaults: KernelChoice;
-  candidates: { matmul: MatmulKernel[]; gemm: GemmVariant[]; dx: DxVariant[] };
+  candidates: KernelCandidates;
 }
 
 export function kernelState(gpu: Gpu): KernelState {
   return { current: currentKernels(gpu), defaults: defaultKernels(gpu), candidates: kernelCandidates(gpu) };
 }
 
-/** The adapter's own picks, ignoring any preference set on this device. */
+/** The adapter's own picks, whatever choice is applied on this device (the int4 forward's family is
+ *  its GEMM, picked for any M > 1). */
 export function defaultKernels(gpu: Gpu): KernelChoice {
-  const had = currentKernels(gpu);
-  applyKernelChoice(gpu, null);
-  const d = currentKernels(gpu);
-  applyKernelChoice(gpu, had);
-  return d;
+  return { matmul: adapterMatmulVariant(gpu), gemm: adapterQmatmulVariant(gpu, 2) as GemmVariant, dx: adapterQmatmulDxVariant(gpu) };
 }
 
 /** What 'auto' runs on this device now (the adapter's picks, or the applied choice). */
@@ -96,7 +102,7 @@ export function applyKernelChoice(gpu: Gpu, c: KernelChoice | null): void {
 }
 
 /** The variants of each family this adapter can run. */
-export function kernelCandidates(gpu: Gpu): { matmul: MatmulKernel[]; gemm: GemmVariant[]; dx: DxVariant[] } {
+export function kernelCandidates(gpu: Gpu): KernelCandidates {
   return {
     matmul: matmulVariants(gpu),
     gemm: qmatmulVariants(gpu).filter((v): v is GemmVariant => !v.startsWith('gemv')),
@@ -123,7 +129,9 @@ async function timeCall(gpu: Gpu, call: () => void, reps: number, capMs: number)
   return rounds.sort((a, b) => a - b)[1];
 }
 
-function seeded(n: number, seed: number): Float32Array {
+/** Deterministic values in [-0.1, 0.1) (an LCG): operands for kernel timing and checks, here and in
+ *  the studio's int4-vs-ORT benchmark (quant/kernel-bench.ts). */
+export function seeded(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
   return Float32Array.from({ length: n }, () => {
     s = (s * 1664525 + 1013904223) >>> 0;
@@ -167,16 +175,27 @@ export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, num
   return { rows, checks, fastest: fastestKernels(rows, checks, cand, defaults), defaults };
 }
 
-const FAMILY_OPS: Record<keyof KernelChoice, KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'] };
+/** A variant's timings within its family (all shapes and, for fp32, the 3 products). */
+export function familyRows(rows: VariantTiming[], f: keyof KernelChoice, variant: string): VariantTiming[] {
+  return rows.filter((r) => FAMILY_OPS[f].includes(r.op) && r.variant === variant);
+}
+
+/** Total ms of a variant over its family's rows: what "fastest" is judged by. */
+export function familyMs(rows: VariantTiming[], f: keyof KernelChoice, variant: string): number {
+  return familyRows(rows, f, variant).reduce((s, r) => s + r.ms, 0);
+}
+
+/** The checks a variant failed within its family (none: correct on this adapter). */
+export function failedChecks(checks: VariantCheck[], f: keyof KernelChoice, variant: string): VariantCheck[] {
+  return checks.filter((c) => FAMILY_OPS[f].includes(c.op) && c.variant === variant && !c.ok);
+}
 
 /** Per family, the variant with the least total time over its rows among those whose every
  *  product passed the check; the default where none did. */
-export function fastestKernels(rows: VariantTiming[], checks: VariantCheck[], cand: { matmul: MatmulKernel[]; gemm: GemmVariant[]; dx: DxVariant[] }, defaults: KernelChoice): KernelChoice {
+export function fastestKernels(rows: VariantTiming[], checks: VariantCheck[], cand: KernelCandidates, defaults: KernelChoice): KernelChoice {
   const best = <T extends string>(f: keyof KernelChoice, vs: T[], dflt: T): T => {
-    const ops = FAMILY_OPS[f];
-    const good = vs.filter((v) => !checks.some((c) => ops.includes(c.op) && c.variant === v && !c.ok) && rows.some((r) => ops.includes(r.op) && r.variant === v));
-    const sum = (v: T) => rows.filter((r) => ops.includes(r.op) && r.variant === v).reduce((s, r) => s + r.ms, 0);
-    return good.length ? good.reduce((a, b) => (sum(b) < sum(a) ? b : a)) : dflt;
+    const good = vs.filter((v) => failedChecks(checks, f, v).length === 0 && familyRows(rows, f, v).length > 0);
+    return good.length ? good.reduce((a, b) => (familyMs(rows, f, b) < familyMs(rows, f, a) ? b : a)) : dflt;
   };
   return { matmul: best('matmul', cand.matmul, defaults.matmul), gemm: best('gemm', cand.gemm, defaults.gemm), dx: best('dx', cand.dx, defaults.dx) };
 }

@@ -57,19 +57,20 @@ const preferred = new WeakMap<Gpu, MatmulKernel>();
 /** Make 'auto' run `v` on this device (null: back to the adapter's pick), so that a benchmark can
  *  time whole training steps with each variant (bench/smollm-kdqat.mts --matmul). */
 export function preferMatmulVariant(gpu: Gpu, v: MatmulKernel | null): void {
-  if (v === 'subgroup' && !hasSubgroup8(gpu)) throw new Error(`matmul variant 'subgroup' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
-  if (v) preferred.set(gpu, v);
+  if (v) preferred.set(gpu, resolve(gpu, v)); // resolve refuses a variant the adapter cannot run
   else preferred.delete(gpu);
 }
 
-/** The kernel family 'auto' runs on this adapter: register tiles on CPU adapters (with subgroup
- *  broadcasts where the subgroups are 8 wide), workgroup memory on GPUs (unless a benchmark chose
- *  one with preferMatmulVariant). */
-export function pickMatmulVariant(gpu: Gpu): MatmulKernel {
-  const p = preferred.get(gpu);
-  if (p) return p;
+/** The kernel family this adapter's kind calls for: register tiles on CPU adapters (with subgroup
+ *  broadcasts where the subgroups are 8 wide), workgroup memory on GPUs. */
+export function adapterMatmulVariant(gpu: Gpu): MatmulKernel {
   if (!isSoftwareMatmulAdapter(gpu)) return 'shared';
   return hasSubgroup8(gpu) ? 'subgroup' : 'regtile';
+}
+
+/** The kernel family 'auto' runs: the one chosen with preferMatmulVariant, else the adapter's. */
+export function pickMatmulVariant(gpu: Gpu): MatmulKernel {
+  return preferred.get(gpu) ?? adapterMatmulVariant(gpu);
 }
 
 // Workgroup shapes (override constants). regtile: 4x4 threads, each 4x4 outputs -> 16x16 block

@@ -48,11 +48,16 @@ export function preferQmatmulVariants(gpu: Gpu, v: { gemm?: Exclude<QmatmulVaria
   else preferred.delete(gpu);
 }
 
-/** The variant 'auto' runs for M rows on this adapter: barrier-free kernels on CPU adapters,
- *  workgroup-memory kernels on real GPUs. */
+/** The variant 'auto' runs for M rows: the GEMM chosen with preferQmatmulVariants (M > 1), else
+ *  the adapter's. */
 export function pickQmatmulVariant(gpu: Gpu, M: number): Exclude<QmatmulVariant, 'auto'> {
-  const pref = preferred.get(gpu);
-  if (pref?.gemm && M > 1) return pref.gemm;
+  const gemm = preferred.get(gpu)?.gemm;
+  return gemm && M > 1 ? gemm : adapterQmatmulVariant(gpu, M);
+}
+
+/** The variant this adapter's kind calls for at M rows: barrier-free kernels on CPU adapters,
+ *  workgroup-memory kernels on real GPUs. */
+export function adapterQmatmulVariant(gpu: Gpu, M: number): Exclude<QmatmulVariant, 'auto'> {
   const soft = isSoftwareAdapter(gpu);
   if (M === 1) return soft ? (hasSubgroup8(gpu) ? 'gemv_sg' : 'gemv_rows') : 'gemv';
   return soft ? (hasSubgroup8(gpu) ? 'gemm_sg' : 'gemm') : 'gemm_wg';
@@ -117,6 +122,17 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
 export type QmatmulDxVariant = 'auto' | 'dx' | 'dx_wg' | 'dx_wg8' | 'dx_sg';
 export const QMATMUL_DX_VARIANTS: readonly Exclude<QmatmulDxVariant, 'auto'>[] = ['dx', 'dx_wg', 'dx_wg8', 'dx_sg'];
 
+/** The dX variant 'auto' runs (for groups that are a multiple of 8): the one chosen with
+ *  preferQmatmulVariants, else the adapter's. */
+export function pickQmatmulDxVariant(gpu: Gpu): Exclude<QmatmulDxVariant, 'auto'> {
+  return preferred.get(gpu)?.dx ?? adapterQmatmulDxVariant(gpu);
+}
+
+/** The dX variant this adapter's kind calls for (see qmatmulBackwardInput). */
+export function adapterQmatmulDxVariant(gpu: Gpu): Exclude<QmatmulDxVariant, 'auto'> {
+  return isSoftwareAdapter(gpu) ? (hasSubgroup8(gpu) ? 'dx_sg' : 'dx') : 'dx_wg';
+}
+
 /** dx (M, K) = dy (M, N) · dequant(W) (assigns, or += with accumulate). 'auto': 'dx_sg' (dY shared
  *  by subgroupBroadcast) on CPU adapters with 8-wide subgroups, 'dx' on other CPU adapters, 'dx_wg'
  *  on real GPUs; groups that are not a multiple of 8 always run 'dx_wg'. On this session's host
@@ -124,11 +140,6 @@ export const QMATMUL_DX_VARIANTS: readonly Exclude<QmatmulDxVariant, 'auto'>[] =
  *  (timestamps, bench/step-profile.mts --dx) and whole `quench distill` runs (30 steps of 8×128,
  *  interleaved pairs) made 3039/3208/3037 tokens/s against dx's 2697/3013/2949; an earlier host had
  *  measured them at parity, so dx was the pick until then. */
-/** The dX variant 'auto' runs on this adapter (for groups that are a multiple of 8). */
-export function pickQmatmulDxVariant(gpu: Gpu): Exclude<QmatmulDxVariant, 'auto'> {
-  return preferred.get(gpu)?.dx ?? (isSoftwareAdapter(gpu) ? (hasSubgroup8(gpu) ? 'dx_sg' : 'dx') : 'dx_wg');
-}
-
 export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPacked, M: number, accumulate = false, variant: QmatmulDxVariant = 'auto'): void {
   const L = w.layout;
   check('qmatmulBackwardInput dy', dy, M * L.N);

@@ -9,6 +9,7 @@ import { qmatmulForward } from '../ops/qmatmul';
 import { uploadPacked } from '../model/packed';
 import { quantizeHost } from './pack';
 import { exportMatMulNBitsOnly } from './onnx';
+import { seeded } from '../ops/kernel-choice';
 
 export interface KernelBenchRow {
   shape: string;
@@ -17,14 +18,6 @@ export interface KernelBenchRow {
   oursFp32Ms: number; // the faster of our fp32 kernels (register-tiled, workgroup GEMV)
   ortOverOurs: number; // > 1: ours is faster
   int4OverFp32: number; // our int4 time / our fp32 time
-}
-
-function seeded(n: number, seed: number): Float32Array {
-  let s = seed;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return (s / 2 ** 32 - 0.5) * 0.2;
-  });
 }
 
 async function median(fn: () => Promise<void>, reps: number): Promise<number> {
