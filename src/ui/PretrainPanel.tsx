@@ -3,7 +3,7 @@
 import { CartesianGrid, Line, LineChart, Tooltip, XAxis, YAxis } from 'recharts';
 import { yAxisLabel } from './chart';
 import { useStudio } from './store';
-import { downloadModel, runPretrain, stopTraining } from './actions';
+import { downloadModel, paramsLabel, runPretrain, stopTraining } from './actions';
 import type { PretrainSpec } from '../worker/protocol';
 import { DataPicker, ProgressBar } from './TrainPanels';
 import { PRETRAIN_CONFIGS } from '../engine/train/pretrain';
@@ -15,8 +15,7 @@ const NOTES: Record<string, string> = { micro: 'as the bundled teacher', tiny: '
 /** "micro: dim 48, 4 layers, GQA 6/3, 0.15M parameters at 512 tokens, as the bundled teacher" */
 function configLabel(id: string, vocabSize: number): string {
   const c = PRETRAIN_CONFIGS[id];
-  const n = paramCount({ ...c, vocabSize });
-  const size = n >= 1e6 ? `${(n / 1e6).toFixed(1)}M` : `${(n / 1e6).toFixed(2)}M`;
+  const size = paramsLabel(paramCount({ ...c, vocabSize }));
   return `${id}: dim ${c.dim}, ${c.nLayers} layers, GQA ${c.nHeads}/${c.nKvHeads}, ${size} parameters at ${vocabSize} tokens${NOTES[id] ? `, ${NOTES[id]}` : ''}`;
 }
 
