@@ -1,35 +1,53 @@
-// npx tsx bench/step-profile.mts [--steps N] [--model PATH] [--tokenizer PATH] [--dx VARIANT] [--gemm VARIANT] — where a KD-QAT
-// step's dispatches (and, with timestamp queries, GPU time) go: stories260K (../shared/data) at the
-// studio's defaults (w4g32, learned scales, B=8, T=128), a few warm-up steps, then N steps counted
-// per kernel entry. Prints dispatches per step by kernel, largest first. For deciding what to fuse
-// next, and how much CPU time recording a step costs (JS time inside gpu.run per dispatch: what a
-// fast GPU waits on); figures are per step, not timed against anything. --dx runs the int4 dX through that
-// variant (dx, dx_sg, dx_wg, dx_wg8) and --gemm the int4 forward (gemm, gemm_sg, gemm_wg, gemm_wg8)
-// instead of the adapter's picks.
+// npx tsx bench/step-profile.mts [--steps N] [--model PATH] [--tokenizer PATH] [--dx VARIANT] [--gemm VARIANT]
+//                                [--smollm2 [--layers L]]
+// Where a KD-QAT step's dispatches (and, with timestamp queries, GPU time) go, and how much CPU time
+// recording it costs (JS time inside gpu.run per dispatch: what a fast GPU waits on, so a floor on
+// its step time). The step: stories260K (../shared/data) at the studio's defaults (w4g32, learned
+// scales, B=8, T=128); or with --smollm2 the GPU target's shape (SmolLM2-135M: 30 layers, dim 576,
+// MLP 1536, 9/3 heads, vocab 49152; random weights; w4g32, ov; B=1, T=32 so that lavapipe runs it
+// in seconds: the dispatches and their bindings are those of any B and T). A few warm-up steps,
+// then N steps recorded without waiting, then N profiled steps counted per kernel entry, largest
+// first. For deciding what to fuse next; figures are per step, not timed against anything. --dx
+// runs the int4 dX through that variant (dx, dx_sg, dx_wg, dx_wg8) and --gemm the int4 forward
+// (gemm, gemm_sg, gemm_wg, gemm_wg8) instead of the adapter's picks.
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeGpu, repoRoot } from '../src/engine/gpu/node';
 import { loadModelFromPath } from '../src/engine/io/load-node';
-import { Distiller } from '../src/engine/train/distill';
+import { DEFAULT_DISTILL, Distiller } from '../src/engine/train/distill';
 import { DEFAULT_RUN_SPEC, resolveRunSpec } from '../src/engine/workflow/spec';
 import { Rng } from '../src/engine/train/data';
+import { parseFreeze } from '../src/engine/train/freeze';
+import { pretrainInit } from '../src/engine/train/pretrain';
+import type { LlamaConfig } from '../src/engine/model/config';
 import type { Gpu } from '../src/engine/gpu/runtime';
 import { preferQmatmulVariants, type QmatmulDxVariant, type QmatmulVariant } from '../src/engine/ops/qmatmul';
 
 const data = join(repoRoot, '../shared/data/models/stories260K');
-const { values: a } = parseArgs({ options: { steps: { type: 'string', default: '2' }, model: { type: 'string', default: join(data, 'stories260K.bin') }, tokenizer: { type: 'string', default: join(data, 'tok512.bin') }, dx: { type: 'string' }, gemm: { type: 'string' } } });
-if (!existsSync(a.model!)) {
+const { values: a } = parseArgs({ options: { steps: { type: 'string', default: '2' }, model: { type: 'string', default: join(data, 'stories260K.bin') }, tokenizer: { type: 'string', default: join(data, 'tok512.bin') }, dx: { type: 'string' }, gemm: { type: 'string' }, smollm2: { type: 'boolean', default: false }, layers: { type: 'string', default: '30' } } });
+if (!a.smollm2 && !existsSync(a.model!)) {
   console.log(`step-profile: ${a.model} not found (../shared/data absent?); nothing to profile`);
   process.exit(0);
 }
 const gpu = await createNodeGpu();
 if (a.dx || a.gemm) preferQmatmulVariants(gpu, { dx: a.dx as Exclude<QmatmulDxVariant, 'auto'> | undefined, gemm: a.gemm as Exclude<QmatmulVariant, 'auto'> | undefined });
-const m = await loadModelFromPath(a.model!, a.tokenizer);
-const dc = resolveRunSpec({ ...DEFAULT_RUN_SPEC, batch: 8, seq: 128 }, m.config);
-const r = new Rng(3);
-const stream = Uint32Array.from({ length: 8 * 129 * 8 }, () => 1 + Math.floor(r.next() * (m.config.vocabSize - 1)));
-const d = new Distiller(gpu, m.config, m.weights, dc, stream);
+const { d, what } = await (async () => {
+  if (a.smollm2) {
+    const L = Number(a.layers), B = 1, T = 32;
+    const cfg: LlamaConfig = { dim: 576, hiddenDim: 1536, nLayers: L, nHeads: 9, nKvHeads: 3, vocabSize: 49152, maxSeqLen: 2048, normEps: 1e-5, ropeTheta: 100000, tiedEmbeddings: true };
+    const r = new Rng(7);
+    const stream = Uint32Array.from({ length: B * T * 8 + 1 }, () => Math.floor(r.next() * cfg.vocabSize));
+    // min/max scales: the clip search over 106 M weights is host work that changes no dispatch
+    const dc = { ...DEFAULT_DISTILL, scaleInit: 'minmax' as const, freeze: parseFreeze('ov', L), steps: 100, batch: B, seq: T, warmup: 1, metricsEvery: 0 };
+    return { d: new Distiller(gpu, cfg, pretrainInit(cfg, 1), dc, stream), what: `SmolLM2-135M shape (${L} layers), w${dc.bits}g${dc.group} ov, B=${B} T=${T}` };
+  }
+  const m = await loadModelFromPath(a.model!, a.tokenizer);
+  const dc = resolveRunSpec({ ...DEFAULT_RUN_SPEC, batch: 8, seq: 128 }, m.config);
+  const r = new Rng(3);
+  const stream = Uint32Array.from({ length: 8 * 129 * 8 }, () => 1 + Math.floor(r.next() * (m.config.vocabSize - 1)));
+  return { d: new Distiller(gpu, m.config, m.weights, dc, stream), what: `stories260K, w${dc.bits}g${dc.group} ${dc.scales} scales, B=${dc.batch} T=${dc.seq}` };
+})();
 for (let s = 0; s < 3; s++) await d.trainStep();
 const counts = new Map<string, number>();
 const run = gpu.run.bind(gpu);
@@ -50,14 +68,14 @@ const steps = Number(a.steps);
   for (let s = 0; s < steps; s++) await d.submitStep();
   await d.drain();
   const wall = (performance.now() - t0) / steps, n = (gpu.counts.dispatches - d0) / steps;
-  console.log(`recording: ${(encodeMs / steps).toFixed(2)} ms of CPU per step in gpu.run (${((1000 * encodeMs) / steps / n).toFixed(1)} us per dispatch), ${(gpu.counts.bindGroupsCreated - b0) / steps} bind groups created per step (cached: ${n} dispatches), wall ${wall.toFixed(1)} ms per step`);
+  console.log(`${what}, recording: ${(encodeMs / steps).toFixed(2)} ms of CPU per step in gpu.run (${((1000 * encodeMs) / steps / n).toFixed(1)} us per dispatch), ${(gpu.counts.bindGroupsCreated - b0) / steps} bind groups created per step (cached: ${n} dispatches), wall ${wall.toFixed(1)} ms per step`);
   counts.clear();
 }
 gpu.startProfile();
 const d0 = gpu.counts.dispatches;
 for (let s = 0; s < steps; s++) await d.trainStep();
 const per = (gpu.counts.dispatches - d0) / steps;
-console.log(`KD-QAT step, stories260K, w${dc.bits}g${dc.group} ${dc.scales} scales, B=${dc.batch} T=${dc.seq}: ${per} dispatches per step (trainStep waits at the end, so this includes the metrics readback's)`);
+console.log(`KD-QAT step, ${what}: ${per} dispatches per step (trainStep waits at the end, so this includes the metrics readback's)`);
 const ns = gpu.profile ?? new Map<string, { ns: number; count: number }>();
 const rows = [...counts.entries()].sort((x, y) => y[1] - x[1]);
 console.log(`${'kernel'.padEnd(36)} ${'per step'.padStart(8)}  ${gpu.profile && ns.size ? 'GPU ms per step' : '(no timestamp queries on this adapter)'}`);
