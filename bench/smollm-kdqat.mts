@@ -25,7 +25,7 @@ import type { LlamaConfig } from '../src/engine/model/config';
 import { pretrainInit } from '../src/engine/train/pretrain';
 import { Distiller, type DistillConfig } from '../src/engine/train/distill';
 import { MATMUL_VARIANTS, pickMatmulVariant, preferMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
-import { preferQmatmulVariants } from '../src/engine/ops/qmatmul';
+import { applyKernelChoice } from '../src/engine/ops/kernel-choice';
 import { Rng } from '../src/engine/train/data';
 import { makeRunSpec } from '../src/engine/workflow/spec';
 import { recipeFilesOfTokens, type RecipeJson } from '../src/engine/workflow/recipe';
@@ -70,8 +70,11 @@ let quenchTps = NaN;
 const variants = a.matmul!.split(',').map((v) => v.trim());
 for (const v of variants) if (v !== 'auto' && v !== 'tile8' && !(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--matmul: ${v} is not one of auto, tile8, ${MATMUL_VARIANTS.join(', ')}`);
 for (const v of variants) {
-  preferMatmulVariant(gpu, v === 'auto' ? null : v === 'tile8' ? 'shared8' : (v as MatmulKernel));
-  preferQmatmulVariants(gpu, v === 'tile8' ? { gemm: 'gemm_wg8', dx: 'dx_wg8' } : null);
+  if (v === 'tile8') applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' });
+  else {
+    applyKernelChoice(gpu, null);
+    if (v !== 'auto') preferMatmulVariant(gpu, v as MatmulKernel);
+  }
   const tag = `quench (${v === 'auto' ? `auto: fp32 matmul ${pickMatmulVariant(gpu)}` : v === 'tile8' ? 'tile8: shared8, gemm_wg8, dx_wg8' : `fp32 matmul ${v}`})`;
   const tb = performance.now();
   const d = new Distiller(gpu, cfg, w, dc, stream);
@@ -91,8 +94,7 @@ for (const v of variants) {
   console.log(`${tag}: ${N} steps in ${sec.toFixed(2)} s, ${(sec / N * 1000).toFixed(1)} ms/step, ${tps.toFixed(0)} tokens/s; loss at step 0 ${first.toFixed(4)}, last ${last.toFixed(4)}`);
   d.free();
 }
-preferMatmulVariant(gpu, null);
-preferQmatmulVariants(gpu, null);
+applyKernelChoice(gpu, null);
 gpu.destroy();
 
 // ---- PyTorch eager, the same recipe

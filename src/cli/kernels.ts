@@ -2,7 +2,7 @@
 // (fp32 forward/dX/dW, int4 forward/dX), each first checked against the float64 reference, and print
 // the fastest correct one of each family, as the studio's GPU panel does; QUENCH_KERNELS=<the
 // printed line> makes the other commands use them.
-import { KERNEL_TIMING_SHAPES, currentKernels, timeKernelVariants, type KernelChoice } from '../engine/ops/kernel-choice';
+import { CHECK_SHAPE, KERNEL_TIMING_SHAPES, currentKernels, timeKernelVariants, type KernelChoice } from '../engine/ops/kernel-choice';
 import { parse } from './args';
 import { cliGpu } from './gpu';
 
@@ -31,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`${'product'.padEnd(14)} ${'variant'.padEnd(10)} ${'shape'.padEnd(16)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(9)}`);
     for (const r of t.rows) console.log(`${r.op.padEnd(14)} ${r.variant.padEnd(10)} ${r.shape.padEnd(16)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(2).padStart(9)}`);
     const bad = t.checks.filter((c) => !c.ok);
-    console.log(bad.length ? `WRONG RESULTS on this adapter (never chosen): ${bad.map((c) => `${c.op} ${c.variant} max |error| ${c.maxAbsError.toExponential(1)}`).join('; ')}` : `every variant matches the float64 reference (${t.checks.length} checks, 67x136x130)`);
+    console.log(bad.length ? `WRONG RESULTS on this adapter (never chosen): ${bad.map((c) => `${c.op} ${c.variant} max |error| ${c.maxAbsError.toExponential(1)}`).join('; ')}` : `every variant matches the float64 reference (${t.checks.length} checks, ${CHECK_SHAPE.join('x')})`);
     const line = (c: KernelChoice) => `${c.matmul},${c.gemm},${c.dx}`;
     console.log(`adapter defaults: ${line(t.defaults)}${line(inUse) !== line(t.defaults) ? `; in use (QUENCH_KERNELS): ${line(inUse)}` : ''}`);
     console.log(`fastest here:     ${line(t.fastest)}`);

@@ -200,10 +200,13 @@ export function fastestKernels(rows: VariantTiming[], checks: VariantCheck[], ca
   return { matmul: best('matmul', cand.matmul, defaults.matmul), gemm: best('gemm', cand.gemm, defaults.gemm), dx: best('dx', cand.dx, defaults.dx) };
 }
 
+/** [M, K, N] of the checks: partial 64- and 128-blocks every way, a ragged 8-slab and int4 group. */
+export const CHECK_SHAPE = [67, 136, 130] as const;
+
 /** Every variant this adapter runs against the float64 references, on shapes that leave partial
  *  blocks in every direction (also of the 128×128 tiles), ragged slabs and a ragged int4 group. */
 export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
-  const M = 67, K = 136, N = 130;
+  const [M, K, N] = CHECK_SHAPE;
   const cand = kernelCandidates(gpu);
   const x = seeded(M * K, 11), w = seeded(N * K, 12), dy = seeded(M * N, 13);
   const tx = gpu.tensor('check.x', [M, K], 'f32', x), tw = gpu.tensor('check.w', [N, K], 'f32', w), tdy = gpu.tensor('check.dy', [M, N], 'f32', dy);

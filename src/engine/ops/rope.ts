@@ -53,12 +53,17 @@ export function releaseRopeTables(gpu: Gpu): void {
   tables.delete(gpu);
 }
 
-function rope(gpu: Gpu, out: Tensor, x: Tensor, B: number, T: number, nHeads: number, HS: number, spec: RopeSpec, pos0: number, sign: number): void {
-  const theta = ropeTheta(spec);
+/** The head size and theta every RoPE entry needs (even, positive). */
+function checkRope(HS: number, spec: RopeSpec): void {
   if (HS % 2 !== 0 || HS <= 0) throw new Error(`rope: head size ${HS} must be even and positive`);
+  const theta = ropeTheta(spec);
+  if (!(theta > 0)) throw new Error(`rope: theta must be > 0, got ${theta}`);
+}
+
+function rope(gpu: Gpu, out: Tensor, x: Tensor, B: number, T: number, nHeads: number, HS: number, spec: RopeSpec, pos0: number, sign: number): void {
+  checkRope(HS, spec);
   const n = B * T * nHeads * HS;
   if (x.numel < n || out.numel < n) throw new Error(`rope: tensors "${x.label}" (${x.numel}) / "${out.label}" (${out.numel}) smaller than B*T*nHeads*HS = ${n}`);
-  if (!(theta > 0)) throw new Error(`rope: theta must be > 0, got ${theta}`);
   if (n === 0) return;
   const cs = ropeTable(gpu, HS, spec, pos0 + T);
   const params = new Params().u32(B * T, T, nHeads, HS, pos0).f32(sign).u32(0, 0);
@@ -97,12 +102,10 @@ export function ropeBackward(gpu: Gpu, a: Tensor, ...rest: (Tensor | RopeSpec)[]
 /** q (B, T, NH·HS) and k (B, T, NKV·HS) rotated in place in one dispatch: the same result as
  *  ropeForward (sign +1) or ropeBackward (sign −1) on each, one launch instead of two. */
 export function ropeQK(gpu: Gpu, q: Tensor, k: Tensor, B: number, T: number, NH: number, NKV: number, HS: number, spec: RopeSpec, pos0: number, sign: 1 | -1): void {
-  const theta = ropeTheta(spec);
-  if (HS % 2 !== 0 || HS <= 0) throw new Error(`rope: head size ${HS} must be even and positive`);
+  checkRope(HS, spec);
   if (q.buffer === k.buffer) throw new Error(`ropeQK: q "${q.label}" and k "${k.label}" must be separate tensors`);
   const nq = B * T * NH * HS, nk = B * T * NKV * HS;
   if (q.numel < nq || k.numel < nk) throw new Error(`ropeQK: q "${q.label}" (${q.numel}) / k "${k.label}" (${k.numel}) smaller than B*T*heads*HS = ${nq} / ${nk}`);
-  if (!(theta > 0)) throw new Error(`rope: theta must be > 0, got ${theta}`);
   if (nq + nk === 0) return;
   const cs = ropeTable(gpu, HS, spec, pos0 + T);
   const params = new Params().u32(B * T, T, NH, HS, pos0).f32(sign).u32(NKV, 0);
