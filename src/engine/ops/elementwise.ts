@@ -3,10 +3,16 @@ import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 
 const WG = 256;
 
-/** The entry and its workgroup count: the vec4 one where n % 4 == 0. */
-function launch(gpu: Gpu, entry: string, n: number): { shader: { shader: string; entry: string; constants: { WG: number } }; workgroups: [number, number] } {
+/** An element-wise entry over n elements in workgroups of wg: its vec4 twin (`${entry}4`, 4 elements
+ *  per invocation) where n % 4 == 0, else the scalar one, and the workgroup count (also SwiGLU's). */
+export function vec4Entry(gpu: Gpu, entry: string, n: number, wg: number): { entry: string; workgroups: [number, number] } {
   const v4 = n > 0 && n % 4 === 0; // (an empty tensor binds 4 bytes, under a vec4 binding's 16)
-  return { shader: { shader: 'elementwise', entry: v4 ? `${entry}4` : entry, constants: { WG } }, workgroups: gpu.grid(Math.ceil((v4 ? n / 4 : n) / WG)) };
+  return { entry: v4 ? `${entry}4` : entry, workgroups: gpu.grid(Math.ceil((v4 ? n / 4 : n) / wg)) };
+}
+
+function launch(gpu: Gpu, entry: string, n: number): { shader: { shader: string; entry: string; constants: { WG: number } }; workgroups: [number, number] } {
+  const e = vec4Entry(gpu, entry, n, WG);
+  return { shader: { shader: 'elementwise', entry: e.entry, constants: { WG } }, workgroups: e.workgroups };
 }
 
 /** out = a + b (assigns). The residual add's backward is the identity: dA = dB = dOut. */
