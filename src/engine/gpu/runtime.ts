@@ -17,30 +17,42 @@ export interface Tensor {
 
 export type TypedArray = Float32Array | Uint32Array | Int32Array;
 
-/** Builds a uniform block of 4-byte scalars in WGSL struct order (pad to 16 bytes). */
+// f32 -> its bit pattern, without allocating (Params keeps u32 words)
+const f32Bits = new Float32Array(1);
+const f32BitsU32 = new Uint32Array(f32Bits.buffer);
+
+/** Builds a uniform block of 4-byte scalars in WGSL struct order (pad to 16 bytes). Kept as a plain
+ *  array of u32 words: every dispatch builds one, and an ArrayBuffer + DataView per dispatch cost
+ *  ~2.4 us of the ~10-20 us a dispatch took to record (the runtime copies the words into its
+ *  uniform ring's shadow instead). */
 export class Params {
-  private readonly view: DataView;
-  private readonly data: ArrayBuffer;
-  private n = 0;
-  constructor(capacity = 32) {
-    this.data = new ArrayBuffer(capacity * 4);
-    this.view = new DataView(this.data);
-  }
+  /** the block's 4-byte words, as unsigned 32-bit integers */
+  readonly words: number[] = [];
+  /** (capacity: kept for callers that size their blocks; words grow as needed) */
+  constructor(_capacity = 32) {}
   u32(...xs: number[]): this {
-    for (const x of xs) this.view.setUint32(4 * this.n++, x >>> 0, true);
+    for (const x of xs) this.words.push(x >>> 0);
     return this;
   }
   i32(...xs: number[]): this {
-    for (const x of xs) this.view.setInt32(4 * this.n++, x | 0, true);
+    for (const x of xs) this.words.push((x | 0) >>> 0);
     return this;
   }
   f32(...xs: number[]): this {
-    for (const x of xs) this.view.setFloat32(4 * this.n++, x, true);
+    for (const x of xs) {
+      f32Bits[0] = x;
+      this.words.push(f32BitsU32[0]);
+    }
     return this;
   }
+  /** words padded to a multiple of 4 (16 bytes), at least 4 */
+  get paddedWords(): number {
+    return Math.max(4, Math.ceil(this.words.length / 4) * 4);
+  }
   bytes(): ArrayBuffer {
-    const len = Math.max(16, Math.ceil((this.n * 4) / 16) * 16);
-    return this.data.slice(0, len);
+    const out = new Uint32Array(this.paddedWords);
+    out.set(this.words);
+    return out.buffer;
   }
 }
 
@@ -134,7 +146,7 @@ export class Gpu {
   liveBytes = 0;
   peakBytes = 0;
   private readonly live = new Map<GPUBuffer, { label: string; bytes: number }>();
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly pipelines = new Map<string, { pipeline: GPUComputePipeline; name: string }>();
   /** Bind groups by pipeline + uniform slot + buffers: a training step records the same dispatches
    *  in the same order every step, and the uniform ring restarts at every flush, so after the first
    *  step each dispatch finds its bind group here (createBindGroup was ~16 of the ~35 us a dispatch
@@ -145,10 +157,14 @@ export class Gpu {
   private readonly modules = new Map<string, GPUShaderModule>();
   private encoder: GPUCommandEncoder | null = null;
   private pass: GPUComputePassEncoder | null = null;
+  /** the pipeline last set on `pass` */
+  private passPipeline: GPUComputePipeline | null = null;
+  /** device.limits is a native getter: read once */
+  private readonly maxWorkgroupsPerDim: number;
   private batchKernels: string[] = [];
   private uniformChunks: GPUBuffer[] = [];
   /** what was last written to each ring chunk (a repeated step rewrites the same bytes: skipped) */
-  private uniformShadows: Uint8Array[] = [];
+  private uniformShadows: Uint32Array[] = [];
   private uniformChunk = 0;
   private uniformOffset = 0;
   private readonly uniformAlign: number;
@@ -168,6 +184,7 @@ export class Gpu {
     this.hasF16 = device.features.has('shader-f16');
     this.hasSubgroups = device.features.has('subgroups' as GPUFeatureName);
     this.uniformAlign = device.limits.minUniformBufferOffsetAlignment;
+    this.maxWorkgroupsPerDim = device.limits.maxComputeWorkgroupsPerDimension;
     device.addEventListener('uncapturederror', (ev: Event) => {
       const e = (ev as GPUUncapturedErrorEvent).error;
       this.report(`uncaptured GPU error (recent kernels: ${this.batchKernels.slice(-4).join(', ') || 'none'}): ${e.message}`);
@@ -392,26 +409,34 @@ export class Gpu {
   }
 
   private static pipelineKey(spec: KernelSpec): string {
-    const consts = spec.constants ?? {};
-    return `${spec.shader}:${spec.entry ?? 'main'}:${Object.keys(consts).sort().map((k) => `${k}=${consts[k]}`).join(',')}`;
+    const consts = spec.constants;
+    const head = `${spec.shader}:${spec.entry ?? 'main'}:`;
+    if (!consts) return head;
+    const names = Object.keys(consts);
+    if (names.length === 1) return `${head}${names[0]}=${consts[names[0]]}`;
+    return head + names.sort().map((k) => `${k}=${consts[k]}`).join(',');
   }
 
   /** Cached compute pipeline; key = shader + entry + override constants. */
   pipeline(spec: KernelSpec, key = Gpu.pipelineKey(spec)): GPUComputePipeline {
-    const entry = spec.entry ?? 'main';
-    const consts = spec.constants ?? {};
+    return this.cachedPipeline(spec, key).pipeline;
+  }
+
+  private cachedPipeline(spec: KernelSpec, key: string): { pipeline: GPUComputePipeline; name: string } {
     let p = this.pipelines.get(key);
     if (!p) {
+      const entry = spec.entry ?? 'main';
       const module = this.module(spec.shader);
       this.device.pushErrorScope('validation');
-      p = this.device.createComputePipeline({
+      const pipeline = this.device.createComputePipeline({
         label: key,
         layout: 'auto',
-        compute: { module, entryPoint: entry, constants: consts },
+        compute: { module, entryPoint: entry, constants: spec.constants ?? {} },
       });
       void this.device.popErrorScope().then((err) => {
         if (err) this.report(`pipeline ${key}: ${err.message}`);
       });
+      p = { pipeline, name: `${spec.shader}:${entry}` };
       this.pipelines.set(key, p);
     }
     return p;
@@ -433,43 +458,53 @@ export class Gpu {
   }
 
   private uniform(p: Params): { buffer: GPUBuffer; offset: number; size: number } {
-    const data = p.bytes();
-    if (this.uniformOffset + data.byteLength > UNIFORM_CHUNK) {
+    const n = p.paddedWords;
+    const size = n * 4;
+    if (this.uniformOffset + size > UNIFORM_CHUNK) {
       this.uniformChunk++;
       this.uniformOffset = 0;
     }
     if (this.uniformChunk >= this.uniformChunks.length) {
       this.uniformChunks.push(this.device.createBuffer({ label: 'uniform-ring', size: UNIFORM_CHUNK, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }));
-      this.uniformShadows.push(new Uint8Array(UNIFORM_CHUNK)); // WebGPU buffers start zeroed, as this
+      this.uniformShadows.push(new Uint32Array(UNIFORM_CHUNK / 4)); // WebGPU buffers start zeroed, as this
     }
     const buffer = this.uniformChunks[this.uniformChunk];
     const offset = this.uniformOffset;
     // Queue writes are ordered before the submit that reads them, and after earlier submits,
     // so the ring is reused from the start after every flush. A slot that already holds these
-    // bytes (the same dispatch of the previous step) is not written again.
-    const bytes = new Uint8Array(data);
+    // words (the same dispatch of the previous step) is not written again. writeBuffer copies
+    // at the call, so the shadow itself is the source.
+    const words = p.words;
     const shadow = this.uniformShadows[this.uniformChunk];
+    const at = offset / 4;
     let same = true;
-    for (let i = 0; i < bytes.length; i++) if (shadow[offset + i] !== bytes[i]) { same = false; break; }
+    for (let i = 0; i < n; i++) {
+      const w = i < words.length ? words[i] : 0;
+      if (shadow[at + i] !== w) {
+        shadow[at + i] = w;
+        same = false;
+      }
+    }
     if (!same) {
-      this.device.queue.writeBuffer(buffer, offset, data);
-      shadow.set(bytes, offset);
+      this.device.queue.writeBuffer(buffer, offset, shadow.buffer, offset, size);
       this.counts.uniformWrites++;
     }
-    this.uniformOffset += Math.ceil(data.byteLength / this.uniformAlign) * this.uniformAlign;
-    return { buffer, offset, size: data.byteLength };
+    this.uniformOffset += Math.ceil(size / this.uniformAlign) * this.uniformAlign;
+    return { buffer, offset, size };
   }
 
-  /** Record one dispatch. Nothing runs until flush()/sync()/read(). */
+  /** Record one dispatch. Nothing runs until flush()/sync()/read(). Recording CPU time is what a
+   *  fast GPU waits on (a SmolLM2-shaped KD-QAT step records ~1,900 dispatches), so the path that
+   *  hits every cache allocates little: one key string, no entry arrays. */
   run(spec: KernelSpec, args: RunArgs): void {
     if (this.lost) throw new Error(`kernel ${spec.shader}:${spec.entry ?? 'main'}: the GPU device was lost`);
-    const name = `${spec.shader}:${spec.entry ?? 'main'}`;
     const [x, y = 1, z = 1] = args.workgroups;
-    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
-    if (x > maxDim || y > maxDim || z > maxDim) throw new Error(`kernel ${name}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension (use gpu.grid)`);
+    const maxDim = this.maxWorkgroupsPerDim;
+    if (x > maxDim || y > maxDim || z > maxDim) throw new Error(`kernel ${spec.shader}:${spec.entry ?? 'main'}: dispatch ${x}x${y}x${z} exceeds ${maxDim} workgroups per dimension (use gpu.grid)`);
     if (x === 0 || y === 0 || z === 0) return;
     const pKey = Gpu.pipelineKey(spec);
-    const pipeline = this.pipeline(spec, pKey);
+    const pipe = this.cachedPipeline(spec, pKey);
+    const name = pipe.name;
     // profiling: the timestamp slot first, since taking it may flush, and a flush restarts the
     // uniform ring and the encoder this dispatch must use
     let slot = -1;
@@ -481,14 +516,19 @@ export class Gpu {
     let key = pKey;
     const u = args.params ? this.uniform(args.params) : null;
     if (u) key += `|u${this.bufferId(u.buffer)}@${u.offset}+${u.size}`;
-    const list: [number, GPUBuffer][] = Array.isArray(args.bindings) ? args.bindings.map((b, i) => [i + 1, bufferOf(b)]) : Object.entries(args.bindings).map(([k, b]) => [Number(k), bufferOf(b)]);
-    for (const [binding, buffer] of list) key += `|${binding}=${this.bufferId(buffer)}`;
+    const bindings = args.bindings;
+    if (Array.isArray(bindings)) {
+      for (let i = 0; i < bindings.length; i++) key += `|${i + 1}=${this.bufferId(bufferOf(bindings[i]))}`;
+    } else {
+      for (const k in bindings) key += `|${k}=${this.bufferId(bufferOf(bindings[k]))}`;
+    }
     let bindGroup = this.bindGroups.get(key);
     if (!bindGroup) {
       if (this.bindGroups.size >= BIND_GROUP_CAP) this.bindGroups.clear();
+      const list: [number, GPUBuffer][] = Array.isArray(bindings) ? bindings.map((b, i) => [i + 1, bufferOf(b)]) : Object.entries(bindings).map(([k, b]) => [Number(k), bufferOf(b)]);
       const entries: GPUBindGroupEntry[] = list.map(([binding, buffer]) => ({ binding, resource: { buffer } }));
       if (u) entries.unshift({ binding: 0, resource: u });
-      bindGroup = this.device.createBindGroup({ label: name, layout: pipeline.getBindGroupLayout(0), entries });
+      bindGroup = this.device.createBindGroup({ label: name, layout: pipe.pipeline.getBindGroupLayout(0), entries });
       this.bindGroups.set(key, bindGroup);
       this.counts.bindGroupsCreated++;
     }
@@ -497,13 +537,20 @@ export class Gpu {
     const encoder = this.enc();
     if (slot >= 0) {
       const pass = encoder.beginComputePass({ label: name, timestampWrites: { querySet: this.querySet!, beginningOfPassWriteIndex: slot, endOfPassWriteIndex: slot + 1 } });
-      pass.setPipeline(pipeline);
+      pass.setPipeline(pipe.pipeline);
       pass.setBindGroup(0, bindGroup);
       pass.dispatchWorkgroups(x, y, z);
       pass.end();
     } else {
-      if (!this.pass) this.pass = encoder.beginComputePass({ label: 'quench' });
-      this.pass.setPipeline(pipeline);
+      if (!this.pass) {
+        this.pass = encoder.beginComputePass({ label: 'quench' });
+        this.passPipeline = null;
+      }
+      // each call into Dawn costs ~1-2 us from JS: the pipeline is set only when it changes
+      if (this.passPipeline !== pipe.pipeline) {
+        this.pass.setPipeline(pipe.pipeline);
+        this.passPipeline = pipe.pipeline;
+      }
       this.pass.setBindGroup(0, bindGroup);
       this.pass.dispatchWorkgroups(x, y, z);
     }
@@ -512,7 +559,7 @@ export class Gpu {
   /** Fold a 1-D workgroup count into 2-D under the per-dimension limit. WGSL side:
    *  let wg = gid.x + gid.y * nwg.x  (nwg from @builtin(num_workgroups)). */
   grid(workgroups: number): [number, number] {
-    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const maxDim = this.maxWorkgroupsPerDim;
     if (workgroups <= maxDim) return [Math.max(1, workgroups), 1];
     const y = Math.ceil(workgroups / maxDim);
     return [Math.ceil(workgroups / y), y];

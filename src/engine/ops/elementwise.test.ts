@@ -115,3 +115,39 @@ describe('profiling many dispatches', () => {
     }
   });
 });
+
+describe('recording fast path', () => {
+  it('Params words are the little-endian bytes of u32, i32 and f32 (what a DataView writes), padded to 16 bytes', () => {
+    const p = new Params().u32(7, 2 ** 32 - 1).i32(-5).f32(0.1, -0, Number.NaN, 1e-45);
+    const want = new DataView(new ArrayBuffer(32));
+    [7, 2 ** 32 - 1].forEach((x, i) => want.setUint32(4 * i, x, true));
+    want.setInt32(8, -5, true);
+    [0.1, -0, Number.NaN, 1e-45].forEach((x, i) => want.setFloat32(12 + 4 * i, x, true));
+    expect(p.paddedWords).toBe(8);
+    expect([...new Uint8Array(p.bytes())]).toEqual([...new Uint8Array(want.buffer)]);
+    expect(new Params().u32(1).bytes().byteLength).toBe(16);
+  });
+
+  it('interleaved pipelines in one pass (the pipeline is set only when it changes) and uniforms of different sizes give the right results', async () => {
+    const gpu = await testGpu();
+    const n = 36; // vec4 entries (add4, axpy4, scale4)
+    const a = randn(n, 4), b = randn(n, 5);
+    const ta = gpu.tensor('a', [n], 'f32', a), tb = gpu.tensor('b', [n], 'f32', b), o1 = gpu.tensor('o1', [n]), o2 = gpu.tensor('o2', [n]), o3 = gpu.tensor('o3', [n]);
+    const w1 = new Float64Array(n), w3 = new Float64Array(n);
+    for (let i = 0; i < 3; i++) {
+      addForward(gpu, o1, ta, tb); // add4 twice in a row, other buffers: the same pipeline, two bind groups
+      addForward(gpu, o2, tb, ta);
+      axpy(gpu, o1, 0.5 + i, ta); // another pipeline, then back
+      scaleInPlace(gpu, o2, -2);
+      addForward(gpu, o3, o2, o1);
+      gpu.flush(); // a new pass starts with add4, the pipeline the last one ended with: it must be set again
+      for (let j = 0; j < n; j++) {
+        w1[j] = Math.fround(a[j] + b[j]) + Math.fround(0.5 + i) * a[j];
+        w3[j] = -2 * (b[j] + a[j]) + w1[j];
+      }
+    }
+    expectClose('o1', await gpu.readF32(o1), w1, { atol: 1e-5, rtol: 1e-5 });
+    expectClose('o3', await gpu.readF32(o3), w3, { atol: 1e-5, rtol: 1e-5 });
+    for (const t of [ta, tb, o1, o2, o3]) gpu.free(t);
+  });
+});
