@@ -48,14 +48,18 @@ if [ -z "${QUENCH_PEAK_GBPS:-}" ] && command -v nvidia-smi >/dev/null 2>&1; then
   echo "gpu: $name (peak ${QUENCH_PEAK_GBPS:-unknown} GB/s)"
 fi
 export QUENCH_PEAK_GBPS="${QUENCH_PEAK_GBPS:-}"
-# 8 minutes in all: the bench's sections at most 70 s each (at most 250 s with compile and
-# start-up), quench kernels (50 s), then the SmolLM2-shaped step (recipe ~1 min to write, both
-# sides' steps; 170 s)
-timeout 250 npx tsx bench/bench.ts $quick --section-s 70 || echo "bench/gpu.sh: npm run bench ended with $? (timeout 250 s)"
+# 8 minutes in all: the bench's sections at most 60 s each (at most 220 s with compile and
+# start-up), quench kernels (45 s), the SmolLM2-shaped step (recipe ~1 min to write, both sides'
+# steps; 165 s), then one profiled step of it: per-kernel GPU time (45 s)
+timeout 220 npx tsx bench/bench.ts $quick --section-s 60 || echo "bench/gpu.sh: npm run bench ended with $? (timeout 220 s)"
 # every matmul variant on this GPU, the fastest of each family (what the studio's GPU panel offers)
 if [ -n "$quick" ]; then ksize=small; else ksize=large; fi
-timeout 50 npx tsx src/cli/main.ts kernels --size $ksize || echo "bench/gpu.sh: quench kernels ended with $? (timeout 50 s)"
+timeout 45 npx tsx src/cli/main.ts kernels --size $ksize || echo "bench/gpu.sh: quench kernels ended with $? (timeout 45 s)"
 # Quench's step with the adapter's kernel picks and with tile8 (the 8x8 register-tile matmuls:
 # fp32 shared8, int4 gemm_wg8 / dx_wg8; not picked by auto until a GPU has measured them)
 if [ -n "$quick" ]; then step_args="--layers 1 --batch 1 --seq 32 --steps 2 --warmup 1 --matmul auto,tile8"; else step_args="--steps 8 --warmup 2 --matmul auto,tile8"; fi
-timeout 170 npx tsx bench/smollm-kdqat.mts $step_args || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 170 s)"
+timeout 165 npx tsx bench/smollm-kdqat.mts $step_args || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 165 s)"
+# where that step's GPU time goes, per kernel (timestamp queries, each dispatch in its own pass),
+# with the adapter's picks: what to speed up next
+if [ -n "$quick" ]; then prof_args="--layers 1 --steps 1"; else prof_args="--batch 4 --seq 256 --steps 1"; fi
+timeout 45 npx tsx bench/step-profile.mts --smollm2 $prof_args || echo "bench/gpu.sh: the profiled SmolLM2-shaped step ended with $? (timeout 45 s)"

@@ -1,11 +1,12 @@
 // npx tsx bench/step-profile.mts [--steps N] [--model PATH] [--tokenizer PATH] [--dx VARIANT] [--gemm VARIANT]
-//                                [--smollm2 [--layers L]]
+//                                [--smollm2 [--layers L] [--batch B] [--seq T]]
 // Where a KD-QAT step's dispatches (and, with timestamp queries, GPU time) go, and how much CPU time
 // recording it costs (JS time inside gpu.run per dispatch: what a fast GPU waits on, so a floor on
 // its step time). The step: stories260K (../shared/data) at the studio's defaults (w4g32, learned
 // scales, B=8, T=128); or with --smollm2 the GPU target's shape (SmolLM2-135M: 30 layers, dim 576,
-// MLP 1536, 9/3 heads, vocab 49152; random weights; w4g32, ov; B=1, T=32 so that lavapipe runs it
-// in seconds: the dispatches and their bindings are those of any B and T). A few warm-up steps,
+// MLP 1536, 9/3 heads, vocab 49152; random weights; w4g32, ov; B=1, T=32 by default so that lavapipe
+// runs it in seconds: the dispatches and their bindings are those of any B and T; bench/gpu.sh runs
+// it at the GPU comparison's B=4, T=256 for per-kernel GPU times on a real GPU). A few warm-up steps,
 // then N steps recorded without waiting, then N profiled steps counted per kernel entry, largest
 // first. For deciding what to fuse next; figures are per step, not timed against anything. --dx
 // runs the int4 dX through that variant (dx, dx_sg, dx_wg, dx_wg8) and --gemm the int4 forward
@@ -25,7 +26,7 @@ import type { Gpu } from '../src/engine/gpu/runtime';
 import { preferQmatmulVariants, type QmatmulDxVariant, type QmatmulVariant } from '../src/engine/ops/qmatmul';
 
 const data = join(repoRoot, '../shared/data/models/stories260K');
-const { values: a } = parseArgs({ options: { steps: { type: 'string', default: '2' }, model: { type: 'string', default: join(data, 'stories260K.bin') }, tokenizer: { type: 'string', default: join(data, 'tok512.bin') }, dx: { type: 'string' }, gemm: { type: 'string' }, smollm2: { type: 'boolean', default: false }, layers: { type: 'string', default: '30' } } });
+const { values: a } = parseArgs({ options: { steps: { type: 'string', default: '2' }, model: { type: 'string', default: join(data, 'stories260K.bin') }, tokenizer: { type: 'string', default: join(data, 'tok512.bin') }, dx: { type: 'string' }, gemm: { type: 'string' }, smollm2: { type: 'boolean', default: false }, layers: { type: 'string', default: '30' }, batch: { type: 'string', default: '1' }, seq: { type: 'string', default: '32' } } });
 if (!a.smollm2 && !existsSync(a.model!)) {
   console.log(`step-profile: ${a.model} not found (../shared/data absent?); nothing to profile`);
   process.exit(0);
@@ -34,7 +35,7 @@ const gpu = await createNodeGpu();
 if (a.dx || a.gemm) preferQmatmulVariants(gpu, { dx: a.dx as Exclude<QmatmulDxVariant, 'auto'> | undefined, gemm: a.gemm as Exclude<QmatmulVariant, 'auto'> | undefined });
 const { d, what } = await (async () => {
   if (a.smollm2) {
-    const L = Number(a.layers), B = 1, T = 32;
+    const L = Number(a.layers), B = Number(a.batch), T = Number(a.seq);
     const cfg: LlamaConfig = { dim: 576, hiddenDim: 1536, nLayers: L, nHeads: 9, nKvHeads: 3, vocabSize: 49152, maxSeqLen: 2048, normEps: 1e-5, ropeTheta: 100000, tiedEmbeddings: true };
     const r = new Rng(7);
     const stream = Uint32Array.from({ length: B * T * 8 + 1 }, () => Math.floor(r.next() * cfg.vocabSize));
@@ -80,5 +81,6 @@ const ns = gpu.profile ?? new Map<string, { ns: number; count: number }>();
 const rows = [...counts.entries()].sort((x, y) => y[1] - x[1]);
 console.log(`${'kernel'.padEnd(36)} ${'per step'.padStart(8)}  ${gpu.profile && ns.size ? 'GPU ms per step' : '(no timestamp queries on this adapter)'}`);
 for (const [k, c] of rows) console.log(`${k.padEnd(36)} ${String(c / steps).padStart(8)}  ${ns.get(k) ? (ns.get(k)!.ns / 1e6 / steps).toFixed(2) : ''}`);
+if (ns.size) console.log(`${'all kernels'.padEnd(36)} ${String(per).padStart(8)}  ${([...ns.values()].reduce((x, r) => x + r.ns, 0) / 1e6 / steps).toFixed(2)} (each dispatch in its own timed pass)`);
 d.free();
 gpu.destroy();

@@ -68,6 +68,14 @@ export class QatLinear implements Linear {
   requantize(): void {
     if (!this.opts.frozen) this.quantize();
   }
+  /** What requantize() would pack, for quantizePackMany (many projections per dispatch); null
+   *  when frozen. Taking it counts as quantized. */
+  requantizeJob(): { out: GpuPacked; w: Tensor; sym: boolean; clip: number; keepScales: boolean } | null {
+    if (this.opts.frozen) return null;
+    const job = { out: this.packed, w: this.latent!, sym: this.opts.sym, clip: this.opts.clip ?? 1, keepScales: this.quantizedOnce && this.scaleGrad !== null };
+    this.quantizedOnce = true;
+    return job;
+  }
   private quantize(): void {
     quantizePack(this.gpu, this.packed, this.latent!, { sym: this.opts.sym, clip: this.opts.clip ?? 1, keepScales: this.quantizedOnce && (this.scaleGrad !== null || this.opts.frozen) });
     this.quantizedOnce = true;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { expectClose, randn, testGpu, toF64 } from '../testing';
-import { allocPacked, dequantize, freePacked, quantizePack, steBackward, steLsqBackward } from './fakequant';
+import { allocPacked, dequantize, freePacked, packMultiWidth, quantizePack, quantizePackMany, steBackward, steLsqBackward } from './fakequant';
 import type { GpuPacked } from './qmatmul';
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { dequantizeHost, getCode, layoutOf, quantizeHost, type Bits } from '../format/pack';
@@ -155,6 +155,41 @@ describe('GPU quantization', () => {
       expectClose('dscale', ds2, lsqScaleGradRef(dwq, wl, host).map((v, i) => v + ds0[i]), { atol: 1e-5, rtol: 1e-4 });
       freePacked(gpu, pg);
       for (const t of [tw, tdwq, sep.dw, fused.dw, fused.ds]) gpu.free(t);
+    });
+  }
+});
+
+describe('quantizePackMany (pack_multi: many tensors per dispatch)', () => {
+  // layouts that differ in every field: bits 2, 3, 4, 8; ragged last groups; per-channel; a group
+  // smaller than a word's codes (2-bit: 16 per word, group 8); sizes that end mid-workgroup
+  const shapes: [number, number, Bits, number, boolean][] = [
+    [5, 172, 4, 32, false], [3, 64, 4, 64, true], [4, 100, 8, 0, false], [2, 96, 2, 32, false], [3, 172, 3, 32, true],
+    [7, 40, 2, 8, false], [1, 4, 4, 0, false], [6, 130, 3, 0, true], [9, 33, 8, 16, false],
+  ];
+  for (const n of [1, 2, 3, 5, 9]) {
+    it(`${n} tensors: codes, scales and zeros bit-identical to quantizePack on each (fewer dispatches)`, async () => {
+      const gpu = await testGpu();
+      const set = shapes.slice(0, n);
+      const ws = set.map(([N, K], i) => gpu.tensor(`w${i}`, [N, K], 'f32', randn(N * K, 40 + i)));
+      const one = set.map(([N, K, bits, group], i) => allocPacked(gpu, `one${i}`, layoutOf(N, K, bits, group)));
+      const many = set.map(([N, K, bits, group], i) => allocPacked(gpu, `many${i}`, layoutOf(N, K, bits, group)));
+      // every other tensor keeps (learned) scales: give both sides the same ones first
+      set.forEach(([, , , , sym], i) => quantizePack(gpu, one[i], ws[i], { sym, clip: 0.9 }));
+      set.forEach(([, , , , sym], i) => quantizePack(gpu, many[i], ws[i], { sym, clip: 0.9 }));
+      // move the latents, as a step does, so the re-pack has work to do
+      for (const [i, [N, K]] of set.entries()) gpu.write(ws[i], randn(N * K, 90 + i));
+      set.forEach(([, , , , sym], i) => quantizePack(gpu, one[i], ws[i], { sym, clip: 0.9, keepScales: i % 2 === 1 }));
+      const d0 = gpu.counts.dispatches;
+      quantizePackMany(gpu, set.map(([, , , , sym], i) => ({ out: many[i], w: ws[i], sym, clip: 0.9, keepScales: i % 2 === 1 })));
+      const groupParams = set.filter((_, i) => i % 2 === 0).length;
+      expect(gpu.counts.dispatches - d0).toBe(groupParams + Math.ceil(n / packMultiWidth(gpu)));
+      for (let i = 0; i < n; i++) {
+        expect([...((await gpu.read(many[i].codes)) as Uint32Array)], `codes of tensor ${i}`).toEqual([...((await gpu.read(one[i].codes)) as Uint32Array)]);
+        expect([...(await gpu.readF32(many[i].scales))], `scales of tensor ${i}`).toEqual([...(await gpu.readF32(one[i].scales))]);
+        expect([...(await gpu.readF32(many[i].zeros))], `zeros of tensor ${i}`).toEqual([...(await gpu.readF32(one[i].zeros))]);
+      }
+      for (const p of [...one, ...many]) freePacked(gpu, p);
+      for (const t of ws) gpu.free(t);
     });
   }
 });

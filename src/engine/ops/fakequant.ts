@@ -45,6 +45,56 @@ export function quantizePack(gpu: Gpu, out: GpuPacked, w: Tensor, opts: { sym: b
   gpu.run({ shader: 'fakequant', entry: 'pack', constants: { WG } }, { params: pr(), bindings: { 1: w, 2: out.codes, 3: out.scales, 4: out.zeros }, workgroups: gpu.grid(Math.ceil((L.N * L.wordsPerRow) / WG)) });
 }
 
+/** Tensors per pack_multi dispatch the shader offers (shaders/fakequant_multi.gen.mjs). */
+const PACK_K = [4, 3, 2] as const;
+
+/** The most tensors one pack_multi dispatch may bind on this device (4 storage buffers each), or 1. */
+export function packMultiWidth(gpu: Gpu): number {
+  return PACK_K.find((k) => 4 * k <= gpu.device.limits.maxStorageBuffersPerShaderStage) ?? 1;
+}
+
+/** quantizePack on many tensors: first the group params of those that need them (one dispatch
+ *  each), then the codes of up to packMultiWidth tensors per dispatch (bit-identical to one pack
+ *  per tensor: the same fp32 operations). The QAT student re-packs every trainable projection each
+ *  step; this makes 150 pack dispatches per step at SmolLM2-135M's shape 38. */
+export function quantizePackMany(gpu: Gpu, items: { out: GpuPacked; w: Tensor; sym: boolean; clip?: number; keepScales?: boolean }[]): void {
+  for (const it of items) {
+    const L = it.out.layout;
+    if (!it.keepScales) gpu.run({ shader: 'fakequant', entry: 'group_params', constants: { WG } }, { params: params(L, it.sym, it.clip ?? 1), bindings: { 1: it.w, 3: it.out.scales, 4: it.out.zeros }, workgroups: gpu.grid(Math.ceil((L.N * L.nBlocks) / WG)) });
+  }
+  const width = packMultiWidth(gpu);
+  for (let at = 0; at < items.length; ) {
+    const k = Math.min(width, items.length - at);
+    if (k === 1) {
+      const it = items[at++];
+      quantizePack(gpu, it.out, it.w, { sym: it.sym, clip: it.clip, keepScales: true });
+      continue;
+    }
+    const batch = items.slice(at, at + k);
+    at += k;
+    // (N, K, group, nBlocks) per slot, then (wordsPerRow, bits, cpw, 0); slots past k stay zero
+    const pm = new Params();
+    for (let t = 0; t < PACK_K[0]; t++) {
+      const L = batch[t]?.out.layout;
+      pm.u32(L?.N ?? 0, L?.K ?? 0, L?.group ?? 0, L?.nBlocks ?? 0);
+    }
+    for (let t = 0; t < PACK_K[0]; t++) {
+      const L = batch[t]?.out.layout;
+      pm.u32(L?.wordsPerRow ?? 0, L?.bits ?? 0, L?.cpw ?? 0, 0);
+    }
+    const bindings: Record<number, Tensor> = {};
+    let most = 0;
+    batch.forEach((it, t) => {
+      bindings[10 + t] = it.w;
+      bindings[20 + t] = it.out.codes;
+      bindings[30 + t] = it.out.scales;
+      bindings[40 + t] = it.out.zeros;
+      most = Math.max(most, it.out.layout.N * it.out.layout.wordsPerRow);
+    });
+    gpu.run({ shader: 'fakequant_multi', entry: `pack_multi${k}`, constants: { WG } }, { params: pm, bindings, workgroups: gpu.grid(Math.ceil(most / WG)) });
+  }
+}
+
 /** wq (N, K) = dequant(packed) (assigns). For error reports; the matmuls read codes directly. */
 export function dequantize(gpu: Gpu, wq: Tensor, p: GpuPacked): void {
   const L = p.layout;

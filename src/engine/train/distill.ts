@@ -17,6 +17,7 @@ import { LlamaModel, type Activations } from '../model/llama';
 import { DenseLinear } from '../model/dense';
 import { QatLinear } from '../model/qat';
 import { addForward } from '../ops/elementwise';
+import { quantizePackMany } from '../ops/fakequant';
 import { attnKlBackward, attnKlForward, mseBackward, mseForward } from '../ops/loss';
 import { MultiAdamW, clipScale, sum, sumSquares, sumSquaresMany } from '../ops/optim';
 import { getCode, quantizeHost, type Bits, type PackedWeight } from '../format/pack';
@@ -218,7 +219,12 @@ export class Distiller {
   }
 
   requantize(): void {
-    for (const [, q] of this.qatProjections()) q.requantize();
+    const jobs = [];
+    for (const [, q] of this.qatProjections()) {
+      const job = q.requantizeJob();
+      if (job) jobs.push(job);
+    }
+    quantizePackMany(this.gpu, jobs);
   }
 
   /** One optimizer step (accum micro-batches), waited for: submitStep + drain. Returns its metrics. */
