@@ -14,6 +14,8 @@ import { LIMITS } from './validate';
 export interface EncodeOptions {
   bos?: boolean;
   eos?: boolean;
+  /** counts the merge work (tokenizers with a hand-written BPE: Llama2cTokenizer) */
+  work?: BpeWork;
 }
 
 export interface Tokenizer {
@@ -54,6 +56,12 @@ export function decodeTokenText(tok: Tokenizer, prev: number, id: number): strin
   return new TextDecoder().decode(tok.tokenBytes(prev, id));
 }
 
+/** bpeMerge's operation count (pair lookups, heap pops and sift steps): how a test checks that a
+ *  megabyte of text takes O(n log n) work without timing anything. */
+export interface BpeWork {
+  steps: number;
+}
+
 /**
  * Greedy BPE over a list of symbol ids, O(n log n) with a heap and a linked list (the quadratic
  * scan of llama2.c's run.c gives the same result but hangs on a megabyte of text). `pair(a, b)`
@@ -61,7 +69,7 @@ export function decodeTokenText(tok: Tokenizer, prev: number, id: number): strin
  * priorities the leftmost pair merges first. That is run.c's rule (best score, first found), and
  * HF tokenizers' Word::merge_all (lowest rank, then lowest position).
  */
-export function bpeMerge(ids: number[], pair: (a: number, b: number) => { id: number; priority: number } | undefined): number[] {
+export function bpeMerge(ids: number[], pair: (a: number, b: number) => { id: number; priority: number } | undefined, work?: BpeWork): number[] {
   const n = ids.length;
   if (n < 2) return ids.slice();
   const id = Int32Array.from(ids);
@@ -87,6 +95,7 @@ export function bpeMerge(ids: number[], pair: (a: number, b: number) => { id: nu
     eM[e] = m;
     let i = hn++;
     while (i > 0) {
+      if (work) work.steps++;
       const p = (i - 1) >> 1;
       if (!less(e, heap[p])) break;
       heap[i] = heap[p];
@@ -99,6 +108,7 @@ export function bpeMerge(ids: number[], pair: (a: number, b: number) => { id: nu
     const last = heap[--hn];
     let i = 0;
     for (;;) {
+      if (work) work.steps++;
       const l = 2 * i + 1;
       if (l >= hn) break;
       const c = l + 1 < hn && less(heap[l + 1], heap[l]) ? l + 1 : l;
@@ -113,11 +123,13 @@ export function bpeMerge(ids: number[], pair: (a: number, b: number) => { id: nu
     if (l < 0) return;
     const r = next[l];
     if (r < 0) return;
+    if (work) work.steps++;
     const m = pair(id[l], id[r]);
     if (m) push(m.priority, l, id[l], id[r], m.id);
   };
   for (let i = 0; i + 1 < n; i++) consider(i);
   while (hn > 0) {
+    if (work) work.steps++;
     const e = pop();
     const l = eL[e];
     const r = next[l];
@@ -239,7 +251,7 @@ export class Llama2cTokenizer implements Tokenizer {
         this.pairCache.set(key, m);
       }
       return m ?? undefined;
-    });
+    }, opts.work);
     if (opts.eos) out.push(this.eosId);
     return out;
   }
