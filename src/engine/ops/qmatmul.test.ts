@@ -1,10 +1,12 @@
+import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { expectClose, randn, testGpu } from '../testing';
-import { pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, QMATMUL_DX_VARIANTS, qmatmulVariants, type GpuPacked } from './qmatmul';
+import { pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulGemvRed, QMATMUL_DX_VARIANTS, QMATMUL_VARIANTS, qmatmulVariants, type GpuPacked } from './qmatmul';
 import { quantizeHost, type Bits, type PackedWeight } from '../format/pack';
 import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
-import type { Gpu } from '../gpu/runtime';
+import type { Gpu, Tensor } from '../gpu/runtime';
 import { hasSubgroup8 } from './matmul';
+import { gemvRedInputs, type GemvRedCase } from './gemv-red.child';
 
 function upload(gpu: Gpu, p: PackedWeight): GpuPacked {
   return {
@@ -74,5 +76,79 @@ describe('packed low-bit matmul vs float64 reference on the same codes', () => {
     const got = await gpu.readF32(ty);
     expect(() => expectClose('corrupted', got, ref, tol)).toThrow();
     for (const t of [tx, ty, w.codes, w.scales, w.zeros]) gpu.free(t);
+  });
+});
+
+// gemv_red: subgroup reductions for any subgroup size. The cases above run it with the wrapper's
+// workgroup shape; these add bit widths, groups and K / N edges, and odd workgroup shapes: 8
+// invocations (a partial subgroup where lanes are 16 wide), 24 (16 + 8), rows per workgroup not a
+// multiple of the block or of the subgroup count, one row per 256-invocation workgroup (most
+// subgroups idle, a 4-row block with one row), and 1 to 4 rows per block.
+const redCases: [number, number, Bits, number, boolean][] = [
+  // [K, N, bits, group (0 = per-channel), sym]
+  [172, 64, 4, 32, false], // K ragged: last chunk and last group partial
+  [100, 17, 3, 20, false], // odd group: chunks straddle group edges; 3-bit chunks straddle words
+  [57, 6, 8, 12, true], // 8 bits: two words per chunk; K ragged
+  [96, 33, 2, 0, false], // 2 bits, per-channel
+  [1001, 45, 4, 0, false], // per-channel, K ragged, many chunks per lane
+  [2050, 7, 4, 128, false], // long rows, last group of 2 codes
+  [5, 3, 4, 32, false], // K shorter than one chunk
+  [300, 129, 3, 64, true], // N = 4·32 + 1
+  [3, 5, 4, 0, false], // x under 16 bytes: the wrapper runs 'gemv'
+];
+// (each shape is a pipeline: about a second of lavapipe compile time, hence four)
+const redShapes: GemvRedCase['opts'][] = [{}, { wg: 8, rows: 7, rb: 1 }, { wg: 24, rows: 40, rb: 3 }, { wg: 256, rows: 1, rb: 4 }];
+const allRed: GemvRedCase[] = redCases.flatMap(([K, N, bits, group, sym]) => redShapes.map((opts) => ({ K, N, bits, group, sym, opts })));
+// the child's share (its compiles cost ~1.5 s each uncached): the shapes whose subgroups differ at
+// 16 lanes (the default, a partial subgroup, 16 + 8), not the 'gemv' fallback
+const childRed = allRed.filter((c) => c.K >= 4 && c.opts.wg !== 256);
+const redName = (c: GemvRedCase) => `K=${c.K} N=${c.N} bits=${c.bits} group=${c.group || 'per-channel'}${c.sym ? ' sym' : ''} ${JSON.stringify(c.opts)}`;
+
+describe('gemv_red (int4 and other widths, subgroupAdd, any subgroup size) vs float64 reference', () => {
+  it('is listed in QMATMUL_VARIANTS and offered where the adapter has subgroups', async () => {
+    const gpu = await testGpu();
+    expect(QMATMUL_VARIANTS).toContain('gemv_red');
+    expect(qmatmulVariants(gpu).includes('gemv_red')).toBe(gpu.hasSubgroups);
+  });
+
+  it('refuses clearly without subgroups', () => {
+    const noSg = { hasSubgroups: false, info: { description: 'test adapter', vendor: '' } } as unknown as Gpu;
+    const t = (n: number) => ({ numel: n, label: 't' }) as unknown as Tensor;
+    const { p } = gemvRedInputs({ K: 64, N: 5, bits: 4, group: 32, sym: false, opts: {} });
+    const w = { layout: p, codes: t(p.codes.length), scales: t(p.scales.length), zeros: t(p.zeros.length) };
+    expect(() => qmatmulGemvRed(noSg, t(5), t(64), w)).toThrow(/needs WGSL subgroups/);
+    expect(() => qmatmulForward(noSg, t(5), t(64), w, 1, 'gemv_red')).toThrow(/needs WGSL subgroups/);
+  });
+
+  it('every case and workgroup shape, on this adapter', async (ctx) => {
+    const gpu = await testGpu();
+    if (!gpu.hasSubgroups) ctx.skip();
+    for (const c of allRed) {
+      const { p, x } = gemvRedInputs(c);
+      const w = upload(gpu, p);
+      const tx = gpu.tensor('x', [1, c.K], 'f32', x), ty = gpu.tensor('y', [1, c.N], 'f32', new Float32Array(c.N).fill(NaN));
+      qmatmulGemvRed(gpu, ty, tx, w, c.opts);
+      expectClose(`gemv_red ${redName(c)} (${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize} lanes)`, await gpu.readF32(ty), qmatmulRef(x, p, 1), tol);
+      for (const t of [tx, ty, w.codes, w.scales, w.zeros]) gpu.free(t);
+    }
+  });
+
+  // lavapipe makes its subgroups 16 wide with LP_NATIVE_VECTOR_WIDTH=512 (AVX-512 hosts); a child
+  // process gets its own device under that setting (~1.5 s; 6-7 s with lavapipe's shader cache
+  // cold). Skipped where it does not give 16 lanes.
+  it('every case and workgroup shape, with 16-lane subgroups (child process, LP_NATIVE_VECTOR_WIDTH=512)', async (ctx) => {
+    const gpu = await testGpu();
+    if (!gpu.hasSubgroups || !/llvmpipe|lavapipe/i.test(`${gpu.info.description} ${gpu.info.backend}`)) ctx.skip();
+    const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/engine/ops/gemv-red.child.ts', JSON.stringify(childRed)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LP_NATIVE_VECTOR_WIDTH: '512' },
+    });
+    const r = JSON.parse(out.trim().split('\n').pop()!) as { subgroupMinSize: number; subgroupMaxSize: number; ys: number[][] };
+    if (r.subgroupMinSize !== 16 || r.subgroupMaxSize !== 16) ctx.skip();
+    childRed.forEach((c, i) => {
+      const { p, x } = gemvRedInputs(c);
+      expectClose(`gemv_red ${redName(c)} (16 lanes)`, r.ys[i], qmatmulRef(x, p, 1), tol);
+    });
   });
 });

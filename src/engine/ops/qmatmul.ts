@@ -11,6 +11,11 @@
 //   'gemv_rows' M = 1, one thread per 8 rows, no barriers             — CPU Vulkan without subgroups
 //   'gemv_sg'   M = 1, one thread per 4 rows, x shared by subgroupBroadcast (shaders/qmatmul_sg.wgsl)
 //                                                                      — CPU Vulkan with 8-wide subgroups (lavapipe)
+//   'gemv_red'  M = 1, RPW rows per workgroup in blocks of 2 taken in turn by its subgroups, lanes
+//               striding over the rows' 8-code chunks, one subgroupAdd per row, no workgroup memory;
+//               any subgroup size (shaders/qmatmul_gemv.wgsl; needs WGSL `subgroup_id`)
+//                                                                      — real GPUs with subgroups; not
+//               picked by 'auto' until a GPU has measured it (bench/gpu.sh times it)
 // and for dX: 'dx' (8×8 register tile, no barriers — CPU Vulkan; 'dx_sg', the same with dY shared by
 // subgroupBroadcast, measured no faster on lavapipe) or 'dx_wg' (64×64 tile through
 // workgroup memory — real GPUs; 1.5x faster than 'dx' on an H100).
@@ -25,12 +30,22 @@ export interface GpuPacked {
   zeros: Tensor; // (N, nBlocks) f32, integer-valued
 }
 
-export type QmatmulVariant = 'auto' | 'gemm' | 'gemm_sg' | 'gemm_wg' | 'gemm_wg8' | 'gemv' | 'gemv_rows' | 'gemv_sg';
-export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['gemm', 'gemm_sg', 'gemm_wg', 'gemm_wg8', 'gemv', 'gemv_rows', 'gemv_sg'];
+export type QmatmulVariant = 'auto' | 'gemm' | 'gemm_sg' | 'gemm_wg' | 'gemm_wg8' | 'gemv' | 'gemv_rows' | 'gemv_sg' | 'gemv_red';
+export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['gemm', 'gemm_sg', 'gemm_wg', 'gemm_wg8', 'gemv', 'gemv_rows', 'gemv_sg', 'gemv_red'];
 
-/** The forward variants this device can run (the _sg ones need 8-wide subgroups). */
+/** The forward variants this device can run (the _sg ones need 8-wide subgroups, gemv_red
+ *  subgroups of any size). */
 export function qmatmulVariants(gpu: Gpu): Exclude<QmatmulVariant, 'auto'>[] {
-  return QMATMUL_VARIANTS.filter((v) => !v.endsWith('_sg') || hasSubgroup8(gpu));
+  return QMATMUL_VARIANTS.filter((v) => (v.endsWith('_sg') ? hasSubgroup8(gpu) : v !== 'gemv_red' || canGemvRed(gpu)));
+}
+
+/** gemv_red needs WGSL subgroups and the `subgroup_id` language feature (Chrome 144+; Dawn in
+ *  Node). The feature list is read from navigator.gpu where there is one (browsers, workers); Node's
+ *  Dawn has it, and an older one would report the shader's compile error. */
+function canGemvRed(gpu: Gpu): boolean {
+  if (!gpu.hasSubgroups) return false;
+  const feats = (globalThis as { navigator?: { gpu?: { wgslLanguageFeatures?: ReadonlySet<string> } } }).navigator?.gpu?.wgslLanguageFeatures;
+  return !feats || feats.has('subgroup_id');
 }
 
 /** Software (CPU) Vulkan/WebGPU adapters: lavapipe/llvmpipe, SwiftShader. */
@@ -66,6 +81,16 @@ export function adapterQmatmulVariant(gpu: Gpu, M: number): Exclude<QmatmulVaria
 const GEMV_WG = 64;
 const ROWS_WG = 16; // gemv_rows: 8 rows per thread, small workgroups so CPU Vulkan spreads rows over cores
 const SG_WG = 8; // gemv_sg: one subgroup per workgroup, 4 rows per thread
+const RED_WG = 128; // gemv_red: invocations per workgroup (4 subgroups of 32, 2 of 64, 16 of 8)
+const RED_RB = 2; // gemv_red: rows a subgroup works on at once (sharing its x loads)
+
+/** gemv_red's rows per workgroup: one RB-row block per subgroup at the adapter's smallest subgroup
+ *  size, so no subgroup idles (32 lanes: 8 rows; 8 lanes: 32). Only speed depends on it: the kernel
+ *  is right for any value. Unknown sizes count as 32. */
+function gemvRedRows(gpu: Gpu, wg: number, rb: number): number {
+  const min = gpu.info.subgroupMinSize || 32;
+  return rb * Math.max(1, Math.floor(wg / Math.min(min, wg)));
+}
 
 function params(L: QuantLayout, M: number, accumulate = false): Params {
   return new Params().u32(M, L.N, L.K, L.group, L.nBlocks, L.wordsPerRow, accumulate ? 1 : 0, L.bits, L.cpw, L.cpw * L.bits, (1 << L.bits) - 1, 0);
@@ -101,6 +126,10 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
       if (!hasSubgroup8(gpu)) throw new Error(`qmatmul gemv_sg needs WGSL subgroups of exactly 8 lanes; this adapter (${gpu.info.description || gpu.info.vendor}) has none`);
       gpu.run({ shader: 'qmatmul_sg', entry: 'gemv_sg', constants: { WG: SG_WG } }, { params: params(L, 1), bindings, workgroups: gpu.grid(Math.ceil(L.N / (4 * SG_WG))) });
       return;
+    case 'gemv_red':
+      if (M !== 1) throw new Error('qmatmul gemv_red needs M = 1');
+      qmatmulGemvRed(gpu, y, x, w);
+      return;
     case 'gemv':
       if (M !== 1) throw new Error('qmatmul gemv needs M = 1');
       gpu.run({ shader: 'qmatmul', entry: 'gemv', constants: { WG: GEMV_WG } }, { params: params(L, 1), bindings, workgroups: gpu.grid(L.N) });
@@ -117,6 +146,28 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
       gpu.run({ shader: 'qmatmul', entry: 'gemm' }, { params: params(L, M), bindings, workgroups: [Math.ceil(L.N / 64), Math.ceil(M / 32)] });
       return;
   }
+}
+
+/** y (1, N) = x (1, K) · dequant(W)ᵀ with gemv_red (assigns). opts: wg invocations per workgroup,
+ *  rows per workgroup, rb rows per subgroup block (1..4); defaults RED_WG, gemvRedRows, RED_RB. Tests
+ *  set odd values (a workgroup smaller than a subgroup, rows not a multiple of the block count);
+ *  the bench times rb 1, 2, 4. x binds twice (f32 and vec4f views): a K < 4 vector (under 16 bytes,
+ *  too small for the vec4 view) runs 'gemv' instead. */
+export function qmatmulGemvRed(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, opts: { wg?: number; rows?: number; rb?: number } = {}): void {
+  const L = w.layout;
+  check('qmatmulGemvRed x', x, L.K);
+  check('qmatmulGemvRed y', y, L.N);
+  if (!gpu.hasSubgroups) throw new Error(`qmatmul gemv_red needs WGSL subgroups; this adapter (${gpu.info.description || gpu.info.vendor}) has none`);
+  if (!canGemvRed(gpu)) throw new Error("qmatmul gemv_red needs the WGSL language feature 'subgroup_id' (Chrome 144+); this browser's navigator.gpu.wgslLanguageFeatures lacks it");
+  const WG = opts.wg ?? RED_WG;
+  const RB = opts.rb ?? RED_RB;
+  if (!(RB >= 1 && RB <= 4)) throw new Error(`qmatmul gemv_red: rb = ${RB}, needs 1..4`);
+  const RPW = opts.rows ?? gemvRedRows(gpu, WG, RB);
+  if (x.buffer.size < 16) {
+    gpu.run({ shader: 'qmatmul', entry: 'gemv', constants: { WG: GEMV_WG } }, { params: params(L, 1), bindings: [x, w.codes, w.scales, w.zeros, y], workgroups: gpu.grid(L.N) });
+    return;
+  }
+  gpu.run({ shader: 'qmatmul_gemv', entry: 'gemv_red', constants: { WG, RPW, RB } }, { params: params(L, 1), bindings: [x, w.codes, w.scales, w.zeros, y, x], workgroups: gpu.grid(Math.ceil(L.N / RPW)) });
 }
 
 export type QmatmulDxVariant = 'auto' | 'dx' | 'dx_wg' | 'dx_wg8' | 'dx_sg';

@@ -1,0 +1,55 @@
+// Child process of qmatmul.test.ts: runs qmatmulGemvRed in a fresh Dawn device, so that the test
+// can set the driver's environment first (LP_NATIVE_VECTOR_WIDTH=512 makes lavapipe's subgroups
+// 16 wide on AVX-512 hosts; the test process's own device has 8). Inputs are rebuilt from the
+// same seeds as the parent's; the parent holds the float64 reference and does the comparison.
+//   node --import tsx src/engine/ops/gemv-red.child.ts '<JSON GemvRedCase[]>'
+// Prints one JSON line: { subgroupMinSize, subgroupMaxSize, ys: number[][] } (ys[i]: case i's y).
+import { createNodeGpu } from '../gpu/node';
+import { quantizeHost, type Bits } from '../format/pack';
+import { randn } from '../testing';
+import { qmatmulGemvRed } from './qmatmul';
+
+export interface GemvRedCase {
+  K: number;
+  N: number;
+  bits: Bits;
+  group: number; // 0: per-channel
+  sym: boolean;
+  opts: { wg?: number; rows?: number; rb?: number };
+}
+
+/** The case's weight and x, from fixed seeds (parent and child build the same ones). */
+export function gemvRedInputs(c: GemvRedCase): { p: ReturnType<typeof quantizeHost>; x: Float32Array } {
+  return { p: quantizeHost(randn(c.N * c.K, c.K + c.N + c.bits), c.N, c.K, { bits: c.bits, group: c.group, sym: c.sym }), x: randn(c.K, 2) };
+}
+
+async function main(cases: GemvRedCase[]): Promise<void> {
+  const gpu = await createNodeGpu();
+  const ys: number[][] = [];
+  for (const c of cases) {
+    const { p, x } = gemvRedInputs(c);
+    const w = {
+      layout: p,
+      codes: gpu.tensor('codes', [p.N, p.wordsPerRow], 'u32', p.codes), // (N, wordsPerRow) u32
+      scales: gpu.tensor('scales', [p.N, p.nBlocks], 'f32', p.scales), // (N, nBlocks) f32
+      zeros: gpu.tensor('zeros', [p.N, p.nBlocks], 'f32', p.zeros), // (N, nBlocks) f32
+    };
+    const tx = gpu.tensor('x', [1, c.K], 'f32', x); // (1, K) f32
+    const ty = gpu.tensor('y', [1, c.N], 'f32', new Float32Array(c.N).fill(NaN)); // (1, N) f32, every output must be written
+    qmatmulGemvRed(gpu, ty, tx, w, c.opts);
+    ys.push(Array.from(await gpu.readF32(ty)));
+    for (const t of [tx, ty, w.codes, w.scales, w.zeros]) gpu.free(t);
+  }
+  console.log(JSON.stringify({ subgroupMinSize: gpu.info.subgroupMinSize, subgroupMaxSize: gpu.info.subgroupMaxSize, ys }));
+  gpu.destroy();
+}
+
+if (process.argv[1] && /gemv-red\.child\.ts$/.test(process.argv[1])) {
+  main(JSON.parse(process.argv[2]) as GemvRedCase[]).then(
+    () => process.exit(0),
+    (e) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}
