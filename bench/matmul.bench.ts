@@ -5,6 +5,9 @@
 //         default), and numpy's sgemm on the same products (the roofline on these cores): the
 //         fastest of the pythons here with numpy ($QUENCH_NUMPY_PYTHON, python3, /usr/bin/python3),
 //         named with its BLAS.
+//   f16-weight GEMM: the frozen teacher's forward y = x·Wᵀ with W in f16 (ops/matmul-half: half_nt4,
+//         half_wg8, and half_wg8h where the adapter has shader-f16) at the same shapes, beside the
+//         fp32 rows (GB/s counts W at 2 bytes).
 //   GEMV: M = 1 forward (decode) at K = N in {1024, 2048, 4096}, each variant's GEMV path.
 // A case whose estimated time (its FLOPs at the speed the same variant and product reached on a
 // smaller shape) exceeds callCapMs is skipped and says so, as is everything after the section's
@@ -14,6 +17,8 @@ import { existsSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Gpu } from '../src/engine/gpu/runtime';
 import { matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
+import { halfVariants, matmulHalfForward, pickHalfVariant } from '../src/engine/ops/matmul-half';
+import { packHalf } from '../src/engine/model/half';
 import { randn } from '../src/engine/testing';
 import { timeIt, type BenchRow } from './types';
 
@@ -159,7 +164,19 @@ export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise
         rows.push({ name, shape, ms, gflops, gbps: (4 * (N * K + M * K + M * N)) / ms / 1e6, note: `${variant === auto && !stridedB ? 'auto; ' : ''}${note}` });
       }
     }
-    for (const t of [x, w, y, dx, dw]) gpu.free(t);
+    // the f16-weight forward (the teacher's projections), every variant this adapter runs
+    const wh = gpu.tensor('bench.wf16', [N, K / 2], 'u32', packHalf(randn(N * K, 1, 0.05))); // (N, K) f16 pairs
+    for (const variant of halfVariants(gpu)) {
+      const name = `f16-weight gemm ${OP_NAME.fwd} (${variant})`;
+      const est = flops / ((speed.get(variant) ?? Infinity) * 1e6);
+      if (performance.now() > deadline) { skipped(name, shape, 'section time cap'); continue; }
+      if (est > cap) { skipped(name, shape, `estimated ${(est / 1000).toFixed(0)} s per call > ${cap / 1000} s cap`); continue; }
+      const { ms, note } = await measure(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N, false, variant), budget);
+      const gflops = flops / ms / 1e6;
+      speed.set(variant, gflops);
+      rows.push({ name, shape, ms, gflops, gbps: (2 * N * K + 4 * (M * K + M * N)) / ms / 1e6, note: `${variant === pickHalfVariant(gpu) ? 'auto; ' : ''}${note}` });
+    }
+    for (const t of [x, w, y, dx, dw, wh]) gpu.free(t);
   }
 
   const np = numpySgemm(gemmShapes);

@@ -14,7 +14,9 @@
 //        [--threads N (PyTorch CPU threads)] [--python PATH] [--keep DIR]
 //        [--matmul auto,tile8 (Quench's step once per kernel choice: auto = the adapter's picks; a
 //         fp32 matmul variant name (shared8, ...) sets that one; tile8 = the 8x8 register-tile
-//         kernels for all three: fp32 shared8, int4 gemm_wg8 and dx_wg8; the ratio uses the fastest)]
+//         kernels for all four: fp32 shared8, int4 gemm_wg8 and dx_wg8, and the f16-weight teacher's
+//         half_wg8; tile8h = the same with the teacher's f16-arithmetic half_wg8h (shader-f16
+//         adapters); the ratio uses the fastest)]
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,8 +26,8 @@ import { createNodeGpu } from '../src/engine/gpu/node';
 import type { LlamaConfig } from '../src/engine/model/config';
 import { pretrainInit } from '../src/engine/train/pretrain';
 import { Distiller, type DistillConfig } from '../src/engine/train/distill';
-import { MATMUL_VARIANTS, pickMatmulVariant, preferMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
-import { applyKernelChoice } from '../src/engine/ops/kernel-choice';
+import { MATMUL_VARIANTS, preferMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
+import { applyKernelChoice, currentKernels } from '../src/engine/ops/kernel-choice';
 import { Rng } from '../src/engine/train/data';
 import { makeRunSpec } from '../src/engine/workflow/spec';
 import { recipeFilesOfTokens, type RecipeJson } from '../src/engine/workflow/recipe';
@@ -68,14 +70,19 @@ const gpu = await createNodeGpu();
 const adapter = gpu.info.description || gpu.info.device || gpu.info.vendor;
 let quenchTps = NaN;
 const variants = a.matmul!.split(',').map((v) => v.trim());
-for (const v of variants) if (v !== 'auto' && v !== 'tile8' && !(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--matmul: ${v} is not one of auto, tile8, ${MATMUL_VARIANTS.join(', ')}`);
+for (const v of variants) if (v !== 'auto' && v !== 'tile8' && v !== 'tile8h' && !(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--matmul: ${v} is not one of auto, tile8, tile8h, ${MATMUL_VARIANTS.join(', ')}`);
 for (const v of variants) {
-  if (v === 'tile8') applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' });
+  if (v === 'tile8h' && !gpu.hasF16) {
+    console.log('quench (tile8h): skipped, the teacher\'s half_wg8h needs shader-f16, which this adapter lacks');
+    continue;
+  }
+  if (v === 'tile8' || v === 'tile8h') applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: v === 'tile8' ? 'half_wg8' : 'half_wg8h' });
   else {
     applyKernelChoice(gpu, null);
     if (v !== 'auto') preferMatmulVariant(gpu, v as MatmulKernel);
   }
-  const tag = `quench (${v === 'auto' ? `auto: fp32 matmul ${pickMatmulVariant(gpu)}` : v === 'tile8' ? 'tile8: shared8, gemm_wg8, dx_wg8' : `fp32 matmul ${v}`})`;
+  const k = currentKernels(gpu);
+  const tag = `quench (${v === 'auto' ? `auto: fp32 matmul ${k.matmul}, teacher ${k.half}` : v.startsWith('tile8') ? `${v}: ${k.matmul}, ${k.gemm}, ${k.dx}, teacher ${k.half}` : `fp32 matmul ${v}`})`;
   const tb = performance.now();
   const d = new Distiller(gpu, cfg, w, dc, stream);
   console.log(`${tag}: built in ${((performance.now() - tb) / 1000).toFixed(1)} s on ${adapter}`);

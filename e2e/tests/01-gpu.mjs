@@ -11,9 +11,9 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByTestId('selftest-run').click();
   await page.getByTestId('selftest-result').waitFor({ timeout: 60_000 });
   const result = await page.getByTestId('selftest-result').innerText();
-  // the add, the matmul, and every matmul variant (fp32 x3 products, int4 forward and dX) against float64
+  // the add, the matmul, and every matmul variant (fp32 x3 products, int4 forward and dX, f16-weight forward) against float64
   const passes = (result.match(/pass/g) ?? []).length;
-  expect(!/FAIL/.test(result) && passes >= 2 + 3 * 3 + 3 + 3 && /dx_wg8/.test(result) && /shared8/.test(result), `self-test results (${passes} pass): ${result}`);
+  expect(!/FAIL/.test(result) && passes >= 2 + 3 * 3 + 3 + 3 + 2 && /dx_wg8/.test(result) && /shared8/.test(result) && /half_wg8/.test(result), `self-test results (${passes} pass): ${result}`);
   await screenshot('gpu-selftest');
   // matmul kernels timed on this adapter; the fastest becomes what runs use, kept across a reload
   await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
@@ -23,15 +23,15 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByTestId('kernels-times').waitFor({ timeout: 180_000 });
   const times = await page.getByTestId('kernels-times').innerText();
   await screenshot('gpu-kernel-times');
-  expect(/fastest/.test(times) && /shared8/.test(times) && /gemm_wg8/.test(times) && /dx_wg8/.test(times), `kernel timings list the variants: ${times.slice(0, 300)}`);
+  expect(/fastest/.test(times) && /shared8/.test(times) && /gemm_wg8/.test(times) && /dx_wg8/.test(times) && /half_wg8/.test(times), `kernel timings list the variants: ${times.slice(0, 300)}`);
   const label = await page.getByTestId('kernels-use-fastest').innerText();
   const fastest = /\(([^)]*)\)/.exec(label)?.[1].split(', ') ?? [];
-  expect(fastest.length === 3, `the fastest choice is named: ${label}`);
-  const inUse = async () => [await page.getByTestId('kernel-matmul').innerText(), await page.getByTestId('kernel-gemm').innerText(), await page.getByTestId('kernel-dx').innerText()];
+  expect(fastest.length === 4, `the fastest choice is named: ${label}`);
+  const inUse = async () => Promise.all(['matmul', 'gemm', 'dx', 'half'].map((f) => page.getByTestId(`kernel-${f}`).innerText()));
   const waitFor = (id, want) => page.waitForFunction(([i, w]) => document.querySelector(`[data-testid="${i}"]`)?.textContent === w, [id, want], { timeout: 60_000 });
   if (await page.getByTestId('kernels-use-fastest').isEnabled()) {
     await page.getByTestId('kernels-use-fastest').click();
-    await waitFor('kernel-dx', fastest[2]);
+    await waitFor('kernel-half', fastest[3]);
     await waitFor('kernel-matmul', fastest[0]);
   }
   expect(JSON.stringify(await inUse()) === JSON.stringify(fastest), `the fastest kernels are in use: ${await inUse()} vs ${fastest}`);
@@ -43,8 +43,20 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByRole('tab', { name: 'GPU' }).click();
   await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
   await waitFor('kernel-matmul', pick);
-  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2]]), `the choice survives a reload: ${await inUse()}`);
+  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], fastest[3]]), `the choice survives a reload: ${await inUse()}`);
   await screenshot('gpu-kernels');
+  // a choice stored before the f16-weight family existed (no half): applied, with the adapter's half kernel
+  const halfDefault = await page.locator('[data-testid="kernels-current"] tr', { hasText: 'f16-weight' }).locator('td').nth(2).innerText();
+  await page.evaluate(() => {
+    const st = JSON.parse(localStorage.getItem('quench-settings'));
+    delete st.state.settings.kernels.choice.half;
+    localStorage.setItem('quench-settings', JSON.stringify(st));
+  });
+  await page.reload();
+  await page.getByRole('tab', { name: 'GPU' }).click();
+  await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
+  await waitFor('kernel-matmul', pick);
+  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], halfDefault]), `an older stored choice (no half) still applies: ${await inUse()}`);
   // a stored choice this adapter cannot run (a driver update, say): said so, forgotten, defaults used
   await page.evaluate(() => {
     const st = JSON.parse(localStorage.getItem('quench-settings'));

@@ -86,12 +86,19 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     expect(variants('int4 dX')).toEqual(expect.arrayContaining(['dx', 'dx_wg', 'dx_wg8']));
     expect(variants('fp32 y=x·Wᵀ')).toContain(t.fastest.matmul);
     expect(variants('int4 y=x·Wᵀ')).toContain(t.fastest.gemm);
+    expect(variants('f16-weight y=x·Wᵀ')).toEqual(expect.arrayContaining(['half_nt4', 'half_wg8']));
+    expect(variants('f16-weight y=x·Wᵀ')).toContain(t.fastest.half);
     expect(t.inUse).toEqual(t.defaults);
     expect(t.checks.length).toBe(t.rows.length);
     expect(t.checks.every((c: { ok: boolean }) => c.ok)).toBe(true);
+    // three names (the older form) keep the adapter's f16-weight kernel; a fourth sets it
     const info = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8' }));
-    expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' });
-    expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx" with matmul one of .*shared8/);
+    expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: t.defaults.half });
+    const info4 = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8' }));
+    expect(info4.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8' });
+    expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx\[,half\]" with matmul one of .*shared8.*half one of .*half_wg8/);
+    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_fp8' })).toThrow(/QUENCH_KERNELS="shared8,gemm_wg8,dx_wg8,half_fp8": expected/);
+    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,extra' })).toThrow(/expected "matmul,gemm,dx\[,half\]"/);
     // the command that prints the replacement still runs, with the defaults
     const again = JSON.parse(run(['kernels', '--size', 'small', '--json'], { QUENCH_KERNELS: 'cublas,gemm,dx' }));
     expect(again.inUse).toEqual(t.defaults);

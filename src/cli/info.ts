@@ -12,7 +12,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`vendor:       ${i.vendor}  architecture: ${i.architecture}  device: ${i.device}`);
     console.log(`description:  ${i.description}`);
     console.log(`features:     ${i.features.join(', ')}`);
-    console.log(`kernels:      ${k.matmul},${k.gemm},${k.dx} (fp32 matmul, int4 forward, int4 dX; QUENCH_KERNELS, \`quench kernels\`)`);
+    console.log(`kernels:      ${k.matmul},${k.gemm},${k.dx},${k.half} (fp32 matmul, int4 forward, int4 dX, f16-weight forward; QUENCH_KERNELS, \`quench kernels\`)`);
     for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension']) {
       console.log(`${k.padEnd(36)} ${i.limits[k]}`);
     }

@@ -1,15 +1,15 @@
 // quench kernels [--size small|medium|large] [--json] — time every matmul variant this adapter runs
-// (fp32 forward/dX/dW, int4 forward/dX), each first checked against the float64 reference, and print
+// (fp32 forward/dX/dW, int4 forward/dX, the f16-weight teacher forward), each first checked against the float64 reference, and print
 // the fastest correct one of each family, as the studio's GPU panel does; QUENCH_KERNELS=<the
 // printed line> makes the other commands use them.
-import { CHECK_SHAPE, KERNEL_TIMING_SHAPES, currentKernels, timeKernelVariants, type KernelChoice } from '../engine/ops/kernel-choice';
+import { CHECK_SHAPE, FAMILIES, KERNEL_TIMING_SHAPES, currentKernels, timeKernelVariants, type KernelChoice } from '../engine/ops/kernel-choice';
 import { parse } from './args';
 import { cliGpu } from './gpu';
 
 const SIZES = Object.keys(KERNEL_TIMING_SHAPES) as (keyof typeof KERNEL_TIMING_SHAPES)[];
 const HELP = `usage: quench kernels [--size ${SIZES.join('|')}] [--json]
-Times every fp32 (forward, dX, dW) and int4 (forward, dX) matmul variant this adapter runs on the
-size's shapes (${SIZES.map((k) => `${k}: ${KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}x${K}x${N}`).join(', ')}`).join('; ')}; M x K x N of y = x·Wᵀ), prints
+Times every fp32 (forward, dX, dW), int4 (forward, dX) and f16-weight (the frozen teacher's forward)
+matmul variant this adapter runs on the size's shapes (${SIZES.map((k) => `${k}: ${KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}x${K}x${N}`).join(', ')}`).join('; ')}; M x K x N of y = x·Wᵀ), prints
 each variant's time and the fastest of each family (least total time), and the QUENCH_KERNELS line
 that makes distill, compare, compress, pretrain, eval and the rest use them. Default size: medium.`;
 
@@ -28,11 +28,11 @@ export async function run(argv: string[]): Promise<number> {
       return 0;
     }
     console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.backend})`);
-    console.log(`${'product'.padEnd(14)} ${'variant'.padEnd(10)} ${'shape'.padEnd(16)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(9)}`);
-    for (const r of t.rows) console.log(`${r.op.padEnd(14)} ${r.variant.padEnd(10)} ${r.shape.padEnd(16)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(2).padStart(9)}`);
+    console.log(`${'product'.padEnd(18)} ${'variant'.padEnd(10)} ${'shape'.padEnd(16)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(9)}`);
+    for (const r of t.rows) console.log(`${r.op.padEnd(18)} ${r.variant.padEnd(10)} ${r.shape.padEnd(16)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(2).padStart(9)}`);
     const bad = t.checks.filter((c) => !c.ok);
     console.log(bad.length ? `WRONG RESULTS on this adapter (never chosen): ${bad.map((c) => `${c.op} ${c.variant} max |error| ${c.maxAbsError.toExponential(1)}`).join('; ')}` : `every variant matches the float64 reference (${t.checks.length} checks, ${CHECK_SHAPE.join('x')})`);
-    const line = (c: KernelChoice) => `${c.matmul},${c.gemm},${c.dx}`;
+    const line = (c: KernelChoice) => FAMILIES.map((f) => c[f]).join(',');
     console.log(`adapter defaults: ${line(t.defaults)}${line(inUse) !== line(t.defaults) ? `; in use (QUENCH_KERNELS): ${line(inUse)}` : ''}`);
     console.log(`fastest here:     ${line(t.fastest)}`);
     console.log(`to use them:      QUENCH_KERNELS=${line(t.fastest)} quench distill ...`);

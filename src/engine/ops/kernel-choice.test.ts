@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { randn, testGpu } from '../testing';
 import type { Gpu } from '../gpu/runtime';
-import { applyKernelChoice, checkKernelVariants, currentKernels, defaultKernels, fastestKernels, kernelCandidates, timeKernelVariants, validKernelChoice, type VariantTiming } from './kernel-choice';
+import { applyKernelChoice, checkKernelVariants, currentKernels, defaultKernels, fastestKernels, kernelCandidates, seededHalf, timeKernelVariants, validKernelChoice, type VariantTiming } from './kernel-choice';
+import { matmulHalfForward } from './matmul-half';
 import { matmulForward } from './matmul';
 import { qmatmulBackwardInput, qmatmulForward } from './qmatmul';
 import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf } from '../format/pack';
+import { f16ToF32 } from '../io/safetensors';
 
 /** The kernel entries the calls in `fn` dispatch. */
 function entriesOf(gpu: Gpu, fn: () => void): string[] {
@@ -29,14 +31,17 @@ describe('kernel choice per device', () => {
     const cand = kernelCandidates(gpu);
     let last = 0;
     const t = await timeKernelVariants(gpu, { shapes: [[9, 40, 24]], reps: 1, capMs: 50, onProgress: (d) => (last = d) });
-    const total = 3 * cand.matmul.length + cand.gemm.length + cand.dx.length;
+    const total = 3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length;
+    expect(cand.half).toEqual(gpu.hasF16 ? ['half_nt4', 'half_wg8', 'half_wg8h'] : ['half_nt4', 'half_wg8']);
     expect(t.rows.length).toBe(total);
     expect(last).toBe(total);
     for (const v of cand.matmul) for (const op of ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW']) expect(t.rows.some((r) => r.op === op && r.variant === v), `${op} ${v}`).toBe(true);
+    for (const v of cand.half) expect(t.rows.some((r) => r.op === 'f16-weight y=x·Wᵀ' && r.variant === v), v).toBe(true);
     for (const r of t.rows) expect(r.ms > 0 && Number.isFinite(r.gflops), `${r.op} ${r.variant}: ${r.ms} ms`).toBe(true);
     expect(cand.matmul).toContain(t.fastest.matmul);
     expect(cand.gemm).toContain(t.fastest.gemm);
     expect(cand.dx).toContain(t.fastest.dx);
+    expect(cand.half).toContain(t.fastest.half);
     expect(t.defaults).toEqual(currentKernels(gpu)); // timing changes nothing
     expect(t.checks.length).toBe(total); // every variant checked before it is timed
     expect(t.checks.filter((c) => !c.ok)).toEqual([]);
@@ -47,30 +52,38 @@ describe('kernel choice per device', () => {
     const gpu = await testGpu();
     const M = 16, K = 64, N = 40;
     const x = gpu.tensor('x', [M, K], 'f32', randn(M * K, 1)), w = gpu.tensor('w', [N, K], 'f32', randn(N * K, 2)), y = gpu.tensor('y', [M, N]), dx = gpu.tensor('dx', [M, K]);
+    const wh = gpu.tensor('wh', [N, K / 2], 'u32', seededHalf(N * K, 3).packed);
     const p = allocPacked(gpu, 'w4', layoutOf(N, K, 4, 32));
     quantizePack(gpu, p, w, { sym: false });
     const defaults = defaultKernels(gpu);
     try {
-      applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' });
-      expect(currentKernels(gpu)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' });
+      expect(entriesOf(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual([defaults.half]);
+      applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8' });
+      expect(currentKernels(gpu)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8' });
       expect(entriesOf(gpu, () => matmulForward(gpu, y, x, w, M, K, N))).toEqual(['tiled8']);
       expect(entriesOf(gpu, () => qmatmulForward(gpu, y, x, p, M))).toEqual(['gemm_wg8']);
       expect(entriesOf(gpu, () => qmatmulBackwardInput(gpu, dx, y, p, M))).toEqual(['dx_wg8']);
+      expect(entriesOf(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual(['half_wg8']);
       expect(defaultKernels(gpu)).toEqual(defaults); // the adapter's own picks, whatever is applied
       applyKernelChoice(gpu, null);
       expect(currentKernels(gpu)).toEqual(defaults);
       expect(entriesOf(gpu, () => matmulForward(gpu, y, x, w, M, K, N))).not.toEqual(['tiled8']);
+      expect(entriesOf(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual(['half_nt4']);
     } finally {
       applyKernelChoice(gpu, null);
-      for (const t of [x, w, y, dx]) gpu.free(t);
+      for (const t of [x, w, y, dx, wh]) gpu.free(t);
       freePacked(gpu, p);
     }
   });
 
   it('a stored choice is used only if this adapter runs every part of it', async () => {
     const gpu = await testGpu();
-    const ok = { matmul: 'regtile', gemm: 'gemm', dx: 'dx' };
+    const ok = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8' };
     expect(validKernelChoice(gpu, ok)).toEqual(ok);
+    // stored before the f16-weight family existed: the adapter's half kernel
+    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx' })).toEqual({ ...ok, half: 'half_nt4' });
+    expect(validKernelChoice(gpu, { ...ok, half: 'half_fp8' })).toBeNull();
+    expect(validKernelChoice(gpu, { ...ok, half: null })).toBeNull();
     expect(validKernelChoice(gpu, { ...ok, matmul: 'cublas' })).toBeNull();
     expect(validKernelChoice(gpu, { ...ok, gemm: 'gemv' })).toBeNull(); // a decode kernel is not a GEMM choice
     expect(validKernelChoice(gpu, { matmul: 'regtile' })).toBeNull();
@@ -82,21 +95,34 @@ describe('kernel choice per device', () => {
     const gpu = await testGpu();
     const checks = await checkKernelVariants(gpu);
     const cand = kernelCandidates(gpu);
-    expect(checks.length).toBe(3 * cand.matmul.length + cand.gemm.length + cand.dx.length);
+    expect(checks.length).toBe(3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length);
+    expect(checks.filter((c) => c.op === 'f16-weight y=x·Wᵀ').map((c) => c.variant)).toEqual(cand.half);
     for (const c of checks) expect(c.ok, `${c.op} ${c.variant}: max |error| ${c.maxAbsError}`).toBe(true);
   });
 
+  it('seededHalf: exact f16 values with magnitudes in [1/16, 1), bits packed two per u32 (element 2i low)', () => {
+    const { packed, values } = seededHalf(1000, 9);
+    expect(packed.length).toBe(500);
+    for (let i = 0; i < values.length; i++) {
+      expect(f16ToF32((packed[i >> 1] >>> (16 * (i & 1))) & 0xffff)).toBe(values[i]);
+      expect(Math.abs(values[i]) >= 1 / 16 && Math.abs(values[i]) < 1).toBe(true);
+    }
+    expect(values.some((v) => v < 0) && values.some((v) => v > 0)).toBe(true);
+    expect(new Set(values).size).toBeGreaterThan(900);
+  });
+
   it('a variant that failed its check is never the fastest; with none passing, the default stays', () => {
-    const cand = { matmul: ['regtile', 'shared', 'shared8'], gemm: ['gemm', 'gemm_wg8'], dx: ['dx', 'dx_wg8'] } as Parameters<typeof fastestKernels>[2];
-    const defaults = { matmul: 'regtile', gemm: 'gemm', dx: 'dx' } as const;
+    const cand = { matmul: ['regtile', 'shared', 'shared8'], gemm: ['gemm', 'gemm_wg8'], dx: ['dx', 'dx_wg8'], half: ['half_nt4', 'half_wg8', 'half_wg8h'] } as Parameters<typeof fastestKernels>[2];
+    const defaults = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_nt4' } as const;
     const row = (op: VariantTiming['op'], variant: string, ms: number): VariantTiming => ({ op, variant, shape: '1×1×1', ms, gflops: 1 });
     const rows = [
       ...['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'].flatMap((op) => [row(op as VariantTiming['op'], 'regtile', 3), row(op as VariantTiming['op'], 'shared', 2), row(op as VariantTiming['op'], 'shared8', 1)]),
       row('int4 y=x·Wᵀ', 'gemm', 2), row('int4 y=x·Wᵀ', 'gemm_wg8', 1), row('int4 dX', 'dx', 2), row('int4 dX', 'dx_wg8', 1),
+      row('f16-weight y=x·Wᵀ', 'half_nt4', 3), row('f16-weight y=x·Wᵀ', 'half_wg8', 2), row('f16-weight y=x·Wᵀ', 'half_wg8h', 1),
     ];
-    expect(fastestKernels(rows, [], cand, defaults)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' });
-    // shared8 wrong in one product only; gemm_wg8 wrong; every dx wrong
-    const bad = [{ op: 'fp32 dW', variant: 'shared8', maxAbsError: 0.1, ok: false }, { op: 'int4 y=x·Wᵀ', variant: 'gemm_wg8', maxAbsError: Infinity, ok: false }, { op: 'int4 dX', variant: 'dx', maxAbsError: 1, ok: false }, { op: 'int4 dX', variant: 'dx_wg8', maxAbsError: 1, ok: false }] as Parameters<typeof fastestKernels>[1];
-    expect(fastestKernels(rows, bad, cand, defaults)).toEqual({ matmul: 'shared', gemm: 'gemm', dx: 'dx' });
+    expect(fastestKernels(rows, [], cand, defaults)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8h' });
+    // shared8 wrong in one product only; gemm_wg8 wrong; every dx wrong; half_wg8h wrong
+    const bad = [{ op: 'fp32 dW', variant: 'shared8', maxAbsError: 0.1, ok: false }, { op: 'int4 y=x·Wᵀ', variant: 'gemm_wg8', maxAbsError: Infinity, ok: false }, { op: 'int4 dX', variant: 'dx', maxAbsError: 1, ok: false }, { op: 'int4 dX', variant: 'dx_wg8', maxAbsError: 1, ok: false }, { op: 'f16-weight y=x·Wᵀ', variant: 'half_wg8h', maxAbsError: 1, ok: false }] as Parameters<typeof fastestKernels>[1];
+    expect(fastestKernels(rows, bad, cand, defaults)).toEqual({ matmul: 'shared', gemm: 'gemm', dx: 'dx', half: 'half_wg8' });
   });
 });

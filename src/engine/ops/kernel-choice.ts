@@ -1,12 +1,13 @@
 // Which matmul kernels 'auto' runs on this device, measured on it: the studio's GPU panel times every
-// fp32 (forward, dX, dW) and int4 (forward, dX) matmul variant this adapter can run on a few shapes
-// and can make the fastest the device's choice (preferMatmulVariant / preferQmatmulVariants). The
-// adapter-based defaults (subgroup kernels on lavapipe, workgroup-memory 4x4 tiles on GPUs) were
-// set on the machines we had; the 8x8-tile GPU kernels (shared8, gemm_wg8, dx_wg8) are only picked
-// where such a measurement says they win. Every variant's results are first checked against the
-// float64 references on awkward shapes (checkKernelVariants: partial blocks in every direction,
-// ragged slabs and groups), and one that is wrong on this adapter is never "fastest" (a driver
-// bug would otherwise make every run silently wrong). Wall-clock timing: each case compiles in an
+// fp32 (forward, dX, dW), int4 (forward, dX) and f16-weight (the frozen teacher's forward) matmul
+// variant this adapter can run on a few shapes and can make the fastest the device's choice
+// (preferMatmulVariant / preferQmatmulVariants / preferHalfVariant). The adapter-based defaults
+// (subgroup kernels on lavapipe, workgroup-memory 4x4 tiles on GPUs, half_nt4 everywhere) were set
+// on the machines we had; the 8x8-tile GPU kernels (shared8, gemm_wg8, dx_wg8, half_wg8, half_wg8h)
+// are only picked where such a measurement says they win. Every variant's results are first
+// checked against the float64 references on awkward shapes (checkKernelVariants: partial blocks in
+// every direction, ragged slabs and groups), and one that is wrong on this adapter is never
+// "fastest" (a driver bug would otherwise make every run silently wrong). Wall-clock timing: each case compiles in an
 // untimed call, then `reps` calls per submit, the median of 3 submits; a case slower than `capMs`
 // per call is timed once.
 import type { Gpu, Tensor } from '../gpu/runtime';
@@ -16,8 +17,9 @@ import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf, quantizeHost } from '../format/pack';
 import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } from '../ref/matmul';
 import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
+import { adapterHalfVariant, halfForwardErrorBound, halfVariants, matmulHalfForward, pickHalfVariant, preferHalfVariant, type HalfKernel } from './matmul-half';
 
-export type GemmVariant = Exclude<QmatmulVariant, 'auto' | 'gemv' | 'gemv_rows' | 'gemv_sg'>;
+export type GemmVariant = Exclude<QmatmulVariant, 'auto' | 'gemv' | 'gemv_rows' | 'gemv_sg' | 'gemv_red'>;
 export type DxVariant = Exclude<QmatmulDxVariant, 'auto'>;
 
 /** Timing sizes (the GPU panel's and `quench kernels --size`): [M, K, N] shapes of y = x·Wᵀ. */
@@ -27,23 +29,29 @@ export const KERNEL_TIMING_SHAPES: Record<'small' | 'medium' | 'large', [number,
   large: [[1024, 1024, 1024], [1024, 1024, 4096]],
 };
 
-/** One kernel per product family: fp32 matmuls, int4 forward (M > 1), int4 dX. */
+/** One kernel per product family: fp32 matmuls, int4 forward (M > 1), int4 dX, f16-weight forward
+ *  (the frozen teacher's projections). */
 export interface KernelChoice {
   matmul: MatmulKernel;
   gemm: GemmVariant;
   dx: DxVariant;
+  half: HalfKernel;
 }
 
-export type KernelOp = 'fp32 y=x·Wᵀ' | 'fp32 dX' | 'fp32 dW' | 'int4 y=x·Wᵀ' | 'int4 dX';
+export type KernelOp = 'fp32 y=x·Wᵀ' | 'fp32 dX' | 'fp32 dW' | 'int4 y=x·Wᵀ' | 'int4 dX' | 'f16-weight y=x·Wᵀ';
 
 /** The products each family's one variant serves. */
-export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'] };
+export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'], half: ['f16-weight y=x·Wᵀ'] };
+
+/** The families in the order of QUENCH_KERNELS' names ("matmul,gemm,dx[,half]") and of the panel. */
+export const FAMILIES = Object.keys(FAMILY_OPS) as (keyof KernelChoice)[];
 
 /** The variants of each family an adapter can run. */
 export interface KernelCandidates {
   matmul: MatmulKernel[];
   gemm: GemmVariant[];
   dx: DxVariant[];
+  half: HalfKernel[];
 }
 
 export interface VariantTiming {
@@ -87,18 +95,19 @@ export function kernelState(gpu: Gpu): KernelState {
 /** The adapter's own picks, whatever choice is applied on this device (the int4 forward's family is
  *  its GEMM, picked for any M > 1). */
 export function defaultKernels(gpu: Gpu): KernelChoice {
-  return { matmul: adapterMatmulVariant(gpu), gemm: adapterQmatmulVariant(gpu, 2) as GemmVariant, dx: adapterQmatmulDxVariant(gpu) };
+  return { matmul: adapterMatmulVariant(gpu), gemm: adapterQmatmulVariant(gpu, 2) as GemmVariant, dx: adapterQmatmulDxVariant(gpu), half: adapterHalfVariant(gpu) };
 }
 
 /** What 'auto' runs on this device now (the adapter's picks, or the applied choice). */
 export function currentKernels(gpu: Gpu): KernelChoice {
-  return { matmul: pickMatmulVariant(gpu), gemm: pickQmatmulVariant(gpu, 2) as GemmVariant, dx: pickQmatmulDxVariant(gpu) };
+  return { matmul: pickMatmulVariant(gpu), gemm: pickQmatmulVariant(gpu, 2) as GemmVariant, dx: pickQmatmulDxVariant(gpu), half: pickHalfVariant(gpu) };
 }
 
 /** Make 'auto' run `c` on this device (null: back to the adapter's picks). */
 export function applyKernelChoice(gpu: Gpu, c: KernelChoice | null): void {
   preferMatmulVariant(gpu, c?.matmul ?? null);
   preferQmatmulVariants(gpu, c ? { gemm: c.gemm, dx: c.dx } : null);
+  preferHalfVariant(gpu, c?.half ?? null);
 }
 
 /** The variants of each family this adapter can run. */
@@ -107,6 +116,7 @@ export function kernelCandidates(gpu: Gpu): KernelCandidates {
     matmul: matmulVariants(gpu),
     gemm: qmatmulVariants(gpu).filter((v): v is GemmVariant => !v.startsWith('gemv')),
     dx: QMATMUL_DX_VARIANTS.filter((v) => v !== 'dx_sg' || hasSubgroup8(gpu)),
+    half: halfVariants(gpu),
   };
 }
 
@@ -139,13 +149,31 @@ export function seeded(n: number, seed: number): Float32Array {
   });
 }
 
+/** n f16 values as bits (two per u32, element 2i in the low half) and as numbers: random signs,
+ *  magnitudes in [1/16, 1) (normal f16, so their products never underflow in f16 arithmetic), from
+ *  the LCG of `seeded`. Exact f16 values, so the f16-weight kernels' operands need no host rounding
+ *  (ops/ cannot reach io/'s f16 conversion; the fp32 x of the checks is drawn the same way). */
+export function seededHalf(n: number, seed: number): { packed: Uint32Array; values: Float32Array } {
+  if (n % 2 !== 0) throw new Error(`seededHalf: ${n} values, need an even count`);
+  let s = seed >>> 0;
+  const next = () => (s = (s * 1664525 + 1013904223) >>> 0);
+  const packed = new Uint32Array(n / 2), values = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const r = next();
+    const sign = r >>> 31, exp = 11 + ((r >>> 29) & 3), mant = (r >>> 10) & 1023; // exponent 11..14: 2^-4 .. 2^-1
+    packed[i >> 1] |= ((sign << 15) | (exp << 10) | mant) << (16 * (i & 1));
+    values[i] = (sign ? -1 : 1) * 2 ** (exp - 15) * (1 + mant / 1024);
+  }
+  return { packed, values };
+}
+
 /** Time every variant this adapter runs on shapes [M, K, N] (y = x·Wᵀ, x (M, K), W (N, K)). */
 export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, number, number][]; reps?: number; capMs?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<KernelTimings> {
   const shapes = opts.shapes ?? KERNEL_TIMING_SHAPES.medium;
   const reps = opts.reps ?? 5, capMs = opts.capMs ?? 2000;
   const cand = kernelCandidates(gpu);
   const rows: VariantTiming[] = [];
-  const total = shapes.length * (3 * cand.matmul.length + cand.gemm.length + cand.dx.length);
+  const total = shapes.length * (3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length);
   let done = 0;
   const defaults = defaultKernels(gpu);
   const checks = await checkKernelVariants(gpu);
@@ -156,6 +184,7 @@ export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, num
     const ty = gpu.tensor('kernels.y', [M, N], 'f32', seeded(M * N, 5)), tdx = gpu.tensor('kernels.dx', [M, K]), tdw = gpu.tensor('kernels.dw', [N, K]);
     const packed: GpuPacked = allocPacked(gpu, 'kernels.w4', layoutOf(N, K, 4, 32));
     quantizePack(gpu, packed, tw, { sym: false });
+    const twh = gpu.tensor('kernels.wf16', [N, K / 2], 'u32', seededHalf(N * K, K + N).packed); // (N, K) f16 pairs
     const add = async (op: KernelOp, variant: string, flops: number, call: () => void) => {
       const ms = await timeCall(gpu, call, reps, capMs);
       rows.push({ op, variant, shape, ms, gflops: flops / ms / 1e6 });
@@ -169,7 +198,8 @@ export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, num
     }
     for (const v of cand.gemm) await add('int4 y=x·Wᵀ', v, f, () => qmatmulForward(gpu, ty, tx, packed, M, v));
     for (const v of cand.dx) await add('int4 dX', v, f, () => qmatmulBackwardInput(gpu, tdx, ty, packed, M, false, v));
-    for (const t of [tx, tw, ty, tdx, tdw] as Tensor[]) gpu.free(t);
+    for (const v of cand.half) await add('f16-weight y=x·Wᵀ', v, f, () => matmulHalfForward(gpu, ty, tx, twh, M, K, N, false, v));
+    for (const t of [tx, tw, ty, tdx, tdw, twh] as Tensor[]) gpu.free(t);
     freePacked(gpu, packed);
   }
   return { rows, checks, fastest: fastestKernels(rows, checks, cand, defaults), defaults };
@@ -197,7 +227,7 @@ export function fastestKernels(rows: VariantTiming[], checks: VariantCheck[], ca
     const good = vs.filter((v) => failedChecks(checks, f, v).length === 0 && familyRows(rows, f, v).length > 0);
     return good.length ? good.reduce((a, b) => (familyMs(rows, f, b) < familyMs(rows, f, a) ? b : a)) : dflt;
   };
-  return { matmul: best('matmul', cand.matmul, defaults.matmul), gemm: best('gemm', cand.gemm, defaults.gemm), dx: best('dx', cand.dx, defaults.dx) };
+  return { matmul: best('matmul', cand.matmul, defaults.matmul), gemm: best('gemm', cand.gemm, defaults.gemm), dx: best('dx', cand.dx, defaults.dx), half: best('half', cand.half, defaults.half) };
 }
 
 /** [M, K, N] of the checks: partial 64- and 128-blocks every way, a ragged 8-slab and int4 group. */
@@ -217,14 +247,19 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
   gpu.write(packed.scales, host.scales);
   gpu.write(packed.zeros, host.zeros);
   const out: VariantCheck[] = [];
-  const check = async (op: KernelOp, variant: string, t: Tensor, n: number, run: () => void, ref: Float64Array) => {
+  // bound: per element (the f16-weight kernels: halfForwardErrorBound), else 1e-5 everywhere
+  const check = async (op: KernelOp, variant: string, t: Tensor, n: number, run: () => void, ref: Float64Array, bound?: Float64Array) => {
     gpu.write(t, new Float32Array(n).fill(Number.NaN)); // every output must be written
     run();
     const got = await gpu.readF32(t);
-    let err = 0;
-    for (let i = 0; i < n; i++) err = Math.max(err, Number.isFinite(got[i]) ? Math.abs(got[i] - ref[i]) : Infinity);
-    // fp32 sums of 130 products of size ~0.01: errors ~1e-7; a wrong tile or code is ~1e-3 or more
-    out.push({ op, variant, maxAbsError: err, ok: err <= 1e-5 });
+    let err = 0, ok = true;
+    for (let i = 0; i < n; i++) {
+      const e = Number.isFinite(got[i]) ? Math.abs(got[i] - ref[i]) : Infinity;
+      err = Math.max(err, e);
+      // fp32 sums of 130 products of size ~0.01: errors ~1e-7; a wrong tile or code is ~1e-3 or more
+      if (!(e <= (bound ? bound[i] : 1e-5))) ok = false;
+    }
+    out.push({ op, variant, maxAbsError: err, ok });
   };
   const yRef = matmulForwardRef(x, w, M, K, N), dxRef = matmulBackwardInputRef(dy, w, M, K, N), dwRef = matmulBackwardWeightRef(dy, x, M, K, N);
   for (const v of cand.matmul) {
@@ -238,16 +273,25 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
   const qRef = qmatmulRef(x, host, M), qdxRef = qmatmulDxRef(dy, host, M);
   for (const v of cand.gemm) await check('int4 y=x·Wᵀ', v, ty, M * N, () => qmatmulForward(gpu, ty, tx, packed, M, v), qRef);
   for (const v of cand.dx) await check('int4 dX', v, tdx, M * K, () => qmatmulBackwardInput(gpu, tdx, tdy, packed, M, false, v), qdxRef);
-  for (const t of [tx, tw, tdy, ty, tdx, tdw]) gpu.free(t);
+  // f16 weights: x and W exact f16 values of magnitude 1/16..1 (x̂ = x, so one reference serves the
+  // fp32- and the f16-arithmetic variants; each within its own derived bound)
+  const hx = seededHalf(M * K, 14).values, hw = seededHalf(N * K, 15);
+  const thx = gpu.tensor('check.xh', [M, K], 'f32', hx), thw = gpu.tensor('check.wh', [N, K / 2], 'u32', hw.packed);
+  const hRef = matmulForwardRef(hx, hw.values, M, K, N);
+  const hBound = { fp32: halfForwardErrorBound(hx, hw.values, M, K, N, false), f16: halfForwardErrorBound(hx, hw.values, M, K, N, true) };
+  for (const v of cand.half) await check('f16-weight y=x·Wᵀ', v, ty, M * N, () => matmulHalfForward(gpu, ty, thx, thw, M, K, N, false, v), hRef, v === 'half_wg8h' ? hBound.f16 : hBound.fp32);
+  for (const t of [tx, tw, tdy, ty, tdx, tdw, thx, thw]) gpu.free(t);
   freePacked(gpu, packed);
   return out;
 }
 
-/** A stored choice, checked against what this adapter can run (null if any part is not available). */
+/** A stored choice, checked against what this adapter can run (null if any part is not available).
+ *  A choice stored before the f16-weight family existed (no `half`) keeps the adapter's half kernel. */
 export function validKernelChoice(gpu: Gpu, c: unknown): KernelChoice | null {
   if (!c || typeof c !== 'object') return null;
-  const k = c as Record<string, unknown>;
+  const k: Record<string, unknown> = { ...c };
+  if (!('half' in k)) k.half = adapterHalfVariant(gpu);
   const cand = kernelCandidates(gpu);
-  const ok = (cand.matmul as string[]).includes(k.matmul as string) && (cand.gemm as string[]).includes(k.gemm as string) && (cand.dx as string[]).includes(k.dx as string);
-  return ok ? { matmul: k.matmul as MatmulKernel, gemm: k.gemm as GemmVariant, dx: k.dx as DxVariant } : null;
+  const ok = FAMILIES.every((f) => (cand[f] as string[]).includes(k[f] as string));
+  return ok ? { matmul: k.matmul as MatmulKernel, gemm: k.gemm as GemmVariant, dx: k.dx as DxVariant, half: k.half as HalfKernel } : null;
 }

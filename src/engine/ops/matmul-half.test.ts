@@ -1,9 +1,13 @@
 // The f16-weight forward against the float64 reference on the f16-rounded weights (awkward M and
-// N: partial 4x4 tiles; K a multiple of 4), accumulate mode, and the bad shapes it refuses; and a
-// teacher with f16 projections: logits within a stated tolerance of the fp32 teacher's.
+// N: partial 4x4 tiles; K a multiple of 4), accumulate mode, and the bad shapes it refuses; every
+// variant (half_nt4, the workgroup-memory half_wg8, the f16-arithmetic half_wg8h) against its
+// reference within a derived per-element bound (halfForwardErrorBound) on shapes with partial
+// 128-blocks every way; and a teacher with f16 projections: logits within a stated tolerance of the
+// fp32 teacher's.
 import { describe, expect, it } from 'vitest';
 import { expectClose, randn, rng, testGpu } from '../testing';
-import { matmulHalfForward } from './matmul-half';
+import { HALF_VARIANTS, adapterHalfVariant, halfForwardErrorBound, halfVariants, matmulHalfForward, pickHalfVariant, preferHalfVariant, type HalfKernel } from './matmul-half';
+import type { Gpu, Tensor } from '../gpu/runtime';
 import { matmulForwardRef } from '../ref/matmul';
 import { roundF16 } from '../io/gguf';
 import { HalfLinear, packHalf } from '../model/half';
@@ -11,6 +15,114 @@ import { LlamaModel } from '../model/llama';
 import { randomWeights, tinyConfig } from '../model/config';
 import { f16ToF32 } from '../io/safetensors';
 import { refForward } from '../ref/llama';
+
+/** |got − ref| ≤ bound elementwise (every output written: got starts NaN); returns max |err| / bound. */
+function expectWithin(name: string, got: Float32Array, ref: ArrayLike<number>, bound: Float64Array): number {
+  const bad: string[] = [];
+  let n = 0, worst = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = Math.abs(got[i] - ref[i]);
+    if (!(d <= bound[i])) {
+      n++;
+      if (bad.length < 6) bad.push(`  [${i}] got ${got[i]} ref ${ref[i]} (|diff| ${d.toExponential(2)} > bound ${bound[i].toExponential(2)})`);
+    } else worst = Math.max(worst, d / bound[i]);
+  }
+  if (n > 0) throw new Error(`${name}: ${n}/${ref.length} outside the bound\n${bad.join('\n')}`);
+  return worst;
+}
+
+/** Run `v` into a NaN-filled (or `prior`-filled, accumulating) y and check it against the float64
+ *  reference: W rounded to f16, and x too for the f16-arithmetic variant. */
+async function checkVariant(gpu: Gpu, v: HalfKernel, x: Float32Array, w: Float32Array, M: number, K: number, N: number, prior?: Float32Array): Promise<number> {
+  const f16Math = v === 'half_wg8h';
+  const wh = Float64Array.from(w, roundF16);
+  const want = matmulForwardRef(f16Math ? Float64Array.from(x, roundF16) : x, wh, M, K, N);
+  if (prior) for (let i = 0; i < want.length; i++) want[i] += prior[i];
+  const bound = halfForwardErrorBound(x, wh, M, K, N, f16Math, prior);
+  const tx = gpu.tensor('x', [M, K], 'f32', x), tw = gpu.tensor('w', [N, K / 2], 'u32', packHalf(w)), ty = gpu.tensor('y', [M, N], 'f32', prior ?? new Float32Array(M * N).fill(Number.NaN));
+  try {
+    matmulHalfForward(gpu, ty, tx, tw, M, K, N, !!prior, v);
+    return expectWithin(`${v} ${M}x${K}x${N}${prior ? ' accumulate' : ''}`, await gpu.readF32(ty), want, bound);
+  } finally {
+    for (const t of [tx, tw, ty] as Tensor[]) gpu.free(t);
+  }
+}
+
+describe('f16-weight forward variants against the float64 reference, per-element error bounds', () => {
+  // halfForwardErrorBound (its comment derives it): fp32 math: γ_K(2^-24) Σ|x ŵ|; f16 math (x̂, Ŵ in
+  // f16, 8-deep f16 partial sums, f32 across slabs): x's conversion (one f16 ulp, 2^-10|x| + 2^-14) +
+  // (γ_8(2^-11) + γ_S(2^-24)(1 + γ_8)) Σ|x̂ ŵ| + 16·S·2^-14 for f16 results flushed below 2^-14,
+  // S = ceil(K/8); accumulating adds one f32 rounding. With N(0,1) operands at K = 136 that is
+  // ≈ 0.5% of Σ|x̂ ŵ| (≈ 0.4 here); a lost slab, row or column is several times that.
+  // M x K x N: partial 128-blocks both ways and a ragged 8-slab (K = 132: the last slab half full),
+  // M = 1, N = 1, K = 4, and 3 x 3 blocks of 128 (M = 300, N = 260).
+  const shapes: [number, number, number][] = [[67, 136, 130], [1, 136, 130], [67, 136, 1], [5, 4, 3], [1, 4, 1], [300, 132, 260]];
+  for (const v of HALF_VARIANTS) {
+    for (const [M, K, N] of shapes) {
+      it(`${v} at ${M}x${K}x${N}: assigns every output, and accumulates onto y`, async (ctx) => {
+        const gpu = await testGpu();
+        if (!halfVariants(gpu).includes(v)) ctx.skip(); // half_wg8h without shader-f16
+        const x = randn(M * K, 31 + M), w = randn(N * K, 41 + N);
+        const r1 = await checkVariant(gpu, v, x, w, M, K, N);
+        const r2 = await checkVariant(gpu, v, x, w, M, K, N, randn(M * N, 51));
+        if (M * N > 1000) console.log(`${v} ${M}x${K}x${N}: max |err| / bound ${r1.toExponential(2)} (assign), ${r2.toExponential(2)} (accumulate)`);
+      });
+    }
+  }
+
+  it('half_wg8h widens its f16 partials every slab: K = 1536 (SmolLM2\'s MLP width) with one large product then many small ones', async (ctx) => {
+    // Row sums start at x_0 w_0 = 2048, where the f16 ulp is 2: every later product (~0.25..0.56)
+    // rounds away in an f16 running sum (an error of ~600 over K), but within one 8-deep slab at
+    // most 7 of them are lost (< 4, inside the bound's γ_8(2^-11)·Σ ≈ 11), and across slabs f32 keeps them.
+    const gpu = await testGpu();
+    if (!gpu.hasF16) ctx.skip();
+    const M = 3, K = 1536, N = 5;
+    const x = Float32Array.from({ length: M * K }, (_, i) => (i % K === 0 ? 64 : 0.5 + 0.25 * Math.sin(i)));
+    const w = Float32Array.from({ length: N * K }, (_, i) => (i % K === 0 ? 32 : 1 + 0.1 * Math.cos(i)));
+    await checkVariant(gpu, 'half_wg8h', x, w, M, K, N);
+  });
+
+  it("'auto' runs the adapter's pick (half_nt4) until another is preferred; half_wg8h only with shader-f16", async () => {
+    const gpu = await testGpu();
+    expect(adapterHalfVariant(gpu)).toBe('half_nt4');
+    expect(pickHalfVariant(gpu)).toBe('half_nt4');
+    const M = 9, K = 8, N = 6;
+    const x = gpu.tensor('x', [M, K], 'f32', randn(M * K, 1)), w = gpu.tensor('w', [N, K / 2], 'u32', packHalf(randn(N * K, 2))), y = gpu.tensor('y', [M, N]);
+    const entries = () => {
+      const seen: string[] = [];
+      const run = gpu.run;
+      gpu.run = (spec, args) => {
+        seen.push(`${spec.shader}:${spec.entry}`);
+        run.call(gpu, spec, args);
+      };
+      try {
+        matmulHalfForward(gpu, y, x, w, M, K, N);
+      } finally {
+        gpu.run = run;
+      }
+      return seen;
+    };
+    try {
+      expect(entries()).toEqual(['matmul_half:half_nt4']);
+      preferHalfVariant(gpu, 'half_wg8');
+      expect(entries()).toEqual(['matmul_half:half_wg8']);
+      if (gpu.hasF16) {
+        preferHalfVariant(gpu, 'half_wg8h');
+        expect(entries()).toEqual(['matmul_half_f16:half_wg8h']);
+      }
+      preferHalfVariant(gpu, null);
+      expect(entries()).toEqual(['matmul_half:half_nt4']);
+      // a device without shader-f16 is not offered half_wg8h and refuses it by name
+      const noF16 = Object.create(gpu, { hasF16: { value: false } }) as Gpu;
+      expect(halfVariants(noF16)).toEqual(['half_nt4', 'half_wg8']);
+      expect(() => preferHalfVariant(noF16, 'half_wg8h')).toThrow(/needs the shader-f16 feature/);
+      expect(() => matmulHalfForward(noF16, y, x, w, M, K, N, false, 'half_wg8h')).toThrow(/needs the shader-f16 feature/);
+    } finally {
+      preferHalfVariant(gpu, null);
+      for (const t of [x, w, y]) gpu.free(t);
+    }
+  });
+});
 
 describe('matmul with f16 weights (forward only)', () => {
   it('packHalf: two binary16 per u32, element 2i in the low half, round to nearest even', () => {
