@@ -9,8 +9,8 @@ import { createNodeGpu } from '../src/engine/gpu/node';
 import type { BenchRow } from './types';
 
 function fmt(rows: BenchRow[]): string {
-  const head = ['kernel', 'shape', 'ms', 'GFLOP/s', 'GB/s', 'note'];
-  const body = rows.map((r) => [r.name, r.shape, Number.isFinite(r.ms) ? r.ms.toFixed(3) : '', r.gflops?.toFixed(2) ?? '', r.gbps?.toFixed(2) ?? '', r.note ?? '']);
+  const head = ['kernel', 'shape', 'ms', 'GFLOP/s', 'GB/s', 'kernel GB/s', 'note'];
+  const body = rows.map((r) => [r.name, r.shape, Number.isFinite(r.ms) ? r.ms.toFixed(3) : '', r.gflops?.toFixed(2) ?? '', r.gbps?.toFixed(2) ?? '', r.kernelGbps?.toFixed(2) ?? '', r.note ?? '']);
   const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   return [head, ...body].map((r) => r.map((c, i) => c.padEnd(w[i])).join('  ')).join('\n');
 }
@@ -74,7 +74,11 @@ export async function run(argv: string[]): Promise<number> {
   const peak = Number(process.env.QUENCH_PEAK_GBPS || 0);
   const q = rows.filter((r) => /int4 gemv/.test(r.name) && r.gbps).sort((a, b) => b.gbps! - a.gbps!);
   const big = q.find((r) => r.shape === 'M=1 K=4096 N=4096') ?? q[0];
-  if (big) ratios.push(`int4 GEMV ${big.shape}: ${big.gbps!.toFixed(1)} GB/s (${big.name})${peak ? ` = ${((100 * big.gbps!) / peak).toFixed(1)}% of ${peak} GB/s (target >= 60% on a GPU)` : ''}`);
+  const pct = (gbps: number) => (peak ? ` = ${((100 * gbps) / peak).toFixed(1)}% of ${peak} GB/s` : '');
+  if (big) ratios.push(`int4 GEMV ${big.shape}: ${big.gbps!.toFixed(1)} GB/s by wall time per call (${big.name})${pct(big.gbps!)}${peak ? ' (target >= 60% on a GPU)' : ''}`);
+  // the same target by kernel time: the best variant at that shape by its own GPU time
+  const byKernel = rows.filter((r) => /int4 gemv/.test(r.name) && r.kernelGbps && big && r.shape === big.shape).sort((a, b) => b.kernelGbps! - a.kernelGbps!)[0];
+  if (byKernel) ratios.push(`int4 GEMV ${byKernel.shape}: ${byKernel.kernelGbps!.toFixed(1)} GB/s by kernel time (timestamps; ${byKernel.name})${pct(byKernel.kernelGbps!)}`);
   const att = rows.filter((r) => /attention/.test(r.name) && r.gflops).sort((a, b) => b.gflops! - a.gflops!)[0];
   if (att) ratios.push(`attention forward best: ${(att.gflops! / 1000).toFixed(4)} TFLOP/s (${att.name}, ${att.shape})`);
   if (ratios.length) console.log(`\n${ratios.join('\n')}`);

@@ -71,12 +71,30 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
             await gpu.sync();
           }, iters, 0)) / reps;
         speed.set(v, (2 * M * N * K) / ms / 1e6);
+        const bytes = packed + 4 * (M * K + M * N);
+        // GEMV: also the kernel's own GPU time (timestamps, each call in its own timed pass), the
+        // median of `reps` calls; a 4096² int4 GEMV moves ~8.5 MB, microseconds on a GPU, where the
+        // wall time per call also counts the dispatch gaps
+        let kernelGbps: number | undefined;
+        if (M === 1 && gpu.hasTimestamps) {
+          const ns: number[] = [];
+          for (let r = 0; r < Math.min(reps, 20); r++) {
+            gpu.startProfile();
+            call();
+            const prof = await gpu.endProfile();
+            const t = prof ? [...prof.values()].reduce((a, x) => a + x.ns, 0) : 0;
+            if (t > 0) ns.push(t);
+          }
+          ns.sort((a, b) => a - b);
+          if (ns.length) kernelGbps = bytes / ns[Math.floor(ns.length / 2)];
+        }
         rows.push({
           name,
           shape: `M=${M} K=${K} N=${N}`,
           ms,
           gflops: (2 * M * N * K) / ms / 1e6,
-          gbps: (packed + 4 * (M * K + M * N)) / ms / 1e6,
+          gbps: bytes / ms / 1e6,
+          ...(kernelGbps !== undefined ? { kernelGbps } : {}),
           note: v === auto || v === autoDx ? 'auto' : '',
         });
       }

@@ -5,6 +5,10 @@ export interface BenchRow {
   ms: number; // median wall time per call, GPU-synchronised
   gflops?: number;
   gbps?: number;
+  /** GB/s by the kernel's own GPU time (timestamp queries), without the gaps between dispatches
+   *  that the wall time per call includes: what a memory-bound kernel's fraction of the GPU's
+   *  bandwidth is judged by (int4 GEMV rows, where the adapter has timestamps) */
+  kernelGbps?: number;
   note?: string;
 }
 

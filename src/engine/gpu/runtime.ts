@@ -173,6 +173,7 @@ export class Gpu {
   /** per-kernel GPU time in ns, when profiling with timestamp queries */
   profile: Map<string, { ns: number; count: number }> | null = null;
   private querySet: GPUQuerySet | null = null;
+  private readonly pendingTimestamps = new Set<Promise<void>>();
   private queryKernels: string[] = [];
   private querySlots = 0;
   lost = false;
@@ -626,7 +627,7 @@ export class Gpu {
     encoder.resolveQuerySet(this.querySet!, 0, n, resolve, 0);
     encoder.copyBufferToBuffer(resolve, 0, staging, 0, n * 8);
     return () => {
-      void gpuWait(staging.mapAsync(GPUMapMode.READ)).then(() => {
+      const landed = gpuWait(staging.mapAsync(GPUMapMode.READ)).then(() => {
         const ts = new BigInt64Array(staging.getMappedRange());
         for (let i = 0; i < names.length; i++) {
           const ns = Number(ts[2 * i + 1] - ts[2 * i]);
@@ -639,7 +640,20 @@ export class Gpu {
         staging.destroy();
         resolve.destroy();
       });
+      this.pendingTimestamps.add(landed);
+      const done = () => void this.pendingTimestamps.delete(landed);
+      landed.then(done, done);
     };
+  }
+
+  /** Stop profiling once every recorded dispatch's timestamps have landed; returns the per-kernel
+   *  GPU times (null without timestamp queries or when not profiling). */
+  async endProfile(): Promise<Map<string, { ns: number; count: number }> | null> {
+    await this.sync();
+    await Promise.all([...this.pendingTimestamps]);
+    const prof = this.profile;
+    this.profile = null;
+    return prof && this.hasTimestamps ? prof : null;
   }
 
   destroy(): void {
