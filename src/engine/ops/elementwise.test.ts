@@ -116,6 +116,25 @@ describe('profiling many dispatches', () => {
   });
 });
 
+describe('endProfile', () => {
+  it('waits for the timestamps of every dispatch and stops profiling', async () => {
+    const gpu = await testGpu();
+    const n = 64;
+    const a = gpu.tensor('a', [n], 'f32', randn(n, 1)), out = gpu.tensor('out', [n]);
+    gpu.startProfile();
+    for (let i = 0; i < 3; i++) axpy(gpu, out, 1, a);
+    scaleInPlace(gpu, out, 2);
+    const prof = await gpu.endProfile();
+    expect(gpu.profile).toBeNull();
+    if (gpu.hasTimestamps) {
+      expect(prof?.get('elementwise:axpy4')?.count).toBe(3);
+      expect(prof?.get('elementwise:scale4')?.count).toBe(1);
+      expect(prof!.get('elementwise:axpy4')!.ns).toBeGreaterThan(0);
+    } else expect(prof).toBeNull();
+    for (const t of [a, out]) gpu.free(t);
+  });
+});
+
 describe('recording fast path', () => {
   it('Params words are the little-endian bytes of u32, i32 and f32 (what a DataView writes), padded to 16 bytes', () => {
     const p = new Params().u32(7, 2 ** 32 - 1).i32(-5).f32(0.1, -0, Number.NaN, 1e-45);
