@@ -57,8 +57,9 @@ if [ -n "$quick" ]; then ksize=small; else ksize=large; fi
 timeout 45 npx tsx src/cli/main.ts kernels --size $ksize || echo "bench/gpu.sh: quench kernels ended with $? (timeout 45 s)"
 # Quench's step with the adapter's kernel picks and with tile8 (the 8x8 register-tile matmuls:
 # fp32 shared8, int4 gemm_wg8 / dx_wg8, f16-weight teacher half_wg8; tile8h: the same with the
-# teacher in f16 arithmetic, half_wg8h; not picked by auto until a GPU has measured them)
-if [ -n "$quick" ]; then step_args="--layers 1 --batch 1 --seq 32 --steps 2 --warmup 1 --matmul auto,tile8"; else step_args="--steps 8 --warmup 2 --matmul auto,tile8,tile8h"; fi
+# teacher in f16 arithmetic, half_wg8h; not picked by auto until a GPU has measured them); tuned:
+# the adapter's picks, then tuned per shape after the first warm-up step (QUENCH_KERNELS=…,tune)
+if [ -n "$quick" ]; then step_args="--layers 1 --batch 1 --seq 32 --steps 2 --warmup 1 --matmul auto,tile8"; else step_args="--steps 8 --warmup 2 --matmul auto,tile8,tile8h,tuned"; fi
 timeout 165 npx tsx bench/smollm-kdqat.mts $step_args || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 165 s)"
 # where that step's GPU time goes, per kernel (timestamp queries, each dispatch in its own pass),
 # with the adapter's picks: what to speed up next

@@ -16,7 +16,9 @@
 //         fp32 matmul variant name (shared8, ...) sets that one; tile8 = the 8x8 register-tile
 //         kernels for all four: fp32 shared8, int4 gemm_wg8 and dx_wg8, and the f16-weight teacher's
 //         half_wg8; tile8h = the same with the teacher's f16-arithmetic half_wg8h (shader-f16
-//         adapters); the ratio uses the fastest)]
+//         adapters); tuned = the adapter's picks, then the kernels tuned per shape after the first
+//         warm-up step (shape-choice.ts, as QUENCH_KERNELS=…,tune), its tuning time printed apart;
+//         the ratio uses the fastest)]
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +29,8 @@ import type { LlamaConfig } from '../src/engine/model/config';
 import { pretrainInit } from '../src/engine/train/pretrain';
 import { Distiller, type DistillConfig } from '../src/engine/train/distill';
 import { MATMUL_VARIANTS, preferMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
-import { applyKernelChoice, currentKernels } from '../src/engine/ops/kernel-choice';
+import { setShapeChoices, startShapeCapture, stopShapeCapture, type KernelOp } from '../src/engine/ops/shape-choice';
+import { applyKernelChoice, currentKernels, familyOf, tuneKernelShapes } from '../src/engine/ops/kernel-choice';
 import { Rng } from '../src/engine/train/data';
 import { makeRunSpec } from '../src/engine/workflow/spec';
 import { recipeFilesOfTokens, type RecipeJson } from '../src/engine/workflow/recipe';
@@ -70,7 +73,7 @@ const gpu = await createNodeGpu();
 const adapter = gpu.info.description || gpu.info.device || gpu.info.vendor;
 let quenchTps = NaN;
 const variants = a.matmul!.split(',').map((v) => v.trim());
-for (const v of variants) if (v !== 'auto' && v !== 'tile8' && v !== 'tile8h' && !(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--matmul: ${v} is not one of auto, tile8, tile8h, ${MATMUL_VARIANTS.join(', ')}`);
+for (const v of variants) if (v !== 'auto' && v !== 'tile8' && v !== 'tile8h' && v !== 'tuned' && !(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--matmul: ${v} is not one of auto, tile8, tile8h, tuned, ${MATMUL_VARIANTS.join(', ')}`);
 for (const v of variants) {
   if (v === 'tile8h' && !gpu.hasF16) {
     console.log('quench (tile8h): skipped, the teacher\'s half_wg8h needs shader-f16, which this adapter lacks');
@@ -82,14 +85,22 @@ for (const v of variants) {
     if (v !== 'auto') preferMatmulVariant(gpu, v as MatmulKernel);
   }
   const k = currentKernels(gpu);
-  const tag = `quench (${v === 'auto' ? `auto: fp32 matmul ${k.matmul}, teacher ${k.half}` : v.startsWith('tile8') ? `${v}: ${k.matmul}, ${k.gemm}, ${k.dx}, teacher ${k.half}` : `fp32 matmul ${v}`})`;
+  const familyDefault = (op: KernelOp) => k[familyOf(op)];
+  const tag = `quench (${v === 'auto' || v === 'tuned' ? `${v}: fp32 matmul ${k.matmul}, teacher ${k.half}` : v.startsWith('tile8') ? `${v}: ${k.matmul}, ${k.gemm}, ${k.dx}, teacher ${k.half}` : `fp32 matmul ${v}`})`;
   const tb = performance.now();
   const d = new Distiller(gpu, cfg, w, dc, stream);
   console.log(`${tag}: built in ${((performance.now() - tb) / 1000).toFixed(1)} s on ${adapter}`);
   let first = NaN;
   for (let s = 0; s < W; s++) {
+    if (v === 'tuned' && s === 0) startShapeCapture(gpu);
     const m = await d.trainStep();
     if (s === 0) first = m.loss;
+    if (v === 'tuned' && s === 0) {
+      const shapes = stopShapeCapture(gpu), tt = performance.now();
+      const t = await tuneKernelShapes(gpu, shapes);
+      const changed = t.chosen.filter((c) => c.variant !== familyDefault(c.shape.op));
+      console.log(`${tag}: tuned ${shapes.length} shapes in ${((performance.now() - tt) / 1000).toFixed(1)} s; ${changed.length} differ from the family's kernel: ${changed.map((c) => `${c.shape.op} ${c.shape.M}x${c.shape.K}x${c.shape.N} ${c.variant}`).join('; ') || 'none'}`);
+    }
   }
   const t0 = performance.now();
   let last = NaN;
@@ -100,6 +111,7 @@ for (const v of variants) {
   if (Number.isNaN(quenchTps) || tps > quenchTps) quenchTps = tps; // the fastest variant's figure goes into the ratio
   console.log(`${tag}: ${N} steps in ${sec.toFixed(2)} s, ${(sec / N * 1000).toFixed(1)} ms/step, ${tps.toFixed(0)} tokens/s; loss at step 0 ${first.toFixed(4)}, last ${last.toFixed(4)}`);
   d.free();
+  setShapeChoices(gpu, null);
 }
 applyKernelChoice(gpu, null);
 gpu.destroy();

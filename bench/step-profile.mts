@@ -77,9 +77,10 @@ const d0 = gpu.counts.dispatches;
 for (let s = 0; s < steps; s++) await d.trainStep();
 const per = (gpu.counts.dispatches - d0) / steps;
 console.log(`KD-QAT step, ${what}: ${per} dispatches per step (trainStep waits at the end, so this includes the metrics readback's)`);
-const ns = gpu.profile ?? new Map<string, { ns: number; count: number }>();
+const prof = await gpu.endProfile(); // (waits for the last batch's timestamps)
+const ns = prof ?? new Map<string, { ns: number; count: number }>();
 const rows = [...counts.entries()].sort((x, y) => y[1] - x[1]);
-console.log(`${'kernel'.padEnd(36)} ${'per step'.padStart(8)}  ${gpu.profile && ns.size ? 'GPU ms per step' : '(no timestamp queries on this adapter)'}`);
+console.log(`${'kernel'.padEnd(36)} ${'per step'.padStart(8)}  ${prof && ns.size ? 'GPU ms per step' : '(no timestamp queries on this adapter)'}`);
 for (const [k, c] of rows) console.log(`${k.padEnd(36)} ${String(c / steps).padStart(8)}  ${ns.get(k) ? (ns.get(k)!.ns / 1e6 / steps).toFixed(2) : ''}`);
 if (ns.size) console.log(`${'all kernels'.padEnd(36)} ${String(per).padStart(8)}  ${([...ns.values()].reduce((x, r) => x + r.ns, 0) / 1e6 / steps).toFixed(2)} (each dispatch in its own timed pass)`);
 d.free();

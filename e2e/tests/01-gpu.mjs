@@ -72,6 +72,17 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   const stored = await page.evaluate(() => JSON.parse(localStorage.getItem('quench-settings')).state.settings.kernels);
   expect(stored === null, `the stale choice is forgotten: ${JSON.stringify(stored)}`);
   await page.getByTestId('kernels-defaults').waitFor();
+  // per-shape tuning: switched on, kept across a reload (the worker is told again), switched off
+  const tune = page.getByTestId('kernels-tune-shapes');
+  expect(!(await tune.isChecked()), 'per-shape tuning starts off');
+  await tune.click(); // (the box shows the worker's state, which answers a moment later)
+  await page.waitForFunction(() => JSON.parse(localStorage.getItem('quench-settings')).state.settings.tuneKernelShapes === true, null, { timeout: 30_000 });
+  await page.reload();
+  await page.getByRole('tab', { name: 'GPU' }).click();
+  await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
+  await page.waitForFunction(() => document.querySelector('[data-testid="kernels-tune-shapes"]')?.checked === true, null, { timeout: 60_000 });
+  await page.getByTestId('kernels-tune-shapes').click();
+  await page.waitForFunction(() => JSON.parse(localStorage.getItem('quench-settings')).state.settings.tuneKernelShapes === false, null, { timeout: 30_000 });
   // keyboard reachable: tab to the Model tab and open it with Enter
   await page.getByRole('tab', { name: 'Model' }).focus();
   await page.keyboard.press('Enter');

@@ -96,9 +96,14 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: t.defaults.half });
     const info4 = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8' }));
     expect(info4.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8' });
-    expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx\[,half\]" with matmul one of .*shared8.*half one of .*half_wg8/);
+    expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx\[,half\]\[,tune\]" \(or "tune" alone\) with matmul one of .*shared8.*half one of .*half_wg8/);
     expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_fp8' })).toThrow(/QUENCH_KERNELS="shared8,gemm_wg8,dx_wg8,half_fp8": expected/);
-    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,extra' })).toThrow(/expected "matmul,gemm,dx\[,half\]"/);
+    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,extra' })).toThrow(/expected "matmul,gemm,dx\[,half\]\[,tune\]"/);
+    // a last "tune": training runs tune the kernels to their shapes first; alone, with the adapter's kernels
+    expect(JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'tune' }))).toMatchObject({ kernels: t.defaults, tuneKernelShapes: true });
+    expect(JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,tune' }))).toMatchObject({ kernels: { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' }, tuneKernelShapes: true });
+    expect(info.tuneKernelShapes).toBe(false);
+    expect(() => run(['info'], { QUENCH_KERNELS: 'tune,shared8,gemm_wg8,dx_wg8' })).toThrow(/expected/);
     // the command that prints the replacement still runs, with the defaults
     const again = JSON.parse(run(['kernels', '--size', 'small', '--json'], { QUENCH_KERNELS: 'cublas,gemm,dx' }));
     expect(again.inUse).toEqual(t.defaults);

@@ -1,23 +1,32 @@
 // The GPU a command runs on: Dawn (createNodeGpu), with the matmul kernels of $QUENCH_KERNELS when
 // set ("matmul,gemm,dx,half", e.g. "shared8,gemm_wg8,dx_wg8,half_wg8", as `quench kernels` prints
-// the fastest here; the older "matmul,gemm,dx" keeps the adapter's f16-weight kernel); otherwise the
+// the fastest here; the older "matmul,gemm,dx" keeps the adapter's f16-weight kernel), and with
+// ",tune" (or "tune" alone) training runs tune the kernels to their own shapes first; otherwise the
 // adapter's defaults.
 import { createNodeGpu } from '../engine/gpu/node';
 import type { Gpu } from '../engine/gpu/runtime';
 import { FAMILIES, applyKernelChoice, kernelCandidates, validKernelChoice } from '../engine/ops/kernel-choice';
+import { setShapeTuning } from '../engine/ops/shape-choice';
 
 /** lenient: warn about an unusable QUENCH_KERNELS and run with the defaults (`quench kernels`,
  *  which prints the line to replace it with) instead of refusing to start. */
 export async function cliGpu(opts: { lenient?: boolean } = {}): Promise<Gpu> {
   const gpu = await createNodeGpu();
   const env = process.env.QUENCH_KERNELS?.trim();
-  if (env) {
-    const names = env.split(',').map((s) => s.trim());
+  // a last name "tune": runs tune the kernels to their own shapes first (shape-choice.ts); alone,
+  // with the adapter's kernels otherwise
+  const all = env ? env.split(',').map((s) => s.trim()) : [];
+  if (all[all.length - 1] === 'tune') {
+    setShapeTuning(gpu, true);
+    all.pop();
+  }
+  if (all.length) {
+    const names = all;
     // 3 names: matmul, gemm, dx (the adapter's half kernel); 4: and half
     const choice = names.length === 3 || names.length === 4 ? validKernelChoice(gpu, Object.fromEntries(names.map((n, i) => [FAMILIES[i], n]))) : null;
     if (!choice) {
       const c = kernelCandidates(gpu);
-      const why = `QUENCH_KERNELS="${env}": expected "matmul,gemm,dx[,half]" with ${FAMILIES.map((f) => `${f} one of ${c[f].join('|')}`).join(', ')} (this adapter's variants)`;
+      const why = `QUENCH_KERNELS="${env}": expected "matmul,gemm,dx[,half][,tune]" (or "tune" alone) with ${FAMILIES.map((f) => `${f} one of ${c[f].join('|')}`).join(', ')} (this adapter's variants)`;
       if (opts.lenient) {
         process.stderr.write(`${why}; ignored\n`);
         return gpu;

@@ -1,18 +1,20 @@
 import { cliGpu } from './gpu';
 import { currentKernels } from '../engine/ops/kernel-choice';
+import { shapeTuning } from '../engine/ops/shape-choice';
 
 export async function run(argv: string[]): Promise<number> {
   const gpu = await cliGpu();
   const json = argv.includes('--json');
   const k = currentKernels(gpu);
-  if (json) console.log(JSON.stringify({ ...gpu.info, kernels: k }, null, 2));
+  const tune = shapeTuning(gpu);
+  if (json) console.log(JSON.stringify({ ...gpu.info, kernels: k, tuneKernelShapes: tune }, null, 2));
   else {
     const i = gpu.info;
     console.log(`backend:      ${i.backend}`);
     console.log(`vendor:       ${i.vendor}  architecture: ${i.architecture}  device: ${i.device}`);
     console.log(`description:  ${i.description}`);
     console.log(`features:     ${i.features.join(', ')}`);
-    console.log(`kernels:      ${k.matmul},${k.gemm},${k.dx},${k.half} (fp32 matmul, int4 forward, int4 dX, f16-weight forward; QUENCH_KERNELS, \`quench kernels\`)`);
+    console.log(`kernels:      ${k.matmul},${k.gemm},${k.dx},${k.half} (fp32 matmul, int4 forward, int4 dX, f16-weight forward; QUENCH_KERNELS, \`quench kernels\`)${tune ? '; training runs tune them to their shapes first' : ''}`);
     for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension']) {
       console.log(`${k.padEnd(36)} ${i.limits[k]}`);
     }

@@ -11,7 +11,10 @@ const HELP = `usage: quench kernels [--size ${SIZES.join('|')}] [--json]
 Times every fp32 (forward, dX, dW), int4 (forward, dX) and f16-weight (the frozen teacher's forward)
 matmul variant this adapter runs on the size's shapes (${SIZES.map((k) => `${k}: ${KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}x${K}x${N}`).join(', ')}`).join('; ')}; M x K x N of y = x·Wᵀ), prints
 each variant's time and the fastest of each family (least total time), and the QUENCH_KERNELS line
-that makes distill, compare, compress, pretrain, eval and the rest use them. Default size: medium.`;
+that makes distill, compare, compress, pretrain, eval and the rest use them. Default size: medium.
+One variant per family serves every shape; a last ",tune" in QUENCH_KERNELS (or "tune" alone) makes
+a training run time every variant at the matmul shapes of its first step and use the fastest for
+each shape (\`quench distill\` prints what each shape was tuned to).`;
 
 export async function run(argv: string[]): Promise<number> {
   const a = parse(argv, { size: { type: 'string' }, json: { type: 'boolean' } }, HELP);
@@ -36,6 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`adapter defaults: ${line(t.defaults)}${line(inUse) !== line(t.defaults) ? `; in use (QUENCH_KERNELS): ${line(inUse)}` : ''}`);
     console.log(`fastest here:     ${line(t.fastest)}`);
     console.log(`to use them:      QUENCH_KERNELS=${line(t.fastest)} quench distill ...`);
+    console.log(`or, per shape:    QUENCH_KERNELS=${line(t.fastest)},tune quench distill ...   (each run times the variants at its own shapes first)`);
   } finally {
     gpu.destroy();
   }

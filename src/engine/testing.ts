@@ -107,3 +107,19 @@ export async function releaseTestGpu(): Promise<void> {
   shared = null;
   g.destroy();
 }
+
+/** The kernel entries the calls in `fn` dispatch, in order (which variant 'auto' ran). */
+export function dispatchedEntries(gpu: Gpu, fn: () => void): string[] {
+  const seen: string[] = [];
+  const run = gpu.run;
+  gpu.run = (spec, args) => {
+    seen.push(spec.entry ?? 'main');
+    run.call(gpu, spec, args);
+  };
+  try {
+    fn();
+  } finally {
+    gpu.run = run;
+  }
+  return seen;
+}

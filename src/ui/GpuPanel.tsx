@@ -1,5 +1,6 @@
+import { useEffect } from 'react';
 import { KERNEL_TIMING_SHAPES, useStudio } from './store';
-import { chooseKernels, engine, runKernelBench, runOnnxCheck, timeKernels } from './actions';
+import { chooseKernels, engine, runKernelBench, runOnnxCheck, setKernelTuning, timeKernels } from './actions';
 import type { KernelChoice, KernelTimings } from '../worker/protocol';
 import { FAMILIES, FAMILY_OPS, failedChecks, familyMs, familyRows } from '../engine/ops/kernel-choice';
 
@@ -165,6 +166,43 @@ function KernelChoicePanel() {
         Back to the adapter's defaults
       </button>
       {times.status === 'failed' && <p className="error" role="alert">{times.message}</p>}
+      <ShapeTuning />
+    </>
+  );
+}
+
+/** Kernels per shape: runs time every variant at their own shapes first and use the fastest for
+ *  each (a 128×128 tile may win on a wide classifier and lose on a narrow projection). */
+function ShapeTuning() {
+  const kernels = useStudio((s) => s.kernels);
+  // the table grows as runs tune: read it again whenever the panel is shown with tuning on
+  const tuning = !!kernels?.tuneShapes;
+  useEffect(() => {
+    if (tuning) void setKernelTuning(null);
+  }, [tuning]);
+  const choices = kernels?.shapeChoices ?? [];
+  return (
+    <>
+      <h4>Per shape</h4>
+      <label>
+        <input type="checkbox" checked={!!kernels?.tuneShapes} disabled={!kernels} onChange={(e) => void setKernelTuning(e.target.checked)} data-testid="kernels-tune-shapes" />{' '}
+        Tune to each run's shapes: after a distillation's first step, time every variant (checked first, as above) at each matmul shape that step used, and use the fastest for each shape. Milliseconds on a GPU; on a software adapter a large model's shapes take minutes.
+      </label>
+      {choices.length > 0 && (
+        <table className="results" data-testid="kernels-shape-choices">
+          <thead><tr><th>product</th><th>shape M×K×N</th><th>layout</th><th>kernel</th></tr></thead>
+          <tbody>
+            {choices.map((c) => (
+              <tr key={`${c.shape.op}-${c.shape.M}-${c.shape.K}-${c.shape.N}-${c.shape.bits ?? ''}-${c.shape.group ?? ''}`}>
+                <td>{c.shape.op}</td>
+                <td>{c.shape.M}×{c.shape.K}×{c.shape.N}</td>
+                <td>{c.shape.bits ? `w${c.shape.bits}g${c.shape.group}` : ''}</td>
+                <td>{c.variant}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
     </>
   );
 }

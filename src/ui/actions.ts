@@ -132,6 +132,19 @@ async function restoreKernels(): Promise<void> {
       s.log(`kernel defaults not read: ${(e2 as Error).message}`);
     }
   }
+  if (useStudio.getState().settings.tuneKernelShapes) await setKernelTuning(true);
+}
+
+/** Runs tune the matmul kernels to their own shapes first, or not (kept across reloads); null: read
+ *  the kernel state again (the per-shape choices runs have made). */
+export async function setKernelTuning(on: boolean | null): Promise<void> {
+  const s = useStudio.getState();
+  try {
+    s.setKernels(await engine().request('setShapeTuning', { on }));
+    if (on !== null) s.updateSettings((st) => ({ ...st, tuneKernelShapes: on }));
+  } catch (e) {
+    s.log(`kernel tuning not set: ${(e as Error).message}`);
+  }
 }
 
 /** Time every matmul variant this adapter runs (GPU panel), at the chosen size. */

@@ -42,6 +42,8 @@ export interface Settings {
    *  load when the adapter is the same), and the timing size */
   kernels: { adapter: string; choice: KernelChoice } | null;
   kernelTiming: keyof typeof KERNEL_TIMING_SHAPES;
+  /** runs tune the matmul kernels to their own shapes first (GPU panel) */
+  tuneKernelShapes: boolean;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -57,6 +59,7 @@ export const DEFAULT_SETTINGS: Settings = {
   compress: { layers: 0, headsKeep: 1, mlpKeep: 0.5, kdSteps: 300, batch: 8, seq: 128, lr: 2e-3, bits: 4, group: 32, qatSteps: 100, baselines: true, embedBits: 8, task: 'copa', taskLimit: 100 },
   kernels: null,
   kernelTiming: 'medium',
+  tuneKernelShapes: false,
 };
 
 export interface ProgressState {

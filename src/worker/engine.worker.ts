@@ -175,6 +175,13 @@ async function handle(req: Request): Promise<unknown> {
       applyKernelChoice(gpu, choice);
       return kernelState(gpu);
     }
+    case 'setShapeTuning': {
+      if (!gpu) throw new Error('the GPU is not initialised yet');
+      const { kernelState } = await import('../engine/ops/kernel-choice');
+      const { setShapeTuning } = await import('../engine/ops/shape-choice');
+      if (req.on !== null) setShapeTuning(gpu, req.on);
+      return kernelState(gpu);
+    }
     case 'benchKernels': {
       if (!gpu) throw new Error('the GPU is not initialised yet');
       const ort = await import('onnxruntime-web/webgpu');

@@ -27,6 +27,8 @@ export type Request =
   | { id: number; type: 'benchKernels' }
   | { id: number; type: 'timeKernels'; shapes: [number, number, number][] }
   | { id: number; type: 'setKernels'; choice: KernelChoice | null }
+  /** on: runs tune the matmul kernels to their shapes first (off clears the per-shape table); null: only read the state */
+  | { id: number; type: 'setShapeTuning'; on: boolean | null }
   | { id: number; type: 'createTiny' }
   | { id: number; type: 'loadFiles'; files: File[]; name?: string; byteTokenizer?: boolean }
   | { id: number; type: 'pretrain'; spec: PretrainSpec }
@@ -64,6 +66,7 @@ export interface ResultMap {
   timeKernels: KernelTimings;
   /** what auto runs now, the adapter's own picks, and what it can run */
   setKernels: KernelState;
+  setShapeTuning: KernelState;
   createTiny: ModelCard;
   loadFiles: ModelCard;
   pretrain: PretrainResult;

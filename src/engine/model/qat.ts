@@ -71,14 +71,17 @@ export class QatLinear implements Linear {
   /** What requantize() would pack, for quantizePackMany (many projections per dispatch); null
    *  when frozen. Taking it counts as quantized. */
   requantizeJob(): { out: GpuPacked; w: Tensor; sym: boolean; clip: number; keepScales: boolean } | null {
-    if (this.opts.frozen) return null;
-    const job = { out: this.packed, w: this.latent!, sym: this.opts.sym, clip: this.opts.clip ?? 1, keepScales: this.quantizedOnce && this.scaleGrad !== null };
+    return this.opts.frozen ? null : this.packJob();
+  }
+  /** The pack of the latents: scales kept once set when they are learned (LSQ) or frozen. */
+  private packJob(): { out: GpuPacked; w: Tensor; sym: boolean; clip: number; keepScales: boolean } {
+    const job = { out: this.packed, w: this.latent!, sym: this.opts.sym, clip: this.opts.clip ?? 1, keepScales: this.quantizedOnce && (this.scaleGrad !== null || this.opts.frozen) };
     this.quantizedOnce = true;
     return job;
   }
   private quantize(): void {
-    quantizePack(this.gpu, this.packed, this.latent!, { sym: this.opts.sym, clip: this.opts.clip ?? 1, keepScales: this.quantizedOnce && (this.scaleGrad !== null || this.opts.frozen) });
-    this.quantizedOnce = true;
+    const j = this.packJob();
+    quantizePack(this.gpu, j.out, j.w, j);
   }
   forward(out: Tensor, x: Tensor, M: number): void {
     qmatmulForward(this.gpu, out, x, this.packed, M);

@@ -124,7 +124,18 @@ describe('endProfile', () => {
     gpu.startProfile();
     for (let i = 0; i < 3; i++) axpy(gpu, out, 1, a);
     scaleInPlace(gpu, out, 2);
-    const prof = await gpu.endProfile();
+    // the queue's 'work done' settling at once: nothing orders it after the timestamps' maps (on
+    // lavapipe it happens to come last, so without this the test passes with no wait at all);
+    // endProfile must wait for the timestamps themselves
+    const queue = gpu.device.queue;
+    const workDone = queue.onSubmittedWorkDone;
+    queue.onSubmittedWorkDone = () => Promise.resolve(undefined);
+    let prof: Map<string, { ns: number; count: number }> | null;
+    try {
+      prof = await gpu.endProfile();
+    } finally {
+      queue.onSubmittedWorkDone = workDone;
+    }
     expect(gpu.profile).toBeNull();
     if (gpu.hasTimestamps) {
       expect(prof?.get('elementwise:axpy4')?.count).toBe(3);

@@ -3,7 +3,8 @@
 // 16 wide on AVX-512 hosts; the test process's own device has 8). Inputs are rebuilt from the
 // same seeds as the parent's; the parent holds the float64 reference and does the comparison.
 //   node --import tsx src/engine/ops/gemv-red.child.ts '<JSON GemvRedCase[]>'
-// Prints one JSON line: { subgroupMinSize, subgroupMaxSize, ys: number[][] } (ys[i]: case i's y).
+// Prints one JSON line: { subgroupMinSize, subgroupMaxSize, ys: number[][] } (ys[i]: case i's y;
+// JSON writes a NaN as null, which the parent reads back as NaN).
 import { createNodeGpu } from '../gpu/node';
 import { quantizeHost, type Bits } from '../format/pack';
 import { randn } from '../testing';

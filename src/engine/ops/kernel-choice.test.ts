@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { randn, testGpu } from '../testing';
-import type { Gpu } from '../gpu/runtime';
+import { randn, testGpu, dispatchedEntries } from '../testing';
 import { applyKernelChoice, checkKernelVariants, currentKernels, defaultKernels, fastestKernels, kernelCandidates, seededHalf, timeKernelVariants, validKernelChoice, type VariantTiming } from './kernel-choice';
 import { matmulHalfForward } from './matmul-half';
 import { matmulForward } from './matmul';
@@ -9,21 +8,6 @@ import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf } from '../format/pack';
 import { f16ToF32 } from '../io/safetensors';
 
-/** The kernel entries the calls in `fn` dispatch. */
-function entriesOf(gpu: Gpu, fn: () => void): string[] {
-  const seen: string[] = [];
-  const run = gpu.run;
-  gpu.run = (spec, args) => {
-    seen.push(spec.entry ?? 'main');
-    run.call(gpu, spec, args);
-  };
-  try {
-    fn();
-  } finally {
-    gpu.run = run;
-  }
-  return seen;
-}
 
 describe('kernel choice per device', () => {
   it('times every variant this adapter runs; the fastest of each family is one of them', async () => {
@@ -57,18 +41,18 @@ describe('kernel choice per device', () => {
     quantizePack(gpu, p, w, { sym: false });
     const defaults = defaultKernels(gpu);
     try {
-      expect(entriesOf(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual([defaults.half]);
+      expect(dispatchedEntries(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual([defaults.half]);
       applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8' });
       expect(currentKernels(gpu)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8' });
-      expect(entriesOf(gpu, () => matmulForward(gpu, y, x, w, M, K, N))).toEqual(['tiled8']);
-      expect(entriesOf(gpu, () => qmatmulForward(gpu, y, x, p, M))).toEqual(['gemm_wg8']);
-      expect(entriesOf(gpu, () => qmatmulBackwardInput(gpu, dx, y, p, M))).toEqual(['dx_wg8']);
-      expect(entriesOf(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual(['half_wg8']);
+      expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, M, K, N))).toEqual(['tiled8']);
+      expect(dispatchedEntries(gpu, () => qmatmulForward(gpu, y, x, p, M))).toEqual(['gemm_wg8']);
+      expect(dispatchedEntries(gpu, () => qmatmulBackwardInput(gpu, dx, y, p, M))).toEqual(['dx_wg8']);
+      expect(dispatchedEntries(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual(['half_wg8']);
       expect(defaultKernels(gpu)).toEqual(defaults); // the adapter's own picks, whatever is applied
       applyKernelChoice(gpu, null);
       expect(currentKernels(gpu)).toEqual(defaults);
-      expect(entriesOf(gpu, () => matmulForward(gpu, y, x, w, M, K, N))).not.toEqual(['tiled8']);
-      expect(entriesOf(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual(['half_nt4']);
+      expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, M, K, N))).not.toEqual(['tiled8']);
+      expect(dispatchedEntries(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual(['half_nt4']);
     } finally {
       applyKernelChoice(gpu, null);
       for (const t of [x, w, y, dx, wh]) gpu.free(t);

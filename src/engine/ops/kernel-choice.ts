@@ -38,7 +38,8 @@ export interface KernelChoice {
   half: HalfKernel;
 }
 
-export type KernelOp = 'fp32 y=x·Wᵀ' | 'fp32 dX' | 'fp32 dW' | 'int4 y=x·Wᵀ' | 'int4 dX' | 'f16-weight y=x·Wᵀ';
+import { hasShapeChoice, setShapeChoices, shapeChoices, shapeTuning, type KernelOp, type ShapeOp } from './shape-choice';
+export type { KernelOp };
 
 /** The products each family's one variant serves. */
 export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'], half: ['f16-weight y=x·Wᵀ'] };
@@ -86,10 +87,14 @@ export interface KernelState {
   current: KernelChoice;
   defaults: KernelChoice;
   candidates: KernelCandidates;
+  /** runs tune the kernels to their own shapes first (tuneKernelShapes) */
+  tuneShapes: boolean;
+  /** the per-shape choices made so far on this device */
+  shapeChoices: { shape: ShapeOp; variant: string }[];
 }
 
 export function kernelState(gpu: Gpu): KernelState {
-  return { current: currentKernels(gpu), defaults: defaultKernels(gpu), candidates: kernelCandidates(gpu) };
+  return { current: currentKernels(gpu), defaults: defaultKernels(gpu), candidates: kernelCandidates(gpu), tuneShapes: shapeTuning(gpu), shapeChoices: shapeChoices(gpu) };
 }
 
 /** The adapter's own picks, whatever choice is applied on this device (the int4 forward's family is
@@ -294,4 +299,89 @@ export function validKernelChoice(gpu: Gpu, c: unknown): KernelChoice | null {
   const cand = kernelCandidates(gpu);
   const ok = FAMILIES.every((f) => (cand[f] as string[]).includes(k[f] as string));
   return ok ? { matmul: k.matmul as MatmulKernel, gemm: k.gemm as GemmVariant, dx: k.dx as DxVariant, half: k.half as HalfKernel } : null;
+}
+
+/** The family whose variants serve a product. */
+export function familyOf(op: KernelOp): keyof KernelChoice {
+  return (FAMILIES.find((f) => FAMILY_OPS[f].includes(op)) ?? 'matmul') as keyof KernelChoice;
+}
+
+export interface ShapeTiming {
+  shape: ShapeOp;
+  variant: string;
+  ms: number;
+  gflops: number;
+}
+
+export interface ShapeTuning {
+  rows: ShapeTiming[];
+  checks: VariantCheck[];
+  /** per shape, the fastest variant that passed its product's check (none: the family's choice stays) */
+  chosen: { shape: ShapeOp; variant: string }[];
+}
+
+const shapeId = (s: ShapeOp) => `${s.op}|${s.M}|${s.K}|${s.N}|${s.bits ?? ''}|${s.group ?? ''}`;
+
+/** Per shape, the variant with the least time among those that passed their product's check. */
+export function fastestPerShape(rows: ShapeTiming[], checks: VariantCheck[]): { shape: ShapeOp; variant: string }[] {
+  const best = new Map<string, ShapeTiming>();
+  for (const r of rows) {
+    if (!Number.isFinite(r.ms) || checks.some((c) => c.op === r.shape.op && c.variant === r.variant && !c.ok)) continue;
+    const k = shapeId(r.shape), b = best.get(k);
+    if (!b || r.ms < b.ms) best.set(k, r);
+  }
+  return [...best.values()].map((r) => ({ shape: r.shape, variant: r.variant }));
+}
+
+/**
+ * Tune the matmul kernels to a run's own shapes (those its first step captured, shape-choice.ts):
+ * every variant this adapter runs is checked against the float64 references (checkKernelVariants),
+ * then each shape's product is timed with every variant of its family that passed, and the fastest
+ * becomes that shape's choice on this device (setShapeChoices). Shapes that already have a choice
+ * are skipped. On a real GPU each timing takes milliseconds; on lavapipe a large shape takes
+ * seconds per variant, so tuning is asked for, never implied.
+ */
+export async function tuneKernelShapes(gpu: Gpu, shapes: ShapeOp[], opts: { reps?: number; capMs?: number; onProgress?: (done: number, total: number) => void; candidates?: Partial<KernelCandidates> } = {}): Promise<ShapeTuning> {
+  const todo = shapes.filter((s) => !hasShapeChoice(gpu, s) && s.M > 0 && s.K > 0 && s.N > 0);
+  const cand = { ...kernelCandidates(gpu), ...opts.candidates };
+  const checks = todo.length ? await checkKernelVariants(gpu) : [];
+  const passed = (op: KernelOp, v: string) => !checks.some((c) => c.op === op && c.variant === v && !c.ok);
+  const variantsOf = (s: ShapeOp) => (cand[familyOf(s.op)] as string[]).filter((v) => passed(s.op, v) && (s.op !== 'int4 y=x·Wᵀ' || s.M > 1));
+  const total = todo.reduce((n, s) => n + variantsOf(s).length, 0);
+  const reps = opts.reps ?? 5, capMs = opts.capMs ?? 1000;
+  const rows: ShapeTiming[] = [];
+  let done = 0;
+  for (const s of todo) {
+    const { op, M, K, N } = s;
+    const vs = variantsOf(s);
+    if (vs.length < 2) {
+      done += vs.length;
+      continue; // nothing to choose between
+    }
+    const x = gpu.tensor('tune.x', [M, K], 'f32', seeded(M * K, 3));
+    const wFull = op.startsWith('int4') ? seeded(N * K, K + N) : null;
+    const w = op.startsWith('fp32') || wFull ? gpu.tensor('tune.w', [N, K], 'f32', wFull ?? seeded(N * K, K + N)) : null;
+    const wh = op === 'f16-weight y=x·Wᵀ' ? gpu.tensor('tune.wf16', [N, K / 2], 'u32', seededHalf(N * K, K + N).packed) : null;
+    const packed = op.startsWith('int4') ? allocPacked(gpu, 'tune.w4', layoutOf(N, K, (s.bits ?? 4) as 2 | 3 | 4 | 8, s.group ?? 32)) : null;
+    if (packed) quantizePack(gpu, packed, w!, { sym: false });
+    const y = gpu.tensor('tune.y', [M, N], 'f32', seeded(M * N, 5)), dx = gpu.tensor('tune.dx', [M, K]), dw = gpu.tensor('tune.dw', [N, K]);
+    for (const v of vs) {
+      const call = (): void => {
+        if (op === 'fp32 y=x·Wᵀ') matmulForward(gpu, y, x, w!, M, K, N, { variant: v as MatmulKernel });
+        else if (op === 'fp32 dX') matmulBackwardInput(gpu, dx, y, w!, M, K, N, { variant: v as MatmulKernel });
+        else if (op === 'fp32 dW') matmulBackwardWeight(gpu, dw, y, x, M, K, N, { variant: v as MatmulKernel });
+        else if (op === 'int4 y=x·Wᵀ') qmatmulForward(gpu, y, x, packed!, M, v as GemmVariant);
+        else if (op === 'int4 dX') qmatmulBackwardInput(gpu, dx, y, packed!, M, false, v as DxVariant);
+        else matmulHalfForward(gpu, y, x, wh!, M, K, N, false, v as HalfKernel);
+      };
+      const ms = await timeCall(gpu, call, reps, capMs);
+      rows.push({ shape: s, variant: v, ms, gflops: (2 * M * N * K) / ms / 1e6 });
+      opts.onProgress?.(++done, total);
+    }
+    for (const t of [x, w, wh, y, dx, dw]) gpu.free(t);
+    if (packed) freePacked(gpu, packed);
+  }
+  const chosen = fastestPerShape(rows, checks);
+  setShapeChoices(gpu, chosen);
+  return { rows, checks, chosen };
 }

@@ -10,6 +10,7 @@
 //                summed in f16 within a slab and in f32 across slabs (error: halfForwardErrorBound).
 //                Only where the device has shader-f16 (gpu.hasF16).
 //   'auto'       pickHalfVariant(gpu): preferHalfVariant's choice, else the adapter's (half_nt4).
+import { shapeVariant } from './shape-choice';
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 
 export type HalfKernel = 'half_nt4' | 'half_wg8' | 'half_wg8h';
@@ -56,7 +57,7 @@ export function matmulHalfForward(gpu: Gpu, out: Tensor, x: Tensor, wHalf: Tenso
   if (x.numel < M * K) throw new Error(`matmulHalfForward: x "${x.label}" has ${x.numel} elements, needs ${M * K}`);
   if (wHalf.numel < (N * K) / 2 || wHalf.dtype !== 'u32') throw new Error(`matmulHalfForward: w "${wHalf.label}" must be u32 with ${(N * K) / 2} elements (f16 pairs)`);
   if (out.numel < M * N) throw new Error(`matmulHalfForward: out "${out.label}" has ${out.numel} elements, needs ${M * N}`);
-  const v = resolve(gpu, variant);
+  const v = (variant === 'auto' ? (shapeVariant(gpu, { op: 'f16-weight y=x·Wᵀ', M, K, N }) as HalfKernel | undefined) : undefined) ?? resolve(gpu, variant);
   if (M === 0 || N === 0) return;
   const params = new Params().u32(M, N, K, accumulate ? 1 : 0);
   const bindings = [x, wHalf, out];

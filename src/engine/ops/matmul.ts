@@ -19,6 +19,7 @@
 // At M = 1 the forward takes a GEMV path unless opts.gemv === false: 'regtile' -> one thread per 4
 // outputs, barrier-free ('gemv_rows'); 'shared' / 'shared8' -> one workgroup per output with a tree reduction.
 // 'gemv' is kept as an alias: 'shared' GEMV at M = 1, 'auto' otherwise.
+import { shapeVariant, type ShapeOp } from './shape-choice';
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 
 export type MatmulKernel = 'subgroup' | 'regtile' | 'shared' | 'shared8';
@@ -97,6 +98,16 @@ function resolve(gpu: Gpu, v: MatmulVariant | undefined): MatmulKernel {
   return pickMatmulVariant(gpu);
 }
 
+/** The family for an 'auto' product at this shape: the per-shape choice (shape-choice.ts), else
+ *  resolve's. An explicit variant, or stridedB (a bench/test layout), is never overridden. */
+function pick(gpu: Gpu, v: MatmulVariant | undefined, s: ShapeOp, stridedB?: boolean): MatmulKernel {
+  if ((v === undefined || v === 'auto') && !stridedB) {
+    const t = shapeVariant(gpu, s) as MatmulKernel | undefined;
+    if (t) return t;
+  }
+  return resolve(gpu, v);
+}
+
 /** C (I,J) (+)= Σ_r A(i,r) B(j,r), A(i,r) = a[i*sAi + r*sAr], B(j,r) = b[j*sBj + r*sBr]. */
 function gemm(gpu: Gpu, variant: MatmulKernel, layout: Layout, c: Tensor, a: Tensor, b: Tensor, I: number, J: number, R: number, s: [number, number, number, number], accumulate: boolean, stridedB = false): void {
   if (I === 0 || J === 0) return;
@@ -133,7 +144,7 @@ export function matmulForward(gpu: Gpu, out: Tensor, x: Tensor, w: Tensor, M: nu
   checkSize('matmulForward x', x, M * K);
   checkSize('matmulForward w', w, N * K);
   checkSize('matmulForward out', out, M * N);
-  const variant = resolve(gpu, opts.variant);
+  const variant = pick(gpu, opts.variant, { op: 'fp32 y=x·Wᵀ', M, K, N });
   const acc = !!opts.accumulate;
   if (M === 1 && opts.gemv !== false && N > 0) {
     const params = new Params().u32(1, N, K, K, 1, K, 1, acc ? 1 : 0);
@@ -153,7 +164,7 @@ export function matmulBackwardInput(gpu: Gpu, dx: Tensor, dout: Tensor, w: Tenso
   checkSize('matmulBackwardInput dout', dout, M * N);
   checkSize('matmulBackwardInput w', w, N * K);
   checkSize('matmulBackwardInput dx', dx, M * K);
-  gemm(gpu, resolve(gpu, opts.variant), 'nn', dx, dout, w, M, K, N, [N, 1, 1, K], !!opts.accumulate, opts.stridedB);
+  gemm(gpu, pick(gpu, opts.variant, { op: 'fp32 dX', M, K, N }, opts.stridedB), 'nn', dx, dout, w, M, K, N, [N, 1, 1, K], !!opts.accumulate, opts.stridedB);
 }
 
 /** dw (N,K) += doutᵀ (N,M) · x (M,K); accumulates (parameter gradient), or assigns with
@@ -166,5 +177,5 @@ export function matmulBackwardWeight(gpu: Gpu, dw: Tensor, dout: Tensor, x: Tens
     if (opts.assign) gpu.zero(dw);
     return;
   }
-  gemm(gpu, resolve(gpu, opts.variant), 'tn', dw, dout, x, N, K, M, [1, N, 1, K], !opts.assign, opts.stridedB);
+  gemm(gpu, pick(gpu, opts.variant, { op: 'fp32 dW', M, K, N }, opts.stridedB), 'tn', dw, dout, x, N, K, M, [1, N, 1, K], !opts.assign, opts.stridedB);
 }

@@ -19,6 +19,7 @@
 // and for dX: 'dx' (8×8 register tile, no barriers — CPU Vulkan; 'dx_sg', the same with dY shared by
 // subgroupBroadcast, measured no faster on lavapipe) or 'dx_wg' (64×64 tile through
 // workgroup memory — real GPUs; 1.5x faster than 'dx' on an H100).
+import { shapeVariant } from './shape-choice';
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 import type { QuantLayout } from '../format/pack';
 import { hasSubgroup8 } from './matmul';
@@ -110,7 +111,8 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
   const L = w.layout;
   check('qmatmulForward x', x, M * L.K);
   check('qmatmulForward y', y, M * L.N);
-  const v = variant === 'auto' ? pickQmatmulVariant(gpu, M) : variant;
+  // 'auto': the per-shape choice (shape-choice.ts; GEMMs only), else the device's
+  const v = variant === 'auto' ? ((M > 1 ? (shapeVariant(gpu, { op: 'int4 y=x·Wᵀ', M, K: L.K, N: L.N, bits: L.bits, group: L.group }) as QmatmulVariant | undefined) : undefined) ?? pickQmatmulVariant(gpu, M)) : variant;
   const bindings = [x, w.codes, w.scales, w.zeros, y];
   switch (v) {
     case 'gemv_rows':
@@ -164,7 +166,7 @@ export function qmatmulGemvRed(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, opt
   if (!(RB >= 1 && RB <= 4)) throw new Error(`qmatmul gemv_red: rb = ${RB}, needs 1..4`);
   const RPW = opts.rows ?? gemvRedRows(gpu, WG, RB);
   if (x.buffer.size < 16) {
-    gpu.run({ shader: 'qmatmul', entry: 'gemv', constants: { WG: GEMV_WG } }, { params: params(L, 1), bindings: [x, w.codes, w.scales, w.zeros, y], workgroups: gpu.grid(L.N) });
+    qmatmulForward(gpu, y, x, w, 1, 'gemv');
     return;
   }
   gpu.run({ shader: 'qmatmul_gemv', entry: 'gemv_red', constants: { WG, RPW, RB } }, { params: params(L, 1), bindings: [x, w.codes, w.scales, w.zeros, y, x], workgroups: gpu.grid(Math.ceil(L.N / RPW)) });
@@ -196,7 +198,7 @@ export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPac
   check('qmatmulBackwardInput dy', dy, M * L.N);
   check('qmatmulBackwardInput dx', dx, M * L.K);
   // 'dx' and 'dx_wg8' read one group per 8-column chunk: odd group sizes (not a multiple of 8) go to dx_wg
-  const entry = !chunkable(L) ? 'dx_wg' : variant === 'auto' ? pickQmatmulDxVariant(gpu) : variant;
+  const entry = !chunkable(L) ? 'dx_wg' : variant === 'auto' ? ((shapeVariant(gpu, { op: 'int4 dX', M, K: L.K, N: L.N, bits: L.bits, group: L.group }) as QmatmulDxVariant | undefined) ?? pickQmatmulDxVariant(gpu)) : variant;
   if (entry === 'dx_sg') {
     if (!hasSubgroup8(gpu)) throw new Error(`qmatmul dX variant 'dx_sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
     gpu.run({ shader: 'qmatmul_dx_sg', entry: 'dx_sg' }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 64), Math.ceil(M / 8)] });

@@ -2,6 +2,8 @@
 // resume from a verified checkpoint, train with progress and ETA, stop or pause between steps,
 // checkpoint every N steps, stop at the first non-finite value (naming where it appeared), then the
 // final evaluation (its own progress) and the student.
+import { shapeTuning, startShapeCapture, stopShapeCapture } from '../ops/shape-choice';
+import { tuneKernelShapes } from '../ops/kernel-choice';
 import type { Gpu } from '../gpu/runtime';
 import { headSize, type LlamaConfig, type LlamaWeights } from '../model/config';
 import type { Tokenizer } from '../io/tokenizer';
@@ -22,7 +24,7 @@ export interface Teacher {
 }
 
 export interface Progress {
-  phase: 'train' | 'eval';
+  phase: 'train' | 'eval' | 'tune';
   label: string;
   done: number;
   total: number;
@@ -158,7 +160,16 @@ export async function runTraining(gpu: Gpu, teacher: Teacher, spec: RunSpec, tra
         await hooks.onCheckpoint?.(c);
         return { status: 'paused', history: d.history, checkpoint: c, summary: null, student: null };
       }
+      // kernels tuned to this run's shapes (GPU panel / QUENCH_KERNELS=…,tune): the first step's
+      // matmul shapes are noted, then timed with every variant; the run goes on with the fastest
+      const tuneNow = shapeTuning(gpu) && d.step === startStep;
+      if (tuneNow) startShapeCapture(gpu);
       await land(await d.submitStep());
+      if (tuneNow) {
+        const shapes = stopShapeCapture(gpu);
+        await d.drain().then(land);
+        await tuneKernelShapes(gpu, shapes, { onProgress: (done, total) => hooks.onProgress?.({ phase: 'tune', label: `tuning the matmul kernels to ${label}'s ${shapes.length} shapes`, done, total, etaSeconds: null }) });
+      }
       const elapsed = (performance.now() - t0) / 1000;
       const done = d.step - startStep;
       hooks.onProgress?.({ phase: 'train', label: `training ${label}`, done: d.step, total: dc.steps, etaSeconds: done > 0 ? (elapsed / done) * (dc.steps - d.step) : null });
