@@ -33,16 +33,7 @@
 // CPU reference: src/engine/ref/quant.ts (qmatmulRef, qmatmulDxRef).
 override WG: u32 = 64u;
 
-// bits, cpw = floor(32 / bits), span = cpw·bits (bits used per word), mask = 2^bits − 1 are
-// uniforms, not overrides: one pipeline per entry serves every bit width (CPU Vulkan compiles
-// each pipeline for seconds). Divisions by cpw happen once per 8-code chunk, not per code.
-struct Params { M: u32, N: u32, K: u32, group: u32, nBlocks: u32, wordsPerRow: u32, accumulate: u32, bits: u32, cpw: u32, span: u32, mask: u32, _a: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> codes: array<u32>;
-@group(0) @binding(3) var<storage, read> scales: array<f32>;
-@group(0) @binding(4) var<storage, read> zeros: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+//#include "qmatmul_layout"
 
 // Code t (t < 8) of a chunk whose first code sits at bit `off` of word lo (the rest run on into hi).
 fn unpack4(lo: vec4u, hi: vec4u, off: u32, t: u32) -> vec4f {
@@ -50,12 +41,6 @@ fn unpack4(lo: vec4u, hi: vec4u, off: u32, t: u32) -> vec4f {
   let inHi = pos >= p.span;
   let w = select(lo, hi, inHi);
   return vec4f((w >> vec4u(select(pos, pos - p.span, inHi))) & vec4u(p.mask));
-}
-
-fn unpack1(lo: u32, hi: u32, off: u32, t: u32) -> f32 {
-  let pos = off + t * p.bits;
-  let inHi = pos >= p.span;
-  return f32((select(lo, hi, inHi) >> select(pos, pos - p.span, inHi)) & p.mask);
 }
 
 fn code_at(n: u32, j: u32) -> f32 {

@@ -12,19 +12,8 @@
 // CPU reference: src/engine/ref/quant.ts (qmatmulDxRef).
 enable subgroups;
 
-struct Params { M: u32, N: u32, K: u32, group: u32, nBlocks: u32, wordsPerRow: u32, accumulate: u32, bits: u32, cpw: u32, span: u32, mask: u32, _a: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>; // dY (M, N)
-@group(0) @binding(2) var<storage, read> codes: array<u32>;
-@group(0) @binding(3) var<storage, read> scales: array<f32>;
-@group(0) @binding(4) var<storage, read> zeros: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>; // dX (M, K)
-
-fn unpack1(lo: u32, hi: u32, off: u32, t: u32) -> f32 {
-  let pos = off + t * p.bits;
-  let inHi = pos >= p.span;
-  return f32((select(lo, hi, inHi) >> select(pos, pos - p.span, inHi)) & p.mask);
-}
+//#include "qmatmul_layout"
+// (x is dY (M, N), y is dX (M, K))
 
 fn put(idx: u32, v: f32) {
   y[idx] = v + select(0.0, y[idx], p.accumulate != 0u);

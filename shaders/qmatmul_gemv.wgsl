@@ -33,23 +33,8 @@ override WG: u32 = 128u;
 override RPW: u32 = 8u;
 override RB: u32 = 2u; // 1..4
 
-// bits, cpw = floor(32 / bits), span = cpw·bits, mask = 2^bits − 1 are uniforms (one pipeline for
-// every bit width), as in qmatmul.wgsl.
-struct Params { M: u32, N: u32, K: u32, group: u32, nBlocks: u32, wordsPerRow: u32, accumulate: u32, bits: u32, cpw: u32, span: u32, mask: u32, _a: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> codes: array<u32>;
-@group(0) @binding(3) var<storage, read> scales: array<f32>;
-@group(0) @binding(4) var<storage, read> zeros: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+//#include "qmatmul_layout"
 @group(0) @binding(6) var<storage, read> xv: array<vec4f>;
-
-// Code t (t < 8) of a chunk whose first code sits at bit `off` of word lo (the rest run on into hi).
-fn unpack1(lo: u32, hi: u32, off: u32, t: u32) -> f32 {
-  let pos = off + t * p.bits;
-  let inHi = pos >= p.span;
-  return f32((select(lo, hi, inHi) >> select(pos, pos - p.span, inHi)) & p.mask);
-}
 
 // Codes t0..t0+3 of the chunk, as a vec4.
 fn unpack4(lo: u32, hi: u32, off: u32, t0: u32) -> vec4f {

@@ -17,13 +17,7 @@
 enable subgroups;
 override WG: u32 = 8u;
 
-struct Params { M: u32, N: u32, K: u32, group: u32, nBlocks: u32, wordsPerRow: u32, accumulate: u32, bits: u32, cpw: u32, span: u32, mask: u32, _a: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> codes: array<u32>;
-@group(0) @binding(3) var<storage, read> scales: array<f32>;
-@group(0) @binding(4) var<storage, read> zeros: array<f32>;
-@group(0) @binding(5) var<storage, read_write> y: array<f32>;
+//#include "qmatmul_layout"
 
 // Code t (t < 8) of a chunk whose first code sits at bit off of word lo (the rest run on into hi).
 fn unpack4(lo: vec4u, hi: vec4u, off: u32, t: u32) -> vec4f {
