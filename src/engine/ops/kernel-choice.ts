@@ -17,10 +17,12 @@ import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf, quantizeHost } from '../format/pack';
 import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } from '../ref/matmul';
 import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
+import { hasShapeChoice, setShapeChoices, shapeChoices, shapeKey, shapeTuning, type KernelOp, type ShapeOp } from './shape-choice';
 import { adapterHalfVariant, halfForwardErrorBound, halfVariants, matmulHalfForward, pickHalfVariant, preferHalfVariant, type HalfKernel } from './matmul-half';
 
 export type GemmVariant = Exclude<QmatmulVariant, 'auto' | 'gemv' | 'gemv_rows' | 'gemv_sg' | 'gemv_red'>;
 export type DxVariant = Exclude<QmatmulDxVariant, 'auto'>;
+export type { KernelOp };
 
 /** Timing sizes (the GPU panel's and `quench kernels --size`): [M, K, N] shapes of y = x·Wᵀ. */
 export const KERNEL_TIMING_SHAPES: Record<'small' | 'medium' | 'large', [number, number, number][]> = {
@@ -37,9 +39,6 @@ export interface KernelChoice {
   dx: DxVariant;
   half: HalfKernel;
 }
-
-import { hasShapeChoice, setShapeChoices, shapeChoices, shapeTuning, type KernelOp, type ShapeOp } from './shape-choice';
-export type { KernelOp };
 
 /** The products each family's one variant serves. */
 export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'], half: ['f16-weight y=x·Wᵀ'] };
@@ -172,40 +171,65 @@ export function seededHalf(n: number, seed: number): { packed: Uint32Array; valu
   return { packed, values };
 }
 
+/** Seeded operands of every product at one shape [M, K, N]: x (M, K), W (N, K) in fp32, as int4 in
+ *  `layout` (bits, group; w4g32 by default) and, where K % 4 == 0, as f16 pairs; y (M, N) (also dY),
+ *  dX (M, K), dW (N, K). The timings of the GPU panel and of per-shape tuning run on these. */
+interface Operands {
+  x: Tensor;
+  w: Tensor;
+  packed: GpuPacked;
+  wh: Tensor | null;
+  y: Tensor;
+  dx: Tensor;
+  dw: Tensor;
+}
+
+function allocOperands(gpu: Gpu, M: number, K: number, N: number, layout: { bits?: number; group?: number } = {}): Operands {
+  const x = gpu.tensor('kernels.x', [M, K], 'f32', seeded(M * K, 3)), w = gpu.tensor('kernels.w', [N, K], 'f32', seeded(N * K, K + N));
+  const packed = allocPacked(gpu, 'kernels.w4', layoutOf(N, K, (layout.bits ?? 4) as 2 | 3 | 4 | 8, layout.group ?? 32));
+  quantizePack(gpu, packed, w, { sym: false });
+  const wh = K % 4 === 0 ? gpu.tensor('kernels.wf16', [N, K / 2], 'u32', seededHalf(N * K, K + N).packed) : null; // (N, K) f16 pairs
+  return { x, w, packed, wh, y: gpu.tensor('kernels.y', [M, N], 'f32', seeded(M * N, 5)), dx: gpu.tensor('kernels.dx', [M, K]), dw: gpu.tensor('kernels.dw', [N, K]) };
+}
+
+function freeOperands(gpu: Gpu, o: Operands): void {
+  for (const t of [o.x, o.w, o.wh, o.y, o.dx, o.dw]) gpu.free(t);
+  freePacked(gpu, o.packed);
+}
+
+/** One call of product `op` with `variant` on the operands (what a timing repeats). */
+function productCall(gpu: Gpu, op: KernelOp, variant: string, o: Operands, M: number, K: number, N: number): () => void {
+  switch (op) {
+    case 'fp32 y=x·Wᵀ': return () => matmulForward(gpu, o.y, o.x, o.w, M, K, N, { variant: variant as MatmulKernel });
+    case 'fp32 dX': return () => matmulBackwardInput(gpu, o.dx, o.y, o.w, M, K, N, { variant: variant as MatmulKernel });
+    case 'fp32 dW': return () => matmulBackwardWeight(gpu, o.dw, o.y, o.x, M, K, N, { variant: variant as MatmulKernel });
+    case 'int4 y=x·Wᵀ': return () => qmatmulForward(gpu, o.y, o.x, o.packed, M, variant as GemmVariant);
+    case 'int4 dX': return () => qmatmulBackwardInput(gpu, o.dx, o.y, o.packed, M, false, variant as DxVariant);
+    case 'f16-weight y=x·Wᵀ': return () => matmulHalfForward(gpu, o.y, o.x, o.wh!, M, K, N, false, variant as HalfKernel);
+  }
+}
+
 /** Time every variant this adapter runs on shapes [M, K, N] (y = x·Wᵀ, x (M, K), W (N, K)). */
 export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, number, number][]; reps?: number; capMs?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<KernelTimings> {
   const shapes = opts.shapes ?? KERNEL_TIMING_SHAPES.medium;
   const reps = opts.reps ?? 5, capMs = opts.capMs ?? 2000;
   const cand = kernelCandidates(gpu);
   const rows: VariantTiming[] = [];
-  const total = shapes.length * (3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length);
+  const total = shapes.length * FAMILIES.reduce((n, f) => n + FAMILY_OPS[f].length * cand[f].length, 0);
   let done = 0;
   const defaults = defaultKernels(gpu);
   const checks = await checkKernelVariants(gpu);
   for (const [M, K, N] of shapes) {
     const shape = `${M}×${K}×${N}`;
-    const w = seeded(N * K, K + N);
-    const tx = gpu.tensor('kernels.x', [M, K], 'f32', seeded(M * K, 3)), tw = gpu.tensor('kernels.w', [N, K], 'f32', w);
-    const ty = gpu.tensor('kernels.y', [M, N], 'f32', seeded(M * N, 5)), tdx = gpu.tensor('kernels.dx', [M, K]), tdw = gpu.tensor('kernels.dw', [N, K]);
-    const packed: GpuPacked = allocPacked(gpu, 'kernels.w4', layoutOf(N, K, 4, 32));
-    quantizePack(gpu, packed, tw, { sym: false });
-    const twh = gpu.tensor('kernels.wf16', [N, K / 2], 'u32', seededHalf(N * K, K + N).packed); // (N, K) f16 pairs
-    const add = async (op: KernelOp, variant: string, flops: number, call: () => void) => {
-      const ms = await timeCall(gpu, call, reps, capMs);
-      rows.push({ op, variant, shape, ms, gflops: flops / ms / 1e6 });
-      opts.onProgress?.(++done, total);
-    };
-    const f = 2 * M * N * K;
-    for (const v of cand.matmul) {
-      await add('fp32 y=x·Wᵀ', v, f, () => matmulForward(gpu, ty, tx, tw, M, K, N, { variant: v }));
-      await add('fp32 dX', v, f, () => matmulBackwardInput(gpu, tdx, ty, tw, M, K, N, { variant: v }));
-      await add('fp32 dW', v, f, () => matmulBackwardWeight(gpu, tdw, ty, tx, M, K, N, { variant: v }));
-    }
-    for (const v of cand.gemm) await add('int4 y=x·Wᵀ', v, f, () => qmatmulForward(gpu, ty, tx, packed, M, v));
-    for (const v of cand.dx) await add('int4 dX', v, f, () => qmatmulBackwardInput(gpu, tdx, ty, packed, M, false, v));
-    for (const v of cand.half) await add('f16-weight y=x·Wᵀ', v, f, () => matmulHalfForward(gpu, ty, tx, twh, M, K, N, false, v));
-    for (const t of [tx, tw, ty, tdx, tdw, twh] as Tensor[]) gpu.free(t);
-    freePacked(gpu, packed);
+    const o = allocOperands(gpu, M, K, N);
+    for (const f of FAMILIES)
+      for (const v of cand[f] as string[])
+        for (const op of FAMILY_OPS[f]) {
+          const ms = await timeCall(gpu, productCall(gpu, op, v, o, M, K, N), reps, capMs);
+          rows.push({ op, variant: v, shape, ms, gflops: (2 * M * N * K) / ms / 1e6 });
+          opts.onProgress?.(++done, total);
+        }
+    freeOperands(gpu, o);
   }
   return { rows, checks, fastest: fastestKernels(rows, checks, cand, defaults), defaults };
 }
@@ -320,14 +344,15 @@ export interface ShapeTuning {
   chosen: { shape: ShapeOp; variant: string }[];
 }
 
-const shapeId = (s: ShapeOp) => `${s.op}|${s.M}|${s.K}|${s.N}|${s.bits ?? ''}|${s.group ?? ''}`;
+/** Whether `variant` failed the check of product `op` (per-shape choices judge one product). */
+const failedProduct = (checks: VariantCheck[], op: KernelOp, variant: string) => checks.some((c) => c.op === op && c.variant === variant && !c.ok);
 
 /** Per shape, the variant with the least time among those that passed their product's check. */
 export function fastestPerShape(rows: ShapeTiming[], checks: VariantCheck[]): { shape: ShapeOp; variant: string }[] {
   const best = new Map<string, ShapeTiming>();
   for (const r of rows) {
-    if (!Number.isFinite(r.ms) || checks.some((c) => c.op === r.shape.op && c.variant === r.variant && !c.ok)) continue;
-    const k = shapeId(r.shape), b = best.get(k);
+    if (!Number.isFinite(r.ms) || failedProduct(checks, r.shape.op, r.variant)) continue;
+    const k = shapeKey(r.shape), b = best.get(k);
     if (!b || r.ms < b.ms) best.set(k, r);
   }
   return [...best.values()].map((r) => ({ shape: r.shape, variant: r.variant }));
@@ -345,8 +370,7 @@ export async function tuneKernelShapes(gpu: Gpu, shapes: ShapeOp[], opts: { reps
   const todo = shapes.filter((s) => !hasShapeChoice(gpu, s) && s.M > 0 && s.K > 0 && s.N > 0);
   const cand = { ...kernelCandidates(gpu), ...opts.candidates };
   const checks = todo.length ? await checkKernelVariants(gpu) : [];
-  const passed = (op: KernelOp, v: string) => !checks.some((c) => c.op === op && c.variant === v && !c.ok);
-  const variantsOf = (s: ShapeOp) => (cand[familyOf(s.op)] as string[]).filter((v) => passed(s.op, v) && (s.op !== 'int4 y=x·Wᵀ' || s.M > 1));
+  const variantsOf = (s: ShapeOp) => (cand[familyOf(s.op)] as string[]).filter((v) => !failedProduct(checks, s.op, v) && (s.op !== 'int4 y=x·Wᵀ' || s.M > 1));
   const total = todo.reduce((n, s) => n + variantsOf(s).length, 0);
   const reps = opts.reps ?? 5, capMs = opts.capMs ?? 1000;
   const rows: ShapeTiming[] = [];
@@ -358,28 +382,13 @@ export async function tuneKernelShapes(gpu: Gpu, shapes: ShapeOp[], opts: { reps
       done += vs.length;
       continue; // nothing to choose between
     }
-    const x = gpu.tensor('tune.x', [M, K], 'f32', seeded(M * K, 3));
-    const wFull = op.startsWith('int4') ? seeded(N * K, K + N) : null;
-    const w = op.startsWith('fp32') || wFull ? gpu.tensor('tune.w', [N, K], 'f32', wFull ?? seeded(N * K, K + N)) : null;
-    const wh = op === 'f16-weight y=x·Wᵀ' ? gpu.tensor('tune.wf16', [N, K / 2], 'u32', seededHalf(N * K, K + N).packed) : null;
-    const packed = op.startsWith('int4') ? allocPacked(gpu, 'tune.w4', layoutOf(N, K, (s.bits ?? 4) as 2 | 3 | 4 | 8, s.group ?? 32)) : null;
-    if (packed) quantizePack(gpu, packed, w!, { sym: false });
-    const y = gpu.tensor('tune.y', [M, N], 'f32', seeded(M * N, 5)), dx = gpu.tensor('tune.dx', [M, K]), dw = gpu.tensor('tune.dw', [N, K]);
+    const o = allocOperands(gpu, M, K, N, s);
     for (const v of vs) {
-      const call = (): void => {
-        if (op === 'fp32 y=x·Wᵀ') matmulForward(gpu, y, x, w!, M, K, N, { variant: v as MatmulKernel });
-        else if (op === 'fp32 dX') matmulBackwardInput(gpu, dx, y, w!, M, K, N, { variant: v as MatmulKernel });
-        else if (op === 'fp32 dW') matmulBackwardWeight(gpu, dw, y, x, M, K, N, { variant: v as MatmulKernel });
-        else if (op === 'int4 y=x·Wᵀ') qmatmulForward(gpu, y, x, packed!, M, v as GemmVariant);
-        else if (op === 'int4 dX') qmatmulBackwardInput(gpu, dx, y, packed!, M, false, v as DxVariant);
-        else matmulHalfForward(gpu, y, x, wh!, M, K, N, false, v as HalfKernel);
-      };
-      const ms = await timeCall(gpu, call, reps, capMs);
+      const ms = await timeCall(gpu, productCall(gpu, op, v, o, M, K, N), reps, capMs);
       rows.push({ shape: s, variant: v, ms, gflops: (2 * M * N * K) / ms / 1e6 });
       opts.onProgress?.(++done, total);
     }
-    for (const t of [x, w, wh, y, dx, dw]) gpu.free(t);
-    if (packed) freePacked(gpu, packed);
+    freeOperands(gpu, o);
   }
   const chosen = fastestPerShape(rows, checks);
   setShapeChoices(gpu, chosen);

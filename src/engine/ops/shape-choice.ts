@@ -29,7 +29,8 @@ interface State {
 
 const states = new WeakMap<Gpu, State>();
 
-function key(s: ShapeOp): string {
+/** A shape's identity in the table (and wherever shapes are grouped). */
+export function shapeKey(s: ShapeOp): string {
   return `${s.op}|${s.M}|${s.K}|${s.N}|${s.bits ?? ''}|${s.group ?? ''}`;
 }
 
@@ -38,7 +39,7 @@ function key(s: ShapeOp): string {
 export function shapeVariant(gpu: Gpu, s: ShapeOp): string | undefined {
   const st = states.get(gpu);
   if (!st) return undefined;
-  const k = key(s);
+  const k = shapeKey(s);
   if (st.capture && !st.capture.has(k)) st.capture.set(k, { ...s });
   return st.table.get(k);
 }
@@ -53,7 +54,7 @@ function state(gpu: Gpu): State {
 export function setShapeChoices(gpu: Gpu, choices: { shape: ShapeOp; variant: string }[] | null): void {
   const st = state(gpu);
   if (!choices) st.table.clear();
-  else for (const c of choices) st.table.set(key(c.shape), c.variant);
+  else for (const c of choices) st.table.set(shapeKey(c.shape), c.variant);
 }
 
 /** Whether runs on this device tune the matmul kernels to their shapes first. */
@@ -71,7 +72,7 @@ export function setShapeTuning(gpu: Gpu, on: boolean): void {
 
 /** Whether this shape has a choice already (a second run of the same shapes tunes nothing). */
 export function hasShapeChoice(gpu: Gpu, s: ShapeOp): boolean {
-  return states.get(gpu)?.table.has(key(s)) ?? false;
+  return states.get(gpu)?.table.has(shapeKey(s)) ?? false;
 }
 
 /** The table now, as (shape, variant) pairs. */
