@@ -1,13 +1,14 @@
 // int4 (group 32, asymmetric) packed matmul: GEMV (M = 1, decode) at K = N in {256, ..., 4096} and
 // GEMM (M = 256) up to 2048, every kernel variant this device runs, and the backward dX (M = 256);
-// gemv_red (subgroup reductions, real GPUs) also with 1 and 4 rows per block beside its default 2.
+// gemv_red (subgroup reductions, real GPUs) also with 1 and 4 rows per block beside its default 2, and
+// gemv_wide (16-byte code loads, real GPUs) with 4 rows per block and with 8 threads of 4-row blocks.
 // Cases estimated (from the same variant's speed on a smaller shape) to take over callCapMs per call,
 // and everything after the deadline, are skipped and say so.
 // ms is per call: short calls are batched several per GPU sync, slow ones get fewer repetitions
 // (about budgetMs per row) so the whole run stays near 30-40 s on CPU Vulkan. GB/s counts the bytes a call must
 // move at least: packed codes + scales + zeros + x + y. Figures are printed, never asserted.
 import type { Gpu } from '../src/engine/gpu/runtime';
-import { pickQmatmulDxVariant, pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulGemvRed, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from '../src/engine/ops/qmatmul';
+import { pickQmatmulDxVariant, pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulGemvRed, qmatmulGemvWide, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from '../src/engine/ops/qmatmul';
 import { quantizeHost } from '../src/engine/quant/pack';
 import { randn } from '../src/engine/testing';
 import { hasSubgroup8 } from '../src/engine/ops/matmul';
@@ -38,9 +39,9 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
       const isDx = (v: string): v is Exclude<QmatmulDxVariant, 'auto'> => v.startsWith('dx');
       // gemv_red also with 1 and 4 rows per subgroup block (its default is 2): a GPU's figures say
       // which to keep
-      type Timed = Exclude<QmatmulVariant, 'auto'> | Exclude<QmatmulDxVariant, 'auto'> | 'gemv_red rb=1' | 'gemv_red rb=4';
-      const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv', 'gemv_red', 'gemv_red rb=1', 'gemv_red rb=4'] : ['gemm_sg', 'gemm', 'gemm_wg', 'gemm_wg8', 'dx_sg', 'dx', 'dx_wg', 'dx_wg8']) as Timed[])
-        .filter((v) => (v === 'dx_sg' ? hasSubgroup8(gpu) : isDx(v) || available.includes(v.startsWith('gemv_red') ? 'gemv_red' : (v as Exclude<QmatmulVariant, 'auto'>))));
+      type Timed = Exclude<QmatmulVariant, 'auto'> | Exclude<QmatmulDxVariant, 'auto'> | 'gemv_red rb=1' | 'gemv_red rb=4' | 'gemv_wide rb=4' | 'gemv_wide tpr=8 rb=4';
+      const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv', 'gemv_red', 'gemv_red rb=1', 'gemv_red rb=4', 'gemv_wide', 'gemv_wide rb=4', 'gemv_wide tpr=8 rb=4'] : ['gemm_sg', 'gemm', 'gemm_wg', 'gemm_wg8', 'dx_sg', 'dx', 'dx_wg', 'dx_wg8']) as Timed[])
+        .filter((v) => (v === 'dx_sg' ? hasSubgroup8(gpu) : isDx(v) || available.includes(v.split(' ')[0] as Exclude<QmatmulVariant, 'auto'>)));
       const autoDx = pickQmatmulDxVariant(gpu);
       const dx = M === 1 ? null : gpu.tensor('bench.dx', [M, K]);
       const auto = pickQmatmulVariant(gpu, M);
@@ -54,6 +55,8 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
         const call = () =>
           isDx(v) ? qmatmulBackwardInput(gpu, dx!, y, w, M, false, v)
           : v === 'gemv_red rb=1' || v === 'gemv_red rb=4' ? qmatmulGemvRed(gpu, y, x, w, { rb: v === 'gemv_red rb=1' ? 1 : 4 })
+          : v === 'gemv_wide rb=4' ? qmatmulGemvWide(gpu, y, x, w, { rb: 4 })
+          : v === 'gemv_wide tpr=8 rb=4' ? qmatmulGemvWide(gpu, y, x, w, { tpr: 8, rb: 4 })
           : qmatmulForward(gpu, y, x, w, M, v);
         const once = async () => {
           call();

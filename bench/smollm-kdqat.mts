@@ -30,7 +30,7 @@ import { pretrainInit } from '../src/engine/train/pretrain';
 import { Distiller, type DistillConfig } from '../src/engine/train/distill';
 import { MATMUL_VARIANTS, preferMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
 import { setShapeChoices, startShapeCapture, stopShapeCapture, type KernelOp } from '../src/engine/ops/shape-choice';
-import { applyKernelChoice, currentKernels, familyOf, tuneKernelShapes } from '../src/engine/ops/kernel-choice';
+import { applyKernelChoice, currentKernels, defaultKernels, familyOf, tuneKernelShapes } from '../src/engine/ops/kernel-choice';
 import { Rng } from '../src/engine/train/data';
 import { makeRunSpec } from '../src/engine/workflow/spec';
 import { recipeFilesOfTokens, type RecipeJson } from '../src/engine/workflow/recipe';
@@ -79,7 +79,7 @@ for (const v of variants) {
     console.log('quench (tile8h): skipped, the teacher\'s half_wg8h needs shader-f16, which this adapter lacks');
     continue;
   }
-  if (v === 'tile8' || v === 'tile8h') applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: v === 'tile8' ? 'half_wg8' : 'half_wg8h' });
+  if (v === 'tile8' || v === 'tile8h') applyKernelChoice(gpu, { ...defaultKernels(gpu), matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: v === 'tile8' ? 'half_wg8' : 'half_wg8h' });
   else {
     applyKernelChoice(gpu, null);
     if (v !== 'auto') preferMatmulVariant(gpu, v as MatmulKernel);

@@ -275,9 +275,10 @@ fn gemv(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: ve
     for (var kc = lid.x * 8u; kc < p.K; kc += WG * 8u) {
       let lw = kc / p.cpw;
       let off = (kc - lw * p.cpw) * p.bits;
-      let lo = codes[rw + lw];
-      let hi = codes[rw + lw + select(0u, 1u, off + 7u * p.bits >= p.span)];
       let kEnd = min(kc + 8u, p.K);
+      let lo = codes[rw + lw];
+      // the next word only where the chunk's valid codes reach into it (never past the row)
+      let hi = codes[rw + lw + select(0u, 1u, off + (kEnd - 1u - kc) * p.bits >= p.span)];
       let g = kc / p.group;
       if ((kEnd - 1u) / p.group == g) {
         // the whole chunk lies in one group

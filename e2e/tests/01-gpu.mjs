@@ -23,15 +23,16 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByTestId('kernels-times').waitFor({ timeout: 180_000 });
   const times = await page.getByTestId('kernels-times').innerText();
   await screenshot('gpu-kernel-times');
-  expect(/fastest/.test(times) && /shared8/.test(times) && /gemm_wg8/.test(times) && /dx_wg8/.test(times) && /half_wg8/.test(times), `kernel timings list the variants: ${times.slice(0, 300)}`);
+  expect(/fastest/.test(times) && /shared8/.test(times) && /gemm_wg8/.test(times) && /dx_wg8/.test(times) && /half_wg8/.test(times) && /gemv_wide/.test(times), `kernel timings list the variants: ${times.slice(0, 300)}`);
   const label = await page.getByTestId('kernels-use-fastest').innerText();
   const fastest = /\(([^)]*)\)/.exec(label)?.[1].split(', ') ?? [];
-  expect(fastest.length === 4, `the fastest choice is named: ${label}`);
-  const inUse = async () => Promise.all(['matmul', 'gemm', 'dx', 'half'].map((f) => page.getByTestId(`kernel-${f}`).innerText()));
+  expect(fastest.length === 5, `the fastest choice is named: ${label}`);
+  const inUse = async () => Promise.all(['matmul', 'gemm', 'dx', 'half', 'gemv'].map((f) => page.getByTestId(`kernel-${f}`).innerText()));
   const waitFor = (id, want) => page.waitForFunction(([i, w]) => document.querySelector(`[data-testid="${i}"]`)?.textContent === w, [id, want], { timeout: 60_000 });
   if (await page.getByTestId('kernels-use-fastest').isEnabled()) {
     await page.getByTestId('kernels-use-fastest').click();
     await waitFor('kernel-half', fastest[3]);
+    await waitFor('kernel-gemv', fastest[4]);
     await waitFor('kernel-matmul', fastest[0]);
   }
   expect(JSON.stringify(await inUse()) === JSON.stringify(fastest), `the fastest kernels are in use: ${await inUse()} vs ${fastest}`);
@@ -43,20 +44,23 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByRole('tab', { name: 'GPU' }).click();
   await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
   await waitFor('kernel-matmul', pick);
-  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], fastest[3]]), `the choice survives a reload: ${await inUse()}`);
+  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], fastest[3], fastest[4]]), `the choice survives a reload: ${await inUse()}`);
   await screenshot('gpu-kernels');
-  // a choice stored before the f16-weight family existed (no half): applied, with the adapter's half kernel
+  // a choice stored before the f16-weight and GEMV families existed (no half, no gemv): applied,
+  // with the adapter's kernels for those
   const halfDefault = await page.locator('[data-testid="kernels-current"] tr', { hasText: 'f16-weight' }).locator('td').nth(2).innerText();
+  const gemvDefault = await page.locator('[data-testid="kernels-current"] tr', { hasText: 'int4 GEMV' }).locator('td').nth(2).innerText();
   await page.evaluate(() => {
     const st = JSON.parse(localStorage.getItem('quench-settings'));
     delete st.state.settings.kernels.choice.half;
+    delete st.state.settings.kernels.choice.gemv;
     localStorage.setItem('quench-settings', JSON.stringify(st));
   });
   await page.reload();
   await page.getByRole('tab', { name: 'GPU' }).click();
   await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
   await waitFor('kernel-matmul', pick);
-  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], halfDefault]), `an older stored choice (no half) still applies: ${await inUse()}`);
+  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], halfDefault, gemvDefault]), `an older stored choice (no half, no gemv) still applies: ${await inUse()}`);
   // a stored choice this adapter cannot run (a driver update, say): said so, forgotten, defaults used
   await page.evaluate(() => {
     const st = JSON.parse(localStorage.getItem('quench-settings'));

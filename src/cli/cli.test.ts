@@ -88,17 +88,25 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     expect(variants('int4 y=x·Wᵀ')).toContain(t.fastest.gemm);
     expect(variants('f16-weight y=x·Wᵀ')).toEqual(expect.arrayContaining(['half_nt4', 'half_wg8']));
     expect(variants('f16-weight y=x·Wᵀ')).toContain(t.fastest.half);
+    // the GEMV family: decoding one token, timed at M = 1
+    expect(variants('int4 GEMV')).toEqual(expect.arrayContaining(['gemv', 'gemv_rows', 'gemv_wide']));
+    expect(variants('int4 GEMV')).toContain(t.fastest.gemv);
+    expect(t.rows.filter((r: { op: string }) => r.op === 'int4 GEMV').every((r: { shape: string }) => r.shape.startsWith('1×'))).toBe(true);
     expect(t.inUse).toEqual(t.defaults);
     expect(t.checks.length).toBe(t.rows.length);
     expect(t.checks.every((c: { ok: boolean }) => c.ok)).toBe(true);
-    // three names (the older form) keep the adapter's f16-weight kernel; a fourth sets it
+    // three names (the older form) keep the adapter's f16-weight and GEMV kernels; a fourth sets
+    // the f16-weight one, a fifth the GEMV
     const info = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8' }));
-    expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: t.defaults.half });
+    expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: t.defaults.half, gemv: t.defaults.gemv });
     const info4 = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8' }));
-    expect(info4.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8' });
-    expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx\[,half\]\[,tune\]" \(or "tune" alone\) with matmul one of .*shared8.*half one of .*half_wg8/);
+    expect(info4.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: t.defaults.gemv });
+    const info5 = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide' }));
+    expect(info5.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide' });
+    expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx\[,half\[,gemv\]\]\[,tune\]" \(or "tune" alone\) with matmul one of .*shared8.*half one of .*half_wg8.*gemv one of .*gemv_wide/);
     expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_fp8' })).toThrow(/QUENCH_KERNELS="shared8,gemm_wg8,dx_wg8,half_fp8": expected/);
-    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,extra' })).toThrow(/expected "matmul,gemm,dx\[,half\]\[,tune\]"/);
+    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemm' })).toThrow(/expected/); // a GEMM is not a GEMV
+    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv,extra' })).toThrow(/expected "matmul,gemm,dx\[,half\[,gemv\]\]\[,tune\]"/);
     // a last "tune": training runs tune the kernels to their shapes first; alone, with the adapter's kernels
     expect(JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'tune' }))).toMatchObject({ kernels: t.defaults, tuneKernelShapes: true });
     expect(JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,tune' }))).toMatchObject({ kernels: { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' }, tuneKernelShapes: true });

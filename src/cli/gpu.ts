@@ -1,6 +1,7 @@
 // The GPU a command runs on: Dawn (createNodeGpu), with the matmul kernels of $QUENCH_KERNELS when
-// set ("matmul,gemm,dx,half", e.g. "shared8,gemm_wg8,dx_wg8,half_wg8", as `quench kernels` prints
-// the fastest here; the older "matmul,gemm,dx" keeps the adapter's f16-weight kernel), and with
+// set ("matmul,gemm,dx,half,gemv", e.g. "shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide", as `quench
+// kernels` prints the fastest here; the older "matmul,gemm,dx" and "matmul,gemm,dx,half" keep the
+// adapter's kernels for the families they leave out), and with
 // ",tune" (or "tune" alone) training runs tune the kernels to their own shapes first; otherwise the
 // adapter's defaults.
 import { createNodeGpu } from '../engine/gpu/node';
@@ -22,11 +23,11 @@ export async function cliGpu(opts: { lenient?: boolean } = {}): Promise<Gpu> {
   }
   if (all.length) {
     const names = all;
-    // 3 names: matmul, gemm, dx (the adapter's half kernel); 4: and half
-    const choice = names.length === 3 || names.length === 4 ? validKernelChoice(gpu, Object.fromEntries(names.map((n, i) => [FAMILIES[i], n]))) : null;
+    // 3 names: matmul, gemm, dx (the adapter's half and GEMV kernels); 4: and half; 5: and gemv
+    const choice = names.length >= 3 && names.length <= FAMILIES.length ? validKernelChoice(gpu, Object.fromEntries(names.map((n, i) => [FAMILIES[i], n]))) : null;
     if (!choice) {
       const c = kernelCandidates(gpu);
-      const why = `QUENCH_KERNELS="${env}": expected "matmul,gemm,dx[,half][,tune]" (or "tune" alone) with ${FAMILIES.map((f) => `${f} one of ${c[f].join('|')}`).join(', ')} (this adapter's variants)`;
+      const why = `QUENCH_KERNELS="${env}": expected "matmul,gemm,dx[,half[,gemv]][,tune]" (or "tune" alone) with ${FAMILIES.map((f) => `${f} one of ${c[f].join('|')}`).join(', ')} (this adapter's variants)`;
       if (opts.lenient) {
         process.stderr.write(`${why}; ignored\n`);
         return gpu;

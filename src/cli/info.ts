@@ -14,7 +14,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`vendor:       ${i.vendor}  architecture: ${i.architecture}  device: ${i.device}`);
     console.log(`description:  ${i.description}`);
     console.log(`features:     ${i.features.join(', ')}`);
-    console.log(`kernels:      ${k.matmul},${k.gemm},${k.dx},${k.half} (fp32 matmul, int4 forward, int4 dX, f16-weight forward; QUENCH_KERNELS, \`quench kernels\`)${tune ? '; training runs tune them to their shapes first' : ''}`);
+    console.log(`kernels:      ${k.matmul},${k.gemm},${k.dx},${k.half},${k.gemv} (fp32 matmul, int4 forward, int4 dX, f16-weight forward, int4 GEMV; QUENCH_KERNELS, \`quench kernels\`)${tune ? '; training runs tune them to their shapes first' : ''}`);
     for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension']) {
       console.log(`${k.padEnd(36)} ${i.limits[k]}`);
     }

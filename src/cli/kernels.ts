@@ -1,5 +1,5 @@
 // quench kernels [--size small|medium|large] [--json] — time every matmul variant this adapter runs
-// (fp32 forward/dX/dW, int4 forward/dX, the f16-weight teacher forward), each first checked against the float64 reference, and print
+// (fp32 forward/dX/dW, int4 forward/dX, the f16-weight teacher forward, the int4 GEMV), each first checked against the float64 reference, and print
 // the fastest correct one of each family, as the studio's GPU panel does; QUENCH_KERNELS=<the
 // printed line> makes the other commands use them.
 import { CHECK_SHAPE, FAMILIES, KERNEL_TIMING_SHAPES, currentKernels, timeKernelVariants, type KernelChoice } from '../engine/ops/kernel-choice';
@@ -8,8 +8,8 @@ import { cliGpu } from './gpu';
 
 const SIZES = Object.keys(KERNEL_TIMING_SHAPES) as (keyof typeof KERNEL_TIMING_SHAPES)[];
 const HELP = `usage: quench kernels [--size ${SIZES.join('|')}] [--json]
-Times every fp32 (forward, dX, dW), int4 (forward, dX) and f16-weight (the frozen teacher's forward)
-matmul variant this adapter runs on the size's shapes (${SIZES.map((k) => `${k}: ${KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}x${K}x${N}`).join(', ')}`).join('; ')}; M x K x N of y = x·Wᵀ), prints
+Times every fp32 (forward, dX, dW), int4 (forward, dX), f16-weight (the frozen teacher's forward) and
+int4 GEMV (decoding one token, timed at 1 x K x N) matmul variant this adapter runs on the size's shapes (${SIZES.map((k) => `${k}: ${KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}x${K}x${N}`).join(', ')}`).join('; ')}; M x K x N of y = x·Wᵀ), prints
 each variant's time and the fastest of each family (least total time), and the QUENCH_KERNELS line
 that makes distill, compare, compress, pretrain, eval and the rest use them. Default size: medium.
 One variant per family serves every shape; a last ",tune" in QUENCH_KERNELS (or "tune" alone) makes

@@ -90,7 +90,7 @@ export function GpuPanel() {
   );
 }
 
-const LABEL: Record<keyof KernelChoice, string> = { matmul: 'fp32 matmul (forward, dX, dW)', gemm: 'int4 forward', dx: 'int4 dX', half: 'f16-weight forward (frozen teacher)' };
+const LABEL: Record<keyof KernelChoice, string> = { matmul: 'fp32 matmul (forward, dX, dW)', gemm: 'int4 forward', dx: 'int4 dX', half: 'f16-weight forward (frozen teacher)', gemv: 'int4 GEMV (generating, one token)' };
 const sameChoice = (a: KernelChoice | undefined | null, b: KernelChoice | undefined | null) => !!a && !!b && FAMILIES.every((f) => a[f] === b[f]);
 
 /** "WRONG RESULTS (max |error| …)" where a variant failed its check against the float64 reference here. */
@@ -110,7 +110,7 @@ function KernelChoicePanel() {
   return (
     <>
       <h3>Matmul kernels on this GPU</h3>
-      <p className="muted">Every run (distill, compare, compress, pretrain, eval) uses one fp32 matmul, one int4 forward and one int4 dX kernel, and a distillation's teacher with f16 weights (larger models) one f16-weight forward kernel. By default they are chosen by the kind of adapter; here you can time every variant on this GPU and use the fastest. Each variant's results are checked against a float64 reference first, and one that is wrong here is never chosen. The choice is kept for this adapter across reloads.</p>
+      <p className="muted">Every run (distill, compare, compress, pretrain, eval) uses one fp32 matmul, one int4 forward and one int4 dX kernel, a distillation's teacher with f16 weights (larger models) one f16-weight forward kernel, and generating with a quantized model one int4 GEMV kernel (timed at one token: 1×K×N of each shape). By default they are chosen by the kind of adapter; here you can time every variant on this GPU and use the fastest. Each variant's results are checked against a float64 reference first, and one that is wrong here is never chosen. The choice is kept for this adapter across reloads.</p>
       {kernels && (
         <table className="results" data-testid="kernels-current">
           <thead><tr><th>family</th><th>in use</th><th>adapter default</th><th>choose</th></tr></thead>

@@ -15,8 +15,12 @@ describe('kernel choice per device', () => {
     const cand = kernelCandidates(gpu);
     let last = 0;
     const t = await timeKernelVariants(gpu, { shapes: [[9, 40, 24]], reps: 1, capMs: 50, onProgress: (d) => (last = d) });
-    const total = 3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length;
+    const total = 3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length + cand.gemv.length;
     expect(cand.half).toEqual(gpu.hasF16 ? ['half_nt4', 'half_wg8', 'half_wg8h'] : ['half_nt4', 'half_wg8']);
+    expect(cand.gemv).toEqual(expect.arrayContaining(['gemv', 'gemv_rows', 'gemv_wide']));
+    expect(cand.gemv.every((v) => v.startsWith('gemv'))).toBe(true);
+    // the GEMV decodes one token: timed at 1×K×N whatever the shape's M
+    for (const v of cand.gemv) expect(t.rows.filter((r) => r.op === 'int4 GEMV' && r.variant === v).map((r) => r.shape), v).toEqual(['1×40×24']);
     expect(t.rows.length).toBe(total);
     expect(last).toBe(total);
     for (const v of cand.matmul) for (const op of ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW']) expect(t.rows.some((r) => r.op === op && r.variant === v), `${op} ${v}`).toBe(true);
@@ -26,6 +30,7 @@ describe('kernel choice per device', () => {
     expect(cand.gemm).toContain(t.fastest.gemm);
     expect(cand.dx).toContain(t.fastest.dx);
     expect(cand.half).toContain(t.fastest.half);
+    expect(cand.gemv).toContain(t.fastest.gemv);
     expect(t.defaults).toEqual(currentKernels(gpu)); // timing changes nothing
     expect(t.checks.length).toBe(total); // every variant checked before it is timed
     expect(t.checks.filter((c) => !c.ok)).toEqual([]);
@@ -42,8 +47,10 @@ describe('kernel choice per device', () => {
     const defaults = defaultKernels(gpu);
     try {
       expect(dispatchedEntries(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual([defaults.half]);
-      applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8' });
-      expect(currentKernels(gpu)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8' });
+      expect(dispatchedEntries(gpu, () => qmatmulForward(gpu, y, x, p, 1))).toEqual([defaults.gemv]);
+      applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide' });
+      expect(currentKernels(gpu)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide' });
+      expect(dispatchedEntries(gpu, () => qmatmulForward(gpu, y, x, p, 1))).toEqual(['gemv_wide']);
       expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, M, K, N))).toEqual(['tiled8']);
       expect(dispatchedEntries(gpu, () => qmatmulForward(gpu, y, x, p, M))).toEqual(['gemm_wg8']);
       expect(dispatchedEntries(gpu, () => qmatmulBackwardInput(gpu, dx, y, p, M))).toEqual(['dx_wg8']);
@@ -53,6 +60,7 @@ describe('kernel choice per device', () => {
       expect(currentKernels(gpu)).toEqual(defaults);
       expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, M, K, N))).not.toEqual(['tiled8']);
       expect(dispatchedEntries(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual(['half_nt4']);
+      expect(dispatchedEntries(gpu, () => qmatmulForward(gpu, y, x, p, 1))).toEqual([defaults.gemv]);
     } finally {
       applyKernelChoice(gpu, null);
       for (const t of [x, w, y, dx, wh]) gpu.free(t);
@@ -62,10 +70,13 @@ describe('kernel choice per device', () => {
 
   it('a stored choice is used only if this adapter runs every part of it', async () => {
     const gpu = await testGpu();
-    const ok = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8' };
+    const ok = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8', gemv: 'gemv_rows' };
     expect(validKernelChoice(gpu, ok)).toEqual(ok);
-    // stored before the f16-weight family existed: the adapter's half kernel
-    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx' })).toEqual({ ...ok, half: 'half_nt4' });
+    // stored before the f16-weight or the GEMV family existed: the adapter's kernels for them
+    const gemv = defaultKernels(gpu).gemv;
+    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx' })).toEqual({ ...ok, half: 'half_nt4', gemv });
+    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8' })).toEqual({ ...ok, gemv });
+    expect(validKernelChoice(gpu, { ...ok, gemv: 'gemm' })).toBeNull(); // a GEMM is not a GEMV choice
     expect(validKernelChoice(gpu, { ...ok, half: 'half_fp8' })).toBeNull();
     expect(validKernelChoice(gpu, { ...ok, half: null })).toBeNull();
     expect(validKernelChoice(gpu, { ...ok, matmul: 'cublas' })).toBeNull();
@@ -79,8 +90,9 @@ describe('kernel choice per device', () => {
     const gpu = await testGpu();
     const checks = await checkKernelVariants(gpu);
     const cand = kernelCandidates(gpu);
-    expect(checks.length).toBe(3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length);
+    expect(checks.length).toBe(3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length + cand.gemv.length);
     expect(checks.filter((c) => c.op === 'f16-weight y=x·Wᵀ').map((c) => c.variant)).toEqual(cand.half);
+    expect(checks.filter((c) => c.op === 'int4 GEMV').map((c) => c.variant)).toEqual(cand.gemv);
     for (const c of checks) expect(c.ok, `${c.op} ${c.variant}: max |error| ${c.maxAbsError}`).toBe(true);
   });
 
@@ -96,17 +108,18 @@ describe('kernel choice per device', () => {
   });
 
   it('a variant that failed its check is never the fastest; with none passing, the default stays', () => {
-    const cand = { matmul: ['regtile', 'shared', 'shared8'], gemm: ['gemm', 'gemm_wg8'], dx: ['dx', 'dx_wg8'], half: ['half_nt4', 'half_wg8', 'half_wg8h'] } as Parameters<typeof fastestKernels>[2];
-    const defaults = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_nt4' } as const;
+    const cand = { matmul: ['regtile', 'shared', 'shared8'], gemm: ['gemm', 'gemm_wg8'], dx: ['dx', 'dx_wg8'], half: ['half_nt4', 'half_wg8', 'half_wg8h'], gemv: ['gemv', 'gemv_rows', 'gemv_wide'] } as Parameters<typeof fastestKernels>[2];
+    const defaults = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_nt4', gemv: 'gemv' } as const;
     const row = (op: VariantTiming['op'], variant: string, ms: number): VariantTiming => ({ op, variant, shape: '1×1×1', ms, gflops: 1 });
     const rows = [
       ...['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'].flatMap((op) => [row(op as VariantTiming['op'], 'regtile', 3), row(op as VariantTiming['op'], 'shared', 2), row(op as VariantTiming['op'], 'shared8', 1)]),
       row('int4 y=x·Wᵀ', 'gemm', 2), row('int4 y=x·Wᵀ', 'gemm_wg8', 1), row('int4 dX', 'dx', 2), row('int4 dX', 'dx_wg8', 1),
       row('f16-weight y=x·Wᵀ', 'half_nt4', 3), row('f16-weight y=x·Wᵀ', 'half_wg8', 2), row('f16-weight y=x·Wᵀ', 'half_wg8h', 1),
+      row('int4 GEMV', 'gemv', 3), row('int4 GEMV', 'gemv_rows', 2), row('int4 GEMV', 'gemv_wide', 1),
     ];
-    expect(fastestKernels(rows, [], cand, defaults)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8h' });
+    expect(fastestKernels(rows, [], cand, defaults)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8h', gemv: 'gemv_wide' });
     // shared8 wrong in one product only; gemm_wg8 wrong; every dx wrong; half_wg8h wrong
-    const bad = [{ op: 'fp32 dW', variant: 'shared8', maxAbsError: 0.1, ok: false }, { op: 'int4 y=x·Wᵀ', variant: 'gemm_wg8', maxAbsError: Infinity, ok: false }, { op: 'int4 dX', variant: 'dx', maxAbsError: 1, ok: false }, { op: 'int4 dX', variant: 'dx_wg8', maxAbsError: 1, ok: false }, { op: 'f16-weight y=x·Wᵀ', variant: 'half_wg8h', maxAbsError: 1, ok: false }] as Parameters<typeof fastestKernels>[1];
-    expect(fastestKernels(rows, bad, cand, defaults)).toEqual({ matmul: 'shared', gemm: 'gemm', dx: 'dx', half: 'half_wg8' });
+    const bad = [{ op: 'fp32 dW', variant: 'shared8', maxAbsError: 0.1, ok: false }, { op: 'int4 y=x·Wᵀ', variant: 'gemm_wg8', maxAbsError: Infinity, ok: false }, { op: 'int4 dX', variant: 'dx', maxAbsError: 1, ok: false }, { op: 'int4 dX', variant: 'dx_wg8', maxAbsError: 1, ok: false }, { op: 'f16-weight y=x·Wᵀ', variant: 'half_wg8h', maxAbsError: 1, ok: false }, { op: 'int4 GEMV', variant: 'gemv_wide', maxAbsError: 1, ok: false }] as Parameters<typeof fastestKernels>[1];
+    expect(fastestKernels(rows, bad, cand, defaults)).toEqual({ matmul: 'shared', gemm: 'gemm', dx: 'dx', half: 'half_wg8', gemv: 'gemv_rows' });
   });
 });

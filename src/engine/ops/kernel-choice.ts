@@ -1,6 +1,6 @@
 // Which matmul kernels 'auto' runs on this device, measured on it: the studio's GPU panel times every
-// fp32 (forward, dX, dW), int4 (forward, dX) and f16-weight (the frozen teacher's forward) matmul
-// variant this adapter can run on a few shapes and can make the fastest the device's choice
+// fp32 (forward, dX, dW), int4 (forward, dX), f16-weight (the frozen teacher's forward) and int4 GEMV
+// (decoding one token: M = 1, timed at 1×K×N of each shape) matmul variant this adapter can run on a few shapes and can make the fastest the device's choice
 // (preferMatmulVariant / preferQmatmulVariants / preferHalfVariant). The adapter-based defaults
 // (subgroup kernels on lavapipe, workgroup-memory 4x4 tiles on GPUs, half_nt4 everywhere) were set
 // on the machines we had; the 8x8-tile GPU kernels (shared8, gemm_wg8, dx_wg8, half_wg8, half_wg8h)
@@ -20,7 +20,8 @@ import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
 import { hasShapeChoice, setShapeChoices, shapeChoices, shapeKey, shapeTuning, type KernelOp, type ShapeOp } from './shape-choice';
 import { adapterHalfVariant, halfForwardErrorBound, halfVariants, matmulHalfForward, pickHalfVariant, preferHalfVariant, type HalfKernel } from './matmul-half';
 
-export type GemmVariant = Exclude<QmatmulVariant, 'auto' | 'gemv' | 'gemv_rows' | 'gemv_sg' | 'gemv_red'>;
+export type GemvVariant = Extract<QmatmulVariant, `gemv${string}`>;
+export type GemmVariant = Exclude<QmatmulVariant, 'auto' | GemvVariant>;
 export type DxVariant = Exclude<QmatmulDxVariant, 'auto'>;
 export type { KernelOp };
 
@@ -32,18 +33,22 @@ export const KERNEL_TIMING_SHAPES: Record<'small' | 'medium' | 'large', [number,
 };
 
 /** One kernel per product family: fp32 matmuls, int4 forward (M > 1), int4 dX, f16-weight forward
- *  (the frozen teacher's projections). */
+ *  (the frozen teacher's projections), int4 GEMV (M = 1: generating with a quantized model). */
 export interface KernelChoice {
   matmul: MatmulKernel;
   gemm: GemmVariant;
   dx: DxVariant;
   half: HalfKernel;
+  gemv: GemvVariant;
 }
 
 /** The products each family's one variant serves. */
-export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'], half: ['f16-weight y=x·Wᵀ'] };
+export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'], half: ['f16-weight y=x·Wᵀ'], gemv: ['int4 GEMV'] };
 
-/** The families in the order of QUENCH_KERNELS' names ("matmul,gemm,dx[,half]") and of the panel. */
+/** Rows a product is timed and checked at: the GEMV decodes one token whatever the shape's M. */
+export const opRows = (op: KernelOp, M: number): number => (op === 'int4 GEMV' ? 1 : M);
+
+/** The families in the order of QUENCH_KERNELS' names ("matmul,gemm,dx[,half[,gemv]]") and of the panel. */
 export const FAMILIES = Object.keys(FAMILY_OPS) as (keyof KernelChoice)[];
 
 /** The variants of each family an adapter can run. */
@@ -52,6 +57,7 @@ export interface KernelCandidates {
   gemm: GemmVariant[];
   dx: DxVariant[];
   half: HalfKernel[];
+  gemv: GemvVariant[];
 }
 
 export interface VariantTiming {
@@ -99,18 +105,18 @@ export function kernelState(gpu: Gpu): KernelState {
 /** The adapter's own picks, whatever choice is applied on this device (the int4 forward's family is
  *  its GEMM, picked for any M > 1). */
 export function defaultKernels(gpu: Gpu): KernelChoice {
-  return { matmul: adapterMatmulVariant(gpu), gemm: adapterQmatmulVariant(gpu, 2) as GemmVariant, dx: adapterQmatmulDxVariant(gpu), half: adapterHalfVariant(gpu) };
+  return { matmul: adapterMatmulVariant(gpu), gemm: adapterQmatmulVariant(gpu, 2) as GemmVariant, dx: adapterQmatmulDxVariant(gpu), half: adapterHalfVariant(gpu), gemv: adapterQmatmulVariant(gpu, 1) as GemvVariant };
 }
 
 /** What 'auto' runs on this device now (the adapter's picks, or the applied choice). */
 export function currentKernels(gpu: Gpu): KernelChoice {
-  return { matmul: pickMatmulVariant(gpu), gemm: pickQmatmulVariant(gpu, 2) as GemmVariant, dx: pickQmatmulDxVariant(gpu), half: pickHalfVariant(gpu) };
+  return { matmul: pickMatmulVariant(gpu), gemm: pickQmatmulVariant(gpu, 2) as GemmVariant, dx: pickQmatmulDxVariant(gpu), half: pickHalfVariant(gpu), gemv: pickQmatmulVariant(gpu, 1) as GemvVariant };
 }
 
 /** Make 'auto' run `c` on this device (null: back to the adapter's picks). */
 export function applyKernelChoice(gpu: Gpu, c: KernelChoice | null): void {
   preferMatmulVariant(gpu, c?.matmul ?? null);
-  preferQmatmulVariants(gpu, c ? { gemm: c.gemm, dx: c.dx } : null);
+  preferQmatmulVariants(gpu, c ? { gemm: c.gemm, dx: c.dx, gemv: c.gemv } : null);
   preferHalfVariant(gpu, c?.half ?? null);
 }
 
@@ -121,6 +127,7 @@ export function kernelCandidates(gpu: Gpu): KernelCandidates {
     gemm: qmatmulVariants(gpu).filter((v): v is GemmVariant => !v.startsWith('gemv')),
     dx: QMATMUL_DX_VARIANTS.filter((v) => v !== 'dx_sg' || hasSubgroup8(gpu)),
     half: halfVariants(gpu),
+    gemv: qmatmulVariants(gpu).filter((v): v is GemvVariant => v.startsWith('gemv')),
   };
 }
 
@@ -206,6 +213,7 @@ function productCall(gpu: Gpu, op: KernelOp, variant: string, o: Operands, M: nu
     case 'int4 y=x·Wᵀ': return () => qmatmulForward(gpu, o.y, o.x, o.packed, M, variant as GemmVariant);
     case 'int4 dX': return () => qmatmulBackwardInput(gpu, o.dx, o.y, o.packed, M, false, variant as DxVariant);
     case 'f16-weight y=x·Wᵀ': return () => matmulHalfForward(gpu, o.y, o.x, o.wh!, M, K, N, false, variant as HalfKernel);
+    case 'int4 GEMV': return () => qmatmulForward(gpu, o.y, o.x, o.packed, 1, variant as GemvVariant); // the first row of x
   }
 }
 
@@ -220,13 +228,13 @@ export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, num
   const defaults = defaultKernels(gpu);
   const checks = await checkKernelVariants(gpu);
   for (const [M, K, N] of shapes) {
-    const shape = `${M}×${K}×${N}`;
     const o = allocOperands(gpu, M, K, N);
     for (const f of FAMILIES)
       for (const v of cand[f] as string[])
         for (const op of FAMILY_OPS[f]) {
-          const ms = await timeCall(gpu, productCall(gpu, op, v, o, M, K, N), reps, capMs);
-          rows.push({ op, variant: v, shape, ms, gflops: (2 * M * N * K) / ms / 1e6 });
+          const m = opRows(op, M);
+          const ms = await timeCall(gpu, productCall(gpu, op, v, o, m, K, N), reps, capMs);
+          rows.push({ op, variant: v, shape: `${m}×${K}×${N}`, ms, gflops: (2 * m * N * K) / ms / 1e6 });
           opts.onProgress?.(++done, total);
         }
     freeOperands(gpu, o);
@@ -256,7 +264,7 @@ export function fastestKernels(rows: VariantTiming[], checks: VariantCheck[], ca
     const good = vs.filter((v) => failedChecks(checks, f, v).length === 0 && familyRows(rows, f, v).length > 0);
     return good.length ? good.reduce((a, b) => (familyMs(rows, f, b) < familyMs(rows, f, a) ? b : a)) : dflt;
   };
-  return { matmul: best('matmul', cand.matmul, defaults.matmul), gemm: best('gemm', cand.gemm, defaults.gemm), dx: best('dx', cand.dx, defaults.dx), half: best('half', cand.half, defaults.half) };
+  return { matmul: best('matmul', cand.matmul, defaults.matmul), gemm: best('gemm', cand.gemm, defaults.gemm), dx: best('dx', cand.dx, defaults.dx), half: best('half', cand.half, defaults.half), gemv: best('gemv', cand.gemv, defaults.gemv) };
 }
 
 /** [M, K, N] of the checks: partial 64- and 128-blocks every way, a ragged 8-slab and int4 group. */
@@ -302,6 +310,10 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
   const qRef = qmatmulRef(x, host, M), qdxRef = qmatmulDxRef(dy, host, M);
   for (const v of cand.gemm) await check('int4 y=x·Wᵀ', v, ty, M * N, () => qmatmulForward(gpu, ty, tx, packed, M, v), qRef);
   for (const v of cand.dx) await check('int4 dX', v, tdx, M * K, () => qmatmulBackwardInput(gpu, tdx, tdy, packed, M, false, v), qdxRef);
+  // GEMV: the first row of x (K = 136: ragged last group; rows start on 16 bytes, so gemv_wide
+  // runs its own kernel, not its fallback)
+  const gRef = qmatmulRef(x.subarray(0, K), host, 1);
+  for (const v of cand.gemv) await check('int4 GEMV', v, ty, N, () => qmatmulForward(gpu, ty, tx, packed, 1, v), gRef);
   // f16 weights: x and W exact f16 values of magnitude 1/16..1 (x̂ = x, so one reference serves the
   // fp32- and the f16-arithmetic variants; each within its own derived bound)
   const hx = seededHalf(M * K, 14).values, hw = seededHalf(N * K, 15);
@@ -315,14 +327,16 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
 }
 
 /** A stored choice, checked against what this adapter can run (null if any part is not available).
- *  A choice stored before the f16-weight family existed (no `half`) keeps the adapter's half kernel. */
+ *  A choice stored before the f16-weight or the GEMV family existed (no `half`, no `gemv`) keeps the
+ *  adapter's kernel for it. */
 export function validKernelChoice(gpu: Gpu, c: unknown): KernelChoice | null {
   if (!c || typeof c !== 'object') return null;
   const k: Record<string, unknown> = { ...c };
   if (!('half' in k)) k.half = adapterHalfVariant(gpu);
+  if (!('gemv' in k)) k.gemv = adapterQmatmulVariant(gpu, 1);
   const cand = kernelCandidates(gpu);
   const ok = FAMILIES.every((f) => (cand[f] as string[]).includes(k[f] as string));
-  return ok ? { matmul: k.matmul as MatmulKernel, gemm: k.gemm as GemmVariant, dx: k.dx as DxVariant, half: k.half as HalfKernel } : null;
+  return ok ? { matmul: k.matmul as MatmulKernel, gemm: k.gemm as GemmVariant, dx: k.dx as DxVariant, half: k.half as HalfKernel, gemv: k.gemv as GemvVariant } : null;
 }
 
 /** The family whose variants serve a product. */

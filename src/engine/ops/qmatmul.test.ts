@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { expectClose, randn, testGpu } from '../testing';
-import { pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulGemvRed, QMATMUL_DX_VARIANTS, QMATMUL_VARIANTS, qmatmulVariants, type GpuPacked } from './qmatmul';
+import { pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulGemvRed, qmatmulGemvWide, QMATMUL_DX_VARIANTS, QMATMUL_VARIANTS, qmatmulVariants, type GpuPacked } from './qmatmul';
 import { quantizeHost, type Bits, type PackedWeight } from '../format/pack';
 import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
 import type { Gpu, Tensor } from '../gpu/runtime';
@@ -152,4 +152,63 @@ describe('gemv_red (int4 and other widths, subgroupAdd, any subgroup size) vs fl
       expectClose(`gemv_red ${redName(c)} (16 lanes)`, r.ys[i].map((v) => v ?? NaN), qmatmulRef(x, p, 1), tol);
     });
   });
+});
+
+// gemv_wide: 16-byte code loads, RB rows per thread, TPR threads per row block reduced through
+// workgroup memory; no subgroups, so it runs on every adapter. Each case names the path it takes:
+// fast (2/4/8 bits, words inside one group: x as vec4, scale·(Σx·code − zero·Σx) per group run),
+// per-code (3 bits, or groups that split words), or the 'gemv' fallback (rows not on 16 bytes,
+// x under 16 bytes). Workgroup shapes: the default, one thread per row (no reduction), 4 threads
+// of 3-row blocks in 32 invocations, 16 threads of 4-row blocks in 256.
+const wideCases: [number, number, Bits, number, boolean, string][] = [
+  // [K, N, bits, group (0 = per-channel), sym, path]
+  [172, 64, 4, 32, false, 'fast; K ragged, group padding past K'],
+  [256, 70, 4, 16, false, 'fast; two groups per 4-word chunk'],
+  [1024, 40, 4, 64, true, 'fast; a group over two chunks'],
+  [2050, 7, 4, 128, false, 'fast; last group of 2 codes'],
+  [256, 129, 4, 32, false, 'fast; N = 4·32 + 1'],
+  [5, 3, 4, 32, false, 'fast; K under one word'],
+  [62, 6, 8, 16, false, 'fast; 8 bits, K ragged inside a word'],
+  [128, 33, 2, 0, false, 'fast; 2 bits per-channel'],
+  [160, 17, 4, 20, false, 'per-code; group 20 splits words'],
+  [150, 9, 3, 32, false, 'per-code; 3 bits'],
+  [120, 33, 3, 40, true, 'per-code; 3 bits, words inside groups'],
+  [1020, 45, 4, 0, false, 'per-code; per-channel, K % 8 ≠ 0'],
+  [40, 5, 4, 8, false, "'gemv' fallback; 5 words per row"],
+  [3, 5, 4, 0, false, "'gemv' fallback; x under 16 bytes"],
+];
+const wideShapes: { wg?: number; tpr?: number; rb?: number }[] = [{}, { wg: 64, tpr: 1, rb: 1 }, { wg: 32, tpr: 4, rb: 3 }, { wg: 256, tpr: 16, rb: 4 }];
+
+describe('gemv_wide (16-byte code loads, workgroup reduction, no subgroups) vs float64 reference', () => {
+  it('is offered on every adapter and refuses bad shapes clearly', async () => {
+    const gpu = await testGpu();
+    expect(qmatmulVariants(gpu)).toContain('gemv_wide');
+    const p = quantizeHost(randn(5 * 64, 1), 5, 64, { bits: 4, group: 32, sym: false });
+    const w = upload(gpu, p);
+    const tx = gpu.tensor('x', [1, 64]), ty = gpu.tensor('y', [1, 5]);
+    expect(() => qmatmulGemvWide(gpu, ty, tx, w, { rb: 5 })).toThrow(/rb = 5, needs 1\.\.4/);
+    expect(() => qmatmulGemvWide(gpu, ty, tx, w, { wg: 64, tpr: 24 })).toThrow(/tpr = 24 must be a power of two dividing wg = 64/);
+    expect(() => qmatmulForward(gpu, gpu.tensor('y2', [2, 5]), gpu.tensor('x2', [2, 64]), w, 2, 'gemv_wide')).toThrow(/needs M = 1/);
+    for (const t of [tx, ty, w.codes, w.scales, w.zeros]) gpu.free(t);
+  });
+
+  for (const [K, N, bits, group, sym, path] of wideCases) {
+    it(`K=${K} N=${N} bits=${bits} group=${group || 'per-channel'}${sym ? ' sym' : ''} (${path}): every workgroup shape`, async () => {
+      const gpu = await testGpu();
+      const p = quantizeHost(randn(N * K, K + N + bits), N, K, { bits, group, sym });
+      const x = randn(K, 2);
+      const w = upload(gpu, p);
+      // x in a longer buffer whose tail is junk: a read past K (the last word's padding codes, a
+      // vec4 load that runs over) changes y. (K < 4 keeps its under-16-byte buffer: the fallback.)
+      const pad = K < 4 ? 0 : 7;
+      const tx = gpu.tensor('x', [1, K + pad], 'f32', Float32Array.from({ length: K + pad }, (_, i) => (i < K ? x[i] : 1e3))), ty = gpu.tensor('y', [1, N]);
+      const ref = qmatmulRef(x, p, 1);
+      for (const opts of wideShapes) {
+        gpu.write(ty, new Float32Array(N).fill(NaN)); // every output must be written
+        qmatmulGemvWide(gpu, ty, tx, w, opts);
+        expectClose(`gemv_wide ${JSON.stringify(opts)}`, await gpu.readF32(ty), ref, tol);
+      }
+      for (const t of [tx, ty, w.codes, w.scales, w.zeros]) gpu.free(t);
+    });
+  }
 });

@@ -16,6 +16,10 @@
 //               any subgroup size (shaders/qmatmul_gemv.wgsl; needs WGSL `subgroup_id`)
 //                                                                      — real GPUs with subgroups; not
 //               picked by 'auto' until a GPU has measured it (bench/gpu.sh times it)
+//   'gemv_wide' M = 1, 16-byte code loads of RB rows per thread, TPR threads per row block summed
+//               through workgroup memory, no subgroups (shaders/qmatmul_gemv_wide.wgsl; rows must
+//               start on 16 bytes, else 'gemv')                        — real GPUs (HBM wants more
+//               bytes in flight than one u32 per thread); not auto until a GPU has measured it
 // and for dX: 'dx' (8×8 register tile, no barriers — CPU Vulkan; 'dx_sg', the same with dY shared by
 // subgroupBroadcast, measured no faster on lavapipe) or 'dx_wg' (64×64 tile through
 // workgroup memory — real GPUs; 1.5x faster than 'dx' on an H100).
@@ -31,8 +35,8 @@ export interface GpuPacked {
   zeros: Tensor; // (N, nBlocks) f32, integer-valued
 }
 
-export type QmatmulVariant = 'auto' | 'gemm' | 'gemm_sg' | 'gemm_wg' | 'gemm_wg8' | 'gemv' | 'gemv_rows' | 'gemv_sg' | 'gemv_red';
-export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['gemm', 'gemm_sg', 'gemm_wg', 'gemm_wg8', 'gemv', 'gemv_rows', 'gemv_sg', 'gemv_red'];
+export type QmatmulVariant = 'auto' | 'gemm' | 'gemm_sg' | 'gemm_wg' | 'gemm_wg8' | 'gemv' | 'gemv_rows' | 'gemv_sg' | 'gemv_red' | 'gemv_wide';
+export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['gemm', 'gemm_sg', 'gemm_wg', 'gemm_wg8', 'gemv', 'gemv_rows', 'gemv_sg', 'gemv_red', 'gemv_wide'];
 
 /** The forward variants this device can run (the _sg ones need 8-wide subgroups, gemv_red
  *  subgroups of any size). */
@@ -55,20 +59,22 @@ export function isSoftwareAdapter(gpu: Gpu): boolean {
   return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description}`);
 }
 
-const preferred = new WeakMap<Gpu, { gemm?: Exclude<QmatmulVariant, 'auto'>; dx?: Exclude<QmatmulDxVariant, 'auto'> }>();
+type Preferred = { gemm?: Exclude<QmatmulVariant, 'auto'>; dx?: Exclude<QmatmulDxVariant, 'auto'>; gemv?: Exclude<QmatmulVariant, 'auto'> };
+const preferred = new WeakMap<Gpu, Preferred>();
 
-/** Make 'auto' run these M > 1 forward / dX variants on this device (null: back to the adapter's
- *  picks), so that a benchmark can time whole training steps with each (bench/smollm-kdqat.mts). */
-export function preferQmatmulVariants(gpu: Gpu, v: { gemm?: Exclude<QmatmulVariant, 'auto'>; dx?: Exclude<QmatmulDxVariant, 'auto'> } | null): void {
+/** Make 'auto' run these M > 1 forward / dX / M = 1 (GEMV) variants on this device (null: back to
+ *  the adapter's picks), so that a benchmark can time whole training steps with each
+ *  (bench/smollm-kdqat.mts) and the kernel choice can apply what it measured. */
+export function preferQmatmulVariants(gpu: Gpu, v: Preferred | null): void {
   if (v) preferred.set(gpu, v);
   else preferred.delete(gpu);
 }
 
-/** The variant 'auto' runs for M rows: the GEMM chosen with preferQmatmulVariants (M > 1), else
- *  the adapter's. */
+/** The variant 'auto' runs for M rows: the GEMM (M > 1) or GEMV (M = 1) chosen with
+ *  preferQmatmulVariants, else the adapter's. */
 export function pickQmatmulVariant(gpu: Gpu, M: number): Exclude<QmatmulVariant, 'auto'> {
-  const gemm = preferred.get(gpu)?.gemm;
-  return gemm && M > 1 ? gemm : adapterQmatmulVariant(gpu, M);
+  const pref = preferred.get(gpu);
+  return (M > 1 ? pref?.gemm : pref?.gemv) ?? adapterQmatmulVariant(gpu, M);
 }
 
 /** The variant this adapter's kind calls for at M rows: barrier-free kernels on CPU adapters,
@@ -132,6 +138,10 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
       if (M !== 1) throw new Error('qmatmul gemv_red needs M = 1');
       qmatmulGemvRed(gpu, y, x, w);
       return;
+    case 'gemv_wide':
+      if (M !== 1) throw new Error('qmatmul gemv_wide needs M = 1');
+      qmatmulGemvWide(gpu, y, x, w);
+      return;
     case 'gemv':
       if (M !== 1) throw new Error('qmatmul gemv needs M = 1');
       gpu.run({ shader: 'qmatmul', entry: 'gemv', constants: { WG: GEMV_WG } }, { params: params(L, 1), bindings, workgroups: gpu.grid(L.N) });
@@ -170,6 +180,28 @@ export function qmatmulGemvRed(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, opt
     return;
   }
   gpu.run({ shader: 'qmatmul_gemv', entry: 'gemv_red', constants: { WG, RPW, RB } }, { params: params(L, 1), bindings: [x, w.codes, w.scales, w.zeros, y, x], workgroups: gpu.grid(Math.ceil(L.N / RPW)) });
+}
+
+const WIDE_WG = 128; // gemv_wide: invocations per workgroup
+const WIDE_TPR = 32; // gemv_wide: threads per row block (4 × 16 bytes of each row per step at 32)
+const WIDE_RB = 2; // gemv_wide: rows per block (their codes loaded together, sharing the x loads)
+
+/** y (1, N) = x (1, K) · dequant(W)ᵀ with gemv_wide (assigns). opts: wg invocations per workgroup,
+ *  tpr threads per row block (a power of two dividing wg), rb rows per block (1..4); defaults
+ *  WIDE_WG, WIDE_TPR, WIDE_RB (the bench times others). Rows that do not start on 16 bytes
+ *  (wordsPerRow % 4 ≠ 0) or a K < 4 vector (under 16 bytes, too small for the vec4 view) run 'gemv'. */
+export function qmatmulGemvWide(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, opts: { wg?: number; tpr?: number; rb?: number } = {}): void {
+  const L = w.layout;
+  check('qmatmulGemvWide x', x, L.K);
+  check('qmatmulGemvWide y', y, L.N);
+  const WG = opts.wg ?? WIDE_WG, TPR = opts.tpr ?? WIDE_TPR, RB = opts.rb ?? WIDE_RB;
+  if (!(RB >= 1 && RB <= 4)) throw new Error(`qmatmul gemv_wide: rb = ${RB}, needs 1..4`);
+  if (!(TPR >= 1 && (TPR & (TPR - 1)) === 0 && WG % TPR === 0)) throw new Error(`qmatmul gemv_wide: tpr = ${TPR} must be a power of two dividing wg = ${WG}`);
+  if (L.wordsPerRow % 4 !== 0 || x.buffer.size < 16) {
+    qmatmulForward(gpu, y, x, w, 1, 'gemv');
+    return;
+  }
+  gpu.run({ shader: 'qmatmul_gemv_wide', entry: 'gemv_wide', constants: { WG, TPR, RB } }, { params: params(L, 1), bindings: { 1: x, 3: w.scales, 4: w.zeros, 5: y, 6: x, 7: w.codes }, workgroups: gpu.grid(Math.ceil(L.N / ((RB * WG) / TPR))) });
 }
 
 export type QmatmulDxVariant = 'auto' | 'dx' | 'dx_wg' | 'dx_wg8' | 'dx_sg';
