@@ -424,9 +424,13 @@ fn flash_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
   let qbase = ((b * p.Tq + t) * p.NH + h) * HSC;
   let nkeys = min(p.pos0 + t + 1u, p.Tk);
   let ks = p.NKV * HSC; // k/v row stride
+  // heads over 32: the vec4 loops run to a uniform bound, not the compiled-in HS4, so LLVM does
+  // not unroll them fully (lavapipe took 193 s to compile this kernel at HS = 128; 'auto' never
+  // runs it at large heads, so the slower loops cost nothing where it matters)
+  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > 32u);
   var qv: array<vec4f, MAX_HS4>;
   var acc: array<vec4f, MAX_HS4>;
-  for (var d4 = 0u; d4 < HS4; d4++) { qv[d4] = ld4q(qbase, d4) * p.scale; acc[d4] = vec4f(0.0); }
+  for (var d4 = 0u; d4 < hs4; d4++) { qv[d4] = ld4q(qbase, d4) * p.scale; acc[d4] = vec4f(0.0); }
   var m = -3.0e38;
   var l = 0.0;
   var kb = b * p.TkMax * ks + kvh * HSC;
@@ -436,7 +440,7 @@ fn flash_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
     var s1 = vec4f(0.0);
     var s2 = vec4f(0.0);
     var s3 = vec4f(0.0);
-    for (var d4 = 0u; d4 < HS4; d4++) {
+    for (var d4 = 0u; d4 < hs4; d4++) {
       let qd = qv[d4];
       s0 += qd * ld4k(kb, d4);
       s1 += qd * ld4k(kb + ks, d4);
@@ -448,7 +452,7 @@ fn flash_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
     let corr = exp(m - mNew);
     let e = exp(s - vec4f(mNew));
     l = l * corr + hsum(e);
-    for (var d4 = 0u; d4 < HS4; d4++) {
+    for (var d4 = 0u; d4 < hs4; d4++) {
       acc[d4] = acc[d4] * corr + e.x * ld4v(kb, d4) + e.y * ld4v(kb + ks, d4) + e.z * ld4v(kb + 2u * ks, d4) + e.w * ld4v(kb + 3u * ks, d4);
     }
     m = mNew;
@@ -456,18 +460,18 @@ fn flash_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
   }
   for (; j < nkeys; j++) {
     var s4 = vec4f(0.0);
-    for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * ld4k(kb, d4); }
+    for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * ld4k(kb, d4); }
     let s = hsum(s4);
     let mNew = max(m, s);
     let corr = exp(m - mNew);
     let e = exp(s - mNew);
     l = l * corr + e;
-    for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] = acc[d4] * corr + e * ld4v(kb, d4); }
+    for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] = acc[d4] * corr + e * ld4v(kb, d4); }
     m = mNew;
     kb += ks;
   }
   let inv = 1.0 / l;
-  for (var d4 = 0u; d4 < HS4; d4++) { st4out(qbase, d4, acc[d4] * inv); }
+  for (var d4 = 0u; d4 < hs4; d4++) { st4out(qbase, d4, acc[d4] * inv); }
   if (p.writeLse != 0u) { lse[(b * p.NH + h) * p.Tq + t] = m + log(l); }
 }
 
