@@ -360,6 +360,12 @@ override HSC: u32 = 8u;
 override HS4: u32 = (HSC + 3u) / 4u;
 override KT: u32 = 32u; // flash_forward_tiled: keys per tile (KT·HSC·8 bytes of workgroup memory)
 const MAX_HS4: u32 = 32u;
+// flash_forward, flash_backward_q/kv: heads larger than UNROLL_HS run their vec4 loops to the
+// uniform head size instead of the compiled-in HS4, so the compiler cannot unroll them fully. The
+// wrapper sets 32 on CPU Vulkan: lavapipe's LLVM took 193 s to compile the fully unrolled forward
+// at HS 128 and 37 s the backward at HS 64 (cold shader cache), 0.6 s and 1 s looped, at the same
+// run time there. Real GPUs keep 128 (unrolled: the per-thread arrays stay in registers).
+override UNROLL_HS: u32 = 128u;
 
 @group(0) @binding(13) var<storage, read_write> lse: array<f32>; // (B, NH, Tq)
 @group(0) @binding(14) var<storage, read_write> drow: array<f32>; // (B, NH, T) D_t
@@ -424,10 +430,7 @@ fn flash_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
   let qbase = ((b * p.Tq + t) * p.NH + h) * HSC;
   let nkeys = min(p.pos0 + t + 1u, p.Tk);
   let ks = p.NKV * HSC; // k/v row stride
-  // heads over 32: the vec4 loops run to a uniform bound, not the compiled-in HS4, so LLVM does
-  // not unroll them fully (lavapipe took 193 s to compile this kernel at HS = 128; 'auto' never
-  // runs it at large heads, so the slower loops cost nothing where it matters)
-  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > 32u);
+  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
   var qv: array<vec4f, MAX_HS4>;
   var acc: array<vec4f, MAX_HS4>;
   for (var d4 = 0u; d4 < hs4; d4++) { qv[d4] = ld4q(qbase, d4) * p.scale; acc[d4] = vec4f(0.0); }
@@ -533,6 +536,7 @@ fn flash_forward_tiled(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocat
 
 @compute @workgroup_size(WG)
 fn flash_backward_q(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
   let T = p.Tq;
   let idx = gid.x + gid.y * nwg.x * WG;
   if (idx >= p.B * p.NH * T) { return; }
@@ -547,7 +551,7 @@ fn flash_backward_q(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
   var gv: array<vec4f, MAX_HS4>;
   var acc: array<vec4f, MAX_HS4>;
   var D4 = vec4f(0.0);
-  for (var d4 = 0u; d4 < HS4; d4++) {
+  for (var d4 = 0u; d4 < hs4; d4++) {
     qv[d4] = ld4q(obase, d4) * p.scale;
     gv[d4] = ld4dout(obase, d4);
     D4 += gv[d4] * ld4out(obase, d4);
@@ -560,17 +564,18 @@ fn flash_backward_q(@builtin(global_invocation_id) gid: vec3u, @builtin(num_work
   for (var j = 0u; j <= t; j++) {
     var s4 = vec4f(0.0);
     var g4 = vec4f(0.0);
-    for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * ld4k(kb, d4); g4 += gv[d4] * ld4v(kb, d4); }
+    for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * ld4k(kb, d4); g4 += gv[d4] * ld4v(kb, d4); }
     let pr = exp(hsum(s4) - L);
     let dsj = pr * (hsum(g4) - D);
-    for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * ld4k(kb, d4); }
+    for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] += dsj * ld4k(kb, d4); }
     kb += ks;
   }
-  for (var d4 = 0u; d4 < HS4; d4++) { st4dq(obase, d4, acc[d4] * p.scale); }
+  for (var d4 = 0u; d4 < hs4; d4++) { st4dq(obase, d4, acc[d4] * p.scale); }
 }
 
 @compute @workgroup_size(WG)
 fn flash_backward_kv(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
   let T = p.Tq;
   let idx = gid.x + gid.y * nwg.x * WG;
   if (idx >= p.B * p.NKV * T) { return; }
@@ -583,7 +588,7 @@ fn flash_backward_kv(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
   var vv: array<vec4f, MAX_HS4>;
   var ak: array<vec4f, MAX_HS4>;
   var av: array<vec4f, MAX_HS4>;
-  for (var d4 = 0u; d4 < HS4; d4++) {
+  for (var d4 = 0u; d4 < hs4; d4++) {
     kv[d4] = ld4k(kbase, d4) * p.scale;
     vv[d4] = ld4v(kbase, d4);
     ak[d4] = vec4f(0.0);
@@ -597,10 +602,10 @@ fn flash_backward_kv(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     for (var t = j; t < T; t++) {
       var s4 = vec4f(0.0);
       var g4 = vec4f(0.0);
-      for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * ld4q(ob, d4); g4 += vv[d4] * ld4dout(ob, d4); }
+      for (var d4 = 0u; d4 < hs4; d4++) { s4 += kv[d4] * ld4q(ob, d4); g4 += vv[d4] * ld4dout(ob, d4); }
       let pr = exp(hsum(s4) - lse[row]);
       let dsv = pr * (hsum(g4) - drow[row]);
-      for (var d4 = 0u; d4 < HS4; d4++) {
+      for (var d4 = 0u; d4 < hs4; d4++) {
         ak[d4] += dsv * ld4q(ob, d4);
         av[d4] += pr * ld4dout(ob, d4);
       }
@@ -608,7 +613,7 @@ fn flash_backward_kv(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
       row += 1u;
     }
   }
-  for (var d4 = 0u; d4 < HS4; d4++) {
+  for (var d4 = 0u; d4 < hs4; d4++) {
     st4dk(kbase, d4, ak[d4] * p.scale);
     st4dv(kbase, d4, av[d4]);
   }

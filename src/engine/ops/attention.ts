@@ -72,6 +72,13 @@ export function pickAttentionVariant(gpu: Gpu, withProbs: boolean, HS?: number):
   return isSoftwareAdapter(gpu) ? 'thread' : 'workgroup';
 }
 
+/** Largest head size whose per-thread flash kernels are compiled with fully unrolled head loops
+ *  (shaders/attention.wgsl UNROLL_HS): 32 on CPU Vulkan, where LLVM takes minutes over the
+ *  unrolled body at large heads; all sizes on real GPUs (the arrays stay in registers). */
+function unrollHs(gpu: Gpu): number {
+  return isSoftwareAdapter(gpu) ? 32 : MAX_HEAD_SIZE;
+}
+
 /** Keys per workgroup-memory tile of flash_forward_tiled: K and V tiles (KT·ceil(HS/4) vec4 each)
  *  within the device's workgroup-storage limit (16 KiB by default). */
 function keyTile(gpu: Gpu, HS: number): number {
@@ -104,7 +111,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
       if (!hasSubgroup8(gpu)) throw new Error(`attention variant 'flash_sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
       gpu.run({ shader: 'attention_sg', entry: 'flash_forward_sg', constants: { HSC: HS } }, { params, bindings, workgroups: gpu.grid(B * NH * Math.ceil(Tq / 8)) });
     } else if (variant === 'flash') {
-      gpu.run({ shader: 'attention', entry: 'flash_forward', constants: { WG, HSC: HS } }, { params, bindings, workgroups: gpu.grid(Math.ceil((B * NH * Tq) / WG)) });
+      gpu.run({ shader: 'attention', entry: 'flash_forward', constants: { WG, HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(Math.ceil((B * NH * Tq) / WG)) });
     } else {
       const KT = keyTile(gpu, HS);
       gpu.run({ shader: 'attention', entry: 'flash_forward_tiled', constants: { WG, HSC: HS, KT } }, { params, bindings, workgroups: gpu.grid(B * NH * Math.ceil(Tq / WG)) });
@@ -221,7 +228,7 @@ export function attentionBackwardFlash(gpu: Gpu, a: AttentionFlashBackwardArgs):
     });
     return;
   }
-  const constants = { WG, HSC: HS };
+  const constants = { WG, HSC: HS, UNROLL_HS: unrollHs(gpu) };
   gpu.run({ shader: 'attention', entry: 'flash_backward_q', constants }, {
     params: params(),
     bindings: { 1: a.q, 2: a.k, 3: a.v, 4: a.out, 6: a.dout, 10: a.dq, 13: a.lse, 14: a.drow },
