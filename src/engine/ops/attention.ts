@@ -76,7 +76,15 @@ export function pickAttentionVariant(gpu: Gpu, withProbs: boolean, HS?: number):
  *  (shaders/attention.wgsl UNROLL_HS): 32 on CPU Vulkan, where LLVM takes minutes over the
  *  unrolled body at large heads; all sizes on real GPUs (the arrays stay in registers). */
 function unrollHs(gpu: Gpu): number {
-  return isSoftwareAdapter(gpu) ? 32 : MAX_HEAD_SIZE;
+  return unrollOverride.get(gpu) ?? (isSoftwareAdapter(gpu) ? 32 : MAX_HEAD_SIZE);
+}
+const unrollOverride = new WeakMap<Gpu, number>();
+
+/** Compile the per-thread flash kernels as another adapter kind would (tests: the unrolled GPU
+ *  form on a CPU adapter); null: back to this adapter's. */
+export function setFlashUnroll(gpu: Gpu, hs: number | null): void {
+  if (hs === null) unrollOverride.delete(gpu);
+  else unrollOverride.set(gpu, hs);
 }
 
 /** Keys per workgroup-memory tile of flash_forward_tiled: K and V tiles (KT·ceil(HS/4) vec4 each)
