@@ -46,28 +46,31 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await waitFor('kernel-matmul', pick);
   expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], fastest[3], fastest[4]]), `the choice survives a reload: ${await inUse()}`);
   await screenshot('gpu-kernels');
+  // Edit the stored kernel choice, then reload. The edit is made by an init script of the next load,
+  // before the studio starts: edited from the running page, any state update of the studio's
+  // (zustand persist writes the whole state on every set) could overwrite it before the reload.
+  const reloadWithStoredChoice = async (tag, del, set) => {
+    await page.addInitScript(([tag, del, set]) => {
+      if (sessionStorage.getItem(tag)) return; // once: init scripts run on every later load too
+      sessionStorage.setItem(tag, '1');
+      const st = JSON.parse(localStorage.getItem('quench-settings'));
+      for (const k of del) delete st.state.settings.kernels.choice[k];
+      Object.assign(st.state.settings.kernels.choice, set);
+      localStorage.setItem('quench-settings', JSON.stringify(st));
+    }, [tag, del, set]);
+    await page.reload();
+  };
   // a choice stored before the f16-weight and GEMV families existed (no half, no gemv): applied,
   // with the adapter's kernels for those
   const halfDefault = await page.locator('[data-testid="kernels-current"] tr', { hasText: 'f16-weight' }).locator('td').nth(2).innerText();
   const gemvDefault = await page.locator('[data-testid="kernels-current"] tr', { hasText: 'int4 GEMV' }).locator('td').nth(2).innerText();
-  await page.evaluate(() => {
-    const st = JSON.parse(localStorage.getItem('quench-settings'));
-    delete st.state.settings.kernels.choice.half;
-    delete st.state.settings.kernels.choice.gemv;
-    localStorage.setItem('quench-settings', JSON.stringify(st));
-  });
-  await page.reload();
+  await reloadWithStoredChoice('e2e-old-choice', ['half', 'gemv'], {});
   await page.getByRole('tab', { name: 'GPU' }).click();
   await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
   await waitFor('kernel-matmul', pick);
   expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], halfDefault, gemvDefault]), `an older stored choice (no half, no gemv) still applies: ${await inUse()}`);
   // a stored choice this adapter cannot run (a driver update, say): said so, forgotten, defaults used
-  await page.evaluate(() => {
-    const st = JSON.parse(localStorage.getItem('quench-settings'));
-    st.state.settings.kernels.choice.matmul = 'no-such-kernel';
-    localStorage.setItem('quench-settings', JSON.stringify(st));
-  });
-  await page.reload();
+  await reloadWithStoredChoice('e2e-stale-choice', [], { matmul: 'no-such-kernel' });
   await page.getByRole('tab', { name: 'GPU' }).click();
   await page.getByTestId('notice').waitFor({ timeout: 60_000 });
   const notice = await page.getByTestId('notice').innerText();
