@@ -1,18 +1,16 @@
 // npx tsx bench/eval-profile.mts [--docs N] [--fp] [--batch-tokens N]
-// Where `quench eval`'s GPU time goes: stories260K (../shared/data) quantized w4g32 (--fp: FP32), the
-// bench's documents (the first N of tinystories_val_800.txt), one sequenceNlls pass (batches of at most --batch-tokens padded tokens, default EVAL_BATCH_TOKENS) profiled with
-// timestamp queries (each dispatch in its own timed pass), per kernel entry, largest first; beside
-// the same pass's wall time unprofiled. For deciding what to speed up in evaluation; not a timing.
+// Where `quench eval`'s GPU time goes: the eval bench's model and documents (evalBenchInputs:
+// stories260K quantized w4g32, --fp: FP32; the first N of tinystories_val_800.txt), one
+// sequenceNlls pass (batches of at most --batch-tokens padded tokens, default EVAL_BATCH_TOKENS)
+// profiled with timestamp queries (each dispatch in its own timed pass), per kernel entry, largest
+// first; beside the same pass's wall time unprofiled. For deciding what to speed up in evaluation; not a timing.
 import { parseArgs } from 'node:util';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { createNodeGpu, repoRoot } from '../src/engine/gpu/node';
-import { readLlama2cCheckpoint } from '../src/engine/io/llama2c';
-import { Llama2cTokenizer } from '../src/engine/io/tokenizer';
-import { quantizeWeights } from '../src/engine/quant/ptq';
-import { encodeDocuments, splitDocuments } from '../src/engine/eval/perplexity';
 import { LlamaModel } from '../src/engine/model/llama';
 import { EVAL_BATCH_TOKENS, sequenceNlls } from '../src/engine/model/runner';
+import { evalBenchInputs } from './eval.bench';
 import type { Gpu } from '../src/engine/gpu/runtime';
 
 const { values: a } = parseArgs({ options: { docs: { type: 'string', default: '16' }, fp: { type: 'boolean', default: false }, 'batch-tokens': { type: 'string', default: String(EVAL_BATCH_TOKENS) } } });
@@ -22,12 +20,8 @@ if (!existsSync(join(S, 'stories260K.bin')) || !existsSync(textFile)) {
   process.exit(0);
 }
 const gpu = await createNodeGpu();
-const { config: cfg, weights } = readLlama2cCheckpoint(readFileSync(join(S, 'stories260K.bin')), 'stories260K.bin');
-const tok = new Llama2cTokenizer(readFileSync(join(S, 'tok512.bin')), 'tok512.bin', cfg.vocabSize);
-const quantized = a.fp ? undefined : quantizeWeights(cfg, weights, { bits: 4, group: 32, sym: false, clipSearch: false });
-const docs = splitDocuments(readFileSync(textFile, 'utf8'), '<|endoftext|>').slice(0, Number(a.docs));
-const seqs = encodeDocuments(docs, (s) => tok.encode(s, { bos: true }), cfg.maxSeqLen);
-const tokens = seqs.reduce((n, s) => n + s.length - 1, 0);
+const { cfg, weights, quantized: q4, seqs, tokens } = evalBenchInputs(Number(a.docs));
+const quantized = a.fp ? undefined : q4;
 const model = LlamaModel.fromWeights(gpu, cfg, weights, quantized ? { quantized } : {});
 const mt = Number(a['batch-tokens']);
 await sequenceNlls(model, seqs, { maxTokens: mt }); // compile and warm

@@ -33,6 +33,19 @@ function nllOf(logits: Float32Array, tokens: number[], V: number): number {
   return s;
 }
 
+/** The eval bench's model and documents: stories260K (FP weights and w4g32 RTN codes), the first
+ *  `docs` documents of tinystories_val_800.txt encoded with BOS (bench/eval-profile.mts profiles the
+ *  same). The caller checks that ../shared/data is there. */
+export function evalBenchInputs(docs: number) {
+  const S = join(SHARED, 'models/stories260K');
+  const { config: cfg, weights } = readLlama2cCheckpoint(readFileSync(join(S, 'stories260K.bin')), 'stories260K.bin');
+  const tok = new Llama2cTokenizer(readFileSync(join(S, 'tok512.bin')), 'tok512.bin', cfg.vocabSize);
+  const quantized = quantizeWeights(cfg, weights, { bits: 4, group: 32, sym: false, clipSearch: false });
+  const texts = splitDocuments(readFileSync(join(SHARED, 'text/tinystories_val_800.txt'), 'utf8'), '<|endoftext|>').slice(0, docs);
+  const seqs = encodeDocuments(texts, (s) => tok.encode(s, { bos: true }), cfg.maxSeqLen);
+  return { cfg, weights, tok, quantized, seqs, tokens: seqs.reduce((n, s) => n + s.length - 1, 0) };
+}
+
 export async function benchEval(gpu: Gpu, opts: { docs?: number } = {}): Promise<{ rows: BenchRow[]; notes: string[] }> {
   const rows: BenchRow[] = [];
   const notes: string[] = [];
@@ -49,12 +62,7 @@ export async function benchEval(gpu: Gpu, opts: { docs?: number } = {}): Promise
     notes.push('eval: onnxruntime-node not installed, no peer row');
     return { rows, notes };
   }
-  const { config: cfg, weights } = readLlama2cCheckpoint(readFileSync(join(S, 'stories260K.bin')), 'stories260K.bin');
-  const tok = new Llama2cTokenizer(readFileSync(join(S, 'tok512.bin')), 'tok512.bin', cfg.vocabSize);
-  const quantized = quantizeWeights(cfg, weights, { bits: 4, group: 32, sym: false, clipSearch: false });
-  const docs = splitDocuments(readFileSync(textFile, 'utf8'), '<|endoftext|>').slice(0, opts.docs ?? 16);
-  const seqs = encodeDocuments(docs, (s) => tok.encode(s, { bos: true }), cfg.maxSeqLen);
-  const tokens = seqs.reduce((n, s) => n + s.length - 1, 0);
+  const { cfg, weights, tok, quantized, seqs, tokens } = evalBenchInputs(opts.docs ?? 16);
   const shape = `stories260K w4g32, ${seqs.length} docs, ${tokens} tokens`;
 
   const model = LlamaModel.fromWeights(gpu, cfg, weights, { quantized });

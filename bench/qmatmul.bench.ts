@@ -52,12 +52,14 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
           rows.push({ name, shape: `M=${M} K=${K} N=${N}`, ms: NaN, note: `skipped: ${est > cap ? `estimated ${(est / 1000).toFixed(0)} s per call > ${cap / 1000} s cap` : 'section time cap'}` });
           continue;
         }
+        // "gemv_red rb=4", "gemv_wide tpr=8 rb=4": the variant with those options
+        const [base, ...kv] = v.split(' ');
+        const o = Object.fromEntries(kv.map((t) => [t.split('=')[0], Number(t.split('=')[1])]));
         const call = () =>
           isDx(v) ? qmatmulBackwardInput(gpu, dx!, y, w, M, false, v)
-          : v === 'gemv_red rb=1' || v === 'gemv_red rb=4' ? qmatmulGemvRed(gpu, y, x, w, { rb: v === 'gemv_red rb=1' ? 1 : 4 })
-          : v === 'gemv_wide rb=4' ? qmatmulGemvWide(gpu, y, x, w, { rb: 4 })
-          : v === 'gemv_wide tpr=8 rb=4' ? qmatmulGemvWide(gpu, y, x, w, { tpr: 8, rb: 4 })
-          : qmatmulForward(gpu, y, x, w, M, v);
+          : kv.length && base === 'gemv_red' ? qmatmulGemvRed(gpu, y, x, w, o)
+          : kv.length && base === 'gemv_wide' ? qmatmulGemvWide(gpu, y, x, w, o)
+          : qmatmulForward(gpu, y, x, w, M, v as Exclude<QmatmulVariant, 'auto'>);
         const once = async () => {
           call();
           await gpu.sync();

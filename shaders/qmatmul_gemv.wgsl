@@ -41,13 +41,6 @@ fn unpack4(lo: u32, hi: u32, off: u32, t0: u32) -> vec4f {
   return vec4f(unpack1(lo, hi, off, t0), unpack1(lo, hi, off, t0 + 1u), unpack1(lo, hi, off, t0 + 2u), unpack1(lo, hi, off, t0 + 3u));
 }
 
-// x[j..j+3] by scalar loads, zero at and past K.
-fn x4(j: u32) -> vec4f {
-  let last = p.K - 1u;
-  let jv = vec4u(j) + vec4u(0u, 1u, 2u, 3u);
-  return select(vec4f(0.0), vec4f(x[min(jv.x, last)], x[min(jv.y, last)], x[min(jv.z, last)], x[min(jv.w, last)]), jv < vec4u(p.K));
-}
-
 // This lane's share of rows n0 .. n0 + RB − 1 (rows past N are clamped to N − 1; the caller drops
 // them): chunks lane, lane + lanes, ... (8 codes each).
 fn block_part(n0: u32, lane: u32, lanes: u32) -> array<f32, 4> {

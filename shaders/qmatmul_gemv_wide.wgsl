@@ -36,13 +36,6 @@ override RB: u32 = 2u; // 1..4
 
 var<workgroup> part: array<vec4f, WG>;
 
-// x[j..j+3], zero at and past K (scalar loads: the vec4 may run past the buffer).
-fn x4(j: u32) -> vec4f {
-  let last = p.K - 1u;
-  let jv = vec4u(j) + vec4u(0u, 1u, 2u, 3u);
-  return select(vec4f(0.0), vec4f(x[min(jv.x, last)], x[min(jv.y, last)], x[min(jv.z, last)], x[min(jv.w, last)]), jv < vec4u(p.K));
-}
-
 // Codes 4q .. 4q+3 of a word, as a vec4.
 fn codes_at(w: u32, q: u32) -> vec4f {
   let sh = (vec4u(0u, 1u, 2u, 3u) + vec4u(4u * q)) * p.bits;

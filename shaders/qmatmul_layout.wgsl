@@ -1,6 +1,7 @@
-// The packed low-bit matmuls' uniform, bindings and one-code unpack, shared by qmatmul.wgsl,
-// qmatmul_sg.wgsl, qmatmul_dx_sg.wgsl and qmatmul_gemv.wgsl (one wrapper, src/engine/ops/qmatmul.ts,
-// binds them all the same way; layout: src/engine/format/pack.ts).
+// The packed low-bit matmuls' uniform, bindings, one-code unpack and masked x load, shared by
+// qmatmul.wgsl, qmatmul_sg.wgsl, qmatmul_dx_sg.wgsl, qmatmul_gemv.wgsl and qmatmul_gemv_wide.wgsl
+// (one wrapper, src/engine/ops/qmatmul.ts, binds them all the same way; layout:
+// src/engine/format/pack.ts).
 // bits, cpw = floor(32 / bits), span = cpw·bits (bits used per word), mask = 2^bits − 1 are
 // uniforms, not overrides: one pipeline per entry serves every bit width (CPU Vulkan compiles
 // each pipeline for seconds). Divisions by cpw happen once per 8-code chunk, not per code.
@@ -19,4 +20,11 @@ fn unpack1(lo: u32, hi: u32, off: u32, t: u32) -> f32 {
   let pos = off + t * p.bits;
   let inHi = pos >= p.span;
   return f32((select(lo, hi, inHi) >> select(pos, pos - p.span, inHi)) & p.mask);
+}
+
+// x[j..j+3] by scalar loads, zero at and past K (a vec4 load there may run past the buffer).
+fn x4(j: u32) -> vec4f {
+  let last = p.K - 1u;
+  let jv = vec4u(j) + vec4u(0u, 1u, 2u, 3u);
+  return select(vec4f(0.0), vec4f(x[min(jv.x, last)], x[min(jv.y, last)], x[min(jv.z, last)], x[min(jv.w, last)]), jv < vec4u(p.K));
 }

@@ -75,10 +75,10 @@ export function pickAttentionVariant(gpu: Gpu, withProbs: boolean, HS?: number):
 /** Largest head size whose per-thread flash kernels are compiled with fully unrolled head loops
  *  (shaders/attention.wgsl UNROLL_HS): 32 on CPU Vulkan, where LLVM takes minutes over the
  *  unrolled body at large heads; all sizes on real GPUs (the arrays stay in registers). */
+const unrollOverride = new WeakMap<Gpu, number>();
 function unrollHs(gpu: Gpu): number {
   return unrollOverride.get(gpu) ?? (isSoftwareAdapter(gpu) ? 32 : MAX_HEAD_SIZE);
 }
-const unrollOverride = new WeakMap<Gpu, number>();
 
 /** Compile the per-thread flash kernels as another adapter kind would (tests: the unrolled GPU
  *  form on a CPU adapter); null: back to this adapter's. */

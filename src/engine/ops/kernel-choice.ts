@@ -46,7 +46,7 @@ export interface KernelChoice {
 export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'], half: ['f16-weight y=x·Wᵀ'], gemv: ['int4 GEMV'] };
 
 /** Rows a product is timed and checked at: the GEMV decodes one token whatever the shape's M. */
-export const opRows = (op: KernelOp, M: number): number => (op === 'int4 GEMV' ? 1 : M);
+const opRows = (op: KernelOp, M: number): number => (op === 'int4 GEMV' ? 1 : M);
 
 /** The families in the order of QUENCH_KERNELS' names ("matmul,gemm,dx[,half[,gemv]]") and of the panel. */
 export const FAMILIES = Object.keys(FAMILY_OPS) as (keyof KernelChoice)[];
@@ -331,9 +331,7 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
  *  adapter's kernel for it. */
 export function validKernelChoice(gpu: Gpu, c: unknown): KernelChoice | null {
   if (!c || typeof c !== 'object') return null;
-  const k: Record<string, unknown> = { ...c };
-  if (!('half' in k)) k.half = adapterHalfVariant(gpu);
-  if (!('gemv' in k)) k.gemv = adapterQmatmulVariant(gpu, 1);
+  const k: Record<string, unknown> = { half: adapterHalfVariant(gpu), gemv: adapterQmatmulVariant(gpu, 1), ...c };
   const cand = kernelCandidates(gpu);
   const ok = FAMILIES.every((f) => (cand[f] as string[]).includes(k[f] as string));
   return ok ? { matmul: k.matmul as MatmulKernel, gemm: k.gemm as GemmVariant, dx: k.dx as DxVariant, half: k.half as HalfKernel, gemv: k.gemv as GemvVariant } : null;
