@@ -93,6 +93,8 @@ describe('kernel choice per device', () => {
     expect(checks.length).toBe(3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length + cand.gemv.length);
     expect(checks.filter((c) => c.op === 'f16-weight y=x·Wᵀ').map((c) => c.variant)).toEqual(cand.half);
     expect(checks.filter((c) => c.op === 'int4 GEMV').map((c) => c.variant)).toEqual(cand.gemv);
+    // each says the shape it was checked at: the GEMV one row of it
+    for (const c of checks) expect(c.shape, `${c.op} ${c.variant}`).toBe(c.op === 'int4 GEMV' ? '1×136×130' : '67×136×130');
     for (const c of checks) expect(c.ok, `${c.op} ${c.variant}: max |error| ${c.maxAbsError}`).toBe(true);
   });
 

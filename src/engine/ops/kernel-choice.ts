@@ -73,6 +73,8 @@ export interface VariantTiming {
 export interface VariantCheck {
   op: KernelOp;
   variant: string;
+  /** M×K×N it was checked at (CHECK_SHAPE; M = 1 for the GEMV) */
+  shape: string;
   maxAbsError: number;
   ok: boolean;
 }
@@ -296,7 +298,7 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
       // fp32 sums of 130 products of size ~0.01: errors ~1e-7; a wrong tile or code is ~1e-3 or more
       if (!(e <= (bound ? bound[i] : 1e-5))) ok = false;
     }
-    out.push({ op, variant, maxAbsError: err, ok });
+    out.push({ op, variant, shape: `${opRows(op, M)}×${K}×${N}`, maxAbsError: err, ok });
   };
   const yRef = matmulForwardRef(x, w, M, K, N), dxRef = matmulBackwardInputRef(dy, w, M, K, N), dwRef = matmulBackwardWeightRef(dy, x, M, K, N);
   for (const v of cand.matmul) {

@@ -89,7 +89,7 @@ describe('matmul kernels per shape', () => {
       { shape: s1, variant: 'regtile', ms: 2, gflops: 0 }, { shape: s1, variant: 'shared8', ms: 0.5, gflops: 0 }, { shape: s1, variant: 'shared', ms: 1, gflops: 0 },
       { shape: s2, variant: 'dx', ms: 3, gflops: 0 }, { shape: s2, variant: 'dx_wg', ms: 1, gflops: 0 },
     ];
-    const checks: VariantCheck[] = [{ op: 'fp32 y=x·Wᵀ', variant: 'shared8', maxAbsError: 1, ok: false }, { op: 'fp32 dX', variant: 'shared', maxAbsError: 1, ok: false }];
+    const checks: VariantCheck[] = [{ op: 'fp32 y=x·Wᵀ', variant: 'shared8', shape: '67×136×130', maxAbsError: 1, ok: false }, { op: 'fp32 dX', variant: 'shared', shape: '67×136×130', maxAbsError: 1, ok: false }];
     expect(fastestPerShape(rows, checks)).toEqual([{ shape: s1, variant: 'shared' }, { shape: s2, variant: 'dx_wg' }]);
   });
 
