@@ -5,7 +5,7 @@
 //   --section-s S                time cap per section (default 240): no new case starts after it
 // Every section also skips a case whose estimated time per call (from the same kernel's speed on a
 // smaller shape) is over its cap, and says so in the table, so the whole bench finishes on CPU Vulkan.
-import { createNodeGpu } from '../src/engine/gpu/node';
+import { createNodeGpu, dawnPolls } from '../src/engine/gpu/node';
 import type { BenchRow } from './types';
 
 function fmt(rows: BenchRow[]): string {
@@ -21,7 +21,8 @@ export async function run(argv: string[]): Promise<number> {
   const quick = argv.includes('--quick');
   const sectionMs = 1000 * Number(arg('--section-s') ?? 240);
   const gpu = await createNodeGpu();
-  console.log(`adapter: ${gpu.info.description || gpu.info.vendor} (${gpu.info.backend})${quick ? ' [quick]' : ''}`);
+  const poll = dawnPolls().sleepUs;
+  console.log(`adapter: ${gpu.info.description || gpu.info.vendor} (${gpu.info.backend})${quick ? ' [quick]' : ''}; Dawn's poll: ${poll ? `sleeps ${poll} µs past the first 0.3 ms of a wait` : 'busy'} (QUENCH_DAWN_POLL_US)`);
   const rows: BenchRow[] = [];
   const notes: string[] = [];
   const t0 = performance.now();

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create, globals } from 'webgpu';
-import { Gpu, gpuWait, setNeedsKeepAlive } from './runtime';
+import { Gpu, gpuWait, isSoftwareAdapter, setNeedsKeepAlive } from './runtime';
 import { setShaderSource } from './shaders';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -56,5 +56,69 @@ export async function createNodeGpu(): Promise<Gpu> {
   if (!adapter) {
     throw new Error(`no WebGPU adapter from Dawn (driver: ${backend}). Install Mesa's lavapipe from Debian bookworm-backports (mesa-vulkan-drivers) or Debian's chromium (SwiftShader); see README.`);
   }
+  pollSleepUs = pollSleepUsFor(process.env.QUENCH_DAWN_POLL_US, adapter.info);
+  if (pollSleepUs > 0) throttleDawnPolls();
   return Gpu.fromAdapter(adapter, `dawn-node/${backend}`);
+}
+
+// Dawn's Node binding finds finished GPU work (mapAsync, onSubmittedWorkDone) by re-arming
+// setImmediate for as long as any such promise is pending: a busy loop on the main thread for the
+// whole of every wait. On a CPU adapter the GPU's work runs on the same cores (lavapipe runs one
+// worker per core), so that loop took a core from it: `quench eval` ran 1.5x faster on 2 cores
+// with the polls spaced out (README, "Dawn's busy poll"). So a wait spins as Dawn does for its
+// first POLL_SPIN_US (short waits, many in tests, keep their latency), then sleeps the main thread
+// (Atomics.wait: sub-millisecond, unlike timers) for pollSleepUs before each further poll.
+// Default on software adapters only (a real GPU loses nothing to a spinning core);
+// QUENCH_DAWN_POLL_US=0 restores Dawn's spin, =N sleeps N µs.
+export const DEFAULT_POLL_SLEEP_US = 200;
+const POLL_SPIN_US = 300;
+let pollSleepUs = 0;
+const pollStats = { polls: 0, sleeps: 0 };
+
+/** The sleep before each of Dawn's polls past the spin: QUENCH_DAWN_POLL_US if set, else
+ *  DEFAULT_POLL_SLEEP_US on a software adapter and 0 (Dawn's own spin) on a GPU. */
+export function pollSleepUsFor(env: string | undefined, info: { vendor?: string; architecture?: string; device?: string; description?: string }): number {
+  if (env !== undefined && env.trim() !== '') {
+    const us = Number(env);
+    if (!Number.isFinite(us) || us < 0) throw new Error(`QUENCH_DAWN_POLL_US=${env}: expected a number of microseconds >= 0 (0 = Dawn's busy poll)`);
+    return us;
+  }
+  return isSoftwareAdapter(info) ? DEFAULT_POLL_SLEEP_US : 0;
+}
+
+/** This process's poll sleep (µs, 0 = Dawn's spin) and how many of Dawn's polls ran, and slept. */
+export function dawnPolls(): { sleepUs: number; polls: number; sleeps: number } {
+  return { sleepUs: pollSleepUs, ...pollStats };
+}
+let throttled = false;
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+// start of the current wait: a poll that comes more than a sleep and a millisecond after the
+// previous one ended begins a new wait
+let waitStart = 0, lastPollEnd = -Infinity;
+function throttleDawnPolls(): void {
+  if (throttled) return;
+  throttled = true;
+  const immediate = globalThis.setImmediate;
+  // Dawn schedules its poll with a native (N-API) function; JavaScript callers pass JavaScript
+  // functions and keep the real setImmediate
+  const isNative = (fn: unknown) => typeof fn === 'function' && /\{\s*\[native code\]\s*\}\s*$/.test(Function.prototype.toString.call(fn));
+  const wrapped = function (this: unknown, fn: (...a: unknown[]) => void, ...args: unknown[]) {
+    if (pollSleepUs <= 0 || !isNative(fn)) return immediate(fn, ...args);
+    return immediate(() => {
+      const now = performance.now();
+      if (now - lastPollEnd > pollSleepUs / 1000 + 1) waitStart = now;
+      pollStats.polls++;
+      if ((now - waitStart) * 1000 >= POLL_SPIN_US) {
+        pollStats.sleeps++;
+        Atomics.wait(sleepCell, 0, 0, pollSleepUs / 1000);
+      }
+      try {
+        fn(...args);
+      } finally {
+        lastPollEnd = performance.now();
+      }
+    });
+  } as typeof setImmediate;
+  Object.assign(wrapped, immediate); // keeps setImmediate's own properties (util.promisify.custom)
+  globalThis.setImmediate = wrapped;
 }

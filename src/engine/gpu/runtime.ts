@@ -118,6 +118,11 @@ export async function gpuWait<T>(p: Promise<T>): Promise<T> {
   }
 }
 
+/** Software (CPU) WebGPU adapters: Mesa lavapipe/llvmpipe, SwiftShader. */
+export function isSoftwareAdapter(i: { vendor?: string; architecture?: string; device?: string; description?: string; backend?: string }): boolean {
+  return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description} ${i.backend ?? ''}`);
+}
+
 const UNIFORM_CHUNK = 64 * 1024;
 const BIND_GROUP_CAP = 8192; // cached bind groups (a KD-QAT step of stories260K uses ~400)
 
@@ -257,10 +262,11 @@ export class Gpu {
     if (bytes > maxBinding) {
       throw new Error(`tensor "${label}" [${shape.join('x')}] needs ${bytes} bytes, more than this adapter's maxStorageBufferBindingSize (${maxBinding} bytes); the model is too large for this GPU as one binding`);
     }
-    // Round up to 4 bytes; WebGPU zero-initialises new buffers.
+    // Round up to 16 bytes, so a kernel may bind any tensor as array<vec4f> and reach its last
+    // values (shaders/attention_sg.wgsl); WebGPU zero-initialises new buffers.
     const buffer = this.device.createBuffer({
       label,
-      size: Math.ceil(bytes / 4) * 4,
+      size: Math.ceil(bytes / 16) * 16,
       usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
     });
     this.live.set(buffer, { label, bytes });

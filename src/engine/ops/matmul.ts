@@ -20,7 +20,7 @@
 // outputs, barrier-free ('gemv_rows'); 'shared' / 'shared8' -> one workgroup per output with a tree reduction.
 // 'gemv' is kept as an alias: 'shared' GEMV at M = 1, 'auto' otherwise.
 import { shapeVariant, type ShapeOp } from './shape-choice';
-import { Params, type Gpu, type Tensor } from '../gpu/runtime';
+import { isSoftwareAdapter, Params, type Gpu, type Tensor } from '../gpu/runtime';
 
 export type MatmulKernel = 'subgroup' | 'regtile' | 'shared' | 'shared8';
 export type MatmulVariant = 'auto' | MatmulKernel | 'gemv';
@@ -39,8 +39,7 @@ export interface MatmulOpts {
 
 /** Software (CPU) WebGPU adapters: Mesa lavapipe/llvmpipe, SwiftShader. */
 export function isSoftwareMatmulAdapter(gpu: Gpu): boolean {
-  const i = gpu.info;
-  return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description} ${i.backend}`);
+  return isSoftwareAdapter(gpu.info);
 }
 
 /** The 'subgroup' kernels need WGSL subgroups with exactly 8 lanes (their blocks are 8 lanes wide). */

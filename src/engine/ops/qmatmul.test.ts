@@ -33,6 +33,9 @@ describe('packed low-bit matmul vs float64 reference on the same codes', () => {
     // odd group sizes: 8-code chunks straddle group edges
     [3, 100, 7, 4, 20, false], [1, 57, 6, 3, 12, false],
     [1, 2048, 3, 4, 32, false], [66, 40, 70, 4, 32, false],
+    // K % 4 != 0 at M > 1: gemm_sg's scalar x loads (K % 4 == 0 takes gemm_sg4's vec4 loads;
+    // K = 172, 100 cover its masked half vec4 at K % 8 == 4)
+    [5, 57, 9, 4, 12, false], [18, 99, 33, 4, 32, false], [17, 102, 40, 3, 0, true],
   ];
   for (const [M, K, N, bits, group, sym] of cases) {
     it(`M=${M} K=${K} N=${N} bits=${bits} group=${group || 'per-channel'}${sym ? ' sym' : ''}: every variant, dx`, async () => {

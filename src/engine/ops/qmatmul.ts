@@ -127,7 +127,9 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
       return;
     case 'gemm_sg':
       if (!hasSubgroup8(gpu)) throw new Error(`qmatmul gemm_sg needs WGSL subgroups of exactly 8 lanes; this adapter (${gpu.info.description || gpu.info.vendor}) has none`);
-      gpu.run({ shader: 'qmatmul_sg', entry: 'gemm_sg' }, { params: params(L, M), bindings, workgroups: [Math.ceil(L.N / 32), Math.ceil(M / 16)] });
+      // K % 4 == 0: the same kernel reading x as vec4s (its buffer bound again at 6)
+      if (L.K % 4 === 0) gpu.run({ shader: 'qmatmul_sg', entry: 'gemm_sg4' }, { params: params(L, M), bindings: { 2: w.codes, 3: w.scales, 4: w.zeros, 5: y, 6: x }, workgroups: [Math.ceil(L.N / 32), Math.ceil(M / 16)] });
+      else gpu.run({ shader: 'qmatmul_sg', entry: 'gemm_sg' }, { params: params(L, M), bindings, workgroups: [Math.ceil(L.N / 32), Math.ceil(M / 16)] });
       return;
     case 'gemv_sg':
       if (M !== 1) throw new Error('qmatmul gemv_sg needs M = 1');

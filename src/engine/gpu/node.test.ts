@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { testGpu } from '../testing';
+import { DEFAULT_POLL_SLEEP_US, dawnPolls, pollSleepUsFor } from './node';
+import { isSoftwareAdapter } from './runtime';
+import { scaleInPlace } from '../ops/elementwise';
+
+const lavapipe = { vendor: 'mesa', architecture: '', device: 'llvmpipe (LLVM 15.0.6, 256 bits)', description: 'Vulkan driver' };
+const h200 = { vendor: 'nvidia', architecture: 'hopper', device: 'NVIDIA H200', description: 'NVIDIA 550.54' };
+
+describe("Dawn's busy poll (README, \"Dawn's busy poll\")", () => {
+  it('sleeps between polls on software adapters by default, spins on GPUs, follows QUENCH_DAWN_POLL_US', () => {
+    expect(pollSleepUsFor(undefined, lavapipe)).toBe(DEFAULT_POLL_SLEEP_US);
+    expect(pollSleepUsFor('', lavapipe)).toBe(DEFAULT_POLL_SLEEP_US);
+    expect(pollSleepUsFor(undefined, h200)).toBe(0);
+    expect(pollSleepUsFor('0', lavapipe)).toBe(0);
+    expect(pollSleepUsFor('750', h200)).toBe(750);
+    expect(() => pollSleepUsFor('fast', lavapipe)).toThrow(/QUENCH_DAWN_POLL_US=fast/);
+    expect(() => pollSleepUsFor('-5', lavapipe)).toThrow(/>= 0/);
+    expect(isSoftwareAdapter(lavapipe)).toBe(true);
+    expect(isSoftwareAdapter(h200)).toBe(false);
+  });
+
+  it("a long GPU wait sleeps between Dawn's polls; JavaScript setImmediate callbacks are not delayed or counted", async () => {
+    const gpu = await testGpu();
+    if (!isSoftwareAdapter(gpu.info) || process.env.QUENCH_DAWN_POLL_US !== undefined) return; // the default only applies here
+    expect(dawnPolls().sleepUs).toBe(DEFAULT_POLL_SLEEP_US);
+    // ~0.1 s of lavapipe work: 40 rounds of an elementwise kernel over 2^20 values
+    const n = 1 << 20;
+    const a = gpu.tensor('a', [n], 'f32', new Float32Array(n).fill(1));
+    const before = dawnPolls();
+    for (let i = 0; i < 40; i++) scaleInPlace(gpu, a, 1.0001);
+    const got = gpu.readF32(a);
+    // a JavaScript callback during the wait runs with its arguments, and is no poll of Dawn's
+    const js = await new Promise<number>((resolve) => setImmediate((x: number, y: number) => resolve(x + y), 2, 3));
+    expect(js).toBe(5);
+    const out = await got;
+    expect(out[0]).toBeCloseTo(Math.pow(1.0001, 40), 5);
+    expect(out[n - 1]).toBeCloseTo(Math.pow(1.0001, 40), 5);
+    const after = dawnPolls();
+    expect(after.polls).toBeGreaterThan(before.polls);
+    expect(after.sleeps).toBeGreaterThan(before.sleeps); // it waited past the spin, then slept
+    gpu.free(a);
+  });
+});
