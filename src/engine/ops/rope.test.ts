@@ -50,6 +50,7 @@ describe('rope', () => {
     expectClose('dx', ropeRef(d, B, T, NH, HS, 10000, 5, true), fd, { atol: 1e-9, rtol: 1e-7 });
   });
 
+  // ropeQK takes rope_qk_inplace4 (vec4s) at HS % 8 == 0 (8, 64, 128 here), rope_qk_inplace otherwise
   const cases: [B: number, T: number, NH: number, HS: number, pos0: number, theta: RopeSpec][] = [
     [1, 1, 1, 8, 0, 10000],
     [1, 1, 1, 2, 7, 10000],

@@ -109,5 +109,7 @@ export function ropeQK(gpu: Gpu, q: Tensor, k: Tensor, B: number, T: number, NH:
   if (nq + nk === 0) return;
   const cs = ropeTable(gpu, HS, spec, pos0 + T);
   const params = new Params().u32(B * T, T, NH, HS, pos0).f32(sign).u32(NKV, 0);
-  gpu.run({ shader: 'rope', entry: 'rope_qk_inplace', constants: { WG } }, { params, bindings: { 2: q, 3: cs, 4: k }, workgroups: gpu.grid(Math.ceil((nq + nk) / 2 / WG)) });
+  // HS % 8 == 0: 4 pairs per thread through vec4s (shaders/rope.wgsl, rope_qk_inplace4)
+  const per = HS % 8 === 0 ? 8 : 2;
+  gpu.run({ shader: 'rope', entry: per === 8 ? 'rope_qk_inplace4' : 'rope_qk_inplace', constants: { WG } }, { params, bindings: { 2: q, 3: cs, 4: k }, workgroups: gpu.grid(Math.ceil((nq + nk) / per / WG)) });
 }
