@@ -14,6 +14,10 @@
 // in workgroup memory; a workgroup of WG threads holds WG/LANES rows. LANES = 1: one thread per
 // row, no barriers (CPU Vulkan). LANES = WG: a workgroup per row (real GPUs). LANES is a power of
 // two dividing WG.
+// forward4, backward_dx4: forward and backward_dx for LANES = 1 and C % 4 == 0 (every real
+// model), one thread per row through vec4 views of the same bindings: lavapipe pays per load,
+// so a row takes a quarter of the loads. The sums of squares and of w·dy·x run in 4 partial sums
+// added at the end (a different order from the scalar entries; the float64 tests bound both).
 // Bindings: @binding(0) params {rows, C, eps, flags}; (1) x, (2) w, (3) y, (4) rstd, (5) dy,
 // (6) rstd_in, (7) dx, (8) dw, (9) part, (10) res, (11) hsum, as each entry uses (res and hsum
 // bound to stand-ins when their flag is off).
@@ -97,6 +101,58 @@ fn backward_dx(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: 
     var v = rs * w[i] * dy[base + i] - x[base + i] * k;
     if (fused) { v = v + res[base + i]; }
     dx[base + i] = v;
+  }
+}
+
+@group(0) @binding(1) var<storage, read> x4: array<vec4f>;
+@group(0) @binding(2) var<storage, read> w4: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> y4: array<vec4f>;
+@group(0) @binding(5) var<storage, read> dy4: array<vec4f>;
+@group(0) @binding(7) var<storage, read_write> dx4: array<vec4f>;
+@group(0) @binding(10) var<storage, read> res4: array<vec4f>;
+@group(0) @binding(11) var<storage, read_write> hsum4: array<vec4f>;
+
+fn hadd(v: vec4f) -> f32 { return (v.x + v.y) + (v.z + v.w); }
+
+// Dispatch ceil(rows / WG) workgroups, folded 2-D.
+@compute @workgroup_size(WG)
+fn forward4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let r = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (r >= p.rows) { return; } // no barriers here
+  let C4 = p.C / 4u;
+  let base = r * C4;
+  let fused = (p.flags & 2u) != 0u;
+  var ss = vec4f(0.0);
+  for (var i = 0u; i < C4; i++) {
+    var v = x4[base + i];
+    if (fused) { v = v + res4[base + i]; hsum4[base + i] = v; }
+    ss += v * v;
+  }
+  let rs = 1.0 / sqrt(hadd(ss) / f32(p.C) + p.eps);
+  if ((p.flags & 1u) != 0u) { rstd[r] = rs; }
+  for (var i = 0u; i < C4; i++) {
+    var v = x4[base + i];
+    if (fused) { v = hsum4[base + i]; } // this thread's own write above
+    y4[base + i] = v * rs * w4[i];
+  }
+}
+
+// Dispatch ceil(rows / WG) workgroups, folded 2-D.
+@compute @workgroup_size(WG)
+fn backward_dx4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let r = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (r >= p.rows) { return; }
+  let C4 = p.C / 4u;
+  let base = r * C4;
+  let rs = rstd_in[r];
+  var acc = vec4f(0.0);
+  for (var i = 0u; i < C4; i++) { acc += w4[i] * dy4[base + i] * x4[base + i]; }
+  let k = rs * rs * rs * hadd(acc) / f32(p.C);
+  let fused = (p.flags & 2u) != 0u;
+  for (var i = 0u; i < C4; i++) {
+    var v = rs * w4[i] * dy4[base + i] - x4[base + i] * k;
+    if (fused) { v = v + res4[base + i]; }
+    dx4[base + i] = v;
   }
 }
 

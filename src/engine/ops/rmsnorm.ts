@@ -70,8 +70,9 @@ export function rmsnormForward(gpu: Gpu, y: Tensor, rstd: Tensor | null, x: Tens
     for (const t of [x, r.add, y]) if (t.buffer === r.sum.buffer) throw new Error(`rmsnormForward: the residual sum "${r.sum.label}" must be a tensor of its own (it is also "${t.label}")`);
   }
   const { WG, LANES } = rmsnormLayout(gpu, C, opts.variant, opts.lanes);
+  const v4 = LANES === 1 && C % 4 === 0; // one thread per row, vec4 loads (forward4)
   gpu.run(
-    { shader: 'rmsnorm', entry: 'forward', constants: { WG, LANES } },
+    { shader: 'rmsnorm', entry: v4 ? 'forward4' : 'forward', constants: v4 ? { WG } : { WG, LANES } },
     { params: new Params().u32(rows, C).f32(eps).u32((rstd ? 1 : 0) | (r ? 2 : 0)), bindings: { 1: x, 2: w, 3: y, 4: rstd ?? dummy(gpu), 10: r?.add ?? x, 11: r?.sum ?? dummy(gpu, 1) }, workgroups: gpu.grid(Math.ceil(rows / (WG / LANES))) },
   );
 }
@@ -91,7 +92,8 @@ export function rmsnormBackward(gpu: Gpu, dx: Tensor, dw: Tensor | null, dy: Ten
   }
   const params = (flags = 0) => new Params().u32(rows, C).f32(0).u32(flags);
   const { WG, LANES } = rmsnormLayout(gpu, C, opts.variant, opts.lanes);
-  gpu.run({ shader: 'rmsnorm', entry: 'backward_dx', constants: { WG, LANES } }, { params: params(opts.addTo ? 2 : 0), bindings: { 1: x, 2: w, 5: dy, 6: rstd, 7: dx, 10: opts.addTo ?? dy }, workgroups: gpu.grid(Math.ceil(rows / (WG / LANES))) });
+  const v4 = LANES === 1 && C % 4 === 0; // one thread per row, vec4 loads (backward_dx4)
+  gpu.run({ shader: 'rmsnorm', entry: v4 ? 'backward_dx4' : 'backward_dx', constants: v4 ? { WG } : { WG, LANES } }, { params: params(opts.addTo ? 2 : 0), bindings: { 1: x, 2: w, 5: dy, 6: rstd, 7: dx, 10: opts.addTo ?? dy }, workgroups: gpu.grid(Math.ceil(rows / (WG / LANES))) });
   if (!dw) return;
   need('rmsnormBackward', 'dw', dw, C);
   const nChunks = Math.ceil(rows / RMSNORM_DW_CHUNK);
