@@ -9,7 +9,7 @@
 // it at the GPU comparison's B=4, T=256 for per-kernel GPU times on a real GPU). A few warm-up steps,
 // then N steps recorded without waiting, then N profiled steps counted per kernel entry, largest
 // first. For deciding what to fuse next; figures are per step, not timed against anything. --dx
-// runs the int4 dX through that variant (dx, dx_sg, dx_wg, dx_wg8) and --gemm the int4 forward
+// runs the int4 dX through that variant (dx, dx_sg, dx_wg, dx_wg8, dx_deq) and --gemm the int4 forward
 // (gemm, gemm_sg, gemm_wg, gemm_wg8) instead of the adapter's picks.
 import { parseArgs } from 'node:util';
 import { existsSync } from 'node:fs';

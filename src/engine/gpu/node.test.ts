@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../testing';
 import { DEFAULT_POLL_SLEEP_US, dawnPolls, pollSleepUsFor } from './node';
-import { isSoftwareAdapter } from './runtime';
+import { isSoftwareAdapterInfo } from './runtime';
 import { scaleInPlace } from '../ops/elementwise';
 
 const lavapipe = { vendor: 'mesa', architecture: '', device: 'llvmpipe (LLVM 15.0.6, 256 bits)', description: 'Vulkan driver' };
@@ -16,13 +16,13 @@ describe("Dawn's busy poll (README, \"Dawn's busy poll\")", () => {
     expect(pollSleepUsFor('750', h200)).toBe(750);
     expect(() => pollSleepUsFor('fast', lavapipe)).toThrow(/QUENCH_DAWN_POLL_US=fast/);
     expect(() => pollSleepUsFor('-5', lavapipe)).toThrow(/>= 0/);
-    expect(isSoftwareAdapter(lavapipe)).toBe(true);
-    expect(isSoftwareAdapter(h200)).toBe(false);
+    expect(isSoftwareAdapterInfo(lavapipe)).toBe(true);
+    expect(isSoftwareAdapterInfo(h200)).toBe(false);
   });
 
   it("a long GPU wait sleeps between Dawn's polls; JavaScript setImmediate callbacks are not delayed or counted", async () => {
     const gpu = await testGpu();
-    if (!isSoftwareAdapter(gpu.info) || process.env.QUENCH_DAWN_POLL_US !== undefined) return; // the default only applies here
+    if (!isSoftwareAdapterInfo(gpu.info) || process.env.QUENCH_DAWN_POLL_US !== undefined) return; // the default only applies here
     expect(dawnPolls().sleepUs).toBe(DEFAULT_POLL_SLEEP_US);
     // ~0.1 s of lavapipe work: 40 rounds of an elementwise kernel over 2^20 values
     const n = 1 << 20;

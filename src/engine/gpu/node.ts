@@ -5,7 +5,7 @@ import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create, globals } from 'webgpu';
-import { Gpu, gpuWait, isSoftwareAdapter, setNeedsKeepAlive } from './runtime';
+import { Gpu, gpuWait, isSoftwareAdapterInfo, setNeedsKeepAlive } from './runtime';
 import { setShaderSource } from './shaders';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -83,7 +83,7 @@ export function pollSleepUsFor(env: string | undefined, info: { vendor?: string;
     if (!Number.isFinite(us) || us < 0) throw new Error(`QUENCH_DAWN_POLL_US=${env}: expected a number of microseconds >= 0 (0 = Dawn's busy poll)`);
     return us;
   }
-  return isSoftwareAdapter(info) ? DEFAULT_POLL_SLEEP_US : 0;
+  return isSoftwareAdapterInfo(info) ? DEFAULT_POLL_SLEEP_US : 0;
 }
 
 /** This process's poll sleep (µs, 0 = Dawn's spin) and how many of Dawn's polls ran, and slept. */

@@ -119,7 +119,7 @@ export async function gpuWait<T>(p: Promise<T>): Promise<T> {
 }
 
 /** Software (CPU) WebGPU adapters: Mesa lavapipe/llvmpipe, SwiftShader. */
-export function isSoftwareAdapter(i: { vendor?: string; architecture?: string; device?: string; description?: string; backend?: string }): boolean {
+export function isSoftwareAdapterInfo(i: { vendor?: string; architecture?: string; device?: string; description?: string; backend?: string }): boolean {
   return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description} ${i.backend ?? ''}`);
 }
 

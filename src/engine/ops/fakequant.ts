@@ -14,7 +14,7 @@
 // steLsqBackward for dw and dscale; init scales with lsqInitScales (quant/pack.ts).
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 import type { QuantLayout } from '../format/pack';
-import type { GpuPacked } from './qmatmul';
+import type { GpuPacked } from './packed';
 
 const WG = 64;
 

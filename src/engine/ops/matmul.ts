@@ -20,7 +20,7 @@
 // outputs, barrier-free ('gemv_rows'); 'shared' / 'shared8' -> one workgroup per output with a tree reduction.
 // 'gemv' is kept as an alias: 'shared' GEMV at M = 1, 'auto' otherwise.
 import { shapeVariant, type ShapeOp } from './shape-choice';
-import { isSoftwareAdapter, Params, type Gpu, type Tensor } from '../gpu/runtime';
+import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/runtime';
 
 export type MatmulKernel = 'subgroup' | 'regtile' | 'shared' | 'shared8';
 export type MatmulVariant = 'auto' | MatmulKernel | 'gemv';
@@ -39,7 +39,7 @@ export interface MatmulOpts {
 
 /** Software (CPU) WebGPU adapters: Mesa lavapipe/llvmpipe, SwiftShader. */
 export function isSoftwareMatmulAdapter(gpu: Gpu): boolean {
-  return isSoftwareAdapter(gpu.info);
+  return isSoftwareAdapterInfo(gpu.info);
 }
 
 /** The 'subgroup' kernels need WGSL subgroups with exactly 8 lanes (their blocks are 8 lanes wide). */

@@ -20,20 +20,18 @@
 //               through workgroup memory, no subgroups (shaders/qmatmul_gemv_wide.wgsl; rows must
 //               start on 16 bytes, else 'gemv')                        — real GPUs (HBM wants more
 //               bytes in flight than one u32 per thread); not auto until a GPU has measured it
-// and for dX: 'dx' (8×8 register tile, no barriers — CPU Vulkan; 'dx_sg', the same with dY shared by
-// subgroupBroadcast, measured no faster on lavapipe) or 'dx_wg' (64×64 tile through
-// workgroup memory — real GPUs; 1.5x faster than 'dx' on an H100).
+// and for dX: 'dx' (8×8 register tile, no barriers — CPU Vulkan without subgroups), 'dx_sg' (the
+// same with dY shared by subgroupBroadcast — CPU Vulkan with 8-wide subgroups), 'dx_deq' (W
+// dequantized into a scratch, then the fp32 dX matmul) or 'dx_wg' (64×64 tile through workgroup memory —
+// real GPUs; 1.5x faster than 'dx' on an H100).
 import { shapeVariant } from './shape-choice';
-import { Params, type Gpu, type Tensor } from '../gpu/runtime';
+import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/runtime';
 import type { QuantLayout } from '../format/pack';
-import { hasSubgroup8 } from './matmul';
+import { hasSubgroup8, matmulBackwardInput } from './matmul';
+import { dequantize } from './fakequant';
 
-export interface GpuPacked {
-  layout: QuantLayout;
-  codes: Tensor; // (N, wordsPerRow) u32
-  scales: Tensor; // (N, nBlocks) f32
-  zeros: Tensor; // (N, nBlocks) f32, integer-valued
-}
+import type { GpuPacked } from './packed';
+export type { GpuPacked } from './packed';
 
 export type QmatmulVariant = 'auto' | 'gemm' | 'gemm_sg' | 'gemm_wg' | 'gemm_wg8' | 'gemv' | 'gemv_rows' | 'gemv_sg' | 'gemv_red' | 'gemv_wide';
 export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['gemm', 'gemm_sg', 'gemm_wg', 'gemm_wg8', 'gemv', 'gemv_rows', 'gemv_sg', 'gemv_red', 'gemv_wide'];
@@ -55,8 +53,7 @@ function canGemvRed(gpu: Gpu): boolean {
 
 /** Software (CPU) Vulkan/WebGPU adapters: lavapipe/llvmpipe, SwiftShader. */
 export function isSoftwareAdapter(gpu: Gpu): boolean {
-  const i = gpu.info;
-  return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description}`);
+  return isSoftwareAdapterInfo(gpu.info);
 }
 
 type Preferred = { gemm?: Exclude<QmatmulVariant, 'auto'>; dx?: Exclude<QmatmulDxVariant, 'auto'>; gemv?: Exclude<QmatmulVariant, 'auto'> };
@@ -206,8 +203,20 @@ export function qmatmulGemvWide(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, op
   gpu.run({ shader: 'qmatmul_gemv_wide', entry: 'gemv_wide', constants: { WG, TPR, RB } }, { params: params(L, 1), bindings: { 1: x, 3: w.scales, 4: w.zeros, 5: y, 6: x, 7: w.codes }, workgroups: gpu.grid(Math.ceil(L.N / ((RB * WG) / TPR))) });
 }
 
-export type QmatmulDxVariant = 'auto' | 'dx' | 'dx_wg' | 'dx_wg8' | 'dx_sg';
-export const QMATMUL_DX_VARIANTS: readonly Exclude<QmatmulDxVariant, 'auto'>[] = ['dx', 'dx_wg', 'dx_wg8', 'dx_sg'];
+export type QmatmulDxVariant = 'auto' | 'dx' | 'dx_wg' | 'dx_wg8' | 'dx_sg' | 'dx_deq';
+export const QMATMUL_DX_VARIANTS: readonly Exclude<QmatmulDxVariant, 'auto'>[] = ['dx', 'dx_wg', 'dx_wg8', 'dx_sg', 'dx_deq'];
+
+// dx_deq's dequantized weights, (N, K) f32, one per device, grown to the largest projection:
+// projections run their dX one at a time, and dispatches on one queue run in order
+const deqScratch = new WeakMap<Gpu, Tensor>();
+function dequantScratch(gpu: Gpu, n: number): Tensor {
+  const have = deqScratch.get(gpu);
+  if (have && have.numel >= n) return have;
+  gpu.free(have ?? null);
+  const t = gpu.tensor('qmatmul.dx_deq.weights', [n]);
+  deqScratch.set(gpu, t);
+  return t;
+}
 
 /** The dX variant 'auto' runs (for groups that are a multiple of 8): the one chosen with
  *  preferQmatmulVariants, else the adapter's. */
@@ -220,19 +229,25 @@ export function adapterQmatmulDxVariant(gpu: Gpu): Exclude<QmatmulDxVariant, 'au
   return isSoftwareAdapter(gpu) ? (hasSubgroup8(gpu) ? 'dx_sg' : 'dx') : 'dx_wg';
 }
 
-/** dx (M, K) = dy (M, N) · dequant(W) (assigns, or += with accumulate). 'auto': 'dx_sg' (dY shared
- *  by subgroupBroadcast) on CPU adapters with 8-wide subgroups, 'dx' on other CPU adapters, 'dx_wg'
- *  on real GPUs; groups that are not a multiple of 8 always run 'dx_wg'. On this session's host
- *  (lavapipe, AVX-512 Xeon) dx_sg took 50 vs 63 ms of a stories260K KD-QAT step's GPU time
- *  (timestamps, bench/step-profile.mts --dx) and whole `quench distill` runs (30 steps of 8×128,
- *  interleaved pairs) made 3039/3208/3037 tokens/s against dx's 2697/3013/2949; an earlier host had
- *  measured them at parity, so dx was the pick until then. */
+/** dx (M, K) = dy (M, N) · dequant(W) (assigns, or += with accumulate). 'dx_deq' dequantizes W
+ *  into a per-device scratch (N·K f32, one pass: 1/M of the work) and runs the fp32 dX matmul on
+ *  it, so the int4 dX gets whatever fp32 kernel is fastest on the adapter; on lavapipe it is at
+ *  parity with dx_sg, within this shared machine's noise (README, "Kernel speed", fourth session).
+ *  'auto': 'dx_sg' on CPU adapters with 8-wide subgroups, 'dx' on other CPU adapters, 'dx_wg' on
+ *  real GPUs (none timed there yet: the GPU panel and `quench kernels` time every variant);
+ *  groups that are not a multiple of 8 always run 'dx_wg'. */
 export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPacked, M: number, accumulate = false, variant: QmatmulDxVariant = 'auto'): void {
   const L = w.layout;
   check('qmatmulBackwardInput dy', dy, M * L.N);
   check('qmatmulBackwardInput dx', dx, M * L.K);
   // 'dx' and 'dx_wg8' read one group per 8-column chunk: odd group sizes (not a multiple of 8) go to dx_wg
   const entry = !chunkable(L) ? 'dx_wg' : variant === 'auto' ? ((shapeVariant(gpu, { op: 'int4 dX', M, K: L.K, N: L.N, bits: L.bits, group: L.group }) as QmatmulDxVariant | undefined) ?? pickQmatmulDxVariant(gpu)) : variant;
+  if (entry === 'dx_deq') {
+    const wq = dequantScratch(gpu, L.N * L.K);
+    dequantize(gpu, wq, w);
+    matmulBackwardInput(gpu, dx, dy, wq, M, L.K, L.N, { accumulate });
+    return;
+  }
   if (entry === 'dx_sg') {
     if (!hasSubgroup8(gpu)) throw new Error(`qmatmul dX variant 'dx_sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
     gpu.run({ shader: 'qmatmul_dx_sg', entry: 'dx_sg' }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 64), Math.ceil(M / 8)] });
