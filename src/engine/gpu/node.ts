@@ -5,7 +5,7 @@ import { existsSync, readFileSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create, globals } from 'webgpu';
-import { Gpu, gpuWait, isSoftwareAdapterInfo, setNeedsKeepAlive } from './runtime';
+import { Gpu, gpuWait, gpuWaitStartedAt, isSoftwareAdapterInfo, setNeedsKeepAlive } from './runtime';
 import { setShaderSource } from './shaders';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -66,12 +66,13 @@ export async function createNodeGpu(): Promise<Gpu> {
 // whole of every wait. On a CPU adapter the GPU's work runs on the same cores (lavapipe runs one
 // worker per core), so that loop took a core from it: `quench eval` ran 1.5x faster on 2 cores
 // with the polls spaced out (README, "Dawn's busy poll"). So a wait spins as Dawn does for its
-// first POLL_SPIN_US (short waits, many in tests, keep their latency), then sleeps the main thread
+// first POLL_SPIN_US (short waits, many in tests and one per generated token, keep their latency;
+// a wait starts when the first of the pending ones does), then sleeps the main thread
 // (Atomics.wait: sub-millisecond, unlike timers) for pollSleepUs before each further poll.
 // Default on software adapters only (a real GPU loses nothing to a spinning core);
 // QUENCH_DAWN_POLL_US=0 restores Dawn's spin, =N sleeps N µs.
 export const DEFAULT_POLL_SLEEP_US = 200;
-const POLL_SPIN_US = 300;
+const POLL_SPIN_US = 1000;
 let pollSleepUs = 0;
 const pollStats = { polls: 0, sleeps: 0 };
 
@@ -86,15 +87,13 @@ export function pollSleepUsFor(env: string | undefined, info: { vendor?: string;
   return isSoftwareAdapterInfo(info) ? DEFAULT_POLL_SLEEP_US : 0;
 }
 
-/** This process's poll sleep (µs, 0 = Dawn's spin) and how many of Dawn's polls ran, and slept. */
-export function dawnPolls(): { sleepUs: number; polls: number; sleeps: number } {
-  return { sleepUs: pollSleepUs, ...pollStats };
+/** This process's poll sleep (µs, 0 = Dawn's spin), the spin before it, and how many of Dawn's
+ *  polls ran, and slept. */
+export function dawnPolls(): { sleepUs: number; spinUs: number; polls: number; sleeps: number } {
+  return { sleepUs: pollSleepUs, spinUs: POLL_SPIN_US, ...pollStats };
 }
 let throttled = false;
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
-// start of the current wait: a poll that comes more than a sleep and a millisecond after the
-// previous one ended begins a new wait
-let waitStart = 0, lastPollEnd = -Infinity;
 function throttleDawnPolls(): void {
   if (throttled) return;
   throttled = true;
@@ -105,18 +104,13 @@ function throttleDawnPolls(): void {
   const wrapped = function (this: unknown, fn: (...a: unknown[]) => void, ...args: unknown[]) {
     if (pollSleepUs <= 0 || !isNative(fn)) return immediate(fn, ...args);
     return immediate(() => {
-      const now = performance.now();
-      if (now - lastPollEnd > pollSleepUs / 1000 + 1) waitStart = now;
       pollStats.polls++;
-      if ((now - waitStart) * 1000 >= POLL_SPIN_US) {
+      // the wait began when the first of the pending GPU waits did (runtime.ts, gpuWait)
+      if ((performance.now() - gpuWaitStartedAt()) * 1000 >= POLL_SPIN_US) {
         pollStats.sleeps++;
         Atomics.wait(sleepCell, 0, 0, pollSleepUs / 1000);
       }
-      try {
-        fn(...args);
-      } finally {
-        lastPollEnd = performance.now();
-      }
+      fn(...args);
     });
   } as typeof setImmediate;
   Object.assign(wrapped, immediate); // keeps setImmediate's own properties (util.promisify.custom)

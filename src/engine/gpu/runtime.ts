@@ -105,9 +105,18 @@ export let needsKeepAlive = false;
 export function setNeedsKeepAlive(v: boolean): void {
   needsKeepAlive = v;
 }
+let gpuWaitSince = 0;
+/** When the current run of pending GPU waits began (performance.now(), ms): node.ts lets Dawn's
+ *  poll spin only early in a wait. */
+export function gpuWaitStartedAt(): number {
+  return gpuWaitSince;
+}
 export async function gpuWait<T>(p: Promise<T>): Promise<T> {
   if (!needsKeepAlive) return p;
-  if (pendingGpuWaits++ === 0) keepAliveTimer = setInterval(() => {}, 1);
+  if (pendingGpuWaits++ === 0) {
+    gpuWaitSince = performance.now();
+    keepAliveTimer = setInterval(() => {}, 1);
+  }
   try {
     return await p;
   } finally {
