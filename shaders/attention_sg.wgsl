@@ -17,6 +17,10 @@ enable subgroups;
 override HSC: u32 = 8u;
 override HS4: u32 = (HSC + 3u) / 4u;
 const MAX_HS4: u32 = 32u;
+// Heads larger than UNROLL_HS run their vec4 loops to the uniform head size instead of the
+// constant one (as in shaders/attention.wgsl): LLVM would otherwise unroll 8 copies of every loop
+// over the head and take minutes to compile at HS 64 on lavapipe.
+override UNROLL_HS: u32 = 128u;
 const NEG: f32 = -3.0e38;
 
 struct Params { B: u32, Tq: u32, Tk: u32, TkMax: u32, NH: u32, NKV: u32, HS: u32, pos0: u32, scale: f32, writeProbs: u32, hasExtra: u32, writeLse: u32 }
@@ -55,6 +59,7 @@ fn hsum(x: vec4f) -> f32 { return (x.x + x.y) + (x.z + x.w); }
 
 @compute @workgroup_size(8)
 fn flash_forward_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
+  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
   let nqt = (p.Tq + 7u) / 8u; // query blocks per (b, h)
   let tile = wid.x + wid.y * nwg.x;
   if (tile >= p.B * p.NH * nqt) { return; } // the whole subgroup: broadcasts stay in uniform control flow
@@ -73,44 +78,44 @@ fn flash_forward_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
   var acc: array<vec4f, MAX_HS4>;
   var kl: array<vec4f, MAX_HS4>;
   var vl: array<vec4f, MAX_HS4>;
-  for (var d4 = 0u; d4 < HS4; d4++) { qv[d4] = ld4q(qbase, d4) * p.scale; acc[d4] = vec4f(0.0); }
+  for (var d4 = 0u; d4 < hs4; d4++) { qv[d4] = ld4q(qbase, d4) * p.scale; acc[d4] = vec4f(0.0); }
   var m = NEG;
   var l = 0.0;
   let kb0 = b * p.TkMax * ks + kvh * HSC;
   for (var c0 = 0u; c0 < kmax; c0 += 8u) {
     // lane sl holds key c0 + sl (clamped into range past kmax; masked below)
     let kb = kb0 + min(c0 + sl, kmax - 1u) * ks;
-    for (var d4 = 0u; d4 < HS4; d4++) { kl[d4] = ld4k(kb, d4); vl[d4] = ld4v(kb, d4); }
+    for (var d4 = 0u; d4 < hs4; d4++) { kl[d4] = ld4k(kb, d4); vl[d4] = ld4v(kb, d4); }
     var a0 = vec4f(0.0);
-    for (var d4 = 0u; d4 < HS4; d4++) { a0 += qv[d4] * subgroupBroadcast(kl[d4], 0u); }
+    for (var d4 = 0u; d4 < hs4; d4++) { a0 += qv[d4] * subgroupBroadcast(kl[d4], 0u); }
     let ok0 = c0 + 0u < nkeys;
     let s0 = select(NEG, hsum(a0), ok0);
     var a1 = vec4f(0.0);
-    for (var d4 = 0u; d4 < HS4; d4++) { a1 += qv[d4] * subgroupBroadcast(kl[d4], 1u); }
+    for (var d4 = 0u; d4 < hs4; d4++) { a1 += qv[d4] * subgroupBroadcast(kl[d4], 1u); }
     let ok1 = c0 + 1u < nkeys;
     let s1 = select(NEG, hsum(a1), ok1);
     var a2 = vec4f(0.0);
-    for (var d4 = 0u; d4 < HS4; d4++) { a2 += qv[d4] * subgroupBroadcast(kl[d4], 2u); }
+    for (var d4 = 0u; d4 < hs4; d4++) { a2 += qv[d4] * subgroupBroadcast(kl[d4], 2u); }
     let ok2 = c0 + 2u < nkeys;
     let s2 = select(NEG, hsum(a2), ok2);
     var a3 = vec4f(0.0);
-    for (var d4 = 0u; d4 < HS4; d4++) { a3 += qv[d4] * subgroupBroadcast(kl[d4], 3u); }
+    for (var d4 = 0u; d4 < hs4; d4++) { a3 += qv[d4] * subgroupBroadcast(kl[d4], 3u); }
     let ok3 = c0 + 3u < nkeys;
     let s3 = select(NEG, hsum(a3), ok3);
     var a4 = vec4f(0.0);
-    for (var d4 = 0u; d4 < HS4; d4++) { a4 += qv[d4] * subgroupBroadcast(kl[d4], 4u); }
+    for (var d4 = 0u; d4 < hs4; d4++) { a4 += qv[d4] * subgroupBroadcast(kl[d4], 4u); }
     let ok4 = c0 + 4u < nkeys;
     let s4 = select(NEG, hsum(a4), ok4);
     var a5 = vec4f(0.0);
-    for (var d4 = 0u; d4 < HS4; d4++) { a5 += qv[d4] * subgroupBroadcast(kl[d4], 5u); }
+    for (var d4 = 0u; d4 < hs4; d4++) { a5 += qv[d4] * subgroupBroadcast(kl[d4], 5u); }
     let ok5 = c0 + 5u < nkeys;
     let s5 = select(NEG, hsum(a5), ok5);
     var a6 = vec4f(0.0);
-    for (var d4 = 0u; d4 < HS4; d4++) { a6 += qv[d4] * subgroupBroadcast(kl[d4], 6u); }
+    for (var d4 = 0u; d4 < hs4; d4++) { a6 += qv[d4] * subgroupBroadcast(kl[d4], 6u); }
     let ok6 = c0 + 6u < nkeys;
     let s6 = select(NEG, hsum(a6), ok6);
     var a7 = vec4f(0.0);
-    for (var d4 = 0u; d4 < HS4; d4++) { a7 += qv[d4] * subgroupBroadcast(kl[d4], 7u); }
+    for (var d4 = 0u; d4 < hs4; d4++) { a7 += qv[d4] * subgroupBroadcast(kl[d4], 7u); }
     let ok7 = c0 + 7u < nkeys;
     let s7 = select(NEG, hsum(a7), ok7);
     let mt = max(m, max(max(max(s0, s1), max(s2, s3)), max(max(s4, s5), max(s6, s7))));
@@ -124,14 +129,14 @@ fn flash_forward_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
     let e6 = select(0.0, exp(s6 - mt), ok6);
     let e7 = select(0.0, exp(s7 - mt), ok7);
     l = l * corr + (((e0 + e1) + (e2 + e3)) + ((e4 + e5) + (e6 + e7)));
-    for (var d4 = 0u; d4 < HS4; d4++) {
+    for (var d4 = 0u; d4 < hs4; d4++) {
       acc[d4] = acc[d4] * corr + e0 * subgroupBroadcast(vl[d4], 0u) + e1 * subgroupBroadcast(vl[d4], 1u) + e2 * subgroupBroadcast(vl[d4], 2u) + e3 * subgroupBroadcast(vl[d4], 3u) + e4 * subgroupBroadcast(vl[d4], 4u) + e5 * subgroupBroadcast(vl[d4], 5u) + e6 * subgroupBroadcast(vl[d4], 6u) + e7 * subgroupBroadcast(vl[d4], 7u);
     }
     m = mt;
   }
   if (live) {
     let inv = 1.0 / l;
-    for (var d4 = 0u; d4 < HS4; d4++) { st4out(qbase, d4, acc[d4] * inv); }
+    for (var d4 = 0u; d4 < hs4; d4++) { st4out(qbase, d4, acc[d4] * inv); }
     if (p.writeLse != 0u) { lse[(b * p.NH + h) * p.Tq + t] = m + log(l); }
   }
 }
@@ -163,6 +168,7 @@ fn ld4o(i: u32, d4: u32) -> vec4f {
 
 @compute @workgroup_size(8)
 fn flash_backward_q_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
+  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
   let T = p.Tq;
   let nqt = (T + 7u) / 8u;
   let tile = wid.x + wid.y * nwg.x;
@@ -183,7 +189,7 @@ fn flash_backward_q_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
   var kl: array<vec4f, MAX_HS4>;
   var vl: array<vec4f, MAX_HS4>;
   var D4 = vec4f(0.0);
-  for (var d4 = 0u; d4 < HS4; d4++) {
+  for (var d4 = 0u; d4 < hs4; d4++) {
     qv[d4] = ld4q(obase, d4) * p.scale;
     gv[d4] = ld4dout(obase, d4);
     D4 += gv[d4] * ld4o(obase, d4);
@@ -196,74 +202,74 @@ fn flash_backward_q_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
   let kb0 = b * T * ks + kvh * HSC;
   for (var c0 = 0u; c0 < kmax; c0 += 8u) {
     let kb = kb0 + min(c0 + sl, kmax - 1u) * ks;
-    for (var d4 = 0u; d4 < HS4; d4++) { kl[d4] = ld4k(kb, d4); vl[d4] = ld4v(kb, d4); }
+    for (var d4 = 0u; d4 < hs4; d4++) { kl[d4] = ld4k(kb, d4); vl[d4] = ld4v(kb, d4); }
     {
       var s4 = vec4f(0.0);
       var g4 = vec4f(0.0);
-      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 0u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 0u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 0u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 0u); }
       let pr = select(0.0, exp(hsum(s4) - L), c0 + 0u <= tq);
       let dsj = pr * (hsum(g4) - D);
-      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 0u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 0u); }
     }
     {
       var s4 = vec4f(0.0);
       var g4 = vec4f(0.0);
-      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 1u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 1u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 1u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 1u); }
       let pr = select(0.0, exp(hsum(s4) - L), c0 + 1u <= tq);
       let dsj = pr * (hsum(g4) - D);
-      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 1u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 1u); }
     }
     {
       var s4 = vec4f(0.0);
       var g4 = vec4f(0.0);
-      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 2u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 2u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 2u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 2u); }
       let pr = select(0.0, exp(hsum(s4) - L), c0 + 2u <= tq);
       let dsj = pr * (hsum(g4) - D);
-      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 2u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 2u); }
     }
     {
       var s4 = vec4f(0.0);
       var g4 = vec4f(0.0);
-      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 3u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 3u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 3u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 3u); }
       let pr = select(0.0, exp(hsum(s4) - L), c0 + 3u <= tq);
       let dsj = pr * (hsum(g4) - D);
-      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 3u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 3u); }
     }
     {
       var s4 = vec4f(0.0);
       var g4 = vec4f(0.0);
-      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 4u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 4u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 4u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 4u); }
       let pr = select(0.0, exp(hsum(s4) - L), c0 + 4u <= tq);
       let dsj = pr * (hsum(g4) - D);
-      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 4u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 4u); }
     }
     {
       var s4 = vec4f(0.0);
       var g4 = vec4f(0.0);
-      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 5u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 5u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 5u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 5u); }
       let pr = select(0.0, exp(hsum(s4) - L), c0 + 5u <= tq);
       let dsj = pr * (hsum(g4) - D);
-      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 5u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 5u); }
     }
     {
       var s4 = vec4f(0.0);
       var g4 = vec4f(0.0);
-      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 6u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 6u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 6u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 6u); }
       let pr = select(0.0, exp(hsum(s4) - L), c0 + 6u <= tq);
       let dsj = pr * (hsum(g4) - D);
-      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 6u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 6u); }
     }
     {
       var s4 = vec4f(0.0);
       var g4 = vec4f(0.0);
-      for (var d4 = 0u; d4 < HS4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 7u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 7u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * subgroupBroadcast(kl[d4], 7u); g4 += gv[d4] * subgroupBroadcast(vl[d4], 7u); }
       let pr = select(0.0, exp(hsum(s4) - L), c0 + 7u <= tq);
       let dsj = pr * (hsum(g4) - D);
-      for (var d4 = 0u; d4 < HS4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 7u); }
+      for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] += dsj * subgroupBroadcast(kl[d4], 7u); }
     }
   }
   if (live) {
-    for (var d4 = 0u; d4 < HS4; d4++) {
+    for (var d4 = 0u; d4 < hs4; d4++) {
       for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { dq[obase + d4 * 4u + c] = acc[d4][c] * p.scale; } }
     }
   }
@@ -271,6 +277,7 @@ fn flash_backward_q_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
 
 @compute @workgroup_size(8)
 fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
+  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
   let T = p.Tq;
   let nkt = (T + 7u) / 8u;
   let tile = wid.x + wid.y * nwg.x;
@@ -289,7 +296,7 @@ fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
   var av: array<vec4f, MAX_HS4>;
   var ql: array<vec4f, MAX_HS4>;
   var gl: array<vec4f, MAX_HS4>;
-  for (var d4 = 0u; d4 < HS4; d4++) {
+  for (var d4 = 0u; d4 < hs4; d4++) {
     kv[d4] = ld4k(kbase, d4) * p.scale;
     vv[d4] = ld4v(kbase, d4);
     ak[d4] = vec4f(0.0);
@@ -302,17 +309,17 @@ fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
       let tl = min(c0 + sl, T - 1u);
       let ob = ((b * T + tl) * p.NH + h) * HSC;
       let rl = (b * p.NH + h) * T + tl;
-      for (var d4 = 0u; d4 < HS4; d4++) { ql[d4] = ld4q(ob, d4); gl[d4] = ld4dout(ob, d4); }
+      for (var d4 = 0u; d4 < hs4; d4++) { ql[d4] = ld4q(ob, d4); gl[d4] = ld4dout(ob, d4); }
       let lsl = lse[rl];
       let dl = drow[rl];
       {
         var s4 = vec4f(0.0);
         var g4 = vec4f(0.0);
-        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 0u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 0u); }
+        for (var d4 = 0u; d4 < hs4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 0u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 0u); }
         let tt = c0 + 0u;
         let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 0u)), tt >= jq && tt < T);
         let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 0u));
-        for (var d4 = 0u; d4 < HS4; d4++) {
+        for (var d4 = 0u; d4 < hs4; d4++) {
           ak[d4] += dsv * subgroupBroadcast(ql[d4], 0u);
           av[d4] += pr * subgroupBroadcast(gl[d4], 0u);
         }
@@ -320,11 +327,11 @@ fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
       {
         var s4 = vec4f(0.0);
         var g4 = vec4f(0.0);
-        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 1u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 1u); }
+        for (var d4 = 0u; d4 < hs4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 1u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 1u); }
         let tt = c0 + 1u;
         let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 1u)), tt >= jq && tt < T);
         let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 1u));
-        for (var d4 = 0u; d4 < HS4; d4++) {
+        for (var d4 = 0u; d4 < hs4; d4++) {
           ak[d4] += dsv * subgroupBroadcast(ql[d4], 1u);
           av[d4] += pr * subgroupBroadcast(gl[d4], 1u);
         }
@@ -332,11 +339,11 @@ fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
       {
         var s4 = vec4f(0.0);
         var g4 = vec4f(0.0);
-        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 2u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 2u); }
+        for (var d4 = 0u; d4 < hs4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 2u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 2u); }
         let tt = c0 + 2u;
         let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 2u)), tt >= jq && tt < T);
         let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 2u));
-        for (var d4 = 0u; d4 < HS4; d4++) {
+        for (var d4 = 0u; d4 < hs4; d4++) {
           ak[d4] += dsv * subgroupBroadcast(ql[d4], 2u);
           av[d4] += pr * subgroupBroadcast(gl[d4], 2u);
         }
@@ -344,11 +351,11 @@ fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
       {
         var s4 = vec4f(0.0);
         var g4 = vec4f(0.0);
-        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 3u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 3u); }
+        for (var d4 = 0u; d4 < hs4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 3u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 3u); }
         let tt = c0 + 3u;
         let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 3u)), tt >= jq && tt < T);
         let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 3u));
-        for (var d4 = 0u; d4 < HS4; d4++) {
+        for (var d4 = 0u; d4 < hs4; d4++) {
           ak[d4] += dsv * subgroupBroadcast(ql[d4], 3u);
           av[d4] += pr * subgroupBroadcast(gl[d4], 3u);
         }
@@ -356,11 +363,11 @@ fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
       {
         var s4 = vec4f(0.0);
         var g4 = vec4f(0.0);
-        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 4u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 4u); }
+        for (var d4 = 0u; d4 < hs4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 4u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 4u); }
         let tt = c0 + 4u;
         let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 4u)), tt >= jq && tt < T);
         let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 4u));
-        for (var d4 = 0u; d4 < HS4; d4++) {
+        for (var d4 = 0u; d4 < hs4; d4++) {
           ak[d4] += dsv * subgroupBroadcast(ql[d4], 4u);
           av[d4] += pr * subgroupBroadcast(gl[d4], 4u);
         }
@@ -368,11 +375,11 @@ fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
       {
         var s4 = vec4f(0.0);
         var g4 = vec4f(0.0);
-        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 5u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 5u); }
+        for (var d4 = 0u; d4 < hs4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 5u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 5u); }
         let tt = c0 + 5u;
         let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 5u)), tt >= jq && tt < T);
         let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 5u));
-        for (var d4 = 0u; d4 < HS4; d4++) {
+        for (var d4 = 0u; d4 < hs4; d4++) {
           ak[d4] += dsv * subgroupBroadcast(ql[d4], 5u);
           av[d4] += pr * subgroupBroadcast(gl[d4], 5u);
         }
@@ -380,11 +387,11 @@ fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
       {
         var s4 = vec4f(0.0);
         var g4 = vec4f(0.0);
-        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 6u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 6u); }
+        for (var d4 = 0u; d4 < hs4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 6u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 6u); }
         let tt = c0 + 6u;
         let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 6u)), tt >= jq && tt < T);
         let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 6u));
-        for (var d4 = 0u; d4 < HS4; d4++) {
+        for (var d4 = 0u; d4 < hs4; d4++) {
           ak[d4] += dsv * subgroupBroadcast(ql[d4], 6u);
           av[d4] += pr * subgroupBroadcast(gl[d4], 6u);
         }
@@ -392,11 +399,11 @@ fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
       {
         var s4 = vec4f(0.0);
         var g4 = vec4f(0.0);
-        for (var d4 = 0u; d4 < HS4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 7u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 7u); }
+        for (var d4 = 0u; d4 < hs4; d4++) { s4 += kv[d4] * subgroupBroadcast(ql[d4], 7u); g4 += vv[d4] * subgroupBroadcast(gl[d4], 7u); }
         let tt = c0 + 7u;
         let pr = select(0.0, exp(hsum(s4) - subgroupBroadcast(lsl, 7u)), tt >= jq && tt < T);
         let dsv = pr * (hsum(g4) - subgroupBroadcast(dl, 7u));
-        for (var d4 = 0u; d4 < HS4; d4++) {
+        for (var d4 = 0u; d4 < hs4; d4++) {
           ak[d4] += dsv * subgroupBroadcast(ql[d4], 7u);
           av[d4] += pr * subgroupBroadcast(gl[d4], 7u);
         }
@@ -404,7 +411,7 @@ fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
     }
   }
   if (live) {
-    for (var d4 = 0u; d4 < HS4; d4++) {
+    for (var d4 = 0u; d4 < hs4; d4++) {
       for (var c = 0u; c < 4u; c++) {
         if (d4 * 4u + c < HSC) { dk[kbase + d4 * 4u + c] = ak[d4][c] * p.scale; dv[kbase + d4 * 4u + c] = av[d4][c]; }
       }

@@ -169,8 +169,14 @@ async function kdqatStep(gpu: Gpu, cfg: LlamaConfig, w: LlamaWeights, B: number,
         expectClose(`latent grad layers.${l}.${p} rows ${r0}..${r1 - 1}`, got, want, gt);
       }
     }
-    expectClose(`d layers.${l}.attnNorm`, await gpu.readF32(student.layers[l].attnNormGrad!), g.get(`layers.${l}.attnNorm`)!, tol);
-    expectClose(`d layers.${l}.mlpNorm`, await gpu.readF32(student.layers[l].mlpNormGrad!), g.get(`layers.${l}.mlpNorm`)!, tol);
+    // a norm's gradient sums B·T rows of terms that already carry the attention and matmul
+    // backwards' fp32 error (summation order differs per kernel variant): like the projections',
+    // its error follows the tensor's scale (measured 9.4e-5 at rms 0.5 with the subgroup flash
+    // backward at head size 64), so the same 2e-4·rms floor applies
+    for (const nk of ['attnNorm', 'mlpNorm'] as const) {
+      const want = g.get(`layers.${l}.${nk}`)!;
+      expectClose(`d layers.${l}.${nk}`, await gpu.readF32(student.layers[l][`${nk}Grad`]!), want, { ...tol, atol: Math.max(tol.atol, 2e-4 * rms(want)) });
+    }
   }
   expectClose('d finalNorm', await gpu.readF32(student.finalNormGrad!), g.get('finalNorm')!, tol);
   expect(blocked).toBeGreaterThan(0); // clip 0.9: the STE mask is not all ones

@@ -197,8 +197,7 @@ describe('attention GPU', () => {
     for (const s of flashShapes)
       it(`${variant}: forward (+ lse${s.bwd ? `, flash backward (${variant === 'flash_sg' ? 'sg' : 'thread'})` : ''}) vs reference B=${s.B} T=${s.T} NH=${s.NH} NKV=${s.NKV} HS=${s.HS}`, async () => {
         const gpu = await testGpu();
-        // flash_sg: heads up to 33 (larger ones compile for minutes on lavapipe; auto keeps them on flash_tiled)
-        if (!runs(gpu, variant) || (variant === 'flash_sg' && s.HS > 33)) return;
+        if (!runs(gpu, variant)) return;
         const { B, T, NH, NKV, HS } = s;
         const nq = B * T * NH * HS, nk = B * T * NKV * HS, nr = B * NH * T;
         const q = randn(nq, 31), k = randn(nk, 32), v = randn(nk, 33), dout = randn(nq, 34);
@@ -231,10 +230,12 @@ describe('attention GPU', () => {
         for (const x of tmp) gpu.free(x);
       }, 360_000); // lavapipe compiles the thread backward at HS 72 / 128 for 20-60 s with a cold shader cache (CI); 'flash' forward at HS 128 took 193-300 s before its loops stopped unrolling above HS 32
 
-  // Above UNROLL_HS the per-thread flash kernels loop over the head at run time (CPU adapters: 32);
-  // real GPUs compile them unrolled up to 128. Both forms, here on one adapter at HS 36: the same
-  // operations in the same order, so the same bits, and both match the reference.
-  it('flash forward and thread backward: the unrolled (GPU) and looped (CPU) forms agree bit for bit at HS=36', async () => {
+  // Above UNROLL_HS the flash kernels loop over the head at run time (CPU adapters: 32); real GPUs
+  // compile them unrolled up to 128. Both forms, here on one adapter at HS 36: the same operations
+  // in the same order, so the same bits, and both match the reference. The per-thread kernels
+  // (flash forward, thread backward), and the subgroup ones (flash_sg, sg backward) where the
+  // adapter has 8-wide subgroups.
+  it('flash forward and backward: the unrolled (GPU) and looped (CPU) forms agree bit for bit at HS=36', async () => {
     const gpu = await testGpu();
     const s = { B: 2, T: 19, NH: 2, NKV: 1, HS: 36 };
     const { B, T, NH, NKV, HS } = s;
@@ -242,24 +243,29 @@ describe('attention GPU', () => {
     const q = randn(nq, 51), k = randn(nk, 52), v = randn(nk, 53), dout = randn(nq, 54);
     const ts = [up(gpu, 'q', q), up(gpu, 'k', k), up(gpu, 'v', v), up(gpu, 'dout', dout)];
     const [tq, tk, tv, tdo] = ts;
-    const results: Float32Array[][] = [];
+    const pairs: ['flash' | 'flash_sg', 'thread' | 'sg'][] = [['flash', 'thread'], ...(hasSubgroup8(gpu) ? [['flash_sg', 'sg'] as ['flash_sg', 'sg']] : [])];
+    const results: Record<string, Float32Array[][]> = {};
     try {
-      for (const unroll of [null, 128]) {
-        setFlashUnroll(gpu, unroll);
-        const tout = up(gpu, 'out', nq), tl = up(gpu, 'lse', nr), tdr = up(gpu, 'drow', nr), tdq = up(gpu, 'dq', nq), tdk = up(gpu, 'dk', nk), tdv = up(gpu, 'dv', nk);
-        attentionForward(gpu, { out: tout, lse: tl, q: tq, k: tk, v: tv, B, Tq: T, NH, NKV, HS, pos0: 0, variant: 'flash' });
-        attentionBackwardFlash(gpu, { dq: tdq, dk: tdk, dv: tdv, drow: tdr, dout: tdo, q: tq, k: tk, v: tv, out: tout, lse: tl, B, T, NH, NKV, HS, variant: 'thread' });
-        results.push([await gpu.readF32(tout), await gpu.readF32(tdq), await gpu.readF32(tdk), await gpu.readF32(tdv)]);
-        for (const x of [tout, tl, tdr, tdq, tdk, tdv]) gpu.free(x);
-      }
+      for (const [fwd, bwd] of pairs)
+        for (const unroll of [null, 128]) {
+          setFlashUnroll(gpu, unroll);
+          const tout = up(gpu, 'out', nq), tl = up(gpu, 'lse', nr), tdr = up(gpu, 'drow', nr), tdq = up(gpu, 'dq', nq), tdk = up(gpu, 'dk', nk), tdv = up(gpu, 'dv', nk);
+          attentionForward(gpu, { out: tout, lse: tl, q: tq, k: tk, v: tv, B, Tq: T, NH, NKV, HS, pos0: 0, variant: fwd });
+          attentionBackwardFlash(gpu, { dq: tdq, dk: tdk, dv: tdv, drow: tdr, dout: tdo, q: tq, k: tk, v: tv, out: tout, lse: tl, B, T, NH, NKV, HS, variant: bwd });
+          (results[fwd] ??= []).push([await gpu.readF32(tout), await gpu.readF32(tdq), await gpu.readF32(tdk), await gpu.readF32(tdv)]);
+          for (const x of [tout, tl, tdr, tdq, tdk, tdv]) gpu.free(x);
+        }
     } finally {
       setFlashUnroll(gpu, null);
       for (const x of ts) gpu.free(x);
     }
-    expectClose('out', results[0][0], attentionForwardRef(q, k, v, s).out, FWD);
     const g = attentionBackwardRef(dout, q, k, v, s);
-    expectClose('dq', results[0][1], g.dq, gradTol(T, NH / NKV));
-    ['out', 'dq', 'dk', 'dv'].forEach((name, i) => expectClose(`${name}: unrolled = looped`, results[1][i], results[0][i], { atol: 0, rtol: 0 }));
+    for (const [fwd] of pairs) {
+      const r = results[fwd];
+      expectClose(`${fwd} out`, r[0][0], attentionForwardRef(q, k, v, s).out, FWD);
+      expectClose(`${fwd} dq`, r[0][1], g.dq, gradTol(T, NH / NKV));
+      ['out', 'dq', 'dk', 'dv'].forEach((name, i) => expectClose(`${fwd} ${name}: unrolled = looped`, r[1][i], r[0][i], { atol: 0, rtol: 0 }));
+    }
   }, 360_000);
 
   for (const variant of FLASH)

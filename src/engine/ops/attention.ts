@@ -18,7 +18,7 @@ export const MAX_HEAD_SIZE = 128;
  *  'flash_sg': one 8-lane subgroup per 8 query rows, blocks of 8 keys shared by subgroupBroadcast
  *  (CPU Vulkan with 8-wide subgroups: lavapipe; shaders/attention_sg.wgsl).
  *  'auto': with probs 'thread' on software adapters, else 'workgroup'; without probs 'flash_sg' on
- *  adapters with 8-wide subgroups (heads up to 32), else 'flash_tiled' (see pickAttentionVariant). */
+ *  adapters with 8-wide subgroups, else 'flash_tiled' (see pickAttentionVariant). */
 export type AttentionVariant = 'auto' | 'thread' | 'workgroup' | 'flash' | 'flash_tiled' | 'flash_sg';
 export const ATTENTION_VARIANTS = ['thread', 'workgroup', 'flash', 'flash_tiled', 'flash_sg'] as const;
 
@@ -63,24 +63,24 @@ function pick(gpu: Gpu, v: AttentionVariant | undefined): 'thread' | 'workgroup'
  *  'flash_tiled' everywhere: measured on stories260K's shape (8 heads of 8, T=512) it beat the
  *  barrier-free 'flash' by 2x on lavapipe and 1.3x on SwiftShader (one K/V tile load serves 64
  *  rows, and the tile's reads are uniform across lanes), and workgroup tiles are what real GPUs want. */
-export function pickAttentionVariant(gpu: Gpu, withProbs: boolean, HS?: number): Exclude<AttentionVariant, 'auto'> {
+export function pickAttentionVariant(gpu: Gpu, withProbs: boolean): Exclude<AttentionVariant, 'auto'> {
   // flash_sg where lavapipe's 8-wide subgroups are: 4x flash_tiled at stories260K's shape (B=8,
   // T=512, 8 heads of 8; 2-3.5x with heads of 16), the K/V block shared by broadcast instead of
-  // per-lane loads. Its 8x unrolled body compiles slowly for large heads (HS 72: a minute), so
-  // heads above 32 keep flash_tiled.
-  if (!withProbs) return hasSubgroup8(gpu) && (HS === undefined || HS <= 32) ? 'flash_sg' : 'flash_tiled';
+  // per-lane loads. Above UNROLL_HS its head loops run to the uniform head size (its 8x unrolled
+  // body compiled for a minute at HS 72), and it stays ~2x flash_tiled at HS 64, 72 and 128.
+  if (!withProbs) return hasSubgroup8(gpu) ? 'flash_sg' : 'flash_tiled';
   return isSoftwareAdapter(gpu) ? 'thread' : 'workgroup';
 }
 
-/** Largest head size whose per-thread flash kernels are compiled with fully unrolled head loops
- *  (shaders/attention.wgsl UNROLL_HS): 32 on CPU Vulkan, where LLVM takes minutes over the
+/** Largest head size whose flash kernels are compiled with fully unrolled head loops
+ *  (UNROLL_HS in shaders/attention.wgsl and attention_sg.wgsl): 32 on CPU Vulkan, where LLVM takes minutes over the
  *  unrolled body at large heads; all sizes on real GPUs (the arrays stay in registers). */
 const unrollOverride = new WeakMap<Gpu, number>();
 function unrollHs(gpu: Gpu): number {
   return unrollOverride.get(gpu) ?? (isSoftwareAdapter(gpu) ? 32 : MAX_HEAD_SIZE);
 }
 
-/** Compile the per-thread flash kernels as another adapter kind would (tests: the unrolled GPU
+/** Compile the flash kernels as another adapter kind would (tests: the unrolled GPU
  *  form on a CPU adapter); null: back to this adapter's. */
 export function setFlashUnroll(gpu: Gpu, hs: number | null): void {
   if (hs === null) unrollOverride.delete(gpu);
@@ -108,7 +108,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   need('v', a.v, B * TkMax * NKV * HS);
   if (a.probs) need('probs', a.probs, B * NH * Tq * Tk);
   if (a.lse) need('lse', a.lse, B * NH * Tq);
-  const variant = a.variant && a.variant !== 'auto' ? a.variant : pickAttentionVariant(gpu, !!a.probs, a.HS);
+  const variant = a.variant && a.variant !== 'auto' ? a.variant : pickAttentionVariant(gpu, !!a.probs);
   if (variant === 'flash' || variant === 'flash_tiled' || variant === 'flash_sg') {
     if (a.probs) throw new Error(`attention: variant '${variant}' cannot write the probabilities`);
     const params = new Params().u32(B, Tq, Tk, TkMax, NH, NKV, HS, a.pos0).f32(1 / Math.sqrt(HS)).u32(0, 0, a.lse ? 1 : 0);
@@ -117,7 +117,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
     else bindings[13] = scratch(gpu);
     if (variant === 'flash_sg') {
       if (!hasSubgroup8(gpu)) throw new Error(`attention variant 'flash_sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
-      gpu.run({ shader: 'attention_sg', entry: 'flash_forward_sg', constants: { HSC: HS } }, { params, bindings, workgroups: gpu.grid(B * NH * Math.ceil(Tq / 8)) });
+      gpu.run({ shader: 'attention_sg', entry: 'flash_forward_sg', constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(B * NH * Math.ceil(Tq / 8)) });
     } else if (variant === 'flash') {
       gpu.run({ shader: 'attention', entry: 'flash_forward', constants: { WG, HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(Math.ceil((B * NH * Tq) / WG)) });
     } else {
@@ -207,7 +207,7 @@ export interface AttentionFlashBackwardArgs {
   HS: number;
   /** 'thread': one thread per query row / key row (attention.wgsl); 'sg': 8-lane subgroups sharing
    *  blocks of 8 keys / queries by broadcast (attention_sg.wgsl; 8-wide subgroups); 'auto' (default):
-   *  'sg' where the adapter has them and heads are at most 32, else 'thread' */
+   *  'sg' where the adapter has them, else 'thread' */
   variant?: 'auto' | 'thread' | 'sg';
 }
 
@@ -221,15 +221,15 @@ export function attentionBackwardFlash(gpu: Gpu, a: AttentionFlashBackwardArgs):
   for (const [n, t] of [['dk', a.dk], ['dv', a.dv], ['k', a.k], ['v', a.v]] as const) need(n, t, B * T * NKV * HS);
   for (const [n, t] of [['drow', a.drow], ['lse', a.lse]] as const) need(n, t, B * NH * T);
   const params = () => new Params().u32(B, T, T, T, NH, NKV, HS, 0).f32(1 / Math.sqrt(HS)).u32(0, 0, 0);
-  const sg = a.variant === 'sg' || (a.variant !== 'thread' && hasSubgroup8(gpu) && HS <= 32);
+  const sg = a.variant === 'sg' || (a.variant !== 'thread' && hasSubgroup8(gpu));
   if (sg) {
     if (!hasSubgroup8(gpu)) throw new Error(`attention backward variant 'sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
-    gpu.run({ shader: 'attention_sg', entry: 'flash_backward_q_sg', constants: { HSC: HS } }, {
+    gpu.run({ shader: 'attention_sg', entry: 'flash_backward_q_sg', constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, {
       params: params(),
       bindings: { 1: a.q, 2: a.k, 3: a.v, 4: a.out, 6: a.dout, 10: a.dq, 13: a.lse, 14: a.drow },
       workgroups: gpu.grid(B * NH * Math.ceil(T / 8)),
     });
-    gpu.run({ shader: 'attention_sg', entry: 'flash_backward_kv_sg', constants: { HSC: HS } }, {
+    gpu.run({ shader: 'attention_sg', entry: 'flash_backward_kv_sg', constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, {
       params: params(),
       bindings: { 1: a.q, 2: a.k, 3: a.v, 6: a.dout, 11: a.dk, 12: a.dv, 13: a.lse, 14: a.drow },
       workgroups: gpu.grid(B * NKV * Math.ceil(T / 8)),
