@@ -27,7 +27,7 @@
 import { shapeVariant } from './shape-choice';
 import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/runtime';
 import type { QuantLayout } from '../format/pack';
-import { hasSubgroup8, matmulBackwardInput } from './matmul';
+import { hasSubgroup8, matmulBackwardInput, pickMatmulVariant } from './matmul';
 import { dequantize } from './fakequant';
 
 import type { GpuPacked } from './packed';
@@ -245,7 +245,10 @@ export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPac
   if (entry === 'dx_deq') {
     const wq = dequantScratch(gpu, L.N * L.K);
     dequantize(gpu, wq, w);
-    matmulBackwardInput(gpu, dx, dy, wq, M, L.K, L.N, { accumulate });
+    // the fp32 family's kernel, not a per-shape 'auto': the int4 dX shape's choice is what was
+    // timed, and an inner 'auto' would be noted by a shape capture as a new fp32 dX shape once
+    // dx_deq had been chosen (a second run of the same shapes would tune again)
+    matmulBackwardInput(gpu, dx, dy, wq, M, L.K, L.N, { accumulate, variant: pickMatmulVariant(gpu) });
     return;
   }
   if (entry === 'dx_sg') {

@@ -123,6 +123,28 @@ describe('matmul kernels per shape', () => {
 });
 
 describe('a run that tunes its kernels', () => {
+  it("dx_deq chosen for an int4 dX shape: a capture notes that shape only, not its inner fp32 dX", async () => {
+    const gpu = await testGpu();
+    const M = 9, K = 64, N = 24;
+    const ws = randn(N * K, 7), dys = randn(M * N, 8);
+    const w = gpu.tensor('w', [N, K], 'f32', ws), dy = gpu.tensor('dy', [M, N], 'f32', dys), dx = gpu.tensor('dx', [M, K]);
+    const L = layoutOf(N, K, 4, 32), p = allocPacked(gpu, 'w4', L);
+    quantizePack(gpu, p, w, { sym: false });
+    const s: ShapeOp = { op: 'int4 dX', M, K, N, bits: 4, group: 32 };
+    try {
+      setShapeChoices(gpu, [{ shape: s, variant: 'dx_deq' }]);
+      startShapeCapture(gpu);
+      qmatmulBackwardInput(gpu, dx, dy, p, M);
+      const seen = stopShapeCapture(gpu);
+      expect(seen).toEqual([s]);
+      await gpu.readF32(dx);
+    } finally {
+      setShapeChoices(gpu, null);
+      freePacked(gpu, p);
+      for (const t of [w, dy, dx]) gpu.free(t);
+    }
+  });
+
   it("runTraining with tuning on: the first step's shapes are tuned (progress reported), the run finishes on them, a second run tunes nothing new", async () => {
     const { runTraining } = await import('../workflow/run');
     const { makeRunSpec } = await import('../workflow/spec');
