@@ -72,9 +72,9 @@ export function pickAttentionVariant(gpu: Gpu, withProbs: boolean): Exclude<Atte
   return isSoftwareAdapter(gpu) ? 'thread' : 'workgroup';
 }
 
-/** Largest head size whose flash kernels are compiled with fully unrolled head loops
- *  (UNROLL_HS in shaders/attention.wgsl and attention_sg.wgsl): 32 on CPU Vulkan, where LLVM takes minutes over the
- *  unrolled body at large heads; all sizes on real GPUs (the arrays stay in registers). */
+/** Largest head size whose flash kernels are compiled with fully unrolled head loops (UNROLL_HS
+ *  in shaders/attention.wgsl and attention_sg.wgsl): 32 on CPU Vulkan, where LLVM takes minutes
+ *  over the unrolled body at large heads; all sizes on real GPUs (the arrays stay in registers). */
 const unrollOverride = new WeakMap<Gpu, number>();
 function unrollHs(gpu: Gpu): number {
   return unrollOverride.get(gpu) ?? (isSoftwareAdapter(gpu) ? 32 : MAX_HEAD_SIZE);
