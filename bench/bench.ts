@@ -52,7 +52,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!only || only === 'eval') {
     const { benchEval } = await import('./eval.bench');
-    const r = await benchEval(gpu, { docs: quick ? 4 : 16 });
+    const r = await benchEval(gpu, { docs: quick ? 4 : 16, rounds: quick ? 1 : 3 });
     rows.push(...r.rows);
     notes.push(...r.notes);
   }
