@@ -8,30 +8,60 @@
 # PyTorch eager (CUDA when torch sees the GPU) and prints the step-time ratio (target <= 3x).
 #   bench/gpu.sh            on a GPU machine (needs node_modules: npm ci)
 #   bench/gpu.sh --quick    small shapes; with --software it runs on lavapipe (how it is tried here)
+#   bench/gpu.sh --packed   on a bare machine without node or node_modules: node, Dawn, bundles of
+#                           the scripts and the Vulkan loader from .gpu/ (bench/gpu-pack.sh makes it
+#                           here; README, "On a GPU machine of this workplace")
 # Peak bandwidth: QUENCH_PEAK_GBPS, else looked up from nvidia-smi's name (H100/H200/A100/L4/4090).
 # PyTorch: QUENCH_PYTHON, else /usr/bin/python3; without torch the Quench figure prints alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-quick=""; software=0
+quick=""; software=0; packed=0
 for a in "$@"; do
   case "$a" in
     --quick) quick="--quick" ;;
     --software) software=1 ;;
-    *) echo "bench/gpu.sh: unknown argument $a (use --quick, --software)" >&2; exit 2 ;;
+    --packed) packed=1 ;;
+    *) echo "bench/gpu.sh: unknown argument $a (use --quick, --software, --packed)" >&2; exit 2 ;;
   esac
 done
+if [ "$packed" = 1 ]; then
+  for f in .gpu/node.xz .gpu/webgpu.tar.xz .gpu/js/quench.mjs .gpu/js/smollm-kdqat.mjs .gpu/js/step-profile.mjs; do
+    [ -f "$f" ] || { echo "bench/gpu.sh --packed: $f is missing: run bench/gpu-pack.sh where node_modules is, and carry .gpu" >&2; exit 1; }
+  done
+  # xz, else Python's lzma (a bare image may lack xz-utils)
+  unxz_to_stdout() { if command -v xz >/dev/null 2>&1; then xz -dc "$1"; else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"; fi; }
+  qn=/tmp/quench-node
+  mkdir -p "$qn"
+  unxz_to_stdout .gpu/node.xz >"$qn/node"
+  chmod +x "$qn/node"
+  export PATH="$qn:$PATH" # child processes' `node` too
+  mkdir -p .gpu/node_modules
+  unxz_to_stdout .gpu/webgpu.tar.xz | tar -C .gpu/node_modules -x # found from .gpu/js/ by Node's resolution
+  if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1'; then
+    for f in .gpu/deb/*.deb; do dpkg -x "$f" /; done
+    ldconfig
+  fi
+  export QUENCH_REPO_ROOT="$PWD" # the bundles find shaders/ here
+  QUENCH=("$qn/node" .gpu/js/quench.mjs); SMOLLM=("$qn/node" .gpu/js/smollm-kdqat.mjs); PROFILE=("$qn/node" .gpu/js/step-profile.mjs)
+  echo "packed: $("$qn/node" --version) from .gpu, Vulkan loader: $(ldconfig -p | grep -m1 'libvulkan\.so\.1' | sed 's/.*=> //')"
+else
+  QUENCH=(npx tsx src/cli/main.ts); SMOLLM=(npx tsx bench/smollm-kdqat.mts); PROFILE=(npx tsx bench/step-profile.mts)
+fi
 if [ "$software" = 1 ]; then
   export QUENCH_VULKAN=lavapipe
 else
+  # a driver named by the environment first (VK_DRIVER_FILES / VK_ICD_FILENAMES), then the usual
+  # places; /usr/local/nvidia/...: where this workplace's GPU machines mount NVIDIA's driver
   icd=""
-  for f in /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/radeon_icd.x86_64.json /usr/share/vulkan/icd.d/intel_icd.x86_64.json; do
-    if [ -f "$f" ]; then icd="$f"; break; fi
+  for f in "${VK_DRIVER_FILES:-}" "${VK_ICD_FILENAMES:-}" /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json /usr/share/vulkan/icd.d/radeon_icd.x86_64.json /usr/share/vulkan/icd.d/intel_icd.x86_64.json; do
+    if [ -n "$f" ] && [ -f "$f" ]; then icd="$f"; break; fi
   done
   if [ -z "$icd" ]; then
     echo "bench/gpu.sh: no GPU Vulkan driver found (looked for NVIDIA, RADV, Intel ICDs); use --software to try it on lavapipe" >&2
     exit 1
   fi
   export VK_ICD_FILENAMES="$icd"
+  echo "vulkan driver: $icd"
   unset QUENCH_VULKAN || true
 fi
 if [ -z "${QUENCH_PEAK_GBPS:-}" ] && command -v nvidia-smi >/dev/null 2>&1; then
@@ -51,17 +81,17 @@ export QUENCH_PEAK_GBPS="${QUENCH_PEAK_GBPS:-}"
 # 8 minutes in all: the bench's sections at most 60 s each (at most 220 s with compile and
 # start-up), quench kernels (45 s), the SmolLM2-shaped step (recipe ~1 min to write, both sides'
 # steps; 165 s), then one profiled step of it: per-kernel GPU time (45 s)
-timeout 220 npx tsx bench/bench.ts $quick --section-s 60 || echo "bench/gpu.sh: npm run bench ended with $? (timeout 220 s)"
+timeout 220 "${QUENCH[@]}" bench $quick --section-s 60 || echo "bench/gpu.sh: npm run bench ended with $? (timeout 220 s)"
 # every matmul variant on this GPU, the fastest of each family (what the studio's GPU panel offers)
 if [ -n "$quick" ]; then ksize=small; else ksize=large; fi
-timeout 45 npx tsx src/cli/main.ts kernels --size $ksize || echo "bench/gpu.sh: quench kernels ended with $? (timeout 45 s)"
+timeout 45 "${QUENCH[@]}" kernels --size $ksize || echo "bench/gpu.sh: quench kernels ended with $? (timeout 45 s)"
 # Quench's step with the adapter's kernel picks and with tile8 (the 8x8 register-tile matmuls:
 # fp32 shared8, int4 gemm_wg8 / dx_wg8, f16-weight teacher half_wg8; tile8h: the same with the
 # teacher in f16 arithmetic, half_wg8h; not picked by auto until a GPU has measured them); tuned:
 # the adapter's picks, then tuned per shape after the first warm-up step (QUENCH_KERNELS=…,tune)
 if [ -n "$quick" ]; then step_args="--layers 1 --batch 1 --seq 32 --steps 2 --warmup 1 --matmul auto,tile8"; else step_args="--steps 8 --warmup 2 --matmul auto,tile8,tile8h,tuned"; fi
-timeout 165 npx tsx bench/smollm-kdqat.mts $step_args || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 165 s)"
+timeout 165 "${SMOLLM[@]}" $step_args || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 165 s)"
 # where that step's GPU time goes, per kernel (timestamp queries, each dispatch in its own pass),
 # with the adapter's picks: what to speed up next
 if [ -n "$quick" ]; then prof_args="--layers 1 --steps 1"; else prof_args="--batch 4 --seq 256 --steps 1"; fi
-timeout 45 npx tsx bench/step-profile.mts --smollm2 $prof_args || echo "bench/gpu.sh: the profiled SmolLM2-shaped step ended with $? (timeout 45 s)"
+timeout 45 "${PROFILE[@]}" --smollm2 $prof_args || echo "bench/gpu.sh: the profiled SmolLM2-shaped step ended with $? (timeout 45 s)"

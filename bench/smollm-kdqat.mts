@@ -117,11 +117,23 @@ applyKernelChoice(gpu, null);
 gpu.destroy();
 
 // ---- PyTorch eager, the same recipe
-const py = a.python ?? process.env.QUENCH_PYTHON ?? (existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3');
-const probe = spawnSync(py, ['-c', 'import torch,sys; sys.stdout.write("cuda" if torch.cuda.is_available() else "cpu"); sys.stdout.write(" " + torch.__version__)'], { encoding: 'utf8', timeout: 120_000 });
+// --python, $QUENCH_PYTHON, else the first of python3 on PATH and Debian's /usr/bin/python3 that
+// imports torch: on a CUDA machine the python3 on PATH is often a venv's that holds torch while
+// /usr/bin/python3 has none, and here Debian's is the one with python3-torch
+const probeArgs = ['-c', 'import torch,sys; sys.stdout.write("cuda" if torch.cuda.is_available() else "cpu"); sys.stdout.write(" " + torch.__version__)'];
+const onPath = (process.env.PATH ?? '').split(':').map((d) => join(d, 'python3')).find((f) => existsSync(f));
+const explicitPython = a.python ?? process.env.QUENCH_PYTHON;
+const pythons = explicitPython ? [explicitPython] : [...new Set([onPath, '/usr/bin/python3'].filter((f): f is string => !!f && existsSync(f)))];
+let py = pythons[0] ?? 'python3';
+let probe = spawnSync(py, probeArgs, { encoding: 'utf8', timeout: 120_000 });
+for (const cand of pythons.slice(1)) {
+  if (probe.status === 0) break;
+  py = cand;
+  probe = spawnSync(py, probeArgs, { encoding: 'utf8', timeout: 120_000 });
+}
 let torchTps = NaN;
 if (probe.status !== 0) {
-  console.log(`pytorch: ${py} cannot import torch (${(probe.stderr || '').trim().split('\n').pop() ?? ''}); no PyTorch figure`);
+  console.log(`pytorch: ${pythons.join(', ') || 'no python3'} cannot import torch (${(probe.stderr || '').trim().split('\n').pop() ?? ''}); no PyTorch figure`);
 } else {
   const [device, version] = probe.stdout.trim().split(' ');
   const threads = a.threads ?? (device === 'cpu' ? '1' : undefined);

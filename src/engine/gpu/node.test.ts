@@ -1,9 +1,12 @@
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { testGpu } from '../testing';
 import { DEFAULT_POLL_SLEEP_US, dawnPolls, pollSleepUsFor } from './node';
 import { isSoftwareAdapterInfo } from './runtime';
 import { scaleInPlace } from '../ops/elementwise';
 
+const repo = resolve(import.meta.dirname, '../../..');
 const lavapipe = { vendor: 'mesa', architecture: '', device: 'llvmpipe (LLVM 15.0.6, 256 bits)', description: 'Vulkan driver' };
 const h200 = { vendor: 'nvidia', architecture: 'hopper', device: 'NVIDIA H200', description: 'NVIDIA 550.54' };
 
@@ -41,4 +44,16 @@ describe("Dawn's busy poll (README, \"Dawn's busy poll\")", () => {
     expect(after.sleeps).toBeGreaterThan(before.sleeps); // it waited past the spin, then slept
     gpu.free(a);
   });
+});
+
+describe('QUENCH_REPO_ROOT (bench/gpu-pack.sh bundles run outside src/)', () => {
+  it('moves where shaders/ is looked for; unset, it is this repository', () => {
+    const root = (env: Record<string, string>) =>
+      spawnSync(process.execPath, ['--import', 'tsx', '-e', "import('./src/engine/gpu/node.ts').then((m) => process.stdout.write(m.repoRoot))"], { cwd: repo, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+    const moved = root({ QUENCH_REPO_ROOT: '/tmp/quench-root-test/x/..' });
+    expect(moved.status, moved.stderr).toBe(0);
+    expect(moved.stdout).toBe('/tmp/quench-root-test');
+    const unset = root({ QUENCH_REPO_ROOT: '' });
+    expect(unset.stdout).toBe(repo);
+  }, 60_000);
 });

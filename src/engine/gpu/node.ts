@@ -8,7 +8,9 @@ import { create, globals } from 'webgpu';
 import { Gpu, gpuWait, gpuWaitStartedAt, isSoftwareAdapterInfo, setNeedsKeepAlive } from './runtime';
 import { setShaderSource } from './shaders';
 
-export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+// $QUENCH_REPO_ROOT: where shaders/ is when this module runs bundled into one file elsewhere
+// (bench/gpu-pack.sh's .gpu/js/*.mjs, for a GPU machine without node_modules)
+export const repoRoot = process.env.QUENCH_REPO_ROOT ? resolve(process.env.QUENCH_REPO_ROOT) : resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 const ICDS = [
   { name: 'lavapipe', path: '/usr/share/vulkan/icd.d/lvp_icd.json' },
