@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dot, expectClose, finiteDiff, randn, testGpu, toF64, type Tol } from '../testing';
 import type { Gpu, Tensor } from '../gpu/runtime';
-import { attentionBackward, attentionBackwardFlash, attentionForward, pickAttentionVariant, setFlashUnroll, type AttentionVariant } from './attention';
+import { attentionBackward, attentionBackwardFlash, attentionForward, pickAttentionVariant, setFlashSgRows, setFlashUnroll, type AttentionVariant } from './attention';
 import { attentionBackwardRef, attentionCachedForwardRef, attentionForwardRef, type AttnShape } from '../ref/attention';
 import { hasSubgroup8 } from './matmul';
 
@@ -267,6 +267,47 @@ describe('attention GPU', () => {
       ['out', 'dq', 'dk', 'dv'].forEach((name, i) => expectClose(`${fwd} ${name}: unrolled = looped`, r[1][i], r[0][i], { atol: 0, rtol: 0 }));
     }
   }, 360_000);
+
+  // flash_sg's forward takes 32 query rows per subgroup from Tq = 32 (flash_forward_sg4) and 8
+  // below: each row's operations are the same in the same order, so both entries must give the
+  // same bits, at partial tiles (Tq % 32 != 0), GQA, a head past the vec4 grid and past UNROLL_HS
+  // (36 on CPU adapters: looped), and a chunk of queries after cached keys (pos0 > 0, Tk < TkMax).
+  it('flash_sg forward: the 32-row and 8-row entries agree bit for bit, and match the reference', async () => {
+    const gpu = await testGpu();
+    if (!hasSubgroup8(gpu)) return;
+    const cases = [
+      { B: 2, Tq: 45, NH: 4, NKV: 2, HS: 8, pos0: 0, TkMax: 45 },
+      { B: 1, Tq: 70, NH: 3, NKV: 1, HS: 36, pos0: 0, TkMax: 70 },
+      { B: 2, Tq: 33, NH: 2, NKV: 2, HS: 12, pos0: 9, TkMax: 50 },
+      { B: 1, Tq: 5, NH: 2, NKV: 1, HS: 8, pos0: 60, TkMax: 80 },
+    ];
+    try {
+      for (const c of cases) {
+        const { B, Tq, NH, NKV, HS, pos0, TkMax } = c;
+        const Tk = pos0 + Tq;
+        const q = randn(B * Tq * NH * HS, 61 + Tq), k = randn(B * TkMax * NKV * HS, 62 + Tq), v = randn(B * TkMax * NKV * HS, 63 + Tq);
+        const tq = up(gpu, 'q', q), tk = up(gpu, 'k', k), tv = up(gpu, 'v', v);
+        const got: Float32Array[][] = [];
+        for (const rows of [8, 32] as const) {
+          setFlashSgRows(gpu, rows);
+          const tout = up(gpu, 'out', B * Tq * NH * HS), tl = up(gpu, 'lse', B * NH * Tq);
+          attentionForward(gpu, { out: tout, lse: tl, q: tq, k: tk, v: tv, B, Tq, Tk, TkMax, NH, NKV, HS, pos0, variant: 'flash_sg' });
+          got.push([await gpu.readF32(tout), await gpu.readF32(tl)]);
+          gpu.free(tout);
+          gpu.free(tl);
+        }
+        const ref = attentionCachedForwardRef(q, k, v, { B, Tq, Tk, TkMax, NH, NKV, HS, pos0 });
+        const at = `B=${B} Tq=${Tq} NH=${NH} NKV=${NKV} HS=${HS} pos0=${pos0}`;
+        expectClose(`out ${at}`, got[1][0], ref.out, FWD);
+        expectClose(`lse ${at}`, got[1][1], ref.lse, { atol: 1e-5, rtol: 1e-5 });
+        expectClose(`out ${at}: 32 rows = 8 rows`, got[1][0], got[0][0], { atol: 0, rtol: 0 });
+        expectClose(`lse ${at}: 32 rows = 8 rows`, got[1][1], got[0][1], { atol: 0, rtol: 0 });
+        for (const x of [tq, tk, tv]) gpu.free(x);
+      }
+    } finally {
+      setFlashSgRows(gpu, null);
+    }
+  }, 120_000);
 
   for (const variant of FLASH)
     it(`${variant}: KV-cached decoding in chunks (B=2, cache 80, growing keys) equals the reference`, async () => {

@@ -87,6 +87,19 @@ export function setFlashUnroll(gpu: Gpu, hs: number | null): void {
   else unrollOverride.set(gpu, hs);
 }
 
+const sgRowsOverride = new WeakMap<Gpu, 8 | 32>();
+/** Query rows per subgroup of flash_sg's forward: 32 (flash_forward_sg4) from Tq = 32, else 8. */
+function flashSgRows(gpu: Gpu, Tq: number): 8 | 32 {
+  return sgRowsOverride.get(gpu) ?? (Tq >= 32 ? 32 : 8);
+}
+
+/** Run flash_sg's forward with 8 or 32 query rows per subgroup at every Tq (tests: the two
+ *  entries give the same bits); null: back to the choice by Tq. */
+export function setFlashSgRows(gpu: Gpu, rows: 8 | 32 | null): void {
+  if (rows === null) sgRowsOverride.delete(gpu);
+  else sgRowsOverride.set(gpu, rows);
+}
+
 /** Keys per workgroup-memory tile of flash_forward_tiled: K and V tiles (KT·ceil(HS/4) vec4 each)
  *  within the device's workgroup-storage limit (16 KiB by default). */
 function keyTile(gpu: Gpu, HS: number): number {
@@ -117,7 +130,11 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
     else bindings[13] = scratch(gpu);
     if (variant === 'flash_sg') {
       if (!hasSubgroup8(gpu)) throw new Error(`attention variant 'flash_sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
-      gpu.run({ shader: 'attention_sg', entry: 'flash_forward_sg', constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(B * NH * Math.ceil(Tq / 8)) });
+      // 32 query rows per subgroup from Tq = 32 (K/V loads and broadcasts shared by 4 rows per
+      // lane: 1.2-2x at the eval's and SmolLM2's shapes, README); 8 below (decoding, short chunks)
+      const rows = flashSgRows(gpu, Tq);
+      const entry = rows === 32 ? { shader: 'attention_sg4', entry: 'flash_forward_sg4' } : { shader: 'attention_sg', entry: 'flash_forward_sg' };
+      gpu.run({ ...entry, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(B * NH * Math.ceil(Tq / rows)) });
     } else if (variant === 'flash') {
       gpu.run({ shader: 'attention', entry: 'flash_forward', constants: { WG, HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(Math.ceil((B * NH * Tq) / WG)) });
     } else {
