@@ -109,21 +109,6 @@ fn flash_forward_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
 //     (b, kvh); for each block of 8 queries lane i loads query c0 + i's q, dout, lse and D, shared
 //     by broadcast; the NH/NKV query heads in turn. dk, dv (assigns).
 //     Dispatch gpu.grid(B·NKV·ceil(T / 8)) workgroups of 8.
-@group(0) @binding(6) var<storage, read> dout: array<vec4f>;
-@group(0) @binding(10) var<storage, read_write> dq: array<f32>;
-@group(0) @binding(11) var<storage, read_write> dk: array<f32>;
-@group(0) @binding(12) var<storage, read_write> dv: array<f32>;
-@group(0) @binding(14) var<storage, read_write> drow: array<f32>; // (B, NH, T) D_t
-
-fn ld4dout(i: u32, d4: u32) -> vec4f { let o = (i + d4 * 4u) / 4u; return row4(dout[o], dout[select(o, o + 1u, HSC % 4u != 0u)], i, d4); }
-fn ld4o(i: u32, d4: u32) -> vec4f {
-  let o = i + d4 * 4u;
-  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(out[o], out[o + 1u], out[o + 2u], out[o + 3u]); }
-  var r = vec4f(0.0);
-  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = out[o + c]; } }
-  return r;
-}
-
 @compute @workgroup_size(8)
 fn flash_backward_q_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
   let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);

@@ -44,3 +44,19 @@ fn st4out(i: u32, d4: u32, x: vec4f) {
   for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { out[i + d4 * 4u + c] = x[c]; } }
 }
 fn hsum(x: vec4f) -> f32 { return (x.x + x.y) + (x.z + x.w); }
+
+// The backward's (flash_backward_q_sg / flash_backward_kv_sg and their 32-row forms).
+@group(0) @binding(6) var<storage, read> dout: array<vec4f>;
+@group(0) @binding(10) var<storage, read_write> dq: array<f32>;
+@group(0) @binding(11) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(12) var<storage, read_write> dv: array<f32>;
+@group(0) @binding(14) var<storage, read_write> drow: array<f32>; // (B, NH, T) D_t
+
+fn ld4dout(i: u32, d4: u32) -> vec4f { let o = (i + d4 * 4u) / 4u; return row4(dout[o], dout[select(o, o + 1u, HSC % 4u != 0u)], i, d4); }
+fn ld4o(i: u32, d4: u32) -> vec4f {
+  let o = i + d4 * 4u;
+  if (HSC % 4u == 0u || d4 * 4u + 4u <= HSC) { return vec4f(out[o], out[o + 1u], out[o + 2u], out[o + 3u]); }
+  var r = vec4f(0.0);
+  for (var c = 0u; c < 4u; c++) { if (d4 * 4u + c < HSC) { r[c] = out[o + c]; } }
+  return r;
+}

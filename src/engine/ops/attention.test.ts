@@ -268,11 +268,12 @@ describe('attention GPU', () => {
     }
   }, 360_000);
 
-  // flash_sg's forward takes 32 query rows per subgroup from Tq = 32 (flash_forward_sg4) and 8
-  // below: each row's operations are the same in the same order, so both entries must give the
-  // same bits, at partial tiles (Tq % 32 != 0), GQA, a head past the vec4 grid and past UNROLL_HS
-  // (36 on CPU adapters: looped), and a chunk of queries after cached keys (pos0 > 0, Tk < TkMax).
-  it('flash_sg forward: the 32-row and 8-row entries agree bit for bit, and match the reference', async () => {
+  // flash_sg's forward and the sg backward take 32 rows per subgroup from T = 32
+  // (shaders/attention_sg4.wgsl) and 8 below: each row's operations are the same in the same
+  // order, so both forms must give the same bits, at partial tiles (T % 32 != 0), GQA and MQA,
+  // heads past UNROLL_HS (36 on CPU adapters: looped) and off the vec4 grid (5), and a chunk of
+  // queries after cached keys (pos0 > 0, Tk < TkMax: forward only).
+  it('flash_sg forward and sg backward: the 32-row and 8-row kernels agree bit for bit, and match the reference', async () => {
     const gpu = await testGpu();
     if (!hasSubgroup8(gpu)) return;
     const cases = [
@@ -280,6 +281,8 @@ describe('attention GPU', () => {
       { B: 1, Tq: 70, NH: 3, NKV: 1, HS: 36, pos0: 0, TkMax: 70 },
       { B: 2, Tq: 33, NH: 2, NKV: 2, HS: 12, pos0: 9, TkMax: 50 },
       { B: 1, Tq: 5, NH: 2, NKV: 1, HS: 8, pos0: 60, TkMax: 80 },
+      { B: 1, Tq: 40, NH: 4, NKV: 1, HS: 8, pos0: 0, TkMax: 40 },
+      { B: 1, Tq: 40, NH: 2, NKV: 2, HS: 5, pos0: 0, TkMax: 40 },
     ];
     try {
       for (const c of cases) {
@@ -287,21 +290,47 @@ describe('attention GPU', () => {
         const Tk = pos0 + Tq;
         const q = randn(B * Tq * NH * HS, 61 + Tq), k = randn(B * TkMax * NKV * HS, 62 + Tq), v = randn(B * TkMax * NKV * HS, 63 + Tq);
         const tq = up(gpu, 'q', q), tk = up(gpu, 'k', k), tv = up(gpu, 'v', v);
+        // training-shaped cases (pos0 = 0, Tk = TkMax = Tq) run the sg backward too
+        const train = pos0 === 0 && TkMax === Tq;
+        const dout = randn(B * Tq * NH * HS, 64 + Tq), tdo = up(gpu, 'dout', dout);
         const got: Float32Array[][] = [];
         for (const rows of [8, 32] as const) {
           setFlashSgRows(gpu, rows);
           const tout = up(gpu, 'out', B * Tq * NH * HS), tl = up(gpu, 'lse', B * NH * Tq);
           attentionForward(gpu, { out: tout, lse: tl, q: tq, k: tk, v: tv, B, Tq, Tk, TkMax, NH, NKV, HS, pos0, variant: 'flash_sg' });
-          got.push([await gpu.readF32(tout), await gpu.readF32(tl)]);
+          const r = [await gpu.readF32(tout), await gpu.readF32(tl)];
+          if (train) {
+            const tdr = up(gpu, 'drow', B * NH * Tq), tdq = up(gpu, 'dq', B * Tq * NH * HS), tdk = up(gpu, 'dk', B * Tq * NKV * HS), tdv = up(gpu, 'dv', B * Tq * NKV * HS);
+            attentionBackwardFlash(gpu, { dq: tdq, dk: tdk, dv: tdv, drow: tdr, dout: tdo, q: tq, k: tk, v: tv, out: tout, lse: tl, B, T: Tq, NH, NKV, HS, variant: 'sg' });
+            r.push(await gpu.readF32(tdq), await gpu.readF32(tdk), await gpu.readF32(tdv), await gpu.readF32(tdr));
+            for (const x of [tdr, tdq, tdk, tdv]) gpu.free(x);
+          }
+          got.push(r);
           gpu.free(tout);
           gpu.free(tl);
         }
+        gpu.free(tdo);
         const ref = attentionCachedForwardRef(q, k, v, { B, Tq, Tk, TkMax, NH, NKV, HS, pos0 });
         const at = `B=${B} Tq=${Tq} NH=${NH} NKV=${NKV} HS=${HS} pos0=${pos0}`;
         expectClose(`out ${at}`, got[1][0], ref.out, FWD);
         expectClose(`lse ${at}`, got[1][1], ref.lse, { atol: 1e-5, rtol: 1e-5 });
         expectClose(`out ${at}: 32 rows = 8 rows`, got[1][0], got[0][0], { atol: 0, rtol: 0 });
         expectClose(`lse ${at}: 32 rows = 8 rows`, got[1][1], got[0][1], { atol: 0, rtol: 0 });
+        if (train) {
+          const g = attentionBackwardRef(dout, q, k, v, { B, T: Tq, NH, NKV, HS });
+          const tol = gradTol(Tq, NH / NKV);
+          expectClose(`dq ${at}`, got[1][2], g.dq, tol);
+          expectClose(`dk ${at}`, got[1][3], g.dk, tol);
+          expectClose(`dv ${at}`, got[1][4], g.dv, tol);
+          // The same bits where the head fills whole vec4s. At HS 5 lavapipe's compiler fuses a
+          // multiply-add (WGSL allows it) differently in the two dq kernels: dq then differs in the
+          // last bits (2.4e-7 at |dq| ~ 1 seen), so there it must agree to 8 ulp of its largest entry.
+          ['dq', 'dk', 'dv', 'drow'].forEach((name, i) => {
+            const a = got[1][2 + i], b = got[0][2 + i];
+            const ulp8 = HS % 4 === 0 ? 0 : 2 ** -20 * b.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+            expectClose(`${name} ${at}: 32 rows = 8 rows`, a, b, { atol: ulp8, rtol: 0 });
+          });
+        }
         for (const x of [tq, tk, tv]) gpu.free(x);
       }
     } finally {
