@@ -17,7 +17,7 @@
 
 @compute @workgroup_size(8)
 fn flash_forward_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
-  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
+  let hs4 = headVec4s();
   let nqt = (p.Tq + 7u) / 8u; // query blocks per (b, h)
   let tile = wid.x + wid.y * nwg.x;
   if (tile >= p.B * p.NH * nqt) { return; } // the whole subgroup: broadcasts stay in uniform control flow
@@ -111,7 +111,7 @@ fn flash_forward_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) 
 //     Dispatch gpu.grid(B·NKV·ceil(T / 8)) workgroups of 8.
 @compute @workgroup_size(8)
 fn flash_backward_q_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
-  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
+  let hs4 = headVec4s();
   let T = p.Tq;
   let nqt = (T + 7u) / 8u;
   let tile = wid.x + wid.y * nwg.x;
@@ -220,7 +220,7 @@ fn flash_backward_q_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroup
 
 @compute @workgroup_size(8)
 fn flash_backward_kv_sg(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
-  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
+  let hs4 = headVec4s();
   let T = p.Tq;
   let nkt = (T + 7u) / 8u;
   let tile = wid.x + wid.y * nwg.x;

@@ -20,7 +20,7 @@ L.push(`// flash_forward_sg4: flash_forward_sg (shaders/attention_sg.wgsl) for $
 
 @compute @workgroup_size(8)
 fn flash_forward_sg${R}(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
-  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
+  let hs4 = headVec4s();
   let nqt = (p.Tq + ${Q - 1}u) / ${Q}u; // query blocks per (b, h)
   let tile = wid.x + wid.y * nwg.x;
   if (tile >= p.B * p.NH * nqt) { return; } // the whole subgroup: broadcasts stay in uniform control flow
@@ -93,7 +93,7 @@ L.push(`
 // Dispatch gpu.grid(B·NH·ceil(T / ${Q})) workgroups of 8.
 @compute @workgroup_size(8)
 fn flash_backward_q_sg${R}(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
-  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
+  let hs4 = headVec4s();
   let T = p.Tq;
   let nqt = (T + ${Q - 1}u) / ${Q}u;
   let tile = wid.x + wid.y * nwg.x;
@@ -170,7 +170,7 @@ L.push(`
 // exact zeros). dk, dv (assigns). Dispatch gpu.grid(B·NKV·ceil(T / ${Q})) workgroups of 8.
 @compute @workgroup_size(8)
 fn flash_backward_kv_sg${R}(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
-  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
+  let hs4 = headVec4s();
   let T = p.Tq;
   let nkt = (T + ${Q - 1}u) / ${Q}u;
   let tile = wid.x + wid.y * nwg.x;

@@ -11,7 +11,7 @@
 
 @compute @workgroup_size(8)
 fn flash_forward_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
-  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
+  let hs4 = headVec4s();
   let nqt = (p.Tq + 31u) / 32u; // query blocks per (b, h)
   let tile = wid.x + wid.y * nwg.x;
   if (tile >= p.B * p.NH * nqt) { return; } // the whole subgroup: broadcasts stay in uniform control flow
@@ -317,7 +317,7 @@ fn flash_forward_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
 // Dispatch gpu.grid(B·NH·ceil(T / 32)) workgroups of 8.
 @compute @workgroup_size(8)
 fn flash_backward_q_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
-  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
+  let hs4 = headVec4s();
   let T = p.Tq;
   let nqt = (T + 31u) / 32u;
   let tile = wid.x + wid.y * nwg.x;
@@ -721,7 +721,7 @@ fn flash_backward_q_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
 // exact zeros). dk, dv (assigns). Dispatch gpu.grid(B·NKV·ceil(T / 32)) workgroups of 8.
 @compute @workgroup_size(8)
 fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
-  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS);
+  let hs4 = headVec4s();
   let T = p.Tq;
   let nkt = (T + 31u) / 32u;
   let tile = wid.x + wid.y * nwg.x;

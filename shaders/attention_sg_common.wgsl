@@ -10,6 +10,9 @@ const MAX_HS4: u32 = 32u;
 // over the head and take minutes to compile at HS 64 on lavapipe.
 override UNROLL_HS: u32 = 128u;
 const NEG: f32 = -3.0e38;
+// vec4s per head row the loops run to: the constant HS4 (unrolled) up to UNROLL_HS, else the
+// uniform head size (looped)
+fn headVec4s() -> u32 { return select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS); }
 
 struct Params { B: u32, Tq: u32, Tk: u32, TkMax: u32, NH: u32, NKV: u32, HS: u32, pos0: u32, scale: f32, writeProbs: u32, hasExtra: u32, writeLse: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
