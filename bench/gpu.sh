@@ -78,6 +78,18 @@ if [ -z "${QUENCH_PEAK_GBPS:-}" ] && command -v nvidia-smi >/dev/null 2>&1; then
   echo "gpu: $name (peak ${QUENCH_PEAK_GBPS:-unknown} GB/s)"
 fi
 export QUENCH_PEAK_GBPS="${QUENCH_PEAK_GBPS:-}"
+# Preflight (seconds): the adapter Dawn finds. A missing or CPU adapter would make every step below
+# fail or measure the wrong thing for 8 minutes; stop here instead and say why.
+if ! adapter=$(timeout 60 "${QUENCH[@]}" info 2>&1); then
+  echo "$adapter" | tail -5 >&2
+  echo "bench/gpu.sh: Dawn found no usable WebGPU adapter (driver ${VK_ICD_FILENAMES:-none}); nothing measured" >&2
+  exit 1
+fi
+echo "$adapter" | grep -E '^(backend|vendor|description):'
+if [ "$software" = 0 ] && echo "$adapter" | grep -qiE 'llvmpipe|swiftshader|architecture: software'; then
+  echo "bench/gpu.sh: Dawn picked a CPU adapter, not the GPU (driver ${VK_ICD_FILENAMES:-none}); nothing measured. Use --software to run on it on purpose" >&2
+  exit 1
+fi
 # 8 minutes in all: the bench's sections at most 60 s each (at most 220 s with compile and
 # start-up), quench kernels (45 s), the SmolLM2-shaped step (recipe ~1 min to write, both sides'
 # steps; 165 s), then one profiled step of it: per-kernel GPU time (45 s)
