@@ -10,6 +10,8 @@
 // (register moves), 8 keys' scores are taken first and (m, l, acc) rescaled once per block (one exp
 // per key, FlashAttention-2's order). No barriers, no workgroup memory.
 // Entries: flash_forward_sg; flash_backward_q_sg and flash_backward_kv_sg (end of file).
+// The wrapper runs these below Tq (T) = 32; from 32 it runs their 32-row forms in
+// shaders/attention_sg4.wgsl (4 rows per lane, the same per-row operations).
 // flash_forward_sg: dispatch gpu.grid(B·NH·ceil(Tq / 8)) workgroups of 8 (subgroup size 8:
 // the wrapper checks). Unrolled by hand 8x: subgroupBroadcast needs a constant lane.
 // CPU reference: src/engine/ref/attention.ts

@@ -95,7 +95,7 @@ function flashSgRows(gpu: Gpu, Tq: number): 8 | 32 {
 }
 
 /** Run flash_sg's forward and the sg backward with 8 or 32 rows per subgroup at every Tq (tests:
- *  the two forms give the same bits); null: back to the choice by Tq. */
+ *  the two forms are compared); null: back to the choice by Tq. */
 export function setFlashSgRows(gpu: Gpu, rows: 8 | 32 | null): void {
   if (rows === null) sgRowsOverride.delete(gpu);
   else sgRowsOverride.set(gpu, rows);
