@@ -1,5 +1,5 @@
 // Generator of shaders/attention_sg4.wgsl: flash_forward_sg4, flash_backward_q_sg4 and
-// flash_backward_kv_sg4 (the unrolling is by hand: subgroupBroadcast takes a
+// flash_backward_kv_sg2 (the unrolling is by hand: subgroupBroadcast takes a
 // constant lane, and lavapipe keeps dynamically indexed register arrays in per-lane scratch memory).
 //   node shaders/attention_sg4.gen.mjs > shaders/attention_sg4.wgsl
 const R = 4; // query rows per lane: the subgroup's 8 lanes take 8·R rows
@@ -163,25 +163,31 @@ for (const r of rows) {
 }
 L.push(`}`);
 
+// dK/dV with RK keys per lane: 2 was 1.1-2x faster than 4 at HS 8 in interleaved A/Bs (at HS 64, 4
+// was 4-6% faster); each key row carries 4 head arrays (k, v, dk, dv), and a 32-key tile's early
+// query blocks are masked for most of its keys
+const RK = 2;
+const QK = 8 * RK;
+const rowsK = [...'abcd'].slice(0, RK);
 L.push(`
-// flash_backward_kv_sg${R} (after flash_backward_q_sg${R}: reads drow): flash_backward_kv_sg for ${Q}
-// keys per subgroup (${R} per lane), each block of 8 queries (q, dout, lse, D) loaded and broadcast
+// flash_backward_kv_sg${RK} (after flash_backward_q_sg${R}: reads drow): flash_backward_kv_sg for ${QK}
+// keys per subgroup (${RK} per lane), each block of 8 queries (q, dout, lse, D) loaded and broadcast
 // once for all of them; per key the same operations in the same order (queries before a key add
-// exact zeros). dk, dv (assigns). Dispatch gpu.grid(B·NKV·ceil(T / ${Q})) workgroups of 8.
+// exact zeros). dk, dv (assigns). Dispatch gpu.grid(B·NKV·ceil(T / ${QK})) workgroups of 8.
 @compute @workgroup_size(8)
-fn flash_backward_kv_sg${R}(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
+fn flash_backward_kv_sg${RK}(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
   let hs4 = headVec4s();
   let T = p.Tq;
-  let nkt = (T + ${Q - 1}u) / ${Q}u;
+  let nkt = (T + ${QK - 1}u) / ${QK}u;
   let tile = wid.x + wid.y * nwg.x;
   if (tile >= p.B * p.NKV * nkt) { return; } // the whole subgroup
-  let j0 = (tile % nkt) * ${Q}u;
+  let j0 = (tile % nkt) * ${QK}u;
   let kvh = (tile / nkt) % p.NKV;
   let b = tile / (nkt * p.NKV);
   let group = p.NH / p.NKV;
   var ql: array<vec4f, MAX_HS4>;
   var gl: array<vec4f, MAX_HS4>;`);
-rows.forEach((r, i) => {
+rowsK.forEach((r, i) => {
   L.push(`  let j${r} = j0 + ${8 * i}u + sl;
   let jq${r} = min(j${r}, T - 1u);
   let kbase${r} = ((b * T + jq${r}) * p.NKV + kvh) * HSC;
@@ -191,7 +197,7 @@ rows.forEach((r, i) => {
   var av${r}: array<vec4f, MAX_HS4>;`);
 });
 L.push(`  for (var d4 = 0u; d4 < hs4; d4++) {`);
-for (const r of rows) {
+for (const r of rowsK) {
   L.push(`    kv${r}[d4] = ld4k(kbase${r}, d4) * p.scale;`);
   L.push(`    vv${r}[d4] = ld4v(kbase${r}, d4);`);
   L.push(`    ak${r}[d4] = vec4f(0.0);`);
@@ -210,32 +216,32 @@ L.push(`  }
       let dl = drow[rl];`);
 for (const i of keys) {
   L.push(`      {`);
-  for (const r of rows) L.push(`        var s4${r} = vec4f(0.0);
+  for (const r of rowsK) L.push(`        var s4${r} = vec4f(0.0);
         var g4${r} = vec4f(0.0);`);
   L.push(`        for (var d4 = 0u; d4 < hs4; d4++) {`);
   L.push(`          let qb = subgroupBroadcast(ql[d4], ${i}u);`);
   L.push(`          let gb = subgroupBroadcast(gl[d4], ${i}u);`);
-  for (const r of rows) L.push(`          s4${r} += kv${r}[d4] * qb;
+  for (const r of rowsK) L.push(`          s4${r} += kv${r}[d4] * qb;
           g4${r} += vv${r}[d4] * gb;`);
   L.push(`        }`);
   L.push(`        let tt = c0 + ${i}u;`);
   L.push(`        let li = subgroupBroadcast(lsl, ${i}u);`);
   L.push(`        let di = subgroupBroadcast(dl, ${i}u);`);
-  for (const r of rows) {
+  for (const r of rowsK) {
     L.push(`        let pr${r} = select(0.0, exp(hsum(s4${r}) - li), tt >= jq${r} && tt < T);`);
     L.push(`        let ds${r} = pr${r} * (hsum(g4${r}) - di);`);
   }
   L.push(`        for (var d4 = 0u; d4 < hs4; d4++) {`);
   L.push(`          let qb = subgroupBroadcast(ql[d4], ${i}u);`);
   L.push(`          let gb = subgroupBroadcast(gl[d4], ${i}u);`);
-  for (const r of rows) L.push(`          ak${r}[d4] += ds${r} * qb;
+  for (const r of rowsK) L.push(`          ak${r}[d4] += ds${r} * qb;
           av${r}[d4] += pr${r} * gb;`);
   L.push(`        }`);
   L.push(`      }`);
 }
 L.push(`    }
   }`);
-for (const r of rows) {
+for (const r of rowsK) {
   L.push(`  if (j${r} < T) {
     for (var d4 = 0u; d4 < hs4; d4++) {
       for (var c = 0u; c < 4u; c++) {

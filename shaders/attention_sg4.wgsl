@@ -715,18 +715,18 @@ fn flash_backward_q_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgrou
   }
 }
 
-// flash_backward_kv_sg4 (after flash_backward_q_sg4: reads drow): flash_backward_kv_sg for 32
-// keys per subgroup (4 per lane), each block of 8 queries (q, dout, lse, D) loaded and broadcast
+// flash_backward_kv_sg2 (after flash_backward_q_sg4: reads drow): flash_backward_kv_sg for 16
+// keys per subgroup (2 per lane), each block of 8 queries (q, dout, lse, D) loaded and broadcast
 // once for all of them; per key the same operations in the same order (queries before a key add
-// exact zeros). dk, dv (assigns). Dispatch gpu.grid(B·NKV·ceil(T / 32)) workgroups of 8.
+// exact zeros). dk, dv (assigns). Dispatch gpu.grid(B·NKV·ceil(T / 16)) workgroups of 8.
 @compute @workgroup_size(8)
-fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
+fn flash_backward_kv_sg2(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
   let hs4 = headVec4s();
   let T = p.Tq;
-  let nkt = (T + 31u) / 32u;
+  let nkt = (T + 15u) / 16u;
   let tile = wid.x + wid.y * nwg.x;
   if (tile >= p.B * p.NKV * nkt) { return; } // the whole subgroup
-  let j0 = (tile % nkt) * 32u;
+  let j0 = (tile % nkt) * 16u;
   let kvh = (tile / nkt) % p.NKV;
   let b = tile / (nkt * p.NKV);
   let group = p.NH / p.NKV;
@@ -746,20 +746,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
   var vvb: array<vec4f, MAX_HS4>;
   var akb: array<vec4f, MAX_HS4>;
   var avb: array<vec4f, MAX_HS4>;
-  let jc = j0 + 16u + sl;
-  let jqc = min(jc, T - 1u);
-  let kbasec = ((b * T + jqc) * p.NKV + kvh) * HSC;
-  var kvc: array<vec4f, MAX_HS4>;
-  var vvc: array<vec4f, MAX_HS4>;
-  var akc: array<vec4f, MAX_HS4>;
-  var avc: array<vec4f, MAX_HS4>;
-  let jd = j0 + 24u + sl;
-  let jqd = min(jd, T - 1u);
-  let kbased = ((b * T + jqd) * p.NKV + kvh) * HSC;
-  var kvd: array<vec4f, MAX_HS4>;
-  var vvd: array<vec4f, MAX_HS4>;
-  var akd: array<vec4f, MAX_HS4>;
-  var avd: array<vec4f, MAX_HS4>;
   for (var d4 = 0u; d4 < hs4; d4++) {
     kva[d4] = ld4k(kbasea, d4) * p.scale;
     vva[d4] = ld4v(kbasea, d4);
@@ -769,14 +755,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
     vvb[d4] = ld4v(kbaseb, d4);
     akb[d4] = vec4f(0.0);
     avb[d4] = vec4f(0.0);
-    kvc[d4] = ld4k(kbasec, d4) * p.scale;
-    vvc[d4] = ld4v(kbasec, d4);
-    akc[d4] = vec4f(0.0);
-    avc[d4] = vec4f(0.0);
-    kvd[d4] = ld4k(kbased, d4) * p.scale;
-    vvd[d4] = ld4v(kbased, d4);
-    akd[d4] = vec4f(0.0);
-    avd[d4] = vec4f(0.0);
   }
   for (var g = 0u; g < group; g++) {
     let h = kvh * group + g;
@@ -793,10 +771,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         var g4a = vec4f(0.0);
         var s4b = vec4f(0.0);
         var g4b = vec4f(0.0);
-        var s4c = vec4f(0.0);
-        var g4c = vec4f(0.0);
-        var s4d = vec4f(0.0);
-        var g4d = vec4f(0.0);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 0u);
           let gb = subgroupBroadcast(gl[d4], 0u);
@@ -804,10 +778,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           g4a += vva[d4] * gb;
           s4b += kvb[d4] * qb;
           g4b += vvb[d4] * gb;
-          s4c += kvc[d4] * qb;
-          g4c += vvc[d4] * gb;
-          s4d += kvd[d4] * qb;
-          g4d += vvd[d4] * gb;
         }
         let tt = c0 + 0u;
         let li = subgroupBroadcast(lsl, 0u);
@@ -816,10 +786,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         let dsa = pra * (hsum(g4a) - di);
         let prb = select(0.0, exp(hsum(s4b) - li), tt >= jqb && tt < T);
         let dsb = prb * (hsum(g4b) - di);
-        let prc = select(0.0, exp(hsum(s4c) - li), tt >= jqc && tt < T);
-        let dsc = prc * (hsum(g4c) - di);
-        let prd = select(0.0, exp(hsum(s4d) - li), tt >= jqd && tt < T);
-        let dsd = prd * (hsum(g4d) - di);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 0u);
           let gb = subgroupBroadcast(gl[d4], 0u);
@@ -827,10 +793,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           ava[d4] += pra * gb;
           akb[d4] += dsb * qb;
           avb[d4] += prb * gb;
-          akc[d4] += dsc * qb;
-          avc[d4] += prc * gb;
-          akd[d4] += dsd * qb;
-          avd[d4] += prd * gb;
         }
       }
       {
@@ -838,10 +800,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         var g4a = vec4f(0.0);
         var s4b = vec4f(0.0);
         var g4b = vec4f(0.0);
-        var s4c = vec4f(0.0);
-        var g4c = vec4f(0.0);
-        var s4d = vec4f(0.0);
-        var g4d = vec4f(0.0);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 1u);
           let gb = subgroupBroadcast(gl[d4], 1u);
@@ -849,10 +807,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           g4a += vva[d4] * gb;
           s4b += kvb[d4] * qb;
           g4b += vvb[d4] * gb;
-          s4c += kvc[d4] * qb;
-          g4c += vvc[d4] * gb;
-          s4d += kvd[d4] * qb;
-          g4d += vvd[d4] * gb;
         }
         let tt = c0 + 1u;
         let li = subgroupBroadcast(lsl, 1u);
@@ -861,10 +815,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         let dsa = pra * (hsum(g4a) - di);
         let prb = select(0.0, exp(hsum(s4b) - li), tt >= jqb && tt < T);
         let dsb = prb * (hsum(g4b) - di);
-        let prc = select(0.0, exp(hsum(s4c) - li), tt >= jqc && tt < T);
-        let dsc = prc * (hsum(g4c) - di);
-        let prd = select(0.0, exp(hsum(s4d) - li), tt >= jqd && tt < T);
-        let dsd = prd * (hsum(g4d) - di);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 1u);
           let gb = subgroupBroadcast(gl[d4], 1u);
@@ -872,10 +822,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           ava[d4] += pra * gb;
           akb[d4] += dsb * qb;
           avb[d4] += prb * gb;
-          akc[d4] += dsc * qb;
-          avc[d4] += prc * gb;
-          akd[d4] += dsd * qb;
-          avd[d4] += prd * gb;
         }
       }
       {
@@ -883,10 +829,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         var g4a = vec4f(0.0);
         var s4b = vec4f(0.0);
         var g4b = vec4f(0.0);
-        var s4c = vec4f(0.0);
-        var g4c = vec4f(0.0);
-        var s4d = vec4f(0.0);
-        var g4d = vec4f(0.0);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 2u);
           let gb = subgroupBroadcast(gl[d4], 2u);
@@ -894,10 +836,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           g4a += vva[d4] * gb;
           s4b += kvb[d4] * qb;
           g4b += vvb[d4] * gb;
-          s4c += kvc[d4] * qb;
-          g4c += vvc[d4] * gb;
-          s4d += kvd[d4] * qb;
-          g4d += vvd[d4] * gb;
         }
         let tt = c0 + 2u;
         let li = subgroupBroadcast(lsl, 2u);
@@ -906,10 +844,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         let dsa = pra * (hsum(g4a) - di);
         let prb = select(0.0, exp(hsum(s4b) - li), tt >= jqb && tt < T);
         let dsb = prb * (hsum(g4b) - di);
-        let prc = select(0.0, exp(hsum(s4c) - li), tt >= jqc && tt < T);
-        let dsc = prc * (hsum(g4c) - di);
-        let prd = select(0.0, exp(hsum(s4d) - li), tt >= jqd && tt < T);
-        let dsd = prd * (hsum(g4d) - di);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 2u);
           let gb = subgroupBroadcast(gl[d4], 2u);
@@ -917,10 +851,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           ava[d4] += pra * gb;
           akb[d4] += dsb * qb;
           avb[d4] += prb * gb;
-          akc[d4] += dsc * qb;
-          avc[d4] += prc * gb;
-          akd[d4] += dsd * qb;
-          avd[d4] += prd * gb;
         }
       }
       {
@@ -928,10 +858,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         var g4a = vec4f(0.0);
         var s4b = vec4f(0.0);
         var g4b = vec4f(0.0);
-        var s4c = vec4f(0.0);
-        var g4c = vec4f(0.0);
-        var s4d = vec4f(0.0);
-        var g4d = vec4f(0.0);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 3u);
           let gb = subgroupBroadcast(gl[d4], 3u);
@@ -939,10 +865,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           g4a += vva[d4] * gb;
           s4b += kvb[d4] * qb;
           g4b += vvb[d4] * gb;
-          s4c += kvc[d4] * qb;
-          g4c += vvc[d4] * gb;
-          s4d += kvd[d4] * qb;
-          g4d += vvd[d4] * gb;
         }
         let tt = c0 + 3u;
         let li = subgroupBroadcast(lsl, 3u);
@@ -951,10 +873,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         let dsa = pra * (hsum(g4a) - di);
         let prb = select(0.0, exp(hsum(s4b) - li), tt >= jqb && tt < T);
         let dsb = prb * (hsum(g4b) - di);
-        let prc = select(0.0, exp(hsum(s4c) - li), tt >= jqc && tt < T);
-        let dsc = prc * (hsum(g4c) - di);
-        let prd = select(0.0, exp(hsum(s4d) - li), tt >= jqd && tt < T);
-        let dsd = prd * (hsum(g4d) - di);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 3u);
           let gb = subgroupBroadcast(gl[d4], 3u);
@@ -962,10 +880,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           ava[d4] += pra * gb;
           akb[d4] += dsb * qb;
           avb[d4] += prb * gb;
-          akc[d4] += dsc * qb;
-          avc[d4] += prc * gb;
-          akd[d4] += dsd * qb;
-          avd[d4] += prd * gb;
         }
       }
       {
@@ -973,10 +887,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         var g4a = vec4f(0.0);
         var s4b = vec4f(0.0);
         var g4b = vec4f(0.0);
-        var s4c = vec4f(0.0);
-        var g4c = vec4f(0.0);
-        var s4d = vec4f(0.0);
-        var g4d = vec4f(0.0);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 4u);
           let gb = subgroupBroadcast(gl[d4], 4u);
@@ -984,10 +894,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           g4a += vva[d4] * gb;
           s4b += kvb[d4] * qb;
           g4b += vvb[d4] * gb;
-          s4c += kvc[d4] * qb;
-          g4c += vvc[d4] * gb;
-          s4d += kvd[d4] * qb;
-          g4d += vvd[d4] * gb;
         }
         let tt = c0 + 4u;
         let li = subgroupBroadcast(lsl, 4u);
@@ -996,10 +902,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         let dsa = pra * (hsum(g4a) - di);
         let prb = select(0.0, exp(hsum(s4b) - li), tt >= jqb && tt < T);
         let dsb = prb * (hsum(g4b) - di);
-        let prc = select(0.0, exp(hsum(s4c) - li), tt >= jqc && tt < T);
-        let dsc = prc * (hsum(g4c) - di);
-        let prd = select(0.0, exp(hsum(s4d) - li), tt >= jqd && tt < T);
-        let dsd = prd * (hsum(g4d) - di);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 4u);
           let gb = subgroupBroadcast(gl[d4], 4u);
@@ -1007,10 +909,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           ava[d4] += pra * gb;
           akb[d4] += dsb * qb;
           avb[d4] += prb * gb;
-          akc[d4] += dsc * qb;
-          avc[d4] += prc * gb;
-          akd[d4] += dsd * qb;
-          avd[d4] += prd * gb;
         }
       }
       {
@@ -1018,10 +916,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         var g4a = vec4f(0.0);
         var s4b = vec4f(0.0);
         var g4b = vec4f(0.0);
-        var s4c = vec4f(0.0);
-        var g4c = vec4f(0.0);
-        var s4d = vec4f(0.0);
-        var g4d = vec4f(0.0);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 5u);
           let gb = subgroupBroadcast(gl[d4], 5u);
@@ -1029,10 +923,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           g4a += vva[d4] * gb;
           s4b += kvb[d4] * qb;
           g4b += vvb[d4] * gb;
-          s4c += kvc[d4] * qb;
-          g4c += vvc[d4] * gb;
-          s4d += kvd[d4] * qb;
-          g4d += vvd[d4] * gb;
         }
         let tt = c0 + 5u;
         let li = subgroupBroadcast(lsl, 5u);
@@ -1041,10 +931,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         let dsa = pra * (hsum(g4a) - di);
         let prb = select(0.0, exp(hsum(s4b) - li), tt >= jqb && tt < T);
         let dsb = prb * (hsum(g4b) - di);
-        let prc = select(0.0, exp(hsum(s4c) - li), tt >= jqc && tt < T);
-        let dsc = prc * (hsum(g4c) - di);
-        let prd = select(0.0, exp(hsum(s4d) - li), tt >= jqd && tt < T);
-        let dsd = prd * (hsum(g4d) - di);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 5u);
           let gb = subgroupBroadcast(gl[d4], 5u);
@@ -1052,10 +938,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           ava[d4] += pra * gb;
           akb[d4] += dsb * qb;
           avb[d4] += prb * gb;
-          akc[d4] += dsc * qb;
-          avc[d4] += prc * gb;
-          akd[d4] += dsd * qb;
-          avd[d4] += prd * gb;
         }
       }
       {
@@ -1063,10 +945,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         var g4a = vec4f(0.0);
         var s4b = vec4f(0.0);
         var g4b = vec4f(0.0);
-        var s4c = vec4f(0.0);
-        var g4c = vec4f(0.0);
-        var s4d = vec4f(0.0);
-        var g4d = vec4f(0.0);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 6u);
           let gb = subgroupBroadcast(gl[d4], 6u);
@@ -1074,10 +952,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           g4a += vva[d4] * gb;
           s4b += kvb[d4] * qb;
           g4b += vvb[d4] * gb;
-          s4c += kvc[d4] * qb;
-          g4c += vvc[d4] * gb;
-          s4d += kvd[d4] * qb;
-          g4d += vvd[d4] * gb;
         }
         let tt = c0 + 6u;
         let li = subgroupBroadcast(lsl, 6u);
@@ -1086,10 +960,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         let dsa = pra * (hsum(g4a) - di);
         let prb = select(0.0, exp(hsum(s4b) - li), tt >= jqb && tt < T);
         let dsb = prb * (hsum(g4b) - di);
-        let prc = select(0.0, exp(hsum(s4c) - li), tt >= jqc && tt < T);
-        let dsc = prc * (hsum(g4c) - di);
-        let prd = select(0.0, exp(hsum(s4d) - li), tt >= jqd && tt < T);
-        let dsd = prd * (hsum(g4d) - di);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 6u);
           let gb = subgroupBroadcast(gl[d4], 6u);
@@ -1097,10 +967,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           ava[d4] += pra * gb;
           akb[d4] += dsb * qb;
           avb[d4] += prb * gb;
-          akc[d4] += dsc * qb;
-          avc[d4] += prc * gb;
-          akd[d4] += dsd * qb;
-          avd[d4] += prd * gb;
         }
       }
       {
@@ -1108,10 +974,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         var g4a = vec4f(0.0);
         var s4b = vec4f(0.0);
         var g4b = vec4f(0.0);
-        var s4c = vec4f(0.0);
-        var g4c = vec4f(0.0);
-        var s4d = vec4f(0.0);
-        var g4d = vec4f(0.0);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 7u);
           let gb = subgroupBroadcast(gl[d4], 7u);
@@ -1119,10 +981,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           g4a += vva[d4] * gb;
           s4b += kvb[d4] * qb;
           g4b += vvb[d4] * gb;
-          s4c += kvc[d4] * qb;
-          g4c += vvc[d4] * gb;
-          s4d += kvd[d4] * qb;
-          g4d += vvd[d4] * gb;
         }
         let tt = c0 + 7u;
         let li = subgroupBroadcast(lsl, 7u);
@@ -1131,10 +989,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
         let dsa = pra * (hsum(g4a) - di);
         let prb = select(0.0, exp(hsum(s4b) - li), tt >= jqb && tt < T);
         let dsb = prb * (hsum(g4b) - di);
-        let prc = select(0.0, exp(hsum(s4c) - li), tt >= jqc && tt < T);
-        let dsc = prc * (hsum(g4c) - di);
-        let prd = select(0.0, exp(hsum(s4d) - li), tt >= jqd && tt < T);
-        let dsd = prd * (hsum(g4d) - di);
         for (var d4 = 0u; d4 < hs4; d4++) {
           let qb = subgroupBroadcast(ql[d4], 7u);
           let gb = subgroupBroadcast(gl[d4], 7u);
@@ -1142,10 +996,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
           ava[d4] += pra * gb;
           akb[d4] += dsb * qb;
           avb[d4] += prb * gb;
-          akc[d4] += dsc * qb;
-          avc[d4] += prc * gb;
-          akd[d4] += dsd * qb;
-          avd[d4] += prd * gb;
         }
       }
     }
@@ -1161,20 +1011,6 @@ fn flash_backward_kv_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgro
     for (var d4 = 0u; d4 < hs4; d4++) {
       for (var c = 0u; c < 4u; c++) {
         if (d4 * 4u + c < HSC) { dk[kbaseb + d4 * 4u + c] = akb[d4][c] * p.scale; dv[kbaseb + d4 * 4u + c] = avb[d4][c]; }
-      }
-    }
-  }
-  if (jc < T) {
-    for (var d4 = 0u; d4 < hs4; d4++) {
-      for (var c = 0u; c < 4u; c++) {
-        if (d4 * 4u + c < HSC) { dk[kbasec + d4 * 4u + c] = akc[d4][c] * p.scale; dv[kbasec + d4 * 4u + c] = avc[d4][c]; }
-      }
-    }
-  }
-  if (jd < T) {
-    for (var d4 = 0u; d4 < hs4; d4++) {
-      for (var c = 0u; c < 4u; c++) {
-        if (d4 * 4u + c < HSC) { dk[kbased + d4 * 4u + c] = akd[d4][c] * p.scale; dv[kbased + d4 * 4u + c] = avd[d4][c]; }
       }
     }
   }

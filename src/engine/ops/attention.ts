@@ -88,13 +88,14 @@ export function setFlashUnroll(gpu: Gpu, hs: number | null): void {
 }
 
 const sgRowsOverride = new WeakMap<Gpu, 8 | 32>();
-/** Query rows (keys, in the dK/dV kernel) per subgroup of flash_sg's forward and sg backward: 32
- *  (shaders/attention_sg4.wgsl) from Tq = 32, else 8 (shaders/attention_sg.wgsl). */
+/** Query rows per subgroup of flash_sg's forward and the sg backward's dQ: 32 (the multi-row forms
+ *  of shaders/attention_sg4.wgsl, whose dK/dV takes 16 keys) from Tq = 32, else 8
+ *  (shaders/attention_sg.wgsl). */
 function flashSgRows(gpu: Gpu, Tq: number): 8 | 32 {
   return sgRowsOverride.get(gpu) ?? (Tq >= 32 ? 32 : 8);
 }
 
-/** Run flash_sg's forward and the sg backward with 8 or 32 rows per subgroup at every Tq (tests:
+/** Run flash_sg's forward and the sg backward in their 8-row or multi-row (32) forms at every Tq (tests:
  *  the two forms are compared); null: back to the choice by Tq. */
 export function setFlashSgRows(gpu: Gpu, rows: 8 | 32 | null): void {
   if (rows === null) sgRowsOverride.delete(gpu);
@@ -242,18 +243,19 @@ export function attentionBackwardFlash(gpu: Gpu, a: AttentionFlashBackwardArgs):
   const sg = a.variant === 'sg' || (a.variant !== 'thread' && hasSubgroup8(gpu));
   if (sg) {
     if (!hasSubgroup8(gpu)) throw new Error(`attention backward variant 'sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
-    // 32 query rows (keys) per subgroup from T = 32, as the forward
-    const rows = flashSgRows(gpu, T);
-    const [shader, sfx] = rows === 32 ? ['attention_sg4', '_sg4'] : ['attention_sg', '_sg'];
-    gpu.run({ shader, entry: `flash_backward_q${sfx}`, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, {
+    // from T = 32, as the forward: dQ with 32 query rows per subgroup, dK/dV with 16 keys (faster
+    // than 32 at small heads: shaders/attention_sg4.gen.mjs)
+    const multi = flashSgRows(gpu, T) === 32;
+    const [shader, qEntry, kvEntry, qRows, kvRows] = multi ? ['attention_sg4', 'flash_backward_q_sg4', 'flash_backward_kv_sg2', 32, 16] : ['attention_sg', 'flash_backward_q_sg', 'flash_backward_kv_sg', 8, 8];
+    gpu.run({ shader, entry: qEntry, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, {
       params: params(),
       bindings: { 1: a.q, 2: a.k, 3: a.v, 4: a.out, 6: a.dout, 10: a.dq, 13: a.lse, 14: a.drow },
-      workgroups: gpu.grid(B * NH * Math.ceil(T / rows)),
+      workgroups: gpu.grid(B * NH * Math.ceil(T / qRows)),
     });
-    gpu.run({ shader, entry: `flash_backward_kv${sfx}`, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, {
+    gpu.run({ shader, entry: kvEntry, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, {
       params: params(),
       bindings: { 1: a.q, 2: a.k, 3: a.v, 6: a.dout, 11: a.dk, 12: a.dv, 13: a.lse, 14: a.drow },
-      workgroups: gpu.grid(B * NKV * Math.ceil(T / rows)),
+      workgroups: gpu.grid(B * NKV * Math.ceil(T / kvRows)),
     });
     return;
   }
