@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { expectClose, randn, testGpu } from '../testing';
-import { pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulGemvRed, qmatmulGemvWide, QMATMUL_DX_VARIANTS, QMATMUL_VARIANTS, qmatmulVariants, type GpuPacked } from './qmatmul';
+import { pickQmatmulVariant, qmatmulBackwardInput, setDxSgRows, qmatmulForward, qmatmulGemvRed, qmatmulGemvWide, QMATMUL_DX_VARIANTS, QMATMUL_VARIANTS, qmatmulVariants, type GpuPacked } from './qmatmul';
 import { quantizeHost, type Bits, type PackedWeight } from '../format/pack';
 import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
 import type { Gpu, Tensor } from '../gpu/runtime';
@@ -60,6 +60,23 @@ describe('packed low-bit matmul vs float64 reference on the same codes', () => {
         expectClose(v, await gpu.readF32(tdx), dxRef, tol);
         qmatmulBackwardInput(gpu, tdx, tdy, w, M, true, v);
         expectClose(`${v} accumulated`, await gpu.readF32(tdx), dxRef.map((x) => 2 * x), tol);
+      }
+      // dx_sg's two forms (8 and 16 rows of dY per subgroup; auto takes 16 from M = 16), each at
+      // every M here: the same per-row operations, so the same bits
+      if (hasSubgroup8(gpu)) {
+        const got: Float32Array[] = [];
+        try {
+          for (const rows of [8, 16] as const) {
+            setDxSgRows(gpu, rows);
+            gpu.write(tdx, new Float32Array(M * K).fill(NaN));
+            qmatmulBackwardInput(gpu, tdx, tdy, w, M, false, 'dx_sg');
+            got.push(await gpu.readF32(tdx));
+            expectClose(`dx_sg ${rows} rows`, got[got.length - 1], dxRef, tol);
+          }
+        } finally {
+          setDxSgRows(gpu, null);
+        }
+        expectClose('dx_sg: 16 rows = 8 rows', got[1], got[0], { atol: 0, rtol: 0 });
       }
       for (const t of [tx, ty, tdy, tdx, w.codes, w.scales, w.zeros]) gpu.free(t);
     });

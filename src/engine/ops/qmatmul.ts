@@ -229,6 +229,13 @@ export function adapterQmatmulDxVariant(gpu: Gpu): Exclude<QmatmulDxVariant, 'au
   return isSoftwareAdapter(gpu) ? (hasSubgroup8(gpu) ? 'dx_sg' : 'dx') : 'dx_wg';
 }
 
+const dxSgRowsOverride = new WeakMap<Gpu, 8 | 16>();
+/** Run dx_sg with 8 or 16 rows of dY per subgroup at every M (tests compare the two); null: back to
+ *  16 from M = 16. */
+export function setDxSgRows(gpu: Gpu, rows: 8 | 16 | null): void {
+  if (rows === null) dxSgRowsOverride.delete(gpu);
+  else dxSgRowsOverride.set(gpu, rows);
+}
 /** dx (M, K) = dy (M, N) · dequant(W) (assigns, or += with accumulate). 'dx_deq' dequantizes W
  *  into a per-device scratch (N·K f32, one pass: 1/M of the work) and runs the fp32 dX matmul on
  *  it, so the int4 dX gets whatever fp32 kernel is fastest on the adapter; on lavapipe it is at
@@ -253,7 +260,10 @@ export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPac
   }
   if (entry === 'dx_sg') {
     if (!hasSubgroup8(gpu)) throw new Error(`qmatmul dX variant 'dx_sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
-    gpu.run({ shader: 'qmatmul_dx_sg', entry: 'dx_sg', constants: { WORD_CHUNK: 32 % L.bits === 0 && 8 * L.bits <= 32 ? 1 : 0 } }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 64), Math.ceil(M / 8)] });
+    // 16 rows of dY per subgroup from M = 16 (the code words, scales and zeros a lane loads serve
+    // twice the rows: 1.1-1.4x), 8 below
+    const rows = dxSgRowsOverride.get(gpu) ?? (M >= 16 ? 16 : 8);
+    gpu.run({ shader: 'qmatmul_dx_sg', entry: rows === 16 ? 'dx_sg16' : 'dx_sg', constants: { WORD_CHUNK: 32 % L.bits === 0 && 8 * L.bits <= 32 ? 1 : 0 } }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 64), Math.ceil(M / rows)] });
     return;
   }
   const tile = entry === 'dx_wg8' ? 128 : 64;
