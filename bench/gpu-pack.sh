@@ -32,4 +32,6 @@ if ! (cd .gpu/deb && apt-get download libvulkan1) >"$log" 2>&1 || ! ls .gpu/deb/
   exit 1
 fi
 rm -f "$log"
+# what the bundles were built from: bench/gpu.sh --packed refuses them once src/ or bench/ differ
+bench/gpu.sh --source-hash >.gpu/source.sha256
 du -sh .gpu | sed 's/^/bench\/gpu-pack.sh: /'

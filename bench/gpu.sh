@@ -15,6 +15,10 @@
 # PyTorch: QUENCH_PYTHON, else /usr/bin/python3; without torch the Quench figure prints alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# the bundles' source: the TypeScript and JavaScript under src/ and bench/ (bench/gpu-pack.sh writes
+# it into .gpu)
+source_hash() { find src bench -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.mjs' -o -name '*.js' \) -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1; }
+if [ "${1:-}" = --source-hash ]; then source_hash; exit 0; fi
 quick=""; software=0; packed=0
 for a in "$@"; do
   case "$a" in
@@ -30,6 +34,10 @@ if [ "$packed" = 1 ]; then
   done
   # xz, else Python's lzma (a bare image may lack xz-utils)
   unxz_to_stdout() { if command -v xz >/dev/null 2>&1; then xz -dc "$1"; else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), sys.stdout.buffer)' "$1"; fi; }
+  if [ "$(cat .gpu/source.sha256 2>/dev/null)" != "$(source_hash)" ]; then
+    echo "bench/gpu.sh --packed: .gpu was packed from another version of src/ or bench/: run bench/gpu-pack.sh again" >&2
+    exit 1
+  fi
   qn=/tmp/quench-node
   mkdir -p "$qn"
   unxz_to_stdout .gpu/node.xz >"$qn/node"
