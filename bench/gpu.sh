@@ -98,20 +98,26 @@ if [ "$software" = 0 ] && echo "$adapter" | grep -qiE 'llvmpipe|swiftshader|arch
   echo "bench/gpu.sh: Dawn picked a CPU adapter, not the GPU (driver ${VK_ICD_FILENAMES:-none}); nothing measured. Use --software to run on it on purpose" >&2
   exit 1
 fi
+log=$(mktemp)
 # 8 minutes in all: the bench's sections at most 60 s each (at most 220 s with compile and
 # start-up), quench kernels (45 s), the SmolLM2-shaped step (recipe ~1 min to write, both sides'
 # steps; 165 s), then one profiled step of it: per-kernel GPU time (45 s)
-timeout 220 "${QUENCH[@]}" bench $quick --section-s 60 || echo "bench/gpu.sh: npm run bench ended with $? (timeout 220 s)"
+timeout 220 "${QUENCH[@]}" bench $quick --section-s 60 2>&1 | tee -a "$log" || echo "bench/gpu.sh: npm run bench ended with $? (timeout 220 s)"
 # every matmul variant on this GPU, the fastest of each family (what the studio's GPU panel offers)
 if [ -n "$quick" ]; then ksize=small; else ksize=large; fi
-timeout 45 "${QUENCH[@]}" kernels --size $ksize || echo "bench/gpu.sh: quench kernels ended with $? (timeout 45 s)"
+timeout 45 "${QUENCH[@]}" kernels --size $ksize 2>&1 | tee -a "$log" || echo "bench/gpu.sh: quench kernels ended with $? (timeout 45 s)"
 # Quench's step with the adapter's kernel picks and with tile8 (the 8x8 register-tile matmuls:
 # fp32 shared8, int4 gemm_wg8 / dx_wg8, f16-weight teacher half_wg8; tile8h: the same with the
 # teacher in f16 arithmetic, half_wg8h; not picked by auto until a GPU has measured them); tuned:
 # the adapter's picks, then tuned per shape after the first warm-up step (QUENCH_KERNELS=…,tune)
 if [ -n "$quick" ]; then step_args="--layers 1 --batch 1 --seq 32 --steps 2 --warmup 1 --matmul auto,tile8"; else step_args="--steps 8 --warmup 2 --matmul auto,tile8,tile8h,tuned"; fi
-timeout 165 "${SMOLLM[@]}" $step_args || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 165 s)"
+timeout 165 "${SMOLLM[@]}" $step_args 2>&1 | tee -a "$log" || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 165 s)"
 # where that step's GPU time goes, per kernel (timestamp queries, each dispatch in its own pass),
 # with the adapter's picks: what to speed up next
 if [ -n "$quick" ]; then prof_args="--layers 1 --steps 1"; else prof_args="--batch 4 --seq 256 --steps 1"; fi
-timeout 45 "${PROFILE[@]}" --smollm2 $prof_args || echo "bench/gpu.sh: the profiled SmolLM2-shaped step ended with $? (timeout 45 s)"
+timeout 45 "${PROFILE[@]}" --smollm2 $prof_args 2>&1 | tee -a "$log" || echo "bench/gpu.sh: the profiled SmolLM2-shaped step ended with $? (timeout 45 s)"
+# the figures issue 16 asks for, again at the end (a long profile would push them out of a short tail)
+echo
+echo "== bench/gpu.sh summary =="
+grep -E '^(adapter|gpu):|^target |quench/|GEMV M=1 K=4096|fraction of|attention forward best|TFLOP/s \(|step time|fastest here|adapter defaults|host syncs per' "$log" | grep -v '^Warning' || echo "(no figures: see the output above)"
+rm -f "$log"
