@@ -89,7 +89,9 @@ L.push(`}`);
 L.push(`
 // flash_backward_q_sg${R}: flash_backward_q_sg for ${Q} query rows per subgroup (${R} per lane), each
 // block of 8 keys loaded and broadcast once for all of them; per row the same operations in the
-// same order (keys past a row's own limit add exact zeros). Writes drow (D_t) and dq (assigns).
+// same order (keys past a row's own limit add exact zeros); lavapipe fuses a multiply-add in dq
+// differently at HS 5, where dq differs in its last bits (src/engine/ops/attention.test.ts). Writes
+// drow (D_t) and dq (assigns).
 // Dispatch gpu.grid(B·NH·ceil(T / ${Q})) workgroups of 8.
 @compute @workgroup_size(8)
 fn flash_backward_q_sg${R}(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {

@@ -313,7 +313,9 @@ fn flash_forward_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups)
 
 // flash_backward_q_sg4: flash_backward_q_sg for 32 query rows per subgroup (4 per lane), each
 // block of 8 keys loaded and broadcast once for all of them; per row the same operations in the
-// same order (keys past a row's own limit add exact zeros). Writes drow (D_t) and dq (assigns).
+// same order (keys past a row's own limit add exact zeros); lavapipe fuses a multiply-add in dq
+// differently at HS 5, where dq differs in its last bits (src/engine/ops/attention.test.ts). Writes
+// drow (D_t) and dq (assigns).
 // Dispatch gpu.grid(B·NH·ceil(T / 32)) workgroups of 8.
 @compute @workgroup_size(8)
 fn flash_backward_q_sg4(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
