@@ -236,6 +236,7 @@ export function setDxSgRows(gpu: Gpu, rows: 8 | 16 | null): void {
   if (rows === null) dxSgRowsOverride.delete(gpu);
   else dxSgRowsOverride.set(gpu, rows);
 }
+
 /** dx (M, K) = dy (M, N) · dequant(W) (assigns, or += with accumulate). 'dx_deq' dequantizes W
  *  into a per-device scratch (N·K f32, one pass: 1/M of the work) and runs the fp32 dX matmul on
  *  it, so the int4 dX gets whatever fp32 kernel is fastest on the adapter; on lavapipe it is at
