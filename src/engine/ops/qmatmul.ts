@@ -22,9 +22,8 @@
 //               bytes in flight than one u32 per thread); not auto until a GPU has measured it
 // and for dX: 'dx' (8×8 register tile, no barriers — CPU Vulkan without subgroups), 'dx_sg' (the
 // same with dY shared by subgroupBroadcast, 16 rows per subgroup from M = 16 — CPU Vulkan with
-// 8-wide subgroups), 'dx_deq' (W
-// dequantized into a scratch, then the fp32 dX matmul) or 'dx_wg' (64×64 tile through workgroup memory —
-// real GPUs; 1.5x faster than 'dx' on an H100).
+// 8-wide subgroups), 'dx_deq' (W dequantized into a scratch, then the fp32 dX matmul) or 'dx_wg'
+// (64×64 tile through workgroup memory — real GPUs; 1.5x faster than 'dx' on an H100).
 import { shapeVariant } from './shape-choice';
 import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/runtime';
 import type { QuantLayout } from '../format/pack';
