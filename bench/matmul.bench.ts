@@ -3,7 +3,7 @@
 //         1024³ (the lavapipe target) and 256×2048×2048, for every variant this device runs
 //         (subgroup / regtile / shared; subgroup dX / dW also with its strided-B kernels, the previous
 //         default), and numpy's sgemm on the same products (the roofline on these cores): the
-//         fastest of the pythons here with numpy ($QUENCH_NUMPY_PYTHON, python3, /usr/bin/python3),
+//         fastest of the pythons here with numpy ($QUENCH_NUMPY_PYTHON, python3, /usr/bin/python3: hostPythons),
 //         named with its BLAS.
 //   f16-weight GEMM: the frozen teacher's forward y = x·Wᵀ with W in f16 (ops/matmul-half: half_nt4,
 //         half_wg8, and half_wg8h where the adapter has shader-f16) at the same shapes, beside the
@@ -13,14 +13,12 @@
 // smaller shape) exceeds callCapMs is skipped and says so, as is everything after the section's
 // deadline: the whole bench has to finish on CPU Vulkan. GB/s counts W, x and y once per call.
 import { spawnSync } from 'node:child_process';
-import { existsSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Gpu } from '../src/engine/gpu/runtime';
 import { matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
 import { halfVariants, matmulHalfForward, pickHalfVariant } from '../src/engine/ops/matmul-half';
 import { packHalf } from '../src/engine/model/half';
 import { randn } from '../src/engine/testing';
-import { timeIt, type BenchRow } from './types';
+import { hostPythons, timeIt, type BenchRow } from './types';
 
 export interface MatmulBenchOpts {
   /** GEMM shapes [M, K, N] */
@@ -38,12 +36,6 @@ export interface MatmulBenchOpts {
 type Op = 'fwd' | 'dx' | 'dw';
 const OP_NAME: Record<Op, string> = { fwd: 'y=x·Wᵀ', dx: 'dX=dY·W', dw: 'dW+=dYᵀ·X' };
 
-/** The pythons whose numpy may be the peer: $QUENCH_NUMPY_PYTHON, python3 on PATH, Debian's. */
-function numpyPythons(): string[] {
-  const onPath = (process.env.PATH ?? '').split(':').map((d) => join(d, 'python3')).find((f) => existsSync(f));
-  const list = [process.env.QUENCH_NUMPY_PYTHON, onPath, '/usr/bin/python3'].filter((p): p is string => !!p && existsSync(p));
-  return [...new Set(list.map((p) => realpathSync(p)))];
-}
 
 /** numpy sgemm GFLOP/s for each [M, K, N] and product, from the fastest numpy among the pythons
  *  here (Debian's numpy links the reference BLAS unless OpenBLAS is installed: ~4 GFLOP/s against
@@ -72,7 +64,7 @@ print(json.dumps({'label': f'numpy {np.__version__}, {blas}', 'gflops': out}))
   const why: string[] = [];
   let best: { gflops: Record<string, number>; label: string } | null = null;
   const total = (g: Record<string, number>) => Object.values(g).reduce((a, b) => a + b, 0);
-  for (const py of numpyPythons()) {
+  for (const py of hostPythons(process.env.QUENCH_NUMPY_PYTHON)) {
     // OpenBLAS threads thrash on a busy shared machine: allow minutes
     const r = spawnSync(py, ['-c', script, JSON.stringify(shapes)], { encoding: 'utf8', timeout: 600_000 });
     if (r.error) { why.push(`${py}: ${r.error.message}`); continue; }

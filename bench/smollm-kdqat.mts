@@ -21,7 +21,7 @@
 //         the ratio uses the fastest)]
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createNodeGpu } from '../src/engine/gpu/node';
@@ -34,6 +34,7 @@ import { applyKernelChoice, currentKernels, defaultKernels, familyOf, tuneKernel
 import { Rng } from '../src/engine/train/data';
 import { makeRunSpec } from '../src/engine/workflow/spec';
 import { recipeFilesOfTokens, type RecipeJson } from '../src/engine/workflow/recipe';
+import { hostPythons } from './types';
 
 const { values: a } = parseArgs({
   options: {
@@ -121,9 +122,8 @@ gpu.destroy();
 // imports torch: on a CUDA machine the python3 on PATH is often a venv's that holds torch while
 // /usr/bin/python3 has none, and here Debian's is the one with python3-torch
 const probeArgs = ['-c', 'import torch,sys; sys.stdout.write("cuda" if torch.cuda.is_available() else "cpu"); sys.stdout.write(" " + torch.__version__)'];
-const onPath = (process.env.PATH ?? '').split(':').map((d) => join(d, 'python3')).find((f) => existsSync(f));
 const explicitPython = a.python ?? process.env.QUENCH_PYTHON;
-const pythons = explicitPython ? [explicitPython] : [...new Set([onPath, '/usr/bin/python3'].filter((f): f is string => !!f && existsSync(f)))];
+const pythons = explicitPython ? [explicitPython] : hostPythons();
 let py = pythons[0] ?? 'python3';
 let probe = spawnSync(py, probeArgs, { encoding: 'utf8', timeout: 120_000 });
 for (const cand of pythons.slice(1)) {

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 // One measured row of `npm run bench`. Figures are printed, never asserted.
 export interface BenchRow {
   name: string; // e.g. "fp32 gemv"
@@ -23,4 +25,13 @@ export async function timeIt(fn: () => Promise<void>, iters = 10, warmup = 2): P
   }
   ts.sort((a, b) => a - b);
   return ts[Math.floor(ts.length / 2)];
+}
+
+/** The pythons a bench may run, in order: `first` (an override such as $QUENCH_NUMPY_PYTHON),
+ *  python3 on PATH, Debian's /usr/bin/python3; those that exist, each path once. Paths are kept
+ *  as found, not resolved: a venv's bin/python3 is a symlink to the base interpreter, and run
+ *  through its resolved path it loses the venv's packages (torch, numpy). */
+export function hostPythons(first?: string): string[] {
+  const onPath = (process.env.PATH ?? '').split(':').filter(Boolean).map((d) => join(d, 'python3')).find((f) => existsSync(f));
+  return [...new Set([first, onPath, '/usr/bin/python3'].filter((p): p is string => !!p && existsSync(p)).map((p) => resolve(p)))];
 }
