@@ -269,7 +269,7 @@ describe('attention GPU', () => {
   }, 360_000);
 
   // flash_sg's forward and the sg backward take 32 rows per subgroup from T = 32
-  // (shaders/attention_sg4.wgsl) and 8 below: each row's operations are the same in the same
+  // (shaders/attention_sg.wgsl, one template per kernel) and 8 below: each row's operations are the same in the same
   // order, so both forms must give the same bits, at partial tiles (T % 32 != 0), GQA and MQA,
   // heads past UNROLL_HS (36 on CPU adapters: looped) and off the vec4 grid (5), and a chunk of
   // queries after cached keys (pos0 > 0, Tk < TkMax: forward only).

@@ -89,8 +89,7 @@ export function setFlashUnroll(gpu: Gpu, hs: number | null): void {
 
 const sgRowsOverride = new WeakMap<Gpu, 8 | 32>();
 /** Query rows per subgroup of flash_sg's forward and the sg backward's dQ: 32 (the multi-row forms
- *  of shaders/attention_sg4.wgsl, whose dK/dV takes 16 keys) from Tq = 32, else 8
- *  (shaders/attention_sg.wgsl). */
+ *  in shaders/attention_sg.wgsl, whose dK/dV takes 16 keys) from Tq = 32, else 8. */
 function flashSgRows(gpu: Gpu, Tq: number): 8 | 32 {
   return sgRowsOverride.get(gpu) ?? (Tq >= 32 ? 32 : 8);
 }
@@ -135,8 +134,8 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
       // 32 query rows per subgroup from Tq = 32 (K/V loads and broadcasts shared by 4 rows per
       // lane: 1.2-2x at the eval's and SmolLM2's shapes, README); 8 below (decoding, short chunks)
       const rows = flashSgRows(gpu, Tq);
-      const entry = rows === 32 ? { shader: 'attention_sg4', entry: 'flash_forward_sg4' } : { shader: 'attention_sg', entry: 'flash_forward_sg' };
-      gpu.run({ ...entry, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(B * NH * Math.ceil(Tq / rows)) });
+      const entry = rows === 32 ? 'flash_forward_sg4' : 'flash_forward_sg';
+      gpu.run({ shader: 'attention_sg', entry, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(B * NH * Math.ceil(Tq / rows)) });
     } else if (variant === 'flash') {
       gpu.run({ shader: 'attention', entry: 'flash_forward', constants: { WG, HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(Math.ceil((B * NH * Tq) / WG)) });
     } else {
@@ -244,15 +243,15 @@ export function attentionBackwardFlash(gpu: Gpu, a: AttentionFlashBackwardArgs):
   if (sg) {
     if (!hasSubgroup8(gpu)) throw new Error(`attention backward variant 'sg' needs WGSL subgroups of exactly 8 lanes; this adapter has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
     // from T = 32, as the forward: dQ with 32 query rows per subgroup, dK/dV with 16 keys (faster
-    // than 32 at small heads: shaders/attention_sg4.gen.mjs)
+    // than 32 at small heads: shaders/attention_sg.gen.mjs)
     const multi = flashSgRows(gpu, T) === 32;
-    const [shader, qEntry, kvEntry, qRows, kvRows] = multi ? ['attention_sg4', 'flash_backward_q_sg4', 'flash_backward_kv_sg2', 32, 16] : ['attention_sg', 'flash_backward_q_sg', 'flash_backward_kv_sg', 8, 8];
-    gpu.run({ shader, entry: qEntry, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, {
+    const [qEntry, kvEntry, qRows, kvRows] = multi ? ['flash_backward_q_sg4', 'flash_backward_kv_sg2', 32, 16] : ['flash_backward_q_sg', 'flash_backward_kv_sg', 8, 8];
+    gpu.run({ shader: 'attention_sg', entry: qEntry, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, {
       params: params(),
       bindings: { 1: a.q, 2: a.k, 3: a.v, 4: a.out, 6: a.dout, 10: a.dq, 13: a.lse, 14: a.drow },
       workgroups: gpu.grid(B * NH * Math.ceil(T / qRows)),
     });
-    gpu.run({ shader, entry: kvEntry, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, {
+    gpu.run({ shader: 'attention_sg', entry: kvEntry, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, {
       params: params(),
       bindings: { 1: a.q, 2: a.k, 3: a.v, 6: a.dout, 11: a.dk, 12: a.dv, 13: a.lse, 14: a.drow },
       workgroups: gpu.grid(B * NKV * Math.ceil(T / kvRows)),
