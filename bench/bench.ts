@@ -22,7 +22,7 @@ export async function run(argv: string[]): Promise<number> {
   const sectionMs = 1000 * Number(arg('--section-s') ?? 240);
   const gpu = await createNodeGpu();
   const poll = dawnPolls();
-  console.log(`adapter: ${gpu.info.description || gpu.info.vendor} (${gpu.info.backend})${quick ? ' [quick]' : ''}; Dawn's poll: ${poll.sleepUs ? `sleeps ${poll.sleepUs} µs past the first ${poll.spinUs / 1000} ms of a wait` : 'busy'} (QUENCH_DAWN_POLL_US)`);
+  console.log(`adapter: ${gpu.info.description || gpu.info.vendor} (${gpu.info.backend})${gpu.info.picksAs === 'gpu' ? ", kernels picked as on a GPU (QUENCH_PICKS=gpu)" : ''}${quick ? ' [quick]' : ''}; Dawn's poll: ${poll.sleepUs ? `sleeps ${poll.sleepUs} µs past the first ${poll.spinUs / 1000} ms of a wait` : 'busy'} (QUENCH_DAWN_POLL_US)`);
   const rows: BenchRow[] = [];
   const notes: string[] = [];
   const t0 = performance.now();

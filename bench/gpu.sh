@@ -8,6 +8,10 @@
 # PyTorch eager (CUDA when torch sees the GPU) and prints the step-time ratio (target <= 3x).
 #   bench/gpu.sh            on a GPU machine (needs node_modules: npm ci)
 #   bench/gpu.sh --quick    small shapes; with --software it runs on lavapipe (how it is tried here)
+#   bench/gpu.sh --software --gpu-picks [--quick]
+#                           on lavapipe with the kernels a GPU's 'auto' picks (QUENCH_PICKS=gpu:
+#                           workgroup-memory matmul tiles, flash_tiled, dx_wg, gemv) in place of the
+#                           8-lane subgroup kernels: the GPU's code path, dry-run here
 #   bench/gpu.sh --packed   on a bare machine without node or node_modules: node, Dawn, bundles of
 #                           the scripts and the Vulkan loader from .gpu/ (bench/gpu-pack.sh makes it
 #                           here; README, "On a GPU machine of this workplace")
@@ -19,13 +23,14 @@ cd "$(dirname "$0")/.."
 # it into .gpu)
 source_hash() { find src bench -type f \( -name '*.ts' -o -name '*.mts' -o -name '*.mjs' -o -name '*.js' \) -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1; }
 if [ "${1:-}" = --source-hash ]; then source_hash; exit 0; fi
-quick=""; software=0; packed=0
+quick=""; software=0; packed=0; gpupicks=0
 for a in "$@"; do
   case "$a" in
     --quick) quick="--quick" ;;
     --software) software=1 ;;
     --packed) packed=1 ;;
-    *) echo "bench/gpu.sh: unknown argument $a (use --quick, --software, --packed)" >&2; exit 2 ;;
+    --gpu-picks) gpupicks=1 ;;
+    *) echo "bench/gpu.sh: unknown argument $a (use --quick, --software, --packed, --gpu-picks)" >&2; exit 2 ;;
   esac
 done
 if [ "$packed" = 1 ]; then
@@ -55,6 +60,7 @@ if [ "$packed" = 1 ]; then
 else
   QUENCH=(npx tsx src/cli/main.ts); SMOLLM=(npx tsx bench/smollm-kdqat.mts); PROFILE=(npx tsx bench/step-profile.mts)
 fi
+if [ "$gpupicks" = 1 ]; then export QUENCH_PICKS=gpu; fi
 if [ "$software" = 1 ]; then
   export QUENCH_VULKAN=lavapipe
 else
@@ -93,7 +99,7 @@ if ! adapter=$(timeout 60 "${QUENCH[@]}" info 2>&1); then
   echo "bench/gpu.sh: Dawn found no usable WebGPU adapter (driver ${VK_ICD_FILENAMES:-none}); nothing measured" >&2
   exit 1
 fi
-echo "$adapter" | grep -E '^(backend|vendor|description):'
+echo "$adapter" | grep -E '^(backend|vendor|description|picks|kernels|attention):'
 if [ "$software" = 0 ] && echo "$adapter" | grep -qiE 'llvmpipe|swiftshader|architecture: software'; then
   echo "bench/gpu.sh: Dawn picked a CPU adapter, not the GPU (driver ${VK_ICD_FILENAMES:-none}); nothing measured. Use --software to run on it on purpose" >&2
   exit 1

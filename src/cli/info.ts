@@ -1,20 +1,24 @@
 import { cliGpu } from './gpu';
 import { currentKernels } from '../engine/ops/kernel-choice';
 import { shapeTuning } from '../engine/ops/shape-choice';
+import { pickAttentionVariant } from '../engine/ops/attention';
 
 export async function run(argv: string[]): Promise<number> {
   const gpu = await cliGpu();
   const json = argv.includes('--json');
   const k = currentKernels(gpu);
   const tune = shapeTuning(gpu);
-  if (json) console.log(JSON.stringify({ ...gpu.info, kernels: k, tuneKernelShapes: tune }, null, 2));
+  const attention = pickAttentionVariant(gpu, false);
+  if (json) console.log(JSON.stringify({ ...gpu.info, kernels: k, attention, tuneKernelShapes: tune }, null, 2));
   else {
     const i = gpu.info;
     console.log(`backend:      ${i.backend}`);
     console.log(`vendor:       ${i.vendor}  architecture: ${i.architecture}  device: ${i.device}`);
     console.log(`description:  ${i.description}`);
     console.log(`features:     ${i.features.join(', ')}`);
+    if (i.picksAs === 'gpu') console.log(`picks:        as a real GPU's (QUENCH_PICKS=gpu), though this adapter is ${i.description || i.vendor}`);
     console.log(`kernels:      ${k.matmul},${k.gemm},${k.dx},${k.half},${k.gemv} (fp32 matmul, int4 forward, int4 dX, f16-weight forward, int4 GEMV; QUENCH_KERNELS, \`quench kernels\`)${tune ? '; training runs tune them to their shapes first' : ''}`);
+    console.log(`attention:    ${attention} (without attention maps: training, eval, generation)`);
     for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension']) {
       console.log(`${k.padEnd(36)} ${i.limits[k]}`);
     }

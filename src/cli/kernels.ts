@@ -30,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
       console.log(JSON.stringify({ adapter: gpu.info, inUse, ...t }, null, 2));
       return 0;
     }
-    console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.backend})`);
+    console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.backend})${gpu.info.picksAs === 'gpu' ? ', defaults picked as on a GPU (QUENCH_PICKS=gpu)' : ''}`);
     console.log(`${'product'.padEnd(18)} ${'variant'.padEnd(10)} ${'shape'.padEnd(16)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(9)}`);
     for (const r of t.rows) console.log(`${r.op.padEnd(18)} ${r.variant.padEnd(10)} ${r.shape.padEnd(16)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(2).padStart(9)}`);
     const bad = t.checks.filter((c) => !c.ok);

@@ -57,3 +57,25 @@ describe('QUENCH_REPO_ROOT (bench/gpu-pack.sh bundles run outside src/)', () => 
     expect(unset.stdout).toBe(repo);
   }, 60_000);
 });
+
+describe('QUENCH_PICKS=gpu (bench/gpu.sh --software --gpu-picks: the GPU kernels, dry-run on lavapipe)', () => {
+  const info = (env: Record<string, string>) =>
+    spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'info', '--json'], { cwd: repo, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  it("makes a CPU adapter pick the kernels a GPU's 'auto' would; a wrong value is refused by name", async () => {
+    const gpu = await testGpu();
+    if (!isSoftwareAdapterInfo(gpu.info)) return; // on a GPU the picks are the GPU's anyway
+    const asGpu = info({ QUENCH_PICKS: 'gpu', QUENCH_KERNELS: '' });
+    expect(asGpu.status, asGpu.stderr).toBe(0);
+    const g = JSON.parse(asGpu.stdout);
+    expect(g.picksAs).toBe('gpu');
+    // the GPU defaults (matmul.ts, qmatmul.ts, attention.ts): workgroup-memory tiles, no 8-lane subgroup kernels
+    expect(g.kernels).toMatchObject({ matmul: 'shared', gemm: 'gemm_wg', dx: 'dx_wg', gemv: 'gemv' });
+    expect(g.attention).toBe('flash_tiled');
+    const own = JSON.parse(info({ QUENCH_PICKS: '', QUENCH_KERNELS: '' }).stdout);
+    expect(own.picksAs).toBeUndefined();
+    expect(own.kernels.matmul).not.toBe('shared');
+    const bad = info({ QUENCH_PICKS: 'cuda' });
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/QUENCH_PICKS=cuda: expected 'gpu'/);
+  }, 120_000);
+});

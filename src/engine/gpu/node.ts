@@ -60,7 +60,11 @@ export async function createNodeGpu(): Promise<Gpu> {
   }
   pollSleepUs = pollSleepUsFor(process.env.QUENCH_DAWN_POLL_US, adapter.info);
   if (pollSleepUs > 0) throttleDawnPolls();
-  return Gpu.fromAdapter(adapter, `dawn-node/${backend}`);
+  const picks = process.env.QUENCH_PICKS;
+  if (picks !== undefined && picks !== '' && picks !== 'gpu' && picks !== 'adapter') throw new Error(`QUENCH_PICKS=${picks}: expected 'gpu' (pick kernels as on a real GPU, even on a CPU adapter) or 'adapter' (the default)`);
+  const g = await Gpu.fromAdapter(adapter, `dawn-node/${backend}`);
+  if (picks === 'gpu') g.info.picksAs = 'gpu';
+  return g;
 }
 
 // Dawn's Node binding finds finished GPU work (mapAsync, onSubmittedWorkDone) by re-arming

@@ -86,6 +86,10 @@ export interface GpuInfo {
   /** adapter's subgroup sizes (0 when unknown) */
   subgroupMinSize?: number;
   subgroupMaxSize?: number;
+  /** 'gpu': the kernel picks treat this adapter as a real GPU's, even a CPU one (QUENCH_PICKS=gpu in
+   *  Node): a dry run, on lavapipe, of the kernels a GPU machine will run (bench/gpu.sh
+   *  --software --gpu-picks), so a device call does not find their failures first */
+  picksAs?: 'gpu';
 }
 
 /** A readback in flight (Gpu.readAsync). */
@@ -128,7 +132,8 @@ export async function gpuWait<T>(p: Promise<T>): Promise<T> {
 }
 
 /** Software (CPU) WebGPU adapters: Mesa lavapipe/llvmpipe, SwiftShader. */
-export function isSoftwareAdapterInfo(i: { vendor?: string; architecture?: string; device?: string; description?: string; backend?: string }): boolean {
+export function isSoftwareAdapterInfo(i: { vendor?: string; architecture?: string; device?: string; description?: string; backend?: string; picksAs?: 'gpu' }): boolean {
+  if (i.picksAs === 'gpu') return false;
   return /llvmpipe|lavapipe|swiftshader|software|cpu/i.test(`${i.vendor} ${i.architecture} ${i.device} ${i.description} ${i.backend ?? ''}`);
 }
 

@@ -1,6 +1,6 @@
 // Causal GQA attention forward (training and KV-cached decoding) and backward (training).
 // Kernels: shaders/attention.wgsl. CPU reference: src/engine/ref/attention.ts.
-import { Params, type Gpu, type Tensor } from '../gpu/runtime';
+import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/runtime';
 import { isSoftwareAdapter } from './qmatmul';
 import { hasSubgroup8 } from './matmul';
 
@@ -77,7 +77,8 @@ export function pickAttentionVariant(gpu: Gpu, withProbs: boolean): Exclude<Atte
  *  over the unrolled body at large heads; all sizes on real GPUs (the arrays stay in registers). */
 const unrollOverride = new WeakMap<Gpu, number>();
 function unrollHs(gpu: Gpu): number {
-  return unrollOverride.get(gpu) ?? (isSoftwareAdapter(gpu) ? 32 : MAX_HEAD_SIZE);
+  // the compiler's kind, not the picks' (QUENCH_PICKS=gpu on lavapipe still compiles with LLVM)
+  return unrollOverride.get(gpu) ?? (isSoftwareAdapterInfo({ ...gpu.info, picksAs: undefined }) ? 32 : MAX_HEAD_SIZE);
 }
 
 /** Compile the flash kernels as another adapter kind would (tests: the unrolled GPU

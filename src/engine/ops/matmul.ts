@@ -44,6 +44,7 @@ export function isSoftwareMatmulAdapter(gpu: Gpu): boolean {
 
 /** The 'subgroup' kernels need WGSL subgroups with exactly 8 lanes (their blocks are 8 lanes wide). */
 export function hasSubgroup8(gpu: Gpu): boolean {
+  if (gpu.info.picksAs === 'gpu') return false; // the 8-lane kernels are for CPU adapters' SIMD width
   return !!gpu.hasSubgroups && gpu.info.subgroupMinSize === 8 && gpu.info.subgroupMaxSize === 8;
 }
 
