@@ -18,7 +18,7 @@ import { matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariant
 import { halfVariants, matmulHalfForward, pickHalfVariant } from '../src/engine/ops/matmul-half';
 import { packHalf } from '../src/engine/model/half';
 import { randn } from '../src/engine/testing';
-import { hostPythons, timeIt, type BenchRow } from './types';
+import { coldCopies, hostPythons, timeIt, type BenchRow } from './types';
 
 export interface MatmulBenchOpts {
   /** GEMM shapes [M, K, N] */
@@ -120,15 +120,18 @@ export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise
     const N = K;
     const shape = `M=1 K=${K} N=${N}`;
     const x = gpu.tensor('bench.x', [1, K], 'f32', randn(K, 2));
-    const w = gpu.tensor('bench.w', [N, K], 'f32', randn(N * K, 1, 0.05));
+    // calls rotate through copies of W (coldCopies): each reads its weights from memory, not a cache
+    const wHost = randn(N * K, 1, 0.05);
+    const ws = Array.from({ length: coldCopies(4 * N * K) }, (_, i) => gpu.tensor(`bench.w${i}`, [N, K], 'f32', wHost));
     const y = gpu.tensor('bench.y', [1, N]);
+    let next = 0;
     for (const variant of variants) {
       const name = `fp32 gemv (${variant})`;
       if (performance.now() > deadline) { skipped(name, shape, 'section time cap'); continue; }
-      const { ms, note } = await measure(gpu, () => matmulForward(gpu, y, x, w, 1, K, N, { variant }), budget);
-      rows.push({ name, shape, ms, gflops: (2 * N * K) / ms / 1e6, gbps: (4 * (N * K + K + N)) / ms / 1e6, note: `${variant === auto ? 'auto; ' : ''}${note}` });
+      const { ms, note } = await measure(gpu, () => matmulForward(gpu, y, x, ws[next++ % ws.length], 1, K, N, { variant }), budget);
+      rows.push({ name, shape, ms, gflops: (2 * N * K) / ms / 1e6, gbps: (4 * (N * K + K + N)) / ms / 1e6, note: `${variant === auto ? 'auto; ' : ''}${note}; ${ws.length} W copies` });
     }
-    for (const t of [x, w, y]) gpu.free(t);
+    for (const t of [x, ...ws, y]) gpu.free(t);
   }
   for (const [M, K, N] of gemmShapes) {
     const shape = `M=${M} K=${K} N=${N}`;

@@ -6,13 +6,15 @@
 // and everything after the deadline, are skipped and say so.
 // ms is per call: short calls are batched several per GPU sync, slow ones get fewer repetitions
 // (about budgetMs per row) so the whole run stays near 30-40 s on CPU Vulkan. GB/s counts the bytes a call must
-// move at least: packed codes + scales + zeros + x + y. Figures are printed, never asserted.
+// move at least: packed codes + scales + zeros + x + y. GEMV calls rotate through copies of W that
+// span ~200 MB (bench/types.ts coldCopies), so a GPU's L2 does not serve them. Figures are printed,
+// never asserted.
 import type { Gpu } from '../src/engine/gpu/runtime';
 import { pickQmatmulDxVariant, pickQmatmulVariant, qmatmulBackwardInput, qmatmulForward, qmatmulGemvRed, qmatmulGemvWide, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from '../src/engine/ops/qmatmul';
 import { quantizeHost } from '../src/engine/quant/pack';
 import { randn } from '../src/engine/testing';
 import { hasSubgroup8 } from '../src/engine/ops/matmul';
-import { timeIt, type BenchRow } from './types';
+import { coldCopies, timeIt, type BenchRow } from './types';
 
 export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096], opts: { budgetMs?: number; callCapMs?: number; deadline?: number } = {}): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
@@ -45,6 +47,16 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
       const autoDx = pickQmatmulDxVariant(gpu);
       const dx = M === 1 ? null : gpu.tensor('bench.dx', [M, K]);
       const auto = pickQmatmulVariant(gpu, M);
+      // GEMV calls rotate through copies of W (coldCopies): each reads its weights from memory, not
+      // from the cache the previous call filled
+      const upload = (i: number): GpuPacked => ({
+        layout: p,
+        codes: gpu.tensor(`bench.codes${i}`, [N, p.wordsPerRow], 'u32', p.codes),
+        scales: gpu.tensor(`bench.scales${i}`, [N, p.nBlocks], 'f32', p.scales),
+        zeros: gpu.tensor(`bench.zeros${i}`, [N, p.nBlocks], 'f32', p.zeros),
+      });
+      const ws = M === 1 ? [w, ...Array.from({ length: coldCopies(packed) - 1 }, (_, i) => upload(i + 1))] : [w];
+      let next = 0;
       for (const v of variants) {
         const name = isDx(v) ? `int4 dx=dy·W (${v})` : `int4 ${M === 1 ? 'gemv' : 'gemm'} (${v})`;
         const est = (2 * M * N * K) / ((speed.get(v) ?? Infinity) * 1e6);
@@ -55,11 +67,13 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
         // "gemv_red rb=4", "gemv_wide tpr=8 rb=4": the variant with those options
         const [base, ...kv] = v.split(' ');
         const o = Object.fromEntries(kv.map((t) => [t.split('=')[0], Number(t.split('=')[1])]));
-        const call = () =>
-          isDx(v) ? qmatmulBackwardInput(gpu, dx!, y, w, M, false, v)
-          : kv.length && base === 'gemv_red' ? qmatmulGemvRed(gpu, y, x, w, o)
-          : kv.length && base === 'gemv_wide' ? qmatmulGemvWide(gpu, y, x, w, o)
-          : qmatmulForward(gpu, y, x, w, M, v as Exclude<QmatmulVariant, 'auto'>);
+        const call = () => {
+          const wi = ws[next++ % ws.length];
+          if (isDx(v)) qmatmulBackwardInput(gpu, dx!, y, wi, M, false, v);
+          else if (kv.length && base === 'gemv_red') qmatmulGemvRed(gpu, y, x, wi, o);
+          else if (kv.length && base === 'gemv_wide') qmatmulGemvWide(gpu, y, x, wi, o);
+          else qmatmulForward(gpu, y, x, wi, M, v as Exclude<QmatmulVariant, 'auto'>);
+        };
         const once = async () => {
           call();
           await gpu.sync();
@@ -100,9 +114,10 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
           gflops: (2 * M * N * K) / ms / 1e6,
           gbps: bytes / ms / 1e6,
           ...(kernelGbps !== undefined ? { kernelGbps } : {}),
-          note: v === auto || v === autoDx ? 'auto' : '',
+          note: [v === auto || v === autoDx ? 'auto' : '', M === 1 ? `${ws.length} W copies` : ''].filter(Boolean).join('; '),
         });
       }
+      for (const c of ws.slice(1)) for (const t of [c.codes, c.scales, c.zeros]) gpu.free(t);
       gpu.free(x);
       gpu.free(y);
       gpu.free(dx);

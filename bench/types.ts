@@ -35,3 +35,15 @@ export function hostPythons(first?: string): string[] {
   const onPath = (process.env.PATH ?? '').split(':').filter(Boolean).map((d) => join(d, 'python3')).find((f) => existsSync(f));
   return [...new Set([first, onPath, '/usr/bin/python3'].filter((p): p is string => !!p && existsSync(p)).map((p) => resolve(p)))];
 }
+
+/** Bytes a GEMV bench's round of weight copies spans: ~4x the largest last-level GPU cache it is
+ *  run on (H200 / H100: 50 MB of L2), so that each call reads its weights from memory, not from
+ *  the cache the previous call filled. One 4096² int4 matrix (12.6 MB with its scales and zeros)
+ *  stays in an H200's L2 between calls, and the "fraction of memory bandwidth" would then be a
+ *  cache's. */
+export const COLD_ROUND_BYTES = 200 * 2 ** 20;
+/** Weight copies a GEMV bench rotates through: enough for COLD_ROUND_BYTES, at most 64 (small
+ *  matrices stay cache-resident anyway; the note says how many). */
+export function coldCopies(bytesPerCopy: number): number {
+  return Math.max(1, Math.min(64, Math.ceil(COLD_ROUND_BYTES / bytesPerCopy)));
+}
