@@ -79,3 +79,22 @@ describe('QUENCH_PICKS=gpu (bench/gpu.sh --software --gpu-picks: the GPU kernels
     expect(bad.stderr).toMatch(/QUENCH_PICKS=cuda: expected 'gpu'/);
   }, 120_000);
 });
+
+describe('GPU timestamps at full resolution (bench/step-profile.mts, the GEMV rows by kernel time)', () => {
+  it("are not rounded to Dawn's default 65,536 ns quantum", async () => {
+    const gpu = await testGpu();
+    if (!gpu.hasTimestamps) return;
+    const a = gpu.tensor('a', [4096], 'f32', new Float32Array(4096).fill(1));
+    const ns: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      gpu.startProfile();
+      scaleInPlace(gpu, a, 1.0001);
+      const prof = await gpu.endProfile();
+      ns.push(prof ? [...prof.values()].reduce((s, x) => s + x.ns, 0) : 0);
+    }
+    gpu.free(a);
+    // quantized, every reading is a multiple of 65536 (0 included); at full resolution 8 readings
+    // of a ~0.1 ms kernel all landing on multiples has a chance of about 65536^-8
+    expect(ns.filter((t) => t % 65536 !== 0).length, `readings ${ns.join(', ')} ns`).toBeGreaterThan(0);
+  });
+});

@@ -52,7 +52,11 @@ export async function createNodeGpu(): Promise<Gpu> {
   const backend = setup();
   // Keep the Dawn instance alive as long as the process: if it is garbage-collected while a
   // device lives, Dawn aborts (std::system_error) on its next callback.
-  instances.push(create([]));
+  // timestamp_quantization off: by default Dawn rounds every timestamp down to a multiple of 65,536 ns
+  // (a browser's defence against timing attacks), so a profiled dispatch shorter than ~65 µs read 0
+  // or 65.5 µs: every kernel of a GPU's step profile, and the int4 GEMV's bandwidth by kernel time
+  // (~3 µs at 4096² on an H200). Measured here: a 64-float kernel read 65536 or 0 ns, now ~80,000.
+  instances.push(create(['disable-dawn-features=timestamp_quantization']));
   const gpu = instances[instances.length - 1];
   const adapter = await gpuWait(gpu.requestAdapter({ powerPreference: 'high-performance' }));
   if (!adapter) {
