@@ -13,11 +13,13 @@ const fixed = String.raw`// Packed low-bit GEMV for CPU Vulkan with 8-wide subgr
 // Entries:
 //   gemm_sg   M > 1 (below). dispatch (ceil(N / 32), ceil(M / 16)).
 //   gemm_sg4  gemm_sg for K % 4 == 0 with x read as vec4s (binding 6 = x's buffer).
+//   gemv_sg32 gemv_sg for 4 bits, K and group multiples of 32: one vec4u of codes per row per 32 codes.
 //   gemv_sg   one thread per 4 consecutive output rows, walking K in 8-code chunks aligned to 8,
 //             group scales applied once per group. No barriers, no workgroup memory.
 //             dispatch gpu.grid(ceil(N / (4·WG))). Needs a subgroup size of 8 (the wrapper checks).
 // CPU reference: src/engine/ref/quant.ts (qmatmulRef).
-// gemm_sg dequantizes each code ((code − zero)·scale) before the multiply; gemv_sg applies the scale once per group.
+// gemm_sg dequantizes each code ((code − zero)·scale) before the multiply; gemv_sg applies the scale and zero once per group
+// (Σ x·(code − z)·s = s·(Σ x·code − z·Σ x), Σ x by subgroupAdd).
 enable subgroups;
 override WG: u32 = 8u;
 
@@ -32,6 +34,14 @@ fn unpack4(lo: vec4u, hi: vec4u, off: u32, t: u32) -> vec4f {
   return vec4f((w >> vec4u(select(pos, pos - p.span, inHi))) & vec4u(p.mask));
 }
 
+// WORD_CHUNK (1, 2 and 4 bits: 32 % bits == 0 and 8·bits <= 32): an aligned 8-code chunk lies in one
+// word (gemv_sg): no second word, and each code comes out by one shift and mask, no selects
+override WORD_CHUNK: bool = false;
+fn chunkCode(lo: vec4u, hi: vec4u, off: u32, t: u32) -> vec4f {
+  if (WORD_CHUNK) { return vec4f((lo >> vec4u(off + t * p.bits)) & vec4u(p.mask)); }
+  return unpack4(lo, hi, off, t);
+}
+
 @compute @workgroup_size(WG)
 fn gemv_sg(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
   // no early return: every lane must take part in the broadcasts; rows past N are clamped, not stored
@@ -44,28 +54,30 @@ fn gemv_sg(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     let k0 = g * p.group;
     let k1 = min(p.K, k0 + p.group);
     let zv = vec4f(zeros[rs.x + g], zeros[rs.y + g], zeros[rs.z + g], zeros[rs.w + g]);
-    var d = vec4f(0.0);
+    var d = vec4f(0.0); // Σ x·code over the group, per row: the zero is taken out once per group
+    var xs = 0.0;       // this lane's part of Σ x over the group
     // chunks aligned to 8; a chunk straddling a group edge (odd group sizes only) is masked through x
     for (var kc = k0 & ~7u; kc < k1; kc += 8u) {
       let lw = kc / p.cpw;
       let off = (kc - lw * p.cpw) * p.bits;
       let lo = vec4u(codes[rw.x + lw], codes[rw.y + lw], codes[rw.z + lw], codes[rw.w + lw]);
       var hi = lo;
-      if (off + 7u * p.bits >= p.span) { // uniform: the same chunk in every lane
+      if (!WORD_CHUNK && off + 7u * p.bits >= p.span) { // uniform: the same chunk in every lane
         hi = vec4u(codes[rw.x + lw + 1u], codes[rw.y + lw + 1u], codes[rw.z + lw + 1u], codes[rw.w + lw + 1u]);
       }
       let j = kc + sl;
       let xl = select(0.0, x[min(j, p.K - 1u)], j >= k0 && j < k1);
-      d += subgroupBroadcast(xl, 0u) * (unpack4(lo, hi, off, 0u) - zv);
-      d += subgroupBroadcast(xl, 1u) * (unpack4(lo, hi, off, 1u) - zv);
-      d += subgroupBroadcast(xl, 2u) * (unpack4(lo, hi, off, 2u) - zv);
-      d += subgroupBroadcast(xl, 3u) * (unpack4(lo, hi, off, 3u) - zv);
-      d += subgroupBroadcast(xl, 4u) * (unpack4(lo, hi, off, 4u) - zv);
-      d += subgroupBroadcast(xl, 5u) * (unpack4(lo, hi, off, 5u) - zv);
-      d += subgroupBroadcast(xl, 6u) * (unpack4(lo, hi, off, 6u) - zv);
-      d += subgroupBroadcast(xl, 7u) * (unpack4(lo, hi, off, 7u) - zv);
+      xs += xl;
+      d += subgroupBroadcast(xl, 0u) * chunkCode(lo, hi, off, 0u);
+      d += subgroupBroadcast(xl, 1u) * chunkCode(lo, hi, off, 1u);
+      d += subgroupBroadcast(xl, 2u) * chunkCode(lo, hi, off, 2u);
+      d += subgroupBroadcast(xl, 3u) * chunkCode(lo, hi, off, 3u);
+      d += subgroupBroadcast(xl, 4u) * chunkCode(lo, hi, off, 4u);
+      d += subgroupBroadcast(xl, 5u) * chunkCode(lo, hi, off, 5u);
+      d += subgroupBroadcast(xl, 6u) * chunkCode(lo, hi, off, 6u);
+      d += subgroupBroadcast(xl, 7u) * chunkCode(lo, hi, off, 7u);
     }
-    acc += vec4f(scales[rs.x + g], scales[rs.y + g], scales[rs.z + g], scales[rs.w + g]) * d;
+    acc += vec4f(scales[rs.x + g], scales[rs.y + g], scales[rs.z + g], scales[rs.w + g]) * (d - zv * subgroupAdd(xs));
   }
   for (var b = 0u; b < 4u; b++) {
     if (n0 + b < p.N) { y[n0 + b] = acc[b]; }
@@ -151,4 +163,61 @@ function gemm(vec) {
   return L.join('\n');
 }
 
-console.log([fixed.trimEnd(), '', gemm(false), '', gemm(true), ''].join('\n'));
+// gemv_sg32: gemv_sg for 4-bit codes with K and the group size multiples of 32, where each row's
+// 32-code block is one aligned vec4u (wordsPerRow = K / 8, a multiple of 4). A lane loads one vec4u
+// per owned row per block and x[32b + 4l .. 4l + 3] as one vec4, 5 loads per 32 codes and 4 rows
+// where gemv_sg makes 20 (lavapipe pays per load, not per byte); codes come out by constant shifts.
+function gemv32() {
+  const L = [];
+  L.push(`// gemv_sg32 (generated): 4-bit codes, K % 32 == 0, group % 32 == 0 (or per-channel at K % 32 == 0).`);
+  L.push(`// Lane l owns rows n0..n0+3 as in gemv_sg; per 32-code block b it loads codesv[row·K/32 + b] for`);
+  L.push(`// each row and xv[8b + l]; code t of word w multiplies x[32b + 8w + t], held by lane 2w + t/4.`);
+  L.push(`// dispatch gpu.grid(ceil(N / (4·WG))), codes bound again at 7, x at 6.`);
+  L.push(`@group(0) @binding(7) var<storage, read> codesv: array<vec4u>; // codes as vec4u (gemv_sg32)`);
+  L.push(`@compute @workgroup_size(WG)`);
+  L.push(`fn gemv_sg32(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {`);
+  L.push(`  // no early return: every lane must take part in the broadcasts; rows past N are clamped, not stored`);
+  L.push(`  let n0 = (gid.x + gid.y * nwg.x * WG) * 4u;`);
+  L.push(`  let nr = min(vec4u(n0) + vec4u(0u, 1u, 2u, 3u), vec4u(p.N - 1u));`);
+  L.push(`  let rv = nr * (p.wordsPerRow / 4u);`);
+  L.push(`  let rs = nr * p.nBlocks;`);
+  L.push(`  let bpg = p.group / 32u;`);
+  L.push(`  let nb = p.K / 32u;`);
+  L.push(`  var acc = vec4f(0.0);`);
+  L.push(`  for (var g = 0u; g < p.nBlocks; g++) {`);
+  L.push(`    var d = vec4f(0.0);  // Σ x·code over the group, per row`);
+  L.push(`    var xs = vec4f(0.0); // this lane's part of Σ x over the group`);
+  L.push(`    for (var b = g * bpg; b < min(nb, (g + 1u) * bpg); b++) {`);
+  L.push(`      let r0 = codesv[rv.x + b];`);
+  L.push(`      let r1 = codesv[rv.y + b];`);
+  L.push(`      let r2 = codesv[rv.z + b];`);
+  L.push(`      let r3 = codesv[rv.w + b];`);
+  L.push(`      let xl = xv[8u * b + sl];`);
+  L.push(`      xs += xl;`);
+  for (let w = 0; w < 4; w++) {
+    const c = 'xyzw'[w];
+    L.push(`      let cw${w} = vec4u(r0.${c}, r1.${c}, r2.${c}, r3.${c});`);
+    L.push(`      let xa${w} = subgroupBroadcast(xl, ${2 * w}u);`);
+    L.push(`      let xb${w} = subgroupBroadcast(xl, ${2 * w + 1}u);`);
+    const terms = [];
+    for (let t = 0; t < 8; t++) {
+      const xv = `${t < 4 ? 'xa' : 'xb'}${w}.${'xyzw'[t % 4]}`;
+      const code = t === 0 ? `cw${w} & vec4u(15u)` : t === 7 ? `cw${w} >> vec4u(28u)` : `(cw${w} >> vec4u(${4 * t}u)) & vec4u(15u)`;
+      terms.push(`${xv} * vec4f(${code})`);
+    }
+    L.push(`      d += ${terms.slice(0, 4).join(' + ')};`);
+    L.push(`      d += ${terms.slice(4).join(' + ')};`);
+  }
+  L.push(`    }`);
+  L.push(`    let zv = vec4f(zeros[rs.x + g], zeros[rs.y + g], zeros[rs.z + g], zeros[rs.w + g]);`);
+  L.push(`    let sv = vec4f(scales[rs.x + g], scales[rs.y + g], scales[rs.z + g], scales[rs.w + g]);`);
+  L.push(`    acc += sv * (d - zv * subgroupAdd((xs.x + xs.y) + (xs.z + xs.w)));`);
+  L.push(`  }`);
+  L.push(`  for (var u = 0u; u < 4u; u++) {`);
+  L.push(`    if (n0 + u < p.N) { y[n0 + u] = acc[u]; }`);
+  L.push(`  }`);
+  L.push(`}`);
+  return L.join('\n');
+}
+
+console.log([fixed.trimEnd(), '', gemv32(), '', gemm(false), '', gemm(true), ''].join('\n'));

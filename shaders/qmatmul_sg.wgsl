@@ -10,11 +10,13 @@
 // Entries:
 //   gemm_sg   M > 1 (below). dispatch (ceil(N / 32), ceil(M / 16)).
 //   gemm_sg4  gemm_sg for K % 4 == 0 with x read as vec4s (binding 6 = x's buffer).
+//   gemv_sg32 gemv_sg for 4 bits, K and group multiples of 32: one vec4u of codes per row per 32 codes.
 //   gemv_sg   one thread per 4 consecutive output rows, walking K in 8-code chunks aligned to 8,
 //             group scales applied once per group. No barriers, no workgroup memory.
 //             dispatch gpu.grid(ceil(N / (4·WG))). Needs a subgroup size of 8 (the wrapper checks).
 // CPU reference: src/engine/ref/quant.ts (qmatmulRef).
-// gemm_sg dequantizes each code ((code − zero)·scale) before the multiply; gemv_sg applies the scale once per group.
+// gemm_sg dequantizes each code ((code − zero)·scale) before the multiply; gemv_sg applies the scale and zero once per group
+// (Σ x·(code − z)·s = s·(Σ x·code − z·Σ x), Σ x by subgroupAdd).
 enable subgroups;
 override WG: u32 = 8u;
 
@@ -29,6 +31,14 @@ fn unpack4(lo: vec4u, hi: vec4u, off: u32, t: u32) -> vec4f {
   return vec4f((w >> vec4u(select(pos, pos - p.span, inHi))) & vec4u(p.mask));
 }
 
+// WORD_CHUNK (1, 2 and 4 bits: 32 % bits == 0 and 8·bits <= 32): an aligned 8-code chunk lies in one
+// word (gemv_sg): no second word, and each code comes out by one shift and mask, no selects
+override WORD_CHUNK: bool = false;
+fn chunkCode(lo: vec4u, hi: vec4u, off: u32, t: u32) -> vec4f {
+  if (WORD_CHUNK) { return vec4f((lo >> vec4u(off + t * p.bits)) & vec4u(p.mask)); }
+  return unpack4(lo, hi, off, t);
+}
+
 @compute @workgroup_size(WG)
 fn gemv_sg(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
   // no early return: every lane must take part in the broadcasts; rows past N are clamped, not stored
@@ -41,28 +51,30 @@ fn gemv_sg(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
     let k0 = g * p.group;
     let k1 = min(p.K, k0 + p.group);
     let zv = vec4f(zeros[rs.x + g], zeros[rs.y + g], zeros[rs.z + g], zeros[rs.w + g]);
-    var d = vec4f(0.0);
+    var d = vec4f(0.0); // Σ x·code over the group, per row: the zero is taken out once per group
+    var xs = 0.0;       // this lane's part of Σ x over the group
     // chunks aligned to 8; a chunk straddling a group edge (odd group sizes only) is masked through x
     for (var kc = k0 & ~7u; kc < k1; kc += 8u) {
       let lw = kc / p.cpw;
       let off = (kc - lw * p.cpw) * p.bits;
       let lo = vec4u(codes[rw.x + lw], codes[rw.y + lw], codes[rw.z + lw], codes[rw.w + lw]);
       var hi = lo;
-      if (off + 7u * p.bits >= p.span) { // uniform: the same chunk in every lane
+      if (!WORD_CHUNK && off + 7u * p.bits >= p.span) { // uniform: the same chunk in every lane
         hi = vec4u(codes[rw.x + lw + 1u], codes[rw.y + lw + 1u], codes[rw.z + lw + 1u], codes[rw.w + lw + 1u]);
       }
       let j = kc + sl;
       let xl = select(0.0, x[min(j, p.K - 1u)], j >= k0 && j < k1);
-      d += subgroupBroadcast(xl, 0u) * (unpack4(lo, hi, off, 0u) - zv);
-      d += subgroupBroadcast(xl, 1u) * (unpack4(lo, hi, off, 1u) - zv);
-      d += subgroupBroadcast(xl, 2u) * (unpack4(lo, hi, off, 2u) - zv);
-      d += subgroupBroadcast(xl, 3u) * (unpack4(lo, hi, off, 3u) - zv);
-      d += subgroupBroadcast(xl, 4u) * (unpack4(lo, hi, off, 4u) - zv);
-      d += subgroupBroadcast(xl, 5u) * (unpack4(lo, hi, off, 5u) - zv);
-      d += subgroupBroadcast(xl, 6u) * (unpack4(lo, hi, off, 6u) - zv);
-      d += subgroupBroadcast(xl, 7u) * (unpack4(lo, hi, off, 7u) - zv);
+      xs += xl;
+      d += subgroupBroadcast(xl, 0u) * chunkCode(lo, hi, off, 0u);
+      d += subgroupBroadcast(xl, 1u) * chunkCode(lo, hi, off, 1u);
+      d += subgroupBroadcast(xl, 2u) * chunkCode(lo, hi, off, 2u);
+      d += subgroupBroadcast(xl, 3u) * chunkCode(lo, hi, off, 3u);
+      d += subgroupBroadcast(xl, 4u) * chunkCode(lo, hi, off, 4u);
+      d += subgroupBroadcast(xl, 5u) * chunkCode(lo, hi, off, 5u);
+      d += subgroupBroadcast(xl, 6u) * chunkCode(lo, hi, off, 6u);
+      d += subgroupBroadcast(xl, 7u) * chunkCode(lo, hi, off, 7u);
     }
-    acc += vec4f(scales[rs.x + g], scales[rs.y + g], scales[rs.z + g], scales[rs.w + g]) * d;
+    acc += vec4f(scales[rs.x + g], scales[rs.y + g], scales[rs.z + g], scales[rs.w + g]) * (d - zv * subgroupAdd(xs));
   }
   for (var b = 0u; b < 4u; b++) {
     if (n0 + b < p.N) { y[n0 + b] = acc[b]; }
@@ -73,6 +85,61 @@ fn store4(m: u32, n0: u32, v: vec4f) {
   if (m >= p.M) { return; }
   for (var b = 0u; b < 4u; b++) {
     if (n0 + b < p.N) { y[m * p.N + n0 + b] = v[b]; }
+  }
+}
+
+// gemv_sg32 (generated): 4-bit codes, K % 32 == 0, group % 32 == 0 (or per-channel at K % 32 == 0).
+// Lane l owns rows n0..n0+3 as in gemv_sg; per 32-code block b it loads codesv[row·K/32 + b] for
+// each row and xv[8b + l]; code t of word w multiplies x[32b + 8w + t], held by lane 2w + t/4.
+// dispatch gpu.grid(ceil(N / (4·WG))), codes bound again at 7, x at 6.
+@group(0) @binding(7) var<storage, read> codesv: array<vec4u>; // codes as vec4u (gemv_sg32)
+@compute @workgroup_size(WG)
+fn gemv_sg32(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(subgroup_invocation_id) sl: u32) {
+  // no early return: every lane must take part in the broadcasts; rows past N are clamped, not stored
+  let n0 = (gid.x + gid.y * nwg.x * WG) * 4u;
+  let nr = min(vec4u(n0) + vec4u(0u, 1u, 2u, 3u), vec4u(p.N - 1u));
+  let rv = nr * (p.wordsPerRow / 4u);
+  let rs = nr * p.nBlocks;
+  let bpg = p.group / 32u;
+  let nb = p.K / 32u;
+  var acc = vec4f(0.0);
+  for (var g = 0u; g < p.nBlocks; g++) {
+    var d = vec4f(0.0);  // Σ x·code over the group, per row
+    var xs = vec4f(0.0); // this lane's part of Σ x over the group
+    for (var b = g * bpg; b < min(nb, (g + 1u) * bpg); b++) {
+      let r0 = codesv[rv.x + b];
+      let r1 = codesv[rv.y + b];
+      let r2 = codesv[rv.z + b];
+      let r3 = codesv[rv.w + b];
+      let xl = xv[8u * b + sl];
+      xs += xl;
+      let cw0 = vec4u(r0.x, r1.x, r2.x, r3.x);
+      let xa0 = subgroupBroadcast(xl, 0u);
+      let xb0 = subgroupBroadcast(xl, 1u);
+      d += xa0.x * vec4f(cw0 & vec4u(15u)) + xa0.y * vec4f((cw0 >> vec4u(4u)) & vec4u(15u)) + xa0.z * vec4f((cw0 >> vec4u(8u)) & vec4u(15u)) + xa0.w * vec4f((cw0 >> vec4u(12u)) & vec4u(15u));
+      d += xb0.x * vec4f((cw0 >> vec4u(16u)) & vec4u(15u)) + xb0.y * vec4f((cw0 >> vec4u(20u)) & vec4u(15u)) + xb0.z * vec4f((cw0 >> vec4u(24u)) & vec4u(15u)) + xb0.w * vec4f(cw0 >> vec4u(28u));
+      let cw1 = vec4u(r0.y, r1.y, r2.y, r3.y);
+      let xa1 = subgroupBroadcast(xl, 2u);
+      let xb1 = subgroupBroadcast(xl, 3u);
+      d += xa1.x * vec4f(cw1 & vec4u(15u)) + xa1.y * vec4f((cw1 >> vec4u(4u)) & vec4u(15u)) + xa1.z * vec4f((cw1 >> vec4u(8u)) & vec4u(15u)) + xa1.w * vec4f((cw1 >> vec4u(12u)) & vec4u(15u));
+      d += xb1.x * vec4f((cw1 >> vec4u(16u)) & vec4u(15u)) + xb1.y * vec4f((cw1 >> vec4u(20u)) & vec4u(15u)) + xb1.z * vec4f((cw1 >> vec4u(24u)) & vec4u(15u)) + xb1.w * vec4f(cw1 >> vec4u(28u));
+      let cw2 = vec4u(r0.z, r1.z, r2.z, r3.z);
+      let xa2 = subgroupBroadcast(xl, 4u);
+      let xb2 = subgroupBroadcast(xl, 5u);
+      d += xa2.x * vec4f(cw2 & vec4u(15u)) + xa2.y * vec4f((cw2 >> vec4u(4u)) & vec4u(15u)) + xa2.z * vec4f((cw2 >> vec4u(8u)) & vec4u(15u)) + xa2.w * vec4f((cw2 >> vec4u(12u)) & vec4u(15u));
+      d += xb2.x * vec4f((cw2 >> vec4u(16u)) & vec4u(15u)) + xb2.y * vec4f((cw2 >> vec4u(20u)) & vec4u(15u)) + xb2.z * vec4f((cw2 >> vec4u(24u)) & vec4u(15u)) + xb2.w * vec4f(cw2 >> vec4u(28u));
+      let cw3 = vec4u(r0.w, r1.w, r2.w, r3.w);
+      let xa3 = subgroupBroadcast(xl, 6u);
+      let xb3 = subgroupBroadcast(xl, 7u);
+      d += xa3.x * vec4f(cw3 & vec4u(15u)) + xa3.y * vec4f((cw3 >> vec4u(4u)) & vec4u(15u)) + xa3.z * vec4f((cw3 >> vec4u(8u)) & vec4u(15u)) + xa3.w * vec4f((cw3 >> vec4u(12u)) & vec4u(15u));
+      d += xb3.x * vec4f((cw3 >> vec4u(16u)) & vec4u(15u)) + xb3.y * vec4f((cw3 >> vec4u(20u)) & vec4u(15u)) + xb3.z * vec4f((cw3 >> vec4u(24u)) & vec4u(15u)) + xb3.w * vec4f(cw3 >> vec4u(28u));
+    }
+    let zv = vec4f(zeros[rs.x + g], zeros[rs.y + g], zeros[rs.z + g], zeros[rs.w + g]);
+    let sv = vec4f(scales[rs.x + g], scales[rs.y + g], scales[rs.z + g], scales[rs.w + g]);
+    acc += sv * (d - zv * subgroupAdd((xs.x + xs.y) + (xs.z + xs.w)));
+  }
+  for (var u = 0u; u < 4u; u++) {
+    if (n0 + u < p.N) { y[n0 + u] = acc[u]; }
   }
 }
 

@@ -33,6 +33,9 @@ describe('packed low-bit matmul vs float64 reference on the same codes', () => {
     // odd group sizes: 8-code chunks straddle group edges
     [3, 100, 7, 4, 20, false], [1, 57, 6, 3, 12, false],
     [1, 2048, 3, 4, 32, false], [66, 40, 70, 4, 32, false],
+    // gemv_sg32 (4 bits, K and group multiples of 32): a last group cut short by K (96 = 64 + 32),
+    // per-channel, N not a multiple of 4 or of 32 rows per subgroup
+    [1, 96, 37, 4, 64, false], [1, 64, 9, 4, 0, true], [1, 256, 70, 4, 128, false],
     // K % 4 != 0 at M > 1: gemm_sg's scalar x loads (K % 4 == 0 takes gemm_sg4's vec4 loads;
     // K = 172, 100 cover its masked half vec4 at K % 8 == 4)
     [5, 57, 9, 4, 12, false], [18, 99, 33, 4, 32, false], [17, 102, 40, 3, 0, true],

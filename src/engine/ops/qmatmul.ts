@@ -85,6 +85,8 @@ export function adapterQmatmulVariant(gpu: Gpu, M: number): Exclude<QmatmulVaria
 const GEMV_WG = 64;
 const ROWS_WG = 16; // gemv_rows: 8 rows per thread, small workgroups so CPU Vulkan spreads rows over cores
 const SG_WG = 8; // gemv_sg: one subgroup per workgroup, 4 rows per thread
+/** An aligned 8-code chunk lies inside one u32 word (1, 2 and 4 bits): the sg kernels' WORD_CHUNK. */
+const wordChunk = (bits: number): boolean => 32 % bits === 0 && 8 * bits <= 32;
 const RED_WG = 128; // gemv_red: invocations per workgroup (4 subgroups of 32, 2 of 64, 16 of 8)
 const RED_RB = 2; // gemv_red: rows a subgroup works on at once (sharing its x loads)
 
@@ -131,7 +133,10 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
     case 'gemv_sg':
       if (M !== 1) throw new Error('qmatmul gemv_sg needs M = 1');
       if (!hasSubgroup8(gpu)) throw new Error(`qmatmul gemv_sg needs WGSL subgroups of exactly 8 lanes; this adapter (${gpu.info.description || gpu.info.vendor}) has none`);
-      gpu.run({ shader: 'qmatmul_sg', entry: 'gemv_sg', constants: { WG: SG_WG } }, { params: params(L, 1), bindings, workgroups: gpu.grid(Math.ceil(L.N / (4 * SG_WG))) });
+      // 4 bits with K and the group multiples of 32: one vec4u of codes per row per 32 codes, x as
+      // vec4s (gemv_sg32, 4x fewer loads; README); otherwise one word per 8 codes
+      if (L.bits === 4 && L.K % 32 === 0 && L.group % 32 === 0) gpu.run({ shader: 'qmatmul_sg', entry: 'gemv_sg32', constants: { WG: SG_WG } }, { params: params(L, 1), bindings: { 3: w.scales, 4: w.zeros, 5: y, 6: x, 7: w.codes }, workgroups: gpu.grid(Math.ceil(L.N / (4 * SG_WG))) });
+      else gpu.run({ shader: 'qmatmul_sg', entry: 'gemv_sg', constants: { WG: SG_WG, WORD_CHUNK: wordChunk(L.bits) ? 1 : 0 } }, { params: params(L, 1), bindings, workgroups: gpu.grid(Math.ceil(L.N / (4 * SG_WG))) });
       return;
     case 'gemv_red':
       if (M !== 1) throw new Error('qmatmul gemv_red needs M = 1');
@@ -264,7 +269,7 @@ export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPac
     // 16 rows of dY per subgroup from M = 16 (the code words, scales and zeros a lane loads serve
     // twice the rows: 1.1-1.4x), 8 below
     const rows = dxSgRowsOverride.get(gpu) ?? (M >= 16 ? 16 : 8);
-    gpu.run({ shader: 'qmatmul_dx_sg', entry: rows === 16 ? 'dx_sg16' : 'dx_sg', constants: { WORD_CHUNK: 32 % L.bits === 0 && 8 * L.bits <= 32 ? 1 : 0 } }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 64), Math.ceil(M / rows)] });
+    gpu.run({ shader: 'qmatmul_dx_sg', entry: rows === 16 ? 'dx_sg16' : 'dx_sg', constants: { WORD_CHUNK: wordChunk(L.bits) ? 1 : 0 } }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 64), Math.ceil(M / rows)] });
     return;
   }
   const tile = entry === 'dx_wg8' ? 128 : 64;
