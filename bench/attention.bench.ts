@@ -5,6 +5,8 @@
 //                           workgroup memory)
 //   flash_sg                online softmax, 8 query rows per 8-lane subgroup, blocks of 8 keys shared
 //                           by subgroupBroadcast (lavapipe; every head size)
+//   flash_split             one workgroup per query row, keys split across its threads (decoding)
+// Then decoding (Tq = 1 against 2048 cached keys), every flash variant.
 // Shapes: stories260K-like (8 heads of 8) at T = 128, 512, 2048 and a bigger one (32 heads of 64,
 // 8 kv heads) at T = 128, 512, 1024; B = 1. GFLOP/s counts 4·HS FLOPs per (query, visible key).
 import type { Gpu } from '../src/engine/gpu/runtime';
@@ -20,6 +22,8 @@ export interface AttentionBenchOpts {
   callCapMs?: number;
   /** no new case starts after this time (performance.now() ms) */
   deadline?: number;
+  /** decoding shapes (Tq = 1 against Tk keys) */
+  decode?: { Tk: number; NH: number; NKV: number; HS: number }[];
 }
 
 export async function benchAttention(gpu: Gpu, opts: AttentionBenchOpts = {}): Promise<{ rows: BenchRow[]; ratios: string[] }> {
@@ -44,7 +48,8 @@ export async function benchAttention(gpu: Gpu, opts: AttentionBenchOpts = {}): P
     const shape = `T=${T} NH=${NH} NKV=${NKV} HS=${HS}`;
     const ms: Record<string, number> = {};
     const flops = 4 * HS * B * NH * ((T * (T + 1)) / 2);
-    for (const variant of ATTENTION_VARIANTS) {
+    // flash_split (one workgroup per query row) is a decoding kernel: timed below, at Tq = 1
+    for (const variant of ATTENTION_VARIANTS.filter((x) => x !== 'flash_split')) {
       if (variant === 'flash_sg' && !hasSubgroup8(gpu)) {
         rows.push({ name: `attention fwd (${variant})`, shape, ms: NaN, note: 'skipped: needs 8-wide subgroups' });
         continue;
@@ -76,6 +81,35 @@ export async function benchAttention(gpu: Gpu, opts: AttentionBenchOpts = {}): P
     const f = (a: number | undefined, b: number | undefined) => (a && b ? `${(a / b).toFixed(1)}x` : 'n/a (skipped)');
     if (ms[old] && ms[auto]) ratios.push(`${shape}: old ${old} ${ms[old].toFixed(2)} ms -> new ${auto} ${ms[auto].toFixed(2)} ms = ${f(ms[old], ms[auto])} faster (thread/flash ${f(ms.thread, ms.flash)}, workgroup/flash_tiled ${f(ms.workgroup, ms.flash_tiled)}, flash_tiled/flash_sg ${f(ms.flash_tiled, ms.flash_sg)})`);
     else ratios.push(`${shape}: old ${old} ${ms[old] ? `${ms[old].toFixed(2)} ms` : 'skipped'}, new ${auto} ${ms[auto] ? `${ms[auto].toFixed(2)} ms` : 'skipped'}`);
+    for (const x of [q, k, v, out]) gpu.free(x);
+  }
+  // decoding: one new query row against Tk cached keys (generation; flash_split's case), B = 1;
+  // 20 s of its own past the prefill's deadline (a call takes milliseconds)
+  const decodeDeadline = Number.isFinite(deadline) ? Math.max(deadline, performance.now()) + 20_000 : Infinity;
+  for (const { Tk, NH, NKV, HS } of opts.decode ?? [{ Tk: 2048, NH: 8, NKV: 8, HS: 8 }, { Tk: 2048, NH: 32, NKV: 8, HS: 64 }, { Tk: 2048, NH: 32, NKV: 32, HS: 128 }]) {
+    const auto = pickAttentionVariant(gpu, false, 1);
+    const q = gpu.tensor('bench.q', [1, NH * HS], 'f32', randn(NH * HS, 1));
+    const k = gpu.tensor('bench.k', [Tk, NKV * HS], 'f32', randn(Tk * NKV * HS, 2));
+    const v = gpu.tensor('bench.v', [Tk, NKV * HS], 'f32', randn(Tk * NKV * HS, 3));
+    const out = gpu.tensor('bench.out', [1, NH * HS]);
+    const shape = `Tq=1 Tk=${Tk} NH=${NH} NKV=${NKV} HS=${HS}`;
+    const flops = 4 * HS * NH * Tk;
+    const ms: Record<string, number> = {};
+    for (const variant of ATTENTION_VARIANTS.filter((x) => x.startsWith('flash'))) {
+      const name = `attention decode (${variant})`;
+      if (variant === 'flash_sg' && !hasSubgroup8(gpu)) { rows.push({ name, shape, ms: NaN, note: 'skipped: needs 8-wide subgroups' }); continue; }
+      if (performance.now() > decodeDeadline) { rows.push({ name, shape, ms: NaN, note: 'skipped: section time cap' }); continue; }
+      const call = () => attentionForward(gpu, { out, q, k, v, B: 1, Tq: 1, Tk, TkMax: Tk, NH, NKV, HS, pos0: Tk - 1, variant });
+      call();
+      await gpu.sync();
+      const t = (await timeIt(async () => {
+        for (let r = 0; r < 10; r++) call();
+        await gpu.sync();
+      }, 5, 0)) / 10;
+      ms[variant] = t;
+      rows.push({ name, shape, ms: t, gflops: flops / t / 1e6, note: variant === auto ? 'auto' : '' });
+    }
+    if (ms.flash_tiled && ms.flash_split) ratios.push(`decode ${shape}: flash_tiled ${ms.flash_tiled.toFixed(3)} ms, flash_split ${ms.flash_split.toFixed(3)} ms = ${(ms.flash_tiled / ms.flash_split).toFixed(1)}x (auto here: ${auto})`);
     for (const x of [q, k, v, out]) gpu.free(x);
   }
   return { rows, ratios };

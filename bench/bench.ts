@@ -45,7 +45,7 @@ export async function run(argv: string[]): Promise<number> {
     const { benchAttention } = await import('./attention.bench');
     const r = await benchAttention(gpu, {
       deadline: performance.now() + sectionMs,
-      ...(quick ? { shapes: [{ T: 128, NH: 8, NKV: 8, HS: 8 }, { T: 256, NH: 8, NKV: 4, HS: 64 }], budgetMs: 300 } : {}),
+      ...(quick ? { shapes: [{ T: 128, NH: 8, NKV: 8, HS: 8 }, { T: 256, NH: 8, NKV: 4, HS: 64 }], decode: [{ Tk: 256, NH: 8, NKV: 4, HS: 64 }], budgetMs: 300 } : {}),
     });
     rows.push(...r.rows);
     notes.push(...r.ratios);

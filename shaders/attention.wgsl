@@ -618,3 +618,57 @@ fn flash_backward_kv(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
     st4dv(kbase, d4, av[d4]);
   }
 }
+
+// flash_split (flash-decoding): one workgroup of WG threads per query row (b, t, h); thread i takes
+// keys i, i + WG, ... with its own running max, sum and head accumulator (online softmax, as
+// flash_forward), then the WG partial states merge in workgroup memory: weights exp(m_i − M) from
+// the row's max M, the sums by tree reduction, the accumulators column by column. For decoding
+// (Tq = 1) on GPUs: flash_tiled keeps one query row per thread, so at Tq = 1 one thread of its WG
+// walks all Tk keys per (b, h) (B·NH threads in all); here B·NH·WG threads share them.
+// WG·ceil(HS/4) vec4 of workgroup memory (16 KiB at WG = 32, HS 128). Writes out and lse as
+// flash_forward does. dispatch gpu.grid(B·NH·Tq) workgroups.
+var<workgroup> sacc: array<vec4f, WG * HS4>;
+
+@compute @workgroup_size(WG)
+fn flash_split(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(num_workgroups) nwg: vec3u) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.B * p.NH * p.Tq) { return; } // workgroup-uniform
+  let t = row % p.Tq;
+  let h = (row / p.Tq) % p.NH;
+  let b = row / (p.Tq * p.NH);
+  let kvh = h / (p.NH / p.NKV);
+  let qbase = ((b * p.Tq + t) * p.NH + h) * HSC;
+  let nkeys = min(p.pos0 + t + 1u, p.Tk);
+  let ks = p.NKV * HSC;
+  let hs4 = select(HS4, (p.HS + 3u) / 4u, HSC > UNROLL_HS); // looped above UNROLL_HS (CPU compile time)
+  var qv: array<vec4f, MAX_HS4>;
+  var acc: array<vec4f, MAX_HS4>;
+  for (var d4 = 0u; d4 < hs4; d4++) { qv[d4] = ld4q(qbase, d4) * p.scale; acc[d4] = vec4f(0.0); }
+  var m = -3.0e38; // a thread without keys keeps this: its weight below is exp(-3e38 - M) = 0
+  var l = 0.0;
+  let kb0 = b * p.TkMax * ks + kvh * HSC;
+  for (var j = lid; j < nkeys; j += WG) {
+    let kb = kb0 + j * ks;
+    var s4 = vec4f(0.0);
+    for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * ld4k(kb, d4); }
+    let s = hsum(s4);
+    let mNew = max(m, s);
+    let corr = exp(m - mNew);
+    let e = exp(s - mNew);
+    l = l * corr + e;
+    for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] = acc[d4] * corr + e * ld4v(kb, d4); }
+    m = mNew;
+  }
+  let mRow = reduce_max(lid, m);
+  let wgt = exp(m - mRow);
+  let lRow = reduce_sum(lid, l * wgt);
+  for (var d4 = 0u; d4 < hs4; d4++) { sacc[lid * hs4 + d4] = acc[d4] * wgt; }
+  workgroupBarrier();
+  let inv = 1.0 / lRow;
+  for (var d4 = lid; d4 < hs4; d4 += WG) {
+    var o = vec4f(0.0);
+    for (var i = 0u; i < WG; i++) { o += sacc[i * hs4 + d4]; }
+    st4out(qbase, d4, o * inv);
+  }
+  if (lid == 0u && p.writeLse != 0u) { lse[(b * p.NH + h) * p.Tq + t] = mRow + log(lRow); }
+}

@@ -18,7 +18,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`features:     ${i.features.join(', ')}`);
     if (i.picksAs === 'gpu') console.log(`picks:        as a real GPU's (QUENCH_PICKS=gpu), though this adapter is ${i.description || i.vendor}`);
     console.log(`kernels:      ${k.matmul},${k.gemm},${k.dx},${k.half},${k.gemv} (fp32 matmul, int4 forward, int4 dX, f16-weight forward, int4 GEMV; QUENCH_KERNELS, \`quench kernels\`)${tune ? '; training runs tune them to their shapes first' : ''}`);
-    console.log(`attention:    ${attention} (without attention maps: training, eval, generation)`);
+    console.log(`attention:    ${attention} (without attention maps: training, eval, prefill); decoding ${pickAttentionVariant(gpu, false, 1, 64)} (one row, heads of 64)`);
     for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension']) {
       console.log(`${k.padEnd(36)} ${i.limits[k]}`);
     }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dot, expectClose, finiteDiff, randn, testGpu, toF64, type Tol } from '../testing';
 import type { Gpu, Tensor } from '../gpu/runtime';
-import { attentionBackward, attentionBackwardFlash, attentionForward, pickAttentionVariant, setFlashSgRows, setFlashUnroll, type AttentionVariant } from './attention';
+import { attentionBackward, attentionBackwardFlash, attentionForward, pickAttentionVariant, setFlashSgRows, setFlashUnroll, SPLIT_MAX_TQ, type AttentionVariant } from './attention';
 import { attentionBackwardRef, attentionCachedForwardRef, attentionForwardRef, type AttnShape } from '../ref/attention';
 import { hasSubgroup8 } from './matmul';
 
@@ -14,7 +14,7 @@ const gradTol = (T: number, group: number): Tol => ({ atol: 1e-6 * Math.sqrt(T *
 
 const VARIANTS: ('thread' | 'workgroup')[] = ['thread', 'workgroup'];
 // flash_sg runs where the adapter has 8-wide subgroups (lavapipe: yes); elsewhere its cases return early
-const FLASH: ('flash' | 'flash_tiled' | 'flash_sg')[] = ['flash', 'flash_tiled', 'flash_sg'];
+const FLASH: ('flash' | 'flash_tiled' | 'flash_sg' | 'flash_split')[] = ['flash', 'flash_tiled', 'flash_sg', 'flash_split'];
 const runs = (gpu: Gpu, variant: string) => variant !== 'flash_sg' || hasSubgroup8(gpu);
 
 function up(gpu: Gpu, name: string, d: Float32Array | number): Tensor {
@@ -368,6 +368,17 @@ describe('attention GPU', () => {
     const gpu = await testGpu();
     expect(pickAttentionVariant(gpu, false)).toMatch(/^flash/);
     expect(pickAttentionVariant(gpu, true)).not.toMatch(/^flash/);
+    // with 8-wide subgroups: flash_split for 1 or 2 rows at heads of 16 and more, else flash_sg
+    if (hasSubgroup8(gpu)) expect([[1, 64], [2, 64], [3, 64], [1, 8], [32, 64]].map(([Tq, HS]) => pickAttentionVariant(gpu, false, Tq, HS))).toEqual(['flash_split', 'flash_split', 'flash_sg', 'flash_sg', 'flash_sg']);
+    // as a GPU picks (QUENCH_PICKS=gpu): flash_split for decoding and chunks up to SPLIT_MAX_TQ rows
+    const own = gpu.info.picksAs;
+    gpu.info.picksAs = 'gpu';
+    try {
+      expect([1, SPLIT_MAX_TQ, SPLIT_MAX_TQ + 1, 512].map((Tq) => pickAttentionVariant(gpu, false, Tq))).toEqual(['flash_split', 'flash_split', 'flash_tiled', 'flash_tiled']);
+      expect(pickAttentionVariant(gpu, true, 1)).toBe('workgroup');
+    } finally {
+      gpu.info.picksAs = own;
+    }
     const t = gpu.tensor('t', [4096]);
     expect(() => attentionForward(gpu, { out: t, probs: t, q: t, k: t, v: t, B: 1, Tq: 4, NH: 1, NKV: 1, HS: 8, pos0: 0, variant: 'flash' })).toThrow(/probabilities/);
     expect(() => attentionForward(gpu, { out: t, lse: t, q: t, k: t, v: t, B: 1, Tq: 4, NH: 1, NKV: 1, HS: 8, pos0: 0, variant: 'thread' })).toThrow(/lse/);

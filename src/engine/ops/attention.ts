@@ -17,10 +17,15 @@ export const MAX_HEAD_SIZE = 128;
  *  'flash_tiled': one workgroup per WG query rows, K/V tiles in workgroup memory (real GPUs).
  *  'flash_sg': one 8-lane subgroup per 8 query rows, blocks of 8 keys shared by subgroupBroadcast
  *  (CPU Vulkan with 8-wide subgroups: lavapipe; shaders/attention_sg.wgsl).
+ *  'flash_split': one workgroup per query row, its keys split across the threads, partial states
+ *  merged in workgroup memory (flash-decoding: Tq = 1 on real GPUs).
  *  'auto': with probs 'thread' on software adapters, else 'workgroup'; without probs 'flash_sg' on
- *  adapters with 8-wide subgroups, else 'flash_tiled' (see pickAttentionVariant). */
-export type AttentionVariant = 'auto' | 'thread' | 'workgroup' | 'flash' | 'flash_tiled' | 'flash_sg';
-export const ATTENTION_VARIANTS = ['thread', 'workgroup', 'flash', 'flash_tiled', 'flash_sg'] as const;
+ *  adapters with 8-wide subgroups, else 'flash_tiled', or 'flash_split' below SPLIT_MAX_TQ query
+ *  rows (see pickAttentionVariant). */
+export type AttentionVariant = 'auto' | 'thread' | 'workgroup' | 'flash' | 'flash_tiled' | 'flash_sg' | 'flash_split';
+export const ATTENTION_VARIANTS = ['thread', 'workgroup', 'flash', 'flash_tiled', 'flash_sg', 'flash_split'] as const;
+type FlashVariant = 'flash' | 'flash_tiled' | 'flash_sg' | 'flash_split';
+const isFlash = (v: string): v is FlashVariant => v === 'flash' || v === 'flash_tiled' || v === 'flash_sg' || v === 'flash_split';
 
 export interface AttentionForwardArgs {
   out: Tensor; // (B, Tq, NH*HS) assigns
@@ -55,7 +60,7 @@ function need(name: string, t: Tensor, n: number): void {
 
 function pick(gpu: Gpu, v: AttentionVariant | undefined): 'thread' | 'workgroup' {
   const x = v ?? 'auto';
-  if (x === 'flash' || x === 'flash_tiled' || x === 'flash_sg') throw new Error(`attention: variant '${x}' does not materialize the probabilities`);
+  if (isFlash(x)) throw new Error(`attention: variant '${x}' does not materialize the probabilities`);
   return x === 'auto' ? (isSoftwareAdapter(gpu) ? 'thread' : 'workgroup') : x;
 }
 
@@ -63,12 +68,21 @@ function pick(gpu: Gpu, v: AttentionVariant | undefined): 'thread' | 'workgroup'
  *  'flash_tiled' everywhere: measured on stories260K's shape (8 heads of 8, T=512) it beat the
  *  barrier-free 'flash' by 2x on lavapipe and 1.3x on SwiftShader (one K/V tile load serves 64
  *  rows, and the tile's reads are uniform across lanes), and workgroup tiles are what real GPUs want. */
-export function pickAttentionVariant(gpu: Gpu, withProbs: boolean): Exclude<AttentionVariant, 'auto'> {
+export function pickAttentionVariant(gpu: Gpu, withProbs: boolean, Tq?: number, HS?: number): Exclude<AttentionVariant, 'auto'> {
   // flash_sg where lavapipe's 8-wide subgroups are: 4x flash_tiled at stories260K's shape (B=8,
   // T=512, 8 heads of 8; 2-3.5x with heads of 16), the K/V block shared by broadcast instead of
   // per-lane loads. Above UNROLL_HS its head loops run to the uniform head size (its 8x unrolled
   // body compiled for a minute at HS 72), and it stays ~2x flash_tiled at HS 64, 72 and 128.
-  if (!withProbs) return hasSubgroup8(gpu) ? 'flash_sg' : 'flash_tiled';
+  // flash_split for decoding and short chunks. Without 8-wide subgroups (GPUs) up to SPLIT_MAX_TQ
+  // rows: flash_tiled has one query row per thread, so at Tq = 1 one thread of each 64-thread
+  // workgroup walks every key (20-24x flash_split's time at Tk = 2048 on lavapipe; unmeasured on a
+  // GPU, none lent; bench/gpu.sh times both). On lavapipe flash_sg's 8-row entry has 1 of 8 lanes
+  // live at Tq = 1: flash_split took 0.36-0.45x its time at HS 64 for Tq = 1 and 0.6-0.67x at
+  // Tq = 2, and lost from Tq = 4; at HS 8 they tie (README, "flash_split").
+  if (!withProbs) {
+    if (hasSubgroup8(gpu)) return Tq !== undefined && Tq <= 2 && (HS ?? 0) >= 16 ? 'flash_split' : 'flash_sg';
+    return Tq !== undefined && Tq <= SPLIT_MAX_TQ ? 'flash_split' : 'flash_tiled';
+  }
   return isSoftwareAdapter(gpu) ? 'thread' : 'workgroup';
 }
 
@@ -102,6 +116,12 @@ export function setFlashSgRows(gpu: Gpu, rows: 8 | 32 | null): void {
   else sgRowsOverride.set(gpu, rows);
 }
 
+/** flash_split: threads per query row (its workgroup memory: SPLIT_WG·ceil(HS/4) vec4, 16 KiB at
+ *  HS 128), and the largest Tq 'auto' gives it (flash_tiled keeps at most 8 of its 64 threads busy
+ *  per workgroup below that). */
+const SPLIT_WG = 32;
+export const SPLIT_MAX_TQ = 8;
+
 /** Keys per workgroup-memory tile of flash_forward_tiled: K and V tiles (KT·ceil(HS/4) vec4 each)
  *  within the device's workgroup-storage limit (16 KiB by default). */
 function keyTile(gpu: Gpu, HS: number): number {
@@ -123,8 +143,8 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   need('v', a.v, B * TkMax * NKV * HS);
   if (a.probs) need('probs', a.probs, B * NH * Tq * Tk);
   if (a.lse) need('lse', a.lse, B * NH * Tq);
-  const variant = a.variant && a.variant !== 'auto' ? a.variant : pickAttentionVariant(gpu, !!a.probs);
-  if (variant === 'flash' || variant === 'flash_tiled' || variant === 'flash_sg') {
+  const variant = a.variant && a.variant !== 'auto' ? a.variant : pickAttentionVariant(gpu, !!a.probs, Tq, HS);
+  if (isFlash(variant)) {
     if (a.probs) throw new Error(`attention: variant '${variant}' cannot write the probabilities`);
     const params = new Params().u32(B, Tq, Tk, TkMax, NH, NKV, HS, a.pos0).f32(1 / Math.sqrt(HS)).u32(0, 0, a.lse ? 1 : 0);
     const bindings: Record<number, Tensor> = { 1: a.q, 2: a.k, 3: a.v, 4: a.out };
@@ -137,6 +157,8 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
       const rows = flashSgRows(gpu, Tq);
       const entry = rows === 32 ? 'flash_forward_sg4' : 'flash_forward_sg';
       gpu.run({ shader: 'attention_sg', entry, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(B * NH * Math.ceil(Tq / rows)) });
+    } else if (variant === 'flash_split') {
+      gpu.run({ shader: 'attention', entry: 'flash_split', constants: { WG: SPLIT_WG, HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(B * NH * Tq) });
     } else if (variant === 'flash') {
       gpu.run({ shader: 'attention', entry: 'flash_forward', constants: { WG, HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(Math.ceil((B * NH * Tq) / WG)) });
     } else {
