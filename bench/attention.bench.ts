@@ -87,7 +87,7 @@ export async function benchAttention(gpu: Gpu, opts: AttentionBenchOpts = {}): P
   // 20 s of its own past the prefill's deadline (a call takes milliseconds)
   const decodeDeadline = Number.isFinite(deadline) ? Math.max(deadline, performance.now()) + 20_000 : Infinity;
   for (const { Tk, NH, NKV, HS } of opts.decode ?? [{ Tk: 2048, NH: 8, NKV: 8, HS: 8 }, { Tk: 2048, NH: 32, NKV: 8, HS: 64 }, { Tk: 2048, NH: 32, NKV: 32, HS: 128 }]) {
-    const auto = pickAttentionVariant(gpu, false, 1);
+    const auto = pickAttentionVariant(gpu, false, 1, HS);
     const q = gpu.tensor('bench.q', [1, NH * HS], 'f32', randn(NH * HS, 1));
     const k = gpu.tensor('bench.k', [Tk, NKV * HS], 'f32', randn(Tk * NKV * HS, 2));
     const v = gpu.tensor('bench.v', [Tk, NKV * HS], 'f32', randn(Tk * NKV * HS, 3));
