@@ -625,7 +625,7 @@ fn flash_backward_kv(@builtin(global_invocation_id) gid: vec3u, @builtin(num_wor
 // the row's max M, the sums by tree reduction, the accumulators column by column. For decoding
 // (Tq = 1) on GPUs: flash_tiled keeps one query row per thread, so at Tq = 1 one thread of its WG
 // walks all Tk keys per (b, h) (B·NH threads in all); here B·NH·WG threads share them.
-// WG·ceil(HS/4) vec4 of workgroup memory (16 KiB at WG = 32, HS 128). Writes out and lse as
+// WG·ceil(HS/4) vec4 of workgroup memory (the wrapper takes WG = 16 where 32 would not fit). Writes out and lse as
 // flash_forward does. dispatch gpu.grid(B·NH·Tq) workgroups.
 var<workgroup> sacc: array<vec4f, WG * HS4>;
 

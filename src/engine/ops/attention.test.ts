@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { dot, expectClose, finiteDiff, randn, testGpu, toF64, type Tol } from '../testing';
 import type { Gpu, Tensor } from '../gpu/runtime';
-import { attentionBackward, attentionBackwardFlash, attentionForward, pickAttentionVariant, setFlashSgRows, setFlashUnroll, SPLIT_MAX_TQ, type AttentionVariant } from './attention';
+import { attentionBackward, attentionBackwardFlash, attentionForward, pickAttentionVariant, setFlashSgRows, setFlashUnroll, setFlashSplitThreads, SPLIT_MAX_TQ, splitThreads, type AttentionVariant } from './attention';
 import { attentionBackwardRef, attentionCachedForwardRef, attentionForwardRef, type AttnShape } from '../ref/attention';
 import { hasSubgroup8 } from './matmul';
 
@@ -363,6 +363,32 @@ describe('attention GPU', () => {
       gpu.free(tkc);
       gpu.free(tvc);
     });
+
+  it("flash_split's threads fit the device's workgroup storage (WebGPU's default 16 KiB at HS 128: 16)", () => {
+    expect(splitThreads(16384, 128)).toBe(16);
+    expect(splitThreads(16384, 124)).toBe(32); // 32·(16·31 + 4) = 16,000 bytes
+    expect(splitThreads(32768, 128)).toBe(32);
+    expect(splitThreads(16384, 8)).toBe(32);
+  });
+
+  it('flash_split with 16 threads per row (devices with 16 KiB of workgroup storage) matches the reference', async () => {
+    const gpu = await testGpu();
+    setFlashSplitThreads(gpu, 16);
+    try {
+      for (const s of [{ B: 1, T: 70, NH: 2, NKV: 1, HS: 128 }, { B: 2, T: 33, NH: 4, NKV: 2, HS: 5 }, { B: 1, T: 1, NH: 1, NKV: 1, HS: 8 }]) {
+        const { B, T, NH, NKV, HS } = s;
+        const q = randn(B * T * NH * HS, 51), k = randn(B * T * NKV * HS, 52), v = randn(B * T * NKV * HS, 53);
+        const tq = up(gpu, 'q', q), tk = up(gpu, 'k', k), tv = up(gpu, 'v', v), tout = up(gpu, 'out', B * T * NH * HS), tl = up(gpu, 'lse', B * NH * T);
+        attentionForward(gpu, { out: tout, lse: tl, q: tq, k: tk, v: tv, B, Tq: T, NH, NKV, HS, pos0: 0, variant: 'flash_split' });
+        const ref = attentionForwardRef(q, k, v, s);
+        expectClose(`out HS ${HS}`, await gpu.readF32(tout), ref.out, FWD);
+        expectClose(`lse HS ${HS}`, await gpu.readF32(tl), ref.lse, { atol: 1e-6 * Math.sqrt(T), rtol: 1e-5 });
+        for (const x of [tq, tk, tv, tout, tl]) gpu.free(x);
+      }
+    } finally {
+      setFlashSplitThreads(gpu, null);
+    }
+  }, 120_000);
 
   it('auto: flash without probabilities, materializing with them; flash refuses probs', async () => {
     const gpu = await testGpu();

@@ -116,10 +116,21 @@ export function setFlashSgRows(gpu: Gpu, rows: 8 | 32 | null): void {
   else sgRowsOverride.set(gpu, rows);
 }
 
-/** flash_split: threads per query row (its workgroup memory: SPLIT_WG·ceil(HS/4) vec4, 16 KiB at
- *  HS 128), and the largest Tq 'auto' gives it (flash_tiled keeps at most 8 of its 64 threads busy
+/** flash_split's threads per query row: 32, or 16 where the device's workgroup storage cannot hold
+ *  32 partial accumulators (32·ceil(HS/4) vec4 and 32 floats of reduction scratch: 16,512 bytes at
+ *  HS 128, over WebGPU's default 16 KiB). */
+export function splitThreads(workgroupStorageBytes: number, HS: number): 16 | 32 {
+  return 32 * (16 * Math.ceil(HS / 4) + 4) <= workgroupStorageBytes ? 32 : 16;
+}
+const splitOverride = new WeakMap<Gpu, 16 | 32>();
+/** Run flash_split with this many threads per row whatever the device's storage (tests: the
+ *  16-thread form on a device that fits 32); null: back to splitThreads. */
+export function setFlashSplitThreads(gpu: Gpu, n: 16 | 32 | null): void {
+  if (n === null) splitOverride.delete(gpu);
+  else splitOverride.set(gpu, n);
+}
+/** The largest Tq 'auto' gives flash_split (flash_tiled keeps at most 8 of its 64 threads busy
  *  per workgroup below that). */
-const SPLIT_WG = 32;
 export const SPLIT_MAX_TQ = 8;
 
 /** Keys per workgroup-memory tile of flash_forward_tiled: K and V tiles (KT·ceil(HS/4) vec4 each)
@@ -158,7 +169,7 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
       const entry = rows === 32 ? 'flash_forward_sg4' : 'flash_forward_sg';
       gpu.run({ shader: 'attention_sg', entry, constants: { HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(B * NH * Math.ceil(Tq / rows)) });
     } else if (variant === 'flash_split') {
-      gpu.run({ shader: 'attention', entry: 'flash_split', constants: { WG: SPLIT_WG, HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(B * NH * Tq) });
+      gpu.run({ shader: 'attention', entry: 'flash_split', constants: { WG: splitOverride.get(gpu) ?? splitThreads(gpu.device.limits.maxComputeWorkgroupStorageSize, HS), HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(B * NH * Tq) });
     } else if (variant === 'flash') {
       gpu.run({ shader: 'attention', entry: 'flash_forward', constants: { WG, HSC: HS, UNROLL_HS: unrollHs(gpu) } }, { params, bindings, workgroups: gpu.grid(Math.ceil((B * NH * Tq) / WG)) });
     } else {
