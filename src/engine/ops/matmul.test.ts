@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../gpu/runtime';
 import { dot, expectClose, finiteDiff, randn, testGpu, toF64 } from '../testing';
-import { hasSubgroup8, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant } from './matmul';
+import { hasSubgroup8, isSoftwareMatmulAdapter, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant } from './matmul';
 import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } from '../ref/matmul';
 
 // fp32 accumulation over K (or M) products of N(0,1) values against float64: errors grow ~ sqrt(R)·ulp.
@@ -39,8 +39,8 @@ describe('pickMatmulVariant', () => {
     expect(pickMatmulVariant(fake('SwiftShader Device (Subzero)', 'google', 4))).toBe('regtile');
     expect(pickMatmulVariant(fake('NVIDIA GeForce RTX 4090', 'nvidia', 32))).toBe('shared');
     expect(pickMatmulVariant(fake('', 'apple'))).toBe('shared');
-    const gpu = await testGpu(); // this machine: lavapipe (8-wide subgroups) or SwiftShader
-    expect(pickMatmulVariant(gpu)).toBe(hasSubgroup8(gpu) ? 'subgroup' : 'regtile');
+    const gpu = await testGpu(); // this machine: lavapipe (8-wide subgroups) or SwiftShader; with QUENCH_PICKS=gpu, a GPU's picks
+    expect(pickMatmulVariant(gpu)).toBe(!isSoftwareMatmulAdapter(gpu) ? 'shared' : hasSubgroup8(gpu) ? 'subgroup' : 'regtile');
     const t = { numel: 64, label: 't' } as never;
     expect(() => matmulForward(fake('SwiftShader', 'google', 4), t, t, t, 2, 2, 2, { variant: 'subgroup' })).toThrow(/subgroups of exactly 8 lanes.*SwiftShader.*4-4/);
   });

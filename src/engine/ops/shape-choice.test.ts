@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { expectClose, randn, testGpu, dispatchedEntries } from '../testing';
 import { fastestPerShape, kernelCandidates, tuneKernelShapes, type ShapeTiming, type VariantCheck } from './kernel-choice';
-import { matmulBackwardInput, matmulBackwardWeight, matmulForward } from './matmul';
+import { matmulBackwardInput, matmulBackwardWeight, matmulForward, pickMatmulVariant } from './matmul';
 import { qmatmulBackwardInput, qmatmulForward } from './qmatmul';
 import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf } from '../format/pack';
@@ -14,7 +14,7 @@ describe('matmul kernels per shape', () => {
     const gpu = await testGpu();
     const cand = kernelCandidates(gpu);
     // two fp32 variants with different entries: the family's default and another
-    const fam = cand.matmul[0], other = cand.matmul.find((v) => v !== fam && (fam === 'shared' ? v !== 'shared8' : true))!;
+    const fam = pickMatmulVariant(gpu), other = cand.matmul.find((v) => v !== fam && (fam === 'shared' ? v !== 'shared8' : true))!;
     const entry = (v: string) => dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, M, K, N, { variant: v as typeof fam }))[0];
     const M = 21, K = 36, N = 28;
     const xs = randn(M * K, 1), ws = randn(N * K, 2), dys = randn(M * N, 3);
