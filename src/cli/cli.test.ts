@@ -94,6 +94,9 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     expect(t.rows.filter((r: { op: string }) => r.op === 'int4 GEMV').every((r: { shape: string }) => r.shape.startsWith('1×'))).toBe(true);
     expect(t.inUse).toEqual(t.defaults);
     expect(t.checks.length).toBe(t.rows.length);
+    // every attention kernel checked on this adapter too (forward, decoding, backward), all correct here
+    expect(t.attentionChecks.some((c: { kernel: string }) => c.kernel === 'decode flash_split')).toBe(true);
+    expect(t.attentionChecks.filter((c: { ok: boolean }) => !c.ok)).toEqual([]);
     expect(t.checks.every((c: { ok: boolean }) => c.ok)).toBe(true);
     // three names (the older form) keep the adapter's f16-weight and GEMV kernels; a fourth sets
     // the f16-weight one, a fifth the GEMV

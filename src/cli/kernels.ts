@@ -1,8 +1,9 @@
 // quench kernels [--size small|medium|large] [--json] — time every matmul variant this adapter runs
 // (fp32 forward/dX/dW, int4 forward/dX, the f16-weight teacher forward, the int4 GEMV), each first checked against the float64 reference, and print
 // the fastest correct one of each family, as the studio's GPU panel does; QUENCH_KERNELS=<the
-// printed line> makes the other commands use them.
+// printed line> makes the other commands use them. Every attention kernel is checked too.
 import { CHECK_SHAPE, FAMILIES, KERNEL_TIMING_SHAPES, currentKernels, timeKernelVariants, type KernelChoice } from '../engine/ops/kernel-choice';
+import { checkAttentionVariants } from '../engine/ops/attention-check';
 import { parse } from './args';
 import { cliGpu } from './gpu';
 
@@ -26,8 +27,11 @@ export async function run(argv: string[]): Promise<number> {
     const inUse = currentKernels(gpu);
     const t = await timeKernelVariants(gpu, { shapes: KERNEL_TIMING_SHAPES[size as keyof typeof KERNEL_TIMING_SHAPES], onProgress: (d, n) => process.stderr.write(`\rtiming ${d}/${n}`) });
     process.stderr.write('\n');
+    // the attention kernels too (not timed here: `npm run bench -- --only attention`), so a kernel
+    // wrong on this adapter shows before its figures are trusted
+    const att = await checkAttentionVariants(gpu);
     if (a.json) {
-      console.log(JSON.stringify({ adapter: gpu.info, inUse, ...t }, null, 2));
+      console.log(JSON.stringify({ adapter: gpu.info, inUse, ...t, attentionChecks: att }, null, 2));
       return 0;
     }
     console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.backend})${gpu.info.picksAs === 'gpu' ? ', defaults picked as on a GPU (QUENCH_PICKS=gpu)' : ''}`);
@@ -35,6 +39,8 @@ export async function run(argv: string[]): Promise<number> {
     for (const r of t.rows) console.log(`${r.op.padEnd(18)} ${r.variant.padEnd(10)} ${r.shape.padEnd(16)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(2).padStart(9)}`);
     const bad = t.checks.filter((c) => !c.ok);
     console.log(bad.length ? `WRONG RESULTS on this adapter (never chosen): ${bad.map((c) => `${c.op} ${c.variant} max |error| ${c.maxAbsError.toExponential(1)}`).join('; ')}` : `every variant matches the float64 reference (${t.checks.length} checks, ${CHECK_SHAPE.join('x')})`);
+    const attBad = att.filter((c) => !c.ok);
+    console.log(attBad.length ? `attention: WRONG RESULTS on this adapter: ${attBad.map((c) => `${c.kernel} (${c.shape}) relative error ${c.relError.toExponential(1)}`).join('; ')}` : `attention: every kernel matches the float64 reference (${att.length} checks: forwards, backwards, decoding)`);
     const line = (c: KernelChoice) => FAMILIES.map((f) => c[f]).join(',');
     console.log(`adapter defaults: ${line(t.defaults)}${line(inUse) !== line(t.defaults) ? `; in use (QUENCH_KERNELS): ${line(inUse)}` : ''}`);
     console.log(`fastest here:     ${line(t.fastest)}`);
