@@ -14,6 +14,8 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   // the add, the matmul, and every matmul variant (fp32 x3 products, int4 forward and dX, f16-weight forward) against float64
   const passes = (result.match(/pass/g) ?? []).length;
   expect(!/FAIL/.test(result) && passes >= 2 + 3 * 3 + 3 + 3 + 2 && /dx_wg8/.test(result) && /shared8/.test(result) && /half_wg8/.test(result), `self-test results (${passes} pass): ${result}`);
+  // and every attention kernel this adapter runs (SwiftShader: no 8-wide subgroups), decoding included
+  expect(/attention forward flash_tiled/.test(result) && /attention decode flash_split/.test(result) && /attention flash backward thread dq/.test(result), `the self-test checks the attention kernels: ${result.slice(0, 400)}`);
   await screenshot('gpu-selftest');
   // matmul kernels timed on this adapter; the fastest becomes what runs use, kept across a reload
   await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });

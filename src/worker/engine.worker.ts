@@ -46,11 +46,15 @@ async function selfTest(g: Gpu): Promise<SelfTestResult> {
   // timing checks before it calls one fastest)
   const { checkKernelVariants } = await import('../engine/ops/kernel-choice');
   const variants = (await checkKernelVariants(g)).map((c) => ({ name: `${c.op} (${c.variant}) ${c.shape}`, maxAbsError: c.maxAbsError, ok: c.ok }));
+  // and every attention kernel (forwards, backwards, decoding; error relative to the largest |ref|)
+  const { checkAttentionVariants } = await import('../engine/ops/attention-check');
+  const attention = (await checkAttentionVariants(g)).map((c) => ({ name: `attention ${c.kernel} ${c.shape} (relative error)`, maxAbsError: c.relError, ok: c.ok }));
   return {
     kernels: [
       { name: 'elementwise add', maxAbsError: errAdd, ok: errAdd <= 1e-6 },
       { name: 'fp32 matmul 7×33·33×5', maxAbsError: errMm, ok: errMm <= 1e-4 },
       ...variants,
+      ...attention,
     ],
     ms: performance.now() - t0,
   };
