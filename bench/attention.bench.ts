@@ -6,7 +6,7 @@
 //   flash_sg                online softmax, 8 query rows per 8-lane subgroup, blocks of 8 keys shared
 //                           by subgroupBroadcast (lavapipe; every head size)
 //   flash_split             one workgroup per query row, keys split across its threads (decoding)
-// Then decoding (Tq = 1 against 2048 cached keys), every flash variant.
+// Then decoding (Tq = 1 against 2048 cached keys, and a chunk of 8 rows), every flash variant.
 // Shapes: stories260K-like (8 heads of 8) at T = 128, 512, 2048 and a bigger one (32 heads of 64,
 // 8 kv heads) at T = 128, 512, 1024; B = 1. GFLOP/s counts 4·HS FLOPs per (query, visible key).
 import type { Gpu } from '../src/engine/gpu/runtime';
@@ -22,8 +22,8 @@ export interface AttentionBenchOpts {
   callCapMs?: number;
   /** no new case starts after this time (performance.now() ms) */
   deadline?: number;
-  /** decoding shapes (Tq = 1 against Tk keys) */
-  decode?: { Tk: number; NH: number; NKV: number; HS: number }[];
+  /** decoding shapes (Tq rows, default 1, against Tk keys) */
+  decode?: { Tq?: number; Tk: number; NH: number; NKV: number; HS: number }[];
 }
 
 export async function benchAttention(gpu: Gpu, opts: AttentionBenchOpts = {}): Promise<{ rows: BenchRow[]; ratios: string[] }> {
@@ -86,20 +86,21 @@ export async function benchAttention(gpu: Gpu, opts: AttentionBenchOpts = {}): P
   // decoding: one new query row against Tk cached keys (generation; flash_split's case), B = 1;
   // 20 s of its own past the prefill's deadline (a call takes milliseconds)
   const decodeDeadline = Number.isFinite(deadline) ? Math.max(deadline, performance.now()) + 20_000 : Infinity;
-  for (const { Tk, NH, NKV, HS } of opts.decode ?? [{ Tk: 2048, NH: 8, NKV: 8, HS: 8 }, { Tk: 2048, NH: 32, NKV: 8, HS: 64 }, { Tk: 2048, NH: 32, NKV: 32, HS: 128 }]) {
-    const auto = pickAttentionVariant(gpu, false, 1, HS);
-    const q = gpu.tensor('bench.q', [1, NH * HS], 'f32', randn(NH * HS, 1));
+  // (and one chunk of 8 rows: where 'auto' hands GPUs from flash_split back to flash_tiled, SPLIT_MAX_TQ)
+  for (const { Tq = 1, Tk, NH, NKV, HS } of opts.decode ?? [{ Tk: 2048, NH: 8, NKV: 8, HS: 8 }, { Tk: 2048, NH: 32, NKV: 8, HS: 64 }, { Tk: 2048, NH: 32, NKV: 32, HS: 128 }, { Tq: 8, Tk: 2048, NH: 32, NKV: 8, HS: 64 }]) {
+    const auto = pickAttentionVariant(gpu, false, Tq, HS);
+    const q = gpu.tensor('bench.q', [Tq, NH * HS], 'f32', randn(Tq * NH * HS, 1));
     const k = gpu.tensor('bench.k', [Tk, NKV * HS], 'f32', randn(Tk * NKV * HS, 2));
     const v = gpu.tensor('bench.v', [Tk, NKV * HS], 'f32', randn(Tk * NKV * HS, 3));
-    const out = gpu.tensor('bench.out', [1, NH * HS]);
-    const shape = `Tq=1 Tk=${Tk} NH=${NH} NKV=${NKV} HS=${HS}`;
-    const flops = 4 * HS * NH * Tk;
+    const out = gpu.tensor('bench.out', [Tq, NH * HS]);
+    const shape = `Tq=${Tq} Tk=${Tk} NH=${NH} NKV=${NKV} HS=${HS}`;
+    const flops = 4 * HS * NH * (Tq * Tk - (Tq * (Tq - 1)) / 2);
     const ms: Record<string, number> = {};
     for (const variant of ATTENTION_VARIANTS.filter((x) => x.startsWith('flash'))) {
       const name = `attention decode (${variant})`;
       if (variant === 'flash_sg' && !hasSubgroup8(gpu)) { rows.push({ name, shape, ms: NaN, note: 'skipped: needs 8-wide subgroups' }); continue; }
       if (performance.now() > decodeDeadline) { rows.push({ name, shape, ms: NaN, note: 'skipped: section time cap' }); continue; }
-      const call = () => attentionForward(gpu, { out, q, k, v, B: 1, Tq: 1, Tk, TkMax: Tk, NH, NKV, HS, pos0: Tk - 1, variant });
+      const call = () => attentionForward(gpu, { out, q, k, v, B: 1, Tq, Tk, TkMax: Tk, NH, NKV, HS, pos0: Tk - Tq, variant });
       call();
       await gpu.sync();
       const t = (await timeIt(async () => {
