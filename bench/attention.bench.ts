@@ -13,7 +13,7 @@ import type { Gpu } from '../src/engine/gpu/runtime';
 import { ATTENTION_VARIANTS, attentionForward, pickAttentionVariant } from '../src/engine/ops/attention';
 import { hasSubgroup8 } from '../src/engine/ops/matmul';
 import { randn } from '../src/engine/testing';
-import { timeIt, type BenchRow } from './types';
+import { measure, type BenchRow } from './types';
 
 export interface AttentionBenchOpts {
   shapes?: { T: number; NH: number; NKV: number; HS: number }[];
@@ -60,23 +60,12 @@ export async function benchAttention(gpu: Gpu, opts: AttentionBenchOpts = {}): P
         continue;
       }
       const call = () => attentionForward(gpu, { out, q, k, v, B, Tq: T, NH, NKV, HS, pos0: 0, variant });
-      call();
-      await gpu.sync();
-      const t0 = performance.now();
-      call();
-      await gpu.sync();
-      const once = Math.max(performance.now() - t0, 1e-3);
-      const reps = Math.max(1, Math.min(20, Math.floor(budget / 10 / once)));
-      const iters = Math.max(1, Math.min(7, Math.floor(budget / (once * reps))));
-      const t = (await timeIt(async () => {
-        for (let r = 0; r < reps; r++) call();
-        await gpu.sync();
-      }, iters, 0)) / reps;
+      const { ms: t, note } = await measure(gpu, call, budget, { maxReps: 20, maxIters: 7 });
       ms[variant] = t;
       speed.set(variant, flops / t / 1e6);
       if (process.env.BENCH_VERBOSE) console.error(`${shape} ${variant} ${t.toFixed(2)} ms`);
       const tag = variant === old ? 'old auto; ' : variant === auto ? 'new auto; ' : '';
-      rows.push({ name: `attention fwd (${variant})`, shape, ms: t, gflops: flops / t / 1e6, note: `${tag}${iters}x${reps}` });
+      rows.push({ name: `attention fwd (${variant})`, shape, ms: t, gflops: flops / t / 1e6, note: `${tag}${note}` });
     }
     const f = (a: number | undefined, b: number | undefined) => (a && b ? `${(a / b).toFixed(1)}x` : 'n/a (skipped)');
     if (ms[old] && ms[auto]) ratios.push(`${shape}: old ${old} ${ms[old].toFixed(2)} ms -> new ${auto} ${ms[auto].toFixed(2)} ms = ${f(ms[old], ms[auto])} faster (thread/flash ${f(ms.thread, ms.flash)}, workgroup/flash_tiled ${f(ms.workgroup, ms.flash_tiled)}, flash_tiled/flash_sg ${f(ms.flash_tiled, ms.flash_sg)})`);
@@ -101,14 +90,9 @@ export async function benchAttention(gpu: Gpu, opts: AttentionBenchOpts = {}): P
       if (variant === 'flash_sg' && !hasSubgroup8(gpu)) { rows.push({ name, shape, ms: NaN, note: 'skipped: needs 8-wide subgroups' }); continue; }
       if (performance.now() > decodeDeadline) { rows.push({ name, shape, ms: NaN, note: 'skipped: section time cap' }); continue; }
       const call = () => attentionForward(gpu, { out, q, k, v, B: 1, Tq, Tk, TkMax: Tk, NH, NKV, HS, pos0: Tk - Tq, variant });
-      call();
-      await gpu.sync();
-      const t = (await timeIt(async () => {
-        for (let r = 0; r < 10; r++) call();
-        await gpu.sync();
-      }, 5, 0)) / 10;
+      const { ms: t, note } = await measure(gpu, call, budget, { maxReps: 20, maxIters: 7 });
       ms[variant] = t;
-      rows.push({ name, shape, ms: t, gflops: flops / t / 1e6, note: variant === auto ? 'auto' : '' });
+      rows.push({ name, shape, ms: t, gflops: flops / t / 1e6, note: `${variant === auto ? 'auto; ' : ''}${note}` });
     }
     if (ms.flash_tiled && ms.flash_split) ratios.push(`decode ${shape}: flash_tiled ${ms.flash_tiled.toFixed(3)} ms, flash_split ${ms.flash_split.toFixed(3)} ms = ${(ms.flash_tiled / ms.flash_split).toFixed(1)}x (auto here: ${auto})`);
     for (const x of [q, k, v, out]) gpu.free(x);

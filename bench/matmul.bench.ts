@@ -18,7 +18,7 @@ import { matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariant
 import { halfVariants, matmulHalfForward, pickHalfVariant } from '../src/engine/ops/matmul-half';
 import { packHalf } from '../src/engine/model/half';
 import { randn } from '../src/engine/testing';
-import { coldCopies, hostPythons, timeIt, type BenchRow } from './types';
+import { coldCopies, hostPythons, measure, type BenchRow } from './types';
 
 export interface MatmulBenchOpts {
   /** GEMM shapes [M, K, N] */
@@ -84,23 +84,6 @@ print(json.dumps({'label': f'numpy {np.__version__}, {blas}', 'gflops': out}))
   return why.join('; ') || 'no python3 found';
 }
 
-async function measure(gpu: Gpu, call: () => void, budget: number): Promise<{ ms: number; note: string }> {
-  // one untimed call compiles the pipeline; one timed call sizes the repetitions
-  call();
-  await gpu.sync();
-  const t0 = performance.now();
-  call();
-  await gpu.sync();
-  const once = Math.max(performance.now() - t0, 1e-3);
-  // several calls per sync amortise the submit/readback round trip for short calls
-  const reps = Math.max(1, Math.min(50, Math.floor(budget / 10 / once)));
-  const iters = Math.max(1, Math.min(5, Math.floor(budget / (once * reps))));
-  const ms = (await timeIt(async () => {
-    for (let r = 0; r < reps; r++) call();
-    await gpu.sync();
-  }, iters, 0)) / reps;
-  return { ms, note: `${iters}x${reps}` };
-}
 
 export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise<{ rows: BenchRow[]; notes: string[] }> {
   const gemmShapes = opts.gemm ?? [[256, 1024, 1024], [1024, 1024, 1024], [256, 2048, 2048]];

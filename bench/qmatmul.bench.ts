@@ -26,12 +26,15 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
   for (const K of sizes) {
     const N = K;
     const p = quantizeHost(randn(N * K, 1, 0.05), N, K, { bits: 4, group: 32, sym: false });
-    const w: GpuPacked = {
+    // W on the GPU; GEMV calls rotate through further copies of it (coldCopies, below): each reads
+    // its weights from memory, not from the cache the previous call filled
+    const upload = (i: number): GpuPacked => ({
       layout: p,
-      codes: gpu.tensor('bench.codes', [N, p.wordsPerRow], 'u32', p.codes),
-      scales: gpu.tensor('bench.scales', [N, p.nBlocks], 'f32', p.scales),
-      zeros: gpu.tensor('bench.zeros', [N, p.nBlocks], 'f32', p.zeros),
-    };
+      codes: gpu.tensor(`bench.codes${i}`, [N, p.wordsPerRow], 'u32', p.codes),
+      scales: gpu.tensor(`bench.scales${i}`, [N, p.nBlocks], 'f32', p.scales),
+      zeros: gpu.tensor(`bench.zeros${i}`, [N, p.nBlocks], 'f32', p.zeros),
+    });
+    const w = upload(0);
     const packed = w.codes.bytes + w.scales.bytes + w.zeros.bytes;
     for (const M of [1, 256]) {
       const x = gpu.tensor('bench.x', [M, K], 'f32', randn(M * K, 2));
@@ -47,14 +50,6 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
       const autoDx = pickQmatmulDxVariant(gpu);
       const dx = M === 1 ? null : gpu.tensor('bench.dx', [M, K]);
       const auto = pickQmatmulVariant(gpu, M);
-      // GEMV calls rotate through copies of W (coldCopies): each reads its weights from memory, not
-      // from the cache the previous call filled
-      const upload = (i: number): GpuPacked => ({
-        layout: p,
-        codes: gpu.tensor(`bench.codes${i}`, [N, p.wordsPerRow], 'u32', p.codes),
-        scales: gpu.tensor(`bench.scales${i}`, [N, p.nBlocks], 'f32', p.scales),
-        zeros: gpu.tensor(`bench.zeros${i}`, [N, p.nBlocks], 'f32', p.zeros),
-      });
       const ws = M === 1 ? [w, ...Array.from({ length: coldCopies(packed) - 1 }, (_, i) => upload(i + 1))] : [w];
       let next = 0;
       for (const v of variants) {

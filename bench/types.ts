@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import type { Gpu } from '../src/engine/gpu/runtime';
 import { join, resolve } from 'node:path';
 // One measured row of `npm run bench`. Figures are printed, never asserted.
 export interface BenchRow {
@@ -25,6 +26,26 @@ export async function timeIt(fn: () => Promise<void>, iters = 10, warmup = 2): P
   }
   ts.sort((a, b) => a - b);
   return ts[Math.floor(ts.length / 2)];
+}
+
+/** Median ms per call of `call` (dispatches only; this awaits the GPU): one untimed call compiles
+ *  the pipeline, one timed call sizes the repetitions, then up to maxIters rounds of up to maxReps
+ *  calls per sync (several calls per sync amortise the submit/readback round trip of short calls),
+ *  about `budget` ms in all. note: "iters x reps". */
+export async function measure(gpu: Gpu, call: () => void, budget: number, caps: { maxReps?: number; maxIters?: number } = {}): Promise<{ ms: number; note: string }> {
+  call();
+  await gpu.sync();
+  const t0 = performance.now();
+  call();
+  await gpu.sync();
+  const once = Math.max(performance.now() - t0, 1e-3);
+  const reps = Math.max(1, Math.min(caps.maxReps ?? 50, Math.floor(budget / 10 / once)));
+  const iters = Math.max(1, Math.min(caps.maxIters ?? 5, Math.floor(budget / (once * reps))));
+  const ms = (await timeIt(async () => {
+    for (let r = 0; r < reps; r++) call();
+    await gpu.sync();
+  }, iters, 0)) / reps;
+  return { ms, note: `${iters}x${reps}` };
 }
 
 /** The pythons a bench may run, in order: `first` (an override such as $QUENCH_NUMPY_PYTHON),
