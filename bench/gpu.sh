@@ -10,7 +10,7 @@
 #   bench/gpu.sh --quick    small shapes; with --software it runs on lavapipe (how it is tried here)
 #   bench/gpu.sh --software --gpu-picks [--quick]
 #                           on lavapipe with the kernels a GPU's 'auto' picks (QUENCH_PICKS=gpu:
-#                           workgroup-memory matmul tiles, flash_tiled, dx_wg, gemv) in place of the
+#                           workgroup-memory matmul tiles, flash_tiled / flash_split, dx_wg, gemv) in place of the
 #                           8-lane subgroup kernels: the GPU's code path, dry-run here
 #   bench/gpu.sh --packed   on a bare machine without node or node_modules: node, Dawn, bundles of
 #                           the scripts and the Vulkan loader from .gpu/ (bench/gpu-pack.sh makes it
