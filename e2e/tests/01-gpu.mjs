@@ -26,15 +26,18 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   const times = await page.getByTestId('kernels-times').innerText();
   await screenshot('gpu-kernel-times');
   expect(/fastest/.test(times) && /shared8/.test(times) && /gemm_wg8/.test(times) && /dx_wg8/.test(times) && /half_wg8/.test(times) && /gemv_wide/.test(times), `kernel timings list the variants: ${times.slice(0, 300)}`);
+  // and the flash attention forwards, at a prefill and at one decoding row
+  expect(/attention forward 1×128×128 4\/2 HS 32/.test(times) && /attention decode 1×1×128 4\/2 HS 32/.test(times) && /flash_tiled/.test(times) && /flash_split/.test(times), `kernel timings list the attention variants: ${times.slice(-600)}`);
   const label = await page.getByTestId('kernels-use-fastest').innerText();
   const fastest = /\(([^)]*)\)/.exec(label)?.[1].split(', ') ?? [];
-  expect(fastest.length === 5, `the fastest choice is named: ${label}`);
-  const inUse = async () => Promise.all(['matmul', 'gemm', 'dx', 'half', 'gemv'].map((f) => page.getByTestId(`kernel-${f}`).innerText()));
+  expect(fastest.length === 7, `the fastest choice is named: ${label}`);
+  const inUse = async () => Promise.all(['matmul', 'gemm', 'dx', 'half', 'gemv', 'attention', 'decode'].map((f) => page.getByTestId(`kernel-${f}`).innerText()));
   const waitFor = (id, want) => page.waitForFunction(([i, w]) => document.querySelector(`[data-testid="${i}"]`)?.textContent === w, [id, want], { timeout: 60_000 });
   if (await page.getByTestId('kernels-use-fastest').isEnabled()) {
     await page.getByTestId('kernels-use-fastest').click();
     await waitFor('kernel-half', fastest[3]);
     await waitFor('kernel-gemv', fastest[4]);
+    await waitFor('kernel-decode', fastest[6]);
     await waitFor('kernel-matmul', fastest[0]);
   }
   expect(JSON.stringify(await inUse()) === JSON.stringify(fastest), `the fastest kernels are in use: ${await inUse()} vs ${fastest}`);
@@ -46,7 +49,7 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   await page.getByRole('tab', { name: 'GPU' }).click();
   await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
   await waitFor('kernel-matmul', pick);
-  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], fastest[3], fastest[4]]), `the choice survives a reload: ${await inUse()}`);
+  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, ...fastest.slice(1)]), `the choice survives a reload: ${await inUse()}`);
   await screenshot('gpu-kernels');
   // Edit the stored kernel choice, then reload. The edit is made by an init script of the next load,
   // before the studio starts: edited from the running page, any state update of the studio's
@@ -62,15 +65,15 @@ export async function run({ page, baseUrl, screenshot, expect }) {
     }, [tag, del, set]);
     await page.reload();
   };
-  // a choice stored before the f16-weight and GEMV families existed (no half, no gemv): applied,
-  // with the adapter's kernels for those
-  const halfDefault = await page.locator('[data-testid="kernels-current"] tr', { hasText: 'f16-weight' }).locator('td').nth(2).innerText();
-  const gemvDefault = await page.locator('[data-testid="kernels-current"] tr', { hasText: 'int4 GEMV' }).locator('td').nth(2).innerText();
-  await reloadWithStoredChoice('e2e-old-choice', ['half', 'gemv'], {});
+  // a choice stored before the f16-weight, GEMV and attention families existed: applied, with the
+  // adapter's kernels for those
+  const defaultOf = (text) => page.locator('[data-testid="kernels-current"] tr', { hasText: text }).locator('td').nth(2).innerText();
+  const later = await Promise.all(['f16-weight', 'int4 GEMV', 'attention forward', 'one query row'].map(defaultOf));
+  await reloadWithStoredChoice('e2e-old-choice', ['half', 'gemv', 'attention', 'decode'], {});
   await page.getByRole('tab', { name: 'GPU' }).click();
   await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
   await waitFor('kernel-matmul', pick);
-  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], halfDefault, gemvDefault]), `an older stored choice (no half, no gemv) still applies: ${await inUse()}`);
+  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], ...later]), `an older stored choice (no half, gemv, attention, decode) still applies: ${await inUse()} vs ${later}`);
   // a stored choice this adapter cannot run (a driver update, say): said so, forgotten, defaults used
   await reloadWithStoredChoice('e2e-stale-choice', [], { matmul: 'no-such-kernel' });
   await page.getByRole('tab', { name: 'GPU' }).click();

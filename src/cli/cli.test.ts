@@ -92,24 +92,34 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     expect(variants('int4 GEMV')).toEqual(expect.arrayContaining(['gemv', 'gemv_rows', 'gemv_wide']));
     expect(variants('int4 GEMV')).toContain(t.fastest.gemv);
     expect(t.rows.filter((r: { op: string }) => r.op === 'int4 GEMV').every((r: { shape: string }) => r.shape.startsWith('1×'))).toBe(true);
+    // the attention families: every flash forward at a prefill and at one decoding row
+    expect(variants('attention forward')).toEqual(expect.arrayContaining(['flash', 'flash_tiled', 'flash_split']));
+    expect(variants('attention forward')).toContain(t.fastest.attention);
+    expect(variants('attention decode')).toContain(t.fastest.decode);
+    expect(t.rows.filter((r: { op: string }) => r.op === 'attention decode').every((r: { shape: string }) => /^1×1×128 4\/2 HS 32$/.test(r.shape))).toBe(true);
     expect(t.inUse).toEqual(t.defaults);
     expect(t.checks.length).toBe(t.rows.length);
     // every attention kernel checked on this adapter too (forward, decoding, backward), all correct here
     expect(t.attentionChecks.some((c: { kernel: string }) => c.kernel === 'decode flash_split')).toBe(true);
     expect(t.attentionChecks.filter((c: { ok: boolean }) => !c.ok)).toEqual([]);
     expect(t.checks.every((c: { ok: boolean }) => c.ok)).toBe(true);
-    // three names (the older form) keep the adapter's f16-weight and GEMV kernels; a fourth sets
-    // the f16-weight one, a fifth the GEMV
+    // three names (the older form) keep the adapter's kernels for the rest; a fourth sets the
+    // f16-weight one, a fifth the GEMV, a sixth and a seventh the attention forward and decoding
+    const { attention, decode } = t.defaults;
     const info = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8' }));
-    expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: t.defaults.half, gemv: t.defaults.gemv });
+    expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: t.defaults.half, gemv: t.defaults.gemv, attention, decode });
     const info4 = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8' }));
-    expect(info4.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: t.defaults.gemv });
+    expect(info4.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: t.defaults.gemv, attention, decode });
     const info5 = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide' }));
-    expect(info5.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide' });
-    expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx\[,half\[,gemv\]\]\[,tune\]" \(or "tune" alone\) with matmul one of .*shared8.*half one of .*half_wg8.*gemv one of .*gemv_wide/);
+    expect(info5.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention, decode });
+    const info7 = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide,flash,flash_tiled' }));
+    expect(info7.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention: 'flash', decode: 'flash_tiled' });
+    expect(info7.attention).toBe('flash'); // what training's forward runs
+    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide,workgroup' })).toThrow(/attention one of flash\|flash_tiled/); // materializing: not a choice
+    expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx\[,half\[,gemv\[,attention\[,decode\]\]\]\]\[,tune\]" \(or "tune" alone\) with matmul one of .*shared8.*half one of .*half_wg8.*gemv one of .*gemv_wide.*decode one of .*flash_split/);
     expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_fp8' })).toThrow(/QUENCH_KERNELS="shared8,gemm_wg8,dx_wg8,half_fp8": expected/);
     expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemm' })).toThrow(/expected/); // a GEMM is not a GEMV
-    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv,extra' })).toThrow(/expected "matmul,gemm,dx\[,half\[,gemv\]\]\[,tune\]"/);
+    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv,flash,flash,extra' })).toThrow(/expected "matmul,gemm,dx\[,half\[,gemv\[,attention\[,decode\]\]\]\]\[,tune\]"/);
     // a last "tune": training runs tune the kernels to their shapes first; alone, with the adapter's kernels
     expect(JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'tune' }))).toMatchObject({ kernels: t.defaults, tuneKernelShapes: true });
     expect(JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,tune' }))).toMatchObject({ kernels: { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' }, tuneKernelShapes: true });

@@ -1,7 +1,7 @@
-// The GPU a command runs on: Dawn (createNodeGpu), with the matmul kernels of $QUENCH_KERNELS when
-// set ("matmul,gemm,dx,half,gemv", e.g. "shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide", as `quench
-// kernels` prints the fastest here; the older "matmul,gemm,dx" and "matmul,gemm,dx,half" keep the
-// adapter's kernels for the families they leave out), and with
+// The GPU a command runs on: Dawn (createNodeGpu), with the kernels of $QUENCH_KERNELS when set
+// ("matmul,gemm,dx,half,gemv,attention,decode", e.g. "shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide,
+// flash_tiled,flash_split", as `quench kernels` prints the fastest here; the older forms of 3 to 6
+// names keep the adapter's kernels for the families they leave out), and with
 // ",tune" (or "tune" alone) training runs tune the kernels to their own shapes first; otherwise the
 // adapter's defaults.
 import { createNodeGpu } from '../engine/gpu/node';
@@ -23,11 +23,12 @@ export async function cliGpu(opts: { lenient?: boolean } = {}): Promise<Gpu> {
   }
   if (all.length) {
     const names = all;
-    // 3 names: matmul, gemm, dx (the adapter's half and GEMV kernels); 4: and half; 5: and gemv
+    // 3 names: matmul, gemm, dx (the adapter's kernels for the rest); 4: and half; 5: and gemv;
+    // 6: and the attention forward; 7: and decoding
     const choice = names.length >= 3 && names.length <= FAMILIES.length ? validKernelChoice(gpu, Object.fromEntries(names.map((n, i) => [FAMILIES[i], n]))) : null;
     if (!choice) {
       const c = kernelCandidates(gpu);
-      const why = `QUENCH_KERNELS="${env}": expected "matmul,gemm,dx[,half[,gemv]][,tune]" (or "tune" alone) with ${FAMILIES.map((f) => `${f} one of ${c[f].join('|')}`).join(', ')} (this adapter's variants)`;
+      const why = `QUENCH_KERNELS="${env}": expected "matmul,gemm,dx[,half[,gemv[,attention[,decode]]]][,tune]" (or "tune" alone) with ${FAMILIES.map((f) => `${f} one of ${c[f].join('|')}`).join(', ')} (this adapter's variants)`;
       if (opts.lenient) {
         process.stderr.write(`${why}; ignored\n`);
         return gpu;

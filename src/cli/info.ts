@@ -1,7 +1,7 @@
 import { cliGpu } from './gpu';
-import { currentKernels } from '../engine/ops/kernel-choice';
+import { FAMILIES, currentKernels } from '../engine/ops/kernel-choice';
 import { shapeTuning } from '../engine/ops/shape-choice';
-import { pickAttentionVariant } from '../engine/ops/attention';
+import { DECODE_HS, pickAttentionVariant } from '../engine/ops/attention';
 
 export async function run(argv: string[]): Promise<number> {
   const gpu = await cliGpu();
@@ -17,8 +17,8 @@ export async function run(argv: string[]): Promise<number> {
     console.log(`description:  ${i.description}`);
     console.log(`features:     ${i.features.join(', ')}`);
     if (i.picksAs === 'gpu') console.log(`picks:        as a real GPU's (QUENCH_PICKS=gpu), though this adapter is ${i.description || i.vendor}`);
-    console.log(`kernels:      ${k.matmul},${k.gemm},${k.dx},${k.half},${k.gemv} (fp32 matmul, int4 forward, int4 dX, f16-weight forward, int4 GEMV; QUENCH_KERNELS, \`quench kernels\`)${tune ? '; training runs tune them to their shapes first' : ''}`);
-    console.log(`attention:    ${attention} (without attention maps: training, eval, prefill); decoding ${pickAttentionVariant(gpu, false, 1, 64)} (one row, heads of 64)`);
+    console.log(`kernels:      ${FAMILIES.map((f) => k[f]).join(',')} (fp32 matmul, int4 forward, int4 dX, f16-weight forward, int4 GEMV, attention forward, attention decoding; QUENCH_KERNELS, \`quench kernels\`)${tune ? '; training runs the matmuls tuned to their shapes' : ''}`);
+    console.log(`attention:    ${attention} (without attention maps: training, eval, prefill); decoding ${pickAttentionVariant(gpu, false, 1, DECODE_HS)} (one row, heads of ${DECODE_HS})`);
     for (const k of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension']) {
       console.log(`${k.padEnd(36)} ${i.limits[k]}`);
     }

@@ -1,16 +1,19 @@
 // quench kernels [--size small|medium|large] [--json] — time every matmul variant this adapter runs
-// (fp32 forward/dX/dW, int4 forward/dX, the f16-weight teacher forward, the int4 GEMV), each first checked against the float64 reference, and print
-// the fastest correct one of each family, as the studio's GPU panel does; QUENCH_KERNELS=<the
-// printed line> makes the other commands use them. Every attention kernel is checked too.
-import { CHECK_SHAPE, FAMILIES, KERNEL_TIMING_SHAPES, currentKernels, timeKernelVariants, type KernelChoice } from '../engine/ops/kernel-choice';
-import { checkAttentionVariants } from '../engine/ops/attention-check';
+// (fp32 forward/dX/dW, int4 forward/dX, the f16-weight teacher forward, the int4 GEMV) and every
+// flash attention forward (a prefill, one decoding row), each first checked against the float64
+// reference, and print the fastest correct one of each family, as the studio's GPU panel does;
+// QUENCH_KERNELS=<the printed line> makes the other commands use them. Every attention kernel
+// (backwards too) is checked.
+import { ATTENTION_TIMING_SHAPES, CHECK_SHAPE, FAMILIES, KERNEL_TIMING_SHAPES, currentKernels, timeKernelVariants, type KernelChoice } from '../engine/ops/kernel-choice';
 import { parse } from './args';
 import { cliGpu } from './gpu';
 
 const SIZES = Object.keys(KERNEL_TIMING_SHAPES) as (keyof typeof KERNEL_TIMING_SHAPES)[];
 const HELP = `usage: quench kernels [--size ${SIZES.join('|')}] [--json]
 Times every fp32 (forward, dX, dW), int4 (forward, dX), f16-weight (the frozen teacher's forward) and
-int4 GEMV (decoding one token, timed at 1 x K x N) matmul variant this adapter runs on the size's shapes (${SIZES.map((k) => `${k}: ${KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}x${K}x${N}`).join(', ')}`).join('; ')}; M x K x N of y = x·Wᵀ), prints
+int4 GEMV (decoding one token, timed at 1 x K x N) matmul variant this adapter runs on the size's shapes (${SIZES.map((k) => `${k}: ${KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}x${K}x${N}`).join(', ')}`).join('; ')}; M x K x N of y = x·Wᵀ),
+and every flash attention forward without attention maps at a causal prefill of T rows and at one
+decoding row against T cached keys (${SIZES.map((k) => `${k}: ${ATTENTION_TIMING_SHAPES[k].map((a) => `T ${a.T}, ${a.NH}/${a.NKV} heads of ${a.HS}`).join(', ')}`).join('; ')}), prints
 each variant's time and the fastest of each family (least total time), and the QUENCH_KERNELS line
 that makes distill, compare, compress, pretrain, eval and the rest use them. Default size: medium.
 One variant per family serves every shape; a last ",tune" in QUENCH_KERNELS (or "tune" alone) makes
@@ -25,22 +28,24 @@ export async function run(argv: string[]): Promise<number> {
   const gpu = await cliGpu({ lenient: true });
   try {
     const inUse = currentKernels(gpu);
-    const t = await timeKernelVariants(gpu, { shapes: KERNEL_TIMING_SHAPES[size as keyof typeof KERNEL_TIMING_SHAPES], onProgress: (d, n) => process.stderr.write(`\rtiming ${d}/${n}`) });
+    const sz = size as keyof typeof KERNEL_TIMING_SHAPES;
+    const t = await timeKernelVariants(gpu, { shapes: KERNEL_TIMING_SHAPES[sz], attentionShapes: ATTENTION_TIMING_SHAPES[sz], onProgress: (d, n) => process.stderr.write(`\rtiming ${d}/${n}`) });
     process.stderr.write('\n');
-    // the attention kernels too (not timed here: `npm run bench -- --only attention`), so a kernel
-    // wrong on this adapter shows before its figures are trusted
-    const att = await checkAttentionVariants(gpu);
+    // every attention kernel is checked too (backwards included), so a kernel wrong on this
+    // adapter shows before its figures are trusted
+    const att = t.attentionChecks;
     if (a.json) {
-      console.log(JSON.stringify({ adapter: gpu.info, inUse, ...t, attentionChecks: att }, null, 2));
+      console.log(JSON.stringify({ adapter: gpu.info, inUse, ...t }, null, 2));
       return 0;
     }
     console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.backend})${gpu.info.picksAs === 'gpu' ? ', defaults picked as on a GPU (QUENCH_PICKS=gpu)' : ''}`);
-    console.log(`${'product'.padEnd(18)} ${'variant'.padEnd(10)} ${'shape'.padEnd(16)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(9)}`);
-    for (const r of t.rows) console.log(`${r.op.padEnd(18)} ${r.variant.padEnd(10)} ${r.shape.padEnd(16)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(2).padStart(9)}`);
-    const bad = t.checks.filter((c) => !c.ok);
-    console.log(bad.length ? `WRONG RESULTS on this adapter (never chosen): ${bad.map((c) => `${c.op} ${c.variant} max |error| ${c.maxAbsError.toExponential(1)}`).join('; ')}` : `every variant matches the float64 reference (${t.checks.length} checks, ${CHECK_SHAPE.join('x')})`);
+    console.log(`${'product'.padEnd(18)} ${'variant'.padEnd(11)} ${'shape'.padEnd(22)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(9)}`);
+    for (const r of t.rows) console.log(`${r.op.padEnd(18)} ${r.variant.padEnd(11)} ${r.shape.padEnd(22)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(2).padStart(9)}`);
+    const bad = t.checks.filter((c) => !c.ok && !c.op.startsWith('attention'));
+    const nMatmul = t.checks.filter((c) => !c.op.startsWith('attention')).length;
+    console.log(bad.length ? `WRONG RESULTS on this adapter (never chosen): ${bad.map((c) => `${c.op} ${c.variant} max |error| ${c.maxAbsError.toExponential(1)}`).join('; ')}` : `every matmul variant matches the float64 reference (${nMatmul} checks, ${CHECK_SHAPE.join('x')})`);
     const attBad = att.filter((c) => !c.ok);
-    console.log(attBad.length ? `attention: WRONG RESULTS on this adapter: ${attBad.map((c) => `${c.kernel} (${c.shape}) relative error ${c.relError.toExponential(1)}`).join('; ')}` : `attention: every kernel matches the float64 reference (${att.length} checks: forwards, backwards, decoding)`);
+    console.log(attBad.length ? `attention: WRONG RESULTS on this adapter (a wrong forward is never chosen): ${attBad.map((c) => `${c.kernel} (${c.shape}) relative error ${c.relError.toExponential(1)}`).join('; ')}` : `attention: every kernel matches the float64 reference (${att.length} checks: forwards, backwards, decoding)`);
     const line = (c: KernelChoice) => FAMILIES.map((f) => c[f]).join(',');
     console.log(`adapter defaults: ${line(t.defaults)}${line(inUse) !== line(t.defaults) ? `; in use (QUENCH_KERNELS): ${line(inUse)}` : ''}`);
     console.log(`fastest here:     ${line(t.fastest)}`);

@@ -1,5 +1,5 @@
 import { useEffect } from 'react';
-import { KERNEL_TIMING_SHAPES, useStudio } from './store';
+import { ATTENTION_TIMING_SHAPES, KERNEL_TIMING_SHAPES, useStudio } from './store';
 import { chooseKernels, engine, runKernelBench, runOnnxCheck, setKernelTuning, timeKernels } from './actions';
 import type { KernelChoice, KernelTimings } from '../worker/protocol';
 import { FAMILIES, FAMILY_OPS, failedChecks, familyMs, familyRows } from '../engine/ops/kernel-choice';
@@ -90,13 +90,13 @@ export function GpuPanel() {
   );
 }
 
-const LABEL: Record<keyof KernelChoice, string> = { matmul: 'fp32 matmul (forward, dX, dW)', gemm: 'int4 forward', dx: 'int4 dX', half: 'f16-weight forward (frozen teacher)', gemv: 'int4 GEMV (generating, one token)' };
+const LABEL: Record<keyof KernelChoice, string> = { matmul: 'fp32 matmul (forward, dX, dW)', gemm: 'int4 forward', dx: 'int4 dX', half: 'f16-weight forward (frozen teacher)', gemv: 'int4 GEMV (generating, one token)', attention: 'attention forward (training, eval, a prompt)', decode: 'attention, one query row (generating)' };
 const sameChoice = (a: KernelChoice | undefined | null, b: KernelChoice | undefined | null) => !!a && !!b && FAMILIES.every((f) => a[f] === b[f]);
 
 /** "WRONG RESULTS (max |error| …)" where a variant failed its check against the float64 reference here. */
 function wrong(t: KernelTimings, f: keyof KernelChoice, variant: string): string {
   const bad = failedChecks(t.checks, f, variant);
-  return bad.length ? `WRONG RESULTS on this GPU (${bad.map((c) => `${c.op}: max |error| ${c.maxAbsError.toExponential(1)}`).join('; ')}); never chosen` : '';
+  return bad.length ? `WRONG RESULTS on this GPU (${bad.map((c) => `${c.op}: ${c.op.startsWith('attention') ? 'relative error' : 'max |error|'} ${c.maxAbsError.toExponential(1)}`).join('; ')}); never chosen` : '';
 }
 
 /** Which matmul kernels runs use on this adapter: its defaults, or the fastest measured here. */
@@ -109,8 +109,8 @@ function KernelChoicePanel() {
   const variantsOf = (f: keyof KernelChoice) => (t ? [...new Set(t.rows.filter((r) => FAMILY_OPS[f].includes(r.op)).map((r) => r.variant))] : []);
   return (
     <>
-      <h3>Matmul kernels on this GPU</h3>
-      <p className="muted">Every run (distill, compare, compress, pretrain, eval) uses one fp32 matmul, one int4 forward and one int4 dX kernel, a distillation's teacher with f16 weights (larger models) one f16-weight forward kernel, and generating with a quantized model one int4 GEMV kernel (timed at one token: 1×K×N of each shape). By default they are chosen by the kind of adapter; here you can time every variant on this GPU and use the fastest. Each variant's results are checked against a float64 reference first, and one that is wrong here is never chosen. The choice is kept for this adapter across reloads.</p>
+      <h3>Kernels on this GPU</h3>
+      <p className="muted">Every run (distill, compare, compress, pretrain, eval) uses one fp32 matmul, one int4 forward and one int4 dX kernel, a distillation's teacher with f16 weights (larger models) one f16-weight forward kernel, and generating with a quantized model one int4 GEMV kernel (timed at one token: 1×K×N of each shape). Attention without attention maps runs one flash forward over chunks of more than 8 query rows and one for a single row (generating; timed at one row against the shape's T cached keys); chunks in between, and a family left at the adapter's default, follow the adapter's rule by shape. By default they are chosen by the kind of adapter; here you can time every variant on this GPU and use the fastest. Each variant's results are checked against a float64 reference first, and one that is wrong here is never chosen. The choice is kept for this adapter across reloads.</p>
       {kernels && (
         <table className="results" data-testid="kernels-current">
           <thead><tr><th>family</th><th>in use</th><th>adapter default</th><th>choose</th></tr></thead>
@@ -134,12 +134,12 @@ function KernelChoicePanel() {
         timing size{' '}
         <select aria-label="timing size" value={size} onChange={(e) => update((st) => ({ ...st, kernelTiming: e.target.value as keyof typeof KERNEL_TIMING_SHAPES }))} disabled={times.status === 'running'}>
           {(Object.keys(KERNEL_TIMING_SHAPES) as (keyof typeof KERNEL_TIMING_SHAPES)[]).map((k) => (
-            <option key={k} value={k}>{k}: {KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}×${K}×${N}`).join(', ')}</option>
+            <option key={k} value={k}>{k}: {KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}×${K}×${N}`).join(', ')}; attention {ATTENTION_TIMING_SHAPES[k].map((a) => `T ${a.T}, ${a.NH}/${a.NKV} heads of ${a.HS}`).join(', ')}</option>
           ))}
         </select>
       </label>{' '}
       <button onClick={() => void timeKernels()} disabled={times.status === 'running'} data-testid="kernels-time">
-        {times.status === 'running' ? 'Timing…' : 'Time the matmul variants'}
+        {times.status === 'running' ? 'Timing…' : 'Time the kernel variants'}
       </button>
       {t && (
         <>

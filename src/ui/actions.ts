@@ -2,7 +2,7 @@
 // actions: the only code that writes engine events into the zustand store and persists runs, the
 // model's files and the data in IndexedDB.
 import type { AccuracyRequest, ExportFormat, KernelChoice, PretrainSpec, Request, ResultOf, RunSpec, WorkerEvent } from '../worker/protocol';
-import { baselineKey, KERNEL_TIMING_SHAPES, useStudio } from './store';
+import { ATTENTION_TIMING_SHAPES, baselineKey, KERNEL_TIMING_SHAPES, useStudio } from './store';
 import { deleteRun, forgetModel, loadRuns, loadSavedData, loadSavedModel, saveData, saveModel, saveRun, type StoredRun } from './db';
 import type { PtqConfig } from '../engine/quant/ptq';
 import type { Bits } from '../engine/quant/pack';
@@ -152,7 +152,7 @@ export async function timeKernels(): Promise<void> {
   const s = useStudio.getState();
   s.setKernelTimes({ status: 'running' });
   try {
-    s.setKernelTimes({ status: 'done', result: await engine().request('timeKernels', { shapes: KERNEL_TIMING_SHAPES[s.settings.kernelTiming] }) });
+    s.setKernelTimes({ status: 'done', result: await engine().request('timeKernels', { shapes: KERNEL_TIMING_SHAPES[s.settings.kernelTiming], attentionShapes: ATTENTION_TIMING_SHAPES[s.settings.kernelTiming] }) });
   } catch (e) {
     s.setKernelTimes({ status: 'failed', message: (e as Error).message });
   } finally {

@@ -7,7 +7,7 @@ import type { GpuInfo } from '../engine/gpu/runtime';
 import type { AccuracyResult, Baselines, DataInfo, EvalDescription, KernelBenchRow, KernelChoice, KernelState, KernelTimings, ModelCard, ModelEntry, OnnxCheckResult, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, SelfTestResult } from '../worker/protocol';
 import type { StoredRun } from './db';
 import { DEFAULT_PRETRAIN_SPEC, DEFAULT_RUN_SPEC, type RunSpec } from '../engine/workflow/spec';
-import { KERNEL_TIMING_SHAPES } from '../engine/ops/kernel-choice';
+import { ATTENTION_TIMING_SHAPES, KERNEL_TIMING_SHAPES } from '../engine/ops/kernel-choice';
 import type { FreezeMask } from '../engine/train/freeze';
 import type { Bits } from '../engine/quant/pack';
 import type { TaskName } from '../engine/eval/tasks';
@@ -19,7 +19,7 @@ export type SelfTestState = Job<SelfTestResult>;
 export type OnnxCheckState = Job<OnnxCheckResult[]>;
 export type KernelBenchState = Job<KernelBenchRow[]>;
 export type KernelTimingState = Job<KernelTimings>;
-export { KERNEL_TIMING_SHAPES };
+export { ATTENTION_TIMING_SHAPES, KERNEL_TIMING_SHAPES };
 export type QuantState = Job<QuantReport>;
 export type PretrainState = Job<PretrainResult> & { points: PretrainPoint[] };
 

@@ -169,7 +169,7 @@ async function handle(req: Request): Promise<unknown> {
       if (!gpu) throw new Error('the GPU is not initialised yet');
       const { timeKernelVariants } = await import('../engine/ops/kernel-choice');
       const progress = throttledProgress(req.id);
-      return timeKernelVariants(gpu, { shapes: req.shapes, onProgress: (done, total) => progress(done, total, 'timing matmul variants') });
+      return timeKernelVariants(gpu, { shapes: req.shapes, attentionShapes: req.attentionShapes, onProgress: (done, total) => progress(done, total, 'timing kernel variants') });
     }
     case 'setKernels': {
       if (!gpu) throw new Error('the GPU is not initialised yet');

@@ -6,7 +6,7 @@
 import type { GpuInfo } from '../engine/gpu/runtime';
 import type { OnnxCheckResult } from '../engine/quant/onnx-check';
 import type { KernelBenchRow } from '../engine/quant/kernel-bench';
-import type { KernelChoice, KernelState, KernelTimings } from '../engine/ops/kernel-choice';
+import type { AttentionShape, KernelChoice, KernelState, KernelTimings } from '../engine/ops/kernel-choice';
 import type { AccuracyRequest, AccuracyResult, AutoFreezeSummary, CompressRequest, CompressSummary, DataInfo, ModelCard, ModelEntry, PretrainPoint, PretrainResult, PretrainSpec, QuantReport, TrainRequest, TrainResult } from './studio-engine';
 import type { PtqConfig } from '../engine/quant/ptq';
 import type { Bits } from '../engine/quant/pack';
@@ -25,7 +25,7 @@ export type Request =
   | { id: number; type: 'selfTest' }
   | { id: number; type: 'onnxCheck'; providers: string[] }
   | { id: number; type: 'benchKernels' }
-  | { id: number; type: 'timeKernels'; shapes: [number, number, number][] }
+  | { id: number; type: 'timeKernels'; shapes: [number, number, number][]; attentionShapes?: AttentionShape[] }
   | { id: number; type: 'setKernels'; choice: KernelChoice | null }
   /** on: runs tune the matmul kernels to their shapes first (off clears the per-shape table); null: only read the state */
   | { id: number; type: 'setShapeTuning'; on: boolean | null }

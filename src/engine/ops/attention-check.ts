@@ -9,7 +9,7 @@ import type { Gpu, Tensor } from '../gpu/runtime';
 import { attentionCachedForwardRef, attentionBackwardRef } from '../ref/attention';
 import { ATTENTION_VARIANTS, attentionBackward, attentionBackwardFlash, attentionForward } from './attention';
 import { hasSubgroup8 } from './matmul';
-import { seeded } from './kernel-choice';
+import { seeded } from './seeded';
 
 export interface AttentionCheck {
   /** e.g. "forward flash_split", "flash backward sg", "backward workgroup" */

@@ -24,8 +24,15 @@ export const MAX_HEAD_SIZE = 128;
  *  rows (see pickAttentionVariant). */
 export type AttentionVariant = 'auto' | 'thread' | 'workgroup' | 'flash' | 'flash_tiled' | 'flash_sg' | 'flash_split';
 export const ATTENTION_VARIANTS = ['thread', 'workgroup', 'flash', 'flash_tiled', 'flash_sg', 'flash_split'] as const;
-type FlashVariant = 'flash' | 'flash_tiled' | 'flash_sg' | 'flash_split';
-const isFlash = (v: string): v is FlashVariant => v === 'flash' || v === 'flash_tiled' || v === 'flash_sg' || v === 'flash_split';
+/** The forwards without the T×T matrix: what the measured attention choice picks from. */
+export const FLASH_VARIANTS = ['flash', 'flash_tiled', 'flash_sg', 'flash_split'] as const;
+export type FlashVariant = (typeof FLASH_VARIANTS)[number];
+const isFlash = (v: string): v is FlashVariant => (FLASH_VARIANTS as readonly string[]).includes(v);
+
+/** The flash forwards this adapter runs (flash_sg needs 8-wide subgroups). */
+export function flashVariants(gpu: Gpu): FlashVariant[] {
+  return FLASH_VARIANTS.filter((v) => v !== 'flash_sg' || hasSubgroup8(gpu));
+}
 
 export interface AttentionForwardArgs {
   out: Tensor; // (B, Tq, NH*HS) assigns
@@ -69,6 +76,39 @@ function pick(gpu: Gpu, v: AttentionVariant | undefined): 'thread' | 'workgroup'
  *  barrier-free 'flash' by 2x on lavapipe and 1.3x on SwiftShader (one K/V tile load serves 64
  *  rows, and the tile's reads are uniform across lanes), and workgroup tiles are what real GPUs want. */
 export function pickAttentionVariant(gpu: Gpu, withProbs: boolean, Tq?: number, HS?: number): Exclude<AttentionVariant, 'auto'> {
+  const pref = withProbs ? undefined : attentionPrefs.get(gpu);
+  if (pref?.decode && Tq === 1) return pref.decode;
+  if (pref?.prefill && (Tq === undefined || Tq > SPLIT_MAX_TQ)) return pref.prefill;
+  return adapterAttentionVariant(gpu, withProbs, Tq, HS);
+}
+
+/** Head size the decode family is timed and shown at (kernel-choice.ts): SmolLM2's and Llama's 64. */
+export const DECODE_HS = 64;
+
+/** Flash forwards chosen for this device by measurement (kernel-choice.ts: the studio's GPU panel,
+ *  QUENCH_KERNELS): `prefill` for chunks of more than SPLIT_MAX_TQ query rows (training, eval, a
+ *  prompt), `decode` for one row (generating a token). Rows in between, and a family whose choice
+ *  is the adapter's own pick, keep the adapter's rule by shape (it also weighs the head size). */
+const attentionPrefs = new WeakMap<Gpu, { prefill?: FlashVariant; decode?: FlashVariant }>();
+
+/** Make 'auto' (without probabilities) run these flash forwards on this device; null: back to the
+ *  adapter's picks. */
+export function preferAttentionVariants(gpu: Gpu, c: { prefill: FlashVariant; decode: FlashVariant } | null): void {
+  if (!c) {
+    attentionPrefs.delete(gpu);
+    return;
+  }
+  for (const v of [c.prefill, c.decode]) {
+    if (!flashVariants(gpu).includes(v)) throw new Error(`attention variant '${v}' is not one this adapter runs (${flashVariants(gpu).join(', ')})`);
+  }
+  const prefill = c.prefill === adapterAttentionVariant(gpu, false) ? undefined : c.prefill;
+  const decode = c.decode === adapterAttentionVariant(gpu, false, 1, DECODE_HS) ? undefined : c.decode;
+  if (prefill || decode) attentionPrefs.set(gpu, { prefill, decode });
+  else attentionPrefs.delete(gpu);
+}
+
+/** The adapter's own pick, whatever choice is applied on this device. */
+export function adapterAttentionVariant(gpu: Gpu, withProbs: boolean, Tq?: number, HS?: number): Exclude<AttentionVariant, 'auto'> {
   // flash_sg where lavapipe's 8-wide subgroups are: 4x flash_tiled at stories260K's shape (B=8,
   // T=512, 8 heads of 8; 2-3.5x with heads of 16), the K/V block shared by broadcast instead of
   // per-lane loads. Above UNROLL_HS its head loops run to the uniform head size (its 8x unrolled

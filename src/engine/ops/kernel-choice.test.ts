@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { randn, testGpu, dispatchedEntries } from '../testing';
 import { applyKernelChoice, checkKernelVariants, currentKernels, defaultKernels, fastestKernels, kernelCandidates, seededHalf, timeKernelVariants, validKernelChoice, type VariantTiming } from './kernel-choice';
 import { matmulHalfForward } from './matmul-half';
-import { matmulForward } from './matmul';
+import { adapterAttentionVariant, attentionForward, pickAttentionVariant } from './attention';
+import { hasSubgroup8, matmulForward } from './matmul';
 import { qmatmulBackwardInput, qmatmulForward } from './qmatmul';
 import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf } from '../format/pack';
@@ -14,8 +15,24 @@ describe('kernel choice per device', () => {
     const gpu = await testGpu();
     const cand = kernelCandidates(gpu);
     let last = 0;
-    const t = await timeKernelVariants(gpu, { shapes: [[9, 40, 24]], reps: 1, capMs: 50, onProgress: (d) => (last = d) });
-    const total = 3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length + cand.gemv.length;
+    const t = await timeKernelVariants(gpu, { shapes: [[9, 40, 24]], attentionShapes: [{ B: 1, T: 20, NH: 2, NKV: 1, HS: 8 }], reps: 1, capMs: 50, onProgress: (d) => (last = d) });
+    const matmuls = 3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length + cand.gemv.length;
+    const total = matmuls + cand.attention.length + cand.decode.length;
+    // the attention families: every flash forward this adapter runs, at a prefill and at one row
+    expect(cand.attention).toEqual(hasSubgroup8(gpu) ? ['flash', 'flash_tiled', 'flash_sg', 'flash_split'] : ['flash', 'flash_tiled', 'flash_split']);
+    expect(cand.decode).toEqual(cand.attention);
+    for (const v of cand.attention) {
+      expect(t.rows.filter((r) => r.op === 'attention forward' && r.variant === v).map((r) => r.shape), v).toEqual(['1×20×20 2/1 HS 8']);
+      expect(t.rows.filter((r) => r.op === 'attention decode' && r.variant === v).map((r) => r.shape), v).toEqual(['1×1×20 2/1 HS 8']);
+    }
+    expect(cand.attention).toContain(t.fastest.attention);
+    expect(cand.decode).toContain(t.fastest.decode);
+    // each flash forward's family check is its attention-check row (prefill, decoding)
+    for (const v of cand.attention) {
+      expect(t.checks.find((c) => c.op === 'attention forward' && c.variant === v)?.shape).toBe(t.attentionChecks.find((c) => c.kernel === `forward ${v}`)?.shape);
+      expect(t.checks.some((c) => c.op === 'attention decode' && c.variant === v)).toBe(true);
+    }
+    expect(t.attentionChecks.filter((c) => !c.ok)).toEqual([]);
     expect(cand.half).toEqual(gpu.hasF16 ? ['half_nt4', 'half_wg8', 'half_wg8h'] : ['half_nt4', 'half_wg8']);
     expect(cand.gemv).toEqual(expect.arrayContaining(['gemv', 'gemv_rows', 'gemv_wide']));
     expect(cand.gemv.every((v) => v.startsWith('gemv'))).toBe(true);
@@ -32,7 +49,7 @@ describe('kernel choice per device', () => {
     expect(cand.half).toContain(t.fastest.half);
     expect(cand.gemv).toContain(t.fastest.gemv);
     expect(t.defaults).toEqual(currentKernels(gpu)); // timing changes nothing
-    expect(t.checks.length).toBe(total); // every variant checked before it is timed
+    expect(t.checks.length).toBe(total); // every variant checked before it is timed (one check per matmul product, per attention family)
     expect(t.checks.filter((c) => !c.ok)).toEqual([]);
     expect(cand.gemm.some((v) => v.startsWith('gemv'))).toBe(false);
   });
@@ -51,8 +68,17 @@ describe('kernel choice per device', () => {
       const gemvEntries = dispatchedEntries(gpu, () => qmatmulForward(gpu, y, x, p, 1));
       expect(gemvEntries.length).toBe(1);
       expect(gemvEntries[0].startsWith(defaults.gemv), `${gemvEntries[0]} is a form of ${defaults.gemv}`).toBe(true);
-      applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide' });
-      expect(currentKernels(gpu)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide' });
+      // 'flash' is never an adapter's pick, flash_tiled never its decoding pick
+      applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention: 'flash', decode: 'flash_tiled' });
+      expect(currentKernels(gpu)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention: 'flash', decode: 'flash_tiled' });
+      expect(pickAttentionVariant(gpu, false, 64, 8)).toBe('flash'); // a chunk over SPLIT_MAX_TQ rows
+      expect(pickAttentionVariant(gpu, false, 1, 8)).toBe('flash_tiled'); // one row, any head size
+      expect(pickAttentionVariant(gpu, false, 4, 64)).toBe(adapterAttentionVariant(gpu, false, 4, 64)); // in between: the adapter's rule
+      expect(pickAttentionVariant(gpu, true, 64, 8)).toBe(adapterAttentionVariant(gpu, true, 64, 8)); // attention maps: materialized
+      // what the model's 'auto' forward dispatches: one decoding row against 20 cached keys
+      const aq = gpu.tensor('aq', [2 * 8]), ak = gpu.tensor('ak', [20 * 8]), av = gpu.tensor('av', [20 * 8]), ao = gpu.tensor('ao', [2 * 8]);
+      expect(dispatchedEntries(gpu, () => attentionForward(gpu, { out: ao, q: aq, k: ak, v: av, B: 1, Tq: 1, Tk: 20, NH: 2, NKV: 1, HS: 8, pos0: 19 }))).toEqual(['flash_forward_tiled']);
+      for (const t of [aq, ak, av, ao]) gpu.free(t);
       expect(dispatchedEntries(gpu, () => qmatmulForward(gpu, y, x, p, 1))).toEqual(['gemv_wide']);
       expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, M, K, N))).toEqual(['tiled8']);
       expect(dispatchedEntries(gpu, () => qmatmulForward(gpu, y, x, p, M))).toEqual(['gemm_wg8']);
@@ -61,6 +87,11 @@ describe('kernel choice per device', () => {
       expect(defaultKernels(gpu)).toEqual(defaults); // the adapter's own picks, whatever is applied
       applyKernelChoice(gpu, null);
       expect(currentKernels(gpu)).toEqual(defaults);
+      expect(pickAttentionVariant(gpu, false, 64, 8)).toBe(adapterAttentionVariant(gpu, false, 64, 8));
+      // a family set to the adapter's own pick keeps its rule by shape (decoding at HS 8 is not HS 64's)
+      applyKernelChoice(gpu, { ...defaults });
+      for (const [Tq, HS] of [[1, 8], [1, 64], [2, 16], [64, 8]]) expect(pickAttentionVariant(gpu, false, Tq, HS), `Tq ${Tq} HS ${HS}`).toBe(adapterAttentionVariant(gpu, false, Tq, HS));
+      applyKernelChoice(gpu, null);
       expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, M, K, N))).not.toEqual(['tiled8']);
       expect(dispatchedEntries(gpu, () => matmulHalfForward(gpu, y, x, wh, M, K, N))).toEqual(['half_nt4']);
       expect(dispatchedEntries(gpu, () => qmatmulForward(gpu, y, x, p, 1))).toEqual(gemvEntries);
@@ -73,12 +104,14 @@ describe('kernel choice per device', () => {
 
   it('a stored choice is used only if this adapter runs every part of it', async () => {
     const gpu = await testGpu();
-    const ok = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8', gemv: 'gemv_rows' };
+    const ok = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8', gemv: 'gemv_rows', attention: 'flash_tiled', decode: 'flash' };
     expect(validKernelChoice(gpu, ok)).toEqual(ok);
-    // stored before the f16-weight or the GEMV family existed: the adapter's kernels for them
-    const gemv = defaultKernels(gpu).gemv;
-    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx' })).toEqual({ ...ok, half: 'half_nt4', gemv });
-    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8' })).toEqual({ ...ok, gemv });
+    // stored before the f16-weight, GEMV or attention families existed: the adapter's kernels for them
+    const { gemv, attention, decode } = defaultKernels(gpu);
+    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx' })).toEqual({ ...ok, half: 'half_nt4', gemv, attention, decode });
+    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8' })).toEqual({ ...ok, gemv, attention, decode });
+    expect(validKernelChoice(gpu, { ...ok, attention: 'workgroup' })).toBeNull(); // materializing: not a flash choice
+    expect(validKernelChoice(gpu, { ...ok, decode: 'flash_xl' })).toBeNull();
     expect(validKernelChoice(gpu, { ...ok, gemv: 'gemm' })).toBeNull(); // a GEMM is not a GEMV choice
     expect(validKernelChoice(gpu, { ...ok, half: 'half_fp8' })).toBeNull();
     expect(validKernelChoice(gpu, { ...ok, half: null })).toBeNull();
@@ -113,18 +146,20 @@ describe('kernel choice per device', () => {
   });
 
   it('a variant that failed its check is never the fastest; with none passing, the default stays', () => {
-    const cand = { matmul: ['regtile', 'shared', 'shared8'], gemm: ['gemm', 'gemm_wg8'], dx: ['dx', 'dx_wg8'], half: ['half_nt4', 'half_wg8', 'half_wg8h'], gemv: ['gemv', 'gemv_rows', 'gemv_wide'] } as Parameters<typeof fastestKernels>[2];
-    const defaults = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_nt4', gemv: 'gemv' } as const;
+    const cand = { matmul: ['regtile', 'shared', 'shared8'], gemm: ['gemm', 'gemm_wg8'], dx: ['dx', 'dx_wg8'], half: ['half_nt4', 'half_wg8', 'half_wg8h'], gemv: ['gemv', 'gemv_rows', 'gemv_wide'], attention: ['flash', 'flash_tiled'], decode: ['flash', 'flash_split'] } as Parameters<typeof fastestKernels>[2];
+    const defaults = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_nt4', gemv: 'gemv', attention: 'flash_tiled', decode: 'flash_split' } as const;
     const row = (op: VariantTiming['op'], variant: string, ms: number): VariantTiming => ({ op, variant, shape: '1×1×1', ms, gflops: 1 });
     const rows = [
       ...['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'].flatMap((op) => [row(op as VariantTiming['op'], 'regtile', 3), row(op as VariantTiming['op'], 'shared', 2), row(op as VariantTiming['op'], 'shared8', 1)]),
       row('int4 y=x·Wᵀ', 'gemm', 2), row('int4 y=x·Wᵀ', 'gemm_wg8', 1), row('int4 dX', 'dx', 2), row('int4 dX', 'dx_wg8', 1),
       row('f16-weight y=x·Wᵀ', 'half_nt4', 3), row('f16-weight y=x·Wᵀ', 'half_wg8', 2), row('f16-weight y=x·Wᵀ', 'half_wg8h', 1),
       row('int4 GEMV', 'gemv', 3), row('int4 GEMV', 'gemv_rows', 2), row('int4 GEMV', 'gemv_wide', 1),
+      row('attention forward', 'flash', 1), row('attention forward', 'flash_tiled', 2), row('attention decode', 'flash', 1), row('attention decode', 'flash_split', 2),
     ];
-    expect(fastestKernels(rows, [], cand, defaults)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8h', gemv: 'gemv_wide' });
+    expect(fastestKernels(rows, [], cand, defaults)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8h', gemv: 'gemv_wide', attention: 'flash', decode: 'flash' });
     // shared8 wrong in one product only; gemm_wg8 wrong; every dx wrong; half_wg8h wrong
-    const bad = [{ op: 'fp32 dW', variant: 'shared8', maxAbsError: 0.1, ok: false }, { op: 'int4 y=x·Wᵀ', variant: 'gemm_wg8', maxAbsError: Infinity, ok: false }, { op: 'int4 dX', variant: 'dx', maxAbsError: 1, ok: false }, { op: 'int4 dX', variant: 'dx_wg8', maxAbsError: 1, ok: false }, { op: 'f16-weight y=x·Wᵀ', variant: 'half_wg8h', maxAbsError: 1, ok: false }, { op: 'int4 GEMV', variant: 'gemv_wide', maxAbsError: 1, ok: false }] as Parameters<typeof fastestKernels>[1];
-    expect(fastestKernels(rows, bad, cand, defaults)).toEqual({ matmul: 'shared', gemm: 'gemm', dx: 'dx', half: 'half_wg8', gemv: 'gemv_rows' });
+    const bad = [{ op: 'fp32 dW', variant: 'shared8', maxAbsError: 0.1, ok: false }, { op: 'int4 y=x·Wᵀ', variant: 'gemm_wg8', maxAbsError: Infinity, ok: false }, { op: 'int4 dX', variant: 'dx', maxAbsError: 1, ok: false }, { op: 'int4 dX', variant: 'dx_wg8', maxAbsError: 1, ok: false }, { op: 'f16-weight y=x·Wᵀ', variant: 'half_wg8h', maxAbsError: 1, ok: false }, { op: 'int4 GEMV', variant: 'gemv_wide', maxAbsError: 1, ok: false }, { op: 'attention decode', variant: 'flash', maxAbsError: 0.5, ok: false }] as Parameters<typeof fastestKernels>[1];
+    // flash wrong at decoding only: still the fastest prefill
+    expect(fastestKernels(rows, bad, cand, defaults)).toEqual({ matmul: 'shared', gemm: 'gemm', dx: 'dx', half: 'half_wg8', gemv: 'gemv_rows', attention: 'flash', decode: 'flash_split' });
   });
 });

@@ -19,6 +19,11 @@ import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } fro
 import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
 import { hasShapeChoice, setShapeChoices, shapeChoices, shapeKey, shapeTuning, type KernelOp, type ShapeOp } from './shape-choice';
 import { adapterHalfVariant, halfForwardErrorBound, halfVariants, matmulHalfForward, pickHalfVariant, preferHalfVariant, type HalfKernel } from './matmul-half';
+import { adapterAttentionVariant, attentionForward, DECODE_HS, flashVariants, pickAttentionVariant, preferAttentionVariants, type FlashVariant } from './attention';
+import { checkAttentionVariants, type AttentionCheck } from './attention-check';
+import { seeded, seededHalf } from './seeded';
+
+export { seeded, seededHalf };
 
 export type GemvVariant = Extract<QmatmulVariant, `gemv${string}`>;
 export type GemmVariant = Exclude<QmatmulVariant, 'auto' | GemvVariant>;
@@ -32,23 +37,45 @@ export const KERNEL_TIMING_SHAPES: Record<'small' | 'medium' | 'large', [number,
   large: [[1024, 1024, 1024], [1024, 1024, 4096]],
 };
 
+/** Attention shapes the panel and `quench kernels` time (by the same size names): causal prefill
+ *  of T query rows against T keys, and decoding one row against T cached keys. */
+export interface AttentionShape {
+  B: number;
+  T: number;
+  NH: number;
+  NKV: number;
+  HS: number;
+}
+export const ATTENTION_TIMING_SHAPES: Record<keyof typeof KERNEL_TIMING_SHAPES, AttentionShape[]> = {
+  small: [{ B: 1, T: 128, NH: 4, NKV: 2, HS: 32 }],
+  medium: [{ B: 1, T: 512, NH: 9, NKV: 3, HS: DECODE_HS }], // SmolLM2's heads
+  large: [{ B: 1, T: 2048, NH: 32, NKV: 8, HS: 128 }],
+};
+
 /** One kernel per product family: fp32 matmuls, int4 forward (M > 1), int4 dX, f16-weight forward
- *  (the frozen teacher's projections), int4 GEMV (M = 1: generating with a quantized model). */
+ *  (the frozen teacher's projections), int4 GEMV (M = 1: generating with a quantized model), the
+ *  attention forward without probabilities (training, eval, a prompt: more than SPLIT_MAX_TQ rows)
+ *  and attention decoding one row (generating). */
 export interface KernelChoice {
   matmul: MatmulKernel;
   gemm: GemmVariant;
   dx: DxVariant;
   half: HalfKernel;
   gemv: GemvVariant;
+  attention: FlashVariant;
+  decode: FlashVariant;
 }
 
 /** The products each family's one variant serves. */
-export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'], half: ['f16-weight y=x·Wᵀ'], gemv: ['int4 GEMV'] };
+export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'], half: ['f16-weight y=x·Wᵀ'], gemv: ['int4 GEMV'], attention: ['attention forward'], decode: ['attention decode'] };
+
+const ATTENTION_FAMILIES = ['attention', 'decode'] as const;
+const isAttentionFamily = (f: keyof KernelChoice): f is (typeof ATTENTION_FAMILIES)[number] => (ATTENTION_FAMILIES as readonly string[]).includes(f);
 
 /** Rows a product is timed and checked at: the GEMV decodes one token whatever the shape's M. */
 const opRows = (op: KernelOp, M: number): number => (op === 'int4 GEMV' ? 1 : M);
 
-/** The families in the order of QUENCH_KERNELS' names ("matmul,gemm,dx[,half[,gemv]]") and of the panel. */
+/** The families in the order of QUENCH_KERNELS' names ("matmul,gemm,dx[,half[,gemv[,attention[,decode]]]]") and of the panel. */
 export const FAMILIES = Object.keys(FAMILY_OPS) as (keyof KernelChoice)[];
 
 /** The variants of each family an adapter can run. */
@@ -58,12 +85,14 @@ export interface KernelCandidates {
   dx: DxVariant[];
   half: HalfKernel[];
   gemv: GemvVariant[];
+  attention: FlashVariant[];
+  decode: FlashVariant[];
 }
 
 export interface VariantTiming {
   op: KernelOp;
   variant: string;
-  /** M×K×N */
+  /** M×K×N (attention: B×Tq×Tk NH/NKV HS) */
   shape: string;
   ms: number;
   gflops: number;
@@ -73,8 +102,9 @@ export interface VariantTiming {
 export interface VariantCheck {
   op: KernelOp;
   variant: string;
-  /** M×K×N it was checked at (CHECK_SHAPE; M = 1 for the GEMV) */
+  /** M×K×N it was checked at (CHECK_SHAPE; M = 1 for the GEMV; attention: attention-check.ts's) */
   shape: string;
+  /** attention: relative to the largest |reference| (attention-check.ts's relError) */
   maxAbsError: number;
   ok: boolean;
 }
@@ -83,6 +113,9 @@ export interface KernelTimings {
   rows: VariantTiming[];
   /** the correctness check run first; a variant that failed it is never fastest */
   checks: VariantCheck[];
+  /** every attention kernel against the float64 reference (forwards, backwards, decoding): the
+   *  attention families' checks above are its forwards */
+  attentionChecks: AttentionCheck[];
   /** per family, the variant with the least total time over the shapes (and, for fp32, the 3 products) */
   fastest: KernelChoice;
   /** what 'auto' ran before any choice (the adapter's defaults) */
@@ -107,12 +140,17 @@ export function kernelState(gpu: Gpu): KernelState {
 /** The adapter's own picks, whatever choice is applied on this device (the int4 forward's family is
  *  its GEMM, picked for any M > 1). */
 export function defaultKernels(gpu: Gpu): KernelChoice {
-  return { matmul: adapterMatmulVariant(gpu), gemm: adapterQmatmulVariant(gpu, 2) as GemmVariant, dx: adapterQmatmulDxVariant(gpu), half: adapterHalfVariant(gpu), gemv: adapterQmatmulVariant(gpu, 1) as GemvVariant };
+  return { matmul: adapterMatmulVariant(gpu), gemm: adapterQmatmulVariant(gpu, 2) as GemmVariant, dx: adapterQmatmulDxVariant(gpu), half: adapterHalfVariant(gpu), gemv: adapterQmatmulVariant(gpu, 1) as GemvVariant, ...adapterAttention(gpu) };
+}
+
+/** The adapter's flash forwards for a long chunk and for one row (at heads of DECODE_HS). */
+function adapterAttention(gpu: Gpu): Pick<KernelChoice, 'attention' | 'decode'> {
+  return { attention: adapterAttentionVariant(gpu, false) as FlashVariant, decode: adapterAttentionVariant(gpu, false, 1, DECODE_HS) as FlashVariant };
 }
 
 /** What 'auto' runs on this device now (the adapter's picks, or the applied choice). */
 export function currentKernels(gpu: Gpu): KernelChoice {
-  return { matmul: pickMatmulVariant(gpu), gemm: pickQmatmulVariant(gpu, 2) as GemmVariant, dx: pickQmatmulDxVariant(gpu), half: pickHalfVariant(gpu), gemv: pickQmatmulVariant(gpu, 1) as GemvVariant };
+  return { matmul: pickMatmulVariant(gpu), gemm: pickQmatmulVariant(gpu, 2) as GemmVariant, dx: pickQmatmulDxVariant(gpu), half: pickHalfVariant(gpu), gemv: pickQmatmulVariant(gpu, 1) as GemvVariant, attention: pickAttentionVariant(gpu, false) as FlashVariant, decode: pickAttentionVariant(gpu, false, 1, DECODE_HS) as FlashVariant };
 }
 
 /** Make 'auto' run `c` on this device (null: back to the adapter's picks). */
@@ -120,6 +158,7 @@ export function applyKernelChoice(gpu: Gpu, c: KernelChoice | null): void {
   preferMatmulVariant(gpu, c?.matmul ?? null);
   preferQmatmulVariants(gpu, c ? { gemm: c.gemm, dx: c.dx, gemv: c.gemv } : null);
   preferHalfVariant(gpu, c?.half ?? null);
+  preferAttentionVariants(gpu, c ? { prefill: c.attention, decode: c.decode } : null);
 }
 
 /** The variants of each family this adapter can run. */
@@ -130,6 +169,8 @@ export function kernelCandidates(gpu: Gpu): KernelCandidates {
     dx: QMATMUL_DX_VARIANTS.filter((v) => v !== 'dx_sg' || hasSubgroup8(gpu)),
     half: halfVariants(gpu),
     gemv: qmatmulVariants(gpu).filter((v): v is GemvVariant => v.startsWith('gemv')),
+    attention: flashVariants(gpu),
+    decode: flashVariants(gpu),
   };
 }
 
@@ -150,34 +191,6 @@ async function timeCall(gpu: Gpu, call: () => void, reps: number, capMs: number)
     rounds.push((performance.now() - t0) / n);
   }
   return rounds.sort((a, b) => a - b)[1];
-}
-
-/** Deterministic values in [-0.1, 0.1) (an LCG): operands for kernel timing and checks, here and in
- *  the studio's int4-vs-ORT benchmark (quant/kernel-bench.ts). */
-export function seeded(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return (s / 2 ** 32 - 0.5) * 0.2;
-  });
-}
-
-/** n f16 values as bits (two per u32, element 2i in the low half) and as numbers: random signs,
- *  magnitudes in [1/16, 1) (normal f16, so their products never underflow in f16 arithmetic), from
- *  the LCG of `seeded`. Exact f16 values, so the f16-weight kernels' operands need no host rounding
- *  (ops/ cannot reach io/'s f16 conversion; the fp32 x of the checks is drawn the same way). */
-export function seededHalf(n: number, seed: number): { packed: Uint32Array; values: Float32Array } {
-  if (n % 2 !== 0) throw new Error(`seededHalf: ${n} values, need an even count`);
-  let s = seed >>> 0;
-  const next = () => (s = (s * 1664525 + 1013904223) >>> 0);
-  const packed = new Uint32Array(n / 2), values = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    const r = next();
-    const sign = r >>> 31, exp = 11 + ((r >>> 29) & 3), mant = (r >>> 10) & 1023; // exponent 11..14: 2^-4 .. 2^-1
-    packed[i >> 1] |= ((sign << 15) | (exp << 10) | mant) << (16 * (i & 1));
-    values[i] = (sign ? -1 : 1) * 2 ** (exp - 15) * (1 + mant / 1024);
-  }
-  return { packed, values };
 }
 
 /** Seeded operands of every product at one shape [M, K, N]: x (M, K), W (N, K) in fp32, as int4 in
@@ -216,22 +229,58 @@ function productCall(gpu: Gpu, op: KernelOp, variant: string, o: Operands, M: nu
     case 'int4 dX': return () => qmatmulBackwardInput(gpu, o.dx, o.y, o.packed, M, false, variant as DxVariant);
     case 'f16-weight y=x·Wᵀ': return () => matmulHalfForward(gpu, o.y, o.x, o.wh!, M, K, N, false, variant as HalfKernel);
     case 'int4 GEMV': return () => qmatmulForward(gpu, o.y, o.x, o.packed, 1, variant as GemvVariant); // the first row of x
+    case 'attention forward':
+    case 'attention decode': throw new Error(`${op} is timed on attention shapes (attentionCall), not ${M}×${K}×${N}`);
   }
 }
 
-/** Time every variant this adapter runs on shapes [M, K, N] (y = x·Wᵀ, x (M, K), W (N, K)). */
-export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, number, number][]; reps?: number; capMs?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<KernelTimings> {
+/** Causal attention FLOPs of a forward: QKᵀ and PV, 2·HS each per (query, visible key) pair. */
+const attentionFlops = (B: number, NH: number, HS: number, pairs: number) => 4 * B * NH * HS * pairs;
+
+/** One call of an attention family's forward with `variant` at shape `a`, and its FLOPs and shape
+ *  label: the forward over T rows (with the lse, as training writes it), or one row at position
+ *  T − 1 against T cached keys. Operands are allocated here; `free` releases them. */
+function attentionCall(gpu: Gpu, f: 'attention' | 'decode', variant: FlashVariant, a: AttentionShape): { call: () => void; flops: number; shape: string; free: () => void } {
+  const { B, T, NH, NKV, HS } = a;
+  const Tq = f === 'decode' ? 1 : T;
+  const q = gpu.tensor('kernels.att.q', [B * Tq * NH * HS], 'f32', seeded(B * Tq * NH * HS, 41));
+  const k = gpu.tensor('kernels.att.k', [B * T * NKV * HS], 'f32', seeded(B * T * NKV * HS, 42));
+  const v = gpu.tensor('kernels.att.v', [B * T * NKV * HS], 'f32', seeded(B * T * NKV * HS, 43));
+  const out = gpu.tensor('kernels.att.out', [B * Tq * NH * HS]);
+  const lse = f === 'attention' ? gpu.tensor('kernels.att.lse', [B * NH * T]) : undefined;
+  const call = () => attentionForward(gpu, { out, lse, q, k, v, B, Tq, Tk: T, TkMax: T, NH, NKV, HS, pos0: T - Tq, variant });
+  const pairs = f === 'decode' ? T : (T * (T + 1)) / 2;
+  return { call, flops: attentionFlops(B, NH, HS, pairs), shape: `${B}×${Tq}×${T} ${NH}/${NKV} HS ${HS}`, free: () => [q, k, v, out, lse].forEach((t) => t && gpu.free(t)) };
+}
+
+/** The attention families' checks: a flash forward is correct here when its prefill (`attention`)
+ *  or decoding (`decode`) check against the float64 reference passed (attention-check.ts). */
+function attentionFamilyChecks(att: AttentionCheck[]): VariantCheck[] {
+  const out: VariantCheck[] = [];
+  for (const c of att) {
+    const m = /^(forward|decode) (flash\w*)$/.exec(c.kernel);
+    if (m) out.push({ op: m[1] === 'forward' ? 'attention forward' : 'attention decode', variant: m[2], shape: c.shape, maxAbsError: c.relError, ok: c.ok });
+  }
+  return out;
+}
+
+/** Time every variant this adapter runs on shapes [M, K, N] (y = x·Wᵀ, x (M, K), W (N, K)) and
+ *  every flash forward on the attention shapes. */
+export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, number, number][]; attentionShapes?: AttentionShape[]; reps?: number; capMs?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<KernelTimings> {
   const shapes = opts.shapes ?? KERNEL_TIMING_SHAPES.medium;
+  const attShapes = opts.attentionShapes ?? ATTENTION_TIMING_SHAPES.medium;
   const reps = opts.reps ?? 5, capMs = opts.capMs ?? 2000;
   const cand = kernelCandidates(gpu);
   const rows: VariantTiming[] = [];
-  const total = shapes.length * FAMILIES.reduce((n, f) => n + FAMILY_OPS[f].length * cand[f].length, 0);
+  const matmulFamilies = FAMILIES.filter((f) => !isAttentionFamily(f));
+  const total = shapes.length * matmulFamilies.reduce((n, f) => n + FAMILY_OPS[f].length * cand[f].length, 0) + attShapes.length * ATTENTION_FAMILIES.reduce((n, f) => n + cand[f].length, 0);
   let done = 0;
   const defaults = defaultKernels(gpu);
-  const checks = await checkKernelVariants(gpu);
+  const attentionChecks = await checkAttentionVariants(gpu);
+  const checks = [...(await checkKernelVariants(gpu)), ...attentionFamilyChecks(attentionChecks)];
   for (const [M, K, N] of shapes) {
     const o = allocOperands(gpu, M, K, N);
-    for (const f of FAMILIES)
+    for (const f of matmulFamilies)
       for (const v of cand[f] as string[])
         for (const op of FAMILY_OPS[f]) {
           const m = opRows(op, M);
@@ -241,7 +290,19 @@ export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, num
         }
     freeOperands(gpu, o);
   }
-  return { rows, checks, fastest: fastestKernels(rows, checks, cand, defaults), defaults };
+  for (const a of attShapes)
+    for (const f of ATTENTION_FAMILIES)
+      for (const v of cand[f]) {
+        const c = attentionCall(gpu, f, v, a);
+        try {
+          const ms = await timeCall(gpu, c.call, reps, capMs);
+          rows.push({ op: FAMILY_OPS[f][0], variant: v, shape: c.shape, ms, gflops: c.flops / ms / 1e6 });
+        } finally {
+          c.free();
+        }
+        opts.onProgress?.(++done, total);
+      }
+  return { rows, checks, attentionChecks, fastest: fastestKernels(rows, checks, cand, defaults), defaults };
 }
 
 /** A variant's timings within its family (all shapes and, for fp32, the 3 products). */
@@ -266,7 +327,7 @@ export function fastestKernels(rows: VariantTiming[], checks: VariantCheck[], ca
     const good = vs.filter((v) => failedChecks(checks, f, v).length === 0 && familyRows(rows, f, v).length > 0);
     return good.length ? good.reduce((a, b) => (familyMs(rows, f, b) < familyMs(rows, f, a) ? b : a)) : dflt;
   };
-  return { matmul: best('matmul', cand.matmul, defaults.matmul), gemm: best('gemm', cand.gemm, defaults.gemm), dx: best('dx', cand.dx, defaults.dx), half: best('half', cand.half, defaults.half), gemv: best('gemv', cand.gemv, defaults.gemv) };
+  return Object.fromEntries(FAMILIES.map((f) => [f, best(f, cand[f] as string[], defaults[f])])) as unknown as KernelChoice;
 }
 
 /** [M, K, N] of the checks: partial 64- and 128-blocks every way, a ragged 8-slab and int4 group. */
@@ -329,14 +390,14 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
 }
 
 /** A stored choice, checked against what this adapter can run (null if any part is not available).
- *  A choice stored before the f16-weight or the GEMV family existed (no `half`, no `gemv`) keeps the
- *  adapter's kernel for it. */
+ *  A choice stored before the f16-weight, GEMV or attention families existed (no `half`, `gemv`,
+ *  `attention`, `decode`) keeps the adapter's kernel for them (and, for attention, its rule by shape). */
 export function validKernelChoice(gpu: Gpu, c: unknown): KernelChoice | null {
   if (!c || typeof c !== 'object') return null;
-  const k: Record<string, unknown> = { half: adapterHalfVariant(gpu), gemv: adapterQmatmulVariant(gpu, 1), ...c };
+  const k: Record<string, unknown> = { half: adapterHalfVariant(gpu), gemv: adapterQmatmulVariant(gpu, 1), ...adapterAttention(gpu), ...c };
   const cand = kernelCandidates(gpu);
   const ok = FAMILIES.every((f) => (cand[f] as string[]).includes(k[f] as string));
-  return ok ? { matmul: k.matmul as MatmulKernel, gemm: k.gemm as GemmVariant, dx: k.dx as DxVariant, half: k.half as HalfKernel, gemv: k.gemv as GemvVariant } : null;
+  return ok ? (Object.fromEntries(FAMILIES.map((f) => [f, k[f]])) as unknown as KernelChoice) : null;
 }
 
 /** The family whose variants serve a product. */

@@ -6,8 +6,9 @@
 // captured, after checking each against the float64 reference. Off unless a run asks for it.
 import type { Gpu } from '../gpu/runtime';
 
-/** The matmul products whose kernels are chosen (kernel-choice's families split by product). */
-export type KernelOp = 'fp32 y=x·Wᵀ' | 'fp32 dX' | 'fp32 dW' | 'int4 y=x·Wᵀ' | 'int4 dX' | 'f16-weight y=x·Wᵀ' | 'int4 GEMV';
+/** The products whose kernels are chosen (kernel-choice's families split by product); only the
+ *  matmuls are ever chosen per shape (the attention ops are chosen per device). */
+export type KernelOp = 'fp32 y=x·Wᵀ' | 'fp32 dX' | 'fp32 dW' | 'int4 y=x·Wᵀ' | 'int4 dX' | 'f16-weight y=x·Wᵀ' | 'int4 GEMV' | 'attention forward' | 'attention decode';
 
 /** One product at one shape, M×K×N as in y (M, N) = x (M, K) · W (N, K)ᵀ (dX and dW: the forward's
  *  shape), with the int4 layout's bits and group where it has one. */
