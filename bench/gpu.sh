@@ -113,10 +113,11 @@ timeout 220 "${QUENCH[@]}" bench $quick --section-s 60 2>&1 | tee -a "$log" || e
 if [ -n "$quick" ]; then ksize=small; else ksize=large; fi
 timeout 45 "${QUENCH[@]}" kernels --size $ksize 2>&1 | tee -a "$log" || echo "bench/gpu.sh: quench kernels ended with $? (timeout 45 s)"
 # Quench's step with the adapter's kernel picks and with tile8 (the 8x8 register-tile matmuls:
-# fp32 shared8, int4 gemm_wg8 / dx_wg8, f16-weight teacher half_wg8; tile8h: the same with the
-# teacher in f16 arithmetic, half_wg8h; not picked by auto until a GPU has measured them); tuned:
+# fp32 shared8, int4 gemm_wg8 / dx_wg8, f16-weight teacher half_wg8; tile8p: the same with the next
+# slab prefetched into registers, shared8p / gemm_wg8p / dx_wg8p; tile8h: tile8 with the teacher in
+# f16 arithmetic, half_wg8h; none picked by auto until a GPU has measured them); tuned:
 # the adapter's picks, then tuned per shape after the first warm-up step (QUENCH_KERNELS=…,tune)
-if [ -n "$quick" ]; then step_args="--layers 1 --batch 1 --seq 32 --steps 2 --warmup 1 --matmul auto,tile8"; else step_args="--steps 8 --warmup 2 --matmul auto,tile8,tile8h,tuned"; fi
+if [ -n "$quick" ]; then step_args="--layers 1 --batch 1 --seq 32 --steps 2 --warmup 1 --matmul auto,tile8,tile8p"; else step_args="--steps 8 --warmup 2 --matmul auto,tile8,tile8p,tile8h,tuned"; fi
 timeout 165 "${SMOLLM[@]}" $step_args 2>&1 | tee -a "$log" || echo "bench/gpu.sh: the SmolLM2-shaped KD-QAT step ended with $? (timeout 165 s)"
 # where that step's GPU time goes, per kernel (timestamp queries, each dispatch in its own pass),
 # with the adapter's picks: what to speed up next

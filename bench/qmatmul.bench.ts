@@ -45,7 +45,7 @@ export async function benchQmatmul(gpu: Gpu, sizes = [256, 512, 1024, 2048, 4096
       // gemv_red also with 1 and 4 rows per subgroup block (its default is 2): a GPU's figures say
       // which to keep
       type Timed = Exclude<QmatmulVariant, 'auto'> | Exclude<QmatmulDxVariant, 'auto'> | 'gemv_red rb=1' | 'gemv_red rb=4' | 'gemv_wide rb=4' | 'gemv_wide tpr=8 rb=4';
-      const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv', 'gemv_red', 'gemv_red rb=1', 'gemv_red rb=4', 'gemv_wide', 'gemv_wide rb=4', 'gemv_wide tpr=8 rb=4'] : ['gemm_sg', 'gemm', 'gemm_wg', 'gemm_wg8', 'dx_sg', 'dx', 'dx_wg', 'dx_wg8', 'dx_deq']) as Timed[])
+      const variants = ((M === 1 ? ['gemv_sg', 'gemv_rows', 'gemv', 'gemv_red', 'gemv_red rb=1', 'gemv_red rb=4', 'gemv_wide', 'gemv_wide rb=4', 'gemv_wide tpr=8 rb=4'] : ['gemm_sg', 'gemm', 'gemm_wg', 'gemm_wg8', 'gemm_wg8p', 'dx_sg', 'dx', 'dx_wg', 'dx_wg8', 'dx_wg8p', 'dx_deq']) as Timed[])
         .filter((v) => (v === 'dx_sg' ? hasSubgroup8(gpu) : isDx(v) || available.includes(v.split(' ')[0] as Exclude<QmatmulVariant, 'auto'>)));
       const autoDx = pickQmatmulDxVariant(gpu);
       const dx = M === 1 ? null : gpu.tensor('bench.dx', [M, K]);

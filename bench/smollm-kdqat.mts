@@ -15,8 +15,9 @@
 //        [--matmul auto,tile8 (Quench's step once per kernel choice: auto = the adapter's picks; a
 //         fp32 matmul variant name (shared8, ...) sets that one; tile8 = the 8x8 register-tile
 //         kernels for all four: fp32 shared8, int4 gemm_wg8 and dx_wg8, and the f16-weight teacher's
-//         half_wg8; tile8h = the same with the teacher's f16-arithmetic half_wg8h (shader-f16
-//         adapters); tuned = the adapter's picks, then the kernels tuned per shape after the first
+//         half_wg8; tile8p = tile8 with the next slab prefetched into registers (shared8p,
+//         gemm_wg8p, dx_wg8p; the teacher's half_wg8); tile8h = tile8 with the teacher's
+//         f16-arithmetic half_wg8h (shader-f16 adapters); tuned = the adapter's picks, then the kernels tuned per shape after the first
 //         warm-up step (shape-choice.ts, as QUENCH_KERNELS=…,tune), its tuning time printed apart;
 //         the ratio uses the fastest)]
 import { parseArgs } from 'node:util';
@@ -69,18 +70,57 @@ const recipe = JSON.parse(readFileSync(join(dir, 'recipe.json'), 'utf8')) as Rec
 const dc: DistillConfig = { ...recipe.distill, metricsEvery: 0 };
 console.log(`${shape}: recipe written to ${dir} in ${((performance.now() - tRec) / 1000).toFixed(1)} s`);
 
+// ---- PyTorch eager first, the same recipe: its figure is printed (and each Quench kernel choice's
+// ratio beside it) even if a time limit stops the Quench variants part-way (bench/gpu.sh)
+// --python, $QUENCH_PYTHON, else the first of python3 on PATH and Debian's /usr/bin/python3 that
+// imports torch: on a CUDA machine the python3 on PATH is often a venv's that holds torch while
+// /usr/bin/python3 has none, and here Debian's is the one with python3-torch
+const probeArgs = ['-c', 'import torch,sys; sys.stdout.write("cuda" if torch.cuda.is_available() else "cpu"); sys.stdout.write(" " + torch.__version__)'];
+const explicitPython = a.python ?? process.env.QUENCH_PYTHON;
+const pythons = explicitPython ? [explicitPython] : hostPythons();
+let py = pythons[0] ?? 'python3';
+let probe = spawnSync(py, probeArgs, { encoding: 'utf8', timeout: 120_000 });
+for (const cand of pythons.slice(1)) {
+  if (probe.status === 0) break;
+  py = cand;
+  probe = spawnSync(py, probeArgs, { encoding: 'utf8', timeout: 120_000 });
+}
+let torchTps = NaN;
+let torchDevice = '';
+if (probe.status !== 0) {
+  console.log(`pytorch: ${pythons.join(', ') || 'no python3'} cannot import torch (${(probe.stderr || '').trim().split('\n').pop() ?? ''}); no PyTorch figure`);
+} else {
+  const [device, version] = probe.stdout.trim().split(' ');
+  const threads = a.threads ?? (device === 'cpu' ? '1' : undefined);
+  const out = join(dir, 'torch-run');
+  const args = [join(dir, 'kdqat.py'), '--recipe', dir, '--out', out, '--steps', String(W + N), '--device', device, '--no-eval', '--quiet', '--checkpoint-every', String(10 ** 9), ...(threads ? ['--threads', threads] : [])];
+  const t0 = performance.now();
+  const res = spawnSync(py, args, { encoding: 'utf8', timeout: 600_000 });
+  if (res.status !== 0) {
+    console.log(`pytorch: kdqat.py failed (exit ${res.status}): ${(res.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
+  } else {
+    const ms = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step?: number; loss?: number; tokensPerSec?: number }).filter((m) => typeof m.tokensPerSec === 'number');
+    const rates = ms.map((m) => m.tokensPerSec!);
+    const timed = (rates.length > W ? rates.slice(W) : rates).sort((x, y) => x - y);
+    torchTps = timed[Math.floor(timed.length / 2)];
+    console.log(`pytorch ${version} eager ${device}${threads ? ` (${threads} thread${threads === '1' ? '' : 's'})` : ''}: ${timed.length} timed steps, median ${torchTps.toFixed(0)} tokens/s, ${(tokensPerStep / torchTps * 1000).toFixed(1)} ms/step; loss at step 0 ${ms[0]?.loss?.toFixed(4)} (the same step as quench's) (whole run ${((performance.now() - t0) / 1000).toFixed(1)} s with start-up)`);
+    torchDevice = device;
+  }
+}
+
 // ---- Quench on this adapter
 const gpu = await createNodeGpu();
 const adapter = gpu.info.description || gpu.info.device || gpu.info.vendor;
 let quenchTps = NaN;
 const variants = a.matmul!.split(',').map((v) => v.trim());
-for (const v of variants) if (v !== 'auto' && v !== 'tile8' && v !== 'tile8h' && v !== 'tuned' && !(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--matmul: ${v} is not one of auto, tile8, tile8h, tuned, ${MATMUL_VARIANTS.join(', ')}`);
+for (const v of variants) if (v !== 'auto' && v !== 'tile8' && v !== 'tile8p' && v !== 'tile8h' && v !== 'tuned' && !(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new Error(`--matmul: ${v} is not one of auto, tile8, tile8p, tile8h, tuned, ${MATMUL_VARIANTS.join(', ')}`);
 for (const v of variants) {
   if (v === 'tile8h' && !gpu.hasF16) {
     console.log('quench (tile8h): skipped, the teacher\'s half_wg8h needs shader-f16, which this adapter lacks');
     continue;
   }
   if (v === 'tile8' || v === 'tile8h') applyKernelChoice(gpu, { ...defaultKernels(gpu), matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: v === 'tile8' ? 'half_wg8' : 'half_wg8h' });
+  else if (v === 'tile8p') applyKernelChoice(gpu, { ...defaultKernels(gpu), matmul: 'shared8p', gemm: 'gemm_wg8p', dx: 'dx_wg8p', half: 'half_wg8' });
   else {
     applyKernelChoice(gpu, null);
     if (v !== 'auto') preferMatmulVariant(gpu, v as MatmulKernel);
@@ -110,47 +150,15 @@ for (const v of variants) {
   const sec = (performance.now() - t0) / 1000;
   const tps = (N * tokensPerStep) / sec;
   if (Number.isNaN(quenchTps) || tps > quenchTps) quenchTps = tps; // the fastest variant's figure goes into the ratio
-  console.log(`${tag}: ${N} steps in ${sec.toFixed(2)} s, ${(sec / N * 1000).toFixed(1)} ms/step, ${tps.toFixed(0)} tokens/s; loss at step 0 ${first.toFixed(4)}, last ${last.toFixed(4)}`);
+  console.log(`${tag}: ${N} steps in ${sec.toFixed(2)} s, ${(sec / N * 1000).toFixed(1)} ms/step, ${tps.toFixed(0)} tokens/s; loss at step 0 ${first.toFixed(4)}, last ${last.toFixed(4)}${Number.isNaN(torchTps) ? '' : `; ${(torchTps / tps).toFixed(2)}x PyTorch ${torchDevice}'s step time`}`);
   d.free();
   setShapeChoices(gpu, null);
 }
 applyKernelChoice(gpu, null);
 gpu.destroy();
+if (!Number.isNaN(torchTps)) {
+  const target = torchDevice === 'cuda' ? ' (target on a real GPU: quench step time <= 3x PyTorch CUDA\'s)' : '';
+  console.log(`${shape}: quench step time / PyTorch ${torchDevice} step time = ${(torchTps / quenchTps).toFixed(2)}x${target} (the fastest of Quench's kernel choices)`);
+}
 
-// ---- PyTorch eager, the same recipe
-// --python, $QUENCH_PYTHON, else the first of python3 on PATH and Debian's /usr/bin/python3 that
-// imports torch: on a CUDA machine the python3 on PATH is often a venv's that holds torch while
-// /usr/bin/python3 has none, and here Debian's is the one with python3-torch
-const probeArgs = ['-c', 'import torch,sys; sys.stdout.write("cuda" if torch.cuda.is_available() else "cpu"); sys.stdout.write(" " + torch.__version__)'];
-const explicitPython = a.python ?? process.env.QUENCH_PYTHON;
-const pythons = explicitPython ? [explicitPython] : hostPythons();
-let py = pythons[0] ?? 'python3';
-let probe = spawnSync(py, probeArgs, { encoding: 'utf8', timeout: 120_000 });
-for (const cand of pythons.slice(1)) {
-  if (probe.status === 0) break;
-  py = cand;
-  probe = spawnSync(py, probeArgs, { encoding: 'utf8', timeout: 120_000 });
-}
-let torchTps = NaN;
-if (probe.status !== 0) {
-  console.log(`pytorch: ${pythons.join(', ') || 'no python3'} cannot import torch (${(probe.stderr || '').trim().split('\n').pop() ?? ''}); no PyTorch figure`);
-} else {
-  const [device, version] = probe.stdout.trim().split(' ');
-  const threads = a.threads ?? (device === 'cpu' ? '1' : undefined);
-  const out = join(dir, 'torch-run');
-  const args = [join(dir, 'kdqat.py'), '--recipe', dir, '--out', out, '--steps', String(W + N), '--device', device, '--no-eval', '--quiet', '--checkpoint-every', String(10 ** 9), ...(threads ? ['--threads', threads] : [])];
-  const t0 = performance.now();
-  const res = spawnSync(py, args, { encoding: 'utf8', timeout: 600_000 });
-  if (res.status !== 0) {
-    console.log(`pytorch: kdqat.py failed (exit ${res.status}): ${(res.stderr || '').trim().split('\n').slice(-3).join(' | ')}`);
-  } else {
-    const ms = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step?: number; loss?: number; tokensPerSec?: number }).filter((m) => typeof m.tokensPerSec === 'number');
-    const rates = ms.map((m) => m.tokensPerSec!);
-    const timed = (rates.length > W ? rates.slice(W) : rates).sort((x, y) => x - y);
-    torchTps = timed[Math.floor(timed.length / 2)];
-    console.log(`pytorch ${version} eager ${device}${threads ? ` (${threads} thread${threads === '1' ? '' : 's'})` : ''}: ${timed.length} timed steps, median ${torchTps.toFixed(0)} tokens/s, ${(tokensPerStep / torchTps * 1000).toFixed(1)} ms/step; loss at step 0 ${ms[0]?.loss?.toFixed(4)} (the same step as quench's) (whole run ${((performance.now() - t0) / 1000).toFixed(1)} s with start-up)`);
-    const target = device === 'cuda' ? ' (target on a real GPU: quench step time <= 3x PyTorch CUDA\'s)' : '';
-    console.log(`${shape}: quench step time / PyTorch ${device} step time = ${(torchTps / quenchTps).toFixed(2)}x${target}`);
-  }
-}
 if (!a.keep) rmSync(dir, { recursive: true, force: true });

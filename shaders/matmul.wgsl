@@ -17,7 +17,10 @@
 //                any shape.                                             dispatch (ceil(J/4/WGX), ceil(I/4/WGY))
 //   tiled8       the same for large products on real GPUs: 16x16 threads, each an 8x8 register tile
 //                (4 vec4 workgroup loads per 64 FMAs, against tiled's 8 scalar loads per 16), a
-//                128x128 block of C, 8-deep slabs. Generic strides, any shape.
+//                128x128 block of C, 8-deep slabs. Generic strides, any shape. With PREFETCH (the
+//                'shared8p' variant) each thread loads its share of the next slab into registers
+//                before the current slab's FMAs, so the global loads' latency hides behind them
+//                (the same sums in the same order: bit-identical to PREFETCH off).
 //                                                                       dispatch (ceil(J/128), ceil(I/128))
 //   gemv_wg      I = 1 forward (decode): one workgroup of WG1 threads per output j splits R, then a
 //                tree reduction in workgroup memory (real GPUs).        dispatch gpu.grid(J)
@@ -28,6 +31,7 @@
 override WGX: u32 = 8;   // threads per workgroup along J
 override WGY: u32 = 8;   // threads per workgroup along I
 override BK: u32 = 16;   // tiled: depth of the workgroup-memory slab
+override PREFETCH: bool = false; // tiled8: load the next slab into registers during this one's FMAs
 override WG1: u32 = 64;  // gemv entries: threads per workgroup (a power of two <= 256 for gemv_wg)
 
 struct Params { I: u32, J: u32, R: u32, sAi: u32, sAr: u32, sBj: u32, sBr: u32, accumulate: u32 }
@@ -273,10 +277,26 @@ fn tiled8(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: 
   let sa = tile8_slot(tid, p.sAr == 1u);
   let sb = tile8_slot(tid, p.sBr == 1u);
   var acc = array<vec4f, 16>();
+  // PREFETCH: this thread's vec4 of the next A and B slabs, loaded before the FMAs that precede their use
+  var na = vec4f(0.0);
+  var nb = vec4f(0.0);
+  if (PREFETCH) {
+    na = slab(true, i0, p.I, p.sAi, p.sAr, sa.x, sa.y);
+    nb = slab(false, j0, p.J, p.sBj, p.sBr, sb.x, sb.y);
+  }
   for (var r0 = 0u; r0 < p.R; r0 += 8u) {
-    As8[sa.y * 32u + sa.x] = slab(true, i0, p.I, p.sAi, p.sAr, sa.x, r0 + sa.y);
-    Bs8[sb.y * 32u + sb.x] = slab(false, j0, p.J, p.sBj, p.sBr, sb.x, r0 + sb.y);
+    if (PREFETCH) {
+      As8[sa.y * 32u + sa.x] = na;
+      Bs8[sb.y * 32u + sb.x] = nb;
+    } else {
+      As8[sa.y * 32u + sa.x] = slab(true, i0, p.I, p.sAi, p.sAr, sa.x, r0 + sa.y);
+      Bs8[sb.y * 32u + sb.x] = slab(false, j0, p.J, p.sBj, p.sBr, sb.x, r0 + sb.y);
+    }
     workgroupBarrier();
+    if (PREFETCH && r0 + 8u < p.R) {
+      na = slab(true, i0, p.I, p.sAi, p.sAr, sa.x, r0 + 8u + sa.y);
+      nb = slab(false, j0, p.J, p.sBj, p.sBr, sb.x, r0 + 8u + sb.y);
+    }
     tile8_slab(lid.x, lid.y, &acc);
     workgroupBarrier();
   }

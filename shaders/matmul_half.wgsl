@@ -8,6 +8,8 @@
 //   half_wg8  real GPUs: the 8x8 register tiles of tile8.wgsl (16x16 threads, a 128x128 block of y,
 //             8-deep slabs in workgroup memory), W widened from f16 once per slab into workgroup
 //             memory as f32 (each W value feeds 128 rows of x from there).  dispatch (ceil(N/128), ceil(M/128))
+//             With PREFETCH (half_wg8p) each thread loads its share of the next slab into registers
+//             before the current slab's FMAs (bit-identical to PREFETCH off).
 //   (the f16-arithmetic twin, half_wg8h, is shaders/matmul_half_f16.wgsl: `enable f16` would make
 //   this whole module need the shader-f16 feature)
 // Bindings: 0 uniform Params, 1 x (M*K/4 vec4f; half_wg8 reads it as M*K f32), 2 W (N*K/4 vec2u),
@@ -15,6 +17,7 @@
 // CPU reference: src/engine/ref/matmul.ts (matmulForwardRef) on the f16-rounded weights.
 override WGX: u32 = 4;
 override WGY: u32 = 4;
+override PREFETCH: bool = false; // half_wg8: load the next slab into registers during this one's FMAs (variant half_wg8p)
 
 struct Params { I: u32, J: u32, R: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -113,18 +116,30 @@ fn half_wg8(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid
   let tid = lid.y * 16u + lid.x;
   let sa = tile8_slot(tid, true); // x is contiguous along k: 8 threads read 8 consecutive k of a row
   var acc = array<vec4f, 16>();
+  // W's slab: threads 0..63 each read 4 f16 (one vec2u) of 4 rows (a quad q of the block's 32) and
+  // transpose them into the 4 vec4s Bs8[(4h + t)·32 + q] (rows 4q..4q+3 at k = r0 + 4h + t); one
+  // writer per vec4 (no component writes from several threads into one workgroup vec4)
+  let q = tid % 32u;
+  let h = tid / 32u;
+  // PREFETCH: this thread's share of the next slab, loaded before the FMAs that precede its use
+  var na = vec4f(0.0);
+  var nw = array<vec4f, 4>();
+  if (PREFETCH) {
+    na = xslab(i0, sa.x, sa.y);
+    if (tid < 64u) { nw = wquad(j0, q, 0u, h); }
+  }
   for (var r0 = 0u; r0 < p.R; r0 += 8u) {
-    As8[sa.y * 32u + sa.x] = xslab(i0, sa.x, r0 + sa.y);
-    // W's slab: threads 0..63 each read 4 f16 (one vec2u) of 4 rows (a quad q of the block's 32) and
-    // transpose them into the 4 vec4s Bs8[(4h + t)·32 + q] (rows 4q..4q+3 at k = r0 + 4h + t); one
-    // writer per vec4 (no component writes from several threads into one workgroup vec4)
+    var wq = nw;
+    if (PREFETCH) { As8[sa.y * 32u + sa.x] = na; } else { As8[sa.y * 32u + sa.x] = xslab(i0, sa.x, r0 + sa.y); }
     if (tid < 64u) {
-      let q = tid % 32u;
-      let h = tid / 32u;
-      let wq = wquad(j0, q, r0, h);
+      if (!PREFETCH) { wq = wquad(j0, q, r0, h); }
       for (var t = 0u; t < 4u; t++) { Bs8[(4u * h + t) * 32u + q] = vec4f(wq[0][t], wq[1][t], wq[2][t], wq[3][t]); }
     }
     workgroupBarrier();
+    if (PREFETCH && r0 + 8u < p.R) {
+      na = xslab(i0, sa.x, r0 + 8u + sa.y);
+      if (tid < 64u) { nw = wquad(j0, q, r0 + 8u, h); }
+    }
     tile8_slab(lid.x, lid.y, &acc);
     workgroupBarrier();
   }

@@ -12,9 +12,13 @@
 //   x beyond f16's range (|x| > 65504) is clamped to ±65504 (the teacher's projections take
 //   normalised activations, far inside it). Assigns, or += when p.accumulate != 0.
 // Bindings: 0 uniform Params, 1 x (M*K f32), 2 W (N*K/4 vec4<f16>), 3 y (M*N f32, read_write).
+// With PREFETCH (half_wg8hp) each thread loads its share of the next slab into registers before
+// the current slab's multiply-adds (bit-identical to PREFETCH off).
 // Dispatch: (ceil(N/128), ceil(M/128)).
 // CPU reference: src/engine/ref/matmul.ts (matmulForwardRef) on f16-rounded x and W.
 enable f16;
+
+override PREFETCH: bool = false; // half_wg8h: load the next slab into registers during this one's FMAs (variant half_wg8hp)
 
 struct Params { I: u32, J: u32, R: u32, accumulate: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
@@ -72,15 +76,27 @@ fn half_wg8h(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wi
   let tid = lid.y * 16u + lid.x;
   let sa = tile8_slot(tid, true);
   var acc = array<vec4f, 16>(); // f32 sums over slabs; acc[t]: tile8_row(lid.y, t), tile8_col(lid.x, t)
+  let q = tid % 32u;
+  let h = tid / 32u;
+  // PREFETCH: this thread's share of the next slab, loaded before the multiply-adds that precede its use
+  var na = vec4<f16>(0.0);
+  var nw = array<vec4<f16>, 4>();
+  if (PREFETCH) {
+    na = xslab(i0, sa.x, sa.y);
+    if (tid < 64u) { nw = wquad(j0, q, 0u, h); }
+  }
   for (var r0 = 0u; r0 < p.R; r0 += 8u) {
-    Ah[sa.y * 32u + sa.x] = xslab(i0, sa.x, r0 + sa.y);
+    var wq = nw;
+    if (PREFETCH) { Ah[sa.y * 32u + sa.x] = na; } else { Ah[sa.y * 32u + sa.x] = xslab(i0, sa.x, r0 + sa.y); }
     if (tid < 64u) { // as half_wg8: threads 0..63 transpose 4 rows × 4 k each, one writer per vec4
-      let q = tid % 32u;
-      let h = tid / 32u;
-      let wq = wquad(j0, q, r0, h);
+      if (!PREFETCH) { wq = wquad(j0, q, r0, h); }
       for (var t = 0u; t < 4u; t++) { Bh[(4u * h + t) * 32u + q] = vec4<f16>(wq[0][t], wq[1][t], wq[2][t], wq[3][t]); }
     }
     workgroupBarrier();
+    if (PREFETCH && r0 + 8u < p.R) {
+      na = xslab(i0, sa.x, r0 + 8u + sa.y);
+      if (tid < 64u) { nw = wquad(j0, q, r0 + 8u, h); }
+    }
     var s = array<vec4<f16>, 16>(); // this slab's partial sums (at most 8 products each), f16
     for (var rr = 0u; rr < 8u; rr++) {
       let a0 = Ah[rr * 32u + lid.y];

@@ -26,12 +26,15 @@
 //              blocks, 8-deep slabs; real GPUs): each 8-code chunk of W is loaded and unpacked once
 //              per slab (gemm_wg reads a word, a scale and a zero per code). Need every chunk inside
 //              one group, as dx (the wrapper runs gemm_wg / dx_wg otherwise). dispatch
-//              (ceil(N/128), ceil(M/128)) / (ceil(K/128), ceil(M/128)).
+//              (ceil(N/128), ceil(M/128)) / (ceil(K/128), ceil(M/128)). With PREFETCH (variants
+//              gemm_wg8p, dx_wg8p) each thread loads and unpacks its share of the next slab into
+//              registers before the current slab's FMAs (bit-identical to PREFETCH off).
 //   The dX entries assign, or accumulate (+=) with p.accumulate (an activation gradient).
 // Bindings: 0 params, 1 x / dY (read), 2 codes u32 (read), 3 scales f32 (read), 4 zeros f32
 // (read), 5 y / dX (read_write).
 // CPU reference: src/engine/ref/quant.ts (qmatmulRef, qmatmulDxRef).
 override WG: u32 = 64u;
+override PREFETCH: bool = false; // gemm_wg8 / dx_wg8: load the next slab into registers during this one's FMAs
 
 //#include "qmatmul_layout"
 
@@ -219,6 +222,42 @@ fn xslab(row0: u32, q: u32, c: u32, R: u32) -> vec4f {
 // over (K, M)). A's slab: one vec4 per thread (A is contiguous along r). W's slab, forward: threads
 // 0..31 each unpack one 8-code chunk of 4 rows n (a quad) and transpose it into 8 vec4s; dX: threads
 // 0..127 each unpack one chunk of row n = r0 + rr, 8 consecutive columns k (2 vec4s).
+// This thread's share of W's slab at r0, as the vec4s it stores (see wslab_put): forward, threads
+// 0..31: 8 transposed vec4s of rows j0 + 4·tid + {0..3}; dX, threads 0..127: 2 vec4s (w[0], w[1]).
+fn wslab(j0: u32, r0: u32, tid: u32, dxMode: bool) -> array<vec4f, 8> {
+  var out = array<vec4f, 8>();
+  if (dxMode && tid < 128u) {
+    let rr = tid / 16u;
+    let ch = tid % 16u;
+    if (r0 + rr < p.N) {
+      let w = chunk8(r0 + rr, j0 + 8u * ch);
+      out[0] = w[0];
+      out[1] = w[1];
+    }
+  } else if (!dxMode && tid < 32u) {
+    let w0 = chunk8(j0 + 4u * tid, r0);
+    let w1 = chunk8(j0 + 4u * tid + 1u, r0);
+    let w2 = chunk8(j0 + 4u * tid + 2u, r0);
+    let w3 = chunk8(j0 + 4u * tid + 3u, r0);
+    for (var t = 0u; t < 4u; t++) {
+      out[t] = vec4f(w0[0][t], w1[0][t], w2[0][t], w3[0][t]);
+      out[t + 4u] = vec4f(w0[1][t], w1[1][t], w2[1][t], w3[1][t]);
+    }
+  }
+  return out;
+}
+
+fn wslab_put(tid: u32, dxMode: bool, w: array<vec4f, 8>) {
+  if (dxMode && tid < 128u) {
+    let rr = tid / 16u;
+    let ch = tid % 16u;
+    Bs8[rr * 32u + 2u * ch] = w[0];
+    Bs8[rr * 32u + 2u * ch + 1u] = w[1];
+  } else if (!dxMode && tid < 32u) {
+    for (var t = 0u; t < 8u; t++) { Bs8[t * 32u + tid] = w[t]; }
+  }
+}
+
 fn tile8_q(lid: vec3u, wid: vec3u, dxMode: bool) {
   let m0 = wid.y * 128u;
   let j0 = wid.x * 128u;
@@ -226,26 +265,26 @@ fn tile8_q(lid: vec3u, wid: vec3u, dxMode: bool) {
   let tid = lid.y * 16u + lid.x;
   let sa = tile8_slot(tid, true);
   var acc = array<vec4f, 16>();
+  // PREFETCH: this thread's share of the next slab, loaded (and unpacked) before the FMAs that precede its use
+  var na = vec4f(0.0);
+  var nw = array<vec4f, 8>();
+  if (PREFETCH) {
+    na = xslab(m0, sa.x, sa.y, R);
+    nw = wslab(j0, 0u, tid, dxMode);
+  }
   for (var r0 = 0u; r0 < R; r0 += 8u) {
-    As8[sa.y * 32u + sa.x] = xslab(m0, sa.x, r0 + sa.y, R);
-    if (dxMode && tid < 128u) {
-      let rr = tid / 16u;
-      let ch = tid % 16u;
-      var w = array<vec4f, 2>(vec4f(0.0), vec4f(0.0));
-      if (r0 + rr < p.N) { w = chunk8(r0 + rr, j0 + 8u * ch); }
-      Bs8[rr * 32u + 2u * ch] = w[0];
-      Bs8[rr * 32u + 2u * ch + 1u] = w[1];
-    } else if (!dxMode && tid < 32u) {
-      let w0 = chunk8(j0 + 4u * tid, r0);
-      let w1 = chunk8(j0 + 4u * tid + 1u, r0);
-      let w2 = chunk8(j0 + 4u * tid + 2u, r0);
-      let w3 = chunk8(j0 + 4u * tid + 3u, r0);
-      for (var t = 0u; t < 4u; t++) {
-        Bs8[t * 32u + tid] = vec4f(w0[0][t], w1[0][t], w2[0][t], w3[0][t]);
-        Bs8[(t + 4u) * 32u + tid] = vec4f(w0[1][t], w1[1][t], w2[1][t], w3[1][t]);
-      }
+    if (PREFETCH) {
+      As8[sa.y * 32u + sa.x] = na;
+      wslab_put(tid, dxMode, nw);
+    } else {
+      As8[sa.y * 32u + sa.x] = xslab(m0, sa.x, r0 + sa.y, R);
+      wslab_put(tid, dxMode, wslab(j0, r0, tid, dxMode));
     }
     workgroupBarrier();
+    if (PREFETCH && r0 + 8u < R) {
+      na = xslab(m0, sa.x, r0 + 8u + sa.y, R);
+      nw = wslab(j0, r0 + 8u, tid, dxMode);
+    }
     tile8_slab(lid.x, lid.y, &acc);
     workgroupBarrier();
   }

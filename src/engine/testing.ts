@@ -61,6 +61,22 @@ export function expectClose(name: string, got: ArrayLike<number>, ref: ArrayLike
 }
 
 /** Central finite differences of a scalar function at the given indices (all when omitted). */
+/** Where two outputs differ bit for bit (NaN equals NaN): "" when they are identical, else the
+ *  count and the first few indices (cheap on large arrays, unlike a deep-equal diff). */
+export function bitDiff(a: Float32Array, b: Float32Array): string {
+  if (a.length !== b.length) return `lengths ${a.length} and ${b.length}`;
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  const at: number[] = [];
+  let n = 0;
+  for (let i = 0; i < ua.length; i++) {
+    if (ua[i] !== ub[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) {
+      if (at.length < 4) at.push(i);
+      n++;
+    }
+  }
+  return n ? `${n}/${a.length} differ, first at ${at.map((i) => `[${i}] ${a[i]} vs ${b[i]}`).join(', ')}` : '';
+}
+
 export function finiteDiff(f: (x: Float64Array) => number, x: Float64Array, eps = 1e-6, indices?: number[]): Float64Array {
   const g = new Float64Array(x.length);
   const idx = indices ?? Array.from({ length: x.length }, (_, i) => i);

@@ -33,7 +33,7 @@ describe('kernel choice per device', () => {
       expect(t.checks.some((c) => c.op === 'attention decode' && c.variant === v)).toBe(true);
     }
     expect(t.attentionChecks.filter((c) => !c.ok)).toEqual([]);
-    expect(cand.half).toEqual(gpu.hasF16 ? ['half_nt4', 'half_wg8', 'half_wg8h'] : ['half_nt4', 'half_wg8']);
+    expect(cand.half).toEqual(gpu.hasF16 ? ['half_nt4', 'half_wg8', 'half_wg8p', 'half_wg8h', 'half_wg8hp'] : ['half_nt4', 'half_wg8', 'half_wg8p']);
     expect(cand.gemv).toEqual(expect.arrayContaining(['gemv', 'gemv_rows', 'gemv_wide']));
     expect(cand.gemv.every((v) => v.startsWith('gemv'))).toBe(true);
     // the GEMV decodes one token: timed at 1×K×N whatever the shape's M

@@ -18,7 +18,7 @@ import { layoutOf, quantizeHost } from '../format/pack';
 import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } from '../ref/matmul';
 import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
 import { hasShapeChoice, setShapeChoices, shapeChoices, shapeKey, shapeTuning, type KernelOp, type ShapeOp } from './shape-choice';
-import { adapterHalfVariant, halfForwardErrorBound, halfVariants, matmulHalfForward, pickHalfVariant, preferHalfVariant, type HalfKernel } from './matmul-half';
+import { adapterHalfVariant, halfForwardErrorBound, halfVariants, isF16MathVariant, matmulHalfForward, pickHalfVariant, preferHalfVariant, type HalfKernel } from './matmul-half';
 import { adapterAttentionVariant, attentionForward, DECODE_HS, flashVariants, pickAttentionVariant, preferAttentionVariants, type FlashVariant } from './attention';
 import { checkAttentionVariants, type AttentionCheck } from './attention-check';
 import { seeded, seededHalf } from './seeded';
@@ -383,7 +383,7 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
   const thx = gpu.tensor('check.xh', [M, K], 'f32', hx), thw = gpu.tensor('check.wh', [N, K / 2], 'u32', hw.packed);
   const hRef = matmulForwardRef(hx, hw.values, M, K, N);
   const hBound = { fp32: halfForwardErrorBound(hx, hw.values, M, K, N, false), f16: halfForwardErrorBound(hx, hw.values, M, K, N, true) };
-  for (const v of cand.half) await check('f16-weight y=x·Wᵀ', v, ty, M * N, () => matmulHalfForward(gpu, ty, thx, thw, M, K, N, false, v), hRef, v === 'half_wg8h' ? hBound.f16 : hBound.fp32);
+  for (const v of cand.half) await check('f16-weight y=x·Wᵀ', v, ty, M * N, () => matmulHalfForward(gpu, ty, thx, thw, M, K, N, false, v), hRef, isF16MathVariant(v) ? hBound.f16 : hBound.fp32);
   for (const t of [tx, tw, tdy, ty, tdx, tdw, thx, thw]) gpu.free(t);
   freePacked(gpu, packed);
   return out;

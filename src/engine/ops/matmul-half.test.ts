@@ -5,8 +5,8 @@
 // 128-blocks every way; and a teacher with f16 projections: logits within a stated tolerance of the
 // fp32 teacher's.
 import { describe, expect, it } from 'vitest';
-import { expectClose, randn, rng, testGpu } from '../testing';
-import { HALF_VARIANTS, adapterHalfVariant, halfForwardErrorBound, halfVariants, matmulHalfForward, pickHalfVariant, preferHalfVariant, type HalfKernel } from './matmul-half';
+import { bitDiff, expectClose, randn, rng, testGpu } from '../testing';
+import { HALF_VARIANTS, adapterHalfVariant, halfForwardErrorBound, halfVariants, isF16MathVariant, matmulHalfForward, pickHalfVariant, preferHalfVariant, type HalfKernel } from './matmul-half';
 import type { Gpu, Tensor } from '../gpu/runtime';
 import { matmulForwardRef } from '../ref/matmul';
 import { roundF16 } from '../io/gguf';
@@ -34,7 +34,7 @@ function expectWithin(name: string, got: Float32Array, ref: ArrayLike<number>, b
 /** Run `v` into a NaN-filled (or `prior`-filled, accumulating) y and check it against the float64
  *  reference: W rounded to f16, and x too for the f16-arithmetic variant. */
 async function checkVariant(gpu: Gpu, v: HalfKernel, x: Float32Array, w: Float32Array, M: number, K: number, N: number, prior?: Float32Array): Promise<number> {
-  const f16Math = v === 'half_wg8h';
+  const f16Math = isF16MathVariant(v);
   const wh = Float64Array.from(w, roundF16);
   const want = matmulForwardRef(f16Math ? Float64Array.from(x, roundF16) : x, wh, M, K, N);
   if (prior) for (let i = 0; i < want.length; i++) want[i] += prior[i];
@@ -69,6 +69,23 @@ describe('f16-weight forward variants against the float64 reference, per-element
       });
     }
   }
+
+  it('the prefetching forms (half_wg8p, half_wg8hp) give their plain forms\' bits: the same sums in the same order', async () => {
+    const gpu = await testGpu();
+    for (const [M, K, N] of [[300, 132, 260], [67, 136, 130], [5, 4, 3]] as const) {
+      const tx = gpu.tensor('x', [M, K], 'f32', randn(M * K, 7)), tw = gpu.tensor('w', [N, K / 2], 'u32', packHalf(randn(N * K, 8))), ty = gpu.tensor('y', [M, N]);
+      const run = async (v: HalfKernel) => {
+        gpu.write(ty, new Float32Array(M * N).fill(Number.NaN));
+        matmulHalfForward(gpu, ty, tx, tw, M, K, N, false, v);
+        return gpu.readF32(ty);
+      };
+      for (const [plain, pre] of [['half_wg8', 'half_wg8p'], ['half_wg8h', 'half_wg8hp']] as const) {
+        if (!halfVariants(gpu).includes(pre)) continue; // the f16 pair without shader-f16
+        expect(bitDiff(await run(pre), await run(plain)), `${pre} = ${plain} at ${M}x${K}x${N}`).toBe('');
+      }
+      for (const t of [tx, tw, ty]) gpu.free(t);
+    }
+  });
 
   it('half_wg8h widens its f16 partials every slab: K = 1536 (SmolLM2\'s MLP width) with one large product then many small ones', async (ctx) => {
     // Row sums start at x_0 w_0 = 2048, where the f16 ulp is 2: every later product (~0.25..0.56)
@@ -106,6 +123,8 @@ describe('f16-weight forward variants against the float64 reference, per-element
       expect(entries()).toEqual(['matmul_half:half_nt4']);
       preferHalfVariant(gpu, 'half_wg8');
       expect(entries()).toEqual(['matmul_half:half_wg8']);
+      preferHalfVariant(gpu, 'half_wg8p'); // the same entry, compiled with PREFETCH
+      expect(entries()).toEqual(['matmul_half:half_wg8']);
       if (gpu.hasF16) {
         preferHalfVariant(gpu, 'half_wg8h');
         expect(entries()).toEqual(['matmul_half_f16:half_wg8h']);
@@ -114,8 +133,9 @@ describe('f16-weight forward variants against the float64 reference, per-element
       expect(entries()).toEqual(['matmul_half:half_nt4']);
       // a device without shader-f16 is not offered half_wg8h and refuses it by name
       const noF16 = Object.create(gpu, { hasF16: { value: false } }) as Gpu;
-      expect(halfVariants(noF16)).toEqual(['half_nt4', 'half_wg8']);
+      expect(halfVariants(noF16)).toEqual(['half_nt4', 'half_wg8', 'half_wg8p']);
       expect(() => preferHalfVariant(noF16, 'half_wg8h')).toThrow(/needs the shader-f16 feature/);
+      expect(() => preferHalfVariant(noF16, 'half_wg8hp')).toThrow(/'half_wg8hp' needs the shader-f16 feature/);
       expect(() => matmulHalfForward(noF16, y, x, w, M, K, N, false, 'half_wg8h')).toThrow(/needs the shader-f16 feature/);
     } finally {
       preferHalfVariant(gpu, null);

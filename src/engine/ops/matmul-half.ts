@@ -9,19 +9,24 @@
 //   'half_wg8h'  the same tiles with x rounded to f16 in workgroup memory and vec4<f16> multiply-adds,
 //                summed in f16 within a slab and in f32 across slabs (error: halfForwardErrorBound).
 //                Only where the device has shader-f16 (gpu.hasF16).
+//   'half_wg8p', 'half_wg8hp'  the same two with the next slab prefetched into registers during the
+//                current slab's FMAs (bit-identical to their plain forms; for GPUs, unmeasured).
 //   'auto'       pickHalfVariant(gpu): preferHalfVariant's choice, else the adapter's (half_nt4).
 import { shapeVariant } from './shape-choice';
 import { Params, type Gpu, type Tensor } from '../gpu/runtime';
 
-export type HalfKernel = 'half_nt4' | 'half_wg8' | 'half_wg8h';
+export type HalfKernel = 'half_nt4' | 'half_wg8' | 'half_wg8p' | 'half_wg8h' | 'half_wg8hp';
 export type HalfVariant = 'auto' | HalfKernel;
-export const HALF_VARIANTS: readonly HalfKernel[] = ['half_nt4', 'half_wg8', 'half_wg8h'];
+export const HALF_VARIANTS: readonly HalfKernel[] = ['half_nt4', 'half_wg8', 'half_wg8p', 'half_wg8h', 'half_wg8hp'];
+
+/** The variants that multiply in f16 (shader-f16 devices; error bound halfForwardErrorBound's f16Math). */
+export const isF16MathVariant = (v: HalfKernel): boolean => v === 'half_wg8h' || v === 'half_wg8hp';
 
 const WG = { WGX: 4, WGY: 4 };
 
-/** The variants this device can run (half_wg8h needs the shader-f16 feature). */
+/** The variants this device can run (half_wg8h and half_wg8hp need the shader-f16 feature). */
 export function halfVariants(gpu: Gpu): HalfKernel[] {
-  return HALF_VARIANTS.filter((v) => v !== 'half_wg8h' || gpu.hasF16);
+  return HALF_VARIANTS.filter((v) => !isF16MathVariant(v) || gpu.hasF16);
 }
 
 /** The adapter's own pick: half_nt4 everywhere for now. On CPU adapters it is the measured best;
@@ -47,7 +52,7 @@ export function pickHalfVariant(gpu: Gpu): HalfKernel {
 function resolve(gpu: Gpu, v: HalfVariant): HalfKernel {
   if (v === 'auto') return pickHalfVariant(gpu);
   if (!(HALF_VARIANTS as readonly string[]).includes(v)) throw new Error(`matmulHalfForward: unknown variant '${v}' (one of ${HALF_VARIANTS.join(', ')}, auto)`);
-  if (v === 'half_wg8h' && !gpu.hasF16) throw new Error(`matmulHalfForward: 'half_wg8h' needs the shader-f16 feature; this device (${gpu.info.description || gpu.info.vendor}) has none`);
+  if (isF16MathVariant(v) && !gpu.hasF16) throw new Error(`matmulHalfForward: '${v}' needs the shader-f16 feature; this device (${gpu.info.description || gpu.info.vendor}) has none`);
   return v;
 }
 
@@ -62,7 +67,7 @@ export function matmulHalfForward(gpu: Gpu, out: Tensor, x: Tensor, wHalf: Tenso
   const params = new Params().u32(M, N, K, accumulate ? 1 : 0);
   const bindings = [x, wHalf, out];
   if (v === 'half_nt4') gpu.run({ shader: 'matmul_half', entry: 'half_nt4', constants: WG }, { params, bindings, workgroups: [Math.ceil(N / (4 * WG.WGX)), Math.ceil(M / (4 * WG.WGY))] });
-  else gpu.run({ shader: v === 'half_wg8' ? 'matmul_half' : 'matmul_half_f16', entry: v }, { params, bindings, workgroups: [Math.ceil(N / 128), Math.ceil(M / 128)] });
+  else gpu.run({ shader: isF16MathVariant(v) ? 'matmul_half_f16' : 'matmul_half', entry: isF16MathVariant(v) ? 'half_wg8h' : 'half_wg8', constants: { PREFETCH: v.endsWith('p') ? 1 : 0 } }, { params, bindings, workgroups: [Math.ceil(N / 128), Math.ceil(M / 128)] });
 }
 
 /** Per output, an upper bound on |y_gpu − y_ref| for y = x·Ŵᵀ (x (M,K) as given, Ŵ (N,K) the f16

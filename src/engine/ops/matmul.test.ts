@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Gpu } from '../gpu/runtime';
-import { dot, expectClose, finiteDiff, randn, testGpu, toF64 } from '../testing';
+import { bitDiff, dot, expectClose, finiteDiff, randn, testGpu, toF64 } from '../testing';
 import { hasSubgroup8, isSoftwareMatmulAdapter, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant } from './matmul';
 import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } from '../ref/matmul';
 
@@ -87,6 +87,15 @@ describe('matmul GPU vs float64 reference', () => {
           expectClose('dw assigned (subgroup, strided B)', await gpu.readF32(tdw), dwRef.map((v, i) => v - dw0[i]), TOL);
         }
       }
+      // shared8p prefetches the next slab but sums the same products in the same order as shared8: the same bits
+      const bits = async (variant: 'shared8' | 'shared8p') => {
+        matmulForward(gpu, ty, tx, tw, M, K, N, { variant, gemv: false });
+        matmulBackwardInput(gpu, tdx, tdy, tw, M, K, N, { variant });
+        matmulBackwardWeight(gpu, tdw, tdy, tx, M, K, N, { variant, assign: true });
+        return [await gpu.readF32(ty), await gpu.readF32(tdx), await gpu.readF32(tdw)];
+      };
+      const [pre, plain] = [await bits('shared8p'), await bits('shared8')];
+      for (let o = 0; o < 3; o++) expect(bitDiff(pre[o], plain[o]), `shared8p = shared8 (${['y', 'dx', 'dw'][o]})`).toBe('');
       for (const t of [tx, tw, tdy, ty, tdx, tdw]) gpu.free(t);
     });
   }

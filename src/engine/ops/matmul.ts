@@ -15,16 +15,19 @@
 //              slabs, vec4 workgroup reads): 4x the FMAs per workgroup load of 'shared', for large
 //              products on real GPUs. Selectable, not picked by 'auto': no GPU has measured it yet
 //              (bench/gpu.sh prints it beside 'shared').
+//   'shared8p' 'shared8' with the next slab prefetched into registers during the current slab's FMAs
+//              (global-load latency hidden behind arithmetic, the usual GPU GEMM pipelining; the same
+//              sums in the same order). Selectable, unmeasured on a GPU like 'shared8'.
 //   'auto'     (default) pickMatmulVariant(gpu).
 // At M = 1 the forward takes a GEMV path unless opts.gemv === false: 'regtile' -> one thread per 4
-// outputs, barrier-free ('gemv_rows'); 'shared' / 'shared8' -> one workgroup per output with a tree reduction.
+// outputs, barrier-free ('gemv_rows'); 'shared' / 'shared8' / 'shared8p' -> one workgroup per output with a tree reduction.
 // 'gemv' is kept as an alias: 'shared' GEMV at M = 1, 'auto' otherwise.
 import { shapeVariant, type ShapeOp } from './shape-choice';
 import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/runtime';
 
-export type MatmulKernel = 'subgroup' | 'regtile' | 'shared' | 'shared8';
+export type MatmulKernel = 'subgroup' | 'regtile' | 'shared' | 'shared8' | 'shared8p';
 export type MatmulVariant = 'auto' | MatmulKernel | 'gemv';
-export const MATMUL_VARIANTS: readonly MatmulKernel[] = ['subgroup', 'regtile', 'shared', 'shared8'];
+export const MATMUL_VARIANTS: readonly MatmulKernel[] = ['subgroup', 'regtile', 'shared', 'shared8', 'shared8p'];
 
 export interface MatmulOpts {
   /** out += result instead of out = result (forward and backward-input only; dW always accumulates) */
@@ -93,7 +96,7 @@ function checkSize(name: string, t: Tensor, n: number): void {
 
 function resolve(gpu: Gpu, v: MatmulVariant | undefined): MatmulKernel {
   if (v === 'subgroup' && !hasSubgroup8(gpu)) throw new Error(`matmul variant 'subgroup' needs WGSL subgroups of exactly 8 lanes; this adapter (${gpu.info.description || gpu.info.vendor}) has ${gpu.hasSubgroups ? `${gpu.info.subgroupMinSize}-${gpu.info.subgroupMaxSize}` : 'none'}`);
-  if (v === 'regtile' || v === 'shared' || v === 'shared8' || v === 'subgroup') return v;
+  if (v === 'regtile' || v === 'shared' || v === 'shared8' || v === 'shared8p' || v === 'subgroup') return v;
   if (v === 'gemv') return 'shared';
   return pickMatmulVariant(gpu);
 }
@@ -130,8 +133,8 @@ function gemm(gpu: Gpu, variant: MatmulKernel, layout: Layout, c: Tensor, a: Ten
     gpu.run({ shader: 'matmul', entry: 'tiled', constants: SH }, { params, bindings, workgroups: [Math.ceil(J / (4 * SH.WGX)), Math.ceil(I / (4 * SH.WGY))] });
     return;
   }
-  if (variant === 'shared8') {
-    gpu.run({ shader: 'matmul', entry: 'tiled8' }, { params, bindings, workgroups: [Math.ceil(J / 128), Math.ceil(I / 128)] });
+  if (variant === 'shared8' || variant === 'shared8p') {
+    gpu.run({ shader: 'matmul', entry: 'tiled8', constants: { PREFETCH: variant === 'shared8p' ? 1 : 0 } }, { params, bindings, workgroups: [Math.ceil(J / 128), Math.ceil(I / 128)] });
     return;
   }
   const aligned = layout === 'nt' ? R % 4 === 0 : layout === 'nn' ? R % 4 === 0 && J % 4 === 0 : I % 4 === 0 && J % 4 === 0;
@@ -148,7 +151,7 @@ export function matmulForward(gpu: Gpu, out: Tensor, x: Tensor, w: Tensor, M: nu
   const acc = !!opts.accumulate;
   if (M === 1 && opts.gemv !== false && N > 0) {
     const params = new Params().u32(1, N, K, K, 1, K, 1, acc ? 1 : 0);
-    if (variant === 'shared' || variant === 'shared8') {
+    if (variant === 'shared' || variant === 'shared8' || variant === 'shared8p') {
       gpu.run({ shader: 'matmul', entry: 'gemv_wg', constants: { WG1: GEMV_WG } }, { params, bindings: [x, w, out], workgroups: gpu.grid(N) });
     } else {
       const entry = K % 4 === 0 ? 'gemv_rows4' : 'gemv_rows';

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { expectClose, randn, testGpu } from '../testing';
+import { bitDiff, expectClose, randn, testGpu } from '../testing';
 import { pickQmatmulVariant, qmatmulBackwardInput, setDxSgRows, qmatmulForward, qmatmulGemvRed, qmatmulGemvWide, QMATMUL_DX_VARIANTS, QMATMUL_VARIANTS, qmatmulVariants, type GpuPacked } from './qmatmul';
 import { quantizeHost, type Bits, type PackedWeight } from '../format/pack';
 import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
@@ -64,6 +64,15 @@ describe('packed low-bit matmul vs float64 reference on the same codes', () => {
         qmatmulBackwardInput(gpu, tdx, tdy, w, M, true, v);
         expectClose(`${v} accumulated`, await gpu.readF32(tdx), dxRef.map((x) => 2 * x), tol);
       }
+      // the prefetching 8x8-tile forms load the next slab early but sum the same products in the
+      // same order: the same bits as their plain forms
+      const bits8 = async (run: () => void, out: Tensor, n: number) => {
+        gpu.write(out, new Float32Array(n).fill(NaN));
+        run();
+        return gpu.readF32(out);
+      };
+      expect(bitDiff(await bits8(() => qmatmulForward(gpu, ty, tx, w, M, 'gemm_wg8p'), ty, M * N), await bits8(() => qmatmulForward(gpu, ty, tx, w, M, 'gemm_wg8'), ty, M * N)), 'gemm_wg8p = gemm_wg8').toBe('');
+      expect(bitDiff(await bits8(() => qmatmulBackwardInput(gpu, tdx, tdy, w, M, false, 'dx_wg8p'), tdx, M * K), await bits8(() => qmatmulBackwardInput(gpu, tdx, tdy, w, M, false, 'dx_wg8'), tdx, M * K)), 'dx_wg8p = dx_wg8').toBe('');
       // dx_sg's two forms (8 and 16 rows of dY per subgroup; auto takes 16 from M = 16), each at
       // every M here: the same per-row operations, so the same bits
       if (hasSubgroup8(gpu)) {

@@ -33,8 +33,8 @@ import { dequantize } from './fakequant';
 import type { GpuPacked } from './packed';
 export type { GpuPacked } from './packed';
 
-export type QmatmulVariant = 'auto' | 'gemm' | 'gemm_sg' | 'gemm_wg' | 'gemm_wg8' | 'gemv' | 'gemv_rows' | 'gemv_sg' | 'gemv_red' | 'gemv_wide';
-export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['gemm', 'gemm_sg', 'gemm_wg', 'gemm_wg8', 'gemv', 'gemv_rows', 'gemv_sg', 'gemv_red', 'gemv_wide'];
+export type QmatmulVariant = 'auto' | 'gemm' | 'gemm_sg' | 'gemm_wg' | 'gemm_wg8' | 'gemm_wg8p' | 'gemv' | 'gemv_rows' | 'gemv_sg' | 'gemv_red' | 'gemv_wide';
+export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['gemm', 'gemm_sg', 'gemm_wg', 'gemm_wg8', 'gemm_wg8p', 'gemv', 'gemv_rows', 'gemv_sg', 'gemv_red', 'gemv_wide'];
 
 /** The forward variants this device can run (the _sg ones need 8-wide subgroups, gemv_red
  *  subgroups of any size). */
@@ -151,11 +151,12 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
       gpu.run({ shader: 'qmatmul', entry: 'gemv', constants: { WG: GEMV_WG } }, { params: params(L, 1), bindings, workgroups: gpu.grid(L.N) });
       return;
     case 'gemm_wg8':
+    case 'gemm_wg8p':
     case 'gemm_wg': {
-      // gemm_wg8 needs every 8-code chunk inside one group; otherwise the 4x4-tile kernel
-      const t8 = v === 'gemm_wg8' && chunkable(L);
+      // gemm_wg8(p) needs every 8-code chunk inside one group; otherwise the 4x4-tile kernel
+      const t8 = v !== 'gemm_wg' && chunkable(L);
       const tile = t8 ? 128 : 64;
-      gpu.run({ shader: 'qmatmul', entry: t8 ? 'gemm_wg8' : 'gemm_wg' }, { params: params(L, M), bindings, workgroups: [Math.ceil(L.N / tile), Math.ceil(M / tile)] });
+      gpu.run({ shader: 'qmatmul', entry: t8 ? 'gemm_wg8' : 'gemm_wg', ...(t8 ? { constants: { PREFETCH: v === 'gemm_wg8p' ? 1 : 0 } } : {}) }, { params: params(L, M), bindings, workgroups: [Math.ceil(L.N / tile), Math.ceil(M / tile)] });
       return;
     }
     case 'gemm':
@@ -208,8 +209,8 @@ export function qmatmulGemvWide(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, op
   gpu.run({ shader: 'qmatmul_gemv_wide', entry: 'gemv_wide', constants: { WG, TPR, RB } }, { params: params(L, 1), bindings: { 1: x, 3: w.scales, 4: w.zeros, 5: y, 6: x, 7: w.codes }, workgroups: gpu.grid(Math.ceil(L.N / ((RB * WG) / TPR))) });
 }
 
-export type QmatmulDxVariant = 'auto' | 'dx' | 'dx_wg' | 'dx_wg8' | 'dx_sg' | 'dx_deq';
-export const QMATMUL_DX_VARIANTS: readonly Exclude<QmatmulDxVariant, 'auto'>[] = ['dx', 'dx_wg', 'dx_wg8', 'dx_sg', 'dx_deq'];
+export type QmatmulDxVariant = 'auto' | 'dx' | 'dx_wg' | 'dx_wg8' | 'dx_wg8p' | 'dx_sg' | 'dx_deq';
+export const QMATMUL_DX_VARIANTS: readonly Exclude<QmatmulDxVariant, 'auto'>[] = ['dx', 'dx_wg', 'dx_wg8', 'dx_wg8p', 'dx_sg', 'dx_deq'];
 
 // dx_deq's dequantized weights, (N, K) f32, one per device, grown to the largest projection:
 // projections run their dX one at a time, and dispatches on one queue run in order
@@ -272,6 +273,7 @@ export function qmatmulBackwardInput(gpu: Gpu, dx: Tensor, dy: Tensor, w: GpuPac
     gpu.run({ shader: 'qmatmul_dx_sg', entry: rows === 16 ? 'dx_sg16' : 'dx_sg', constants: { WORD_CHUNK: wordChunk(L.bits) ? 1 : 0 } }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / 64), Math.ceil(M / rows)] });
     return;
   }
-  const tile = entry === 'dx_wg8' ? 128 : 64;
-  gpu.run({ shader: 'qmatmul', entry }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / tile), Math.ceil(M / tile)] });
+  const t8 = entry === 'dx_wg8' || entry === 'dx_wg8p';
+  const tile = t8 ? 128 : 64;
+  gpu.run({ shader: 'qmatmul', entry: t8 ? 'dx_wg8' : entry, ...(t8 ? { constants: { PREFETCH: entry === 'dx_wg8p' ? 1 : 0 } } : {}) }, { params: params(L, M, accumulate), bindings: [dy, w.codes, w.scales, w.zeros, dx], workgroups: [Math.ceil(L.K / tile), Math.ceil(M / tile)] });
 }
