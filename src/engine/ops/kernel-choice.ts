@@ -1,7 +1,9 @@
-// Which matmul kernels 'auto' runs on this device, measured on it: the studio's GPU panel times every
-// fp32 (forward, dX, dW), int4 (forward, dX), f16-weight (the frozen teacher's forward) and int4 GEMV
-// (decoding one token: M = 1, timed at 1×K×N of each shape) matmul variant this adapter can run on a few shapes and can make the fastest the device's choice
-// (preferMatmulVariant / preferQmatmulVariants / preferHalfVariant). The adapter-based defaults
+// Which matmul and attention kernels 'auto' runs on this device, measured on it: the studio's GPU
+// panel times every fp32 (forward, dX, dW), int4 (forward, dX), f16-weight (the frozen teacher's
+// forward) and int4 GEMV (decoding one token: M = 1, timed at 1×K×N of each shape) matmul variant
+// this adapter can run on a few shapes, and every flash attention forward at a prefill and at one
+// decoding row (ATTENTION_TIMING_SHAPES), and can make the fastest the device's choice
+// (preferMatmulVariant / preferQmatmulVariants / preferHalfVariant / preferAttentionVariants). The adapter-based defaults
 // (subgroup kernels on lavapipe, workgroup-memory 4x4 tiles on GPUs, half_nt4 everywhere) were set
 // on the machines we had; the 8x8-tile GPU kernels (shared8, gemm_wg8, dx_wg8, half_wg8, half_wg8h)
 // are only picked where such a measurement says they win. Every variant's results are first
