@@ -125,6 +125,11 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     expect(JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,tune' }))).toMatchObject({ kernels: { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' }, tuneKernelShapes: true });
     expect(info.tuneKernelShapes).toBe(false);
     expect(() => run(['info'], { QUENCH_KERNELS: 'tune,shared8,gemm_wg8,dx_wg8' })).toThrow(/expected/);
+    // the text form prints each row as it is timed, then the checks and the choice
+    const text = run(['kernels', '--size', 'small']).split('\n');
+    const rowsAt = text.findIndex((l) => l.startsWith('product ')), fastAt = text.findIndex((l) => l.startsWith('fastest here:'));
+    expect(rowsAt > 0 && fastAt > rowsAt, text.slice(0, 4).join('\n')).toBe(true);
+    expect(text.slice(rowsAt + 1).filter((l) => /^(fp32|int4|f16-weight|attention) /.test(l)).length).toBe(t.rows.length);
     // the command that prints the replacement still runs, with the defaults
     const again = JSON.parse(run(['kernels', '--size', 'small', '--json'], { QUENCH_KERNELS: 'cublas,gemm,dx' }));
     expect(again.inUse).toEqual(t.defaults);

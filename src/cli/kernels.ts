@@ -4,7 +4,7 @@
 // reference, and print the fastest correct one of each family, as the studio's GPU panel does;
 // QUENCH_KERNELS=<the printed line> makes the other commands use them. Every attention kernel
 // (backwards too) is checked.
-import { ATTENTION_TIMING_SHAPES, CHECK_SHAPE, FAMILIES, KERNEL_TIMING_SHAPES, currentKernels, timeKernelVariants, type KernelChoice } from '../engine/ops/kernel-choice';
+import { ATTENTION_TIMING_SHAPES, CHECK_SHAPE, FAMILIES, KERNEL_TIMING_SHAPES, currentKernels, timeKernelVariants, type KernelChoice, type VariantTiming } from '../engine/ops/kernel-choice';
 import { parse } from './args';
 import { cliGpu } from './gpu';
 
@@ -29,8 +29,24 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const inUse = currentKernels(gpu);
     const sz = size as keyof typeof KERNEL_TIMING_SHAPES;
-    const t = await timeKernelVariants(gpu, { shapes: KERNEL_TIMING_SHAPES[sz], attentionShapes: ATTENTION_TIMING_SHAPES[sz], onProgress: (d, n) => process.stderr.write(`\rtiming ${d}/${n}`) });
-    process.stderr.write('\n');
+    // the table's rows print as they are timed (JSON: a progress count), so a run stopped by a
+    // time limit (bench/gpu.sh gives this 45 s) keeps what it measured
+    const row = (r: VariantTiming) => `${r.op.padEnd(18)} ${r.variant.padEnd(11)} ${r.shape.padEnd(22)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(2).padStart(9)}`;
+    if (!a.json) {
+      console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.backend})${gpu.info.picksAs === 'gpu' ? ', defaults picked as on a GPU (QUENCH_PICKS=gpu)' : ''}`);
+      console.log('checking every variant against the float64 reference first…');
+    }
+    let header = false;
+    const t = await timeKernelVariants(gpu, {
+      shapes: KERNEL_TIMING_SHAPES[sz],
+      attentionShapes: ATTENTION_TIMING_SHAPES[sz],
+      onProgress: (d, n, r) => {
+        if (a.json) return void process.stderr.write(`\rtiming ${d}/${n}${d === n ? '\n' : ''}`);
+        if (!header) console.log(`${'product'.padEnd(18)} ${'variant'.padEnd(11)} ${'shape'.padEnd(22)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(9)}`);
+        header = true;
+        console.log(row(r));
+      },
+    });
     // every attention kernel is checked too (backwards included), so a kernel wrong on this
     // adapter shows before its figures are trusted
     const att = t.attentionChecks;
@@ -38,9 +54,6 @@ export async function run(argv: string[]): Promise<number> {
       console.log(JSON.stringify({ adapter: gpu.info, inUse, ...t }, null, 2));
       return 0;
     }
-    console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.backend})${gpu.info.picksAs === 'gpu' ? ', defaults picked as on a GPU (QUENCH_PICKS=gpu)' : ''}`);
-    console.log(`${'product'.padEnd(18)} ${'variant'.padEnd(11)} ${'shape'.padEnd(22)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(9)}`);
-    for (const r of t.rows) console.log(`${r.op.padEnd(18)} ${r.variant.padEnd(11)} ${r.shape.padEnd(22)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(2).padStart(9)}`);
     const bad = t.checks.filter((c) => !c.ok && !c.op.startsWith('attention'));
     const nMatmul = t.checks.filter((c) => !c.op.startsWith('attention')).length;
     console.log(bad.length ? `WRONG RESULTS on this adapter (never chosen): ${bad.map((c) => `${c.op} ${c.variant} max |error| ${c.maxAbsError.toExponential(1)}`).join('; ')}` : `every matmul variant matches the float64 reference (${nMatmul} checks, ${CHECK_SHAPE.join('x')})`);

@@ -15,7 +15,9 @@ describe('kernel choice per device', () => {
     const gpu = await testGpu();
     const cand = kernelCandidates(gpu);
     let last = 0;
-    const t = await timeKernelVariants(gpu, { shapes: [[9, 40, 24]], attentionShapes: [{ B: 1, T: 20, NH: 2, NKV: 1, HS: 8 }], reps: 1, capMs: 50, onProgress: (d) => (last = d) });
+    const streamed: VariantTiming[] = [];
+    const t = await timeKernelVariants(gpu, { shapes: [[9, 40, 24]], attentionShapes: [{ B: 1, T: 20, NH: 2, NKV: 1, HS: 8 }], reps: 1, capMs: 50, onProgress: (d, _n, r) => ((last = d), streamed.push(r)) });
+    expect(streamed).toEqual(t.rows); // each row handed over as it is timed (quench kernels prints them so)
     const matmuls = 3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length + cand.gemv.length;
     const total = matmuls + cand.attention.length + cand.decode.length;
     // the attention families: every flash forward this adapter runs, at a prefill and at one row

@@ -267,8 +267,9 @@ function attentionFamilyChecks(att: AttentionCheck[]): VariantCheck[] {
 }
 
 /** Time every variant this adapter runs on shapes [M, K, N] (y = x·Wᵀ, x (M, K), W (N, K)) and
- *  every flash forward on the attention shapes. */
-export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, number, number][]; attentionShapes?: AttentionShape[]; reps?: number; capMs?: number; onProgress?: (done: number, total: number) => void } = {}): Promise<KernelTimings> {
+ *  every flash forward on the attention shapes. onProgress gets each row as it is timed (so a
+ *  caller stopped part-way, as by a time limit, has printed what was measured). */
+export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, number, number][]; attentionShapes?: AttentionShape[]; reps?: number; capMs?: number; onProgress?: (done: number, total: number, row: VariantTiming) => void } = {}): Promise<KernelTimings> {
   const shapes = opts.shapes ?? KERNEL_TIMING_SHAPES.medium;
   const attShapes = opts.attentionShapes ?? ATTENTION_TIMING_SHAPES.medium;
   const reps = opts.reps ?? 5, capMs = opts.capMs ?? 2000;
@@ -288,7 +289,7 @@ export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, num
           const m = opRows(op, M);
           const ms = await timeCall(gpu, productCall(gpu, op, v, o, m, K, N), reps, capMs);
           rows.push({ op, variant: v, shape: `${m}×${K}×${N}`, ms, gflops: (2 * m * N * K) / ms / 1e6 });
-          opts.onProgress?.(++done, total);
+          opts.onProgress?.(++done, total, rows[rows.length - 1]);
         }
     freeOperands(gpu, o);
   }
@@ -302,7 +303,7 @@ export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, num
         } finally {
           c.free();
         }
-        opts.onProgress?.(++done, total);
+        opts.onProgress?.(++done, total, rows[rows.length - 1]);
       }
   return { rows, checks, attentionChecks, fastest: fastestKernels(rows, checks, cand, defaults), defaults };
 }
