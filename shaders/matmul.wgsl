@@ -24,6 +24,8 @@
 //                                                                       dispatch (ceil(J/128), ceil(I/128))
 //   gemv_wg      I = 1 forward (decode): one workgroup of WG1 threads per output j splits R, then a
 //                tree reduction in workgroup memory (real GPUs).        dispatch gpu.grid(J)
+//   gemv_wg4     the same with vec4 loads (a quarter of the load instructions, the same coalescing:
+//                thread t reads vec4s t, t + WG1, ...); needs R % 4 == 0.  dispatch gpu.grid(J)
 //   gemv_rows    I = 1 forward, barrier-free: one thread per 4 outputs j (CPU Vulkan).
 //   gemv_rows4   the same with vec4 loads; needs R % 4 == 0.           dispatch gpu.grid(ceil(J/4/WG1))
 // The vec4 entries bind A and B as array<vec4f> (a4, b4: same binding numbers as a, b; no entry uses both).
@@ -306,6 +308,17 @@ fn tiled8(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: 
 // I = 1 forward: C[0, j] = Σ_r a[r] b[j·sBj + r] (B contiguous along r). One workgroup per j.
 var<workgroup> part: array<f32, 256>;
 
+// The workgroup's tree sum of each thread's partial s; thread 0 stores output j.
+fn gemv_finish(t: u32, j: u32, s: f32) {
+  part[t] = s;
+  workgroupBarrier();
+  for (var h = WG1 / 2u; h > 0u; h = h / 2u) {
+    if (t < h) { part[t] += part[t + h]; }
+    workgroupBarrier();
+  }
+  if (t == 0u) { put1(0u, j, part[0]); }
+}
+
 @compute @workgroup_size(WG1)
 fn gemv_wg(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let j = wid.x + wid.y * nwg.x;
@@ -314,13 +327,19 @@ fn gemv_wg(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid:
     let base = j * p.sBj;
     for (var r = lid.x; r < p.R; r += WG1) { s += a[r] * b[base + r]; }
   }
-  part[lid.x] = s;
-  workgroupBarrier();
-  for (var h = WG1 / 2u; h > 0u; h = h / 2u) {
-    if (lid.x < h) { part[lid.x] += part[lid.x + h]; }
-    workgroupBarrier();
+  gemv_finish(lid.x, j, s);
+}
+
+@compute @workgroup_size(WG1)
+fn gemv_wg4(@builtin(local_invocation_id) lid: vec3u, @builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let j = wid.x + wid.y * nwg.x;
+  var s = vec4f(0.0);
+  if (j < p.J) {
+    let R4 = p.R / 4u;
+    let base = j * R4;
+    for (var r = lid.x; r < R4; r += WG1) { s += a4[r] * b4[base + r]; }
   }
-  if (lid.x == 0u) { put1(0u, j, part[0]); }
+  gemv_finish(lid.x, j, (s.x + s.y) + (s.z + s.w));
 }
 
 @compute @workgroup_size(WG1)

@@ -20,7 +20,8 @@
 //              sums in the same order). Selectable, unmeasured on a GPU like 'shared8'.
 //   'auto'     (default) pickMatmulVariant(gpu).
 // At M = 1 the forward takes a GEMV path unless opts.gemv === false: 'regtile' -> one thread per 4
-// outputs, barrier-free ('gemv_rows'); 'shared' / 'shared8' / 'shared8p' -> one workgroup per output with a tree reduction.
+// outputs, barrier-free ('gemv_rows'); 'shared' / 'shared8' / 'shared8p' -> one workgroup per output with a tree reduction
+// (vec4 loads where K % 4 == 0: 'gemv_wg4').
 // 'gemv' is kept as an alias: 'shared' GEMV at M = 1, 'auto' otherwise.
 import { shapeVariant, type ShapeOp } from './shape-choice';
 import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/runtime';
@@ -152,7 +153,8 @@ export function matmulForward(gpu: Gpu, out: Tensor, x: Tensor, w: Tensor, M: nu
   if (M === 1 && opts.gemv !== false && N > 0) {
     const params = new Params().u32(1, N, K, K, 1, K, 1, acc ? 1 : 0);
     if (variant === 'shared' || variant === 'shared8' || variant === 'shared8p') {
-      gpu.run({ shader: 'matmul', entry: 'gemv_wg', constants: { WG1: GEMV_WG } }, { params, bindings: [x, w, out], workgroups: gpu.grid(N) });
+      // vec4 loads where K allows (gemv_wg4): the same coalesced pattern with a quarter of the loads
+      gpu.run({ shader: 'matmul', entry: K % 4 === 0 ? 'gemv_wg4' : 'gemv_wg', constants: { WG1: GEMV_WG } }, { params, bindings: [x, w, out], workgroups: gpu.grid(N) });
     } else {
       const entry = K % 4 === 0 ? 'gemv_rows4' : 'gemv_rows';
       gpu.run({ shader: 'matmul', entry, constants: { WG1: ROWS_WG } }, { params, bindings: [x, w, out], workgroups: gpu.grid(Math.ceil(N / 4 / ROWS_WG)) });
