@@ -419,6 +419,21 @@ fn st4dv(i: u32, d4: u32, x: vec4f) {
 }
 fn hsum(x: vec4f) -> f32 { return (x.x + x.y) + (x.z + x.w); }
 
+// One key (row kb of K and V) into a query row's online softmax: score s = q·k, then the running
+// max m, normaliser l and output accumulator rescaled to the new max (flash_forward's ragged tail,
+// flash_split's per-thread keys).
+fn online_key(kb: u32, hs4: u32, qv: ptr<function, array<vec4f, MAX_HS4>>, acc: ptr<function, array<vec4f, MAX_HS4>>, m: ptr<function, f32>, l: ptr<function, f32>) {
+  var s4 = vec4f(0.0);
+  for (var d4 = 0u; d4 < hs4; d4++) { s4 += (*qv)[d4] * ld4k(kb, d4); }
+  let s = hsum(s4);
+  let mNew = max(*m, s);
+  let corr = exp(*m - mNew);
+  let e = exp(s - mNew);
+  *l = *l * corr + e;
+  for (var d4 = 0u; d4 < hs4; d4++) { (*acc)[d4] = (*acc)[d4] * corr + e * ld4v(kb, d4); }
+  *m = mNew;
+}
+
 @compute @workgroup_size(WG)
 fn flash_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
   let idx = gid.x + gid.y * nwg.x * WG;
@@ -462,15 +477,7 @@ fn flash_forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgro
     kb += 4u * ks;
   }
   for (; j < nkeys; j++) {
-    var s4 = vec4f(0.0);
-    for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * ld4k(kb, d4); }
-    let s = hsum(s4);
-    let mNew = max(m, s);
-    let corr = exp(m - mNew);
-    let e = exp(s - mNew);
-    l = l * corr + e;
-    for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] = acc[d4] * corr + e * ld4v(kb, d4); }
-    m = mNew;
+    online_key(kb, hs4, &qv, &acc, &m, &l);
     kb += ks;
   }
   let inv = 1.0 / l;
@@ -647,18 +654,7 @@ fn flash_split(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
   var m = -3.0e38; // a thread without keys keeps this: its weight below is exp(-3e38 - M) = 0
   var l = 0.0;
   let kb0 = b * p.TkMax * ks + kvh * HSC;
-  for (var j = lid; j < nkeys; j += WG) {
-    let kb = kb0 + j * ks;
-    var s4 = vec4f(0.0);
-    for (var d4 = 0u; d4 < hs4; d4++) { s4 += qv[d4] * ld4k(kb, d4); }
-    let s = hsum(s4);
-    let mNew = max(m, s);
-    let corr = exp(m - mNew);
-    let e = exp(s - mNew);
-    l = l * corr + e;
-    for (var d4 = 0u; d4 < hs4; d4++) { acc[d4] = acc[d4] * corr + e * ld4v(kb, d4); }
-    m = mNew;
-  }
+  for (var j = lid; j < nkeys; j += WG) { online_key(kb0 + j * ks, hs4, &qv, &acc, &m, &l); }
   let mRow = reduce_max(lid, m);
   let wgt = exp(m - mRow);
   let lRow = reduce_sum(lid, l * wgt);
