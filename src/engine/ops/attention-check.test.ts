@@ -13,7 +13,11 @@ describe('checkAttentionVariants (quench kernels: every attention kernel on this
     for (const v of forwards) {
       expect(checks.some((c) => c.kernel === `forward ${v}`)).toBe(true);
       expect(checks.some((c) => c.kernel === `decode ${v}`)).toBe(true);
+      // each labelled by stage and variant (the kernel-choice families read those, not the label)
+      expect(checks.filter((c) => c.stage === 'forward' && c.variant === v).map((c) => c.kernel)).toEqual([`forward ${v}`]);
+      expect(checks.filter((c) => c.stage === 'decode' && c.variant === v).map((c) => c.kernel)).toEqual([`decode ${v}`]);
     }
+    expect(checks.filter((c) => c.stage === 'backward').every((c) => ['thread', 'sg', 'workgroup'].includes(c.variant))).toBe(true);
     for (const k of ['flash backward thread dq', 'backward thread dk', 'backward workgroup dv']) expect(checks.some((c) => c.kernel === k)).toBe(true);
     // fp32 against float64: far inside the bound, so the bound can catch real faults
     for (const c of checks) expect(c.relError).toBeLessThan((c.kernel.startsWith('forward') || c.kernel.startsWith('decode') ? ATTENTION_CHECK_TOL.forward : ATTENTION_CHECK_TOL.backward) / 10);

@@ -14,6 +14,10 @@ import { seeded } from './seeded';
 export interface AttentionCheck {
   /** e.g. "forward flash_split", "flash backward sg", "backward workgroup" */
   kernel: string;
+  /** which pass was checked: a prefill forward, a backward, or a decoding forward */
+  stage: 'forward' | 'backward' | 'decode';
+  /** the kernel's variant (forwards: the AttentionVariant; backwards: thread, sg, workgroup) */
+  variant: string;
   /** B×Tq×Tk NH/NKV HS */
   shape: string;
   /** max |got − ref| over max |ref| */
@@ -47,9 +51,9 @@ export async function checkAttentionVariants(gpu: Gpu): Promise<AttentionCheck[]
     return x;
   };
   const forwards = ATTENTION_VARIANTS.filter((v) => v !== 'flash_sg' || hasSubgroup8(gpu));
-  const record = async (kernel: string, shape: string, got: Tensor, ref: ArrayLike<number>, tol: number) => {
+  const record = async (stage: AttentionCheck['stage'], variant: string, kernel: string, shape: string, got: Tensor, ref: ArrayLike<number>, tol: number) => {
     const e = relError(await gpu.readF32(got), ref);
-    out.push({ kernel, shape, relError: e, ok: e <= tol });
+    out.push({ kernel, stage, variant, shape, relError: e, ok: e <= tol });
   };
   try {
     // prefill (training's case, Tq = Tk = T): forward, then the backward from each forward's state
@@ -65,19 +69,19 @@ export async function checkAttentionVariants(gpu: Gpu): Promise<AttentionCheck[]
         const flash = variant.startsWith('flash');
         const o = t('out', nq), lse = t('lse', B * NH * T), probs = flash ? undefined : t('probs', B * NH * T * T);
         attentionForward(gpu, { out: o, q: tq, k: tk, v: tv, B, Tq: T, NH, NKV, HS, pos0: 0, variant, ...(flash ? { lse } : { probs }) });
-        await record(`forward ${variant}`, shape, o, ref.out, ATTENTION_CHECK_TOL.forward);
+        await record('forward', variant, `forward ${variant}`, shape, o, ref.out, ATTENTION_CHECK_TOL.forward);
         // the backwards: flash from flash_tiled's state (both forms), materialized from each materializing forward
-        const backs: { name: string; run: (dq: Tensor, dk: Tensor, dv: Tensor) => void }[] = [];
+        const backs: { name: string; variant: string; run: (dq: Tensor, dk: Tensor, dv: Tensor) => void }[] = [];
         if (variant === 'flash_tiled') {
           for (const bv of hasSubgroup8(gpu) ? (['thread', 'sg'] as const) : (['thread'] as const)) {
-            backs.push({ name: `flash backward ${bv}`, run: (dq, dk, dv) => attentionBackwardFlash(gpu, { dq, dk, dv, drow: t('drow', B * NH * T), dout: tdo, q: tq, k: tk, v: tv, out: o, lse, B, T, NH, NKV, HS, variant: bv }) });
+            backs.push({ name: `flash backward ${bv}`, variant: bv, run: (dq, dk, dv) => attentionBackwardFlash(gpu, { dq, dk, dv, drow: t('drow', B * NH * T), dout: tdo, q: tq, k: tk, v: tv, out: o, lse, B, T, NH, NKV, HS, variant: bv }) });
           }
         }
-        if (!flash) backs.push({ name: `backward ${variant}`, run: (dq, dk, dv) => attentionBackward(gpu, { dq, dk, dv, dscores: t('dscores', B * NH * T * T), dout: tdo, q: tq, k: tk, v: tv, probs: probs!, B, T, NH, NKV, HS, variant }) });
+        if (!flash) backs.push({ name: `backward ${variant}`, variant, run: (dq, dk, dv) => attentionBackward(gpu, { dq, dk, dv, dscores: t('dscores', B * NH * T * T), dout: tdo, q: tq, k: tk, v: tv, probs: probs!, B, T, NH, NKV, HS, variant }) });
         for (const b of backs) {
           const dq = t('dq', nq), dk = t('dk', nk), dv = t('dv', nk);
           b.run(dq, dk, dv);
-          for (const [name, got, r] of [['dq', dq, g.dq], ['dk', dk, g.dk], ['dv', dv, g.dv]] as const) await record(`${b.name} ${name}`, shape, got, r, ATTENTION_CHECK_TOL.backward);
+          for (const [name, got, r] of [['dq', dq, g.dq], ['dk', dk, g.dk], ['dv', dv, g.dv]] as const) await record('backward', b.variant, `${b.name} ${name}`, shape, got, r, ATTENTION_CHECK_TOL.backward);
         }
       }
     }
@@ -94,7 +98,7 @@ export async function checkAttentionVariants(gpu: Gpu): Promise<AttentionCheck[]
         const flash = variant.startsWith('flash');
         const o = t('out', nq);
         attentionForward(gpu, { out: o, q: tq, k: tk, v: tv, ...s, variant, ...(flash ? {} : { probs: t('probs', B * NH * Tk) }) });
-        await record(`decode ${variant}`, shape, o, ref.out, ATTENTION_CHECK_TOL.forward);
+        await record('decode', variant, `decode ${variant}`, shape, o, ref.out, ATTENTION_CHECK_TOL.forward);
       }
     }
   } finally {

@@ -21,7 +21,7 @@ import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } fro
 import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
 import { hasShapeChoice, setShapeChoices, shapeChoices, shapeKey, shapeTuning, type KernelOp, type ShapeOp } from './shape-choice';
 import { adapterHalfVariant, halfForwardErrorBound, halfVariants, isF16MathVariant, matmulHalfForward, pickHalfVariant, preferHalfVariant, type HalfKernel } from './matmul-half';
-import { adapterAttentionVariant, attentionForward, DECODE_HS, flashVariants, pickAttentionVariant, preferAttentionVariants, type FlashVariant } from './attention';
+import { adapterAttentionVariant, attentionForward, DECODE_HS, FLASH_VARIANTS, flashVariants, pickAttentionVariant, preferAttentionVariants, type FlashVariant } from './attention';
 import { checkAttentionVariants, type AttentionCheck } from './attention-check';
 import { seeded, seededHalf } from './seeded';
 
@@ -258,12 +258,10 @@ function attentionCall(gpu: Gpu, f: 'attention' | 'decode', variant: FlashVarian
 /** The attention families' checks: a flash forward is correct here when its prefill (`attention`)
  *  or decoding (`decode`) check against the float64 reference passed (attention-check.ts). */
 function attentionFamilyChecks(att: AttentionCheck[]): VariantCheck[] {
-  const out: VariantCheck[] = [];
-  for (const c of att) {
-    const m = /^(forward|decode) (flash\w*)$/.exec(c.kernel);
-    if (m) out.push({ op: m[1] === 'forward' ? 'attention forward' : 'attention decode', variant: m[2], shape: c.shape, maxAbsError: c.relError, ok: c.ok });
-  }
-  return out;
+  const flash = (FLASH_VARIANTS as readonly string[]);
+  return att
+    .filter((c) => c.stage !== 'backward' && flash.includes(c.variant))
+    .map((c) => ({ op: c.stage === 'forward' ? 'attention forward' : 'attention decode', variant: c.variant, shape: c.shape, maxAbsError: c.relError, ok: c.ok }));
 }
 
 /** Time every variant this adapter runs on shapes [M, K, N] (y = x·Wᵀ, x (M, K), W (N, K)) and
