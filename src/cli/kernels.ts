@@ -34,18 +34,13 @@ export async function run(argv: string[]): Promise<number> {
     const row = (r: VariantTiming) => `${r.op.padEnd(18)} ${r.variant.padEnd(11)} ${r.shape.padEnd(22)} ${r.ms.toFixed(3).padStart(9)} ${r.gflops.toFixed(2).padStart(9)}`;
     if (!a.json) {
       console.log(`adapter: ${gpu.info.description || gpu.info.device || gpu.info.vendor} (${gpu.info.backend})${gpu.info.picksAs === 'gpu' ? ', defaults picked as on a GPU (QUENCH_PICKS=gpu)' : ''}`);
-      console.log('checking every variant against the float64 reference first…');
+      console.log('checking every variant against the float64 reference first, then timing…');
+      console.log(`${'product'.padEnd(18)} ${'variant'.padEnd(11)} ${'shape'.padEnd(22)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(9)}`);
     }
-    let header = false;
     const t = await timeKernelVariants(gpu, {
       shapes: KERNEL_TIMING_SHAPES[sz],
       attentionShapes: ATTENTION_TIMING_SHAPES[sz],
-      onProgress: (d, n, r) => {
-        if (a.json) return void process.stderr.write(`\rtiming ${d}/${n}${d === n ? '\n' : ''}`);
-        if (!header) console.log(`${'product'.padEnd(18)} ${'variant'.padEnd(11)} ${'shape'.padEnd(22)} ${'ms'.padStart(9)} ${'GFLOP/s'.padStart(9)}`);
-        header = true;
-        console.log(row(r));
-      },
+      onProgress: (d, n, r) => (a.json ? process.stderr.write(`\rtiming ${d}/${n}${d === n ? '\n' : ''}`) : console.log(row(r))),
     });
     // every attention kernel is checked too (backwards included), so a kernel wrong on this
     // adapter shows before its figures are trusted
