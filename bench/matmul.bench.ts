@@ -8,13 +8,15 @@
 //   f16-weight GEMM: the frozen teacher's forward y = x·Wᵀ with W in f16 (ops/matmul-half: half_nt4,
 //         half_wg8, and half_wg8h where the adapter has shader-f16) at the same shapes, beside the
 //         fp32 rows (GB/s counts W at 2 bytes).
-//   GEMV: M = 1 forward (decode) at K = N in {1024, 2048, 4096}, each variant's GEMV path.
+//   GEMV: M = 1 forward (decode) at K = N in {1024, 2048, 4096}, each variant's GEMV path, and where
+//         the adapter has subgroups and subgroup_id the subgroup-reduction GEMV (gemv_red: rows per
+//         subgroup block rb = 2, its default, and 1 and 4), which no 'auto' picks until a GPU has timed it.
 // A case whose estimated time (its FLOPs at the speed the same variant and product reached on a
 // smaller shape) exceeds callCapMs is skipped and says so, as is everything after the section's
 // deadline: the whole bench has to finish on CPU Vulkan. GB/s counts W, x and y once per call.
 import { spawnSync } from 'node:child_process';
 import type { Gpu } from '../src/engine/gpu/runtime';
-import { matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
+import { canGemvRed, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulGemvRed, matmulVariants, pickMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
 import { halfVariants, matmulHalfForward, pickHalfVariant } from '../src/engine/ops/matmul-half';
 import { packHalf } from '../src/engine/model/half';
 import { randn } from '../src/engine/testing';
@@ -108,14 +110,16 @@ export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise
     const ws = Array.from({ length: coldCopies(4 * N * K) }, (_, i) => gpu.tensor(`bench.w${i}`, [N, K], 'f32', wHost));
     const y = gpu.tensor('bench.y', [1, N]);
     let next = 0;
-    for (const variant of variants) {
-      const name = `fp32 gemv (${variant})`;
-      if (performance.now() > deadline) { skipped(name, shape, 'section time cap'); continue; }
+    // each variant's GEMV path, then gemv_red at rb 2 (its default), 1 and 4
+    const gemvs: { name: string; auto: boolean; call: (w: typeof ws[number]) => void }[] = variants.map((variant) => ({ name: `fp32 gemv (${variant})`, auto: variant === auto, call: (wi) => matmulForward(gpu, y, x, wi, 1, K, N, { variant }) }));
+    if (canGemvRed(gpu)) for (const rb of [2, 1, 4]) gemvs.push({ name: `fp32 gemv (gemv_red${rb === 2 ? '' : ` rb=${rb}`})`, auto: false, call: (wi) => matmulGemvRed(gpu, y, x, wi, K, N, { rb }) });
+    for (const g of gemvs) {
+      if (performance.now() > deadline) { skipped(g.name, shape, 'section time cap'); continue; }
       // one call per W copy, untimed: its bind group is made here, not in a timed call
-      for (const wi of ws) matmulForward(gpu, y, x, wi, 1, K, N, { variant });
+      for (const wi of ws) g.call(wi);
       await gpu.sync();
-      const { ms, note } = await measure(gpu, () => matmulForward(gpu, y, x, ws[next++ % ws.length], 1, K, N, { variant }), budget);
-      rows.push({ name, shape, ms, gflops: (2 * N * K) / ms / 1e6, gbps: (4 * (N * K + K + N)) / ms / 1e6, note: `${variant === auto ? 'auto; ' : ''}${note}; ${ws.length} W copies` });
+      const { ms, note } = await measure(gpu, () => g.call(ws[next++ % ws.length]), budget);
+      rows.push({ name: g.name, shape, ms, gflops: (2 * N * K) / ms / 1e6, gbps: (4 * (N * K + K + N)) / ms / 1e6, note: `${g.auto ? 'auto; ' : ''}${note}; ${ws.length} W copies` });
     }
     for (const t of [x, ...ws, y]) gpu.free(t);
   }

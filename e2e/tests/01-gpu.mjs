@@ -30,14 +30,17 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   expect(/attention forward 1×128×128 4\/2 HS 32/.test(times) && /attention decode 1×1×128 4\/2 HS 32/.test(times) && /flash_tiled/.test(times) && /flash_split/.test(times), `kernel timings list the attention variants: ${times.slice(-600)}`);
   const label = await page.getByTestId('kernels-use-fastest').innerText();
   const fastest = /\(([^)]*)\)/.exec(label)?.[1].split(', ') ?? [];
-  expect(fastest.length === 7, `the fastest choice is named: ${label}`);
-  const inUse = async () => Promise.all(['matmul', 'gemm', 'dx', 'half', 'gemv', 'attention', 'decode'].map((f) => page.getByTestId(`kernel-${f}`).innerText()));
+  expect(fastest.length === 8, `the fastest choice is named: ${label}`);
+  // and the fp32 GEMVs, gemv_red among them (SwiftShader has subgroups and subgroup_id)
+  expect(/fp32 GEMV 1×128×128/.test(times) && /gemv_wg/.test(times) && /gemv_red/.test(times), `kernel timings list the fp32 GEMV variants: ${times.slice(-600)}`);
+  const inUse = async () => Promise.all(['matmul', 'gemm', 'dx', 'half', 'gemv', 'attention', 'decode', 'fp32gemv'].map((f) => page.getByTestId(`kernel-${f}`).innerText()));
   const waitFor = (id, want) => page.waitForFunction(([i, w]) => document.querySelector(`[data-testid="${i}"]`)?.textContent === w, [id, want], { timeout: 60_000 });
   if (await page.getByTestId('kernels-use-fastest').isEnabled()) {
     await page.getByTestId('kernels-use-fastest').click();
     await waitFor('kernel-half', fastest[3]);
     await waitFor('kernel-gemv', fastest[4]);
     await waitFor('kernel-decode', fastest[6]);
+    await waitFor('kernel-fp32gemv', fastest[7]);
     await waitFor('kernel-matmul', fastest[0]);
   }
   expect(JSON.stringify(await inUse()) === JSON.stringify(fastest), `the fastest kernels are in use: ${await inUse()} vs ${fastest}`);
@@ -65,15 +68,15 @@ export async function run({ page, baseUrl, screenshot, expect }) {
     }, [tag, del, set]);
     await page.reload();
   };
-  // a choice stored before the f16-weight, GEMV and attention families existed: applied, with the
-  // adapter's kernels for those
+  // a choice stored before the f16-weight, GEMV, attention and fp32 GEMV families existed: applied,
+  // with the adapter's kernels for those and the stored fp32 matmul's own GEMV (shared and shared8: gemv_wg)
   const defaultOf = (text) => page.locator('[data-testid="kernels-current"] tr', { hasText: text }).locator('td').nth(2).innerText();
   const later = await Promise.all(['f16-weight', 'int4 GEMV', 'attention forward', 'one query row'].map(defaultOf));
-  await reloadWithStoredChoice('e2e-old-choice', ['half', 'gemv', 'attention', 'decode'], {});
+  await reloadWithStoredChoice('e2e-old-choice', ['half', 'gemv', 'attention', 'decode', 'fp32gemv'], {});
   await page.getByRole('tab', { name: 'GPU' }).click();
   await page.getByTestId('kernels-current').waitFor({ timeout: 60_000 });
   await waitFor('kernel-matmul', pick);
-  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], ...later]), `an older stored choice (no half, gemv, attention, decode) still applies: ${await inUse()} vs ${later}`);
+  expect(JSON.stringify(await inUse()) === JSON.stringify([pick, fastest[1], fastest[2], ...later, 'gemv_wg']), `an older stored choice (no half, gemv, attention, decode, fp32gemv) still applies: ${await inUse()} vs ${later}`);
   // a stored choice this adapter cannot run (a driver update, say): said so, forgotten, defaults used
   await reloadWithStoredChoice('e2e-stale-choice', [], { matmul: 'no-such-kernel' });
   await page.getByRole('tab', { name: 'GPU' }).click();

@@ -92,6 +92,10 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     expect(variants('int4 GEMV')).toEqual(expect.arrayContaining(['gemv', 'gemv_rows', 'gemv_wide']));
     expect(variants('int4 GEMV')).toContain(t.fastest.gemv);
     expect(t.rows.filter((r: { op: string }) => r.op === 'int4 GEMV').every((r: { shape: string }) => r.shape.startsWith('1×'))).toBe(true);
+    // the fp32 GEMV family (generating with an FP model), at M = 1; gemv_red where subgroup_id exists
+    expect(variants('fp32 GEMV')).toEqual(expect.arrayContaining(['gemv_rows', 'gemv_wg', 'gemv_red']));
+    expect(variants('fp32 GEMV')).toContain(t.fastest.fp32gemv);
+    expect(t.rows.filter((r: { op: string }) => r.op === 'fp32 GEMV').every((r: { shape: string }) => r.shape.startsWith('1×'))).toBe(true);
     // the attention families: every flash forward at a prefill and at one decoding row
     expect(variants('attention forward')).toEqual(expect.arrayContaining(['flash', 'flash_tiled', 'flash_split']));
     expect(variants('attention forward')).toContain(t.fastest.attention);
@@ -107,19 +111,24 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     // f16-weight one, a fifth the GEMV, a sixth and a seventh the attention forward and decoding
     const { attention, decode } = t.defaults;
     const info = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8' }));
-    expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: t.defaults.half, gemv: t.defaults.gemv, attention, decode });
+    // left out: the adapter's kernels, and the named matmul variant's own fp32 GEMV (shared8: gemv_wg)
+    expect(info.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: t.defaults.half, gemv: t.defaults.gemv, attention, decode, fp32gemv: 'gemv_wg' });
     const info4 = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8' }));
-    expect(info4.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: t.defaults.gemv, attention, decode });
+    expect(info4.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: t.defaults.gemv, attention, decode, fp32gemv: 'gemv_wg' });
     const info5 = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide' }));
-    expect(info5.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention, decode });
+    expect(info5.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention, decode, fp32gemv: 'gemv_wg' });
     const info7 = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide,flash,flash_tiled' }));
-    expect(info7.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention: 'flash', decode: 'flash_tiled' });
+    expect(info7.kernels).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention: 'flash', decode: 'flash_tiled', fp32gemv: 'gemv_wg' });
+    // the 8th name: the fp32 GEMV apart from the matmul variant's own
+    const info8 = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide,flash,flash_tiled,gemv_rows' }));
+    expect(info8.kernels).toEqual({ ...info7.kernels, fp32gemv: 'gemv_rows' });
+    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide,flash,flash_tiled,gemv_sg' })).toThrow(/fp32gemv one of gemv_rows\|gemv_wg/); // an int4 GEMV is not an fp32 one
     expect(info7.attention).toBe('flash'); // what training's forward runs
     expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide,workgroup' })).toThrow(/attention one of flash\|flash_tiled/); // materializing: not a choice
-    expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx\[,half\[,gemv\[,attention\[,decode\]\]\]\]\[,tune\]" \(or "tune" alone\) with matmul one of .*shared8.*half one of .*half_wg8.*gemv one of .*gemv_wide.*decode one of .*flash_split/);
+    expect(() => run(['info'], { QUENCH_KERNELS: 'cublas,gemm,dx' })).toThrow(/QUENCH_KERNELS="cublas,gemm,dx": expected "matmul,gemm,dx\[,half\[,gemv\[,attention\[,decode\[,fp32gemv\]\]\]\]\]\[,tune\]" \(or "tune" alone\) with matmul one of .*shared8.*half one of .*half_wg8.*gemv one of .*gemv_wide.*decode one of .*flash_split.*fp32gemv one of .*gemv_wg/);
     expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_fp8' })).toThrow(/QUENCH_KERNELS="shared8,gemm_wg8,dx_wg8,half_fp8": expected/);
     expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemm' })).toThrow(/expected/); // a GEMM is not a GEMV
-    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv,flash,flash,extra' })).toThrow(/expected "matmul,gemm,dx\[,half\[,gemv\[,attention\[,decode\]\]\]\]\[,tune\]"/);
+    expect(() => run(['info'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,half_wg8,gemv,flash,flash,gemv_wg,extra' })).toThrow(/expected "matmul,gemm,dx\[,half\[,gemv\[,attention\[,decode\[,fp32gemv\]\]\]\]\]\[,tune\]"/);
     // a last "tune": training runs tune the kernels to their shapes first; alone, with the adapter's kernels
     expect(JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'tune' }))).toMatchObject({ kernels: t.defaults, tuneKernelShapes: true });
     expect(JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8,tune' }))).toMatchObject({ kernels: { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8' }, tuneKernelShapes: true });

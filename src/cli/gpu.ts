@@ -1,7 +1,8 @@
 // The GPU a command runs on: Dawn (createNodeGpu), with the kernels of $QUENCH_KERNELS when set
-// ("matmul,gemm,dx,half,gemv,attention,decode", e.g. "shared8,gemm_wg8,dx_wg8,half_wg8,gemv_wide,
-// flash_tiled,flash_split", as `quench kernels` prints the fastest here; the older forms of 3 to 6
-// names keep the adapter's kernels for the families they leave out), and with
+// ("matmul,gemm,dx,half,gemv,attention,decode,fp32gemv", e.g. "shared8,gemm_wg8,dx_wg8,half_wg8,
+// gemv_wide,flash_tiled,flash_split,gemv_red", as `quench kernels` prints the fastest here; the
+// older forms of 3 to 7 names keep the adapter's kernels for the families they leave out, and the
+// fp32 GEMV the named matmul variant's own), and with
 // ",tune" (or "tune" alone) training runs tune the kernels to their own shapes first; otherwise the
 // adapter's defaults.
 import { createNodeGpu } from '../engine/gpu/node';
@@ -28,7 +29,7 @@ export async function cliGpu(opts: { lenient?: boolean } = {}): Promise<Gpu> {
     const choice = names.length >= 3 && names.length <= FAMILIES.length ? validKernelChoice(gpu, Object.fromEntries(names.map((n, i) => [FAMILIES[i], n]))) : null;
     if (!choice) {
       const c = kernelCandidates(gpu);
-      const why = `QUENCH_KERNELS="${env}": expected "matmul,gemm,dx[,half[,gemv[,attention[,decode]]]][,tune]" (or "tune" alone) with ${FAMILIES.map((f) => `${f} one of ${c[f].join('|')}`).join(', ')} (this adapter's variants)`;
+      const why = `QUENCH_KERNELS="${env}": expected "matmul,gemm,dx[,half[,gemv[,attention[,decode[,fp32gemv]]]]][,tune]" (or "tune" alone) with ${FAMILIES.map((f) => `${f} one of ${c[f].join('|')}`).join(', ')} (this adapter's variants)`;
       if (opts.lenient) {
         process.stderr.write(`${why}; ignored\n`);
         return gpu;

@@ -1,5 +1,5 @@
 // quench kernels [--size small|medium|large] [--json] — time every matmul variant this adapter runs
-// (fp32 forward/dX/dW, int4 forward/dX, the f16-weight teacher forward, the int4 GEMV) and every
+// (fp32 forward/dX/dW, int4 forward/dX, the f16-weight teacher forward, the int4 and fp32 GEMVs) and every
 // flash attention forward (a prefill, one decoding row), each first checked against the float64
 // reference, and print the fastest correct one of each family, as the studio's GPU panel does;
 // QUENCH_KERNELS=<the printed line> makes the other commands use them. Every attention kernel
@@ -11,7 +11,7 @@ import { cliGpu } from './gpu';
 const SIZES = Object.keys(KERNEL_TIMING_SHAPES) as (keyof typeof KERNEL_TIMING_SHAPES)[];
 const HELP = `usage: quench kernels [--size ${SIZES.join('|')}] [--json]
 Times every fp32 (forward, dX, dW), int4 (forward, dX), f16-weight (the frozen teacher's forward) and
-int4 GEMV (decoding one token, timed at 1 x K x N) matmul variant this adapter runs on the size's shapes (${SIZES.map((k) => `${k}: ${KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}x${K}x${N}`).join(', ')}`).join('; ')}; M x K x N of y = x·Wᵀ),
+int4 and fp32 GEMV (decoding one token, timed at 1 x K x N) matmul variant this adapter runs on the size's shapes (${SIZES.map((k) => `${k}: ${KERNEL_TIMING_SHAPES[k].map(([M, K, N]) => `${M}x${K}x${N}`).join(', ')}`).join('; ')}; M x K x N of y = x·Wᵀ),
 and every flash attention forward without attention maps at a causal prefill of T rows and at one
 decoding row against T cached keys (${SIZES.map((k) => `${k}: ${ATTENTION_TIMING_SHAPES[k].map((a) => `T ${a.T}, ${a.NH}/${a.NKV} heads of ${a.HS}`).join(', ')}`).join('; ')}), prints
 each variant's time and the fastest of each family (least total time), and the QUENCH_KERNELS line

@@ -90,7 +90,7 @@ export function GpuPanel() {
   );
 }
 
-const LABEL: Record<keyof KernelChoice, string> = { matmul: 'fp32 matmul (forward, dX, dW)', gemm: 'int4 forward', dx: 'int4 dX', half: 'f16-weight forward (frozen teacher)', gemv: 'int4 GEMV (generating, one token)', attention: 'attention forward (training, eval, a prompt)', decode: 'attention, one query row (generating)' };
+const LABEL: Record<keyof KernelChoice, string> = { matmul: 'fp32 matmul (forward, dX, dW)', gemm: 'int4 forward', dx: 'int4 dX', half: 'f16-weight forward (frozen teacher)', gemv: 'int4 GEMV (generating, one token)', attention: 'attention forward (training, eval, a prompt)', decode: 'attention, one query row (generating)', fp32gemv: 'fp32 GEMV (generating with an FP model; the LM head)' };
 const sameChoice = (a: KernelChoice | undefined | null, b: KernelChoice | undefined | null) => !!a && !!b && FAMILIES.every((f) => a[f] === b[f]);
 
 /** "WRONG RESULTS (max |error| …)" where a variant failed its check against the float64 reference here. */
@@ -110,7 +110,7 @@ function KernelChoicePanel() {
   return (
     <>
       <h3>Kernels on this GPU</h3>
-      <p className="muted">Every run (distill, compare, compress, pretrain, eval) uses one fp32 matmul, one int4 forward and one int4 dX kernel, a distillation's teacher with f16 weights (larger models) one f16-weight forward kernel, and generating with a quantized model one int4 GEMV kernel (timed at one token: 1×K×N of each shape). Attention without attention maps runs one flash forward over chunks of more than 8 query rows and one for a single row (generating; timed at one row against the shape's T cached keys); chunks in between, and a family left at the adapter's default, follow the adapter's rule by shape. By default they are chosen by the kind of adapter; here you can time every variant on this GPU and use the fastest. Each variant's results are checked against a float64 reference first, and one that is wrong here is never chosen. The choice is kept for this adapter across reloads.</p>
+      <p className="muted">Every run (distill, compare, compress, pretrain, eval) uses one fp32 matmul, one int4 forward and one int4 dX kernel, a distillation's teacher with f16 weights (larger models) one f16-weight forward kernel, and generating one int4 GEMV kernel (a quantized model) or one fp32 GEMV kernel (an FP model, and the LM head; both timed at one token: 1×K×N of each shape). Attention without attention maps runs one flash forward over chunks of more than 8 query rows and one for a single row (generating; timed at one row against the shape's T cached keys); chunks in between, and a family left at the adapter's default, follow the adapter's rule by shape. By default they are chosen by the kind of adapter; here you can time every variant on this GPU and use the fastest. Each variant's results are checked against a float64 reference first, and one that is wrong here is never chosen. The choice is kept for this adapter across reloads.</p>
       {kernels && (
         <table className="results" data-testid="kernels-current">
           <thead><tr><th>family</th><th>in use</th><th>adapter default</th><th>choose</th></tr></thead>

@@ -1,4 +1,5 @@
-// Child process of qmatmul.test.ts: runs qmatmulGemvRed in a fresh Dawn device, so that the test
+// Child process of qmatmul.test.ts and matmul-gemv.test.ts: runs qmatmulGemvRed (int4) or
+// matmulGemvRed (fp32, cases with fp32: true) in a fresh Dawn device, so that the test
 // can set the driver's environment first (LP_NATIVE_VECTOR_WIDTH=512 makes lavapipe's subgroups
 // 16 wide on AVX-512 hosts; the test process's own device has 8). Inputs are rebuilt from the
 // same seeds as the parent's; the parent holds the float64 reference and does the comparison.
@@ -9,6 +10,7 @@ import { createNodeGpu } from '../gpu/node';
 import { quantizeHost, type Bits } from '../format/pack';
 import { randn } from '../testing';
 import { qmatmulGemvRed } from './qmatmul';
+import { matmulGemvRed } from './matmul';
 
 export interface GemvRedCase {
   K: number;
@@ -19,15 +21,39 @@ export interface GemvRedCase {
   opts: { wg?: number; rows?: number; rb?: number };
 }
 
+/** An fp32 gemv_red case: y (1, N) (+)= x (1, K) · Wᵀ. */
+export interface Fp32GemvRedCase {
+  fp32: true;
+  K: number;
+  N: number;
+  accumulate: boolean;
+  opts: { wg?: number; rows?: number; rb?: number };
+}
+
+/** The fp32 case's W (N, K), x (1, K) and the y it starts from (accumulate), from fixed seeds. */
+export function fp32GemvRedInputs(c: Fp32GemvRedCase): { w: Float32Array; x: Float32Array; y0: Float32Array } {
+  return { w: randn(c.N * c.K, c.K + 3 * c.N), x: randn(c.K, c.N + 1), y0: randn(c.N, 5) };
+}
+
 /** The case's weight and x, from fixed seeds (parent and child build the same ones). */
 export function gemvRedInputs(c: GemvRedCase): { p: ReturnType<typeof quantizeHost>; x: Float32Array } {
   return { p: quantizeHost(randn(c.N * c.K, c.K + c.N + c.bits), c.N, c.K, { bits: c.bits, group: c.group, sym: c.sym }), x: randn(c.K, 2) };
 }
 
-async function main(cases: GemvRedCase[]): Promise<void> {
+async function main(cases: (GemvRedCase | Fp32GemvRedCase)[]): Promise<void> {
   const gpu = await createNodeGpu();
   const ys: number[][] = [];
   for (const c of cases) {
+    if ('fp32' in c) {
+      const { w, x, y0 } = fp32GemvRedInputs(c);
+      const tw = gpu.tensor('w', [c.N, c.K], 'f32', w); // (N, K) f32
+      const tx = gpu.tensor('x', [1, c.K], 'f32', x); // (1, K) f32
+      const ty = gpu.tensor('y', [1, c.N], 'f32', c.accumulate ? y0 : new Float32Array(c.N).fill(NaN)); // (1, N) f32
+      matmulGemvRed(gpu, ty, tx, tw, c.K, c.N, { ...c.opts, accumulate: c.accumulate });
+      ys.push(Array.from(await gpu.readF32(ty)));
+      for (const t of [tw, tx, ty]) gpu.free(t);
+      continue;
+    }
     const { p, x } = gemvRedInputs(c);
     const w = {
       layout: p,
@@ -46,7 +72,7 @@ async function main(cases: GemvRedCase[]): Promise<void> {
 }
 
 if (process.argv[1] && /gemv-red\.child\.ts$/.test(process.argv[1])) {
-  main(JSON.parse(process.argv[2]) as GemvRedCase[]).then(
+  main(JSON.parse(process.argv[2]) as (GemvRedCase | Fp32GemvRedCase)[]).then(
     () => process.exit(0),
     (e) => {
       console.error(e);

@@ -3,7 +3,7 @@ import { randn, testGpu, dispatchedEntries } from '../testing';
 import { applyKernelChoice, checkKernelVariants, currentKernels, defaultKernels, fastestKernels, kernelCandidates, seededHalf, timeKernelVariants, validKernelChoice, type VariantTiming } from './kernel-choice';
 import { matmulHalfForward } from './matmul-half';
 import { adapterAttentionVariant, attentionForward, pickAttentionVariant } from './attention';
-import { hasSubgroup8, matmulForward } from './matmul';
+import { canGemvRed, hasSubgroup8, matmulForward, variantGemv } from './matmul';
 import { qmatmulBackwardInput, qmatmulForward } from './qmatmul';
 import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf } from '../format/pack';
@@ -18,7 +18,7 @@ describe('kernel choice per device', () => {
     const streamed: VariantTiming[] = [];
     const t = await timeKernelVariants(gpu, { shapes: [[9, 40, 24]], attentionShapes: [{ B: 1, T: 20, NH: 2, NKV: 1, HS: 8 }], reps: 1, capMs: 50, onProgress: (d, _n, r) => ((last = d), streamed.push(r)) });
     expect(streamed).toEqual(t.rows); // each row handed over as it is timed (quench kernels prints them so)
-    const matmuls = 3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length + cand.gemv.length;
+    const matmuls = 3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length + cand.gemv.length + cand.fp32gemv.length;
     const total = matmuls + cand.attention.length + cand.decode.length;
     // the attention families: every flash forward this adapter runs, at a prefill and at one row
     expect(cand.attention).toEqual(hasSubgroup8(gpu) ? ['flash', 'flash_tiled', 'flash_sg', 'flash_split'] : ['flash', 'flash_tiled', 'flash_split']);
@@ -40,6 +40,10 @@ describe('kernel choice per device', () => {
     expect(cand.gemv.every((v) => v.startsWith('gemv'))).toBe(true);
     // the GEMV decodes one token: timed at 1×K×N whatever the shape's M
     for (const v of cand.gemv) expect(t.rows.filter((r) => r.op === 'int4 GEMV' && r.variant === v).map((r) => r.shape), v).toEqual(['1×40×24']);
+    // the fp32 GEMV family: the matmul variants' own GEMVs, and gemv_red where subgroup_id exists
+    expect(cand.fp32gemv).toEqual(canGemvRed(gpu) ? ['gemv_rows', 'gemv_wg', 'gemv_red'] : ['gemv_rows', 'gemv_wg']);
+    for (const v of cand.fp32gemv) expect(t.rows.filter((r) => r.op === 'fp32 GEMV' && r.variant === v).map((r) => r.shape), v).toEqual(['1×40×24']);
+    expect(cand.fp32gemv).toContain(t.fastest.fp32gemv);
     expect(t.rows.length).toBe(total);
     expect(last).toBe(total);
     for (const v of cand.matmul) for (const op of ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW']) expect(t.rows.some((r) => r.op === op && r.variant === v), `${op} ${v}`).toBe(true);
@@ -71,8 +75,13 @@ describe('kernel choice per device', () => {
       expect(gemvEntries.length).toBe(1);
       expect(gemvEntries[0].startsWith(defaults.gemv), `${gemvEntries[0]} is a form of ${defaults.gemv}`).toBe(true);
       // 'flash' is never an adapter's pick, flash_tiled never its decoding pick
-      applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention: 'flash', decode: 'flash_tiled' });
-      expect(currentKernels(gpu)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention: 'flash', decode: 'flash_tiled' });
+      // the fp32 GEMV family apart from the matmul variant's own (shared8's is gemv_wg)
+      const fgemv = canGemvRed(gpu) ? 'gemv_red' : 'gemv_rows';
+      applyKernelChoice(gpu, { matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention: 'flash', decode: 'flash_tiled', fp32gemv: fgemv });
+      expect(currentKernels(gpu)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8', gemv: 'gemv_wide', attention: 'flash', decode: 'flash_tiled', fp32gemv: fgemv });
+      // what 'auto' runs at M = 1 (K = 64: the vec4 forms); an explicit variant keeps its own GEMV
+      expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, 1, K, N))).toEqual([fgemv === 'gemv_red' ? 'gemv_red4' : 'gemv_rows4']);
+      expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, 1, K, N, { variant: 'shared8' }))).toEqual(['gemv_wg4']);
       expect(pickAttentionVariant(gpu, false, 64, 8)).toBe('flash'); // a chunk over SPLIT_MAX_TQ rows
       expect(pickAttentionVariant(gpu, false, 1, 8)).toBe('flash_tiled'); // one row, any head size
       expect(pickAttentionVariant(gpu, false, 4, 64)).toBe(adapterAttentionVariant(gpu, false, 4, 64)); // in between: the adapter's rule
@@ -89,6 +98,11 @@ describe('kernel choice per device', () => {
       expect(defaultKernels(gpu)).toEqual(defaults); // the adapter's own picks, whatever is applied
       applyKernelChoice(gpu, null);
       expect(currentKernels(gpu)).toEqual(defaults);
+      expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, 1, K, N))).toEqual([defaults.fp32gemv === 'gemv_wg' ? 'gemv_wg4' : 'gemv_rows4']);
+      // a choice whose fp32 GEMV is its matmul variant's own: the GEMV follows that variant
+      applyKernelChoice(gpu, { ...defaults, matmul: 'shared8', fp32gemv: 'gemv_wg' });
+      expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, 1, K, N))).toEqual(['gemv_wg4']);
+      applyKernelChoice(gpu, null);
       expect(pickAttentionVariant(gpu, false, 64, 8)).toBe(adapterAttentionVariant(gpu, false, 64, 8));
       // a family set to the adapter's own pick keeps its rule by shape (decoding at HS 8 is not HS 64's)
       applyKernelChoice(gpu, { ...defaults });
@@ -106,12 +120,16 @@ describe('kernel choice per device', () => {
 
   it('a stored choice is used only if this adapter runs every part of it', async () => {
     const gpu = await testGpu();
-    const ok = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8', gemv: 'gemv_rows', attention: 'flash_tiled', decode: 'flash' };
+    const ok = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8', gemv: 'gemv_rows', attention: 'flash_tiled', decode: 'flash', fp32gemv: 'gemv_wg' };
     expect(validKernelChoice(gpu, ok)).toEqual(ok);
-    // stored before the f16-weight, GEMV or attention families existed: the adapter's kernels for them
+    // stored before the f16-weight, GEMV, attention or fp32 GEMV families existed: the adapter's
+    // kernels for them, and for the fp32 GEMV the stored matmul variant's own (regtile: gemv_rows)
     const { gemv, attention, decode } = defaultKernels(gpu);
-    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx' })).toEqual({ ...ok, half: 'half_nt4', gemv, attention, decode });
-    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8' })).toEqual({ ...ok, gemv, attention, decode });
+    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx' })).toEqual({ ...ok, half: 'half_nt4', gemv, attention, decode, fp32gemv: 'gemv_rows' });
+    expect(validKernelChoice(gpu, { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_wg8' })).toEqual({ ...ok, gemv, attention, decode, fp32gemv: 'gemv_rows' });
+    const { fp32gemv: _own, ...sevenFamilies } = ok;
+    expect(validKernelChoice(gpu, { ...sevenFamilies, matmul: 'shared8' })).toEqual({ ...ok, matmul: 'shared8', fp32gemv: variantGemv('shared8') });
+    expect(validKernelChoice(gpu, { ...ok, fp32gemv: 'gemv_sg' })).toBeNull(); // an int4 GEMV is not an fp32 one
     expect(validKernelChoice(gpu, { ...ok, attention: 'workgroup' })).toBeNull(); // materializing: not a flash choice
     expect(validKernelChoice(gpu, { ...ok, decode: 'flash_xl' })).toBeNull();
     expect(validKernelChoice(gpu, { ...ok, gemv: 'gemm' })).toBeNull(); // a GEMM is not a GEMV choice
@@ -128,11 +146,12 @@ describe('kernel choice per device', () => {
     const gpu = await testGpu();
     const checks = await checkKernelVariants(gpu);
     const cand = kernelCandidates(gpu);
-    expect(checks.length).toBe(3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length + cand.gemv.length);
+    expect(checks.length).toBe(3 * cand.matmul.length + cand.gemm.length + cand.dx.length + cand.half.length + cand.gemv.length + cand.fp32gemv.length);
+    expect(checks.filter((c) => c.op === 'fp32 GEMV').map((c) => c.variant)).toEqual(cand.fp32gemv);
     expect(checks.filter((c) => c.op === 'f16-weight y=x·Wᵀ').map((c) => c.variant)).toEqual(cand.half);
     expect(checks.filter((c) => c.op === 'int4 GEMV').map((c) => c.variant)).toEqual(cand.gemv);
     // each says the shape it was checked at: the GEMV one row of it
-    for (const c of checks) expect(c.shape, `${c.op} ${c.variant}`).toBe(c.op === 'int4 GEMV' ? '1×136×130' : '67×136×130');
+    for (const c of checks) expect(c.shape, `${c.op} ${c.variant}`).toBe(c.op === 'int4 GEMV' || c.op === 'fp32 GEMV' ? '1×136×130' : '67×136×130');
     for (const c of checks) expect(c.ok, `${c.op} ${c.variant}: max |error| ${c.maxAbsError}`).toBe(true);
   });
 
@@ -148,8 +167,8 @@ describe('kernel choice per device', () => {
   });
 
   it('a variant that failed its check is never the fastest; with none passing, the default stays', () => {
-    const cand = { matmul: ['regtile', 'shared', 'shared8'], gemm: ['gemm', 'gemm_wg8'], dx: ['dx', 'dx_wg8'], half: ['half_nt4', 'half_wg8', 'half_wg8h'], gemv: ['gemv', 'gemv_rows', 'gemv_wide'], attention: ['flash', 'flash_tiled'], decode: ['flash', 'flash_split'] } as Parameters<typeof fastestKernels>[2];
-    const defaults = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_nt4', gemv: 'gemv', attention: 'flash_tiled', decode: 'flash_split' } as const;
+    const cand = { matmul: ['regtile', 'shared', 'shared8'], gemm: ['gemm', 'gemm_wg8'], dx: ['dx', 'dx_wg8'], half: ['half_nt4', 'half_wg8', 'half_wg8h'], gemv: ['gemv', 'gemv_rows', 'gemv_wide'], attention: ['flash', 'flash_tiled'], decode: ['flash', 'flash_split'], fp32gemv: ['gemv_rows', 'gemv_wg', 'gemv_red'] } as Parameters<typeof fastestKernels>[2];
+    const defaults = { matmul: 'regtile', gemm: 'gemm', dx: 'dx', half: 'half_nt4', gemv: 'gemv', attention: 'flash_tiled', decode: 'flash_split', fp32gemv: 'gemv_rows' } as const;
     const row = (op: VariantTiming['op'], variant: string, ms: number): VariantTiming => ({ op, variant, shape: '1×1×1', ms, gflops: 1 });
     const rows = [
       ...['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'].flatMap((op) => [row(op as VariantTiming['op'], 'regtile', 3), row(op as VariantTiming['op'], 'shared', 2), row(op as VariantTiming['op'], 'shared8', 1)]),
@@ -157,11 +176,12 @@ describe('kernel choice per device', () => {
       row('f16-weight y=x·Wᵀ', 'half_nt4', 3), row('f16-weight y=x·Wᵀ', 'half_wg8', 2), row('f16-weight y=x·Wᵀ', 'half_wg8h', 1),
       row('int4 GEMV', 'gemv', 3), row('int4 GEMV', 'gemv_rows', 2), row('int4 GEMV', 'gemv_wide', 1),
       row('attention forward', 'flash', 1), row('attention forward', 'flash_tiled', 2), row('attention decode', 'flash', 1), row('attention decode', 'flash_split', 2),
+      row('fp32 GEMV', 'gemv_rows', 3), row('fp32 GEMV', 'gemv_wg', 2), row('fp32 GEMV', 'gemv_red', 1),
     ];
-    expect(fastestKernels(rows, [], cand, defaults)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8h', gemv: 'gemv_wide', attention: 'flash', decode: 'flash' });
+    expect(fastestKernels(rows, [], cand, defaults)).toEqual({ matmul: 'shared8', gemm: 'gemm_wg8', dx: 'dx_wg8', half: 'half_wg8h', gemv: 'gemv_wide', attention: 'flash', decode: 'flash', fp32gemv: 'gemv_red' });
     // shared8 wrong in one product only; gemm_wg8 wrong; every dx wrong; half_wg8h wrong
-    const bad = [{ op: 'fp32 dW', variant: 'shared8', maxAbsError: 0.1, ok: false }, { op: 'int4 y=x·Wᵀ', variant: 'gemm_wg8', maxAbsError: Infinity, ok: false }, { op: 'int4 dX', variant: 'dx', maxAbsError: 1, ok: false }, { op: 'int4 dX', variant: 'dx_wg8', maxAbsError: 1, ok: false }, { op: 'f16-weight y=x·Wᵀ', variant: 'half_wg8h', maxAbsError: 1, ok: false }, { op: 'int4 GEMV', variant: 'gemv_wide', maxAbsError: 1, ok: false }, { op: 'attention decode', variant: 'flash', maxAbsError: 0.5, ok: false }] as Parameters<typeof fastestKernels>[1];
+    const bad = [{ op: 'fp32 dW', variant: 'shared8', maxAbsError: 0.1, ok: false }, { op: 'int4 y=x·Wᵀ', variant: 'gemm_wg8', maxAbsError: Infinity, ok: false }, { op: 'int4 dX', variant: 'dx', maxAbsError: 1, ok: false }, { op: 'int4 dX', variant: 'dx_wg8', maxAbsError: 1, ok: false }, { op: 'f16-weight y=x·Wᵀ', variant: 'half_wg8h', maxAbsError: 1, ok: false }, { op: 'int4 GEMV', variant: 'gemv_wide', maxAbsError: 1, ok: false }, { op: 'attention decode', variant: 'flash', maxAbsError: 0.5, ok: false }, { op: 'fp32 GEMV', variant: 'gemv_red', maxAbsError: 1, ok: false }] as Parameters<typeof fastestKernels>[1];
     // flash wrong at decoding only: still the fastest prefill
-    expect(fastestKernels(rows, bad, cand, defaults)).toEqual({ matmul: 'shared', gemm: 'gemm', dx: 'dx', half: 'half_wg8', gemv: 'gemv_rows', attention: 'flash', decode: 'flash_split' });
+    expect(fastestKernels(rows, bad, cand, defaults)).toEqual({ matmul: 'shared', gemm: 'gemm', dx: 'dx', half: 'half_wg8', gemv: 'gemv_rows', attention: 'flash', decode: 'flash_split', fp32gemv: 'gemv_wg' });
   });
 });

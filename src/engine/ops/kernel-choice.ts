@@ -1,6 +1,6 @@
 // Which matmul and attention kernels 'auto' runs on this device, measured on it: the studio's GPU
 // panel times every fp32 (forward, dX, dW), int4 (forward, dX), f16-weight (the frozen teacher's
-// forward) and int4 GEMV (decoding one token: M = 1, timed at 1×K×N of each shape) matmul variant
+// forward), int4 GEMV and fp32 GEMV (decoding one token: M = 1, timed at 1×K×N of each shape) matmul variant
 // this adapter can run on a few shapes, and every flash attention forward at a prefill and at one
 // decoding row (ATTENTION_TIMING_SHAPES), and can make the fastest the device's choice
 // (preferMatmulVariant / preferQmatmulVariants / preferHalfVariant / preferAttentionVariants). The adapter-based defaults
@@ -13,7 +13,7 @@
 // untimed call, then `reps` calls per submit, the median of 3 submits; a case slower than `capMs`
 // per call is timed once.
 import type { Gpu, Tensor } from '../gpu/runtime';
-import { adapterMatmulVariant, hasSubgroup8, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickMatmulVariant, preferMatmulVariant, type MatmulKernel } from './matmul';
+import { adapterFp32GemvVariant, adapterMatmulVariant, fp32GemvVariants, hasSubgroup8, MATMUL_VARIANTS, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickFp32GemvVariant, pickMatmulVariant, preferFp32GemvVariant, preferMatmulVariant, variantGemv, type Fp32GemvKernel, type MatmulKernel } from './matmul';
 import { adapterQmatmulDxVariant, adapterQmatmulVariant, pickQmatmulDxVariant, pickQmatmulVariant, preferQmatmulVariants, QMATMUL_DX_VARIANTS, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from './qmatmul';
 import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf, quantizeHost } from '../format/pack';
@@ -57,7 +57,8 @@ export const ATTENTION_TIMING_SHAPES: Record<keyof typeof KERNEL_TIMING_SHAPES, 
 /** One kernel per product family: fp32 matmuls, int4 forward (M > 1), int4 dX, f16-weight forward
  *  (the frozen teacher's projections), int4 GEMV (M = 1: generating with a quantized model), the
  *  attention forward without probabilities (training, eval, a prompt: more than SPLIT_MAX_TQ rows)
- *  and attention decoding one row (generating). */
+ *  attention decoding one row (generating) and the fp32 GEMV (M = 1: generating with an FP model,
+ *  the LM head). */
 export interface KernelChoice {
   matmul: MatmulKernel;
   gemm: GemmVariant;
@@ -66,18 +67,19 @@ export interface KernelChoice {
   gemv: GemvVariant;
   attention: FlashVariant;
   decode: FlashVariant;
+  fp32gemv: Fp32GemvKernel;
 }
 
 /** The products each family's one variant serves. */
-export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'], half: ['f16-weight y=x·Wᵀ'], gemv: ['int4 GEMV'], attention: ['attention forward'], decode: ['attention decode'] };
+export const FAMILY_OPS: Record<keyof KernelChoice, readonly KernelOp[]> = { matmul: ['fp32 y=x·Wᵀ', 'fp32 dX', 'fp32 dW'], gemm: ['int4 y=x·Wᵀ'], dx: ['int4 dX'], half: ['f16-weight y=x·Wᵀ'], gemv: ['int4 GEMV'], attention: ['attention forward'], decode: ['attention decode'], fp32gemv: ['fp32 GEMV'] };
 
 const ATTENTION_FAMILIES = ['attention', 'decode'] as const;
 const isAttentionFamily = (f: keyof KernelChoice): f is (typeof ATTENTION_FAMILIES)[number] => (ATTENTION_FAMILIES as readonly string[]).includes(f);
 
 /** Rows a product is timed and checked at: the GEMV decodes one token whatever the shape's M. */
-const opRows = (op: KernelOp, M: number): number => (op === 'int4 GEMV' ? 1 : M);
+const opRows = (op: KernelOp, M: number): number => (op === 'int4 GEMV' || op === 'fp32 GEMV' ? 1 : M);
 
-/** The families in the order of QUENCH_KERNELS' names ("matmul,gemm,dx[,half[,gemv[,attention[,decode]]]]") and of the panel. */
+/** The families in the order of QUENCH_KERNELS' names ("matmul,gemm,dx[,half[,gemv[,attention[,decode[,fp32gemv]]]]]") and of the panel. */
 export const FAMILIES = Object.keys(FAMILY_OPS) as (keyof KernelChoice)[];
 
 /** The variants of each family an adapter can run. */
@@ -89,6 +91,7 @@ export interface KernelCandidates {
   gemv: GemvVariant[];
   attention: FlashVariant[];
   decode: FlashVariant[];
+  fp32gemv: Fp32GemvKernel[];
 }
 
 export interface VariantTiming {
@@ -142,7 +145,7 @@ export function kernelState(gpu: Gpu): KernelState {
 /** The adapter's own picks, whatever choice is applied on this device (the int4 forward's family is
  *  its GEMM, picked for any M > 1). */
 export function defaultKernels(gpu: Gpu): KernelChoice {
-  return { matmul: adapterMatmulVariant(gpu), gemm: adapterQmatmulVariant(gpu, 2) as GemmVariant, dx: adapterQmatmulDxVariant(gpu), half: adapterHalfVariant(gpu), gemv: adapterQmatmulVariant(gpu, 1) as GemvVariant, ...adapterAttention(gpu) };
+  return { matmul: adapterMatmulVariant(gpu), gemm: adapterQmatmulVariant(gpu, 2) as GemmVariant, dx: adapterQmatmulDxVariant(gpu), half: adapterHalfVariant(gpu), gemv: adapterQmatmulVariant(gpu, 1) as GemvVariant, ...adapterAttention(gpu), fp32gemv: adapterFp32GemvVariant(gpu) };
 }
 
 /** The adapter's flash forwards for a long chunk and for one row (at heads of DECODE_HS). */
@@ -152,7 +155,7 @@ function adapterAttention(gpu: Gpu): Pick<KernelChoice, 'attention' | 'decode'> 
 
 /** What 'auto' runs on this device now (the adapter's picks, or the applied choice). */
 export function currentKernels(gpu: Gpu): KernelChoice {
-  return { matmul: pickMatmulVariant(gpu), gemm: pickQmatmulVariant(gpu, 2) as GemmVariant, dx: pickQmatmulDxVariant(gpu), half: pickHalfVariant(gpu), gemv: pickQmatmulVariant(gpu, 1) as GemvVariant, attention: pickAttentionVariant(gpu, false) as FlashVariant, decode: pickAttentionVariant(gpu, false, 1, DECODE_HS) as FlashVariant };
+  return { matmul: pickMatmulVariant(gpu), gemm: pickQmatmulVariant(gpu, 2) as GemmVariant, dx: pickQmatmulDxVariant(gpu), half: pickHalfVariant(gpu), gemv: pickQmatmulVariant(gpu, 1) as GemvVariant, attention: pickAttentionVariant(gpu, false) as FlashVariant, decode: pickAttentionVariant(gpu, false, 1, DECODE_HS) as FlashVariant, fp32gemv: pickFp32GemvVariant(gpu) };
 }
 
 /** Make 'auto' run `c` on this device (null: back to the adapter's picks). */
@@ -161,6 +164,8 @@ export function applyKernelChoice(gpu: Gpu, c: KernelChoice | null): void {
   preferQmatmulVariants(gpu, c ? { gemm: c.gemm, dx: c.dx, gemv: c.gemv } : null);
   preferHalfVariant(gpu, c?.half ?? null);
   preferAttentionVariants(gpu, c ? { prefill: c.attention, decode: c.decode } : null);
+  // where the choice keeps the chosen matmul variant's own GEMV, that stays what 'auto' follows
+  preferFp32GemvVariant(gpu, c && c.fp32gemv !== variantGemv(c.matmul) ? c.fp32gemv : null);
 }
 
 /** The variants of each family this adapter can run. */
@@ -173,6 +178,7 @@ export function kernelCandidates(gpu: Gpu): KernelCandidates {
     gemv: qmatmulVariants(gpu).filter((v): v is GemvVariant => v.startsWith('gemv')),
     attention: flashVariants(gpu),
     decode: flashVariants(gpu),
+    fp32gemv: fp32GemvVariants(gpu),
   };
 }
 
@@ -231,6 +237,7 @@ function productCall(gpu: Gpu, op: KernelOp, variant: string, o: Operands, M: nu
     case 'int4 dX': return () => qmatmulBackwardInput(gpu, o.dx, o.y, o.packed, M, false, variant as DxVariant);
     case 'f16-weight y=x·Wᵀ': return () => matmulHalfForward(gpu, o.y, o.x, o.wh!, M, K, N, false, variant as HalfKernel);
     case 'int4 GEMV': return () => qmatmulForward(gpu, o.y, o.x, o.packed, 1, variant as GemvVariant); // the first row of x
+    case 'fp32 GEMV': return () => matmulForward(gpu, o.y, o.x, o.w, 1, K, N, { gemvKernel: variant as Fp32GemvKernel }); // the first row of x
     case 'attention forward':
     case 'attention decode': throw new Error(`${op} is timed on attention shapes (attentionCall), not ${M}×${K}×${N}`);
   }
@@ -378,6 +385,8 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
   // runs its own kernel, not its fallback)
   const gRef = qmatmulRef(x.subarray(0, K), host, 1);
   for (const v of cand.gemv) await check('int4 GEMV', v, ty, N, () => qmatmulForward(gpu, ty, tx, packed, 1, v), gRef);
+  const fRef = matmulForwardRef(x.subarray(0, K), w, 1, K, N);
+  for (const v of cand.fp32gemv) await check('fp32 GEMV', v, ty, N, () => matmulForward(gpu, ty, tx, tw, 1, K, N, { gemvKernel: v }), fRef);
   // f16 weights: x and W exact f16 values of magnitude 1/16..1 (x̂ = x, so one reference serves the
   // fp32- and the f16-arithmetic variants; each within its own derived bound)
   const hx = seededHalf(M * K, 14).values, hw = seededHalf(N * K, 15);
@@ -391,11 +400,14 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
 }
 
 /** A stored choice, checked against what this adapter can run (null if any part is not available).
- *  A choice stored before the f16-weight, GEMV or attention families existed (no `half`, `gemv`,
- *  `attention`, `decode`) keeps the adapter's kernel for them (and, for attention, its rule by shape). */
+ *  A choice stored before the f16-weight, GEMV, attention or fp32 GEMV families existed (no `half`,
+ *  `gemv`, `attention`, `decode`, `fp32gemv`) keeps the adapter's kernel for them (for attention,
+ *  its rule by shape; for the fp32 GEMV, the chosen matmul variant's own). */
 export function validKernelChoice(gpu: Gpu, c: unknown): KernelChoice | null {
   if (!c || typeof c !== 'object') return null;
-  const k: Record<string, unknown> = { half: adapterHalfVariant(gpu), gemv: adapterQmatmulVariant(gpu, 1), ...adapterAttention(gpu), ...c };
+  const m = (c as { matmul?: unknown }).matmul;
+  const ownGemv = typeof m === 'string' && (MATMUL_VARIANTS as readonly string[]).includes(m) ? variantGemv(m as MatmulKernel) : adapterFp32GemvVariant(gpu);
+  const k: Record<string, unknown> = { half: adapterHalfVariant(gpu), gemv: adapterQmatmulVariant(gpu, 1), ...adapterAttention(gpu), fp32gemv: ownGemv, ...c };
   const cand = kernelCandidates(gpu);
   const ok = FAMILIES.every((f) => (cand[f] as string[]).includes(k[f] as string));
   return ok ? (Object.fromEntries(FAMILIES.map((f) => [f, k[f]])) as unknown as KernelChoice) : null;

@@ -29,6 +29,12 @@ import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/run
 export type MatmulKernel = 'subgroup' | 'regtile' | 'shared' | 'shared8' | 'shared8p';
 export type MatmulVariant = 'auto' | MatmulKernel | 'gemv';
 export const MATMUL_VARIANTS: readonly MatmulKernel[] = ['subgroup', 'regtile', 'shared', 'shared8', 'shared8p'];
+/** The fp32 GEMV kernels (M = 1 forward: generating with an FP model, the LM head): gemv_rows (one
+ *  thread per 4 outputs, barrier-free: what regtile / subgroup run), gemv_wg (a workgroup per output,
+ *  tree sum in workgroup memory: what the shared variants run), gemv_red (subgroup sums, several
+ *  rows per workgroup: shaders/matmul_gemv.wgsl). Each takes vec4 loads where K % 4 == 0. */
+export type Fp32GemvKernel = 'gemv_rows' | 'gemv_wg' | 'gemv_red';
+export const FP32_GEMV_VARIANTS: readonly Fp32GemvKernel[] = ['gemv_rows', 'gemv_wg', 'gemv_red'];
 
 export interface MatmulOpts {
   /** out += result instead of out = result (forward and backward-input only; dW always accumulates) */
@@ -36,6 +42,8 @@ export interface MatmulOpts {
   variant?: MatmulVariant;
   /** M = 1 forward: use a GEMV kernel (default true); false runs the GEMM kernel of the variant */
   gemv?: boolean;
+  /** M = 1 forward: this GEMV kernel (default: an explicit variant's own, else pickFp32GemvVariant) */
+  gemvKernel?: Fp32GemvKernel;
   /** 'subgroup' dX / dW: the strided-B kernels (sg_nn4 / sg_tn4) even where B's vec4 loads apply
    *  (sg_nnv / sg_tnv); for the bench's old-vs-new rows and for tests */
   stridedB?: boolean;
@@ -52,9 +60,55 @@ export function hasSubgroup8(gpu: Gpu): boolean {
   return !!gpu.hasSubgroups && gpu.info.subgroupMinSize === 8 && gpu.info.subgroupMaxSize === 8;
 }
 
+/** gemv_red (int4 and fp32) needs WGSL subgroups and the `subgroup_id` language feature (Chrome 144+; Dawn in
+ *  Node). The feature list is read from navigator.gpu where there is one (browsers, workers); Node's
+ *  Dawn has it, and an older one would report the shader's compile error. */
+export function canGemvRed(gpu: Gpu): boolean {
+  if (!gpu.hasSubgroups) return false;
+  const feats = (globalThis as { navigator?: { gpu?: { wgslLanguageFeatures?: ReadonlySet<string> } } }).navigator?.gpu?.wgslLanguageFeatures;
+  return !feats || feats.has('subgroup_id');
+}
+
+/** gemv_red's (int4 and fp32) rows per workgroup: one RB-row block per subgroup at the adapter's smallest subgroup
+ *  size, so no subgroup idles (32 lanes: 8 rows; 8 lanes: 32). Only speed depends on it: the kernel
+ *  is right for any value. Unknown sizes count as 32. */
+export function gemvRedRows(gpu: Gpu, wg: number, rb: number): number {
+  const min = gpu.info.subgroupMinSize || 32;
+  return rb * Math.max(1, Math.floor(wg / Math.min(min, wg)));
+}
+
 /** The variants this device can run (the bench and tests iterate over these). */
 export function matmulVariants(gpu: Gpu): MatmulKernel[] {
   return MATMUL_VARIANTS.filter((v) => v !== 'subgroup' || hasSubgroup8(gpu));
+}
+
+/** The fp32 GEMV kernels this device can run (gemv_red: subgroups and subgroup_id). */
+export function fp32GemvVariants(gpu: Gpu): Fp32GemvKernel[] {
+  return FP32_GEMV_VARIANTS.filter((v) => v !== 'gemv_red' || canGemvRed(gpu));
+}
+
+/** The GEMV kernel a matmul variant runs at M = 1 (its own, before the fp32 GEMV family existed). */
+export function variantGemv(v: MatmulKernel): Fp32GemvKernel {
+  return v === 'shared' || v === 'shared8' || v === 'shared8p' ? 'gemv_wg' : 'gemv_rows';
+}
+
+const preferredGemv = new WeakMap<Gpu, Fp32GemvKernel>();
+
+/** Make 'auto' run fp32 GEMVs with `v` on this device (null: back to the matmul family's own). */
+export function preferFp32GemvVariant(gpu: Gpu, v: Fp32GemvKernel | null): void {
+  if (v) preferredGemv.set(gpu, v);
+  else preferredGemv.delete(gpu);
+}
+
+/** The fp32 GEMV the adapter's own matmul variant runs (gemv_red is picked by no 'auto' until a
+ *  GPU has timed it: the studio's GPU panel and `quench kernels` time it). */
+export function adapterFp32GemvVariant(gpu: Gpu): Fp32GemvKernel {
+  return variantGemv(adapterMatmulVariant(gpu));
+}
+
+/** The fp32 GEMV 'auto' runs: the one chosen with preferFp32GemvVariant, else the matmul variant's. */
+export function pickFp32GemvVariant(gpu: Gpu): Fp32GemvKernel {
+  return preferredGemv.get(gpu) ?? variantGemv(pickMatmulVariant(gpu));
 }
 
 const preferred = new WeakMap<Gpu, MatmulKernel>();
@@ -88,6 +142,8 @@ const SH = { WGX: 16, WGY: 16, BK: 16 };
 const SG = { BM: 32, BN: 16, V: [32, 32] as const };
 const GEMV_WG = 64;
 const ROWS_WG = 16; // gemv_rows: 4 outputs per thread, small workgroups spread rows over CPU cores
+const RED_WG = 128; // fp32 gemv_red: invocations per workgroup
+const RED_RB = 2; // fp32 gemv_red: rows a subgroup works on at once (sharing its x loads)
 
 type Layout = 'nt' | 'nn' | 'tn';
 
@@ -151,8 +207,15 @@ export function matmulForward(gpu: Gpu, out: Tensor, x: Tensor, w: Tensor, M: nu
   const variant = pick(gpu, opts.variant, { op: 'fp32 y=x·Wᵀ', M, K, N });
   const acc = !!opts.accumulate;
   if (M === 1 && opts.gemv !== false && N > 0) {
+    // the GEMV kernel: asked for, else an explicit variant's own, else the fp32 GEMV family's choice
+    const auto = opts.variant === undefined || opts.variant === 'auto';
+    const kernel = opts.gemvKernel ?? (auto && preferredGemv.has(gpu) ? pickFp32GemvVariant(gpu) : variantGemv(variant));
+    if (kernel === 'gemv_red') {
+      matmulGemvRed(gpu, out, x, w, K, N, { accumulate: acc });
+      return;
+    }
     const params = new Params().u32(1, N, K, K, 1, K, 1, acc ? 1 : 0);
-    if (variant === 'shared' || variant === 'shared8' || variant === 'shared8p') {
+    if (kernel === 'gemv_wg') {
       // vec4 loads where K allows (gemv_wg4): the same coalesced pattern with a quarter of the loads
       gpu.run({ shader: 'matmul', entry: K % 4 === 0 ? 'gemv_wg4' : 'gemv_wg', constants: { WG1: GEMV_WG } }, { params, bindings: [x, w, out], workgroups: gpu.grid(N) });
     } else {
@@ -183,4 +246,24 @@ export function matmulBackwardWeight(gpu: Gpu, dw: Tensor, dout: Tensor, x: Tens
     return;
   }
   gemm(gpu, pick(gpu, opts.variant, { op: 'fp32 dW', M, K, N }, opts.stridedB), 'tn', dw, dout, x, N, K, M, [1, N, 1, K], !opts.assign, opts.stridedB);
+}
+
+/** y (1, N) = x (1, K) · wᵀ, w (N, K), with the subgroup-reduction GEMV (shaders/matmul_gemv.wgsl:
+ *  gemv_red, gemv_red4 where K % 4 == 0); assigns, or += with opts.accumulate. opts: wg invocations
+ *  per workgroup, rows per workgroup, rb rows per subgroup block (1..4); defaults RED_WG,
+ *  gemvRedRows, RED_RB. Tests set odd values (a workgroup smaller than a subgroup, rows not a
+ *  multiple of the block count); the bench times rb 1, 2, 4 beside gemv_wg4. */
+export function matmulGemvRed(gpu: Gpu, y: Tensor, x: Tensor, w: Tensor, K: number, N: number, opts: { wg?: number; rows?: number; rb?: number; accumulate?: boolean } = {}): void {
+  checkSize('matmulGemvRed x', x, K);
+  checkSize('matmulGemvRed w', w, N * K);
+  checkSize('matmulGemvRed y', y, N);
+  if (!gpu.hasSubgroups) throw new Error(`fp32 gemv_red needs WGSL subgroups; this adapter (${gpu.info.description || gpu.info.vendor}) has none`);
+  if (!canGemvRed(gpu)) throw new Error("fp32 gemv_red needs the WGSL language feature 'subgroup_id' (Chrome 144+); this browser's navigator.gpu.wgslLanguageFeatures lacks it");
+  const WG = opts.wg ?? RED_WG;
+  const RB = opts.rb ?? RED_RB;
+  if (!(RB >= 1 && RB <= 4)) throw new Error(`fp32 gemv_red: rb = ${RB}, needs 1..4`);
+  const RPW = opts.rows ?? gemvRedRows(gpu, WG, RB);
+  if (N === 0) return;
+  const params = new Params().u32(1, N, K, K, 1, K, 1, opts.accumulate ? 1 : 0);
+  gpu.run({ shader: 'matmul_gemv', entry: K % 4 === 0 ? 'gemv_red4' : 'gemv_red', constants: { WG, RPW, RB } }, { params, bindings: [x, w, y], workgroups: gpu.grid(Math.ceil(N / RPW)) });
 }

@@ -27,7 +27,7 @@
 import { shapeVariant } from './shape-choice';
 import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/runtime';
 import type { QuantLayout } from '../format/pack';
-import { hasSubgroup8, matmulBackwardInput, pickMatmulVariant } from './matmul';
+import { canGemvRed, gemvRedRows, hasSubgroup8, matmulBackwardInput, pickMatmulVariant } from './matmul';
 import { dequantize } from './fakequant';
 
 import type { GpuPacked } from './packed';
@@ -40,15 +40,6 @@ export const QMATMUL_VARIANTS: readonly Exclude<QmatmulVariant, 'auto'>[] = ['ge
  *  subgroups of any size). */
 export function qmatmulVariants(gpu: Gpu): Exclude<QmatmulVariant, 'auto'>[] {
   return QMATMUL_VARIANTS.filter((v) => (v.endsWith('_sg') ? hasSubgroup8(gpu) : v !== 'gemv_red' || canGemvRed(gpu)));
-}
-
-/** gemv_red needs WGSL subgroups and the `subgroup_id` language feature (Chrome 144+; Dawn in
- *  Node). The feature list is read from navigator.gpu where there is one (browsers, workers); Node's
- *  Dawn has it, and an older one would report the shader's compile error. */
-function canGemvRed(gpu: Gpu): boolean {
-  if (!gpu.hasSubgroups) return false;
-  const feats = (globalThis as { navigator?: { gpu?: { wgslLanguageFeatures?: ReadonlySet<string> } } }).navigator?.gpu?.wgslLanguageFeatures;
-  return !feats || feats.has('subgroup_id');
 }
 
 /** Software (CPU) Vulkan/WebGPU adapters: lavapipe/llvmpipe, SwiftShader. */
@@ -89,14 +80,6 @@ const SG_WG = 8; // gemv_sg: one subgroup per workgroup, 4 rows per thread
 const wordChunk = (bits: number): boolean => 32 % bits === 0 && 8 * bits <= 32;
 const RED_WG = 128; // gemv_red: invocations per workgroup (4 subgroups of 32, 2 of 64, 16 of 8)
 const RED_RB = 2; // gemv_red: rows a subgroup works on at once (sharing its x loads)
-
-/** gemv_red's rows per workgroup: one RB-row block per subgroup at the adapter's smallest subgroup
- *  size, so no subgroup idles (32 lanes: 8 rows; 8 lanes: 32). Only speed depends on it: the kernel
- *  is right for any value. Unknown sizes count as 32. */
-function gemvRedRows(gpu: Gpu, wg: number, rb: number): number {
-  const min = gpu.info.subgroupMinSize || 32;
-  return rb * Math.max(1, Math.floor(wg / Math.min(min, wg)));
-}
 
 function params(L: QuantLayout, M: number, accumulate = false): Params {
   return new Params().u32(M, L.N, L.K, L.group, L.nBlocks, L.wordsPerRow, accumulate ? 1 : 0, L.bits, L.cpw, L.cpw * L.bits, (1 << L.bits) - 1, 0);

@@ -8,7 +8,7 @@ import type { Gpu } from '../gpu/runtime';
 
 /** The products whose kernels are chosen (kernel-choice's families split by product); only the
  *  matmuls are ever chosen per shape (the attention ops are chosen per device). */
-export type KernelOp = 'fp32 y=x·Wᵀ' | 'fp32 dX' | 'fp32 dW' | 'int4 y=x·Wᵀ' | 'int4 dX' | 'f16-weight y=x·Wᵀ' | 'int4 GEMV' | 'attention forward' | 'attention decode';
+export type KernelOp = 'fp32 y=x·Wᵀ' | 'fp32 dX' | 'fp32 dW' | 'int4 y=x·Wᵀ' | 'int4 dX' | 'f16-weight y=x·Wᵀ' | 'int4 GEMV' | 'attention forward' | 'attention decode' | 'fp32 GEMV';
 
 /** One product at one shape, M×K×N as in y (M, N) = x (M, K) · W (N, K)ᵀ (dX and dW: the forward's
  *  shape), with the int4 layout's bits and group where it has one. */
