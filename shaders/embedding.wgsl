@@ -5,6 +5,9 @@
 //             buffer each under the binding limit: one dispatch per chunk, the first with `first`,
 //             so an id of no chunk - >= the vocabulary - gives a zero row; the wrapper validates
 //             host data; the kernel never reads out of bounds).
+//   forward4: the same with one thread per (t, 4 channels) and vec4 loads and stores (table4 and
+//             out4: the views of bindings 2 and 3; no entry uses both views); needs C % 4 == 0.
+//             A quarter of the threads and of the token loads (CPU Vulkan pays per load).
 //   link:     one thread per position t: next[t] = the next position t' > t with the same token
 //             (NONE at the end of the chain); bit 31 set when t is the first occurrence (the head).
 //             Out-of-range ids are never heads. O(N²) compares in all, N = nTokens.
@@ -16,7 +19,8 @@
 //             O(N·C) adds in all, independent of V.
 // Bindings: @binding(0) params {nTokens, V, C, v0, first}; (1) tokens u32 (N), (2) table (V, C),
 // (3) out (N, C), (4) dout (N, C), (5) dtable (V, C), (6) next u32 (N) scratch, as each entry uses.
-// Dispatch: forward/scatter ceil(N·C / WG), link ceil(N / WG); folded 2-D by gpu.grid().
+// Dispatch: forward/scatter ceil(N·C / WG), forward4 ceil(N·C / 4 / WG), link ceil(N / WG);
+// folded 2-D by gpu.grid().
 // CPU reference: src/engine/ref/embedding.ts
 override WG: u32 = 256;
 
@@ -31,6 +35,8 @@ struct Params { nTokens: u32, V: u32, C: u32, v0: u32, first: u32, _p0: u32, _p1
 @group(0) @binding(4) var<storage, read> dout: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dtable: array<f32>;
 @group(0) @binding(6) var<storage, read_write> next: array<u32>;
+@group(0) @binding(2) var<storage, read> table4: array<vec4f>;
+@group(0) @binding(3) var<storage, read_write> out4: array<vec4f>;
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -41,6 +47,17 @@ fn forward(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) n
   let lt = tokens[t] - p.v0; // u32: ids below v0 wrap to >= V
   if (lt < p.V) { out[i] = table[lt * p.C + c]; }
   else if (p.first != 0u) { out[i] = 0.0; }
+}
+
+@compute @workgroup_size(WG)
+fn forward4(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let C4 = p.C / 4u;
+  let i = gid.x + gid.y * nwg.x * WG;
+  if (i >= p.nTokens * C4) { return; }
+  let t = i / C4;
+  let lt = tokens[t] - p.v0; // u32: ids below v0 wrap to >= V
+  if (lt < p.V) { out4[i] = table4[lt * C4 + i % C4]; }
+  else if (p.first != 0u) { out4[i] = vec4f(0.0); }
 }
 
 @compute @workgroup_size(WG)

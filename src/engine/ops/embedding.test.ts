@@ -49,9 +49,10 @@ describe('embedding', () => {
     });
   }
 
-  it('out-of-range ids on the GPU: zero rows forward, skipped backward', async () => {
+  // C = 5: the scalar gather; C = 8: forward4 (vec4 rows)
+  for (const C of [5, 8]) it(`out-of-range ids on the GPU: zero rows forward, skipped backward (C=${C})`, async () => {
     const gpu = await testGpu();
-    const V = 6, C = 5, tokens = [2, 6, 0xffffffff, 2, 5, 1000];
+    const V = 6, tokens = [2, 6, 0xffffffff, 2, 5, 1000];
     const table = randn(V * C, 1), dout = randn(tokens.length * C, 2);
     const tt = gpu.tensor('tok', [tokens.length], 'u32', tokens), tab = gpu.tensor('table', [V, C], 'f32', table), out = gpu.tensor('out', [tokens.length, C], 'f32', randn(tokens.length * C, 3));
     embeddingForward(gpu, out, tt, tab, tokens.length, C);
@@ -74,9 +75,9 @@ describe('embedding', () => {
     gpu.free(t);
   });
 
-  it('a table split into chunks of rows (ragged last, ids in every chunk and outside): gather and scatter-add = reference', async () => {
+  for (const C of [7, 12]) it(`a table split into chunks of rows (ragged last, ids in every chunk and outside): gather and scatter-add = reference (C=${C})`, async () => {
     const gpu = await testGpu();
-    const V = 203, C = 7, N = 150, split = [64, 64, 64, 11];
+    const V = 203, N = 150, split = [64, 64, 64, 11];
     const r = rng(21);
     // ids of every chunk, its first and last rows, repeats, and ids >= V (zero rows, no gradient)
     const tokens = Array.from({ length: N }, (_, i) => (i % 37 === 5 ? V + i : i % 11 === 0 ? [0, 63, 64, 191, 192, 202][i % 6] : Math.floor(r() * V)));

@@ -47,8 +47,10 @@ export function embeddingForward(gpu: Gpu, out: Tensor, tokens: Tensor, table: T
   need('embeddingForward', 'tokens', tokens, nTokens);
   const chunks = chunksOf(table, C);
   if (chunks.length === 0) throw new Error('embeddingForward: no table');
+  // C % 4 == 0: a thread per 4 channels, vec4 loads and stores (forward4)
+  const v4 = C % 4 === 0;
   chunks.forEach((c, k) =>
-    gpu.run({ shader: 'embedding', entry: 'forward', constants: { WG } }, { params: new Params().u32(nTokens, c.rows, C, c.v0, k === 0 ? 1 : 0), bindings: { 1: tokens, 2: c.t, 3: out }, workgroups: gpu.grid(Math.ceil((nTokens * C) / WG)) }),
+    gpu.run({ shader: 'embedding', entry: v4 ? 'forward4' : 'forward', constants: { WG } }, { params: new Params().u32(nTokens, c.rows, C, c.v0, k === 0 ? 1 : 0), bindings: { 1: tokens, 2: c.t, 3: out }, workgroups: gpu.grid(Math.ceil((nTokens * (v4 ? C / 4 : C)) / WG)) }),
   );
 }
 
