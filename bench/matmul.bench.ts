@@ -8,15 +8,16 @@
 //   f16-weight GEMM: the frozen teacher's forward y = x·Wᵀ with W in f16 (ops/matmul-half: half_nt4,
 //         half_wg8, and half_wg8h where the adapter has shader-f16) at the same shapes, beside the
 //         fp32 rows (GB/s counts W at 2 bytes).
-//   GEMV: M = 1 forward (decode) at K = N in {1024, 2048, 4096}, each variant's GEMV path, and where
-//         the adapter has subgroups and subgroup_id the subgroup-reduction GEMV (gemv_red: rows per
-//         subgroup block rb = 2, its default, and 1 and 4), which no 'auto' picks until a GPU has timed it.
+//   GEMV: M = 1 forward (decode) at K = N in {1024, 2048, 4096}, each fp32 GEMV kernel this adapter
+//         runs (the fp32gemv family: gemv_rows, gemv_wg, and gemv_red where the adapter has subgroups
+//         and subgroup_id, also with 1 and 4 rows per subgroup block beside its default 2; no 'auto'
+//         picks gemv_red until a GPU has timed it).
 // A case whose estimated time (its FLOPs at the speed the same variant and product reached on a
 // smaller shape) exceeds callCapMs is skipped and says so, as is everything after the section's
 // deadline: the whole bench has to finish on CPU Vulkan. GB/s counts W, x and y once per call.
 import { spawnSync } from 'node:child_process';
 import type { Gpu } from '../src/engine/gpu/runtime';
-import { canGemvRed, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulGemvRed, matmulVariants, pickMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
+import { fp32GemvVariants, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulGemvRed, matmulVariants, pickFp32GemvVariant, pickMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
 import { halfVariants, matmulHalfForward, pickHalfVariant } from '../src/engine/ops/matmul-half';
 import { packHalf } from '../src/engine/model/half';
 import { randn } from '../src/engine/testing';
@@ -110,9 +111,10 @@ export async function benchMatmul(gpu: Gpu, opts: MatmulBenchOpts = {}): Promise
     const ws = Array.from({ length: coldCopies(4 * N * K) }, (_, i) => gpu.tensor(`bench.w${i}`, [N, K], 'f32', wHost));
     const y = gpu.tensor('bench.y', [1, N]);
     let next = 0;
-    // each variant's GEMV path, then gemv_red at rb 2 (its default), 1 and 4
-    const gemvs: { name: string; auto: boolean; call: (w: typeof ws[number]) => void }[] = variants.map((variant) => ({ name: `fp32 gemv (${variant})`, auto: variant === auto, call: (wi) => matmulForward(gpu, y, x, wi, 1, K, N, { variant }) }));
-    if (canGemvRed(gpu)) for (const rb of [2, 1, 4]) gemvs.push({ name: `fp32 gemv (gemv_red${rb === 2 ? '' : ` rb=${rb}`})`, auto: false, call: (wi) => matmulGemvRed(gpu, y, x, wi, K, N, { rb }) });
+    // each fp32 GEMV kernel (the matmul variants share these), then gemv_red at rb 1 and 4 too
+    const gemvAuto = pickFp32GemvVariant(gpu);
+    const gemvs: { name: string; auto: boolean; call: (w: typeof ws[number]) => void }[] = fp32GemvVariants(gpu).map((kernel) => ({ name: `fp32 gemv (${kernel})`, auto: kernel === gemvAuto, call: (wi) => matmulForward(gpu, y, x, wi, 1, K, N, { gemvKernel: kernel }) }));
+    if (fp32GemvVariants(gpu).includes('gemv_red')) for (const rb of [1, 4]) gemvs.push({ name: `fp32 gemv (gemv_red rb=${rb})`, auto: false, call: (wi) => matmulGemvRed(gpu, y, x, wi, K, N, { rb }) });
     for (const g of gemvs) {
       if (performance.now() > deadline) { skipped(g.name, shape, 'section time cap'); continue; }
       // one call per W copy, untimed: its bind group is made here, not in a timed call
