@@ -126,5 +126,5 @@ timeout 45 "${PROFILE[@]}" --smollm2 $prof_args 2>&1 | tee -a "$log" || echo "be
 # the figures issue 16 asks for, again at the end (a long profile would push them out of a short tail)
 echo
 echo "== bench/gpu.sh summary =="
-grep -E '^(adapter|gpu):|^target |quench/|GEMV M=1 K=4096|fraction of|attention forward best|^decode Tq=|TFLOP/s \(|step time|fastest here|adapter defaults|^attention: |host syncs per' "$log" | grep -v '^Warning' || echo "(no figures: see the output above)"
+grep -E '^(adapter|gpu):|^target |quench/|GEMV M=1 K=4096|^fp32 gemv .*M=1 K=4096|best fp32 gemv time|fraction of|attention forward best|^decode Tq=|TFLOP/s \(|step time|fastest here|adapter defaults|^attention: |host syncs per' "$log" | grep -v '^Warning' || echo "(no figures: see the output above)"
 rm -f "$log"
