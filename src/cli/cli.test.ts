@@ -108,7 +108,8 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     expect(t.attentionChecks.filter((c: { ok: boolean }) => !c.ok)).toEqual([]);
     expect(t.checks.every((c: { ok: boolean }) => c.ok)).toBe(true);
     // three names (the older form) keep the adapter's kernels for the rest; a fourth sets the
-    // f16-weight one, a fifth the GEMV, a sixth and a seventh the attention forward and decoding
+    // f16-weight one, a fifth the GEMV, a sixth and a seventh the attention forward and decoding,
+    // an eighth the fp32 GEMV
     const { attention, decode } = t.defaults;
     const info = JSON.parse(run(['info', '--json'], { QUENCH_KERNELS: 'shared8,gemm_wg8,dx_wg8' }));
     // left out: the adapter's kernels, and the named matmul variant's own fp32 GEMV (shared8: gemv_wg)

@@ -2,7 +2,7 @@ import { useEffect } from 'react';
 import { ATTENTION_TIMING_SHAPES, KERNEL_TIMING_SHAPES, useStudio } from './store';
 import { chooseKernels, engine, runKernelBench, runOnnxCheck, setKernelTuning, timeKernels } from './actions';
 import type { KernelChoice, KernelTimings } from '../worker/protocol';
-import { FAMILIES, FAMILY_OPS, failedChecks, familyMs, familyRows } from '../engine/ops/kernel-choice';
+import { FAMILIES, FAMILY_OPS, failedChecks, familyMs, familyRows, withFamily } from '../engine/ops/kernel-choice';
 
 const LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension'];
 
@@ -121,7 +121,7 @@ function KernelChoicePanel() {
                 <td data-testid={`kernel-${f}`}>{kernels.current[f]}</td>
                 <td>{kernels.defaults[f]}</td>
                 <td>
-                  <select aria-label={`use for ${LABEL[f]}`} value={kernels.current[f]} onChange={(e) => void chooseKernels({ ...kernels.current, [f]: e.target.value })}>
+                  <select aria-label={`use for ${LABEL[f]}`} value={kernels.current[f]} onChange={(e) => void chooseKernels(withFamily(kernels.current, f, e.target.value))}>
                     {(kernels.candidates[f] as string[]).map((v) => <option key={v} value={v}>{v}{t && wrong(t, f, v) ? ' (wrong results here)' : ''}</option>)}
                   </select>
                 </td>

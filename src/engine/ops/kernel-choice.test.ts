@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { randn, testGpu, dispatchedEntries } from '../testing';
-import { applyKernelChoice, checkKernelVariants, currentKernels, defaultKernels, fastestKernels, kernelCandidates, seededHalf, timeKernelVariants, validKernelChoice, type VariantTiming } from './kernel-choice';
+import { applyKernelChoice, checkKernelVariants, currentKernels, defaultKernels, fastestKernels, kernelCandidates, seededHalf, timeKernelVariants, validKernelChoice, withFamily, type VariantTiming } from './kernel-choice';
 import { matmulHalfForward } from './matmul-half';
 import { adapterAttentionVariant, attentionForward, pickAttentionVariant } from './attention';
-import { canGemvRed, hasSubgroup8, matmulForward, variantGemv } from './matmul';
+import { canGemvRed, hasSubgroup8, matmulForward, preferMatmulVariant, variantGemv } from './matmul';
 import { qmatmulBackwardInput, qmatmulForward } from './qmatmul';
 import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf } from '../format/pack';
@@ -102,6 +102,8 @@ describe('kernel choice per device', () => {
       // a choice whose fp32 GEMV is its matmul variant's own: the GEMV follows that variant
       applyKernelChoice(gpu, { ...defaults, matmul: 'shared8', fp32gemv: 'gemv_wg' });
       expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, 1, K, N))).toEqual(['gemv_wg4']);
+      preferMatmulVariant(gpu, 'regtile'); // and moves with it (a preference would have stayed at gemv_wg)
+      expect(dispatchedEntries(gpu, () => matmulForward(gpu, y, x, w, 1, K, N))).toEqual(['gemv_rows4']);
       applyKernelChoice(gpu, null);
       expect(pickAttentionVariant(gpu, false, 64, 8)).toBe(adapterAttentionVariant(gpu, false, 64, 8));
       // a family set to the adapter's own pick keeps its rule by shape (decoding at HS 8 is not HS 64's)
@@ -153,6 +155,15 @@ describe('kernel choice per device', () => {
     // each says the shape it was checked at: the GEMV one row of it
     for (const c of checks) expect(c.shape, `${c.op} ${c.variant}`).toBe(c.op === 'int4 GEMV' || c.op === 'fp32 GEMV' ? '1×136×130' : '67×136×130');
     for (const c of checks) expect(c.ok, `${c.op} ${c.variant}: max |error| ${c.maxAbsError}`).toBe(true);
+  });
+
+  it('a hand-picked fp32 matmul moves an fp32 GEMV that was its own GEMV; one picked apart stays', () => {
+    const c = { matmul: 'shared', gemm: 'gemm_wg', dx: 'dx_wg', half: 'half_nt4', gemv: 'gemv', attention: 'flash_tiled', decode: 'flash_split', fp32gemv: 'gemv_wg' } as const;
+    expect(withFamily(c, 'matmul', 'regtile')).toEqual({ ...c, matmul: 'regtile', fp32gemv: 'gemv_rows' });
+    expect(withFamily(c, 'matmul', 'shared8')).toEqual({ ...c, matmul: 'shared8', fp32gemv: 'gemv_wg' });
+    expect(withFamily({ ...c, fp32gemv: 'gemv_red' }, 'matmul', 'regtile')).toEqual({ ...c, matmul: 'regtile', fp32gemv: 'gemv_red' });
+    expect(withFamily(c, 'fp32gemv', 'gemv_red')).toEqual({ ...c, fp32gemv: 'gemv_red' });
+    expect(withFamily(c, 'gemm', 'gemm_wg8')).toEqual({ ...c, gemm: 'gemm_wg8' });
   });
 
   it('seededHalf: exact f16 values with magnitudes in [1/16, 1), bits packed two per u32 (element 2i low)', () => {

@@ -3,7 +3,8 @@
 // forward), int4 GEMV and fp32 GEMV (decoding one token: M = 1, timed at 1×K×N of each shape) matmul variant
 // this adapter can run on a few shapes, and every flash attention forward at a prefill and at one
 // decoding row (ATTENTION_TIMING_SHAPES), and can make the fastest the device's choice
-// (preferMatmulVariant / preferQmatmulVariants / preferHalfVariant / preferAttentionVariants). The adapter-based defaults
+// (preferMatmulVariant / preferQmatmulVariants / preferHalfVariant / preferAttentionVariants /
+// preferFp32GemvVariant). The adapter-based defaults
 // (subgroup kernels on lavapipe, workgroup-memory 4x4 tiles on GPUs, half_nt4 everywhere) were set
 // on the machines we had; the 8x8-tile GPU kernels (shared8, gemm_wg8, dx_wg8, half_wg8, half_wg8h)
 // are only picked where such a measurement says they win. Every variant's results are first
@@ -166,6 +167,15 @@ export function applyKernelChoice(gpu: Gpu, c: KernelChoice | null): void {
   preferAttentionVariants(gpu, c ? { prefill: c.attention, decode: c.decode } : null);
   // where the choice keeps the chosen matmul variant's own GEMV, that stays what 'auto' follows
   preferFp32GemvVariant(gpu, c && c.fp32gemv !== variantGemv(c.matmul) ? c.fp32gemv : null);
+}
+
+/** `c` with family `f` set to `v` (a hand pick in the GPU panel). An fp32 GEMV that is the old
+ *  matmul variant's own moves with the matmul variant, as it did before the fp32 GEMV family
+ *  existed; one picked apart from it stays. */
+export function withFamily(c: KernelChoice, f: keyof KernelChoice, v: string): KernelChoice {
+  const next = { ...c, [f]: v } as KernelChoice;
+  if (f === 'matmul' && c.fp32gemv === variantGemv(c.matmul)) next.fp32gemv = variantGemv(v as MatmulKernel);
+  return next;
 }
 
 /** The variants of each family this adapter can run. */
@@ -458,7 +468,8 @@ export async function tuneKernelShapes(gpu: Gpu, shapes: ShapeOp[], opts: { reps
   const todo = shapes.filter((s) => !hasShapeChoice(gpu, s) && s.M > 0 && s.K > 0 && s.N > 0);
   const cand = { ...kernelCandidates(gpu), ...opts.candidates };
   const checks = todo.length ? await checkKernelVariants(gpu) : [];
-  const variantsOf = (s: ShapeOp) => (cand[familyOf(s.op)] as string[]).filter((v) => !failedProduct(checks, s.op, v) && (s.op !== 'int4 y=x·Wᵀ' || s.M > 1));
+  // one-row forwards run the GEMV families' own choice (int4 GEMV, fp32 GEMV), not a GEMM's: not tuned here
+  const variantsOf = (s: ShapeOp) => (cand[familyOf(s.op)] as string[]).filter((v) => !failedProduct(checks, s.op, v) && ((s.op !== 'int4 y=x·Wᵀ' && s.op !== 'fp32 y=x·Wᵀ') || s.M > 1));
   const total = todo.reduce((n, s) => n + variantsOf(s).length, 0);
   const reps = opts.reps ?? 5, capMs = opts.capMs ?? 1000;
   const rows: ShapeTiming[] = [];

@@ -19,9 +19,12 @@
 //              (global-load latency hidden behind arithmetic, the usual GPU GEMM pipelining; the same
 //              sums in the same order). Selectable, unmeasured on a GPU like 'shared8'.
 //   'auto'     (default) pickMatmulVariant(gpu).
-// At M = 1 the forward takes a GEMV path unless opts.gemv === false: 'regtile' -> one thread per 4
-// outputs, barrier-free ('gemv_rows'); 'shared' / 'shared8' / 'shared8p' -> one workgroup per output with a tree reduction
-// (vec4 loads where K % 4 == 0: 'gemv_wg4').
+// At M = 1 the forward takes a GEMV path unless opts.gemv === false (Fp32GemvKernel): each variant
+// has its own, 'regtile' / 'subgroup' -> one thread per 4 outputs, barrier-free ('gemv_rows');
+// 'shared' / 'shared8' / 'shared8p' -> one workgroup per output with a tree reduction ('gemv_wg').
+// opts.gemvKernel names one, 'gemv_red' included (subgroup sums, shaders/matmul_gemv.wgsl); under
+// 'auto' the fp32 GEMV family's choice (preferFp32GemvVariant) comes first, else the picked
+// variant's own. Each takes vec4 loads where K % 4 == 0 ('gemv_rows4', 'gemv_wg4', 'gemv_red4').
 // 'gemv' is kept as an alias: 'shared' GEMV at M = 1, 'auto' otherwise.
 import { shapeVariant, type ShapeOp } from './shape-choice';
 import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/runtime';

@@ -96,7 +96,7 @@ describe('matmul kernels per shape', () => {
   it('tuneKernelShapes checks, times each shape with its family and applies the fastest; tuned shapes are not timed again', async () => {
     const gpu = await testGpu();
     const cand = kernelCandidates(gpu);
-    const shapes: ShapeOp[] = [{ op: 'fp32 dW', M: 17, K: 24, N: 20 }, { op: 'int4 y=x·Wᵀ', M: 6, K: 32, N: 12, bits: 4, group: 32 }, { op: 'int4 y=x·Wᵀ', M: 1, K: 32, N: 12, bits: 4, group: 32 }];
+    const shapes: ShapeOp[] = [{ op: 'fp32 dW', M: 17, K: 24, N: 20 }, { op: 'int4 y=x·Wᵀ', M: 6, K: 32, N: 12, bits: 4, group: 32 }, { op: 'int4 y=x·Wᵀ', M: 1, K: 32, N: 12, bits: 4, group: 32 }, { op: 'fp32 y=x·Wᵀ', M: 1, K: 32, N: 12 }];
     let last = 0;
     try {
       const t = await tuneKernelShapes(gpu, shapes, { reps: 1, capMs: 20, onProgress: (d) => (last = d) });
@@ -104,6 +104,7 @@ describe('matmul kernels per shape', () => {
       expect(t.rows.filter((r) => r.shape === shapes[0]).map((r) => r.variant)).toEqual(cand.matmul);
       expect(t.rows.filter((r) => r.shape === shapes[1]).map((r) => r.variant)).toEqual(cand.gemm);
       expect(t.rows.some((r) => r.shape === shapes[2])).toBe(false); // M = 1 is the GEMV's, not a GEMM family's
+      expect(t.rows.some((r) => r.shape === shapes[3])).toBe(false); // the fp32 GEMV's too (its own family)
       expect(last).toBe(t.rows.length);
       expect(t.chosen.map((c) => c.shape)).toEqual(shapes.slice(0, 2));
       for (const c of t.chosen) expect(t.checks.some((k) => k.op === c.shape.op && k.variant === c.variant && !k.ok)).toBe(false);
