@@ -1,6 +1,6 @@
 // `npm run bench` / `quench bench`: kernel figures measured side by side in one run, on whatever
 // adapter Dawn finds here. Printed, never asserted (this machine is shared and noisy).
-//   --only fp32|int4|attention|eval|kdqat   run one family     --json   also print rows as JSON
+//   --only fp32|int4|attention|generate|eval|kdqat   run one family     --json   also print rows as JSON
 //   --quick                      small shapes (checks that every section runs; bench/gpu.sh uses it to try itself)
 //   --section-s S                time cap per section (default 240): no new case starts after it
 // Every section also skips a case whose estimated time per call (from the same kernel's speed on a
@@ -87,6 +87,13 @@ export async function run(argv: string[]): Promise<number> {
     const att = r.rows.filter((x) => /attention fwd/.test(x.name) && x.gflops).sort((a, b) => b.gflops! - a.gflops!)[0];
     if (att) notes.push(`attention forward best: ${(att.gflops! / 1000).toFixed(4)} TFLOP/s (${att.name}, ${att.shape})`);
     flush('attention');
+  }
+  if (!only || only === 'generate') {
+    const { benchGenerate } = await import('./generate.bench');
+    const r = await benchGenerate(gpu, { quick, deadline: performance.now() + sectionMs });
+    rows.push(...r.rows);
+    notes.push(...r.notes);
+    flush('generate');
   }
   if (!only || only === 'eval') {
     const { benchEval } = await import('./eval.bench');

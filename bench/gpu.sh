@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/gpu.sh — issue 16's figures on a machine with a real GPU, one command, at most 8 minutes:
 # Dawn (npm `webgpu`) on the GPU's own Vulkan driver runs `npm run bench` (fp32 matmul variants beside
-# numpy, int4 vs fp32 GEMV, attention flash vs materialized) and prints the int4 GEMV's fraction of
+# numpy, int4 vs fp32 GEMV, attention flash vs materialized, greedy generation with a
+# SmolLM2-135M-shaped model in fp32 and w4g32) and prints the int4 GEMV's fraction of
 # the GPU's memory bandwidth and the attention TFLOP/s; `quench kernels` times every matmul variant
 # and prints the fastest of each family; then bench/smollm-kdqat.mts runs a
 # SmolLM2-135M-shaped KD-QAT step (w4g32, ov, B=4, T=256) in Quench beside the same recipe's step in
@@ -126,5 +127,5 @@ timeout 45 "${PROFILE[@]}" --smollm2 $prof_args 2>&1 | tee -a "$log" || echo "be
 # the figures issue 16 asks for, again at the end (a long profile would push them out of a short tail)
 echo
 echo "== bench/gpu.sh summary =="
-grep -E '^(adapter|gpu):|^target |quench/|GEMV M=1 K=4096|^fp32 gemv .*M=1 K=4096|best fp32 gemv time|fraction of|attention forward best|^decode Tq=|TFLOP/s \(|step time|fastest here|adapter defaults|^attention: |host syncs per' "$log" | grep -v '^Warning' || echo "(no figures: see the output above)"
+grep -E '^(adapter|gpu):|^target |quench/|GEMV M=1 K=4096|^fp32 gemv .*M=1 K=4096|best fp32 gemv time|^generate |fraction of|attention forward best|^decode Tq=|TFLOP/s \(|step time|fastest here|adapter defaults|^attention: |host syncs per' "$log" | grep -v '^Warning' || echo "(no figures: see the output above)"
 rm -f "$log"
