@@ -30,7 +30,7 @@ import type { LlamaConfig } from '../src/engine/model/config';
 import { pretrainInit } from '../src/engine/train/pretrain';
 import { Distiller, type DistillConfig } from '../src/engine/train/distill';
 import { MATMUL_VARIANTS, preferMatmulVariant, type MatmulKernel } from '../src/engine/ops/matmul';
-import { setShapeChoices, startShapeCapture, stopShapeCapture, type KernelOp } from '../src/engine/ops/shape-choice';
+import { setShapeChoices, shapeLabel, startShapeCapture, stopShapeCapture, type KernelOp } from '../src/engine/ops/shape-choice';
 import { applyKernelChoice, currentKernels, defaultKernels, familyOf, tuneKernelShapes } from '../src/engine/ops/kernel-choice';
 import { Rng } from '../src/engine/train/data';
 import { makeRunSpec } from '../src/engine/workflow/spec';
@@ -140,7 +140,7 @@ for (const v of variants) {
       const shapes = stopShapeCapture(gpu), tt = performance.now();
       const t = await tuneKernelShapes(gpu, shapes);
       const changed = t.chosen.filter((c) => c.variant !== familyDefault(c.shape.op));
-      console.log(`${tag}: tuned ${shapes.length} shapes in ${((performance.now() - tt) / 1000).toFixed(1)} s; ${changed.length} differ from the family's kernel: ${changed.map((c) => `${c.shape.op} ${c.shape.M}x${c.shape.K}x${c.shape.N} ${c.variant}`).join('; ') || 'none'}`);
+      console.log(`${tag}: tuned ${shapes.length} shapes in ${((performance.now() - tt) / 1000).toFixed(1)} s; ${changed.length} differ from the family's kernel: ${changed.map((c) => `${c.shape.op} ${shapeLabel(c.shape)} ${c.variant}`).join('; ') || 'none'}`);
     }
   }
   const t0 = performance.now();

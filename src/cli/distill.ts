@@ -1,6 +1,6 @@
 // quench distill: a thin argument parser over the workflow layer (src/engine/workflow), which the
 // studio's worker calls too: one spec, one set of defaults, one data split, one run loop.
-import { shapeChoices } from '../engine/ops/shape-choice';
+import { shapeChoices, shapeLabel } from '../engine/ops/shape-choice';
 import { existsSync, readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { cliGpu } from './gpu';
@@ -161,7 +161,7 @@ export async function run(argv: string[]): Promise<number> {
       console.log(JSON.stringify({ ...r.summary, data: split.description }));
     }
     // QUENCH_KERNELS=…,tune: what the run's shapes were tuned to (stderr: stdout is the summary's JSON)
-    for (const c of shapeChoices(gpu)) process.stderr.write(`kernel tuned: ${c.shape.op} ${c.shape.M}×${c.shape.K}×${c.shape.N}${c.shape.bits ? ` w${c.shape.bits}g${c.shape.group}` : ''} -> ${c.variant}\n`);
+    for (const c of shapeChoices(gpu)) process.stderr.write(`kernel tuned: ${c.shape.op} ${shapeLabel(c.shape)} -> ${c.variant}\n`);
   } finally {
     // for npm run bench (bench/kdqat.bench.ts): dispatches, submits and host waits of the whole command
     if (process.env.QUENCH_GPU_COUNTS) process.stderr.write(`quench gpu counts ${JSON.stringify(gpu.counts)}\n`);

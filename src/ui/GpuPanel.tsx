@@ -3,6 +3,7 @@ import { ATTENTION_TIMING_SHAPES, KERNEL_TIMING_SHAPES, useStudio } from './stor
 import { chooseKernels, engine, runKernelBench, runOnnxCheck, setKernelTuning, timeKernels } from './actions';
 import type { KernelChoice, KernelTimings } from '../worker/protocol';
 import { FAMILIES, FAMILY_OPS, failedChecks, familyMs, familyRows, withFamily } from '../engine/ops/kernel-choice';
+import { shapeKey, shapeLabel } from '../engine/ops/shape-choice';
 
 const LIMITS = ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupsPerDimension'];
 
@@ -186,16 +187,16 @@ function ShapeTuning() {
       <h4>Per shape</h4>
       <label>
         <input type="checkbox" checked={!!kernels?.tuneShapes} disabled={!kernels} onChange={(e) => void setKernelTuning(e.target.checked)} data-testid="kernels-tune-shapes" />{' '}
-        Tune to each run's shapes: after a distillation's first step, time every variant (checked first, as above) at each matmul shape that step used, and use the fastest for each shape. Milliseconds on a GPU; on a software adapter a large model's shapes take minutes.
+        Tune to each run's shapes: after a distillation's first step, time every variant (checked first, as above) at each matmul shape and attention shape (batch, rows, heads, head size) that step used, and use the fastest for each shape. Milliseconds on a GPU; on a software adapter a large model's shapes take minutes.
       </label>
       {choices.length > 0 && (
         <table className="results" data-testid="kernels-shape-choices">
-          <thead><tr><th>product</th><th>shape M×K×N</th><th>layout</th><th>kernel</th></tr></thead>
+          <thead><tr><th>product</th><th>shape (M×K×N; attention B×Tq×Tk heads, head size)</th><th>layout</th><th>kernel</th></tr></thead>
           <tbody>
             {choices.map((c) => (
-              <tr key={`${c.shape.op}-${c.shape.M}-${c.shape.K}-${c.shape.N}-${c.shape.bits ?? ''}-${c.shape.group ?? ''}`}>
+              <tr key={shapeKey(c.shape)}>
                 <td>{c.shape.op}</td>
-                <td>{c.shape.M}×{c.shape.K}×{c.shape.N}</td>
+                <td>{shapeLabel({ ...c.shape, bits: undefined })}</td>
                 <td>{c.shape.bits ? `w${c.shape.bits}g${c.shape.group}` : ''}</td>
                 <td>{c.variant}</td>
               </tr>

@@ -3,6 +3,7 @@
 import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/runtime';
 import { isSoftwareAdapter } from './qmatmul';
 import { hasSubgroup8 } from './matmul';
+import { shapeVariant } from './shape-choice';
 
 const WG = 64;
 /** Largest head size: the per-thread kernels hold HS accumulators per thread (MAX_HS in the WGSL);
@@ -194,7 +195,9 @@ export function attentionForward(gpu: Gpu, a: AttentionForwardArgs): void {
   need('v', a.v, B * TkMax * NKV * HS);
   if (a.probs) need('probs', a.probs, B * NH * Tq * Tk);
   if (a.lse) need('lse', a.lse, B * NH * Tq);
-  const variant = a.variant && a.variant !== 'auto' ? a.variant : pickAttentionVariant(gpu, !!a.probs, Tq, HS);
+  // 'auto' over a prefill chunk: the per-shape choice first (shape-choice.ts, tuned to a run's shapes)
+  const perShape = (!a.variant || a.variant === 'auto') && !a.probs && Tq > SPLIT_MAX_TQ ? (shapeVariant(gpu, { op: 'attention forward', M: Tq, K: HS, N: Tk, B, NH, NKV }) as FlashVariant | undefined) : undefined;
+  const variant = a.variant && a.variant !== 'auto' ? a.variant : perShape ?? pickAttentionVariant(gpu, !!a.probs, Tq, HS);
   if (isFlash(variant)) {
     if (a.probs) throw new Error(`attention: variant '${variant}' cannot write the probabilities`);
     const params = new Params().u32(B, Tq, Tk, TkMax, NH, NKV, HS, a.pos0).f32(1 / Math.sqrt(HS)).u32(0, 0, a.lse ? 1 : 0);

@@ -22,7 +22,7 @@ import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } fro
 import { qmatmulDxRef, qmatmulRef } from '../ref/quant';
 import { hasShapeChoice, setShapeChoices, shapeChoices, shapeKey, shapeTuning, type KernelOp, type ShapeOp } from './shape-choice';
 import { adapterHalfVariant, halfForwardErrorBound, halfVariants, isF16MathVariant, matmulHalfForward, pickHalfVariant, preferHalfVariant, type HalfKernel } from './matmul-half';
-import { adapterAttentionVariant, attentionForward, DECODE_HS, FLASH_VARIANTS, flashVariants, pickAttentionVariant, preferAttentionVariants, type FlashVariant } from './attention';
+import { adapterAttentionVariant, attentionForward, DECODE_HS, FLASH_VARIANTS, flashVariants, pickAttentionVariant, preferAttentionVariants, SPLIT_MAX_TQ, type FlashVariant } from './attention';
 import { checkAttentionVariants, type AttentionCheck } from './attention-check';
 import { seeded, seededHalf } from './seeded';
 
@@ -256,20 +256,26 @@ function productCall(gpu: Gpu, op: KernelOp, variant: string, o: Operands, M: nu
 /** Causal attention FLOPs of a forward: QKᵀ and PV, 2·HS each per (query, visible key) pair. */
 const attentionFlops = (B: number, NH: number, HS: number, pairs: number) => 4 * B * NH * HS * pairs;
 
-/** One call of an attention family's forward with `variant` at shape `a`, and its FLOPs and shape
- *  label: the forward over T rows (with the lse, as training writes it), or one row at position
- *  T − 1 against T cached keys. Operands are allocated here; `free` releases them. */
-function attentionCall(gpu: Gpu, f: 'attention' | 'decode', variant: FlashVariant, a: AttentionShape): { call: () => void; flops: number; shape: string; free: () => void } {
-  const { B, T, NH, NKV, HS } = a;
-  const Tq = f === 'decode' ? 1 : T;
+/** One call of a flash forward with `variant`: Tq query rows at positions Tk − Tq .. Tk − 1 against
+ *  Tk keys (causal), writing the lse (as training does) when asked; its FLOPs and shape label
+ *  (B×Tq×Tk NH/NKV HS n). Operands are allocated here; `free` releases them. */
+function flashCall(gpu: Gpu, variant: FlashVariant, d: { B: number; Tq: number; Tk: number; NH: number; NKV: number; HS: number }, withLse: boolean): { call: () => void; flops: number; shape: string; free: () => void } {
+  const { B, Tq, Tk, NH, NKV, HS } = d;
   const q = gpu.tensor('kernels.att.q', [B * Tq * NH * HS], 'f32', seeded(B * Tq * NH * HS, 41));
-  const k = gpu.tensor('kernels.att.k', [B * T * NKV * HS], 'f32', seeded(B * T * NKV * HS, 42));
-  const v = gpu.tensor('kernels.att.v', [B * T * NKV * HS], 'f32', seeded(B * T * NKV * HS, 43));
+  const k = gpu.tensor('kernels.att.k', [B * Tk * NKV * HS], 'f32', seeded(B * Tk * NKV * HS, 42));
+  const v = gpu.tensor('kernels.att.v', [B * Tk * NKV * HS], 'f32', seeded(B * Tk * NKV * HS, 43));
   const out = gpu.tensor('kernels.att.out', [B * Tq * NH * HS]);
-  const lse = f === 'attention' ? gpu.tensor('kernels.att.lse', [B * NH * T]) : undefined;
-  const call = () => attentionForward(gpu, { out, lse, q, k, v, B, Tq, Tk: T, TkMax: T, NH, NKV, HS, pos0: T - Tq, variant });
-  const pairs = f === 'decode' ? T : (T * (T + 1)) / 2;
-  return { call, flops: attentionFlops(B, NH, HS, pairs), shape: `${B}×${Tq}×${T} ${NH}/${NKV} HS ${HS}`, free: () => [q, k, v, out, lse].forEach((t) => t && gpu.free(t)) };
+  const lse = withLse ? gpu.tensor('kernels.att.lse', [B * NH * Tq]) : undefined;
+  const pos0 = Tk - Tq;
+  const call = () => attentionForward(gpu, { out, lse, q, k, v, B, Tq, Tk, TkMax: Tk, NH, NKV, HS, pos0, variant });
+  const pairs = Tq * pos0 + (Tq * (Tq + 1)) / 2; // (query, visible key) pairs
+  return { call, flops: attentionFlops(B, NH, HS, pairs), shape: `${B}×${Tq}×${Tk} ${NH}/${NKV} HS ${HS}`, free: () => [q, k, v, out, lse].forEach((t) => t && gpu.free(t)) };
+}
+
+/** An attention family's forward at timing shape `a`: the prefill of T rows (with the lse), or one
+ *  row at position T − 1 against T cached keys. */
+function attentionCall(gpu: Gpu, f: 'attention' | 'decode', variant: FlashVariant, a: AttentionShape): { call: () => void; flops: number; shape: string; free: () => void } {
+  return flashCall(gpu, variant, { B: a.B, Tq: f === 'decode' ? 1 : a.T, Tk: a.T, NH: a.NH, NKV: a.NKV, HS: a.HS }, f === 'attention');
 }
 
 /** The attention families' checks: a flash forward is correct here when its prefill (`attention`)
@@ -467,9 +473,12 @@ export function fastestPerShape(rows: ShapeTiming[], checks: VariantCheck[]): { 
 export async function tuneKernelShapes(gpu: Gpu, shapes: ShapeOp[], opts: { reps?: number; capMs?: number; onProgress?: (done: number, total: number) => void; candidates?: Partial<KernelCandidates> } = {}): Promise<ShapeTuning> {
   const todo = shapes.filter((s) => !hasShapeChoice(gpu, s) && s.M > 0 && s.K > 0 && s.N > 0);
   const cand = { ...kernelCandidates(gpu), ...opts.candidates };
-  const checks = todo.length ? await checkKernelVariants(gpu) : [];
+  const isAttention = (s: ShapeOp) => s.op === 'attention forward';
+  // the matmuls' float64 checks, and the attention forwards' where an attention shape is to be tuned
+  const checks = [...(todo.some((s) => !isAttention(s)) ? await checkKernelVariants(gpu) : []), ...(todo.some(isAttention) ? attentionFamilyChecks(await checkAttentionVariants(gpu)) : [])];
   // one-row forwards run the GEMV families' own choice (int4 GEMV, fp32 GEMV), not a GEMM's: not tuned here
-  const variantsOf = (s: ShapeOp) => (cand[familyOf(s.op)] as string[]).filter((v) => !failedProduct(checks, s.op, v) && ((s.op !== 'int4 y=x·Wᵀ' && s.op !== 'fp32 y=x·Wᵀ') || s.M > 1));
+  // attention: prefill chunks only (decoding keeps the device's choice)
+  const variantsOf = (s: ShapeOp) => (cand[familyOf(s.op)] as string[]).filter((v) => !failedProduct(checks, s.op, v) && ((s.op !== 'int4 y=x·Wᵀ' && s.op !== 'fp32 y=x·Wᵀ') || s.M > 1) && (!isAttention(s) || (s.M > SPLIT_MAX_TQ && s.NH !== undefined)));
   const total = todo.reduce((n, s) => n + variantsOf(s).length, 0);
   const reps = opts.reps ?? 5, capMs = opts.capMs ?? 1000;
   const rows: ShapeTiming[] = [];
@@ -480,6 +489,20 @@ export async function tuneKernelShapes(gpu: Gpu, shapes: ShapeOp[], opts: { reps
     if (vs.length < 2) {
       done += vs.length;
       continue; // nothing to choose between
+    }
+    if (isAttention(s)) {
+      // B×Tq×Tk, NH/NKV heads of K: a prefill chunk at the run's own shape
+      for (const v of vs as FlashVariant[]) {
+        const c = flashCall(gpu, v, { B: s.B ?? 1, Tq: M, Tk: N, NH: s.NH ?? 1, NKV: s.NKV ?? 1, HS: K }, true);
+        try {
+          const ms = await timeCall(gpu, c.call, reps, capMs);
+          rows.push({ shape: s, variant: v, ms, gflops: c.flops / ms / 1e6 });
+        } finally {
+          c.free();
+        }
+        opts.onProgress?.(++done, total);
+      }
+      continue;
     }
     const o = allocOperands(gpu, M, K, N, s);
     for (const v of vs) {

@@ -5,7 +5,9 @@ import { matmulBackwardInput, matmulBackwardWeight, matmulForward, pickMatmulVar
 import { qmatmulBackwardInput, qmatmulForward } from './qmatmul';
 import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf } from '../format/pack';
-import { setShapeChoices, setShapeTuning, shapeChoices, shapeTuning, startShapeCapture, stopShapeCapture, type ShapeOp } from './shape-choice';
+import { setShapeChoices, setShapeTuning, shapeChoices, shapeLabel, shapeTuning, startShapeCapture, stopShapeCapture, type ShapeOp } from './shape-choice';
+import { attentionForward, pickAttentionVariant } from './attention';
+import { attentionForwardRef } from '../ref/attention';
 import { matmulBackwardInputRef, matmulBackwardWeightRef, matmulForwardRef } from '../ref/matmul';
 
 
@@ -123,6 +125,59 @@ describe('matmul kernels per shape', () => {
   });
 });
 
+describe('the attention forward per shape', () => {
+  // one prefill shape B×Tq×Tk NH/NKV HS: M = Tq, K = HS, N = Tk
+  const B = 1, T = 20, NH = 2, NKV = 1, HS = 8;
+  const s: ShapeOp = { op: 'attention forward', M: T, K: HS, N: T, B, NH, NKV };
+  const ENTRY: Record<string, string> = { flash: 'flash_forward', flash_tiled: 'flash_forward_tiled', flash_split: 'flash_split' };
+
+  it("'auto' takes the shape's choice at that shape only (not another T, decoding or an explicit variant); results stay right; a capture notes the shape", async () => {
+    const gpu = await testGpu();
+    const fam = pickAttentionVariant(gpu, false, T, HS);
+    const other = (['flash', 'flash_tiled'] as const).find((v) => v !== fam)!;
+    const q = randn(B * T * NH * HS, 1), k = randn(B * T * NKV * HS, 2), v = randn(B * T * NKV * HS, 3);
+    const tq = gpu.tensor('q', [q.length], 'f32', q), tk = gpu.tensor('k', [k.length], 'f32', k), tv = gpu.tensor('v', [v.length], 'f32', v), out = gpu.tensor('out', [q.length]);
+    const run = (Tq: number, variant?: 'flash_split') => dispatchedEntries(gpu, () => attentionForward(gpu, { out, q: tq, k: tk, v: tv, B, Tq, Tk: T, TkMax: T, NH, NKV, HS, pos0: T - Tq, variant }));
+    try {
+      const before = run(T), shorter = run(T - 4);
+      setShapeChoices(gpu, [{ shape: s, variant: other }]);
+      expect(shapeChoices(gpu)).toEqual([{ shape: s, variant: other }]); // B, NH, NKV survive the table
+      startShapeCapture(gpu);
+      expect(run(T)).toEqual([ENTRY[other]]);
+      expect(stopShapeCapture(gpu)).toEqual([s]);
+      expectClose(`attention ${other} by shape`, await gpu.readF32(out), attentionForwardRef(q, k, v, { B, T, NH, NKV, HS }).out, { atol: 1e-5, rtol: 1e-5 });
+      expect(run(T - 4)).toEqual(shorter); // 16 rows against 20 keys: another shape
+      expect(run(1)).toEqual(dispatchedEntries(gpu, () => attentionForward(gpu, { out, q: tq, k: tk, v: tv, B, Tq: 1, Tk: T, TkMax: T, NH, NKV, HS, pos0: T - 1, variant: pickAttentionVariant(gpu, false, 1, HS) }))); // decoding: the device's
+      expect(run(T, 'flash_split')).toEqual(['flash_split']); // explicit
+      setShapeChoices(gpu, null);
+      expect(run(T)).toEqual(before);
+    } finally {
+      setShapeChoices(gpu, null);
+      for (const t of [tq, tk, tv, out]) gpu.free(t);
+    }
+  });
+
+  it('tuneKernelShapes times every flash forward at an attention shape and keeps the fastest that passed its check', async () => {
+    const gpu = await testGpu();
+    const cand = kernelCandidates(gpu);
+    try {
+      const t = await tuneKernelShapes(gpu, [s, { ...s, M: 4, N: 4 }], { reps: 1, capMs: 20 });
+      expect(t.rows.filter((r) => r.shape === s).map((r) => r.variant)).toEqual(cand.attention);
+      expect(t.rows.some((r) => r.shape.M === 4)).toBe(false); // 4 rows: not a prefill chunk (the device's rule)
+      for (const r of t.rows) expect(r.ms > 0 && r.gflops > 0, `${r.variant} ${r.ms} ms`).toBe(true);
+      expect(t.checks.filter((c) => c.op === 'attention forward').map((c) => c.variant).sort()).toEqual([...cand.attention].sort());
+      expect(t.chosen.map((c) => c.shape)).toEqual([s]);
+      const best = t.rows.filter((r) => r.shape === s).sort((a, b) => a.ms - b.ms)[0];
+      expect(t.chosen[0].variant).toBe(best.variant);
+      expect(shapeChoices(gpu)).toEqual(t.chosen);
+      expect(shapeLabel(s)).toBe('1×20×20 2/1 HS 8');
+      expect(shapeLabel({ op: 'int4 dX', M: 9, K: 64, N: 24, bits: 4, group: 32 })).toBe('9×64×24 w4g32');
+    } finally {
+      setShapeTuning(gpu, false);
+    }
+  });
+});
+
 describe('a run that tunes its kernels', () => {
   it("dx_deq chosen for an int4 dX shape: a capture notes that shape only, not its inner fp32 dX", async () => {
     const gpu = await testGpu();
@@ -172,6 +227,8 @@ describe('a run that tunes its kernels', () => {
       expect(tuned.some((c) => c.shape.op === 'int4 y=x·Wᵀ' && c.shape.M === 32)).toBe(true);
       expect(tuned.some((c) => c.shape.op === 'int4 dX' && c.shape.M === 32)).toBe(true);
       expect(tuned.some((c) => c.shape.op === 'fp32 y=x·Wᵀ')).toBe(true);
+      // and the attention forward over the run's B×T×T, its heads and head size
+      expect(tuned.filter((c) => c.shape.op === 'attention forward').map((c) => c.shape)).toEqual([{ op: 'attention forward', M: 16, K: 16, N: 16, B: 2, NH: 2, NKV: 1 }]);
       const again: string[] = [];
       await runTraining(gpu, teacher, spec, stream, [[1, 2, 3]], { onProgress: (p) => p.phase === 'tune' && again.push(`${p.done}/${p.total}`) });
       expect(again.filter((x) => x !== '0/0'), JSON.stringify({ again, tuned })).toEqual([]); // the same shapes: nothing timed again

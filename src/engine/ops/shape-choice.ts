@@ -1,4 +1,5 @@
 // Matmul kernels chosen per shape: a table (op, M, K, N) -> variant that the matmul wrappers consult
+// (and the attention forward, at prefill shapes: B, Tq, Tk, heads and head size)
 // before their family's choice, and a capture of the shapes a run dispatches. One variant per family
 // is a compromise on a real GPU: 128×128 tiles leave most of an H200's 132 SMs idle on SmolLM2's
 // 1024×576×576 projections (40 blocks) but suit its 49,152-wide classifier. kernel-choice.ts
@@ -6,12 +7,14 @@
 // captured, after checking each against the float64 reference. Off unless a run asks for it.
 import type { Gpu } from '../gpu/runtime';
 
-/** The products whose kernels are chosen (kernel-choice's families split by product); only the
- *  matmuls are ever chosen per shape (the attention ops are chosen per device). */
+/** The products whose kernels are chosen (kernel-choice's families split by product); the matmuls
+ *  with more than one row and the attention forward over more than SPLIT_MAX_TQ query rows are also
+ *  chosen per shape (decoding and the GEMVs per device only). */
 export type KernelOp = 'fp32 y=x·Wᵀ' | 'fp32 dX' | 'fp32 dW' | 'int4 y=x·Wᵀ' | 'int4 dX' | 'f16-weight y=x·Wᵀ' | 'int4 GEMV' | 'attention forward' | 'attention decode' | 'fp32 GEMV';
 
 /** One product at one shape, M×K×N as in y (M, N) = x (M, K) · W (N, K)ᵀ (dX and dW: the forward's
- *  shape), with the int4 layout's bits and group where it has one. */
+ *  shape), with the int4 layout's bits and group where it has one. The attention forward: M = Tq
+ *  query rows, K = the head size, N = Tk keys, with the batch B and the NH query / NKV key heads. */
 export interface ShapeOp {
   op: KernelOp;
   M: number;
@@ -19,6 +22,16 @@ export interface ShapeOp {
   N: number;
   bits?: number;
   group?: number;
+  B?: number;
+  NH?: number;
+  NKV?: number;
+}
+
+/** How a shape reads: "M×K×N" (with "w4g32" for an int4 layout); the attention forward
+ *  "B×Tq×Tk NH/NKV HS n", as the GPU panel's timings write it. */
+export function shapeLabel(s: ShapeOp): string {
+  if (s.NH !== undefined) return `${s.B ?? 1}×${s.M}×${s.N} ${s.NH}/${s.NKV} HS ${s.K}`;
+  return `${s.M}×${s.K}×${s.N}${s.bits ? ` w${s.bits}g${s.group}` : ''}`;
 }
 
 interface State {
@@ -32,7 +45,7 @@ const states = new WeakMap<Gpu, State>();
 
 /** A shape's identity in the table (and wherever shapes are grouped). */
 export function shapeKey(s: ShapeOp): string {
-  return `${s.op}|${s.M}|${s.K}|${s.N}|${s.bits ?? ''}|${s.group ?? ''}`;
+  return `${s.op}|${s.M}|${s.K}|${s.N}|${s.bits ?? ''}|${s.group ?? ''}|${s.B ?? ''}|${s.NH ?? ''}|${s.NKV ?? ''}`;
 }
 
 /** The variant chosen for this product at this shape on this device, if any (and, while capturing,
@@ -81,8 +94,8 @@ export function shapeChoices(gpu: Gpu): { shape: ShapeOp; variant: string }[] {
   const st = states.get(gpu);
   if (!st) return [];
   return [...st.table.entries()].map(([k, variant]) => {
-    const [op, M, K, N, bits, group] = k.split('|');
-    return { shape: { op: op as KernelOp, M: +M, K: +K, N: +N, ...(bits ? { bits: +bits } : {}), ...(group ? { group: +group } : {}) }, variant };
+    const [op, M, K, N, bits, group, B, NH, NKV] = k.split('|');
+    return { shape: { op: op as KernelOp, M: +M, K: +K, N: +N, ...(bits ? { bits: +bits } : {}), ...(group ? { group: +group } : {}), ...(NH ? { B: +B, NH: +NH, NKV: +NKV } : {}) }, variant };
   });
 }
 
