@@ -15,7 +15,7 @@ export async function run({ page, baseUrl, screenshot, expect }) {
   const passes = (result.match(/pass/g) ?? []).length;
   expect(!/FAIL/.test(result) && passes >= 2 + 3 * 3 + 3 + 3 + 2 && /dx_wg8/.test(result) && /shared8/.test(result) && /half_wg8/.test(result), `self-test results (${passes} pass): ${result}`);
   // and every attention kernel this adapter runs (SwiftShader: no 8-wide subgroups), decoding included
-  expect(/fp32 GEMV \(gemv_red\) 1×136×130/.test(result), `the self-test checks the fp32 gemv_red: ${result.slice(0, 400)}`);
+  expect(/fp32 GEMV \(gemv_red\) 1×136×130/.test(result) && /fp32 GEMV \(gemv_red\) 1×135×130/.test(result), `the self-test checks the fp32 gemv_red, vec4 and scalar: ${result.slice(0, 400)}`);
   expect(/attention forward flash_tiled/.test(result) && /attention decode flash_split/.test(result) && /attention flash backward thread dq/.test(result), `the self-test checks the attention kernels: ${result.slice(0, 400)}`);
   await screenshot('gpu-selftest');
   // matmul kernels timed on this adapter; the fastest becomes what runs use, kept across a reload

@@ -102,7 +102,9 @@ describe('quench kernels and QUENCH_KERNELS', () => {
     expect(variants('attention decode')).toContain(t.fastest.decode);
     expect(t.rows.filter((r: { op: string }) => r.op === 'attention decode').every((r: { shape: string }) => /^1×1×128 4\/2 HS 32$/.test(r.shape))).toBe(true);
     expect(t.inUse).toEqual(t.defaults);
-    expect(t.checks.length).toBe(t.rows.length);
+    // one check per timed row, and the fp32 GEMVs' scalar forms (K 135) besides
+    expect(t.checks.length).toBe(t.rows.length + variants('fp32 GEMV').length);
+    expect(t.checks.filter((c: { op: string; shape: string }) => c.op === 'fp32 GEMV' && c.shape === '1×135×130').length).toBe(variants('fp32 GEMV').length);
     // every attention kernel checked on this adapter too (forward, decoding, backward), all correct here
     expect(t.attentionChecks.some((c: { kernel: string }) => c.kernel === 'decode flash_split')).toBe(true);
     expect(t.attentionChecks.filter((c: { ok: boolean }) => !c.ok)).toEqual([]);

@@ -372,7 +372,7 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
   gpu.write(packed.zeros, host.zeros);
   const out: VariantCheck[] = [];
   // bound: per element (the f16-weight kernels: halfForwardErrorBound), else 1e-5 everywhere
-  const check = async (op: KernelOp, variant: string, t: Tensor, n: number, run: () => void, ref: Float64Array, bound?: Float64Array) => {
+  const check = async (op: KernelOp, variant: string, t: Tensor, n: number, run: () => void, ref: Float64Array, bound?: Float64Array, shape = `${opRows(op, M)}×${K}×${N}`) => {
     gpu.write(t, new Float32Array(n).fill(Number.NaN)); // every output must be written
     run();
     const got = await gpu.readF32(t);
@@ -383,7 +383,7 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
       // fp32 sums of 130 products of size ~0.01: errors ~1e-7; a wrong tile or code is ~1e-3 or more
       if (!(e <= (bound ? bound[i] : 1e-5))) ok = false;
     }
-    out.push({ op, variant, shape: `${opRows(op, M)}×${K}×${N}`, maxAbsError: err, ok });
+    out.push({ op, variant, shape, maxAbsError: err, ok });
   };
   const yRef = matmulForwardRef(x, w, M, K, N), dxRef = matmulBackwardInputRef(dy, w, M, K, N), dwRef = matmulBackwardWeightRef(dy, x, M, K, N);
   for (const v of cand.matmul) {
@@ -403,6 +403,13 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
   for (const v of cand.gemv) await check('int4 GEMV', v, ty, N, () => qmatmulForward(gpu, ty, tx, packed, 1, v), gRef);
   const fRef = matmulForwardRef(x.subarray(0, K), w, 1, K, N);
   for (const v of cand.fp32gemv) await check('fp32 GEMV', v, ty, N, () => matmulForward(gpu, ty, tx, tw, 1, K, N, { gemvKernel: v }), fRef);
+  // and at K − 1 = 135: each fp32 GEMV's scalar form (its vec4 form needs K % 4 == 0), on W's first
+  // 135 columns as a (130, 135) matrix of its own
+  const Kr = K - 1, wr = new Float32Array(N * Kr);
+  for (let n = 0; n < N; n++) wr.set(w.subarray(n * K, n * K + Kr), n * Kr);
+  const twr = gpu.tensor('check.wr', [N, Kr], 'f32', wr), rRef = matmulForwardRef(x.subarray(0, Kr), wr, 1, Kr, N);
+  for (const v of cand.fp32gemv) await check('fp32 GEMV', v, ty, N, () => matmulForward(gpu, ty, tx, twr, 1, Kr, N, { gemvKernel: v }), rRef, undefined, `1×${Kr}×${N}`);
+  gpu.free(twr);
   // f16 weights: x and W exact f16 values of magnitude 1/16..1 (x̂ = x, so one reference serves the
   // fp32- and the f16-arithmetic variants; each within its own derived bound)
   const hx = seededHalf(M * K, 14).values, hw = seededHalf(N * K, 15);
