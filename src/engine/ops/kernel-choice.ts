@@ -14,7 +14,7 @@
 // untimed call, then `reps` calls per submit, the median of 3 submits; a case slower than `capMs`
 // per call is timed once.
 import type { Gpu, Tensor } from '../gpu/runtime';
-import { adapterFp32GemvVariant, adapterMatmulVariant, fp32GemvVariants, hasSubgroup8, MATMUL_VARIANTS, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickFp32GemvVariant, pickMatmulVariant, preferFp32GemvVariant, preferMatmulVariant, variantGemv, type Fp32GemvKernel, type MatmulKernel } from './matmul';
+import { adapterFp32GemvVariant, adapterMatmulVariant, fp32GemvVariants, hasSubgroup8, matmulBackwardInput, matmulBackwardWeight, matmulForward, matmulVariants, pickFp32GemvVariant, pickMatmulVariant, preferFp32GemvVariant, preferMatmulVariant, variantGemv, type Fp32GemvKernel, type MatmulKernel } from './matmul';
 import { adapterQmatmulDxVariant, adapterQmatmulVariant, pickQmatmulDxVariant, pickQmatmulVariant, preferQmatmulVariants, QMATMUL_DX_VARIANTS, qmatmulBackwardInput, qmatmulForward, qmatmulVariants, type GpuPacked, type QmatmulDxVariant, type QmatmulVariant } from './qmatmul';
 import { allocPacked, freePacked, quantizePack } from './fakequant';
 import { layoutOf, quantizeHost } from '../format/pack';
@@ -272,6 +272,16 @@ function flashCall(gpu: Gpu, variant: FlashVariant, d: { B: number; Tq: number; 
   return { call, flops: attentionFlops(B, NH, HS, pairs), shape: `${B}×${Tq}×${Tk} ${NH}/${NKV} HS ${HS}`, free: () => [q, k, v, out, lse].forEach((t) => t && gpu.free(t)) };
 }
 
+/** Time one flashCall (timeCall), then free its operands: ms per call and GFLOP/s. */
+async function timeFlash(gpu: Gpu, c: ReturnType<typeof flashCall>, reps: number, capMs: number): Promise<{ ms: number; gflops: number }> {
+  try {
+    const ms = await timeCall(gpu, c.call, reps, capMs);
+    return { ms, gflops: c.flops / ms / 1e6 };
+  } finally {
+    c.free();
+  }
+}
+
 /** An attention family's forward at timing shape `a`: the prefill of T rows (with the lse), or one
  *  row at position T − 1 against T cached keys. */
 function attentionCall(gpu: Gpu, f: 'attention' | 'decode', variant: FlashVariant, a: AttentionShape): { call: () => void; flops: number; shape: string; free: () => void } {
@@ -318,12 +328,7 @@ export async function timeKernelVariants(gpu: Gpu, opts: { shapes?: [number, num
     for (const f of ATTENTION_FAMILIES)
       for (const v of cand[f]) {
         const c = attentionCall(gpu, f, v, a);
-        try {
-          const ms = await timeCall(gpu, c.call, reps, capMs);
-          rows.push({ op: FAMILY_OPS[f][0], variant: v, shape: c.shape, ms, gflops: c.flops / ms / 1e6 });
-        } finally {
-          c.free();
-        }
+        rows.push({ op: FAMILY_OPS[f][0], variant: v, shape: c.shape, ...(await timeFlash(gpu, c, reps, capMs)) });
         opts.onProgress?.(++done, total, rows[rows.length - 1]);
       }
   return { rows, checks, attentionChecks, fastest: fastestKernels(rows, checks, cand, defaults), defaults };
@@ -401,14 +406,15 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
   // runs its own kernel, not its fallback)
   const gRef = qmatmulRef(x.subarray(0, K), host, 1);
   for (const v of cand.gemv) await check('int4 GEMV', v, ty, N, () => qmatmulForward(gpu, ty, tx, packed, 1, v), gRef);
-  const fRef = matmulForwardRef(x.subarray(0, K), w, 1, K, N);
-  for (const v of cand.fp32gemv) await check('fp32 GEMV', v, ty, N, () => matmulForward(gpu, ty, tx, tw, 1, K, N, { gemvKernel: v }), fRef);
-  // and at K − 1 = 135: each fp32 GEMV's scalar form (its vec4 form needs K % 4 == 0), on W's first
-  // 135 columns as a (130, 135) matrix of its own
+  // fp32 GEMV at K = 136 (each kernel's vec4 form) and K − 1 = 135 (its scalar form: the vec4 one
+  // needs K % 4 == 0), the latter on W's first 135 columns as a (130, 135) matrix of its own
   const Kr = K - 1, wr = new Float32Array(N * Kr);
   for (let n = 0; n < N; n++) wr.set(w.subarray(n * K, n * K + Kr), n * Kr);
-  const twr = gpu.tensor('check.wr', [N, Kr], 'f32', wr), rRef = matmulForwardRef(x.subarray(0, Kr), wr, 1, Kr, N);
-  for (const v of cand.fp32gemv) await check('fp32 GEMV', v, ty, N, () => matmulForward(gpu, ty, tx, twr, 1, Kr, N, { gemvKernel: v }), rRef, undefined, `1×${Kr}×${N}`);
+  const twr = gpu.tensor('check.wr', [N, Kr], 'f32', wr);
+  for (const [k, wk, twk] of [[K, w, tw], [Kr, wr, twr]] as const) {
+    const ref = matmulForwardRef(x.subarray(0, k), wk, 1, k, N);
+    for (const v of cand.fp32gemv) await check('fp32 GEMV', v, ty, N, () => matmulForward(gpu, ty, tx, twk, 1, k, N, { gemvKernel: v }), ref, undefined, `1×${k}×${N}`);
+  }
   gpu.free(twr);
   // f16 weights: x and W exact f16 values of magnitude 1/16..1 (x̂ = x, so one reference serves the
   // fp32- and the f16-arithmetic variants; each within its own derived bound)
@@ -429,7 +435,8 @@ export async function checkKernelVariants(gpu: Gpu): Promise<VariantCheck[]> {
 export function validKernelChoice(gpu: Gpu, c: unknown): KernelChoice | null {
   if (!c || typeof c !== 'object') return null;
   const m = (c as { matmul?: unknown }).matmul;
-  const ownGemv = typeof m === 'string' && (MATMUL_VARIANTS as readonly string[]).includes(m) ? variantGemv(m as MatmulKernel) : adapterFp32GemvVariant(gpu);
+  // (an unknown matmul name fails the check below whatever this is)
+  const ownGemv = typeof m === 'string' ? variantGemv(m as MatmulKernel) : adapterFp32GemvVariant(gpu);
   const k: Record<string, unknown> = { half: adapterHalfVariant(gpu), gemv: adapterQmatmulVariant(gpu, 1), ...adapterAttention(gpu), fp32gemv: ownGemv, ...c };
   const cand = kernelCandidates(gpu);
   const ok = FAMILIES.every((f) => (cand[f] as string[]).includes(k[f] as string));
@@ -500,13 +507,7 @@ export async function tuneKernelShapes(gpu: Gpu, shapes: ShapeOp[], opts: { reps
     if (isAttention(s)) {
       // B×Tq×Tk, NH/NKV heads of K: a prefill chunk at the run's own shape
       for (const v of vs as FlashVariant[]) {
-        const c = flashCall(gpu, v, { B: s.B ?? 1, Tq: M, Tk: N, NH: s.NH ?? 1, NKV: s.NKV ?? 1, HS: K }, true);
-        try {
-          const ms = await timeCall(gpu, c.call, reps, capMs);
-          rows.push({ shape: s, variant: v, ms, gflops: c.flops / ms / 1e6 });
-        } finally {
-          c.free();
-        }
+        rows.push({ shape: s, variant: v, ...(await timeFlash(gpu, flashCall(gpu, v, { B: s.B ?? 1, Tq: M, Tk: N, NH: s.NH ?? 1, NKV: s.NKV ?? 1, HS: K }, true), reps, capMs)) });
         opts.onProgress?.(++done, total);
       }
       continue;

@@ -72,12 +72,27 @@ export function canGemvRed(gpu: Gpu): boolean {
   return !feats || feats.has('subgroup_id');
 }
 
+const RED_WG = 128; // gemv_red (int4 and fp32): invocations per workgroup (4 subgroups of 32, 2 of 64, 16 of 8)
+const RED_RB = 2; // gemv_red: rows a subgroup works on at once (sharing its x loads)
+
 /** gemv_red's (int4 and fp32) rows per workgroup: one RB-row block per subgroup at the adapter's smallest subgroup
  *  size, so no subgroup idles (32 lanes: 8 rows; 8 lanes: 32). Only speed depends on it: the kernel
  *  is right for any value. Unknown sizes count as 32. */
-export function gemvRedRows(gpu: Gpu, wg: number, rb: number): number {
+function gemvRedRows(gpu: Gpu, wg: number, rb: number): number {
   const min = gpu.info.subgroupMinSize || 32;
   return rb * Math.max(1, Math.floor(wg / Math.min(min, wg)));
+}
+
+/** gemv_red's (int4 and fp32) override constants for `opts` (wg invocations per workgroup, rows per
+ *  workgroup, rb rows per subgroup block 1..4; defaults RED_WG, gemvRedRows, RED_RB), after checking
+ *  that this adapter runs it; `name` starts the errors ("qmatmul gemv_red", "fp32 gemv_red"). */
+export function gemvRedShape(gpu: Gpu, name: string, opts: { wg?: number; rows?: number; rb?: number }): { WG: number; RPW: number; RB: number } {
+  if (!gpu.hasSubgroups) throw new Error(`${name} needs WGSL subgroups; this adapter (${gpu.info.description || gpu.info.vendor}) has none`);
+  if (!canGemvRed(gpu)) throw new Error(`${name} needs the WGSL language feature 'subgroup_id' (Chrome 144+); this browser's navigator.gpu.wgslLanguageFeatures lacks it`);
+  const WG = opts.wg ?? RED_WG;
+  const RB = opts.rb ?? RED_RB;
+  if (!(RB >= 1 && RB <= 4)) throw new Error(`${name}: rb = ${RB}, needs 1..4`);
+  return { WG, RPW: opts.rows ?? gemvRedRows(gpu, WG, RB), RB };
 }
 
 /** The variants this device can run (the bench and tests iterate over these). */
@@ -145,8 +160,6 @@ const SH = { WGX: 16, WGY: 16, BK: 16 };
 const SG = { BM: 32, BN: 16, V: [32, 32] as const };
 const GEMV_WG = 64;
 const ROWS_WG = 16; // gemv_rows: 4 outputs per thread, small workgroups spread rows over CPU cores
-const RED_WG = 128; // fp32 gemv_red: invocations per workgroup
-const RED_RB = 2; // fp32 gemv_red: rows a subgroup works on at once (sharing its x loads)
 
 type Layout = 'nt' | 'nn' | 'tn';
 
@@ -210,9 +223,9 @@ export function matmulForward(gpu: Gpu, out: Tensor, x: Tensor, w: Tensor, M: nu
   const variant = pick(gpu, opts.variant, { op: 'fp32 y=x·Wᵀ', M, K, N });
   const acc = !!opts.accumulate;
   if (M === 1 && opts.gemv !== false && N > 0) {
-    // the GEMV kernel: asked for, else an explicit variant's own, else the fp32 GEMV family's choice
+    // the GEMV kernel: asked for, else (under 'auto') the fp32 GEMV family's choice, else the variant's own
     const auto = opts.variant === undefined || opts.variant === 'auto';
-    const kernel = opts.gemvKernel ?? (auto && preferredGemv.has(gpu) ? pickFp32GemvVariant(gpu) : variantGemv(variant));
+    const kernel = opts.gemvKernel ?? (auto ? preferredGemv.get(gpu) : undefined) ?? variantGemv(variant);
     if (kernel === 'gemv_red') {
       matmulGemvRed(gpu, out, x, w, K, N, { accumulate: acc });
       return;
@@ -252,20 +265,14 @@ export function matmulBackwardWeight(gpu: Gpu, dw: Tensor, dout: Tensor, x: Tens
 }
 
 /** y (1, N) = x (1, K) · wᵀ, w (N, K), with the subgroup-reduction GEMV (shaders/matmul_gemv.wgsl:
- *  gemv_red, gemv_red4 where K % 4 == 0); assigns, or += with opts.accumulate. opts: wg invocations
- *  per workgroup, rows per workgroup, rb rows per subgroup block (1..4); defaults RED_WG,
- *  gemvRedRows, RED_RB. Tests set odd values (a workgroup smaller than a subgroup, rows not a
+ *  gemv_red, gemv_red4 where K % 4 == 0); assigns, or += with opts.accumulate. opts: the workgroup
+ *  shape (gemvRedShape). Tests set odd values (a workgroup smaller than a subgroup, rows not a
  *  multiple of the block count); the bench times rb 1, 2, 4 beside gemv_wg4. */
 export function matmulGemvRed(gpu: Gpu, y: Tensor, x: Tensor, w: Tensor, K: number, N: number, opts: { wg?: number; rows?: number; rb?: number; accumulate?: boolean } = {}): void {
   checkSize('matmulGemvRed x', x, K);
   checkSize('matmulGemvRed w', w, N * K);
   checkSize('matmulGemvRed y', y, N);
-  if (!gpu.hasSubgroups) throw new Error(`fp32 gemv_red needs WGSL subgroups; this adapter (${gpu.info.description || gpu.info.vendor}) has none`);
-  if (!canGemvRed(gpu)) throw new Error("fp32 gemv_red needs the WGSL language feature 'subgroup_id' (Chrome 144+); this browser's navigator.gpu.wgslLanguageFeatures lacks it");
-  const WG = opts.wg ?? RED_WG;
-  const RB = opts.rb ?? RED_RB;
-  if (!(RB >= 1 && RB <= 4)) throw new Error(`fp32 gemv_red: rb = ${RB}, needs 1..4`);
-  const RPW = opts.rows ?? gemvRedRows(gpu, WG, RB);
+  const { WG, RPW, RB } = gemvRedShape(gpu, 'fp32 gemv_red', opts);
   if (N === 0) return;
   const params = new Params().u32(1, N, K, K, 1, K, 1, opts.accumulate ? 1 : 0);
   gpu.run({ shader: 'matmul_gemv', entry: K % 4 === 0 ? 'gemv_red4' : 'gemv_red', constants: { WG, RPW, RB } }, { params, bindings: [x, w, y], workgroups: gpu.grid(Math.ceil(N / RPW)) });

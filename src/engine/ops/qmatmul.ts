@@ -27,7 +27,7 @@
 import { shapeVariant } from './shape-choice';
 import { isSoftwareAdapterInfo, Params, type Gpu, type Tensor } from '../gpu/runtime';
 import type { QuantLayout } from '../format/pack';
-import { canGemvRed, gemvRedRows, hasSubgroup8, matmulBackwardInput, pickMatmulVariant } from './matmul';
+import { canGemvRed, gemvRedShape, hasSubgroup8, matmulBackwardInput, pickMatmulVariant } from './matmul';
 import { dequantize } from './fakequant';
 
 import type { GpuPacked } from './packed';
@@ -78,8 +78,6 @@ const ROWS_WG = 16; // gemv_rows: 8 rows per thread, small workgroups so CPU Vul
 const SG_WG = 8; // gemv_sg: one subgroup per workgroup, 4 rows per thread
 /** An aligned 8-code chunk lies inside one u32 word (1, 2 and 4 bits): the sg kernels' WORD_CHUNK. */
 const wordChunk = (bits: number): boolean => 32 % bits === 0 && 8 * bits <= 32;
-const RED_WG = 128; // gemv_red: invocations per workgroup (4 subgroups of 32, 2 of 64, 16 of 8)
-const RED_RB = 2; // gemv_red: rows a subgroup works on at once (sharing its x loads)
 
 function params(L: QuantLayout, M: number, accumulate = false): Params {
   return new Params().u32(M, L.N, L.K, L.group, L.nBlocks, L.wordsPerRow, accumulate ? 1 : 0, L.bits, L.cpw, L.cpw * L.bits, (1 << L.bits) - 1, 0);
@@ -148,8 +146,8 @@ export function qmatmulForward(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, M: 
   }
 }
 
-/** y (1, N) = x (1, K) · dequant(W)ᵀ with gemv_red (assigns). opts: wg invocations per workgroup,
- *  rows per workgroup, rb rows per subgroup block (1..4); defaults RED_WG, gemvRedRows, RED_RB. Tests
+/** y (1, N) = x (1, K) · dequant(W)ᵀ with gemv_red (assigns). opts: the workgroup shape
+ *  (gemvRedShape: wg invocations per workgroup, rows per workgroup, rb rows per block 1..4). Tests
  *  set odd values (a workgroup smaller than a subgroup, rows not a multiple of the block count);
  *  the bench times rb 1, 2, 4. x binds twice (f32 and vec4f views): a K < 4 vector (under 16 bytes,
  *  too small for the vec4 view) runs 'gemv' instead. */
@@ -157,12 +155,7 @@ export function qmatmulGemvRed(gpu: Gpu, y: Tensor, x: Tensor, w: GpuPacked, opt
   const L = w.layout;
   check('qmatmulGemvRed x', x, L.K);
   check('qmatmulGemvRed y', y, L.N);
-  if (!gpu.hasSubgroups) throw new Error(`qmatmul gemv_red needs WGSL subgroups; this adapter (${gpu.info.description || gpu.info.vendor}) has none`);
-  if (!canGemvRed(gpu)) throw new Error("qmatmul gemv_red needs the WGSL language feature 'subgroup_id' (Chrome 144+); this browser's navigator.gpu.wgslLanguageFeatures lacks it");
-  const WG = opts.wg ?? RED_WG;
-  const RB = opts.rb ?? RED_RB;
-  if (!(RB >= 1 && RB <= 4)) throw new Error(`qmatmul gemv_red: rb = ${RB}, needs 1..4`);
-  const RPW = opts.rows ?? gemvRedRows(gpu, WG, RB);
+  const { WG, RPW, RB } = gemvRedShape(gpu, 'qmatmul gemv_red', opts);
   if (x.buffer.size < 16) {
     qmatmulForward(gpu, y, x, w, 1, 'gemv');
     return;
