@@ -6,6 +6,7 @@
 //   node --import tsx src/engine/ops/gemv-red.child.ts '<JSON GemvRedCase[]>'
 // Prints one JSON line: { subgroupMinSize, subgroupMaxSize, ys: number[][] } (ys[i]: case i's y;
 // JSON writes a NaN as null, which the parent reads back as NaN).
+import { execFileSync } from 'node:child_process';
 import { createNodeGpu } from '../gpu/node';
 import { quantizeHost, type Bits } from '../format/pack';
 import { randn } from '../testing';
@@ -38,6 +39,20 @@ export function fp32GemvRedInputs(c: Fp32GemvRedCase): { w: Float32Array; x: Flo
 /** The case's weight and x, from fixed seeds (parent and child build the same ones). */
 export function gemvRedInputs(c: GemvRedCase): { p: ReturnType<typeof quantizeHost>; x: Float32Array } {
   return { p: quantizeHost(randn(c.N * c.K, c.K + c.N + c.bits), c.N, c.K, { bits: c.bits, group: c.group, sym: c.sym }), x: randn(c.K, 2) };
+}
+
+/** Run `cases` in a child process with lavapipe's subgroups 16 wide (LP_NATIVE_VECTOR_WIDTH=512, on
+ *  AVX-512 hosts): each case's y, NaN where the child wrote one (JSON writes NaN as null, which would
+ *  compare as 0), or null where the setting did not give 16 lanes (the caller skips). */
+export function gemvRedAt16Lanes(cases: (GemvRedCase | Fp32GemvRedCase)[]): number[][] | null {
+  const out = execFileSync(process.execPath, ['--import', 'tsx', 'src/engine/ops/gemv-red.child.ts', JSON.stringify(cases)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, LP_NATIVE_VECTOR_WIDTH: '512' },
+  });
+  const r = JSON.parse(out.trim().split('\n').pop()!) as { subgroupMinSize: number; subgroupMaxSize: number; ys: (number | null)[][] };
+  if (r.subgroupMinSize !== 16 || r.subgroupMaxSize !== 16) return null;
+  return r.ys.map((y) => y.map((v) => v ?? NaN));
 }
 
 async function main(cases: (GemvRedCase | Fp32GemvRedCase)[]): Promise<void> {
